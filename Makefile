@@ -1,0 +1,113 @@
+# pdserve — disaggregated prefill/decode LLM serving on the CPU.
+#
+# Layout → binaries (no edits needed when a file is added):
+#   common/*.c          → $(BUILD)/libpdcommon.a     engine, tokenizer, templates, utilities
+#   proto/*.c           → $(BUILD)/libpdproto.a      wire protocol and UCX transport
+#   prefill_server/*.c  → $(BUILD)/pdserve-prefill
+#   decode_server/*.c   → $(BUILD)/pdserve-decode
+#   frontend/*.c        → $(BUILD)/pdserve-frontend  (+ llhttp from Debian's node-llhttp)
+#   tools/NAME.c        → $(BUILD)/pdserve-NAME      single-file tools
+#   tools/NAME/*.c      → $(BUILD)/pdserve-NAME      multi-file tools
+#   tests/unit/NAME.c   → $(BUILD)/tests/NAME        unit tests (listed in tests/TESTS)
+
+BUILD   ?= build
+CC      ?= gcc
+OPT     ?= -O2 -march=native
+CFLAGS  ?= $(OPT) -g
+XCFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla -pthread \
+           -I. -Icommon -Iproto -I/usr/share/include/llhttp \
+           $(shell pkg-config --cflags libuv jansson libpcre2-8 ucx openblas libsystemd 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs libuv jansson libpcre2-8 ucx openblas libsystemd 2>/dev/null) \
+           -lucp -lucs -lm -pthread
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+COMMON_SRC  := $(wildcard common/*.c)
+PROTO_SRC   := $(wildcard proto/*.c)
+LLHTTP_SRC  := $(wildcard /usr/share/llhttp/*.c)
+TOOL_FILES  := $(patsubst tools/%.c,%,$(wildcard tools/*.c))
+TOOL_DIRS   := $(patsubst tools/%/,%,$(sort $(dir $(wildcard tools/*/*.c))))
+UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/*.c))
+DAEMONS     := $(if $(wildcard prefill_server/*.c),pdserve-prefill) \
+               $(if $(wildcard decode_server/*.c),pdserve-decode) \
+               $(if $(wildcard frontend/*.c),pdserve-frontend)
+
+LIBS    := $(BUILD)/libpdproto.a $(BUILD)/libllhttp.a $(BUILD)/libpdcommon.a
+BINS    := $(addprefix $(BUILD)/,$(DAEMONS)) \
+           $(addprefix $(BUILD)/pdserve-,$(TOOL_FILES) $(TOOL_DIRS))
+TESTBIN := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+.PHONY: all deps test asan bench bench-engine run clean install fuzz
+all: $(BINS) $(TESTBIN)
+
+deps:
+	@./tools/deps.sh
+	@./tests/node/setup.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(XCFLAGS) -MMD -MP -c $< -o $@
+
+# llhttp's generated C is not ours to lint.
+$(BUILD)/obj/llhttp/%.o: /usr/share/llhttp/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(filter-out -W%,$(XCFLAGS)) -w -c $< -o $@
+
+$(BUILD)/libpdcommon.a: $(call obj,$(COMMON_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/libpdproto.a: $(call obj,$(PROTO_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/libllhttp.a: $(patsubst /usr/share/llhttp/%.c,$(BUILD)/obj/llhttp/%.o,$(LLHTTP_SRC))
+	@rm -f $@; ar rcs $@ $^
+
+$(BUILD)/pdserve-prefill: $(call obj,$(wildcard prefill_server/*.c)) $(LIBS)
+	$(CC) $(CFLAGS) $(XCFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/pdserve-decode: $(call obj,$(wildcard decode_server/*.c)) $(LIBS)
+	$(CC) $(CFLAGS) $(XCFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/pdserve-frontend: $(call obj,$(wildcard frontend/*.c)) $(LIBS)
+	$(CC) $(CFLAGS) $(XCFLAGS) $^ $(LDLIBS) -o $@
+
+define TOOL_FILE_RULE
+$(BUILD)/pdserve-$(1): $(BUILD)/obj/tools/$(1).o $(LIBS)
+	$$(CC) $$(CFLAGS) $$(XCFLAGS) $$^ $$(LDLIBS) -o $$@
+endef
+$(foreach t,$(TOOL_FILES),$(eval $(call TOOL_FILE_RULE,$(t))))
+define TOOL_DIR_RULE
+$(BUILD)/pdserve-$(1): $(call obj,$(wildcard tools/$(1)/*.c)) $(LIBS)
+	$$(CC) $$(CFLAGS) $$(XCFLAGS) $$^ $$(LDLIBS) -o $$@
+endef
+$(foreach t,$(TOOL_DIRS),$(eval $(call TOOL_DIR_RULE,$(t))))
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(XCFLAGS) $^ $(LDLIBS) -o $@
+
+# Everything a test needs, then every test in tests/TESTS; the runner ends with "N passed, N failed".
+test: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) ./tests/run $(T)
+
+# The same tests, built and run under AddressSanitizer and UndefinedBehaviorSanitizer.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1" CFLAGS="-O1 -g $(SAN)" all
+	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ./tests/run $(T)
+
+bench: bench-engine
+
+bench-engine: deps all
+	@BUILD=$(BUILD) ./tests/bench/engine.sh
+
+run: deps all
+	@BUILD=$(BUILD) ./tools/run-local.sh
+
+PREFIX  ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,20 @@
+/* log.h — one line per event on stderr: time, level, process tag, message. The level comes from
+ * PDSERVE_LOG (debug|info|warn|error, default info) or log_set_level(). Thread-safe: each line is
+ * written with a single write(2). */
+#ifndef PD_LOG_H
+#define PD_LOG_H
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Tag printed on every line, e.g. "prefill:0"; the string must outlive all logging. */
+void log_init(const char *tag);
+void log_set_level(enum log_level level);
+int log_enabled(enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) (log_enabled(LOG_DEBUG) ? log_msg(LOG_DEBUG, __VA_ARGS__) : (void)0)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,54 @@
+/* sample.h — choosing the next token from logits: greedy, temperature, top-k, top-p, min-p,
+ * repetition/presence/frequency penalties, and the per-request RNG.
+ *
+ * The RNG state is plain data (struct rng) so it can travel between processes with the request: a
+ * token sampled on a decode worker after the prefill worker sampled the first one is the same token
+ * a single process would have sampled. */
+#ifndef PD_SAMPLE_H
+#define PD_SAMPLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SAMPLE_MAX_STOP_IDS 16
+
+/* xoshiro256** — seeded through splitmix64; all-zero state is impossible after rng_seed. */
+struct rng {
+    uint64_t s[4];
+};
+
+void rng_seed(struct rng *r, uint64_t seed);
+uint64_t rng_next(struct rng *r);
+double rng_uniform(struct rng *r); /* in [0, 1) */
+
+/* What a request asks of the sampler. Neutral values switch a stage off. */
+struct sample_params {
+    float temperature;        /* 0: greedy (argmax) */
+    float top_p;              /* 1: off */
+    int32_t top_k;            /* <= 0: off */
+    float min_p;              /* 0: off */
+    float repetition_penalty; /* 1: off; over prompt and generated tokens (as in HF and vLLM) */
+    float presence_penalty;   /* 0: off; over generated tokens (OpenAI) */
+    float frequency_penalty;  /* 0: off; over generated tokens (OpenAI) */
+    uint64_t seed;
+    int32_t max_tokens;  /* generated tokens, counting the first one the prefill samples */
+    bool ignore_eos;     /* keep going past the model's EOS tokens */
+    int32_t n_stop_ids;  /* extra token ids that end the sequence */
+    int32_t stop_ids[SAMPLE_MAX_STOP_IDS];
+};
+
+void sample_params_default(struct sample_params *p);
+
+/* Scratch memory for sampling over a vocabulary; one per thread. */
+struct sampler;
+struct sampler *sampler_new(int vocab_size);
+void sampler_free(struct sampler *s);
+
+/* Picks the next token. `logits` (vocab_size floats) is modified in place. `prompt` and `generated`
+ * are the sequence so far (for penalties). Returns the token id; *logprob (if non-NULL) receives the
+ * log-probability of the chosen token under the distribution after penalties and temperature. */
+int32_t sampler_pick(struct sampler *s, const struct sample_params *p, struct rng *rng, float *logits,
+                     const int32_t *prompt, int n_prompt, const int32_t *generated, int n_generated,
+                     float *logprob);
+
+#endif

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Install the Debian packages pdserve builds, tests and runs with; a no-op when all are present.
+# Used by `make deps` (and so by `make run` and `make test`).
+set -eu
+PKGS="build-essential pkg-config libuv1-dev node-llhttp libucx-dev ucx-utils libopenblas-dev \
+libjansson-dev libpcre2-dev libsystemd-dev python3 python3-numpy iproute2 \
+clang libclang-rt-14-dev gnuplot-nox systemd"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends $missing
