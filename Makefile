@@ -38,7 +38,7 @@ TESTBIN := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all deps test asan bench bench-engine run clean install fuzz
+.PHONY: all deps test asan bench bench-engine bench-transport bench-goodput run clean install
 all: $(BINS) $(TESTBIN)
 
 deps:
@@ -94,10 +94,15 @@ asan: deps
 	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ./tests/run $(T)
 
-bench: bench-engine
+# Benchmarks print ratios against a baseline measured in the same invocation; tests never time things.
+bench: bench-engine bench-transport bench-goodput
 
 bench-engine: deps all
 	@BUILD=$(BUILD) ./tests/bench/engine.sh
+bench-transport: deps all
+	@BUILD=$(BUILD) ./tests/bench/transport.sh
+bench-goodput: deps all
+	@BUILD=$(BUILD) ./tests/bench/goodput.sh
 
 run: deps all
 	@BUILD=$(BUILD) ./tools/run-local.sh
