@@ -15,7 +15,7 @@ CC      ?= gcc
 OPT     ?= -O2 -march=native
 CFLAGS  ?= $(OPT) -g
 XCFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla -pthread \
-           -I. -Icommon -Iproto -I/usr/share/include/llhttp \
+           -I. -Icommon -Iproto -Itests -I/usr/share/include/llhttp \
            $(shell pkg-config --cflags libuv jansson libpcre2-8 ucx openblas libsystemd 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs libuv jansson libpcre2-8 ucx openblas libsystemd 2>/dev/null) \
            -lucp -lucs -lm -pthread
