@@ -1,0 +1,96 @@
+/* test_engine_kvcache.c — the block allocator, reference counts and block tables. */
+#include "check.h"
+#include "kvcache.h"
+
+static struct model_config cfg(void)
+{
+    struct model_config c = {.n_layers = 3, .n_kv_heads = 2, .head_dim = 8};
+    return c;
+}
+
+static void alloc_in_order_and_exhaust(void)
+{
+    struct kv_pool p;
+    struct model_config c = cfg();
+    CHECK(kv_pool_init(&p, &c, 5, 4, NULL) == 0);
+    CHECK_EQ_INT(p.block_floats, 2 * 4 * 2 * 8);
+    CHECK(((uintptr_t)p.data & 4095) == 0);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ_INT(kv_alloc(&p), i);
+    CHECK_EQ_INT(kv_alloc(&p), -1);
+    CHECK_EQ_INT(kv_used(&p), 5);
+    kv_unref(&p, 3);
+    CHECK_EQ_INT(kv_used(&p), 4);
+    CHECK_EQ_INT(kv_alloc(&p), 3);
+    kv_pool_destroy(&p);
+}
+
+static void refcounts_share_blocks(void)
+{
+    struct kv_pool p;
+    struct model_config c = cfg();
+    CHECK(kv_pool_init(&p, &c, 2, 4, NULL) == 0);
+    int32_t b = kv_alloc(&p);
+    kv_ref(&p, b);
+    kv_unref(&p, b);
+    CHECK_EQ_INT(kv_used(&p), 1); /* still referenced once */
+    kv_unref(&p, b);
+    CHECK_EQ_INT(kv_used(&p), 0);
+    kv_pool_destroy(&p);
+}
+
+static void layout_is_layer_major(void)
+{
+    struct kv_pool p;
+    struct model_config c = cfg();
+    CHECK(kv_pool_init(&p, &c, 4, 4, NULL) == 0);
+    CHECK(kv_k(&p, 0, 1) - kv_k(&p, 0, 0) == (long)p.block_floats);
+    CHECK(kv_k(&p, 1, 0) - kv_k(&p, 0, 0) == (long)(4 * p.block_floats));
+    CHECK(kv_v(&p, 2, 3) - kv_k(&p, 2, 3) == (long)(p.block_floats / 2));
+    CHECK((char *)(kv_k(&p, 2, 3) + p.block_floats) == (char *)p.data + p.bytes);
+    kv_pool_destroy(&p);
+}
+
+static void reserve_is_all_or_nothing(void)
+{
+    struct kv_pool p;
+    struct model_config c = cfg();
+    CHECK(kv_pool_init(&p, &c, 4, 4, NULL) == 0);
+    struct kv_seq a = {0}, b = {0};
+    CHECK(kv_seq_reserve(&p, &a, 1) == 0);
+    CHECK_EQ_INT(a.n_blocks, 1);
+    CHECK(kv_seq_reserve(&p, &a, 4) == 0); /* still fits in one block */
+    CHECK_EQ_INT(a.n_blocks, 1);
+    CHECK(kv_seq_reserve(&p, &a, 5) == 0);
+    CHECK_EQ_INT(a.n_blocks, 2);
+    CHECK(kv_seq_reserve(&p, &b, 13) == -1); /* needs 4, 2 free */
+    CHECK_EQ_INT(b.n_blocks, 0);
+    CHECK_EQ_INT(kv_used(&p), 2);
+    CHECK(kv_seq_reserve(&p, &b, 8) == 0);
+    CHECK_EQ_INT(kv_used(&p), 4);
+    kv_seq_release(&p, &a);
+    kv_seq_release(&p, &b);
+    CHECK_EQ_INT(kv_used(&p), 0);
+    kv_pool_destroy(&p);
+}
+
+static void bad_sizes_refused(void)
+{
+    struct kv_pool p;
+    struct model_config c = cfg();
+    struct error err;
+    CHECK(kv_pool_init(&p, &c, 0, 16, &err) == -1);
+    CHECK(strstr(err.msg, "block") != NULL);
+    CHECK(kv_pool_init(&p, &c, 4, 0, &err) == -1);
+    CHECK(kv_blocks_in_bytes(&c, 4, 3 * 2 * 4 * 2 * 8 * 4 * 10) == 10);
+}
+
+int main(void)
+{
+    RUN(alloc_in_order_and_exhaust);
+    RUN(refcounts_share_blocks);
+    RUN(layout_is_layer_major);
+    RUN(reserve_is_all_or_nothing);
+    RUN(bad_sizes_refused);
+    return check_report();
+}

@@ -1,0 +1,261 @@
+/* test_engine_load.c — model folders, good and bad: every corruption of a safetensors file or
+ * mismatch with config.json must be refused with a message naming the tensor and the problem, and
+ * never read out of bounds (this test runs under ASan in `make asan`). */
+#include <jansson.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "model.h"
+#include "safetensors.h"
+
+static char dir[64];
+
+/* tiny shapes: dim 8, 1 layer, 2 heads of 4, 1 kv head, hidden 16, vocab 10 */
+struct spec {
+    const char *name;
+    int64_t rows, cols;
+};
+static const struct spec tensors[] = {
+    {"model.embed_tokens.weight", 10, 8},
+    {"model.norm.weight", 8, 0},
+    {"lm_head.weight", 10, 8},
+    {"model.layers.0.input_layernorm.weight", 8, 0},
+    {"model.layers.0.post_attention_layernorm.weight", 8, 0},
+    {"model.layers.0.self_attn.q_proj.weight", 8, 8},
+    {"model.layers.0.self_attn.k_proj.weight", 4, 8},
+    {"model.layers.0.self_attn.v_proj.weight", 4, 8},
+    {"model.layers.0.self_attn.o_proj.weight", 8, 8},
+    {"model.layers.0.mlp.gate_proj.weight", 16, 8},
+    {"model.layers.0.mlp.up_proj.weight", 16, 8},
+    {"model.layers.0.mlp.down_proj.weight", 8, 16},
+};
+#define N_TENSORS (int)(sizeof tensors / sizeof *tensors)
+
+static void write_config(const char *extra_key, json_t *extra_val)
+{
+    json_t *c = json_pack("{s:[s],s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:i}", "architectures", "LlamaForCausalLM",
+                          "hidden_size", 8, "num_hidden_layers", 1, "num_attention_heads", 2,
+                          "num_key_value_heads", 1, "intermediate_size", 16, "vocab_size", 10,
+                          "rms_norm_eps", 1e-5, "max_position_embeddings", 64);
+    if (extra_key)
+        json_object_set_new(c, extra_key, extra_val);
+    char path[128];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_dump_file(c, path, 0);
+    json_decref(c);
+}
+
+/* Writes model.safetensors; `mutate` may edit the header of tensor i before it is written. */
+static void write_model(const char *dtype, void (*mutate)(json_t *hdr), long truncate_to)
+{
+    json_t *hdr = json_object();
+    size_t esize = strcmp(dtype, "F32") ? 2 : 4, off = 0;
+    for (int i = 0; i < N_TENSORS; i++) {
+        int64_t n = tensors[i].rows * (tensors[i].cols ? tensors[i].cols : 1);
+        json_t *shape = tensors[i].cols ? json_pack("[I,I]", tensors[i].rows, tensors[i].cols)
+                                        : json_pack("[I]", tensors[i].rows);
+        json_object_set_new(hdr, tensors[i].name,
+                            json_pack("{s:s,s:o,s:[I,I]}", "dtype", dtype, "shape", shape, "data_offsets",
+                                      (json_int_t)off, (json_int_t)(off + n * esize)));
+        off += n * esize;
+    }
+    if (mutate)
+        mutate(hdr);
+    char *h = json_dumps(hdr, JSON_COMPACT);
+    json_decref(hdr);
+    size_t hl = strlen(h), padded = (hl + 7) / 8 * 8;
+    char path[128];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    uint64_t le = padded;
+    fwrite(&le, 8, 1, f);
+    fwrite(h, 1, hl, f);
+    for (size_t i = hl; i < padded; i++)
+        fputc(' ', f);
+    for (size_t i = 0; i < off / 2; i++) /* 0x3c00: 1.0 in f16; 0x3f80: 1.0 in bf16 */
+        fwrite(esize == 4 ? (i % 2 ? "\x80\x3f" : "\x00\x00") : strcmp(dtype, "F16") ? "\x80\x3f" : "\x00\x3c",
+               1, 2, f);
+    fclose(f);
+    free(h);
+    if (truncate_to >= 0)
+        CHECK(truncate(path, truncate_to) == 0);
+}
+
+/* Loads the folder and checks the outcome: NULL want = must load; else the error must contain it. */
+static void expect(const char *want)
+{
+    struct error err = {{0}};
+    struct model *m = model_load(dir, &err);
+    if (!want) {
+        CHECK_MSG(m != NULL, "expected to load, got: %s", err.msg);
+    } else {
+        CHECK_MSG(m == NULL && strstr(err.msg, want), "expected an error containing \"%s\", got: %s", want,
+                  m ? "(loaded)" : err.msg);
+    }
+    model_free(m);
+}
+
+static void good_models_load(void)
+{
+    write_config(NULL, NULL);
+    for (int d = 0; d < 3; d++) {
+        const char *dt = (const char *[]){"F32", "F16", "BF16"}[d];
+        write_model(dt, NULL, -1);
+        struct error err;
+        struct model *m = model_load(dir, &err);
+        CHECK_MSG(m != NULL, "%s: %s", dt, err.msg);
+        if (m) {
+            CHECK_NEAR(m->norm[0], 1.0, 0); /* every weight was written as 1.0 */
+            CHECK_NEAR(m->layers[0].w_down[127], 1.0, 0);
+            CHECK_EQ_INT(m->cfg.head_dim, 4);
+        }
+        model_free(m);
+    }
+}
+
+static void drop_lm_head(json_t *h) { json_object_del(h, "lm_head.weight"); }
+static void bad_dtype(json_t *h)
+{
+    json_object_set_new(json_object_get(h, "model.norm.weight"), "dtype", json_string("I8"));
+}
+static void bad_offsets(json_t *h)
+{
+    json_object_set_new(json_object_get(h, "model.norm.weight"), "data_offsets", json_pack("[i,i]", 0, 30));
+}
+static void overlap(json_t *h)
+{
+    json_object_set_new(json_object_get(h, "model.norm.weight"), "data_offsets", json_pack("[i,i]", 0, 32));
+}
+static void huge_offset(json_t *h)
+{
+    json_object_set_new(json_object_get(h, "model.norm.weight"), "data_offsets",
+                        json_pack("[I,I]", (json_int_t)1 << 50, ((json_int_t)1 << 50) + 32));
+}
+static void negative_shape(json_t *h)
+{
+    json_object_set_new(json_object_get(h, "model.norm.weight"), "shape", json_pack("[i]", -8));
+}
+static void wrong_shape(json_t *h)
+{
+    json_t *t = json_object_get(h, "model.layers.0.self_attn.k_proj.weight");
+    json_object_set_new(t, "shape", json_pack("[i,i]", 8, 4)); /* same bytes, transposed */
+}
+
+static void corrupt_files_refused(void)
+{
+    write_config(NULL, NULL);
+    write_model("F32", drop_lm_head, -1);
+    expect("tensor lm_head.weight is missing");
+    write_model("F32", bad_dtype, -1);
+    expect("dtype I8 is not supported");
+    write_model("F32", bad_offsets, -1);
+    expect("model.norm.weight: 30 data bytes");
+    write_model("F32", overlap, -1);
+    expect("overlap");
+    write_model("F32", huge_offset, -1);
+    expect("model.norm.weight: data_offsets");
+    write_model("F32", negative_shape, -1);
+    expect("model.norm.weight: shape[0]");
+    write_model("F32", wrong_shape, -1);
+    expect("tensor model.layers.0.self_attn.k_proj.weight");
+    write_model("F32", NULL, -1);
+    char path[128];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    CHECK(stat(path, &st) == 0 && truncate(path, st.st_size - 4) == 0); /* the last tensor's tail */
+    expect("truncated or corrupt");
+    write_model("F32", NULL, 5);
+    expect("too short");
+    write_model("F32", NULL, 100);
+    expect("header length");
+}
+
+static void garbage_header_refused(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    fwrite("\x10\0\0\0\0\0\0\0{\"a\":[1,2,3,4,", 1, 8 + 14, f);
+    fwrite("xxxx", 1, 4, f);
+    fclose(f);
+    expect("not a JSON object");
+}
+
+static void config_mismatch_refused(void)
+{
+    write_model("F32", NULL, -1);
+    write_config("hidden_size", json_integer(16));
+    expect("config.json implies");
+    write_config("num_key_value_heads", json_integer(3));
+    expect("not a multiple of num_key_value_heads");
+    write_config("architectures", json_pack("[s]", "GPT2LMHeadModel"));
+    expect("GPT2LMHeadModel is not supported");
+    write_config("rope_scaling", json_pack("{s:s,s:f}", "rope_type", "yarn", "factor", 4.0));
+    expect("\"yarn\" is not supported");
+    write_config("vocab_size", json_string("ten"));
+    expect("\"vocab_size\" must be a positive integer");
+    write_config("tie_word_embeddings", json_true());
+    expect(NULL); /* lm_head present but unused: fine */
+    write_config(NULL, NULL);
+}
+
+static void sharded_index(void)
+{
+    char path[128];
+    write_model("F32", NULL, -1);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    char shard[128];
+    snprintf(shard, sizeof shard, "%s/model-00001-of-00001.safetensors", dir);
+    rename(path, shard);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    json_t *map = json_object();
+    for (int i = 0; i < N_TENSORS; i++)
+        json_object_set_new(map, tensors[i].name, json_string("model-00001-of-00001.safetensors"));
+    json_t *idx = json_pack("{s:o}", "weight_map", map);
+    json_dump_file(idx, path, 0);
+    expect(NULL);
+    json_object_set_new(map, "model.extra.weight", json_string("model-00001-of-00001.safetensors"));
+    json_dump_file(idx, path, 0);
+    expect("does not contain it");
+    json_object_del(map, "model.extra.weight");
+    json_object_set_new(map, "model.norm.weight", json_string("../etc/passwd"));
+    json_dump_file(idx, path, 0);
+    expect("not a file name in the model folder");
+    json_decref(idx);
+    unlink(path);
+    unlink(shard);
+    expect("neither model.safetensors nor");
+}
+
+static void f16_values(void)
+{
+    uint16_t h[] = {0x3c00, 0xc000, 0x0001, 0x7bff, 0x8000, 0x3555};
+    float f[6];
+    st_to_f32(f, h, ST_F16, 6);
+    CHECK_NEAR(f[0], 1.0, 0);
+    CHECK_NEAR(f[1], -2.0, 0);
+    CHECK_NEAR(f[2], 5.960464477539063e-08, 1e-15); /* smallest subnormal */
+    CHECK_NEAR(f[3], 65504.0, 0);
+    CHECK(f[4] == 0 && signbit(f[4]));
+    CHECK_NEAR(f[5], 0.33325195, 1e-7);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/pdserve-load-XXXXXX");
+    if (!mkdtemp(dir))
+        return 1;
+    RUN(good_models_load);
+    RUN(corrupt_files_refused);
+    RUN(garbage_header_refused);
+    RUN(config_mismatch_refused);
+    RUN(sharded_index);
+    RUN(f16_values);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        return 1;
+    return check_report();
+}
