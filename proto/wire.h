@@ -1,0 +1,245 @@
+/* wire.h — the pdserve wire protocol: every control message between pdserve processes, one encoder
+ * and one bounds-checked decoder per message type. Nothing else in the project reads or writes
+ * these bytes.
+ *
+ * A message is a fixed 24-byte header followed by a payload, all little-endian, packed field by
+ * field (never a memcpy of a C struct, so the layout does not depend on the compiler):
+ *
+ *   offset 0  u32 magic    WIRE_MAGIC ("PDSW")
+ *          4  u16 version  WIRE_VERSION; a receiver rejects any other version
+ *          6  u16 type     enum wire_type
+ *          8  u32 length   payload bytes after the header; must equal the received size - 24
+ *         12  u32 reserved 0 (a sender writes 0; a receiver ignores it)
+ *         16  u64 req_id   request the message is about (0 for REGISTER and LOAD)
+ *
+ * Payload layouts are documented at each struct below and in docs/transport.md. Arrays travel as a
+ * u32 count then the elements; strings as a u32 byte count then the bytes (no NUL). A decoder
+ * rejects a message whose counts do not add up to exactly the payload length, whose counts exceed
+ * the limits below, or whose enums or floats are out of range; it never reads outside the buffer.
+ *
+ * Decoded messages own their arrays (heap); release them with wire_msg_release(). */
+#ifndef PD_WIRE_H
+#define PD_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "sample.h"
+
+#define WIRE_MAGIC 0x57534450u /* "PDSW" read as little-endian bytes */
+#define WIRE_VERSION 1
+#define WIRE_HDR_SIZE 24
+
+/* Limits a decoder enforces before it allocates anything. */
+#define WIRE_MAX_PAYLOAD (64u << 20) /* whole payload */
+#define WIRE_MAX_TOKENS (1u << 22)   /* prompt or token arrays */
+#define WIRE_MAX_BLOCKS (1u << 22)   /* KV block id arrays */
+#define WIRE_MAX_RKEY 4096           /* packed UCX rkey bytes */
+#define WIRE_ADDR_MAX 128            /* "host:port", incl. NUL */
+#define WIRE_NAME_MAX 128            /* model name, incl. NUL */
+#define WIRE_ERRMSG_MAX 1024         /* ERROR text, incl. NUL */
+
+enum wire_type {
+    WIRE_REGISTER = 1,
+    WIRE_LOAD = 2,
+    WIRE_GENERATE = 3,
+    WIRE_KV_RESERVE = 4,
+    WIRE_KV_GRANT = 5,
+    WIRE_KV_WAIT = 6,
+    WIRE_KV_DONE = 7,
+    WIRE_KV_ACK = 8,
+    WIRE_TOKENS = 9,
+    WIRE_ABORT = 10,
+    WIRE_ERROR = 11,
+    WIRE_TYPE_MAX = 11,
+};
+
+enum wire_role { WIRE_ROLE_FRONTEND = 1, WIRE_ROLE_PREFILL = 2, WIRE_ROLE_DECODE = 3, WIRE_ROLE_COLOCATED = 4 };
+
+enum wire_finish {
+    WIRE_FINISH_NONE = 0, /* more tokens follow */
+    WIRE_FINISH_STOP = 1, /* EOS or a stop token */
+    WIRE_FINISH_LENGTH = 2,
+    WIRE_FINISH_ABORT = 3,
+    WIRE_FINISH_ERROR = 4,
+};
+
+struct wire_hdr {
+    uint16_t version;
+    uint16_t type;
+    uint32_t length;
+    uint64_t req_id;
+};
+
+/* A decode worker's KV pool as the prefill side needs it to write into it (see kv_xfer.h). */
+struct wire_pool {
+    uint64_t base;        /* remote virtual address of layer 0, block 0 */
+    uint32_t n_layers;
+    uint32_t n_blocks;    /* per layer */
+    uint64_t block_bytes; /* one block of one layer, K then V */
+    uint32_t rkey_len;    /* 0: no pool (not a decode worker) */
+    uint8_t *rkey;        /* rkey_len bytes from ucp_rkey_pack; owned by the message */
+};
+
+/* REGISTER: u8 role, u32 worker_id, u32 max_batch, u32 block_size, u32 total_blocks,
+ * str listen_addr, str model, u64 pool.base, u32 n_layers, u32 n_blocks, u64 block_bytes,
+ * u32 rkey_len, rkey bytes. Sent by a worker to the frontend, and by a decode worker to each prefill
+ * worker that connects to it. */
+struct wire_register {
+    uint8_t role; /* enum wire_role */
+    uint32_t worker_id;
+    uint32_t max_batch;    /* sequences it runs at once */
+    uint32_t block_size;   /* tokens per KV block */
+    uint32_t total_blocks; /* KV blocks in its pool */
+    char listen_addr[WIRE_ADDR_MAX]; /* where peers connect to it, "host:port"; "" if it does not listen */
+    char model[WIRE_NAME_MAX];
+    struct wire_pool pool;
+};
+
+/* LOAD: six u32 in this order. A worker's periodic report to the frontend. */
+struct wire_load {
+    uint32_t worker_id;
+    uint32_t queued_requests;
+    uint32_t queued_tokens; /* prompt tokens waiting for prefill */
+    uint32_t running;       /* sequences in the running batch */
+    uint32_t free_blocks;
+    uint32_t total_blocks;
+};
+
+/* GENERATE: u32 decode_worker_id, str decode_addr, u8 flags, sampling params (see wire.c),
+ * u32 n_prompt, i32 prompt[n_prompt]. Frontend → prefill (or colocated) worker. */
+#define WIRE_GEN_LOGPROBS 1u /* the client wants a logprob with each token */
+struct wire_generate {
+    uint32_t decode_worker_id;
+    char decode_addr[WIRE_ADDR_MAX]; /* "" for a colocated worker */
+    uint8_t flags;
+    struct sample_params params;
+    uint32_t n_prompt;
+    int32_t *prompt; /* owned by the message */
+};
+
+/* KV_RESERVE: u32 n_tokens, u32 prefill_worker_id. Prefill → decode: room for this many tokens. */
+struct wire_kv_reserve {
+    uint32_t n_tokens;
+    uint32_t prefill_worker_id;
+};
+
+/* KV_GRANT: u32 n_blocks, u32 blocks[n_blocks]. Decode → prefill: write the KV here. */
+struct wire_kv_grant {
+    uint32_t n_blocks;
+    uint32_t *blocks; /* owned by the message */
+};
+
+/* KV_WAIT: u32 queue_position. Decode → prefill: no room yet; a KV_GRANT follows later. */
+struct wire_kv_wait {
+    uint32_t queue_position;
+};
+
+/* KV_DONE: i32 first_token, f32 first_logprob, u64 rng[4], u8 flags, sampling params,
+ * u32 n_prompt, i32 prompt[n_prompt]. Prefill → decode, sent only after the KV puts were flushed. */
+struct wire_kv_done {
+    int32_t first_token;
+    float first_logprob;
+    struct rng rng; /* sampler state after the first token was drawn */
+    uint8_t flags;  /* WIRE_GEN_* from the GENERATE */
+    struct sample_params params;
+    uint32_t n_prompt;
+    int32_t *prompt; /* owned by the message */
+};
+
+/* KV_ACK: empty. Decode → prefill: the sequence is admitted; the prefill may free its blocks. */
+
+/* TOKENS: u8 finish, u8 has_logprobs, u32 n, i32 tokens[n], then f32 logprobs[n] if has_logprobs.
+ * Prefill → frontend (the first token) and decode → frontend (the rest). */
+struct wire_tokens {
+    uint8_t finish; /* enum wire_finish */
+    uint8_t has_logprobs;
+    uint32_t n;
+    int32_t *tokens;  /* owned by the message */
+    float *logprobs;  /* n floats or NULL; owned by the message */
+};
+
+/* ABORT: empty. */
+
+/* ERROR: u32 code, str message. */
+enum wire_error_code {
+    WIRE_ERR_INTERNAL = 1,
+    WIRE_ERR_BAD_REQUEST = 2, /* e.g. prompt longer than the model's context */
+    WIRE_ERR_OVERLOADED = 3,
+    WIRE_ERR_PEER_LOST = 4,   /* a worker the request depended on went away */
+    WIRE_ERR_PROTOCOL = 5,    /* a message that should not arrive in this state */
+};
+struct wire_error {
+    uint32_t code;
+    char message[WIRE_ERRMSG_MAX];
+};
+
+/* A message: header fields plus the payload of its type. */
+struct wire_msg {
+    uint16_t type;
+    uint64_t req_id;
+    union {
+        struct wire_register reg;
+        struct wire_load load;
+        struct wire_generate gen;
+        struct wire_kv_reserve reserve;
+        struct wire_kv_grant grant;
+        struct wire_kv_wait wait;
+        struct wire_kv_done done;
+        struct wire_tokens tokens;
+        struct wire_error error;
+    } u;
+};
+
+/* A growable byte buffer an encoder appends to; the caller owns data (free with wire_buf_free). */
+struct wire_buf {
+    uint8_t *data;
+    size_t len, cap;
+};
+void wire_buf_free(struct wire_buf *b);
+
+/* Encoders: append one whole message (header + payload) to b. Return 0, or -1 with err set when a
+ * field is out of range (an array above its limit, a string too long) or memory runs out. */
+int wire_encode_register(struct wire_buf *b, const struct wire_register *m, struct error *err);
+int wire_encode_load(struct wire_buf *b, const struct wire_load *m, struct error *err);
+int wire_encode_generate(struct wire_buf *b, uint64_t req_id, const struct wire_generate *m, struct error *err);
+int wire_encode_kv_reserve(struct wire_buf *b, uint64_t req_id, const struct wire_kv_reserve *m, struct error *err);
+int wire_encode_kv_grant(struct wire_buf *b, uint64_t req_id, const struct wire_kv_grant *m, struct error *err);
+int wire_encode_kv_wait(struct wire_buf *b, uint64_t req_id, const struct wire_kv_wait *m, struct error *err);
+int wire_encode_kv_done(struct wire_buf *b, uint64_t req_id, const struct wire_kv_done *m, struct error *err);
+int wire_encode_kv_ack(struct wire_buf *b, uint64_t req_id, struct error *err);
+int wire_encode_tokens(struct wire_buf *b, uint64_t req_id, const struct wire_tokens *m, struct error *err);
+int wire_encode_abort(struct wire_buf *b, uint64_t req_id, struct error *err);
+int wire_encode_error(struct wire_buf *b, uint64_t req_id, const struct wire_error *m, struct error *err);
+/* Dispatches on m->type to the encoder above. */
+int wire_encode(struct wire_buf *b, const struct wire_msg *m, struct error *err);
+
+/* Parses and checks the 24-byte header of a received message of `len` bytes: magic, version, known
+ * type, and length == len - 24. Returns 0 or -1 with err saying what was wrong. */
+int wire_decode_hdr(const void *buf, size_t len, struct wire_hdr *out, struct error *err);
+
+/* Payload decoders: parse `len` payload bytes into *out. On success the caller owns out's arrays
+ * (wire_msg_release on the enclosing message, or free() them); on failure nothing is left allocated. */
+int wire_decode_register(const uint8_t *p, size_t len, struct wire_register *out, struct error *err);
+int wire_decode_load(const uint8_t *p, size_t len, struct wire_load *out, struct error *err);
+int wire_decode_generate(const uint8_t *p, size_t len, struct wire_generate *out, struct error *err);
+int wire_decode_kv_reserve(const uint8_t *p, size_t len, struct wire_kv_reserve *out, struct error *err);
+int wire_decode_kv_grant(const uint8_t *p, size_t len, struct wire_kv_grant *out, struct error *err);
+int wire_decode_kv_wait(const uint8_t *p, size_t len, struct wire_kv_wait *out, struct error *err);
+int wire_decode_kv_done(const uint8_t *p, size_t len, struct wire_kv_done *out, struct error *err);
+int wire_decode_empty(const uint8_t *p, size_t len, struct error *err); /* KV_ACK, ABORT */
+int wire_decode_tokens(const uint8_t *p, size_t len, struct wire_tokens *out, struct error *err);
+int wire_decode_error(const uint8_t *p, size_t len, struct wire_error *out, struct error *err);
+
+/* Decodes a whole received message (header, then the payload decoder of its type) into *out, which
+ * the caller releases with wire_msg_release. Returns 0 or -1 with err set; *out is then empty. */
+int wire_decode(const void *buf, size_t len, struct wire_msg *out, struct error *err);
+
+/* Frees the arrays a decoded message owns and zeroes it. Safe on a zeroed message. */
+void wire_msg_release(struct wire_msg *m);
+
+/* "REGISTER", "TOKENS", ... or "UNKNOWN". */
+const char *wire_type_name(unsigned type);
+
+#endif

@@ -1,0 +1,226 @@
+/* test_wire.c — the wire protocol without a network: every message type round-trips, the byte layout
+ * is the documented one, and malformed input (truncated, padded, wrong magic/version/type, lying
+ * counts, bad enums and floats, random corruption) is rejected without reading out of bounds. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/check.h"
+#include "tests/proto/wire_samples.h"
+#include "wire.h"
+
+static int encode_sample(uint16_t type, uint64_t seed, struct wire_buf *b, struct wire_msg *m)
+{
+    struct error err;
+    ws_sample(type, seed, m);
+    int rc = wire_encode(b, m, &err);
+    if (rc)
+        fprintf(stderr, "encode %s: %s\n", wire_type_name(type), err.msg);
+    return rc;
+}
+
+static void test_round_trip_every_type(void)
+{
+    for (uint16_t t = WIRE_REGISTER; t <= WIRE_TYPE_MAX; t++) {
+        for (uint64_t seed = 0; seed < 20; seed++) {
+            struct wire_buf b = {0};
+            struct wire_msg m, d;
+            struct error err;
+            CHECK(encode_sample(t, seed, &b, &m) == 0);
+            int rc = wire_decode(b.data, b.len, &d, &err);
+            CHECK_MSG(rc == 0, "%s seed %llu: %s", wire_type_name(t), (unsigned long long)seed, err.msg);
+            CHECK_MSG(rc == 0 && ws_equal(&m, &d), "%s seed %llu differs after the trip", wire_type_name(t),
+                      (unsigned long long)seed);
+            wire_msg_release(&m);
+            wire_msg_release(&d);
+            wire_buf_free(&b);
+        }
+    }
+}
+
+/* The documented layout, byte for byte: a LOAD is header + six little-endian u32. */
+static void test_golden_bytes(void)
+{
+    struct wire_load l = {1, 2, 3, 4, 5, 0x01020304};
+    struct wire_buf b = {0};
+    struct error err;
+    CHECK(wire_encode_load(&b, &l, &err) == 0);
+    static const uint8_t want[] = {'P', 'D', 'S', 'W', 1, 0, 2, 0, 24, 0, 0, 0, 0, 0, 0, 0,
+                                   0,   0,   0,   0,   0, 0, 0, 0, 1,  0, 0, 0, 2, 0, 0, 0,
+                                   3,   0,   0,   0,   4, 0, 0, 0, 5,  0, 0, 0, 4, 3, 2, 1};
+    CHECK_EQ_INT(b.len, sizeof want);
+    CHECK(b.len == sizeof want && !memcmp(b.data, want, sizeof want));
+    wire_buf_free(&b);
+}
+
+static void patch_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Every proper prefix fails; so does the whole message with one byte more (length fixed up). */
+static void test_truncated_and_padded(void)
+{
+    for (uint16_t t = WIRE_REGISTER; t <= WIRE_TYPE_MAX; t++) {
+        struct wire_buf b = {0};
+        struct wire_msg m, d;
+        struct error err;
+        encode_sample(t, 3, &b, &m);
+        int accepted = 0;
+        for (size_t n = 0; n < b.len; n++) {
+            uint8_t *copy = malloc(n ? n : 1); /* exact size, so ASan sees any overread */
+            memcpy(copy, b.data, n);
+            if (n >= WIRE_HDR_SIZE)
+                patch_u32(copy + 8, (uint32_t)(n - WIRE_HDR_SIZE));
+            if (wire_decode(copy, n, &d, &err) == 0) {
+                accepted++;
+                wire_msg_release(&d);
+            }
+            free(copy);
+        }
+        CHECK_MSG(accepted == 0, "%s: %d truncated forms accepted", wire_type_name(t), accepted);
+        uint8_t *pad = malloc(b.len + 1);
+        memcpy(pad, b.data, b.len);
+        pad[b.len] = 0;
+        patch_u32(pad + 8, (uint32_t)(b.len + 1 - WIRE_HDR_SIZE));
+        CHECK_MSG(wire_decode(pad, b.len + 1, &d, &err) != 0, "%s with a trailing byte accepted", wire_type_name(t));
+        free(pad);
+        wire_msg_release(&m);
+        wire_buf_free(&b);
+    }
+}
+
+static int decode_fails(const struct wire_buf *b, size_t off, const void *bytes, size_t n)
+{
+    uint8_t *copy = malloc(b->len);
+    memcpy(copy, b->data, b->len);
+    memcpy(copy + off, bytes, n);
+    struct wire_msg d;
+    struct error err;
+    int rc = wire_decode(copy, b->len, &d, &err);
+    if (rc == 0)
+        wire_msg_release(&d);
+    free(copy);
+    return rc != 0;
+}
+
+static void test_bad_header(void)
+{
+    struct wire_buf b = {0};
+    struct wire_msg m;
+    encode_sample(WIRE_ABORT, 1, &b, &m);
+    CHECK(decode_fails(&b, 0, "XDSW", 4));
+    CHECK(decode_fails(&b, 4, "\x02\x00", 2));   /* version 2 */
+    CHECK(decode_fails(&b, 4, "\x00\x00", 2));   /* version 0 */
+    CHECK(decode_fails(&b, 6, "\x00\x00", 2));   /* type 0 */
+    CHECK(decode_fails(&b, 6, "\x0c\x00", 2));   /* type 12 */
+    CHECK(decode_fails(&b, 6, "\xff\xff", 2));
+    CHECK(decode_fails(&b, 8, "\x01\x00\x00\x00", 4)); /* claims a byte that is not there */
+    CHECK(decode_fails(&b, 8, "\xff\xff\xff\xff", 4));
+    CHECK(!decode_fails(&b, 12, "\x01\x02\x03\x04", 4)); /* reserved: ignored */
+    wire_msg_release(&m);
+    wire_buf_free(&b);
+}
+
+/* A count that promises more elements than the payload holds must fail before any allocation. */
+static void test_lying_counts(void)
+{
+    struct wire_buf b = {0};
+    struct wire_msg m;
+    encode_sample(WIRE_KV_GRANT, 4, &b, &m);
+    CHECK(decode_fails(&b, WIRE_HDR_SIZE, "\xff\xff\xff\xff", 4));
+    CHECK(decode_fails(&b, WIRE_HDR_SIZE, "\xff\xff\xff\x3f", 4));
+    wire_msg_release(&m);
+    wire_buf_free(&b);
+    encode_sample(WIRE_TOKENS, 5, &b, &m);
+    CHECK(decode_fails(&b, WIRE_HDR_SIZE + 2, "\x00\x00\x00\x40", 4));
+    CHECK(decode_fails(&b, WIRE_HDR_SIZE, "\x05", 1)); /* finish reason 5 */
+    CHECK(decode_fails(&b, WIRE_HDR_SIZE + 1, "\x02", 1)); /* has_logprobs 2 */
+    wire_msg_release(&m);
+    wire_buf_free(&b);
+    encode_sample(WIRE_REGISTER, 6, &b, &m);
+    CHECK(decode_fails(&b, WIRE_HDR_SIZE, "\x00", 1)); /* role 0 */
+    CHECK(decode_fails(&b, WIRE_HDR_SIZE, "\x09", 1)); /* role 9 */
+    CHECK(decode_fails(&b, WIRE_HDR_SIZE + 17, "\xff\x00\x00\x00", 4)); /* address longer than allowed */
+    CHECK(decode_fails(&b, WIRE_HDR_SIZE + 21, "\x00", 1)); /* NUL inside the address */
+    wire_msg_release(&m);
+    wire_buf_free(&b);
+}
+
+static void test_bad_params(void)
+{
+    struct wire_buf b = {0};
+    struct wire_msg m;
+    encode_sample(WIRE_GENERATE, 7, &b, &m);
+    size_t params = WIRE_HDR_SIZE + 4 + 4 + strlen(m.u.gen.decode_addr) + 1;
+    CHECK(decode_fails(&b, params, "\x00\x00\xc0\x7f", 4));      /* temperature NaN */
+    CHECK(decode_fails(&b, params + 4, "\x00\x00\x80\x7f", 4));  /* top_p +inf */
+    CHECK(decode_fails(&b, params + 40, "\x02", 1));             /* ignore_eos 2 */
+    CHECK(decode_fails(&b, params + 41, "\x11\x00\x00\x00", 4)); /* 17 stop ids */
+    CHECK(!decode_fails(&b, params, "\x00\x00\x00\x00", 4));     /* temperature 0 is fine */
+    wire_msg_release(&m);
+    wire_buf_free(&b);
+}
+
+static void test_encoder_refuses(void)
+{
+    struct wire_buf b = {0};
+    struct error err;
+    struct wire_generate g = {0};
+    g.params.n_stop_ids = SAMPLE_MAX_STOP_IDS + 1;
+    CHECK(wire_encode_generate(&b, 1, &g, &err) == -1);
+    CHECK_EQ_INT(b.len, 0);
+    struct wire_error e = {.code = 1};
+    memset(e.message, 'x', sizeof e.message); /* no NUL: too long */
+    CHECK(wire_encode_error(&b, 1, &e, &err) == -1);
+    struct wire_tokens t = {.finish = 9};
+    CHECK(wire_encode_tokens(&b, 1, &t, &err) == -1);
+    struct wire_msg bogus = {.type = 99};
+    CHECK(wire_encode(&b, &bogus, &err) == -1);
+    wire_buf_free(&b);
+}
+
+/* Random corruption never crashes, and whatever the decoder accepts re-encodes to the same bytes
+ * (apart from the ignored reserved word): the decoder accepts only what an encoder could write. */
+static void test_mutations(void)
+{
+    uint64_t s = 12345;
+    int accepted = 0, total = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        uint16_t t = (uint16_t)(1 + ws_mix(&s) % WIRE_TYPE_MAX);
+        struct wire_buf b = {0}, re = {0};
+        struct wire_msg m, d;
+        struct error err;
+        encode_sample(t, ws_mix(&s) % 8, &b, &m);
+        int flips = 1 + (int)(ws_mix(&s) % 4);
+        for (int f = 0; f < flips; f++)
+            b.data[ws_mix(&s) % b.len] ^= (uint8_t)(1u << (ws_mix(&s) % 8));
+        memset(b.data + 12, 0, 4);
+        total++;
+        if (wire_decode(b.data, b.len, &d, &err) == 0) {
+            accepted++;
+            CHECK(wire_encode(&re, &d, &err) == 0);
+            CHECK_MSG(re.len == b.len && !memcmp(re.data, b.data, b.len), "%s: accepted bytes do not re-encode",
+                      wire_type_name(d.type));
+            wire_msg_release(&d);
+        }
+        wire_msg_release(&m);
+        wire_buf_free(&b);
+        wire_buf_free(&re);
+    }
+    fprintf(stderr, "mutations: %d of %d still decoded (and re-encoded identically)\n", accepted, total);
+}
+
+int main(void)
+{
+    RUN(test_round_trip_every_type);
+    RUN(test_golden_bytes);
+    RUN(test_truncated_and_padded);
+    RUN(test_bad_header);
+    RUN(test_lying_counts);
+    RUN(test_bad_params);
+    RUN(test_encoder_refuses);
+    RUN(test_mutations);
+    return check_report();
+}
