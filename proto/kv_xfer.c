@@ -1,0 +1,206 @@
+/* kv_xfer.c — KV blocks by RMA: registering pools, packing and unpacking rkeys, and putting a layer's
+ * blocks as runs of contiguous blocks (kv_xfer.h). */
+#include "kv_xfer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "ucx_internal.h"
+
+struct kvx_pool {
+    struct ucx *u;
+    ucp_mem_h memh;
+    uint8_t *base;
+    uint32_t n_layers, n_blocks;
+    uint64_t block_bytes;
+};
+
+/* The runs of one kvx_put_layer call; the caller's callback fires when the last one completes. */
+struct kvx_batch {
+    struct ucx *u;
+    struct ucx_peer *peer; /* holds a reference */
+    ucx_done_cb cb;
+    void *arg;
+    int pending;
+    ucs_status_t status; /* the first failure */
+};
+
+static int layout_bytes(uint32_t n_layers, uint32_t n_blocks, uint64_t block_bytes, size_t *out)
+{
+    if (!n_layers || !n_blocks || !block_bytes)
+        return -1;
+    unsigned __int128 total = (unsigned __int128)n_layers * n_blocks * block_bytes;
+    if (total > SIZE_MAX / 2)
+        return -1;
+    *out = (size_t)total;
+    return 0;
+}
+
+int kvx_pool_map(struct ucx *u, void *base, uint32_t n_layers, uint32_t n_blocks, uint64_t block_bytes,
+                 struct kvx_pool **out, struct error *err)
+{
+    size_t len;
+    if (layout_bytes(n_layers, n_blocks, block_bytes, &len))
+        return error_set(err, "kv_xfer: bad pool layout %u layers x %u blocks x %llu bytes", n_layers, n_blocks,
+                         (unsigned long long)block_bytes);
+    struct kvx_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return error_set(err, "kv_xfer: out of memory");
+    ucp_mem_map_params_t mp = {
+        .field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH |
+                      UCP_MEM_MAP_PARAM_FIELD_PROT,
+        .address = base,
+        .length = len,
+        .prot = UCP_MEM_MAP_PROT_LOCAL_READ | UCP_MEM_MAP_PROT_LOCAL_WRITE | UCP_MEM_MAP_PROT_REMOTE_READ |
+                UCP_MEM_MAP_PROT_REMOTE_WRITE,
+    };
+    ucs_status_t st = ucp_mem_map(u->ctx, &mp, &p->memh);
+    if (st != UCS_OK) {
+        free(p);
+        return error_set(err, "kv_xfer: registering the %zu-byte KV pool: %s (locked-memory limit? ulimit -l)",
+                         len, ucs_status_string(st));
+    }
+    *p = (struct kvx_pool){u, p->memh, base, n_layers, n_blocks, block_bytes};
+    *out = p;
+    return 0;
+}
+
+void kvx_pool_unmap(struct kvx_pool *p)
+{
+    if (!p)
+        return;
+    ucp_mem_unmap(p->u->ctx, p->memh);
+    free(p);
+}
+
+int kvx_pool_describe(const struct kvx_pool *p, struct wire_pool *out, struct error *err)
+{
+    void *rkey;
+    size_t len;
+    ucs_status_t st = ucp_rkey_pack(p->u->ctx, p->memh, &rkey, &len);
+    if (st != UCS_OK)
+        return error_set(err, "kv_xfer: packing the pool's rkey: %s", ucs_status_string(st));
+    if (len > WIRE_MAX_RKEY) {
+        ucp_rkey_buffer_release(rkey);
+        return error_set(err, "kv_xfer: packed rkey is %zu bytes, the wire allows %d", len, WIRE_MAX_RKEY);
+    }
+    out->rkey = malloc(len ? len : 1);
+    if (!out->rkey) {
+        ucp_rkey_buffer_release(rkey);
+        return error_set(err, "kv_xfer: out of memory");
+    }
+    memcpy(out->rkey, rkey, len);
+    ucp_rkey_buffer_release(rkey);
+    out->rkey_len = (uint32_t)len;
+    out->base = (uint64_t)(uintptr_t)p->base;
+    out->n_layers = p->n_layers;
+    out->n_blocks = p->n_blocks;
+    out->block_bytes = p->block_bytes;
+    return 0;
+}
+
+int kvx_peer_attach(struct ucx_peer *peer, const struct wire_pool *remote, struct error *err)
+{
+    size_t len;
+    if (layout_bytes(remote->n_layers, remote->n_blocks, remote->block_bytes, &len) || !remote->rkey_len)
+        return error_set(err, "kv_xfer: peer %s sent an unusable pool (%u layers x %u blocks x %llu bytes, "
+                              "%u-byte rkey)", peer->name, remote->n_layers, remote->n_blocks,
+                         (unsigned long long)remote->block_bytes, remote->rkey_len);
+    if (peer->state != UCX_PEER_OPEN || !peer->ep)
+        return error_set(err, "kv_xfer: peer %s is gone", peer->name);
+    ucp_rkey_h rkey;
+    ucs_status_t st = ucp_ep_rkey_unpack(peer->ep, remote->rkey, &rkey);
+    if (st != UCS_OK)
+        return error_set(err, "kv_xfer: unpacking the rkey of %s: %s (do both sides share a UCX_TLS "
+                              "transport that supports RMA?)", peer->name, ucs_status_string(st));
+    if (peer->rkey)
+        ucp_rkey_destroy(peer->rkey);
+    peer->rkey = rkey;
+    peer->rbase = remote->base;
+    peer->rlayers = remote->n_layers;
+    peer->rblocks = remote->n_blocks;
+    peer->rblock_bytes = remote->block_bytes;
+    return 0;
+}
+
+void kvx_batch_part_done(struct kvx_batch *b, ucs_status_t st)
+{
+    if (st != UCS_OK) {
+        b->u->stats.put_errors++;
+        if (b->status == UCS_OK)
+            b->status = st;
+    }
+    if (--b->pending > 0)
+        return;
+    ucx_queue_done(b->u, b->peer, b->cb, b->arg, b->status);
+    ucx_peer_unref(b->peer);
+    free(b);
+}
+
+static int check_put(const struct ucx_peer *peer, const struct kvx_pool *local, uint32_t layer,
+                     const uint32_t *src, const uint32_t *dst, uint32_t n, struct error *err)
+{
+    if (peer->state != UCX_PEER_OPEN || !peer->ep)
+        return error_set(err, "kv_xfer: peer %s is gone", peer->name);
+    if (!peer->rkey)
+        return error_set(err, "kv_xfer: no KV pool attached to peer %s (its REGISTER not seen yet?)", peer->name);
+    if (peer->rblock_bytes != local->block_bytes)
+        return error_set(err, "kv_xfer: block size differs: %llu bytes here, %llu at %s (different model or "
+                              "block_size?)", (unsigned long long)local->block_bytes,
+                         (unsigned long long)peer->rblock_bytes, peer->name);
+    if (layer >= local->n_layers || layer >= peer->rlayers)
+        return error_set(err, "kv_xfer: layer %u out of range (%u here, %u at %s)", layer, local->n_layers,
+                         peer->rlayers, peer->name);
+    for (uint32_t i = 0; i < n; i++)
+        if (src[i] >= local->n_blocks || dst[i] >= peer->rblocks)
+            return error_set(err, "kv_xfer: block pair %u -> %u out of range (%u here, %u at %s)", src[i],
+                             dst[i], local->n_blocks, peer->rblocks, peer->name);
+    return 0;
+}
+
+/* Posts one put of `count` consecutive blocks; its completion counts down the batch. */
+static void put_run(struct ucx_peer *peer, const struct kvx_pool *local, struct kvx_batch *b, uint32_t layer,
+                    uint32_t src, uint32_t dst, uint32_t count)
+{
+    struct ucx_op *op = ucx_op_new(peer, NULL, NULL);
+    if (!op) {
+        kvx_batch_part_done(b, UCS_ERR_NO_MEMORY);
+        return;
+    }
+    op->batch = b;
+    size_t bytes = (size_t)count * local->block_bytes;
+    const uint8_t *from = local->base + kvx_block_offset(layer, src, local->n_blocks, local->block_bytes);
+    uint64_t to = peer->rbase + kvx_block_offset(layer, dst, peer->rblocks, peer->rblock_bytes);
+    ucp_request_param_t rp = {
+        .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_MEMH,
+        .cb.send = ucx_op_request_cb,
+        .user_data = op,
+        .memh = local->memh,
+    };
+    peer->u->stats.puts++;
+    peer->u->stats.put_bytes += bytes;
+    ucx_op_track(op, ucp_put_nbx(peer->ep, from, bytes, to, peer->rkey, &rp));
+}
+
+int kvx_put_layer(struct ucx_peer *peer, const struct kvx_pool *local, uint32_t layer, const uint32_t *src,
+                  const uint32_t *dst, uint32_t n, ucx_done_cb cb, void *arg, struct error *err)
+{
+    if (check_put(peer, local, layer, src, dst, n, err))
+        return -1;
+    struct kvx_batch *b = calloc(1, sizeof *b);
+    if (!b)
+        return error_set(err, "kv_xfer: out of memory");
+    *b = (struct kvx_batch){peer->u, peer, cb, arg, 1, UCS_OK}; /* 1: held until every run is posted */
+    ucx_peer_ref(peer);
+    for (uint32_t i = 0; i < n;) {
+        uint32_t run = 1;
+        while (i + run < n && src[i + run] == src[i] + run && dst[i + run] == dst[i] + run)
+            run++;
+        b->pending++;
+        put_run(peer, local, b, layer, src[i], dst[i], run);
+        i += run;
+    }
+    kvx_batch_part_done(b, UCS_OK);
+    return 0;
+}

@@ -1,0 +1,305 @@
+/* ucx.c — the UCP context and worker, their integration into the libuv loop, and the event queue
+ * that delivers what happened inside UCX to the owner's callbacks from outside it (ucx.h).
+ *
+ * Loop integration: the worker's event fd is watched by a uv_poll; a uv_prepare progresses the
+ * worker before every sleep (so operations a callback started leave at once), and a 10 ms timer is a
+ * safety net. Each "pump" drains ucp_worker_progress, delivers queued events, and re-arms the worker
+ * with ucp_worker_arm, repeating while UCX says UCS_ERR_BUSY (events arrived meanwhile). */
+#include "ucx_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define UCX_SAFETY_TIMER_MS 10
+
+/* Defaults applied unless the variable is already set (docs/transport.md says why each). */
+static const char *const ucx_env_defaults[][2] = {
+    {"UCX_TCP_CM_REUSEADDR", "y"},    /* a restarted daemon can listen on its port at once */
+    {"UCX_KEEPALIVE_INTERVAL", "1s"}, /* UCP-level peer liveness (shm and idle tcp endpoints) */
+    {"UCX_TCP_KEEPIDLE", "2s"},       /* kernel tcp keepalive: a cut link is noticed in ~5 s */
+    {"UCX_TCP_KEEPINTVL", "1s"},
+    {"UCX_TCP_KEEPCNT", "3"},
+};
+
+static void set_env_defaults(void)
+{
+    for (size_t i = 0; i < sizeof ucx_env_defaults / sizeof ucx_env_defaults[0]; i++)
+        setenv(ucx_env_defaults[i][0], ucx_env_defaults[i][1], 0);
+}
+
+/* ---- events ---- */
+
+struct ucx_ev *ucx_ev_new(struct ucx *u, enum ucx_ev_kind kind, struct ucx_peer *peer)
+{
+    struct ucx_ev *ev = calloc(1, sizeof *ev);
+    if (!ev) {
+        log_error("ucx: out of memory queueing an event; it is lost");
+        return NULL;
+    }
+    ev->kind = kind;
+    ev->peer = peer;
+    if (peer)
+        ucx_peer_ref(peer);
+    return ev;
+}
+
+void ucx_ev_push(struct ucx *u, struct ucx_ev *ev)
+{
+    if (u->ev_tail)
+        u->ev_tail->next = ev;
+    else
+        u->ev_head = ev;
+    u->ev_tail = ev;
+}
+
+void ucx_queue_done(struct ucx *u, struct ucx_peer *peer, ucx_done_cb cb, void *arg, ucs_status_t st)
+{
+    if (!cb)
+        return;
+    struct ucx_ev *ev = ucx_ev_new(u, UCX_EV_DONE, peer);
+    if (!ev)
+        return;
+    ev->cb = cb;
+    ev->arg = arg;
+    ev->status = st == UCS_OK ? 0 : -1;
+    snprintf(ev->reason, sizeof ev->reason, "%s", ucs_status_string(st));
+    ucx_ev_push(u, ev);
+}
+
+static void deliver(struct ucx *u, struct ucx_ev *ev)
+{
+    struct ucx_peer *p = ev->peer;
+    switch (ev->kind) {
+    case UCX_EV_ACCEPT:
+        if (p->state == UCX_PEER_OPEN && u->h.on_accept)
+            u->h.on_accept(u, p, u->user);
+        break;
+    case UCX_EV_MSG:
+        if (p->state == UCX_PEER_OPEN && u->h.on_message)
+            u->h.on_message(u, p, &ev->msg, u->user);
+        wire_msg_release(&ev->msg);
+        break;
+    case UCX_EV_LOST:
+        if (p->state == UCX_PEER_FAILED) {
+            p->state = UCX_PEER_CLOSED;
+            u->stats.peers_lost++;
+            log_warn("ucx: peer %s lost: %s", p->name, ev->reason);
+            if (u->h.on_peer_lost)
+                u->h.on_peer_lost(u, p, ev->reason, u->user);
+            ucx_peer_close_ep(p, 1);
+        }
+        break;
+    case UCX_EV_DONE:
+        ev->cb(ev->arg, ev->status, ev->reason);
+        break;
+    }
+}
+
+/* Delivers every queued event, including those queued by the callbacks it calls. */
+static void dispatch(struct ucx *u)
+{
+    struct ucx_ev *ev;
+    while ((ev = u->ev_head)) {
+        u->ev_head = ev->next;
+        if (!u->ev_head)
+            u->ev_tail = NULL;
+        deliver(u, ev);
+        if (ev->peer)
+            ucx_peer_unref(ev->peer);
+        free(ev);
+    }
+}
+
+static void pump(struct ucx *u)
+{
+    if (u->pumping || !u->worker)
+        return;
+    u->pumping = 1;
+    for (;;) {
+        while (ucp_worker_progress(u->worker))
+            ;
+        dispatch(u);
+        ucs_status_t st = ucp_worker_arm(u->worker);
+        if (st == UCS_OK)
+            break;
+        if (st != UCS_ERR_BUSY) {
+            log_error("ucx: ucp_worker_arm: %s; relying on the %d ms timer", ucs_status_string(st),
+                      UCX_SAFETY_TIMER_MS);
+            break;
+        }
+    }
+    u->pumping = 0;
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    pump(h->data);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    pump(h->data);
+}
+
+static void on_timer(uv_timer_t *h)
+{
+    pump(h->data);
+}
+
+/* ---- context and worker ---- */
+
+static int create_context(struct ucx *u, struct error *err)
+{
+    set_env_defaults();
+    ucp_config_t *cfg;
+    ucs_status_t st = ucp_config_read(NULL, NULL, &cfg);
+    if (st != UCS_OK)
+        return error_set(err, "ucx: reading UCX configuration: %s (check the UCX_* environment variables)",
+                         ucs_status_string(st));
+    ucp_params_t params = {
+        .field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_NAME,
+        .features = UCP_FEATURE_AM | UCP_FEATURE_RMA | UCP_FEATURE_WAKEUP,
+        .name = "pdserve",
+    };
+    st = ucp_init(&params, cfg, &u->ctx);
+    ucp_config_release(cfg);
+    if (st != UCS_OK)
+        return error_set(err, "ucx: ucp_init: %s (is UCX_TLS naming transports this host has? see ucx_info -d)",
+                         ucs_status_string(st));
+    ucp_worker_params_t wp = {
+        .field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE,
+        .thread_mode = UCS_THREAD_MODE_SINGLE, /* only the loop thread touches it */
+    };
+    st = ucp_worker_create(u->ctx, &wp, &u->worker);
+    if (st != UCS_OK)
+        return error_set(err, "ucx: ucp_worker_create: %s", ucs_status_string(st));
+    return 0;
+}
+
+static int hook_loop(struct ucx *u, struct error *err)
+{
+    int fd;
+    ucs_status_t st = ucp_worker_get_efd(u->worker, &fd);
+    if (st != UCS_OK)
+        return error_set(err, "ucx: ucp_worker_get_efd: %s", ucs_status_string(st));
+    int rc = uv_poll_init(u->loop, &u->poll, fd);
+    if (rc)
+        return error_set(err, "ucx: uv_poll_init on the UCX event fd: %s", uv_strerror(rc));
+    u->poll.data = u;
+    u->handles_open++;
+    uv_prepare_init(u->loop, &u->prepare);
+    u->prepare.data = u;
+    u->handles_open++;
+    uv_timer_init(u->loop, &u->timer);
+    u->timer.data = u;
+    u->handles_open++;
+    uv_poll_start(&u->poll, UV_READABLE, on_poll);
+    uv_prepare_start(&u->prepare, on_prepare);
+    uv_timer_start(&u->timer, on_timer, UCX_SAFETY_TIMER_MS, UCX_SAFETY_TIMER_MS);
+    return 0;
+}
+
+static void teardown_ucp(struct ucx *u)
+{
+    if (u->listener)
+        ucp_listener_destroy(u->listener);
+    u->listener = NULL;
+    if (u->worker)
+        ucp_worker_destroy(u->worker);
+    u->worker = NULL;
+    if (u->ctx)
+        ucp_cleanup(u->ctx);
+    u->ctx = NULL;
+}
+
+int ucx_create(uv_loop_t *loop, const struct ucx_handlers *h, void *user, struct ucx **out, struct error *err)
+{
+    struct ucx *u = calloc(1, sizeof *u);
+    if (!u)
+        return error_set(err, "ucx: out of memory");
+    u->loop = loop;
+    u->h = *h;
+    u->user = user;
+    if (create_context(u, err) || ucx_am_init(u, err) || hook_loop(u, err)) {
+        ucx_destroy(u);
+        return -1;
+    }
+    *out = u;
+    return 0;
+}
+
+void ucx_close_all(struct ucx *u)
+{
+    if (!u->worker)
+        return;
+    ucx_peers_close_all(u); /* progresses the worker until every endpoint is closed */
+    dispatch(u);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct ucx *u = h->data;
+    if (--u->handles_open == 0)
+        free(u);
+}
+
+void ucx_destroy(struct ucx *u)
+{
+    if (!u)
+        return;
+    if (u->listener)
+        ucp_listener_destroy(u->listener);
+    u->listener = NULL;
+    ucx_close_all(u);
+    teardown_ucp(u);
+    if (!u->handles_open) {
+        free(u);
+        return;
+    }
+    uv_close((uv_handle_t *)&u->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&u->prepare, on_handle_closed);
+    uv_close((uv_handle_t *)&u->timer, on_handle_closed);
+}
+
+void ucx_progress_once(struct ucx *u)
+{
+    while (ucp_worker_progress(u->worker))
+        ;
+    dispatch(u);
+}
+
+const struct ucx_stats *ucx_stats(const struct ucx *u)
+{
+    return &u->stats;
+}
+
+uint16_t ucx_listen_port(const struct ucx *u)
+{
+    return u->listener ? u->port : 0;
+}
+
+int ucx_parse_addr(const char *addr, char *host, size_t hostlen, uint16_t *port, struct error *err)
+{
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr)
+        return error_set(err, "address '%s': expected host:port", addr);
+    const char *h = addr;
+    size_t n = (size_t)(colon - addr);
+    if (h[0] == '[' && n >= 2 && h[n - 1] == ']') { /* [v6]:port */
+        h++;
+        n -= 2;
+    }
+    if (n == 0 || n >= hostlen)
+        return error_set(err, "address '%s': bad host part", addr);
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || p < 1 || p > 65535)
+        return error_set(err, "address '%s': port must be 1..65535", addr);
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}

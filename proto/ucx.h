@@ -1,0 +1,108 @@
+/* ucx.h — the pdserve transport: one UCP context and worker per process, driven from the process's
+ * libuv loop; a listener on host:port; endpoints ("peers") to other pdserve processes; wire.h
+ * messages sent and received as UCX Active Messages; peer failure reported through a callback.
+ * KV block transfer by RMA over the same peers is in kv_xfer.h.
+ *
+ * Threads: everything here runs on the loop thread, including every callback. An engine thread
+ * that wants something sent hands it to the loop (a queue + uv_async_send) and the loop calls in.
+ *
+ * Callbacks are never called from inside UCX (ucp_worker_progress): the transport queues what
+ * happened and delivers it from the loop afterwards, in order, so a callback may send, connect or
+ * close peers freely. It must not call ucx_destroy (stop the loop and destroy after uv_run returns).
+ *
+ * Failure: endpoints use UCP_ERR_HANDLING_MODE_PEER. A peer that dies, restarts or is cut off is
+ * reported once through on_peer_lost within seconds (see the keepalive defaults in ucx.c and
+ * docs/transport.md); every send, put and flush still in flight to it completes with an error. */
+#ifndef PD_UCX_H
+#define PD_UCX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "error.h"
+#include "wire.h"
+
+struct ucx;      /* context + worker + loop integration; owned by whoever called ucx_create */
+struct ucx_peer; /* one endpoint; owned by the transport, valid until closed or reported lost */
+
+/* Counters a daemon can export (monotonic since ucx_create). */
+struct ucx_stats {
+    uint64_t msgs_rx, msgs_tx;   /* messages received (valid) and sent */
+    uint64_t bytes_rx, bytes_tx; /* their sizes including the wire header */
+    uint64_t rejected;           /* received messages that failed wire_decode (bad magic/version/type/length) */
+    uint64_t send_errors;        /* sends that completed with an error */
+    uint64_t peers_accepted, peers_connected, peers_lost;
+    uint64_t puts, put_bytes, put_errors; /* RMA runs posted by kv_xfer, their bytes, failed runs */
+};
+
+/* Completion of a send, put or flush: status 0 on success, -1 on failure with a reason (a UCX status
+ * string, valid only during the call). Called on the loop thread, once. */
+typedef void (*ucx_done_cb)(void *arg, int status, const char *reason);
+
+struct ucx_handlers {
+    /* A peer connected to our listener; it can be sent to at once. Optional. */
+    void (*on_accept)(struct ucx *u, struct ucx_peer *peer, void *user);
+    /* A message arrived and passed wire_decode. The transport releases *msg after the call; to keep
+     * an array, take it (copy the pointer, set the field to NULL). */
+    void (*on_message)(struct ucx *u, struct ucx_peer *peer, struct wire_msg *msg, void *user);
+    /* The peer is gone (closed by the other side, died, unreachable, or cut off): reason says how.
+     * After this returns the peer pointer is invalid; drop every reference to it. Not called for
+     * a peer the owner closed with ucx_peer_close. */
+    void (*on_peer_lost)(struct ucx *u, struct ucx_peer *peer, const char *reason, void *user);
+};
+
+/* Creates the UCP context and worker and hooks the worker's event fd into `loop`. Before reading
+ * UCX's configuration it sets pdserve's defaults for UCX_* variables the user did not set (see
+ * docs/transport.md). `h` is copied; `user` is passed to every handler. */
+int ucx_create(uv_loop_t *loop, const struct ucx_handlers *h, void *user, struct ucx **out, struct error *err);
+
+/* Closes every peer (in-flight operations complete with an error, their callbacks run now), the
+ * listener, the worker and the context, and starts closing the libuv handles: run the loop once
+ * more (uv_run) so their close callbacks fire and the memory is freed. Not from a ucx callback. */
+void ucx_destroy(struct ucx *u);
+
+/* Closes every peer and waits until UCX has finished with them: every operation in flight completes
+ * (with an error) and its callback runs now. Use before kvx_pool_unmap at shutdown. Not from a ucx
+ * callback. ucx_destroy does this too. */
+void ucx_close_all(struct ucx *u);
+
+/* Listens on host:port ("0.0.0.0" for all interfaces; port 0 picks a free port). One per ucx. */
+int ucx_listen(struct ucx *u, const char *host, uint16_t port, struct error *err);
+/* The port actually listened on (after port 0), or 0 when not listening. */
+uint16_t ucx_listen_port(const struct ucx *u);
+
+/* Starts connecting to "host:port" and returns the peer at once: sends queue until the connection
+ * is up. If it cannot be made, on_peer_lost reports it. */
+int ucx_connect(struct ucx *u, const char *addr, struct ucx_peer **out, struct error *err);
+
+/* Encodes m and sends it. cb (optional) reports completion; without cb, a failure is counted in
+ * send_errors and logged. Returns -1 (cb not called) if the peer is already lost or m does not
+ * encode. */
+int ucx_send(struct ucx_peer *p, const struct wire_msg *m, ucx_done_cb cb, void *arg, struct error *err);
+
+/* Sends `len` arbitrary bytes as one message, bypassing the encoder: for tests of the receiver's
+ * checks (malformed messages) only. The bytes are copied. */
+int ucx_send_raw(struct ucx_peer *p, const void *buf, size_t len, struct error *err);
+
+/* Completes (cb) once every send and put issued to this peer before the call has been delivered to
+ * the peer's memory — the ordering point between RMA puts and the message that announces them. */
+int ucx_flush(struct ucx_peer *p, ucx_done_cb cb, void *arg, struct error *err);
+
+/* Closes the peer: operations in flight complete (with an error if they could not finish); no
+ * on_peer_lost follows. The pointer is invalid afterwards. */
+void ucx_peer_close(struct ucx_peer *p);
+
+/* Opaque owner data on a peer (e.g. the worker record it belongs to). */
+void ucx_peer_set_user(struct ucx_peer *p, void *user);
+void *ucx_peer_user(const struct ucx_peer *p);
+/* "host:port" of the other side, for logs. */
+const char *ucx_peer_name(const struct ucx_peer *p);
+struct ucx *ucx_peer_ucx(const struct ucx_peer *p);
+
+const struct ucx_stats *ucx_stats(const struct ucx *u);
+
+/* Splits "host:port" (host may be a name, an IPv4 address or [IPv6]) into host[hostlen] and *port. */
+int ucx_parse_addr(const char *addr, char *host, size_t hostlen, uint16_t *port, struct error *err);
+
+#endif

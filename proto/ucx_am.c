@@ -1,0 +1,241 @@
+/* ucx_am.c — control messages as UCX Active Messages: the receive handler (eager and rendezvous),
+ * sending encoded messages, flushing, and the request bookkeeping every UCX operation shares.
+ *
+ * Every message is sent with UCP_AM_SEND_FLAG_REPLY so the receiver learns which endpoint (peer) it
+ * came from. The whole wire message (header + payload) is the AM data; the AM header is unused and
+ * a message that carries one is rejected like any other malformed message. */
+#include "ucx_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* ---- operations ---- */
+
+struct ucx_op *ucx_op_new(struct ucx_peer *p, ucx_done_cb cb, void *arg)
+{
+    struct ucx_op *op = calloc(1, sizeof *op);
+    if (!op)
+        return NULL;
+    op->peer = p;
+    ucx_peer_ref(p);
+    op->cb = cb;
+    op->arg = arg;
+    return op;
+}
+
+void ucx_op_finish(struct ucx_op *op, ucs_status_t st)
+{
+    struct ucx_peer *p = op->peer;
+    if (op->batch) {
+        kvx_batch_part_done(op->batch, st);
+    } else {
+        if (st != UCS_OK && op->is_send) {
+            p->u->stats.send_errors++;
+            if (!op->cb)
+                log_warn("ucx: send to %s failed: %s", p->name, ucs_status_string(st));
+        }
+        ucx_queue_done(p->u, p, op->cb, op->arg, st);
+    }
+    free(op->buf);
+    ucx_peer_unref(p);
+    free(op);
+}
+
+void ucx_op_request_cb(void *request, ucs_status_t st, void *user_data)
+{
+    ucp_request_free(request);
+    ucx_op_finish(user_data, st);
+}
+
+void ucx_op_track(struct ucx_op *op, ucs_status_ptr_t sp)
+{
+    if (UCS_PTR_IS_PTR(sp))
+        return; /* ucx_op_request_cb finishes it */
+    ucx_op_finish(op, UCS_PTR_STATUS(sp));
+}
+
+static ucp_request_param_t op_param(struct ucx_op *op)
+{
+    return (ucp_request_param_t){
+        .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA,
+        .cb.send = ucx_op_request_cb,
+        .user_data = op,
+    };
+}
+
+/* ---- sending ---- */
+
+static int peer_usable(struct ucx_peer *p, struct error *err)
+{
+    if (p->state != UCX_PEER_OPEN || !p->ep)
+        return error_set(err, "ucx: peer %s is gone", p->name);
+    return 0;
+}
+
+/* Sends an encoded message whose buffer the op then owns. */
+static int send_buf(struct ucx_peer *p, uint8_t *data, size_t len, ucx_done_cb cb, void *arg, struct error *err)
+{
+    struct ucx_op *op = ucx_op_new(p, cb, arg);
+    if (!op) {
+        free(data);
+        return error_set(err, "ucx: out of memory sending to %s", p->name);
+    }
+    op->buf = data;
+    op->is_send = 1;
+    ucp_request_param_t rp = op_param(op);
+    rp.op_attr_mask |= UCP_OP_ATTR_FIELD_FLAGS;
+    rp.flags = UCP_AM_SEND_FLAG_REPLY;
+    p->u->stats.msgs_tx++;
+    p->u->stats.bytes_tx += len;
+    ucx_op_track(op, ucp_am_send_nbx(p->ep, UCX_AM_ID, NULL, 0, data, len, &rp));
+    return 0;
+}
+
+int ucx_send(struct ucx_peer *p, const struct wire_msg *m, ucx_done_cb cb, void *arg, struct error *err)
+{
+    if (peer_usable(p, err))
+        return -1;
+    struct wire_buf b = {0};
+    if (wire_encode(&b, m, err)) {
+        wire_buf_free(&b);
+        return -1;
+    }
+    return send_buf(p, b.data, b.len, cb, arg, err);
+}
+
+int ucx_send_raw(struct ucx_peer *p, const void *buf, size_t len, struct error *err)
+{
+    if (peer_usable(p, err))
+        return -1;
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return error_set(err, "ucx: out of memory");
+    memcpy(copy, buf, len);
+    return send_buf(p, copy, len, NULL, NULL, err);
+}
+
+int ucx_flush(struct ucx_peer *p, ucx_done_cb cb, void *arg, struct error *err)
+{
+    if (peer_usable(p, err))
+        return -1;
+    struct ucx_op *op = ucx_op_new(p, cb, arg);
+    if (!op)
+        return error_set(err, "ucx: out of memory flushing %s", p->name);
+    ucp_request_param_t rp = op_param(op);
+    ucx_op_track(op, ucp_ep_flush_nbx(p->ep, &rp));
+    return 0;
+}
+
+/* ---- receiving ---- */
+
+/* Decodes one whole received message and queues it for the owner, or rejects and counts it. */
+static void accept_bytes(struct ucx *u, struct ucx_peer *p, const void *data, size_t len)
+{
+    struct error err;
+    struct ucx_ev *ev = ucx_ev_new(u, UCX_EV_MSG, p);
+    if (!ev)
+        return;
+    if (wire_decode(data, len, &ev->msg, &err)) {
+        u->stats.rejected++;
+        log_warn("ucx: rejected a %zu-byte message from %s: %s", len, p->name, err.msg);
+        ucx_peer_unref(p);
+        free(ev);
+        return;
+    }
+    u->stats.msgs_rx++;
+    u->stats.bytes_rx += len;
+    ucx_ev_push(u, ev);
+}
+
+/* A rendezvous message being received into a buffer of ours. */
+struct rndv_recv {
+    struct ucx_peer *peer; /* holds a reference */
+    void *buf;
+    size_t len;
+};
+
+static void rndv_finish(struct rndv_recv *r, ucs_status_t st)
+{
+    if (st == UCS_OK && r->peer->state == UCX_PEER_OPEN)
+        accept_bytes(r->peer->u, r->peer, r->buf, r->len);
+    else if (st != UCS_OK)
+        log_warn("ucx: receiving a %zu-byte message from %s failed: %s", r->len, r->peer->name,
+                 ucs_status_string(st));
+    ucx_peer_unref(r->peer);
+    free(r->buf);
+    free(r);
+}
+
+static void on_rndv_done(void *request, ucs_status_t st, size_t length, void *user_data)
+{
+    ucp_request_free(request);
+    rndv_finish(user_data, st);
+}
+
+static void recv_rndv(struct ucx *u, struct ucx_peer *p, void *desc, size_t len)
+{
+    struct rndv_recv *r = calloc(1, sizeof *r);
+    void *buf = malloc(len);
+    if (!r || !buf) {
+        free(r);
+        free(buf);
+        log_error("ucx: out of memory receiving a %zu-byte message from %s; dropped", len, p->name);
+        ucp_am_data_release(u->worker, desc);
+        return;
+    }
+    r->peer = p;
+    ucx_peer_ref(p);
+    r->buf = buf;
+    r->len = len;
+    ucp_request_param_t rp = {
+        .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA,
+        .cb.recv_am = on_rndv_done,
+        .user_data = r,
+    };
+    ucs_status_ptr_t sp = ucp_am_recv_data_nbx(u->worker, desc, buf, len, &rp);
+    if (!UCS_PTR_IS_PTR(sp))
+        rndv_finish(r, UCS_PTR_STATUS(sp));
+}
+
+static ucs_status_t on_am(void *arg, const void *header, size_t header_length, void *data, size_t length,
+                          const ucp_am_recv_param_t *param)
+{
+    struct ucx *u = arg;
+    int rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
+    struct ucx_peer *p = NULL;
+    if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)
+        p = ucx_peer_by_ep(u, param->reply_ep);
+    if (!p || p->state != UCX_PEER_OPEN || header_length || length > WIRE_HDR_SIZE + (size_t)WIRE_MAX_PAYLOAD) {
+        if (p && p->state == UCX_PEER_OPEN) {
+            u->stats.rejected++;
+            log_warn("ucx: rejected a message from %s: %zu header bytes, %zu data bytes", p->name,
+                     header_length, length);
+        }
+        if (rndv)
+            ucp_am_data_release(u->worker, data);
+        return UCS_OK;
+    }
+    if (rndv)
+        recv_rndv(u, p, data, length);
+    else
+        accept_bytes(u, p, data, length);
+    return UCS_OK;
+}
+
+int ucx_am_init(struct ucx *u, struct error *err)
+{
+    ucp_am_handler_param_t hp = {
+        .field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB |
+                      UCP_AM_HANDLER_PARAM_FIELD_ARG | UCP_AM_HANDLER_PARAM_FIELD_FLAGS,
+        .id = UCX_AM_ID,
+        .flags = UCP_AM_FLAG_WHOLE_MSG,
+        .cb = on_am,
+        .arg = u,
+    };
+    ucs_status_t st = ucp_worker_set_am_recv_handler(u->worker, &hp);
+    if (st != UCS_OK)
+        return error_set(err, "ucx: registering the message handler: %s", ucs_status_string(st));
+    return 0;
+}

@@ -1,0 +1,105 @@
+/* ucx_internal.h — the transport's private structures, shared by ucx.c (context, loop, events),
+ * ucx_peer.c (listener, endpoints, failure), ucx_am.c (messages) and kv_xfer.c (RMA). Not for use
+ * outside proto/. */
+#ifndef PD_UCX_INTERNAL_H
+#define PD_UCX_INTERNAL_H
+
+#include <ucp/api/ucp.h>
+
+#include "ucx.h"
+
+/* Something that happened inside ucp_worker_progress, delivered afterwards (see ucx.h). */
+enum ucx_ev_kind { UCX_EV_ACCEPT, UCX_EV_MSG, UCX_EV_LOST, UCX_EV_DONE };
+
+struct ucx_ev {
+    struct ucx_ev *next;
+    enum ucx_ev_kind kind;
+    struct ucx_peer *peer; /* holds a reference; NULL for DONE events without a peer */
+    struct wire_msg msg;   /* MSG */
+    ucx_done_cb cb;        /* DONE */
+    void *arg;
+    int status;
+    char reason[128]; /* LOST, DONE */
+};
+
+enum ucx_peer_state {
+    UCX_PEER_OPEN,
+    UCX_PEER_FAILED, /* UCX reported an error; on_peer_lost is queued */
+    UCX_PEER_CLOSED, /* closed by the owner, or lost and reported; the endpoint is closing */
+};
+
+struct ucx_peer {
+    struct ucx_peer *next; /* in ucx.peers */
+    struct ucx *u;
+    ucp_ep_h ep;            /* NULL once its close completed */
+    enum ucx_peer_state state;
+    int refs;               /* the open endpoint, each queued event, each operation in flight */
+    char name[WIRE_ADDR_MAX + 8];
+    void *user;
+    /* The remote KV pool (kv_xfer.c), once attached. */
+    ucp_rkey_h rkey;
+    uint64_t rbase, rblock_bytes;
+    uint32_t rlayers, rblocks;
+};
+
+struct ucx {
+    uv_loop_t *loop;
+    struct ucx_handlers h;
+    void *user;
+    ucp_context_h ctx;
+    ucp_worker_h worker;
+    ucp_listener_h listener;
+    uint16_t port;
+    uv_poll_t poll;      /* the worker's event fd */
+    uv_prepare_t prepare; /* progress before the loop sleeps: sends issued by callbacks go out */
+    uv_timer_t timer;    /* safety net against a missed wake-up */
+    int handles_open;
+    int pumping;         /* re-entrancy guard */
+    struct ucx_peer *peers;
+    struct ucx_ev *ev_head, *ev_tail;
+    struct ucx_stats stats;
+};
+
+/* One UCX request's context: which peer, whose callback, what to free. */
+struct ucx_op {
+    struct ucx_peer *peer; /* holds a reference */
+    ucx_done_cb cb;
+    void *arg;
+    void *buf;            /* freed on completion (an encoded message) */
+    struct kvx_batch *batch; /* a put that belongs to a multi-run transfer (kv_xfer.c) */
+    int is_send;             /* counts in stats.send_errors when it fails */
+};
+
+/* ucx.c */
+struct ucx_ev *ucx_ev_new(struct ucx *u, enum ucx_ev_kind kind, struct ucx_peer *peer);
+void ucx_ev_push(struct ucx *u, struct ucx_ev *ev);
+void ucx_queue_done(struct ucx *u, struct ucx_peer *peer, ucx_done_cb cb, void *arg, ucs_status_t st);
+/* Progresses the worker and delivers events, without re-arming (for teardown). */
+void ucx_progress_once(struct ucx *u);
+
+/* ucx_peer.c */
+struct ucx_peer *ucx_peer_new(struct ucx *u, const char *name);
+void ucx_peer_ref(struct ucx_peer *p);
+void ucx_peer_unref(struct ucx_peer *p);
+struct ucx_peer *ucx_peer_by_ep(struct ucx *u, ucp_ep_h ep);
+void ucx_peer_close_ep(struct ucx_peer *p, int force);
+void ucx_peers_close_all(struct ucx *u);
+
+/* kv_xfer.c: one run of a multi-run put finished. */
+struct kvx_batch;
+void kvx_batch_part_done(struct kvx_batch *b, ucs_status_t st);
+
+/* ucx_am.c */
+#define UCX_AM_ID 7
+int ucx_am_init(struct ucx *u, struct error *err);
+
+/* A UCX request callback for every op: frees the request, queues the op's DONE, frees the op. */
+struct ucx_op *ucx_op_new(struct ucx_peer *p, ucx_done_cb cb, void *arg);
+void ucx_op_finish(struct ucx_op *op, ucs_status_t st);
+void ucx_op_request_cb(void *request, ucs_status_t st, void *user_data);
+/* Handles the return value of a *_nbx call whose user_data is op: an immediate completion or error
+ * finishes the op now (its callback is still delivered later, from the loop); otherwise the request
+ * callback will. */
+void ucx_op_track(struct ucx_op *op, ucs_status_ptr_t sp);
+
+#endif
