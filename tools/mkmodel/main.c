@@ -121,7 +121,9 @@ static int apply_flag(int opt, const char *arg, struct mk_config *c, struct opts
     long long v;
     int *field = int_field(c, opt);
     if (field) {
-        if (parse_int(flag_name(opt), arg, 1, 1 << 30, &v, err) < 0)
+        char flag[40];
+        snprintf(flag, sizeof flag, "--%s", flag_name(opt));
+        if (parse_int(flag, arg, 1, 1 << 30, &v, err) < 0)
             return -1;
         *field = (int)v;
         seen[opt - O_HIDDEN] = 1;

@@ -58,6 +58,10 @@ static int token_count(json_t *tok)
 static json_t *load(const char *path, struct error *err)
 {
     json_error_t je;
+    if (access(path, R_OK) != 0) {
+        error_set(err, "--tokenizer %s: cannot read it: %s", path, strerror(errno));
+        return NULL;
+    }
     json_t *o = json_load_file(path, 0, &je);
     if (!o) {
         error_set(err, "%s: not valid JSON (line %d: %s)", path, je.line, je.text);
@@ -125,7 +129,8 @@ static int use_sibling_config(const char *cfg_path, const char *dir, json_t *tok
 {
     char to[4096];
     json_error_t je;
-    json_t *cfg = json_load_file(cfg_path, 0, &je);
+    /* Real configs hold model_max_length 1e30 as an integer, too big for jansson unless read as real. */
+    json_t *cfg = json_load_file(cfg_path, JSON_DECODE_INT_AS_REAL, &je);
     if (!cfg)
         return error_set(err, "%s: not valid JSON (line %d: %s)", cfg_path, je.line, je.text);
     snprintf(to, sizeof to, "%s/tokenizer_config.json", dir);
@@ -133,7 +138,7 @@ static int use_sibling_config(const char *cfg_path, const char *dir, json_t *tok
     int eos = token_id(tok, config_token(cfg, "eos_token"));
     sp->bos = token_id(tok, config_token(cfg, "bos_token"));
     sp->eos = token_id(tok, first_known(tok, eos_names));
-    sp->eot = eos != sp->eos ? eos : -1;
+    sp->eot = eos != sp->eos ? eos : token_id(tok, first_known(tok, eot_names));
     if (sp->eos < 0)
         sp->eos = eos;
     json_decref(cfg);
