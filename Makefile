@@ -62,26 +62,26 @@ $(BUILD)/libllhttp.a: $(patsubst /usr/share/llhttp/%.c,$(BUILD)/obj/llhttp/%.o,$
 	@rm -f $@; ar rcs $@ $^
 
 $(BUILD)/pdserve-prefill: $(call obj,$(wildcard prefill_server/*.c)) $(LIBS)
-	$(CC) $(CFLAGS) $(XCFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) -Wl,--start-group $(filter %.a,$^) -Wl,--end-group $(LDLIBS) -o $@
 $(BUILD)/pdserve-decode: $(call obj,$(wildcard decode_server/*.c)) $(LIBS)
-	$(CC) $(CFLAGS) $(XCFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) -Wl,--start-group $(filter %.a,$^) -Wl,--end-group $(LDLIBS) -o $@
 $(BUILD)/pdserve-frontend: $(call obj,$(wildcard frontend/*.c)) $(LIBS)
-	$(CC) $(CFLAGS) $(XCFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) -Wl,--start-group $(filter %.a,$^) -Wl,--end-group $(LDLIBS) -o $@
 
 define TOOL_FILE_RULE
 $(BUILD)/pdserve-$(1): $(BUILD)/obj/tools/$(1).o $(LIBS)
-	$$(CC) $$(CFLAGS) $$(XCFLAGS) $$^ $$(LDLIBS) -o $$@
+	$$(CC) $$(CFLAGS) $$(XCFLAGS) $$(filter %.o,$$^) -Wl,--start-group $$(filter %.a,$$^) -Wl,--end-group $$(LDLIBS) -o $$@
 endef
 $(foreach t,$(TOOL_FILES),$(eval $(call TOOL_FILE_RULE,$(t))))
 define TOOL_DIR_RULE
 $(BUILD)/pdserve-$(1): $(call obj,$(wildcard tools/$(1)/*.c)) $(LIBS)
-	$$(CC) $$(CFLAGS) $$(XCFLAGS) $$^ $$(LDLIBS) -o $$@
+	$$(CC) $$(CFLAGS) $$(XCFLAGS) $$(filter %.o,$$^) -Wl,--start-group $$(filter %.a,$$^) -Wl,--end-group $$(LDLIBS) -o $$@
 endef
 $(foreach t,$(TOOL_DIRS),$(eval $(call TOOL_DIR_RULE,$(t))))
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(XCFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) -Wl,--start-group $(filter %.a,$^) -Wl,--end-group $(LDLIBS) -o $@
 
 # Everything a test needs, then every test in tests/TESTS; the runner ends with "N passed, N failed".
 test: deps

@@ -41,6 +41,7 @@ int kv_pool_init(struct kv_pool *p, const struct model_config *c, int n_blocks, 
                               c->n_kv_heads * c->head_dim * 4 / 1048576.0);
     }
     p->data = mem;
+    pthread_mutex_init(&p->lock, NULL);
     for (int i = 0; i < n_blocks; i++)
         p->free_ids[i] = n_blocks - 1 - i;
     p->n_free = n_blocks;
@@ -49,14 +50,16 @@ int kv_pool_init(struct kv_pool *p, const struct model_config *c, int n_blocks, 
 
 void kv_pool_destroy(struct kv_pool *p)
 {
-    if (p->data)
+    if (p->data) {
         munmap(p->data, p->bytes);
+        pthread_mutex_destroy(&p->lock);
+    }
     free(p->refs);
     free(p->free_ids);
     memset(p, 0, sizeof *p);
 }
 
-int32_t kv_alloc(struct kv_pool *p)
+static int32_t alloc_locked(struct kv_pool *p)
 {
     if (p->n_free == 0)
         return -1;
@@ -65,20 +68,40 @@ int32_t kv_alloc(struct kv_pool *p)
     return b;
 }
 
-void kv_ref(struct kv_pool *p, int32_t block)
-{
-    p->refs[block]++;
-}
-
-void kv_unref(struct kv_pool *p, int32_t block)
+static void unref_locked(struct kv_pool *p, int32_t block)
 {
     if (--p->refs[block] == 0)
         p->free_ids[p->n_free++] = block;
 }
 
-int kv_used(const struct kv_pool *p)
+int32_t kv_alloc(struct kv_pool *p)
 {
-    return p->n_blocks - p->n_free;
+    pthread_mutex_lock(&p->lock);
+    int32_t b = alloc_locked(p);
+    pthread_mutex_unlock(&p->lock);
+    return b;
+}
+
+void kv_ref(struct kv_pool *p, int32_t block)
+{
+    pthread_mutex_lock(&p->lock);
+    p->refs[block]++;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void kv_unref(struct kv_pool *p, int32_t block)
+{
+    pthread_mutex_lock(&p->lock);
+    unref_locked(p, block);
+    pthread_mutex_unlock(&p->lock);
+}
+
+int kv_used(struct kv_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int used = p->n_blocks - p->n_free;
+    pthread_mutex_unlock(&p->lock);
+    return used;
 }
 
 int kv_seq_push(struct kv_seq *s, int32_t block)
@@ -95,30 +118,40 @@ int kv_seq_push(struct kv_seq *s, int32_t block)
     return 0;
 }
 
-int kv_seq_reserve(struct kv_pool *p, struct kv_seq *s, int n_tokens)
+static int reserve_locked(struct kv_pool *p, struct kv_seq *s, int need)
 {
-    int need = kv_blocks_for(p, n_tokens) - s->n_blocks;
-    if (need <= 0)
-        return 0;
     if (need > p->n_free)
         return -1;
     int have = s->n_blocks;
     for (int i = 0; i < need; i++) {
-        int32_t b = kv_alloc(p);
+        int32_t b = alloc_locked(p);
         if (kv_seq_push(s, b) < 0) {
-            kv_unref(p, b);
+            unref_locked(p, b);
             while (s->n_blocks > have)
-                kv_unref(p, s->blocks[--s->n_blocks]);
+                unref_locked(p, s->blocks[--s->n_blocks]);
             return -1;
         }
     }
     return 0;
 }
 
+int kv_seq_reserve(struct kv_pool *p, struct kv_seq *s, int n_tokens)
+{
+    int need = kv_blocks_for(p, n_tokens) - s->n_blocks;
+    if (need <= 0)
+        return 0;
+    pthread_mutex_lock(&p->lock);
+    int rc = reserve_locked(p, s, need);
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
 void kv_seq_release(struct kv_pool *p, struct kv_seq *s)
 {
+    pthread_mutex_lock(&p->lock);
     for (int i = 0; i < s->n_blocks; i++)
-        kv_unref(p, s->blocks[i]);
+        unref_locked(p, s->blocks[i]);
+    pthread_mutex_unlock(&p->lock);
     free(s->blocks);
     memset(s, 0, sizeof *s);
 }

@@ -4,10 +4,14 @@
  * Layout (the wire protocol relies on it; see docs/transport.md): one contiguous page-aligned buffer;
  * block b of layer l starts at float offset (l * n_blocks + b) * block_floats, and holds K for
  * block_size positions ([pos][kv_head][head_dim]) followed by V in the same shape. So a run of
- * consecutive block ids within one layer is one contiguous byte range — one RMA put. */
+ * consecutive block ids within one layer is one contiguous byte range — one RMA put.
+ *
+ * Allocation, references and block tables are thread-safe (one lock per pool, held only for the
+ * bookkeeping): a worker's network thread grants blocks while its engine thread computes. */
 #ifndef PD_KVCACHE_H
 #define PD_KVCACHE_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +26,7 @@ struct kv_pool {
     int32_t *refs;       /* [n_blocks]; 0 = free */
     int32_t *free_ids;   /* stack of free block ids; pops in ascending order from a fresh pool */
     int n_free;
+    pthread_mutex_t lock; /* guards refs, free_ids, n_free */
 };
 
 int kv_pool_init(struct kv_pool *p, const struct model_config *c, int n_blocks, int block_size,
@@ -33,7 +38,7 @@ int kv_blocks_in_bytes(const struct model_config *c, int block_size, size_t byte
 int32_t kv_alloc(struct kv_pool *p); /* -1 when the pool is full; the new block has refcount 1 */
 void kv_ref(struct kv_pool *p, int32_t block);
 void kv_unref(struct kv_pool *p, int32_t block); /* frees at refcount 0 */
-int kv_used(const struct kv_pool *p);
+int kv_used(struct kv_pool *p);
 
 static inline float *kv_k(const struct kv_pool *p, int layer, int32_t block)
 {
