@@ -63,6 +63,8 @@ static int flush_byte_run(struct tok_stream *s, struct tok_buf *out)
 {
     static const char fffd[3] = {(char)0xEF, (char)0xBF, (char)0xBD};
     int rc = 0;
+    if (s->pend.len == 0)
+        return 0;
     if (all_valid((const unsigned char *)s->pend.s, s->pend.len))
         rc = emit(s, s->pend.s, s->pend.len, out);
     else
@@ -75,11 +77,15 @@ static int flush_byte_run(struct tok_stream *s, struct tok_buf *out)
 /* ByteLevel: emits what is complete in pend, keeps the unfinished tail. */
 static int drain_utf8(struct tok_stream *s, struct tok_buf *out, bool final)
 {
+    if (s->pend.len == 0)
+        return 0;
     long used = tok_utf8_lossy(out, (const unsigned char *)s->pend.s, s->pend.len, final);
     if (used < 0)
         return -1;
-    memmove(s->pend.s, s->pend.s + used, s->pend.len - (size_t)used);
-    s->pend.len -= (size_t)used;
+    if (used > 0) {
+        memmove(s->pend.s, s->pend.s + used, s->pend.len - (size_t)used);
+        s->pend.len -= (size_t)used;
+    }
     return 0;
 }
 

@@ -33,7 +33,7 @@ static char *read_all(const char *file, size_t *len)
     char *buf = malloc(cap);
     while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
         n += r;
-        if (n == cap) {
+        if (n + 1 >= cap) {   /* always room for the NUL strtok needs */
             char *b = realloc(buf, cap *= 2);
             if (!b)
                 free(buf);
@@ -42,6 +42,8 @@ static char *read_all(const char *file, size_t *len)
     }
     if (file)
         fclose(f);
+    if (buf)
+        buf[n] = 0;
     *len = n;
     return buf;
 }
