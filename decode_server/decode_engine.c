@@ -1,0 +1,198 @@
+/* decode_engine.c — the decode worker's engine thread: continuous batching (decode.h).
+ *
+ * Each iteration: take admissions and aborts, pick the batch (decoding sequences first, then prompt
+ * chunks of colocated requests or recomputations, under the token budget and --max-batch), run one
+ * forward pass, report every new token to the loop in one mail, drop finished sequences. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode.h"
+#include "log.h"
+
+struct dc_load decode_load;
+
+struct dc_engine {
+    struct worker *w;
+    struct seq **seqs; /* admitted, oldest first; the first max_batch of them run */
+    int n, cap;
+    struct seq **batch; /* this iteration's, in priority order */
+    int *before;        /* n_tokens of each batch member before the step */
+    struct dc_tokens *out; /* tokens of this iteration, posted to the loop in one mail */
+    int out_cap;
+};
+
+static int grow(struct dc_engine *de, int need)
+{
+    if (need <= de->cap)
+        return 0;
+    int cap = need * 2;
+    struct seq **s = realloc(de->seqs, (size_t)cap * sizeof *s), **b;
+    if (s)
+        de->seqs = s;
+    b = realloc(de->batch, (size_t)cap * sizeof *b);
+    if (b)
+        de->batch = b;
+    int *bf = realloc(de->before, (size_t)cap * sizeof *bf);
+    if (bf)
+        de->before = bf;
+    if (!s || !b || !bf)
+        return -1;
+    de->cap = cap;
+    return 0;
+}
+
+static void emit(struct dc_engine *de, uint64_t id, int32_t token, float logprob, enum finish finish)
+{
+    int n = de->out ? de->out->n : 0;
+    if (!de->out || n == de->out_cap) {
+        int cap = n ? 2 * n : 64;
+        struct dc_tokens *o = realloc(de->out, sizeof *o + (size_t)cap * sizeof(struct dc_token));
+        if (!o) {
+            log_error("out of memory reporting tokens; request %llu loses one", (unsigned long long)id);
+            return;
+        }
+        o->n = n;
+        o->mail.type = DC_TOKENS;
+        de->out = o;
+        de->out_cap = cap;
+    }
+    de->out->t[de->out->n++] = (struct dc_token){id, token, logprob, finish};
+}
+
+static void flush_tokens(struct dc_engine *de)
+{
+    if (de->out)
+        mailbox_post(&de->w->to_loop, &de->out->mail);
+    de->out = NULL;
+}
+
+static void remove_at(struct dc_engine *de, int i)
+{
+    seq_release(de->seqs[i], &de->w->engine.kv);
+    free(de->seqs[i]);
+    memmove(&de->seqs[i], &de->seqs[i + 1], (size_t)(de->n - i - 1) * sizeof *de->seqs);
+    de->n--;
+}
+
+static void take_mail(struct dc_engine *de)
+{
+    for (struct mail *m = mailbox_take_all(&de->w->to_engine), *next; m; m = next) {
+        next = m->next;
+        if (m->type == DC_ADMIT) {
+            struct seq *s = ((struct dc_admit *)m)->seq;
+            if (grow(de, de->n + 1) == 0) {
+                de->seqs[de->n++] = s;
+            } else {
+                emit(de, s->id, -1, 0, FINISH_ERROR);
+                seq_release(s, &de->w->engine.kv);
+                free(s);
+            }
+        } else if (m->type == DC_ABORT) {
+            for (int i = 0; i < de->n; i++)
+                if (de->seqs[i]->id == ((struct dc_abort *)m)->req_id) {
+                    remove_at(de, i);
+                    break;
+                }
+        }
+        free(m);
+    }
+}
+
+/* The batch: running decodes first (one token each), then sequences with more to compute (prompt
+ * chunks, recomputations) — a sequence not started yet only if the pool can hold its tokens now. */
+static int pick_batch(struct dc_engine *de)
+{
+    struct engine *e = &de->w->engine;
+    int limit = de->n < de->w->opts.max_batch ? de->n : de->w->opts.max_batch, nb = 0;
+    int free_blocks = e->kv.n_blocks - kv_used(&e->kv);
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < limit; i++) {
+            struct seq *s = de->seqs[i];
+            bool decoding = s->n_tokens - s->n_cached == 1 && s->n_cached > 0;
+            if (decoding != (pass == 0))
+                continue;
+            if (!decoding && s->n_cached == 0) {
+                int need = kv_blocks_for(&e->kv, s->n_tokens);
+                if (need > free_blocks)
+                    continue;
+                free_blocks -= need;
+            }
+            de->before[nb] = s->n_tokens;
+            de->batch[nb++] = s;
+        }
+    return nb;
+}
+
+/* Frees the newest sequence's blocks; it recomputes from its tokens when there is room again. */
+static bool preempt_newest(struct dc_engine *de)
+{
+    for (int i = de->n - 1; i > 0; i--) {
+        struct seq *s = de->seqs[i];
+        if (s->kv.n_blocks == 0)
+            continue;
+        log_info("KV pool full: preempting request %llu (%d tokens) for recomputation",
+                 (unsigned long long)s->id, s->n_tokens);
+        kv_seq_release(&de->w->engine.kv, &s->kv);
+        s->n_cached = 0;
+        return true;
+    }
+    return false;
+}
+
+static void report_and_reap(struct dc_engine *de, int nb)
+{
+    for (int i = 0; i < nb; i++) {
+        struct seq *s = de->batch[i];
+        for (int t = de->before[i]; t < s->n_tokens; t++)
+            emit(de, s->id, s->tokens[t], s->last_logprob, t == s->n_tokens - 1 ? s->finish : FINISH_NONE);
+        if (de->before[i] == s->n_tokens && s->finish != FINISH_NONE) /* ended without a token */
+            emit(de, s->id, -1, 0, s->finish);
+    }
+    for (int i = 0; i < de->n;)
+        if (de->seqs[i]->finish != FINISH_NONE)
+            remove_at(de, i);
+        else
+            i++;
+    flush_tokens(de);
+}
+
+/* One iteration; returns false when there was nothing to compute. */
+static bool iterate(struct dc_engine *de)
+{
+    struct worker *w = de->w;
+    int nb = pick_batch(de);
+    if (nb == 0)
+        return false;
+    struct step_result r;
+    struct error err;
+    if (engine_step(&w->engine, de->batch, nb, w->opts.token_budget, NULL, NULL, &r, &err) < 0) {
+        log_error("decode step failed: %s; failing the batch", err.msg);
+        for (int i = 0; i < nb; i++)
+            de->batch[i]->finish = FINISH_ERROR;
+    } else if (r.out_of_blocks && !preempt_newest(de) && r.n_tokens == 0) {
+        log_error("request %llu needs more KV blocks than the whole pool; ending it",
+                  (unsigned long long)de->batch[r.n_scheduled]->id);
+        de->batch[r.n_scheduled]->finish = FINISH_LENGTH;
+    }
+    report_and_reap(de, nb);
+    return r.n_tokens > 0;
+}
+
+void decode_engine_main(struct worker *w)
+{
+    struct dc_engine de = {.w = w};
+    while (!worker_stopping(w)) {
+        take_mail(&de);
+        bool progressed = iterate(&de);
+        atomic_store(&decode_load.running, (uint32_t)(de.n < w->opts.max_batch ? de.n : w->opts.max_batch));
+        atomic_store(&decode_load.waiting, (uint32_t)(de.n > w->opts.max_batch ? de.n - w->opts.max_batch : 0));
+        if (!progressed)
+            mailbox_wait(&w->to_engine, de.n ? 5 : 100);
+    }
+    while (de.n)
+        remove_at(&de, 0);
+    free(de.out);
+    free(de.seqs);
+    free(de.batch);
+    free(de.before);
+}

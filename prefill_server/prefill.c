@@ -1,0 +1,413 @@
+/* prefill.c — the prefill worker's loop thread: one `struct preq` per request, from GENERATE to the
+ * decode worker's KV_ACK.
+ *
+ *   GENERATE ─▶ KV_RESERVE to the decode worker, prompt to the engine
+ *   KV_GRANT + decode pool known + layer computed ─▶ put that layer's blocks (one put per run)
+ *   first token ─▶ TOKENS to the frontend at once
+ *   all layers put + first token ─▶ flush ─▶ KV_DONE ─▶ (KV_ACK) ─▶ blocks freed
+ *
+ * A request that ends early (abort, failure, a one-token answer) waits for its puts to complete and
+ * flushes before telling the decode worker to drop its grant, so a late put can never land in blocks
+ * the decode worker has given to someone else. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "idmap.h"
+#include "kv_xfer.h"
+#include "log.h"
+#include "prefill.h"
+
+struct dpeer { /* a decode worker we push to */
+    uint32_t id;
+    char addr[WIRE_ADDR_MAX];
+    struct ucx_peer *peer;
+    bool attached; /* its pool (REGISTER) is known */
+};
+
+struct preq {
+    uint64_t id;
+    struct dpeer *dp;
+    struct wire_kv_done done; /* prompt, params, flags; first token and rng once sampled */
+    uint32_t *dst, n_dst;     /* granted decode blocks */
+    uint32_t *src, n_src;     /* our blocks, once the final step started */
+    bool granted, first_done, flushing, ending;
+    uint32_t layers_done, layers_pushed;
+    int inflight; /* puts and flushes whose callbacks have not run */
+};
+
+static struct idmap reqs, dpeers;
+static struct kvx_pool *local_pool;
+
+static void send_to(struct ucx_peer *p, uint16_t type, uint64_t req_id)
+{
+    struct wire_msg m = {.type = type, .req_id = req_id};
+    struct error err;
+    if (p && ucx_send(p, &m, NULL, NULL, &err) < 0)
+        log_warn("sending %s: %s", wire_type_name(type), err.msg);
+}
+
+static void post_free(struct worker *w, uint64_t id)
+{
+    struct pf_id *m = calloc(1, sizeof *m);
+    m->mail.type = PF_FREE;
+    m->req_id = id;
+    mailbox_post(&w->to_engine, &m->mail);
+}
+
+static void destroy(struct preq *r)
+{
+    idmap_del(&reqs, r->id);
+    free(r->done.prompt);
+    free(r->dst);
+    free(r->src);
+    free(r);
+}
+
+static void on_end_flushed(void *arg, int status, const char *reason);
+
+/* Continues ending r once nothing is in flight: the decode worker drops its grant, r goes. */
+static void maybe_destroy(struct worker *w, struct preq *r)
+{
+    if (r->inflight > 0)
+        return;
+    if (r->dp && r->dp->peer && r->layers_pushed > 0 && !r->flushing) {
+        struct error err;
+        r->flushing = true;
+        r->inflight++;
+        if (ucx_flush(r->dp->peer, on_end_flushed, r, &err) == 0)
+            return;
+        r->inflight--;
+    }
+    if (r->dp && r->dp->peer)
+        send_to(r->dp->peer, WIRE_ABORT, r->id);
+    destroy(r);
+}
+
+static struct worker *the_worker;
+
+static void on_end_flushed(void *arg, int status, const char *reason)
+{
+    struct preq *r = arg;
+    r->inflight--;
+    r->layers_pushed = 0; /* flushed: nothing of ours is left in flight */
+    maybe_destroy(the_worker, r);
+}
+
+/* Ends r: the engine drops its sequence, the decode worker its grant (after our puts drained). */
+static void end_request(struct worker *w, struct preq *r)
+{
+    if (r->ending)
+        return;
+    r->ending = true;
+    post_free(w, r->id);
+    maybe_destroy(w, r);
+}
+
+static void fail_request(struct worker *w, struct preq *r, uint32_t code, const char *why)
+{
+    worker_send_error(w, r->id, code, "%s", why);
+    end_request(w, r);
+}
+
+static void on_kv_done_flushed(void *arg, int status, const char *reason)
+{
+    struct preq *r = arg;
+    struct worker *w = the_worker;
+    r->inflight--;
+    r->flushing = false;
+    if (r->ending)
+        return maybe_destroy(w, r);
+    if (status < 0)
+        return fail_request(w, r, WIRE_ERR_PEER_LOST, "KV transfer to the decode worker failed");
+    struct wire_msg m = {.type = WIRE_KV_DONE, .req_id = r->id, .u.done = r->done};
+    struct error err;
+    if (ucx_send(r->dp->peer, &m, NULL, NULL, &err) < 0)
+        fail_request(w, r, WIRE_ERR_PEER_LOST, err.msg);
+}
+
+static void try_finish(struct worker *w, struct preq *r)
+{
+    if (r->ending || !r->first_done || r->flushing || r->inflight > 0 ||
+        r->layers_pushed < (uint32_t)w->model->cfg.n_layers)
+        return;
+    struct error err;
+    r->flushing = true;
+    r->inflight++;
+    if (ucx_flush(r->dp->peer, on_kv_done_flushed, r, &err) < 0) {
+        r->inflight--;
+        r->flushing = false;
+        fail_request(w, r, WIRE_ERR_PEER_LOST, err.msg);
+    }
+}
+
+static void on_put_done(void *arg, int status, const char *reason)
+{
+    struct preq *r = arg;
+    struct worker *w = the_worker;
+    r->inflight--;
+    if (r->ending)
+        return maybe_destroy(w, r);
+    if (status < 0)
+        return fail_request(w, r, WIRE_ERR_PEER_LOST, "KV transfer to the decode worker failed");
+    try_finish(w, r);
+}
+
+/* Pushes every layer that is computed and not yet sent, once the grant and the pool are known. */
+static void try_push(struct worker *w, struct preq *r)
+{
+    if (r->ending || !r->granted || !r->src || !r->dp->attached)
+        return;
+    if (r->n_dst < r->n_src)
+        return fail_request(w, r, WIRE_ERR_PROTOCOL, "the decode worker granted too few KV blocks");
+    while (r->layers_pushed < r->layers_done) {
+        struct error err;
+        r->inflight++;
+        if (kvx_put_layer(r->dp->peer, local_pool, r->layers_pushed, r->src, r->dst, r->n_src, on_put_done,
+                          r, &err) < 0) {
+            r->inflight--;
+            return fail_request(w, r, WIRE_ERR_PEER_LOST, err.msg);
+        }
+        r->layers_pushed++;
+    }
+    try_finish(w, r);
+}
+
+/* ---- decode workers ---- */
+
+static struct dpeer *decode_peer(struct worker *w, uint32_t id, const char *addr, struct error *err)
+{
+    struct dpeer *dp = idmap_get(&dpeers, id);
+    if (dp && strcmp(dp->addr, addr) == 0)
+        return dp;
+    if (dp) { /* the decode worker came back elsewhere: the old endpoint is stale */
+        ucx_peer_close(dp->peer);
+        idmap_del(&dpeers, id);
+        free(dp);
+    }
+    dp = calloc(1, sizeof *dp);
+    if (!dp) {
+        error_set(err, "out of memory");
+        return NULL;
+    }
+    dp->id = id;
+    snprintf(dp->addr, sizeof dp->addr, "%s", addr);
+    if (ucx_connect(w->ucx, addr, &dp->peer, err) < 0) {
+        free(dp);
+        return NULL;
+    }
+    ucx_peer_set_user(dp->peer, dp);
+    idmap_put(&dpeers, id, dp);
+    return dp;
+}
+
+static void on_decode_register(struct worker *w, struct dpeer *dp, struct wire_register *reg)
+{
+    struct error err;
+    if (kvx_peer_attach(dp->peer, &reg->pool, &err) < 0) {
+        log_error("decode worker %s: %s", dp->addr, err.msg);
+        return;
+    }
+    dp->attached = true;
+    uint64_t id;
+    void *v;
+    for (size_t i = 0; idmap_next(&reqs, &i, &id, &v);)
+        if (((struct preq *)v)->dp == dp)
+            try_push(w, v);
+}
+
+static void on_decode_lost(struct worker *w, struct ucx_peer *peer)
+{
+    struct dpeer *dp = ucx_peer_user(peer);
+    if (!dp)
+        return;
+    uint64_t id;
+    void *v;
+    for (size_t i = 0; idmap_next(&reqs, &i, &id, &v);) {
+        struct preq *r = v;
+        if (r->dp != dp)
+            continue;
+        r->dp = NULL; /* nothing more goes to it; its callbacks still arrive (with errors) */
+        if (!r->ending)
+            fail_request(w, r, WIRE_ERR_PEER_LOST, "the decode worker serving this request was lost");
+    }
+    idmap_del(&dpeers, dp->id);
+    free(dp);
+}
+
+/* ---- requests ---- */
+
+static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
+{
+    struct error err;
+    if (w->draining)
+        return worker_send_error(w, id, WIRE_ERR_OVERLOADED, "this prefill worker is shutting down");
+    if (g->n_prompt + 1 > (uint32_t)w->model->cfg.max_pos)
+        return worker_send_error(w, id, WIRE_ERR_BAD_REQUEST, "the prompt (%u tokens) leaves no room in "
+                                 "the model's context of %d", g->n_prompt, w->model->cfg.max_pos);
+    if (!g->decode_addr[0] || idmap_get(&reqs, id))
+        return worker_send_error(w, id, WIRE_ERR_PROTOCOL, "GENERATE without a decode worker, or a "
+                                 "request id already in use");
+    struct preq *r = calloc(1, sizeof *r);
+    struct seq *s = calloc(1, sizeof *s);
+    struct pf_new *m = calloc(1, sizeof *m);
+    if (!r || !s || !m || seq_init(s, id, g->prompt, (int)g->n_prompt, &g->params, &err) < 0 ||
+        !(r->dp = decode_peer(w, g->decode_worker_id, g->decode_addr, &err))) {
+        free(r), free(s), free(m);
+        return worker_send_error(w, id, WIRE_ERR_INTERNAL, "%s", err.msg);
+    }
+    r->id = id;
+    r->done.params = g->params;
+    r->done.flags = g->flags;
+    r->done.n_prompt = g->n_prompt;
+    r->done.prompt = g->prompt; /* taken from the message */
+    g->prompt = NULL;
+    idmap_put(&reqs, id, r);
+    struct wire_msg reserve = {.type = WIRE_KV_RESERVE, .req_id = id};
+    reserve.u.reserve = (struct wire_kv_reserve){r->done.n_prompt, w->opts.id};
+    if (ucx_send(r->dp->peer, &reserve, NULL, NULL, &err) < 0)
+        log_warn("request %llu: KV_RESERVE: %s", (unsigned long long)id, err.msg);
+    m->mail.type = PF_NEW;
+    m->seq = s;
+    mailbox_post(&w->to_engine, &m->mail);
+}
+
+static void on_grant(struct worker *w, struct ucx_peer *from, uint64_t id, struct wire_kv_grant *g)
+{
+    struct preq *r = idmap_get(&reqs, id);
+    if (!r || r->ending || r->granted) { /* gone already: give the blocks back */
+        send_to(from, WIRE_ABORT, id);
+        return;
+    }
+    r->granted = true;
+    r->dst = g->blocks; /* taken */
+    r->n_dst = g->n_blocks;
+    g->blocks = NULL;
+    try_push(w, r);
+}
+
+static void prefill_on_message(struct worker *w, struct ucx_peer *from, struct wire_msg *msg)
+{
+    struct preq *r = idmap_get(&reqs, msg->req_id);
+    struct dpeer *dp = from == w->frontend ? NULL : ucx_peer_user(from);
+    switch (msg->type) {
+    case WIRE_GENERATE: on_generate(w, msg->req_id, &msg->u.gen); break;
+    case WIRE_REGISTER: if (dp) on_decode_register(w, dp, &msg->u.reg); break;
+    case WIRE_KV_GRANT: on_grant(w, from, msg->req_id, &msg->u.grant); break;
+    case WIRE_KV_WAIT: log_debug("request %llu waits for decode KV (position %u)",
+                                 (unsigned long long)msg->req_id, msg->u.wait.queue_position); break;
+    case WIRE_KV_ACK: /* the decode worker has the sequence: our copy can go */
+        if (r && !r->ending && r->inflight == 0) {
+            post_free(w, r->id);
+            destroy(r);
+        }
+        break;
+    case WIRE_ABORT: if (r) end_request(w, r); break;
+    case WIRE_ERROR:
+        if (r && dp) /* the decode worker refused the request: pass its reason on */
+            fail_request(w, r, msg->u.error.code, msg->u.error.message);
+        break;
+    default:
+        log_warn("unexpected %s from %s", wire_type_name(msg->type), ucx_peer_name(from));
+    }
+}
+
+/* ---- mail from the engine thread ---- */
+
+static void on_first(struct worker *w, struct preq *r, struct pf_first *f)
+{
+    struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
+    bool logprobs = r->done.flags & WIRE_GEN_LOGPROBS;
+    m.u.tokens = (struct wire_tokens){(uint8_t)f->finish, logprobs, 1, &f->token, logprobs ? &f->logprob : NULL};
+    worker_send_frontend(w, &m);
+    if (f->finish != FINISH_NONE) /* a one-token answer: the decode worker is not needed */
+        return end_request(w, r);
+    r->first_done = true;
+    r->done.first_token = f->token;
+    r->done.first_logprob = f->logprob;
+    r->done.rng = f->rng;
+    try_finish(w, r);
+}
+
+static void prefill_on_mail(struct worker *w, struct mail *m)
+{
+    uint64_t id = m->type == PF_FINAL    ? ((struct pf_final *)m)->req_id
+                  : m->type == PF_FIRST  ? ((struct pf_first *)m)->req_id
+                  : m->type == PF_FAILED ? ((struct pf_failed *)m)->req_id
+                                         : 0;
+    struct preq *r = idmap_get(&reqs, id);
+    if (m->type == PF_LAYER) {
+        struct pf_layer *l = (struct pf_layer *)m;
+        for (uint32_t i = 0; i < l->n; i++)
+            if ((r = idmap_get(&reqs, l->req_ids[i])) && !r->ending) {
+                r->layers_done = l->layer + 1;
+                try_push(w, r);
+            }
+    } else if (r && !r->ending && m->type == PF_FINAL) {
+        struct pf_final *f = (struct pf_final *)m;
+        r->src = malloc(f->n_blocks * sizeof *r->src);
+        memcpy(r->src, f->blocks, f->n_blocks * sizeof *r->src);
+        r->n_src = f->n_blocks;
+    } else if (r && !r->ending && m->type == PF_FIRST) {
+        on_first(w, r, (struct pf_first *)m);
+    } else if (r && !r->ending && m->type == PF_FAILED) {
+        fail_request(w, r, WIRE_ERR_OVERLOADED, ((struct pf_failed *)m)->message);
+    }
+    free(m);
+}
+
+/* ---- the rest of the role ---- */
+
+static void prefill_on_frontend_lost(struct worker *w)
+{
+    uint64_t id;
+    void *v;
+    for (size_t i = 0; idmap_next(&reqs, &i, &id, &v);)
+        end_request(w, v);
+}
+
+static void prefill_fill_load(struct worker *w, struct wire_load *l)
+{
+    l->queued_requests = atomic_load(&prefill_load.queued_requests);
+    l->queued_tokens = atomic_load(&prefill_load.queued_tokens);
+    l->running = atomic_load(&prefill_load.held);
+}
+
+static bool prefill_busy(struct worker *w)
+{
+    return reqs.count > 0;
+}
+
+static int prefill_start(struct worker *w, struct error *err)
+{
+    struct kv_pool *kv = &w->engine.kv;
+    the_worker = w;
+    return kvx_pool_map(w->ucx, kv->data, (uint32_t)kv->n_layers, (uint32_t)kv->n_blocks,
+                        kv->block_floats * sizeof(float), &local_pool, err);
+}
+
+static void prefill_stop(struct worker *w)
+{
+    kvx_pool_unmap(local_pool);
+    uint64_t id;
+    void *v;
+    for (size_t i = 0; idmap_next(&reqs, &i, &id, &v);)
+        destroy(v);
+    for (size_t i = 0; idmap_next(&dpeers, &i, &id, &v);)
+        free(v);
+    idmap_free(&reqs);
+    idmap_free(&dpeers);
+}
+
+const struct worker_role prefill_role = {
+    .role = WIRE_ROLE_PREFILL,
+    .listens = false,
+    .start = prefill_start,
+    .stop = prefill_stop,
+    .on_message = prefill_on_message,
+    .on_peer_lost = on_decode_lost,
+    .on_frontend_lost = prefill_on_frontend_lost,
+    .on_mail = prefill_on_mail,
+    .fill_load = prefill_fill_load,
+    .busy = prefill_busy,
+    .engine_main = prefill_engine_main,
+};

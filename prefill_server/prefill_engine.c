@@ -1,0 +1,217 @@
+/* prefill_engine.c — the prefill worker's engine thread: FCFS prompts batched under the token budget,
+ * each layer announced to the loop as soon as its KV is in the cache (so the push to the decode
+ * worker overlaps the rest of the forward pass), first token sampled, KV held until released. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "prefill.h"
+
+struct pf_load prefill_load;
+
+struct pf_engine {
+    struct worker *w;
+    struct seq **queue; /* prompts not yet fully computed, oldest first */
+    int n_queue;
+    struct seq **held; /* prompts computed, KV kept until PF_FREE */
+    int n_held, cap;
+    uint64_t *final_ids; /* sequences whose prompt the current step completes */
+    int n_final;
+    struct step_result step; /* of the step in progress; filled before its first layer */
+};
+
+static void post(struct worker *w, void *mail, int type)
+{
+    ((struct mail *)mail)->type = type;
+    mailbox_post(&w->to_loop, mail);
+}
+
+static int find(struct seq **list, int n, uint64_t id)
+{
+    for (int i = 0; i < n; i++)
+        if (list[i]->id == id)
+            return i;
+    return -1;
+}
+
+static void drop(struct pf_engine *pe, struct seq **list, int *n, int i)
+{
+    seq_release(list[i], &pe->w->engine.kv);
+    free(list[i]);
+    memmove(&list[i], &list[i + 1], (size_t)(*n - i - 1) * sizeof *list);
+    (*n)--;
+}
+
+static bool grow_lists(struct pf_engine *pe);
+static void announce_failed(struct pf_engine *pe, uint64_t id, const char *why);
+
+static void take_mail(struct pf_engine *pe)
+{
+    for (struct mail *m = mailbox_take_all(&pe->w->to_engine), *next; m; m = next) {
+        next = m->next;
+        if (m->type == PF_NEW) {
+            struct seq *s = ((struct pf_new *)m)->seq;
+            if (grow_lists(pe)) {
+                pe->queue[pe->n_queue++] = s;
+            } else {
+                announce_failed(pe, s->id, "out of memory queueing the prompt");
+                seq_release(s, &pe->w->engine.kv);
+                free(s);
+            }
+        } else if (m->type == PF_FREE) {
+            uint64_t id = ((struct pf_id *)m)->req_id;
+            int i;
+            if ((i = find(pe->queue, pe->n_queue, id)) >= 0)
+                drop(pe, pe->queue, &pe->n_queue, i);
+            else if ((i = find(pe->held, pe->n_held, id)) >= 0)
+                drop(pe, pe->held, &pe->n_held, i);
+        }
+        free(m);
+    }
+}
+
+/* forward()'s per-layer hook: at layer 0 the batch is built, so announce the block tables of the
+ * prompts this step completes; then announce every layer as it lands in the cache. */
+static void announce_final(struct pf_engine *pe, struct seq *s);
+
+static void on_layer(void *ctx, int layer)
+{
+    struct pf_engine *pe = ctx;
+    struct engine *e = &pe->w->engine;
+    if (layer == 0) {
+        pe->n_final = 0;
+        for (int i = 0; i < pe->step.n_tokens; i++)
+            if (e->want[i])
+                announce_final(pe, pe->queue[e->seq_of[i]]);
+    }
+    if (!pe->n_final)
+        return;
+    struct pf_layer *m = malloc(sizeof *m + (size_t)pe->n_final * sizeof(uint64_t));
+    m->layer = (uint32_t)layer;
+    m->n = (uint32_t)pe->n_final;
+    memcpy(m->req_ids, pe->final_ids, (size_t)pe->n_final * sizeof(uint64_t));
+    post(pe->w, m, PF_LAYER);
+}
+
+static void announce_final(struct pf_engine *pe, struct seq *s)
+{
+    struct pf_final *m = malloc(sizeof *m + (size_t)s->kv.n_blocks * sizeof(uint32_t));
+    m->req_id = s->id;
+    m->n_blocks = (uint32_t)s->kv.n_blocks;
+    for (int b = 0; b < s->kv.n_blocks; b++)
+        m->blocks[b] = (uint32_t)s->kv.blocks[b];
+    post(pe->w, m, PF_FINAL);
+    pe->final_ids[pe->n_final++] = s->id;
+}
+
+static void announce_first(struct pf_engine *pe, struct seq *s)
+{
+    struct pf_first *m = calloc(1, sizeof *m);
+    m->req_id = s->id;
+    m->token = s->tokens[s->n_tokens - 1];
+    m->logprob = s->last_logprob;
+    m->rng = s->rng;
+    m->finish = s->finish;
+    post(pe->w, m, PF_FIRST);
+}
+
+static void announce_failed(struct pf_engine *pe, uint64_t id, const char *why)
+{
+    struct pf_failed *m = calloc(1, sizeof *m);
+    m->req_id = id;
+    snprintf(m->message, sizeof m->message, "%s", why);
+    post(pe->w, m, PF_FAILED);
+}
+
+static void fail_head(struct pf_engine *pe, const char *why)
+{
+    announce_failed(pe, pe->queue[0]->id, why);
+    drop(pe, pe->queue, &pe->n_queue, 0);
+}
+
+static void publish_load(struct pf_engine *pe)
+{
+    uint32_t tokens = 0;
+    for (int i = 0; i < pe->n_queue; i++)
+        tokens += (uint32_t)(pe->queue[i]->n_tokens - pe->queue[i]->n_cached);
+    atomic_store(&prefill_load.queued_requests, (uint32_t)pe->n_queue);
+    atomic_store(&prefill_load.queued_tokens, tokens);
+    atomic_store(&prefill_load.held, (uint32_t)pe->n_held);
+}
+
+/* After a step: prompts now complete get their first token announced and move to `held`. */
+static void finish_step(struct pf_engine *pe)
+{
+    for (int i = 0; i < pe->n_queue;) {
+        struct seq *s = pe->queue[i];
+        if (s->n_cached < s->n_prompt) {
+            i++;
+            continue;
+        }
+        announce_first(pe, s);
+        pe->held[pe->n_held++] = s;
+        memmove(&pe->queue[i], &pe->queue[i + 1], (size_t)(pe->n_queue - i - 1) * sizeof *pe->queue);
+        pe->n_queue--;
+    }
+}
+
+/* One forward pass over the head of the queue. Returns false when there was nothing it could do. */
+static bool step(struct pf_engine *pe)
+{
+    struct worker *w = pe->w;
+    struct error err;
+    if (engine_step(&w->engine, pe->queue, pe->n_queue, w->opts.token_budget, on_layer, pe, &pe->step,
+                    &err) < 0) {
+        log_error("prefill step failed: %s", err.msg);
+        fail_head(pe, err.msg);
+        return true;
+    }
+    if (pe->step.n_tokens == 0 && pe->step.out_of_blocks && pe->n_held == 0) {
+        fail_head(pe, "the prompt needs more KV blocks than this prefill worker's whole pool; raise "
+                      "--kv-gib or --kv-blocks");
+        return true;
+    }
+    finish_step(pe);
+    return pe->step.n_tokens > 0;
+}
+
+static bool grow_lists(struct pf_engine *pe)
+{
+    int need = pe->n_queue + pe->n_held + 64;
+    if (need <= pe->cap)
+        return true;
+    int cap = need * 2;
+    struct seq **q = realloc(pe->queue, (size_t)cap * sizeof *q);
+    if (q)
+        pe->queue = q;
+    struct seq **h = realloc(pe->held, (size_t)cap * sizeof *h);
+    if (h)
+        pe->held = h;
+    uint64_t *f = realloc(pe->final_ids, (size_t)cap * sizeof *f);
+    if (f)
+        pe->final_ids = f;
+    if (!q || !h || !f)
+        return false;
+    pe->cap = cap;
+    return true;
+}
+
+void prefill_engine_main(struct worker *w)
+{
+    struct pf_engine pe = {.w = w};
+    grow_lists(&pe);
+    while (!worker_stopping(w)) {
+        take_mail(&pe);
+        bool progressed = pe.n_queue > 0 && step(&pe);
+        publish_load(&pe);
+        if (!progressed)
+            mailbox_wait(&w->to_engine, 100);
+    }
+    while (pe.n_queue)
+        drop(&pe, pe.queue, &pe.n_queue, 0);
+    while (pe.n_held)
+        drop(&pe, pe.held, &pe.n_held, 0);
+    free(pe.queue);
+    free(pe.held);
+    free(pe.final_ids);
+}
