@@ -3,7 +3,7 @@
  * transformers' settings: trim_blocks (drop the newline after a block or comment tag), lstrip_blocks
  * (drop spaces and tabs before a block or comment tag that starts its line), '-' to strip all
  * whitespace on that side, '+' to opt out; and the template's one trailing newline is dropped
- * (keep_trailing_newline=False). */
+ * (keep_trailing_newline=False); \r\n and \r count as \n, as in Jinja. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,8 +107,26 @@ static const char *find_open(const char *s, const char *end)
     return NULL;
 }
 
-void tlex(struct tparse *p, const char *src, size_t len)
+/* Jinja reads \r\n and \r in the template source as \n before anything else. */
+static size_t normalise_newlines(char *dst, const char *src, size_t len)
 {
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (src[i] == '\r') {
+            dst[n++] = '\n';
+            if (i + 1 < len && src[i + 1] == '\n')
+                i++;
+        } else {
+            dst[n++] = src[i];
+        }
+    }
+    return n;
+}
+
+void tlex(struct tparse *p, const char *raw, size_t raw_len)
+{
+    char *src = tparse_alloc(p, raw_len + 1);
+    size_t len = normalise_newlines(src, raw, raw_len);
     struct lexer lx = { .p = p, .src = src, .end = src + len, .cur = src, .line = 1, .line_starting = true };
     if (len && src[len - 1] == '\n')
         lx.end--; /* keep_trailing_newline=False */
