@@ -18,7 +18,7 @@ static const struct preset presets[] = {
     {"tiny", {"llama", 64, 2, 4, 2, 16, 192, 512, 2048, 10000.0, 1e-5, false, 0, 0, 0, 0, false, false,
               MK_F32}},
     /* A default local cluster: ~26M parameters, hundreds of tokens/s on 2 cores. */
-    {"small", {"llama", 512, 8, 8, 4, 64, 1408, 2048, 4096, 500000.0, 1e-5, false, 0, 0, 0, 0, true,
+    {"small", {"llama", 512, 8, 8, 4, 64, 1408, 2048, 4096, 500000.0, 1e-5, false, 0, 0, 0, 0, false,
                false, MK_F32}},
     /* Qwen/Qwen2.5-0.5B */
     {"qwen2.5-0.5b", {"qwen2", 896, 24, 14, 2, 64, 4864, 151936, 32768, 1000000.0, 1e-6, false, 0, 0,

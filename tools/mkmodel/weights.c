@@ -3,12 +3,17 @@
  * Values come from a counter-based generator (splitmix64 of seed, tensor name and element index), so
  * a tensor is the same whether it is written whole, in chunks, sharded, or in another dtype (before
  * rounding). Distributions are uniform with the standard deviations below, chosen so that:
- *  - every sub-layer adds about unit RMS to the residual stream, so every layer (and attention over
- *    the whole context) changes the output — a cache or position bug shows up in the tokens;
+ *  - every sub-layer writes ~RESID_GAIN RMS into the residual stream, several times the token
+ *    embedding, so the context (through attention) decides the next token, not the current token
+ *    alone: with tied embeddings a small residual contribution would leave the current token's own
+ *    embedding dominant and the model would just repeat its input. A cache or position bug therefore
+ *    shows up in the tokens;
  *  - attention scores have a standard deviation of ~2, so attention is selective, not a plain average;
  *  - logits have a standard deviation of ~LOGIT_STD, so next-token distributions are peaked;
- *  - rows of ids the tokenizer does not have are zero: their logit is exactly 0, far below the top
- *    logit (~3 * LOGIT_STD), so greedy decoding never emits an id that cannot be detokenized.
+ *  - rows of ids the tokenizer does not have are scaled down by UNUSED_ROW_SCALE: their logits are
+ *    ~0 +- 0.4, far below the top logit (~3 * LOGIT_STD), so greedy decoding never emits an id that
+ *    cannot be detokenized and sampling almost never does. Not zero: with tied embeddings the same
+ *    row is the input embedding, and an all-zero input would make every logit 0 (a tie everywhere).
  * RMSNorm weights are 1 ± 0.1. */
 #include <math.h>
 #include <string.h>
@@ -17,8 +22,11 @@
 
 #define LOGIT_STD 8.0
 #define QK_GAIN 1.5
+#define RESID_GAIN 8.0
 #define BIAS_STD 0.5
+#define V_BIAS_STD 0.05
 #define NORM_SPREAD 0.1
+#define UNUSED_ROW_SCALE 0.05
 
 static uint64_t mix64(uint64_t z)
 {
@@ -52,10 +60,16 @@ static double tensor_std(const struct mk_config *c, const struct mk_tensor *t, i
         return LOGIT_STD / sqrt(fan_in);
     if (strcmp(t->name, "model.embed_tokens.weight") == 0)
         return c->tie ? LOGIT_STD / sqrt(fan_in) : 1.0;
+    /* A v bias passes through attention unchanged (the weights sum to 1), so every layer would add
+     * the same vector to every position and push all positions toward the same few tokens. */
+    if (ends_with(t->name, "v_proj.bias"))
+        return V_BIAS_STD;
     if (ends_with(t->name, ".bias"))
         return BIAS_STD;
     if (ends_with(t->name, "q_proj.weight") || ends_with(t->name, "k_proj.weight"))
         return QK_GAIN / sqrt(fan_in);
+    if (ends_with(t->name, "o_proj.weight") || ends_with(t->name, "down_proj.weight"))
+        return RESID_GAIN / sqrt(fan_in);
     return 1.0 / sqrt(fan_in);
 }
 
@@ -67,16 +81,13 @@ void mk_tensor_fill(const struct mk_config *c, const struct mk_specials *sp, uin
     uint64_t key = name_key(seed, t->name);
     int vocab_rows = strcmp(t->name, "lm_head.weight") == 0 ||
                      strcmp(t->name, "model.embed_tokens.weight") == 0;
-    int64_t zero_from = vocab_rows ? (int64_t)sp->n_tokens * t->cols : INT64_MAX;
+    int64_t unused_from = vocab_rows ? (int64_t)sp->n_tokens * t->cols : INT64_MAX;
     for (size_t i = 0; i < n; i++) {
         int64_t idx = first + (int64_t)i;
-        if (idx >= zero_from) {
-            out[i] = 0.0f;
-            continue;
-        }
+        double a = idx >= unused_from ? amp * UNUSED_ROW_SCALE : amp;
         uint64_t r = mix64(key + (uint64_t)(idx + 1) * 0x9e3779b97f4a7c15ULL);
         double u = ((double)(r >> 40) + 0.5) * (1.0 / 16777216.0); /* (0,1), symmetric */
-        out[i] = (float)((norm ? 1.0 : 0.0) + (2.0 * u - 1.0) * amp);
+        out[i] = (float)((norm ? 1.0 : 0.0) + (2.0 * u - 1.0) * a);
     }
 }
 

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# engine_reference: pdserve's engine agrees with an independent float64 numpy forward pass
+# (tests/engine/reference.py) on the logits of every prompt position, for random models covering
+# GQA / MHA / MQA, tied and untied embeddings, Qwen2 q/k/v biases, llama3 rope_scaling, head_dim !=
+# hidden/heads, F32 / F16 / BF16, a sharded checkpoint, the `small` preset and the real Qwen2.5-0.5B
+# shape; prompts of 1, 17, 40 and 100 tokens cross several KV blocks.
+# Error = max over positions of max|engine - ref| / max|ref| (per row); must be <= 1e-4.
+# The reference first checks itself (tests/engine/reference.py selftest).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD="${BUILD:-build}"
+PY=/usr/bin/python3   # Debian's, which has python3-numpy
+REF="$PY tests/engine/reference.py"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ids() { # ids N SEED VOCAB → a JSON array of N token ids
+    $PY -c "import random,sys; r=random.Random(int(sys.argv[2])); print([r.randrange(int(sys.argv[3])) for _ in range(int(sys.argv[1]))])" "$@"
+}
+vocab() { $PY -c "import json,sys; print(json.load(open(sys.argv[1]))['vocab_size'])" "$1/config.json"; }
+
+fails=0
+# check NAME "LENGTHS" mkmodel-flags...: make the model, self-test the reference, compare every length.
+check() {
+    local name=$1 lengths=$2; shift 2
+    local dir="$tmp/$name"
+    "$BUILD/pdserve-mkmodel" --out "$dir" "$@" 2>"$tmp/mk.log" || { cat "$tmp/mk.log"; exit 1; }
+    local v; v=$(vocab "$dir")
+    echo "== $name ($*)"
+    $REF selftest --model "$dir" --ids "$(ids 24 7 "$v")" || fails=$((fails + 1))
+    for n in $lengths; do
+        local p; p=$(ids "$n" "$n" "$v")
+        if ! "$BUILD/pdserve-generate" --model "$dir" --prompt-ids "$p" --dump-logits "$tmp/logits" \
+            --max-tokens 0 2>"$tmp/gen.log"; then
+            echo "FAIL $name: pdserve-generate failed on $n tokens:"; cat "$tmp/gen.log"
+            fails=$((fails + 1)); continue
+        fi
+        $REF compare --model "$dir" --ids "$p" --logits "$tmp/logits" || fails=$((fails + 1))
+    done
+    $REF margins --model "$dir" --ids "$(ids 100 1000 "$v")"
+    rm -rf "$dir"
+}
+
+check gqa_f32          "1 17 40 100" --preset tiny --seed 3
+check mha_tied_f16     "1 17 40 100" --preset tiny --kv-heads 4 --tie --dtype f16 --seed 4
+check qwen2_tied_bf16  "1 17 40 100" --arch qwen2 --hidden 96 --heads 6 --kv-heads 2 --tie --dtype bf16 --seed 5
+check qwen2_untied_hd  "1 17 40 100" --arch qwen2 --hidden 128 --heads 4 --kv-heads 4 --head-dim 48 \
+                                     --intermediate 320 --no-tie --vocab 700 --seed 6
+check llama3_rope_bf16 "1 17 40 100" --preset tiny --layers 3 --rope-scaling-llama3 8,1,4,64 \
+                                     --rope-theta 500000 --dtype bf16 --seed 7
+check mistral_mqa_shards "1 17 40 100" --arch mistral --hidden 64 --heads 4 --kv-heads 1 --head-dim 32 \
+                                     --shards 3 --dtype f16 --seed 8
+check small            "17 100"      --preset small --seed 9
+check qwen2.5-0.5b     "1 17"        --preset qwen2.5-0.5b --seed 10
+
+if [ "$fails" -ne 0 ]; then echo "engine_reference: $fails failures"; exit 1; fi
+echo "engine_reference: all models agree with the float64 reference"
