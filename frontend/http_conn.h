@@ -1,0 +1,73 @@
+/* http_conn.h — internals shared by http.c (accepting, reading, parsing, timeouts) and
+ * http_response.c (writing answers). Not for use outside the HTTP module. */
+#ifndef PD_HTTP_CONN_H
+#define PD_HTTP_CONN_H
+
+#include <llhttp.h>
+
+#include "frontend/http.h"
+
+enum conn_phase { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY };
+
+/* Request states (http_request.state). */
+enum req_state { RQ_NEW, RQ_STREAMING, RQ_DONE };
+
+struct http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    struct http_limits lim;
+    http_handler_fn handler;
+    void *ctx;
+    int port;
+    int n_conns;
+    bool closing;
+    struct http_conn *conns; /* doubly linked */
+};
+
+struct http_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_shutdown_t shutdown;
+    struct http_server *srv;
+    struct http_conn *prev, *next;
+    llhttp_t parser;
+    int handles_open;   /* tcp + timer; freed at 0 */
+    int phase;
+    bool in_process;    /* process_input on the stack: do not re-enter */
+    bool closing;       /* graceful close started: no more requests */
+    bool closed;        /* uv_close called */
+    bool read_paused;
+    bool dead;          /* write failed: closing on the next loop turn, writes dropped */
+    /* Input not yet given to the parser (pipelined requests wait here). */
+    char *in;
+    size_t in_len, in_off, in_cap;
+    /* The request being parsed, and its head under construction. */
+    struct http_request *cur;
+    size_t head_bytes;
+    char *url, *hname, *hval;
+    size_t url_len, url_cap, hname_len, hname_cap, hval_len, hval_cap, body_cap;
+    int hdr_cap;
+    int err_status;     /* set by a parser callback that hit a limit */
+    /* Parsed and waiting to be dispatched, and the one the handler holds. */
+    struct http_request *ready;
+    struct http_request *active;
+};
+
+/* Called by http_response.c when the handler ended `req`. */
+void http_conn_request_done(struct http_conn *c, struct http_request *req);
+/* Writes bytes (copied if they cannot go out at once). Drops the connection if the client has too
+ * much unread. */
+void http_conn_write(struct http_conn *c, const char *data, size_t len);
+/* Sends an error answer from the HTTP layer itself and closes after it. */
+void http_conn_fail(struct http_conn *c, int status, const char *code, const char *message);
+
+/* Graceful close: flush what is queued, shut down our side, linger for the client's FIN. */
+void http_conn_shutdown(struct http_conn *c);
+void http_conn_resume_read(struct http_conn *c);
+/* Immediate close; an active request is aborted. */
+void http_conn_close(struct http_conn *c);
+/* Close soon, from the loop, never from inside a call the handler made: the handler's request stays
+ * valid until that call returns; on_abort comes later. */
+void http_conn_kill(struct http_conn *c);
+
+#endif
