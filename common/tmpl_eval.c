@@ -124,13 +124,34 @@ static struct tv eval_slice(struct trt *rt, const struct tnode *e)
     return obj.t == TV_LIST ? out : tbuf_take(rt, &b);
 }
 
-static struct targs eval_args(struct trt *rt, const struct tnode *e)
+/* Positional arguments, with *list spread in place. */
+static void eval_positional(struct trt *rt, const struct tnode *e, struct targs *a)
 {
-    struct targs a = { .n = e->n, .nkw = e->nkw, .kwname = e->kwname };
-    a.pos = trt_alloc(rt, (e->n + 1) * sizeof(*a.pos));
+    struct tv *vals = trt_alloc(rt, (e->n + 1) * sizeof(*vals));
+    size_t total = 0;
+    for (int i = 0; i < e->n; i++) {
+        vals[i] = teval(rt, e->items[i]->kind == E_SPREAD ? e->items[i]->a : e->items[i]);
+        if (e->items[i]->kind == E_SPREAD && vals[i].t != TV_LIST)
+            trt_fail(rt, e->line, "cannot unpack a %s with *", tv_type_name(vals[i]));
+        total += e->items[i]->kind == E_SPREAD ? vals[i].l->n : 1;
+    }
+    if (total > 4096)
+        trt_fail(rt, e->line, "more than 4096 call arguments");
+    a->pos = trt_alloc(rt, (total + 1) * sizeof(*a->pos));
+    for (int i = 0; i < e->n; i++) {
+        if (e->items[i]->kind != E_SPREAD)
+            a->pos[a->n++] = vals[i];
+        else
+            for (size_t k = 0; k < vals[i].l->n; k++)
+                a->pos[a->n++] = vals[i].l->v[k];
+    }
+}
+
+struct targs teval_args(struct trt *rt, const struct tnode *e)
+{
+    struct targs a = { .nkw = e->nkw, .kwname = e->kwname };
+    eval_positional(rt, e, &a);
     a.kw = trt_alloc(rt, (e->nkw + 1) * sizeof(*a.kw));
-    for (int i = 0; i < e->n; i++)
-        a.pos[i] = teval(rt, e->items[i]);
     for (int i = 0; i < e->nkw; i++)
         a.kw[i] = teval(rt, e->kw[i]);
     return a;
@@ -142,7 +163,7 @@ struct tv tcall_value(struct trt *rt, struct tv callee, struct targs *a, int lin
     if (callee.t == TV_FUNC)
         return callee.fn->fn(rt, a, line);
     if (callee.t == TV_MACRO)
-        return tcall_macro(rt, callee.macro, a, line);
+        return tcall_macro(rt, callee.clo, a, NULL, line);
     trt_fail(rt, line, "a %s is not callable", tv_type_name(callee));
 }
 
@@ -151,7 +172,7 @@ static struct tv eval_call(struct trt *rt, const struct tnode *e)
     if (e->a->kind == E_ATTR) { /* obj.method(...) */
         struct tv obj = teval(rt, e->a->a);
         if (obj.t != TV_UNDEF && tmethod_exists(obj, e->a->name)) {
-            struct targs a = eval_args(rt, e);
+            struct targs a = teval_args(rt, e);
             struct tv out;
             tmethod_call(rt, obj, e->a->name, &a, e->line, &out);
             return out;
@@ -159,11 +180,11 @@ static struct tv eval_call(struct trt *rt, const struct tnode *e)
         struct tv callee = tgetattr(rt, obj, e->a->name, e->line);
         if (callee.t == TV_UNDEF && obj.t != TV_DICT && obj.t != TV_NS)
             trt_fail(rt, e->line, "%s has no method '%s'", obj_name(obj), e->a->name);
-        struct targs a = eval_args(rt, e);
+        struct targs a = teval_args(rt, e);
         return tcall_value(rt, callee, &a, e->line);
     }
     struct tv callee = teval(rt, e->a);
-    struct targs a = eval_args(rt, e);
+    struct targs a = teval_args(rt, e);
     return tcall_value(rt, callee, &a, e->line);
 }
 
@@ -249,12 +270,12 @@ static struct tv eval_special(struct trt *rt, const struct tnode *e)
     switch (e->kind) {
     case E_FILTER: {
         struct tv v = teval(rt, e->a);
-        struct targs a = eval_args(rt, e);
+        struct targs a = teval_args(rt, e);
         return e->filter->fn(rt, v, &a, e->line);
     }
     case E_TEST: {
         struct tv v = teval(rt, e->a);
-        struct targs a = eval_args(rt, e);
+        struct targs a = teval_args(rt, e);
         return tv_bool(e->test->fn(rt, v, &a, e->line) != e->negate);
     }
     case E_COND:

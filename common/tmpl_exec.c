@@ -1,10 +1,11 @@
 /* tmpl_exec.c — runs statements: output, if, for (loop variable, loop filter, else, break/continue),
- * set (names, tuples, namespace attributes, blocks), macros; scopes; the step, depth and output limits;
+ * set (names, tuples, namespace attributes, blocks), macros and call blocks; scopes; the step, depth and output limits;
  * and tmpl_render(), which owns a render's arena and is where errors unwind to.
  *
  * Scopes follow Jinja: a for loop's body gets a fresh scope every iteration (so a {% set %} inside it
  * is gone after the iteration — that is what namespace() is for); if does not open a scope; a macro
- * runs in a scope under the template's top level. */
+ * runs in a fresh scope under the one it was defined in (a closure), and a {% call %} block's body,
+ * which the macro runs as caller(), under the scope of the call. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,7 +98,28 @@ static void exec_output(struct trt *rt, const struct tnode *s)
     tv_write_str(rt, rt->out, teval(rt, s->a), s->line);
 }
 
-void texec_for(struct trt *rt, const struct tnode *s);
+static struct tclosure *closure(struct trt *rt, const struct tnode *m)
+{
+    struct tclosure *c = trt_alloc(rt, sizeof(*c));
+    c->macro = m;
+    c->frame = rt->frame;
+    return c;
+}
+
+static void define_macro(struct trt *rt, const struct tnode *s)
+{
+    tv_dict_set(rt, &rt->frame->vars, s->name, strlen(s->name), (struct tv){ .t = TV_MACRO, .clo = closure(rt, s) });
+}
+
+static void exec_call_block(struct trt *rt, const struct tnode *s)
+{
+    struct tv callee = teval(rt, s->a->a);
+    if (callee.t != TV_MACRO)
+        trt_fail(rt, s->line, "'{%% call %%}' needs a macro, not a %s", tv_type_name(callee));
+    struct targs a = teval_args(rt, s->a);
+    struct tv out = tcall_macro(rt, callee.clo, &a, closure(rt, s->b), s->line);
+    tbuf_put(rt, rt->out, out.s->s, out.s->len);
+}
 
 static void exec_one(struct trt *rt, const struct tnode *s)
 {
@@ -110,9 +132,8 @@ static void exec_one(struct trt *rt, const struct tnode *s)
     case N_SET_BLOCK:
         tv_dict_set(rt, &rt->frame->vars, s->a->name, strlen(s->a->name), capture(rt, s->body));
         break;
-    case N_MACRO:
-        tv_dict_set(rt, &rt->frame->vars, s->name, strlen(s->name), (struct tv){ .t = TV_MACRO, .macro = s });
-        break;
+    case N_MACRO: define_macro(rt, s); break;
+    case N_CALL_BLOCK: exec_call_block(rt, s); break;
     case N_BREAK: case N_CONTINUE:
         if (!rt->loops)
             trt_fail(rt, s->line, "'{%% %s %%}' outside a for loop", s->kind == N_BREAK ? "break" : "continue");
@@ -151,17 +172,21 @@ static void bind_params(struct trt *rt, const struct tnode *m, struct targs *a, 
     }
 }
 
-struct tv tcall_macro(struct trt *rt, const struct tnode *m, struct targs *a, int line)
+struct tv tcall_macro(struct trt *rt, const struct tclosure *clo, struct targs *a, const struct tclosure *caller,
+                      int line)
 {
+    const struct tnode *m = clo->macro;
     tstep(rt, line);
     if (rt->depth >= rt->lim.max_depth)
         trt_fail(rt, line, "macro '%s': calls nested more than %d deep (max_depth)", m->name, rt->lim.max_depth);
     struct tframe *saved = rt->frame;
     int loops = rt->loops;
     rt->depth++;
-    rt->frame = tpush_frame(rt, rt->top);
+    rt->frame = tpush_frame(rt, clo->frame);
     rt->loops = 0;
     bind_params(rt, m, a, line);
+    if (caller)
+        tv_dict_set(rt, &rt->frame->vars, "caller", 6, (struct tv){ .t = TV_MACRO, .clo = caller });
     struct tv out = capture(rt, m->body);
     rt->frame = saved;
     rt->loops = loops;

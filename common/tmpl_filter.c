@@ -194,13 +194,8 @@ static struct tv f_escape(struct trt *rt, struct tv v, struct targs *a, int line
     return tbuf_take(rt, &b);
 }
 
-static void indent_line(struct trt *rt, struct tbuf *b, const char *p, size_t n, struct tstr *ind, bool blank)
-{
-    if (n || blank)
-        tbuf_put(rt, b, ind->s, ind->len);
-    tbuf_put(rt, b, p, n);
-}
-
+/* Jinja's indent: lines after the first get the prefix (blank ones only with blank=true), the first
+ * too with first=true. Jinja appends "\n" before splitting, so a trailing newline survives. */
 static struct tv f_indent(struct trt *rt, struct tv v, struct targs *a, int line)
 {
     static const char *const kw[] = { "width", "first", "blank", NULL };
@@ -218,18 +213,18 @@ static struct tv f_indent(struct trt *rt, struct tv v, struct targs *a, int line
     bool first = tv_truthy(targ(a, 1, "first", tv_bool(false))), blank = tv_truthy(targ(a, 2, "blank", tv_bool(false)));
     struct tstr *s = sstr(rt, v, line);
     struct tbuf b = { 0 };
-    const char *p = s->s, *end = s->s + s->len;
-    for (bool is_first = true; p <= end; is_first = false) {
+    if (first)
+        tbuf_put(rt, &b, ind->s, ind->len);
+    /* the pieces of s + "\n" split at "\n", without the empty piece after the final one */
+    for (const char *p = s->s, *end = s->s + s->len; p <= end;) {
         const char *nl = memchr(p, '\n', end - p);
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        if (!nl && n == 0 && !is_first)
-            break; /* Python's splitlines drops the empty piece after a final newline */
-        if (!is_first)
+        if (p != s->s) {
             tbuf_put(rt, &b, "\n", 1);
-        if (is_first && !first)
-            tbuf_put(rt, &b, p, n);
-        else
-            indent_line(rt, &b, p, n, ind, blank);
+            if (n || blank)
+                tbuf_put(rt, &b, ind->s, ind->len);
+        }
+        tbuf_put(rt, &b, p, n);
         p += n + 1;
     }
     return tbuf_take(rt, &b);

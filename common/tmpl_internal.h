@@ -40,6 +40,9 @@ struct targs;
 typedef struct tv (*tfunc_fn)(struct trt *rt, struct targs *a, int line);
 struct tfunc { const char *name; tfunc_fn fn; };
 struct tnode;
+struct tframe;
+/* A macro (or a call block's caller) and the scope it was defined in, which it sees when called. */
+struct tclosure { const struct tnode *macro; struct tframe *frame; };
 
 struct tv {
     enum tv_type t;
@@ -51,7 +54,7 @@ struct tv {
         struct tlist *l;
         struct tdict *d;           /* TV_DICT and TV_NS */
         const struct tfunc *fn;
-        const struct tnode *macro;
+        const struct tclosure *clo; /* TV_MACRO */
     };
 };
 
@@ -77,7 +80,7 @@ struct trt {
     struct tbuf *out;          /* where output goes now (a macro or block set redirects it) */
     struct tframe *frame;      /* innermost scope */
     struct tframe *globals;    /* the context and built-ins */
-    struct tframe *top;        /* the template's top level; macros run in a child of it */
+    struct tframe *top;        /* the template's top level */
     int loops;                 /* for loops open around the current statement */
     int loop_ctl;              /* 1 break, 2 continue, pending */
 };
@@ -143,10 +146,10 @@ void tlex(struct tparse *p, const char *src, size_t len);
 /* ---- syntax tree (tmpl_parse.c) ---- */
 enum tnode_kind {
     /* statements */
-    N_TEXT, N_OUTPUT, N_IF, N_FOR, N_SET, N_SET_BLOCK, N_MACRO, N_BREAK, N_CONTINUE, N_BLOCK,
+    N_TEXT, N_OUTPUT, N_IF, N_FOR, N_SET, N_SET_BLOCK, N_MACRO, N_BREAK, N_CONTINUE, N_BLOCK, N_CALL_BLOCK,
     /* expressions */
     E_LIT, E_NAME, E_ATTR, E_INDEX, E_SLICE, E_CALL, E_FILTER, E_TEST, E_NEG, E_POS, E_NOT, E_AND, E_OR,
-    E_BIN, E_COMPARE, E_COND, E_LIST, E_TUPLE, E_DICT
+    E_BIN, E_COMPARE, E_COND, E_LIST, E_TUPLE, E_DICT, E_SPREAD /* *list in call arguments */
 };
 struct tfilter;
 struct ttest;
@@ -228,11 +231,15 @@ struct tstr *targ_str(struct trt *rt, struct tv v, const char *what, int line);
 
 /* Looks up, evaluates and calls (tmpl_eval.c / tmpl_exec.c). */
 struct tv teval(struct trt *rt, const struct tnode *e);
+/* A call's arguments, evaluated (*list spread). */
+struct targs teval_args(struct trt *rt, const struct tnode *call);
 struct tv tbinop(struct trt *rt, const char *op, struct tv a, struct tv b, int line);
 /* Installs range, namespace, dict, raise_exception, strftime_now (tmpl_builtin.c). */
 void tbuiltins_install(struct trt *rt, struct tdict *globals);
 struct tv tcall_value(struct trt *rt, struct tv callee, struct targs *a, int line);
-struct tv tcall_macro(struct trt *rt, const struct tnode *m, struct targs *a, int line);
+/* Calls a macro; caller, if not NULL, is bound as `caller` inside it ({% call %} blocks). */
+struct tv tcall_macro(struct trt *rt, const struct tclosure *m, struct targs *a, const struct tclosure *caller,
+                      int line);
 void texec_list(struct trt *rt, const struct tnode *s);
 void texec_for(struct trt *rt, const struct tnode *s);
 struct tframe *tpush_frame(struct trt *rt, struct tframe *parent);

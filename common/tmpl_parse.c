@@ -295,8 +295,14 @@ void tparse_call_args(struct tparse *p, struct tnode *call)
             names[kw.n] = tp_tok_cstr(p, tp_next(p));
             tp_next(p);
             tp_nodes_push(p, &kw, tparse_expr(p));
-        } else if (tp_is_op(p, "*") || tp_is_op(p, "**")) {
-            tparse_fail(p, tp_peek(p)->line, "argument unpacking (*args, **kwargs) is not supported");
+        } else if (tp_is_op(p, "**")) {
+            tparse_fail(p, tp_peek(p)->line, "keyword argument unpacking (**kwargs) is not supported");
+        } else if (tp_is_op(p, "*")) {
+            struct tnode *s = tp_node(p, E_SPREAD, tp_next(p)->line);
+            if (kw.n)
+                tparse_fail(p, s->line, "*args after a keyword argument");
+            s->a = tparse_expr(p);
+            tp_nodes_push(p, &pos, s);
         } else {
             if (kw.n)
                 tparse_fail(p, tp_peek(p)->line, "positional argument after a keyword argument");

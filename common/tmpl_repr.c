@@ -78,7 +78,7 @@ void tv_write_str(struct trt *rt, struct tbuf *b, struct tv v, int line)
     case TV_DICT: write_dict(rt, b, v.d, line); return;
     case TV_NS: tbuf_puts(rt, b, "<Namespace "); write_dict(rt, b, v.d, line); tbuf_puts(rt, b, ">"); return;
     case TV_FUNC: tbuf_printf(rt, b, "<built-in function %s>", v.fn->name); return;
-    case TV_MACRO: tbuf_printf(rt, b, "<Macro '%s'>", v.macro->name); return;
+    case TV_MACRO: tbuf_printf(rt, b, "<Macro '%s'>", v.clo->macro->name); return;
     }
 }
 

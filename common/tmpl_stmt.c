@@ -146,6 +146,25 @@ static struct tnode *parse_macro(struct tparse *p, int line)
     return n;
 }
 
+/* {% call macro(args) %}body{% endcall %}: the macro sees the body as caller(). */
+static struct tnode *parse_call_block(struct tparse *p, int line)
+{
+    static const char *const end[] = { "endcall", NULL };
+    if (tp_is_op(p, "("))
+        tparse_fail(p, line, "'{%% call(args) %%}' (a caller with parameters) is not supported");
+    struct tnode *n = tp_node(p, N_CALL_BLOCK, line);
+    n->a = tparse_expr(p);
+    if (n->a->kind != E_CALL)
+        tparse_fail(p, line, "'{%% call %%}' needs a macro call, e.g. {%% call m(x) %%}");
+    struct tnode *caller = tp_node(p, N_MACRO, line);
+    caller->name = "caller";
+    expect_block_end(p, "call");
+    must_close(p, end, &caller->body, "call", line);
+    expect_block_end(p, "endcall");
+    n->b = caller;
+    return n;
+}
+
 static struct tnode *parse_simple(struct tparse *p, enum tnode_kind kind, const char *tag, int line)
 {
     struct tnode *n = tp_node(p, kind, line);
@@ -160,12 +179,13 @@ static struct tnode *parse_simple(struct tparse *p, enum tnode_kind kind, const 
 
 static struct tnode *parse_statement(struct tparse *p, const char *kw, int line)
 {
-    static const char *const unsupported[] = { "include", "import", "from", "extends", "block", "call", "filter",
+    static const char *const unsupported[] = { "include", "import", "from", "extends", "block", "filter",
                                                "raw", "with", "autoescape", "do", "trans", NULL };
     if (!strcmp(kw, "if")) return parse_if(p, line);
     if (!strcmp(kw, "for")) return parse_for(p, line);
     if (!strcmp(kw, "set")) return parse_set(p, line);
     if (!strcmp(kw, "macro")) return parse_macro(p, line);
+    if (!strcmp(kw, "call")) return parse_call_block(p, line);
     if (!strcmp(kw, "break")) return parse_simple(p, N_BREAK, kw, line);
     if (!strcmp(kw, "continue")) return parse_simple(p, N_CONTINUE, kw, line);
     if (!strcmp(kw, "generation")) return parse_simple(p, N_BLOCK, kw, line);

@@ -231,7 +231,7 @@ bool tv_equal(struct tv a, struct tv b)
     case TV_DICT: return tv_dict_equal(a.d, b.d);
     case TV_NS: return a.d == b.d;
     case TV_FUNC: return a.fn == b.fn;
-    case TV_MACRO: return a.macro == b.macro;
+    case TV_MACRO: return a.clo == b.clo;
     default: return false;
     }
 }
