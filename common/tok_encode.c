@@ -10,6 +10,7 @@
 struct enc {
     const struct tokenizer *t;
     bool parse_special;
+    bool at_start;   /* the section being encoded starts the input (Metaspace prepend_scheme "first") */
     struct tok_ids out;
     struct tok_str norm, spaced;
     struct tok_spans spans;
@@ -23,12 +24,41 @@ static bool is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/* Metaspace: spaces become the replacement character, which may also be prepended; with split, each
+ * replacement character starts a piece (tokenizers' MergedWithNext). */
+static int metaspace(struct enc *e, const char *s, size_t n)
+{
+    const struct tokenizer *t = e->t;
+    struct tok_str *m = &e->spaced;
+    /* "starts with the replacement" is judged after spaces were replaced */
+    bool has = s[0] == ' ' || (n >= t->meta_rep_len && !memcmp(s, t->meta_rep, t->meta_rep_len));
+    m->len = 0;
+    if (!has && (t->meta_prepend == TOK_META_ALWAYS || (t->meta_prepend == TOK_META_FIRST && e->at_start)) &&
+        tok_str_put(m, t->meta_rep, t->meta_rep_len))
+        return error_set(e->err, "tokenizer: out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == ' ' ? tok_str_put(m, t->meta_rep, t->meta_rep_len) : tok_str_put(m, s + i, 1))
+            return error_set(e->err, "tokenizer: out of memory");
+    size_t start = 0;
+    for (size_t i = 1; t->meta_split && i + t->meta_rep_len <= m->len; i++)
+        if (!memcmp(m->s + i, t->meta_rep, t->meta_rep_len)) {
+            if (tok_bpe_word(t, e->bpe, m->s + start, i - start, &e->out))
+                return error_set(e->err, "tokenizer: out of memory");
+            start = i;
+        }
+    if (tok_bpe_word(t, e->bpe, m->s + start, m->len - start, &e->out))
+        return error_set(e->err, "tokenizer: out of memory");
+    return 0;
+}
+
 /* Pre-tokenizes one section and runs BPE on each piece. */
 static int model_section(struct enc *e, const char *s, size_t n)
 {
     const struct tokenizer *t = e->t;
     if (n == 0)
         return 0;
+    if (t->metaspace)
+        return metaspace(e, s, n);
     if (t->prefix_space && s[0] != ' ') {
         e->spaced.len = 0;
         if (tok_str_put(&e->spaced, " ", 1) || tok_str_put(&e->spaced, s, n))
@@ -52,12 +82,14 @@ static int split_added(struct enc *e, const char *s, size_t n, bool normalized,
     const struct tokenizer *t = e->t;
     size_t pos = 0, at;
     int k;
+    bool outer_start = e->at_start;
     while ((k = tok_added_find(t, s + pos, n - pos, normalized, e->parse_special, &at)) >= 0) {
         const struct tok_added *a = &t->added[k];
         size_t end = pos + at;
         if (a->lstrip)
             while (end > pos && is_space(s[end - 1]))
                 end--;
+        e->at_start = outer_start && pos == 0;
         if (section(e, s + pos, end - pos))
             return -1;
         if (tok_ids_push(&e->out, a->id))
@@ -67,6 +99,7 @@ static int split_added(struct enc *e, const char *s, size_t n, bool normalized,
             while (pos < n && is_space(s[pos]))
                 pos++;
     }
+    e->at_start = outer_start && pos == 0;
     return section(e, s + pos, n - pos);
 }
 
@@ -117,7 +150,7 @@ static const char *valid_text(const char *text, size_t *len, struct tok_buf *fix
 int tok_encode(const struct tokenizer *t, const char *text, size_t len, bool add_special, bool parse_special,
                int32_t **ids, int *n_ids, struct error *err)
 {
-    struct enc e = {.t = t, .parse_special = parse_special, .err = err};
+    struct enc e = {.t = t, .parse_special = parse_special, .at_start = true, .err = err};
     struct tok_buf fixed = {0};
     *ids = NULL;
     *n_ids = 0;

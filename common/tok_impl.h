@@ -104,6 +104,13 @@ struct tokenizer {
     struct tok_pre_step *pre;
     int n_pre;
     bool prefix_space;                    /* ByteLevel add_prefix_space */
+    /* Metaspace pre-tokenizer (the only step when present): spaces become meta_rep, which is also
+     * prepended (always, or only to the section at the start of the input), and with meta_split
+     * each meta_rep starts a new piece. */
+    bool metaspace, meta_split;
+    enum { TOK_META_ALWAYS, TOK_META_FIRST, TOK_META_NEVER } meta_prepend;
+    char meta_rep[8];
+    size_t meta_rep_len;
 
     struct tok_added *added;              /* sorted by first byte, then longest first */
     int n_added;

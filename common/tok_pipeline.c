@@ -128,6 +128,37 @@ static int load_split(struct tokenizer *t, json_t *p, struct error *err)
     return pre_push(t, (struct tok_pre_step){TOK_PRE_SPLIT, re, !strcmp(behavior, "Removed")}, err);
 }
 
+/* The prepend scheme of a Metaspace pre-tokenizer or decoder (older files: add_prefix_space). */
+static int meta_scheme(json_t *p)
+{
+    const char *scheme = json_string_value(json_object_get(p, "prepend_scheme"));
+    if (scheme)
+        return !strcmp(scheme, "first") ? TOK_META_FIRST : !strcmp(scheme, "never") ? TOK_META_NEVER
+             : !strcmp(scheme, "always") ? TOK_META_ALWAYS : -1;
+    return json_is_false(json_object_get(p, "add_prefix_space")) ? TOK_META_NEVER : TOK_META_ALWAYS;
+}
+
+static int load_metaspace(struct tokenizer *t, json_t *p, struct error *err)
+{
+    json_t *rep = json_object_get(p, "replacement"), *split = json_object_get(p, "split");
+    int scheme = meta_scheme(p);
+    if (t->n_pre > 0 || t->byte_level || t->metaspace)
+        return error_set(err, "tokenizer.json: Metaspace is supported only as the only pre-tokenizer");
+    if (!json_is_string(rep) || json_string_length(rep) == 0 || json_string_length(rep) >= sizeof t->meta_rep ||
+        tok_utf8_valid_len((const unsigned char *)json_string_value(rep), json_string_length(rep)) !=
+            (int)json_string_length(rep))
+        return error_set(err, "tokenizer.json: Metaspace replacement must be one character");
+    if (scheme < 0)
+        return error_set(err, "tokenizer.json: Metaspace prepend_scheme \"%s\" is not supported",
+                         json_string_value(json_object_get(p, "prepend_scheme")));
+    t->metaspace = true;
+    t->meta_split = !json_is_false(split);   /* tokenizers' default is true */
+    t->meta_prepend = scheme;
+    t->meta_rep_len = json_string_length(rep);
+    memcpy(t->meta_rep, json_string_value(rep), t->meta_rep_len);
+    return 0;
+}
+
 static int load_pretok(struct tokenizer *t, json_t *p, int depth, struct error *err)
 {
     const char *type = type_of(p);
@@ -139,6 +170,10 @@ static int load_pretok(struct tokenizer *t, json_t *p, int depth, struct error *
         json_array_foreach(list, i, x) if (load_pretok(t, x, depth + 1, err)) return -1;
         return 0;
     }
+    if (t->metaspace)
+        return error_set(err, "tokenizer.json: Metaspace is supported only as the only pre-tokenizer");
+    if (!strcmp(type, "Metaspace"))
+        return load_metaspace(t, p, err);
     if (!strcmp(type, "Split"))
         return load_split(t, p, err);
     if (!strcmp(type, "ByteLevel")) {
@@ -158,7 +193,7 @@ static int load_pretok(struct tokenizer *t, json_t *p, int depth, struct error *
         return pre_push(t, (struct tok_pre_step){TOK_PRE_BYTELEVEL, re, false}, err);
     }
     return error_set(err, "tokenizer.json: pre-tokenizer \"%s\" is not supported (supported: Sequence, Split, "
-                          "ByteLevel)", type);
+                          "ByteLevel, Metaspace)", type);
 }
 
 /* One step of the SentencePiece decoder chain. fused: a Fuse came before (Strip must act on the
@@ -188,6 +223,19 @@ static int load_sp_decoder(struct tokenizer *t, json_t *d, bool *fused, struct e
         t->dec_to_len = json_string_length(to);
         return t->dec_from && t->dec_to ? 0 : error_set(err, "tokenizer: out of memory");
     }
+    if (!strcmp(type, "Metaspace")) {
+        /* Its replacement becomes a space and the first token loses its leading space. */
+        const char *rep = json_string_value(json_object_get(d, "replacement"));
+        if (!rep || !*rep || t->dec_from || t->dec_byte_fallback || *fused)
+            return error_set(err, "tokenizer.json: Metaspace decoder: needs a replacement, first in the chain");
+        t->dec_from = strdup(rep);
+        t->dec_to = strdup(" ");
+        t->dec_from_len = strlen(rep);
+        t->dec_to_len = 1;
+        t->dec_strip_char = ' ';
+        t->dec_strip_start = meta_scheme(d) == TOK_META_NEVER ? 0 : 1;
+        return t->dec_from && t->dec_to ? 0 : error_set(err, "tokenizer: out of memory");
+    }
     if (!strcmp(type, "Strip")) {
         const char *c = json_string_value(json_object_get(d, "content"));
         json_int_t start = json_integer_value(json_object_get(d, "start"));
@@ -199,7 +247,7 @@ static int load_sp_decoder(struct tokenizer *t, json_t *d, bool *fused, struct e
         return 0;
     }
     return error_set(err, "tokenizer.json: decoder \"%s\" is not supported (supported: ByteLevel; Replace, "
-                          "ByteFallback, Fuse, Strip)", type);
+                          "ByteFallback, Fuse, Strip, Metaspace)", type);
 }
 
 static int load_decoder(struct tokenizer *t, json_t *d, struct error *err)

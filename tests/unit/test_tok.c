@@ -70,6 +70,19 @@ static bool decodes_to(const struct tokenizer *t, const int32_t *ids, int n, boo
     return same;
 }
 
+/* src with its first `from` replaced by `to` (malloc'd). */
+static char *replaced(const char *src, const char *from, const char *to)
+{
+    const char *p = strstr(src, from);
+    CHECK_MSG(p != NULL, "test bug: %s not in the template", from);
+    if (!p)
+        return strdup(src);
+    size_t n = strlen(src) - strlen(from) + strlen(to) + 1;
+    char *s = malloc(n);
+    snprintf(s, n, "%.*s%s%s", (int)(p - src), src, to, p + strlen(from));
+    return s;
+}
+
 /* ---- a byte-level BPE (GPT-2 style) ---- */
 static const char BYTE_LEVEL[] =
     "{\"added_tokens\": ["
@@ -205,6 +218,34 @@ static void test_sentencepiece(void)
     }
 }
 
+/* Metaspace instead of the Prepend/Replace normalizer: "▁" prepended only at the start of the input
+ * (prepend_scheme first), the text split before each "▁" (split: true). */
+static void test_metaspace(void)
+{
+    struct error err = {{0}};
+    char *base = sp_json(true);
+    char *a = replaced(base, "\"pre_tokenizer\": null", "\"pre_tokenizer\": {\"type\": \"Metaspace\", "
+                       "\"replacement\": \"▁\", \"prepend_scheme\": \"first\", \"split\": true}");
+    char *b = replaced(a, "\"normalizer\": {\"type\": \"Sequence\"", "\"normalizer\": null, \"x\": {\"type\": \"Sequence\"");
+    char *c = replaced(b, "{\"type\": \"Sequence\", \"decoders\"", "{\"type\": \"Metaspace\", \"replacement\": \"▁\", "
+                       "\"prepend_scheme\": \"first\", \"x\"");
+    struct tokenizer *t = load_json(c, NULL, NULL, &err);
+    free(base);
+    free(a);
+    free(b);
+    free(c);
+    CHECK_MSG(t != NULL, "%s", err.msg);
+    if (!t)
+        return;
+    CHECK(ids_are(t, "ab ab", false, false, (int32_t[]){264, 264}, 2));
+    CHECK(ids_are(t, "a", false, false, (int32_t[]){262}, 1));
+    CHECK(ids_are(t, "<s>a", false, true, (int32_t[]){1, 260}, 2));     /* not the start: no "▁" */
+    CHECK(ids_are(t, " a", false, false, (int32_t[]){262}, 1));         /* already starts with "▁" */
+    CHECK(decodes_to(t, (int32_t[]){262, 262}, 2, false, "a a"));
+    CHECK(decodes_to(t, (int32_t[]){260, 262}, 2, false, "a a"));
+    tok_free(t);
+}
+
 /* ---- refusals ---- */
 static void expect_error(const char *tokenizer, const char *config, const char *needle)
 {
@@ -215,15 +256,7 @@ static void expect_error(const char *tokenizer, const char *config, const char *
     tok_free(t);
 }
 
-static char *with(const char *from, const char *to)
-{
-    const char *p = strstr(BYTE_LEVEL, from);
-    CHECK_MSG(p != NULL, "test bug: %s not in BYTE_LEVEL", from);
-    size_t n = strlen(BYTE_LEVEL) - strlen(from) + strlen(to) + 1;
-    char *s = malloc(n);
-    snprintf(s, n, "%.*s%s%s", (int)(p - BYTE_LEVEL), BYTE_LEVEL, to, p + strlen(from));
-    return s;
-}
+static char *with(const char *from, const char *to) { return replaced(BYTE_LEVEL, from, to); }
 
 static void test_errors(void)
 {
@@ -233,7 +266,10 @@ static void test_errors(void)
         {"\"normalizer\": null", "\"normalizer\": {\"type\": \"NFKC\"}", "NFKC"},
         {"\"normalizer\": null", "\"normalizer\": {\"type\": \"Lowercase\"}", "Lowercase"},
         {"{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}",
-         "{\"type\": \"Metaspace\"}", "Metaspace"},
+         "{\"type\": \"Whitespace\"}", "Whitespace"},
+        {"{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}",
+         "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"ByteLevel\"}, {\"type\": \"Metaspace\", "
+         "\"replacement\": \"_\"}]}", "Metaspace is supported only"},
         {"{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}",
          "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"(a\"}, "
          "\"behavior\": \"Isolated\"}, {\"type\": \"ByteLevel\"}]}", "does not compile"},
@@ -321,6 +357,7 @@ int main(void)
     RUN(test_nfc);
     RUN(test_byte_level);
     RUN(test_sentencepiece);
+    RUN(test_metaspace);
     RUN(test_errors);
     write_file("tokenizer.json", NULL);
     write_file("tokenizer_config.json", NULL);

