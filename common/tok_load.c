@@ -9,7 +9,7 @@
 #include "log.h"
 #include "tok_impl.h"
 
-#define TOK_MAX_IDS (1 << 24)
+#define TOK_MAX_IDS (1 << 21)   /* 2M ids: far above any real vocabulary, bounds what a bad file allocates */
 
 /* Highest id + 1 over the model vocabulary and added tokens, checking every id is a sane integer. */
 static int count_ids(json_t *root, int *n_ids, struct error *err)

@@ -299,6 +299,65 @@ static void test_errors(void)
     CHECK(tok_load("/nonexistent/model", &err) == NULL && strstr(err.msg, "/nonexistent/model/tokenizer.json"));
 }
 
+/* Thousands of corrupted variants of the two hand-made files (bytes flipped, dropped, duplicated): each
+ * must load or be refused cleanly, and whatever loads must encode and decode without a memory error
+ * (this test is meant to be run under ASan: make asan). */
+static int fuzz_loaded, fuzz_refused;
+static const char ALPHABET[] = "{}[]\",:0129 -ab\\";
+
+static void fuzz_one(const char *src, unsigned *seed)
+{
+    size_t n = strlen(src);
+    char *m = malloc(n + 16);
+    memcpy(m, src, n + 1);
+    int edits = 1 + (int)(rand_r(seed) % 4);
+    for (int e = 0; e < edits; e++) {
+        size_t at = (size_t)rand_r(seed) % n;
+        int kind = rand_r(seed) % 3;
+        if (kind == 0)
+            m[at] = ALPHABET[(size_t)rand_r(seed) % (sizeof ALPHABET - 1)];
+        else if (kind == 1 && n > 2)
+            memmove(m + at, m + at + 1, n-- - at);
+        else if (n + 1 < strlen(src) + 15) {
+            memmove(m + at + 1, m + at, n++ - at + 1);
+        }
+    }
+    m[n] = 0;
+    struct error err = {{0}};
+    struct tokenizer *t = load_json(m, NULL, NULL, &err);
+    fuzz_loaded += t != NULL;
+    fuzz_refused += t == NULL;
+    if (t) {
+        static const char *texts[] = {"ab ab", "a<|x|>b<s>", "\xE4\xB8\xAD\xff zz  <y> é", ""};
+        for (int i = 0; i < 4; i++) {
+            int32_t *ids;
+            int k;
+            if (tok_encode(t, texts[i], strlen(texts[i]), true, i % 2, &ids, &k, &err) == 0) {
+                char *text;
+                size_t len;
+                if (tok_decode(t, ids, k, i % 2, &text, &len, &err) == 0)
+                    free(text);
+                free(ids);
+            }
+        }
+        tok_free(t);
+    } else {
+        CHECK_MSG(err.msg[0] != 0, "refused without a message");
+    }
+    free(m);
+}
+
+static void test_fuzz(void)
+{
+    unsigned seed = 12345;
+    char *sp = sp_json(true);
+    for (int i = 0; i < 1500; i++)
+        fuzz_one(i % 2 ? BYTE_LEVEL : sp, &seed);
+    free(sp);
+    fprintf(stderr, "fuzz: %d corrupted files loaded, %d refused\n", fuzz_loaded, fuzz_refused);
+    CHECK(fuzz_loaded > 100 && fuzz_refused > 100);   /* both paths really exercised */
+}
+
 /* ---- helpers ---- */
 static bool lossy_is(const char *in, size_t n, bool final, const char *want, long consumed)
 {
@@ -359,6 +418,7 @@ int main(void)
     RUN(test_sentencepiece);
     RUN(test_metaspace);
     RUN(test_errors);
+    RUN(test_fuzz);
     write_file("tokenizer.json", NULL);
     write_file("tokenizer_config.json", NULL);
     write_file("generation_config.json", NULL);
