@@ -12,15 +12,20 @@
 // nousage (no usage block even when asked). --split-ms S sends each event in two writes S ms
 // apart, the second at the token's deadline (so the client must reassemble events).
 //
+// --capacity K serves at most K requests at once, first come first served; the rest wait and
+// their script starts when a slot frees, like a saturated engine, so latency grows with load
+// and a rate sweep has a knee to find. 0 (default) is unlimited.
+//
 // Usage: node scripted_server.js --port-file F [--port 0] [--ttft-ms 200] [--itl-ms 50]
-//          [--ttft-per-input-ms 0] [--behaviours normal] [--split-ms 0] [--log FILE]
+//          [--ttft-per-input-ms 0] [--behaviours normal] [--split-ms 0] [--capacity 0]
+// GET /log returns every request received (JSON lines: n, behaviour, url, body).
 'use strict';
 const http = require('http');
 const fs = require('fs');
 
 function parseArgs(argv) {
   const o = { port: 0, portFile: null, ttftMs: 200, itlMs: 50, ttftPerInputMs: 0,
-              behaviours: ['normal'], splitMs: 0, log: null };
+              behaviours: ['normal'], splitMs: 0, capacity: 0 };
   for (let i = 2; i < argv.length; i += 2) {
     const k = argv[i], v = argv[i + 1];
     if (v === undefined) throw new Error(`${k} needs a value`);
@@ -31,7 +36,7 @@ function parseArgs(argv) {
     else if (k === '--ttft-per-input-ms') o.ttftPerInputMs = Number(v);
     else if (k === '--behaviours') o.behaviours = v.split(',');
     else if (k === '--split-ms') o.splitMs = Number(v);
-    else if (k === '--log') o.log = v;
+    else if (k === '--capacity') o.capacity = Number(v);
     else throw new Error(`unknown option ${k}`);
   }
   return o;
@@ -39,6 +44,9 @@ function parseArgs(argv) {
 
 const opts = parseArgs(process.argv);
 let served = 0;
+// Every request received, one JSON line each, served at GET /log. Kept in memory: a synchronous
+// file write could stall the event loop (and so the scripted timing) when the disk is busy.
+const requestLog = [];
 
 function promptTokens(body, chat) {
   if (chat) {
@@ -122,9 +130,10 @@ async function stream(res, body, chat, behaviour, t0) {
   res.end();
 }
 
-function handle(req, res, raw, t0) {
+function handle(req, res, raw) {
   const chat = req.url === '/v1/chat/completions';
   if (req.method === 'GET' && req.url === '/health') return res.end('ok');
+  if (req.method === 'GET' && req.url === '/log') return res.end(requestLog.map((l) => l + '\n').join(''));
   if (req.method !== 'POST' || (!chat && req.url !== '/v1/completions')) {
     res.writeHead(404, { 'Content-Type': 'application/json' });
     return res.end('{"error": {"message": "not found"}}');
@@ -134,21 +143,49 @@ function handle(req, res, raw, t0) {
     res.writeHead(400, { 'Content-Type': 'application/json' });
     return res.end(JSON.stringify({ error: { message: `bad JSON: ${e.message}` } }));
   }
+  if (body.model === '__warmup__') {
+    // The tests' warm-up (so a cold JIT does not delay the first measured requests): served
+    // normally, but neither counted for --behaviours nor logged.
+    return admit(() => stream(res, body, chat, 'normal', performance.now()), res);
+  }
   const n = served++;
   const behaviour = opts.behaviours[n % opts.behaviours.length];
-  if (opts.log) fs.appendFileSync(opts.log, JSON.stringify({ n, behaviour, url: req.url, body }) + '\n');
+  requestLog.push(JSON.stringify({ n, behaviour, url: req.url, body }));
   if (behaviour === 'http500') {
     res.writeHead(500, { 'Content-Type': 'application/json' });
     return res.end('{"error": {"message": "scripted internal error", "type": "server_error"}}');
   }
-  stream(res, body, chat, behaviour, t0).catch((e) => { console.error(e); res.destroy(); });
+  admit(() => stream(res, body, chat, behaviour, performance.now())
+    .catch((e) => { console.error(e); res.destroy(); }), res);
+}
+
+let busy = 0;
+const waiting = [];
+
+// Runs start() now or when a slot frees; the slot is held until the response is closed.
+function admit(start, res) {
+  if (opts.capacity > 0 && busy >= opts.capacity) {
+    waiting.push([start, res]);
+    return;
+  }
+  busy++;
+  res.on('close', () => {
+    busy--;
+    while (waiting.length && (busy < opts.capacity)) {
+      const [next, nres] = waiting.shift();
+      if (nres.destroyed) continue;
+      admit(next, nres);
+    }
+  });
+  start();
 }
 
 const server = http.createServer({ noDelay: true }, (req, res) => {
   const parts = [];
   req.on('data', (d) => parts.push(d));
-  // The script's clock starts when the whole request has arrived, as a server's would.
-  req.on('end', () => handle(req, res, Buffer.concat(parts).toString(), performance.now()));
+  // The script's clock starts when the request is admitted: once all of it has arrived and,
+  // with --capacity, a slot is free.
+  req.on('end', () => handle(req, res, Buffer.concat(parts).toString()));
 });
 server.keepAliveTimeout = 1000;
 server.listen(opts.port, '127.0.0.1', () => {
