@@ -70,6 +70,10 @@ int32_t tok_bos_id(const struct tokenizer *t);
 int tok_eos_ids(const struct tokenizer *t, const int32_t **ids);
 /* The id of a token written as in tokenizer.json (e.g. "<|im_end|>", "Ġthe", "▁the"); -1 if absent. */
 int32_t tok_token_id(const struct tokenizer *t, const char *token_text);
+/* The bytes token id stands for when decoded on its own (for OpenAI logprobs' "bytes"): may be part of
+ * a UTF-8 character; a SentencePiece <0xNN> token gives its one byte, "▁" is already a space. Points
+ * into t (valid until tok_free); NULL if id names no token. */
+const char *tok_id_bytes(const struct tokenizer *t, int32_t id, size_t *len);
 /* True for added tokens marked special (and tokenizer_config's additional_special_tokens). */
 bool tok_is_special(const struct tokenizer *t, int32_t id);
 

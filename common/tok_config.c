@@ -45,7 +45,10 @@ static int load_post(struct tokenizer *t, json_t *pp, int depth, struct error *e
     if (type && !strcmp(type, "Sequence") && depth < 8) {
         size_t i;
         json_t *x;
-        json_array_foreach(json_object_get(pp, "processors"), i, x) if (load_post(t, x, depth + 1, err)) return -1;
+        json_array_foreach(json_object_get(pp, "processors"), i, x) {
+            if (load_post(t, x, depth + 1, err))
+                return -1;
+        }
         return 0;
     }
     if (!type || strcmp(type, "TemplateProcessing") != 0)

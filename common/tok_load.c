@@ -128,6 +128,18 @@ bool tok_is_special(const struct tokenizer *t, int32_t id)
     return id >= 0 && id < t->n_ids && (t->flags[id] & TOK_F_SPECIAL);
 }
 
+const char *tok_id_bytes(const struct tokenizer *t, int32_t id, size_t *len)
+{
+    if (id < 0 || id >= t->n_ids || !(t->flags[id] & TOK_F_PRESENT))
+        return NULL;
+    if (t->dec_byte_fallback && (t->flags[id] & TOK_F_BYTE)) {
+        *len = 1;
+        return (const char *)&t->byte_val[id];
+    }
+    *len = t->piece_len[id];
+    return tok_piece(t, id);
+}
+
 int32_t tok_token_id(const struct tokenizer *t, const char *token_text)
 {
     size_t n = strlen(token_text);

@@ -70,7 +70,10 @@ static int load_normalizer(struct tokenizer *t, json_t *n, int depth, struct err
     if (!strcmp(type, "Sequence")) {
         json_t *list = json_object_get(n, "normalizers"), *x;
         size_t i;
-        json_array_foreach(list, i, x) if (load_normalizer(t, x, depth + 1, err)) return -1;
+        json_array_foreach(list, i, x) {
+            if (load_normalizer(t, x, depth + 1, err))
+                return -1;
+        }
         return 0;
     }
     if (!strcmp(type, "NFC"))
@@ -167,7 +170,10 @@ static int load_pretok(struct tokenizer *t, json_t *p, int depth, struct error *
     if (!strcmp(type, "Sequence")) {
         json_t *list = json_object_get(p, "pretokenizers"), *x;
         size_t i;
-        json_array_foreach(list, i, x) if (load_pretok(t, x, depth + 1, err)) return -1;
+        json_array_foreach(list, i, x) {
+            if (load_pretok(t, x, depth + 1, err))
+                return -1;
+        }
         return 0;
     }
     if (t->metaspace)
@@ -268,7 +274,10 @@ static int load_decoder(struct tokenizer *t, json_t *d, struct error *err)
         return load_sp_decoder(t, d, &fused, err);
     json_t *list = json_object_get(d, "decoders"), *x;
     size_t i;
-    json_array_foreach(list, i, x) if (load_sp_decoder(t, x, &fused, err)) return -1;
+    json_array_foreach(list, i, x) {
+        if (load_sp_decoder(t, x, &fused, err))
+            return -1;
+    }
     return 0;
 }
 

@@ -116,6 +116,10 @@ static void test_byte_level(void)
     CHECK(decodes_to(t, (int32_t[]){0, 6, 1}, 3, true, "ab"));
     CHECK(decodes_to(t, (int32_t[]){13}, 1, false, "\xEF\xBF\xBD"));       /* half of é */
     CHECK(decodes_to(t, (int32_t[]){-1, 99999, 8, 4}, 4, false, " a"));    /* ids naming no token: skipped */
+    size_t blen;
+    const char *bytes = tok_id_bytes(t, 13, &blen);
+    CHECK(bytes && blen == 1 && (unsigned char)bytes[0] == 0xC3);   /* "Ã" stands for byte C3 */
+    CHECK(tok_id_bytes(t, 8, &blen) == NULL && tok_id_bytes(t, -1, &blen) == NULL);
     CHECK_EQ_INT(tok_token_id(t, "Ġa"), 4);
     CHECK_EQ_INT(tok_token_id(t, "<|x|>"), 6);
     CHECK_EQ_INT(tok_token_id(t, "nope"), -1);
@@ -185,6 +189,10 @@ static void test_sentencepiece(void)
     /* Rust's ByteFallback: an invalid run becomes one U+FFFD per byte (not one per maximal subpart). */
     CHECK(decodes_to(t, (int32_t[]){E4, B8, 260}, 3, false, "\xEF\xBF\xBD\xEF\xBF\xBD" "a"));
     CHECK(decodes_to(t, (int32_t[]){1, 262, 2}, 3, false, "<s> a</s>"));
+    size_t blen;
+    const char *bytes = tok_id_bytes(t, E4, &blen);
+    CHECK(bytes && blen == 1 && (unsigned char)bytes[0] == 0xE4);
+    CHECK((bytes = tok_id_bytes(t, 262, &blen)) && blen == 2 && !memcmp(bytes, " a", 2));
     CHECK(decodes_to(t, (int32_t[]){1, 262, 2}, 3, true, "a"));
     struct tok_stream *s = tok_stream_new(t, true);
     struct tok_buf out = {0};
