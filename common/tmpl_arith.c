@@ -105,12 +105,8 @@ static struct tv repeat(struct trt *rt, struct tv seq, long long n, int line)
 
 static struct tv concat(struct trt *rt, struct tv a, struct tv b, int line)
 {
-    if (a.t == TV_STR && b.t == TV_STR) {
-        struct tbuf buf = { 0 };
-        tbuf_put(rt, &buf, a.s->s, a.s->len);
-        tbuf_put(rt, &buf, b.s->s, b.s->len);
-        return tbuf_take(rt, &buf);
-    }
+    if (a.t == TV_STR && b.t == TV_STR)
+        return tv_str_concat(rt, a.s, b.s);
     if (a.t == TV_LIST && b.t == TV_LIST) {
         struct tv out = tv_list(rt, a.l->n + b.l->n);
         for (size_t i = 0; i < a.l->n; i++)
@@ -126,10 +122,9 @@ static struct tv concat(struct trt *rt, struct tv a, struct tv b, int line)
 struct tv tbinop(struct trt *rt, const char *op, struct tv a, struct tv b, int line)
 {
     if (!strcmp(op, "~")) {
-        struct tbuf buf = { 0 };
-        tv_write_str(rt, &buf, a, line);
-        tv_write_str(rt, &buf, b, line);
-        return tbuf_take(rt, &buf);
+        struct tv x = a.t == TV_UNDEF ? tv_str(rt, "", 0) : tv_to_str(rt, a, line);
+        struct tv y = b.t == TV_UNDEF ? tv_str(rt, "", 0) : tv_to_str(rt, b, line);
+        return tv_str_concat(rt, x.s, y.s);
     }
     tv_need_defined(rt, a, line);
     tv_need_defined(rt, b, line);

@@ -99,6 +99,23 @@ static void slice_bounds(struct trt *rt, struct tv *parts, long long n, long lon
     }
 }
 
+/* Code point offsets computed once, so slicing a long string stays linear. */
+static struct tv slice_str(struct trt *rt, const struct tstr *s, long long start, long long stop, long long step,
+                           long long n)
+{
+    size_t *off = trt_alloc_raw(rt, (size_t)(n + 1) * sizeof(*off)), i = 0;
+    for (long long k = 0; k <= n; k++) {
+        off[k] = i;
+        if (i < s->len)
+            tv_utf8_next(s->s, s->len, &i);
+    }
+    struct tbuf b = { 0 };
+    tbuf_put(rt, &b, "", 0);
+    for (long long k = start; step > 0 ? k < stop : k > stop; k += step)
+        tbuf_put(rt, &b, s->s + off[k], off[k + 1] - off[k]);
+    return tbuf_take(rt, &b);
+}
+
 static struct tv eval_slice(struct trt *rt, const struct tnode *e)
 {
     struct tv obj = teval(rt, e->a), parts[3];
@@ -110,18 +127,13 @@ static struct tv eval_slice(struct trt *rt, const struct tnode *e)
     long long n = obj.t == TV_LIST ? (long long)obj.l->n : (long long)tv_utf8_len(obj.s->s, obj.s->len);
     long long start, stop, step;
     slice_bounds(rt, parts, n, &start, &stop, &step, e->line);
-    struct tv out = obj.t == TV_LIST ? tv_list(rt, 0) : tv_str(rt, "", 0);
-    struct tbuf b = { 0 };
-    for (long long i = start; step > 0 ? i < stop : i > stop; i += step) {
-        struct tv item = index_seq(rt, obj, i, e->line);
-        if (obj.t == TV_LIST)
-            tv_list_push(rt, out.l, item);
-        else
-            tbuf_put(rt, &b, item.s->s, item.s->len);
-    }
-    if (obj.t == TV_LIST)
-        out.l->tuple = obj.l->tuple;
-    return obj.t == TV_LIST ? out : tbuf_take(rt, &b);
+    if (obj.t == TV_STR)
+        return slice_str(rt, obj.s, start, stop, step, n);
+    struct tv out = tv_list(rt, 0);
+    for (long long i = start; step > 0 ? i < stop : i > stop; i += step)
+        tv_list_push(rt, out.l, obj.l->v[i]);
+    out.l->tuple = obj.l->tuple;
+    return out;
 }
 
 /* Positional arguments, with *list spread in place. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "tmpl_internal.h"
 
 _Noreturn void trt_fail(struct trt *rt, int line, const char *fmt, ...)
@@ -241,6 +242,8 @@ int tmpl_render(const struct tmpl *t, json_t *ctx, const struct tmpl_limits *lim
             if (out_len)
                 *out_len = rt->out->len;
             rc = 0;
+            log_debug("template: %zu bytes out, %zu bytes of working memory, %ld steps", rt->out->len,
+                      rt->arena.total, rt->steps);
         } else {
             error_set(err, "out of memory");
         }

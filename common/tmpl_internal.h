@@ -24,8 +24,9 @@ struct tarena {
     struct tarena_chunk *head;
     size_t total, limit; /* bytes handed out so far; 0 limit = unlimited */
 };
-/* NULL when the limit is reached or malloc fails. */
+/* Zeroed memory; NULL when the limit is reached or malloc fails. _raw: not zeroed. */
 void *tarena_alloc(struct tarena *a, size_t n);
+void *tarena_alloc_raw(struct tarena *a, size_t n);
 void tarena_free(struct tarena *a);
 
 /* ---- values ---- */
@@ -87,7 +88,9 @@ struct trt {
 
 /* Unwinds to tmpl_render with "template line N: ..." in rt->err. */
 _Noreturn void trt_fail(struct trt *rt, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Render-arena memory (zeroed; _raw: not); fails the render at max_memory. */
 void *trt_alloc(struct trt *rt, size_t n);
+void *trt_alloc_raw(struct trt *rt, size_t n);
 
 /* Value helpers (tmpl_value.c). */
 struct tv tv_none(void);
@@ -97,6 +100,7 @@ struct tv tv_float(double f);
 struct tv tv_undef(struct trt *rt, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 struct tv tv_str(struct trt *rt, const char *s, size_t len);
 struct tv tv_cstr(struct trt *rt, const char *s);
+struct tv tv_str_concat(struct trt *rt, const struct tstr *a, const struct tstr *b);
 struct tv tv_list(struct trt *rt, size_t cap);
 struct tv tv_dict(struct trt *rt, size_t cap);
 void tv_list_push(struct trt *rt, struct tlist *l, struct tv v);

@@ -50,39 +50,45 @@ static struct tv filter_items(struct trt *rt, const struct tnode *s, struct tv i
     return kept;
 }
 
-static void set_loop_var(struct trt *rt, struct tdict *loop, const char *k, struct tv v)
+enum { L_INDEX, L_INDEX0, L_REVINDEX, L_REVINDEX0, L_FIRST, L_LAST, L_LENGTH, L_DEPTH, L_DEPTH0, L_PREV, L_NEXT, L_N };
+
+/* One `loop` mapping per for statement, its values updated in place each iteration. */
+static struct tv make_loop(struct trt *rt)
 {
-    tv_dict_set(rt, loop, k, strlen(k), v);
+    static const char *const keys[L_N] = { "index", "index0", "revindex", "revindex0", "first", "last",
+                                           "length", "depth", "depth0", "previtem", "nextitem" };
+    struct tv loop = tv_dict(rt, L_N);
+    for (int k = 0; k < L_N; k++)
+        tv_dict_set(rt, loop.d, keys[k], strlen(keys[k]), tv_int(k == L_DEPTH));
+    return loop;
 }
 
-static struct tv make_loop(struct trt *rt, struct tlist *items, size_t i)
+static void update_loop(struct tdict *loop, const struct tlist *items, size_t i, struct tv none_left)
 {
-    size_t n = items->n;
-    struct tv loop = tv_dict(rt, 12);
-    set_loop_var(rt, loop.d, "index", tv_int((long long)i + 1));
-    set_loop_var(rt, loop.d, "index0", tv_int((long long)i));
-    set_loop_var(rt, loop.d, "revindex", tv_int((long long)(n - i)));
-    set_loop_var(rt, loop.d, "revindex0", tv_int((long long)(n - i - 1)));
-    set_loop_var(rt, loop.d, "first", tv_bool(i == 0));
-    set_loop_var(rt, loop.d, "last", tv_bool(i + 1 == n));
-    set_loop_var(rt, loop.d, "length", tv_int((long long)n));
-    set_loop_var(rt, loop.d, "depth", tv_int(1));
-    set_loop_var(rt, loop.d, "depth0", tv_int(0));
-    set_loop_var(rt, loop.d, "previtem", i ? items->v[i - 1] : tv_undef(rt, "there is no previous item"));
-    set_loop_var(rt, loop.d, "nextitem", i + 1 < n ? items->v[i + 1] : tv_undef(rt, "there is no next item"));
-    return loop;
+    long long n = (long long)items->n, k = (long long)i;
+    loop->v[L_INDEX] = tv_int(k + 1);
+    loop->v[L_INDEX0] = tv_int(k);
+    loop->v[L_REVINDEX] = tv_int(n - k);
+    loop->v[L_REVINDEX0] = tv_int(n - k - 1);
+    loop->v[L_FIRST] = tv_bool(k == 0);
+    loop->v[L_LAST] = tv_bool(k + 1 == n);
+    loop->v[L_LENGTH] = tv_int(n);
+    loop->v[L_PREV] = k ? items->v[k - 1] : none_left;
+    loop->v[L_NEXT] = k + 1 < n ? items->v[k + 1] : none_left;
 }
 
 void texec_for(struct trt *rt, const struct tnode *s)
 {
     struct tv items = filter_items(rt, s, titer(rt, teval(rt, s->b), s->line));
     struct tframe *outer = rt->frame;
+    struct tv loop = make_loop(rt), none_left = tv_undef(rt, "the loop has no item there");
     rt->loops++;
     for (size_t i = 0; i < items.l->n; i++) {
         tstep(rt, s->line);
         rt->frame = tpush_frame(rt, outer);
         tbind(rt, s->a, items.l->v[i], s->line);
-        tv_dict_set(rt, &rt->frame->vars, "loop", 4, make_loop(rt, items.l, i));
+        update_loop(loop.d, items.l, i, none_left);
+        tv_dict_set(rt, &rt->frame->vars, "loop", 4, loop);
         texec_list(rt, s->body);
         rt->frame = outer;
         int ctl = rt->loop_ctl;

@@ -16,8 +16,12 @@ struct tarena_chunk {
 
 #define TARENA_CHUNK (64 * 1024)
 
-void *tarena_alloc(struct tarena *a, size_t n)
+/* 64 KiB chunks (bigger only for one big allocation): below glibc's mmap threshold, so a render's
+ * chunks come from and go back to the heap. Memory is not zeroed. */
+void *tarena_alloc_raw(struct tarena *a, size_t n)
 {
+    if (n > SIZE_MAX / 2)
+        return NULL;
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     if (a->limit && a->total + n > a->limit)
         return NULL;
@@ -35,7 +39,14 @@ void *tarena_alloc(struct tarena *a, size_t n)
     void *p = (char *)c->data + c->used;
     c->used += n;
     a->total += n;
-    memset(p, 0, n);
+    return p;
+}
+
+void *tarena_alloc(struct tarena *a, size_t n)
+{
+    void *p = tarena_alloc_raw(a, n);
+    if (p)
+        memset(p, 0, n);
     return p;
 }
 
@@ -49,6 +60,14 @@ void tarena_free(struct tarena *a)
     }
     a->head = NULL;
     a->total = 0;
+}
+
+void *trt_alloc_raw(struct trt *rt, size_t n)
+{
+    void *p = tarena_alloc_raw(&rt->arena, n);
+    if (!p)
+        trt_fail(rt, 0, "the template needs more than %zu bytes of memory (max_memory)", rt->lim.max_memory);
+    return p;
 }
 
 void *trt_alloc(struct trt *rt, size_t n)
@@ -66,7 +85,7 @@ struct tv tv_float(double f) { return (struct tv){ .t = TV_FLOAT, .f = f }; }
 
 struct tv tv_str(struct trt *rt, const char *s, size_t len)
 {
-    struct tstr *p = trt_alloc(rt, sizeof(*p) + len + 1);
+    struct tstr *p = trt_alloc_raw(rt, sizeof(*p) + len + 1);
     p->len = len;
     if (len)
         memcpy(p->s, s, len);
@@ -75,6 +94,18 @@ struct tv tv_str(struct trt *rt, const char *s, size_t len)
 }
 
 struct tv tv_cstr(struct trt *rt, const char *s) { return tv_str(rt, s, strlen(s)); }
+
+struct tv tv_str_concat(struct trt *rt, const struct tstr *a, const struct tstr *b)
+{
+    if (a->len + b->len > rt->lim.max_output)
+        trt_fail(rt, 0, "a string would exceed %zu bytes (max_output)", rt->lim.max_output);
+    struct tstr *p = trt_alloc_raw(rt, sizeof(*p) + a->len + b->len + 1);
+    p->len = a->len + b->len;
+    memcpy(p->s, a->s, a->len);
+    memcpy(p->s + a->len, b->s, b->len);
+    p->s[p->len] = 0;
+    return (struct tv){ .t = TV_STR, .s = p };
+}
 
 struct tv tv_undef(struct trt *rt, const char *fmt, ...)
 {
@@ -98,7 +129,7 @@ struct tv tv_list(struct trt *rt, size_t cap)
 {
     struct tlist *l = trt_alloc(rt, sizeof(*l));
     l->cap = cap ? cap : 4;
-    l->v = trt_alloc(rt, l->cap * sizeof(struct tv));
+    l->v = trt_alloc_raw(rt, l->cap * sizeof(struct tv));
     return (struct tv){ .t = TV_LIST, .l = l };
 }
 
@@ -106,15 +137,15 @@ struct tv tv_dict(struct trt *rt, size_t cap)
 {
     struct tdict *d = trt_alloc(rt, sizeof(*d));
     d->cap = cap ? cap : 4;
-    d->k = trt_alloc(rt, d->cap * sizeof(*d->k));
-    d->v = trt_alloc(rt, d->cap * sizeof(*d->v));
+    d->k = trt_alloc_raw(rt, d->cap * sizeof(*d->k));
+    d->v = trt_alloc_raw(rt, d->cap * sizeof(*d->v));
     return (struct tv){ .t = TV_DICT, .d = d };
 }
 
 void tv_list_push(struct trt *rt, struct tlist *l, struct tv v)
 {
     if (l->n == l->cap) {
-        struct tv *nv = trt_alloc(rt, 2 * l->cap * sizeof(*nv));
+        struct tv *nv = trt_alloc_raw(rt, 2 * l->cap * sizeof(*nv));
         memcpy(nv, l->v, l->n * sizeof(*nv));
         l->v = nv;
         l->cap *= 2;
@@ -138,8 +169,8 @@ void tv_dict_set(struct trt *rt, struct tdict *d, const char *k, size_t klen, st
         return;
     }
     if (d->n == d->cap) {
-        struct tstr **nk = trt_alloc(rt, 2 * d->cap * sizeof(*nk));
-        struct tv *nv = trt_alloc(rt, 2 * d->cap * sizeof(*nv));
+        struct tstr **nk = trt_alloc_raw(rt, 2 * d->cap * sizeof(*nk));
+        struct tv *nv = trt_alloc_raw(rt, 2 * d->cap * sizeof(*nv));
         memcpy(nk, d->k, d->n * sizeof(*nk));
         memcpy(nv, d->v, d->n * sizeof(*nv));
         d->k = nk;
@@ -306,7 +337,7 @@ void tbuf_put(struct trt *rt, struct tbuf *b, const char *s, size_t n)
             cap *= 2;
         if (cap > rt->lim.max_output * 2 + 1024 && b->len + n > rt->lim.max_output)
             trt_fail(rt, 0, "the output would exceed %zu bytes (max_output)", rt->lim.max_output);
-        char *p = trt_alloc(rt, cap);
+        char *p = trt_alloc_raw(rt, cap);
         if (b->len)
             memcpy(p, b->p, b->len);
         b->p = p;
