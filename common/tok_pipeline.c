@@ -13,7 +13,7 @@ pcre2_code *tok_regex_compile(const char *pattern, size_t len, bool literal, str
 {
     int code;
     PCRE2_SIZE off;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);   /* LITERAL refuses UCP */
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, len, opts, &code, &off, NULL);
     if (!re) {
         PCRE2_UCHAR msg[256];

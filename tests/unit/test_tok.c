@@ -141,6 +141,54 @@ static void test_byte_level(void)
     tok_free(t);
 }
 
+static char *with(const char *from, const char *to) { return replaced(BYTE_LEVEL, from, to); }
+
+/* Options of the byte-level file, one at a time: Split with a String pattern (Removed / Isolated),
+ * ByteLevel add_prefix_space, ignore_merges. */
+static void check_variant(const char *from, const char *to, const char *text, const int32_t *want, int n)
+{
+    struct error err = {{0}};
+    char *js = with(from, to);
+    struct tokenizer *t = load_json(js, NULL, NULL, &err);
+    free(js);
+    CHECK_MSG(t != NULL, "%s", err.msg);
+    if (t)
+        CHECK_MSG(ids_are(t, text, false, false, want, n), "variant %s", to);
+    tok_free(t);
+}
+
+static void test_byte_level_variants(void)
+{
+    const char *pre = "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}";
+    check_variant(pre, "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+                  "{\"String\": \"|\"}, \"behavior\": \"Removed\"}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
+                  "ab|ab", (int32_t[]){3, 3}, 2);
+    check_variant(pre, "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+                  "{\"String\": \"|\"}, \"behavior\": \"Isolated\"}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
+                  "ab|ab", (int32_t[]){3, 10, 3}, 3);
+    check_variant(pre, "{\"type\": \"ByteLevel\", \"add_prefix_space\": true}", "ab", (int32_t[]){4, 1}, 2);
+    check_variant(pre, "{\"type\": \"ByteLevel\", \"add_prefix_space\": true}", " ab", (int32_t[]){4, 1}, 2);
+    check_variant("\"x\": 11,", "\"x\": 11, \"ba\": 15,", "ba", (int32_t[]){1, 0}, 2);
+    check_variant("\"type\": \"BPE\",", "\"type\": \"BPE\", \"ignore_merges\": true,",
+                  "ba", (int32_t[]){1, 0}, 2);   /* "ba" not in this vocabulary: merges as usual */
+}
+
+static void test_ignore_merges(void)
+{
+    struct error err = {{0}};
+    char *a = with("\"x\": 11,", "\"x\": 11, \"ba\": 15,");
+    char *b = replaced(a, "\"type\": \"BPE\",", "\"type\": \"BPE\", \"ignore_merges\": true,");
+    struct tokenizer *t = load_json(b, NULL, NULL, &err);
+    free(a);
+    free(b);
+    CHECK_MSG(t != NULL, "%s", err.msg);
+    if (t) {
+        CHECK(ids_are(t, "ba", false, false, (int32_t[]){15}, 1));   /* a whole word in the vocab wins */
+        CHECK(ids_are(t, "bab", false, false, (int32_t[]){1, 3}, 2));
+    }
+    tok_free(t);
+}
+
 /* ---- a SentencePiece-style BPE (Llama-2 style) ---- */
 static char *sp_json(bool byte_fallback)
 {
@@ -263,8 +311,6 @@ static void expect_error(const char *tokenizer, const char *config, const char *
     CHECK_MSG(strstr(err.msg, needle) != NULL, "error \"%s\" does not mention \"%s\"", err.msg, needle);
     tok_free(t);
 }
-
-static char *with(const char *from, const char *to) { return replaced(BYTE_LEVEL, from, to); }
 
 static void test_errors(void)
 {
@@ -423,6 +469,8 @@ int main(void)
     RUN(test_utf8);
     RUN(test_nfc);
     RUN(test_byte_level);
+    RUN(test_byte_level_variants);
+    RUN(test_ignore_merges);
     RUN(test_sentencepiece);
     RUN(test_metaspace);
     RUN(test_errors);
