@@ -53,5 +53,27 @@ check mistral_mqa_shards "1 17 40 100" --arch mistral --hidden 64 --heads 4 --kv
 check small            "17 100"      --preset small --seed 9
 check qwen2.5-0.5b     "1 17"        --preset qwen2.5-0.5b --seed 10
 
+# Controls: the comparison must notice a small error and a missing feature, or it proves nothing.
+control() { # control WHAT: the last compare must have failed
+    if [ "$1" = passed ]; then echo "FAIL control: $2 was not detected"; fails=$((fails + 1));
+    else echo "ok   control: $2 is detected"; fi
+}
+"$BUILD/pdserve-mkmodel" --out "$tmp/ctl" --preset tiny --rope-scaling-llama3 8,1,4,64 --seed 12 2>/dev/null
+p=$(ids 100 3 512)
+"$BUILD/pdserve-generate" --model "$tmp/ctl" --prompt-ids "$p" --dump-logits "$tmp/logits" --max-tokens 0 2>/dev/null
+$PY - "$tmp/logits" <<'PYEOF'
+import sys, numpy as np
+a = np.fromfile(sys.argv[1], "<f4").reshape(100, -1)
+a[57, 3] += 3e-4 * np.abs(a[57]).max()   # one logit off by 3x the tolerance
+a.tofile(sys.argv[1] + ".bad")
+PYEOF
+r=passed; $REF compare --model "$tmp/ctl" --ids "$p" --logits "$tmp/logits.bad" || r=failed
+control $r "one logit off by 3e-4 of its row's scale"
+cp -r "$tmp/ctl" "$tmp/ctl_norope"
+$PY -c "import json,sys; c=json.load(open(sys.argv[1])); c['rope_scaling']=None; json.dump(c, open(sys.argv[1],'w'))" \
+    "$tmp/ctl_norope/config.json"
+r=passed; $REF compare --model "$tmp/ctl_norope" --ids "$p" --logits "$tmp/logits" || r=failed
+control $r "ignoring rope_scaling"
+
 if [ "$fails" -ne 0 ]; then echo "engine_reference: $fails failures"; exit 1; fi
 echo "engine_reference: all models agree with the float64 reference"
