@@ -43,6 +43,13 @@ fi
 [ "$(ls "$tmp/tiny_sharded"/model-0000?-of-00003.safetensors | wc -l)" = 3 ]
 $CHECK layout "$tmp/tiny_sharded"
 $CHECK same "$tmp/tiny" "$tmp/tiny_sharded"
+# Rewriting a folder leaves no stale weight files behind (a stale index would be loaded instead).
+mk tiny_sharded --shards 2
+[ "$(ls "$tmp/tiny_sharded" | grep -c safetensors)" = 3 ]
+$CHECK layout "$tmp/tiny_sharded"
+mk tiny_sharded
+[ "$(ls "$tmp/tiny_sharded" | grep -c safetensors)" = 1 ]
+$CHECK same "$tmp/tiny" "$tmp/tiny_sharded"
 
 echo "== f16 / bf16 rounding"
 mk qwen2_f32 --arch qwen2 --hidden 96 --heads 6 --kv-heads 2 --tie --dtype f32

@@ -4,10 +4,12 @@
  * data_offsets}}) padded with spaces to a multiple of 8 bytes, then the tensors back to back.
  * Tensors are generated and converted in chunks straight into the file, so memory stays small. */
 #include <errno.h>
+#include <glob.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mkmodel.h"
@@ -202,11 +204,39 @@ static int write_index(const char *dir, const struct plan *p, int shards, enum m
     return rc == 0 ? 0 : error_set(err, "%s: cannot write: %s", path, strerror(errno));
 }
 
+/* Removes weight files an earlier run left in dir that this layout does not have: loaders prefer
+ * model.safetensors.index.json when present, so a stale one would silently load old shards. */
+static int remove_stale(const char *dir, int shards, struct error *err)
+{
+    char pattern[4096], keep[64];
+    glob_t g;
+    snprintf(keep, sizeof keep, "-of-%05d.safetensors", shards);
+    snprintf(pattern, sizeof pattern, "%s/model-*-of-*.safetensors", dir);
+    int rc = 0;
+    if (glob(pattern, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            const char *tail = strstr(g.gl_pathv[i], "-of-");
+            if (shards > 1 && tail && strcmp(tail, keep) == 0)
+                continue;
+            if (unlink(g.gl_pathv[i]) != 0 && rc == 0)
+                rc = error_set(err, "%s: cannot remove the stale shard: %s", g.gl_pathv[i], strerror(errno));
+        }
+        globfree(&g);
+    }
+    const char *other = shards > 1 ? "model.safetensors" : "model.safetensors.index.json";
+    snprintf(pattern, sizeof pattern, "%s/%s", dir, other);
+    if (rc == 0 && unlink(pattern) != 0 && errno != ENOENT)
+        rc = error_set(err, "%s: cannot remove the stale file: %s", pattern, strerror(errno));
+    return rc;
+}
+
 int mk_write_weights(const char *dir, const struct mk_config *c, const struct mk_specials *sp,
                      uint64_t seed, int shards, struct error *err)
 {
     struct plan p = {0};
     int rc = plan_build(&p, c, shards, err);
+    if (rc == 0)
+        rc = remove_stale(dir, shards, err);
     for (int s = 0; rc == 0 && s < shards; s++) {
         char path[4096];
         if (shards == 1)
