@@ -15,19 +15,51 @@
 
 #define UCX_SAFETY_TIMER_MS 10
 
-/* Defaults applied unless the variable is already set (docs/transport.md says why each). */
-static const char *const ucx_env_defaults[][2] = {
-    {"UCX_TCP_CM_REUSEADDR", "y"},    /* a restarted daemon can listen on its port at once */
-    {"UCX_KEEPALIVE_INTERVAL", "1s"}, /* UCP-level peer liveness (shm and idle tcp endpoints) */
-    {"UCX_TCP_KEEPIDLE", "2s"},       /* kernel tcp keepalive: a cut link is noticed in ~5 s */
-    {"UCX_TCP_KEEPINTVL", "1s"},
-    {"UCX_TCP_KEEPCNT", "3"},
+/* Defaults applied unless the variable is already set (docs/transport.md says why each). The third
+ * column names the transports a variable belongs to: it is set only when UCX_TLS may select one of
+ * them, because UCX warns about variables that no loaded transport reads. */
+static const char *const ucx_env_defaults[][3] = {
+    {"UCX_TCP_CM_REUSEADDR", "y", NULL},    /* a restarted daemon can listen on its port at once */
+    {"UCX_KEEPALIVE_INTERVAL", "1s", NULL}, /* UCP-level liveness checks of idle endpoints */
+    /* kernel tcp keepalive: a cut link is noticed in about 2 + 3 * 1 s */
+    {"UCX_TCP_KEEPIDLE", "2s", "tcp"},
+    {"UCX_TCP_KEEPINTVL", "1s", "tcp"},
+    {"UCX_TCP_KEEPCNT", "3", "tcp"},
+    /* Shared memory (posix, sysv) is left out of PEER-error-mode endpoints unless these are on.
+     * With them on, UCX 1.13 sends AM "short" messages that overflow the 128-byte FIFO element
+     * ("Invalid am_short_iov length: 108 (expected: <= 100)"); 16 KiB elements put the element
+     * limit above UCX's short threshold, so every message size works (tests/proto: sizes). */
+    {"UCX_POSIX_ERROR_HANDLING", "y", "posix sm shm mm"},
+    {"UCX_SYSV_ERROR_HANDLING", "y", "sysv sm shm mm"},
+    {"UCX_POSIX_FIFO_ELEM_SIZE", "16384", "posix sm shm mm"},
+    {"UCX_SYSV_FIFO_ELEM_SIZE", "16384", "sysv sm shm mm"},
 };
+
+/* Whether UCX_TLS (unset, "all", a "^exclusion" list, or a list) may select one of `words`. */
+static int tls_may_use(const char *tls, const char *words)
+{
+    if (!words || !tls || !*tls || tls[0] == '^' || strstr(tls, "all"))
+        return 1;
+    char w[32];
+    for (const char *p = words; sscanf(p, "%31s", w) == 1; p += strlen(w) + (p[strlen(w)] ? 1 : 0)) {
+        for (const char *t = tls; (t = strstr(t, w)); t++) {
+            int starts = t == tls || t[-1] == ',';
+            int ends = t[strlen(w)] == ',' || t[strlen(w)] == '\0';
+            if (starts && ends)
+                return 1;
+        }
+        if (!p[strlen(w)])
+            break;
+    }
+    return 0;
+}
 
 static void set_env_defaults(void)
 {
+    const char *tls = getenv("UCX_TLS");
     for (size_t i = 0; i < sizeof ucx_env_defaults / sizeof ucx_env_defaults[0]; i++)
-        setenv(ucx_env_defaults[i][0], ucx_env_defaults[i][1], 0);
+        if (tls_may_use(tls, ucx_env_defaults[i][2]))
+            setenv(ucx_env_defaults[i][0], ucx_env_defaults[i][1], 0);
 }
 
 /* ---- events ---- */
@@ -296,8 +328,8 @@ int ucx_parse_addr(const char *addr, char *host, size_t hostlen, uint16_t *port,
         return error_set(err, "address '%s': bad host part", addr);
     char *end;
     long p = strtol(colon + 1, &end, 10);
-    if (*end || end == colon + 1 || p < 1 || p > 65535)
-        return error_set(err, "address '%s': port must be 1..65535", addr);
+    if (*end || end == colon + 1 || p < 0 || p > 65535)
+        return error_set(err, "address '%s': port must be 0..65535", addr);
     memcpy(host, h, n);
     host[n] = '\0';
     *port = (uint16_t)p;

@@ -17,6 +17,7 @@
 #define PD_UCX_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -102,7 +103,12 @@ struct ucx *ucx_peer_ucx(const struct ucx_peer *p);
 
 const struct ucx_stats *ucx_stats(const struct ucx *u);
 
-/* Splits "host:port" (host may be a name, an IPv4 address or [IPv6]) into host[hostlen] and *port. */
+/* Writes UCX's description of the peer's endpoint (which transport carries AM and RMA: tcp, posix,
+ * cma, rc_mlx5, ...) to f, for operators and tests. */
+void ucx_peer_print_info(const struct ucx_peer *p, FILE *f);
+
+/* Splits "host:port" (host may be a name, an IPv4 address or [IPv6]) into host[hostlen] and *port
+ * (0..65535; 0 means "any free port" to ucx_listen). */
 int ucx_parse_addr(const char *addr, char *host, size_t hostlen, uint16_t *port, struct error *err);
 
 #endif

@@ -110,6 +110,12 @@ void *ucx_peer_user(const struct ucx_peer *p) { return p->user; }
 const char *ucx_peer_name(const struct ucx_peer *p) { return p->name; }
 struct ucx *ucx_peer_ucx(const struct ucx_peer *p) { return p->u; }
 
+void ucx_peer_print_info(const struct ucx_peer *p, FILE *f)
+{
+    if (p->ep && p->state == UCX_PEER_OPEN)
+        ucp_ep_print_info(p->ep, f);
+}
+
 /* ---- failure ---- */
 
 /* Called by UCX inside progress: remember it and report it from the loop. */
@@ -238,6 +244,8 @@ int ucx_connect(struct ucx *u, const char *addr, struct ucx_peer **out, struct e
     socklen_t len;
     if (ucx_parse_addr(addr, host, sizeof host, &port, err) || resolve(host, port, 0, &ss, &len, err))
         return -1;
+    if (port == 0)
+        return error_set(err, "ucx: cannot connect to '%s': port 0", addr);
     struct ucx_peer *p = ucx_peer_new(u, addr);
     if (!p)
         return error_set(err, "ucx: out of memory connecting to %s", addr);

@@ -735,6 +735,39 @@ static void lat_message(struct app *a, const struct wire_msg *m)
     lat_ping(a);
 }
 
+/* ---- sizes client: every message size must come back (UCX switches protocols at sizes that
+ * depend on the transport; a message near a threshold must not fail) ---- */
+
+static void sizes_start(struct app *a)
+{
+    struct wire_msg m = {.type = WIRE_ERROR};
+    int n = 0;
+    for (size_t len = 0; len < WIRE_ERRMSG_MAX; len++, n++) { /* 32..1055 bytes, every size */
+        m.req_id = (uint64_t)n + 1;
+        m.u.error.code = 1;
+        memset(m.u.error.message, 'e', len);
+        m.u.error.message[len] = 0;
+        send_or_fail(a, a->peer, &m);
+    }
+    struct wire_msg t = {.type = WIRE_TOKENS};
+    t.u.tokens.tokens = calloc(4200, sizeof(int32_t));
+    for (uint32_t k = 0; k < 4200; k++, n++) { /* 30..16830 bytes, every 4th size */
+        t.req_id = (uint64_t)n + 1;
+        t.u.tokens.n = k;
+        send_or_fail(a, a->peer, &t);
+    }
+    free(t.u.tokens.tokens);
+    a->c->count = (uint64_t)n;
+}
+
+static void sizes_message(struct app *a, const struct wire_msg *m)
+{
+    if (++a->c->done == a->c->count) {
+        fprintf(stdout, "sizes: %u messages of every size came back\n", a->c->done);
+        uv_stop(a->loop);
+    }
+}
+
 /* ---- transport callbacks ---- */
 
 static void client_registered(struct app *a, const struct wire_register *r)
@@ -748,6 +781,9 @@ static void client_registered(struct app *a, const struct wire_register *r)
         return;
     }
     const char *m = a->o.mode;
+    fflush(stdout);
+    ucx_peer_print_info(a->peer, stdout); /* scripts check which transport carries the data */
+    fflush(stdout);
     if (!strcmp(m, "kv"))
         kv_start(a);
     else if (!strcmp(m, "echo"))
@@ -758,6 +794,8 @@ static void client_registered(struct app *a, const struct wire_register *r)
         bench_start(a);
     else if (!strcmp(m, "lat"))
         lat_ping(a);
+    else if (!strcmp(m, "sizes"))
+        sizes_start(a);
 }
 
 static void on_message(struct ucx *u, struct ucx_peer *p, struct wire_msg *m, void *user)
@@ -776,6 +814,8 @@ static void on_message(struct ucx *u, struct ucx_peer *p, struct wire_msg *m, vo
         malformed_message(a, m);
     else if (!strcmp(mode, "lat"))
         lat_message(a, m);
+    else if (!strcmp(mode, "sizes"))
+        sizes_message(a, m);
 }
 
 static void on_accept(struct ucx *u, struct ucx_peer *p, void *user)
