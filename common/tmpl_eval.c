@@ -210,7 +210,7 @@ bool tcontains(struct trt *rt, struct tv hay, struct tv needle, int line)
         return needle.s->len == 0 || memmem(hay.s->s, hay.s->len, needle.s->s, needle.s->len);
     case TV_LIST:
         for (size_t i = 0; i < hay.l->n; i++)
-            if (tv_equal(hay.l->v[i], needle))
+            if (tv_equal(rt, hay.l->v[i], needle))
                 return true;
         return false;
     case TV_DICT: case TV_NS:
@@ -222,8 +222,8 @@ bool tcontains(struct trt *rt, struct tv hay, struct tv needle, int line)
 
 static bool compare_one(struct trt *rt, const char *op, struct tv a, struct tv b, int line)
 {
-    if (!strcmp(op, "==")) return tv_equal(a, b);
-    if (!strcmp(op, "!=")) return !tv_equal(a, b);
+    if (!strcmp(op, "==")) return tv_equal(rt, a, b);
+    if (!strcmp(op, "!=")) return !tv_equal(rt, a, b);
     if (!strcmp(op, "in")) return tcontains(rt, b, a, line);
     if (!strcmp(op, "not in")) return !tcontains(rt, b, a, line);
     int c = tv_compare(rt, a, b, line);

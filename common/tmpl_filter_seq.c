@@ -186,7 +186,7 @@ static struct tv f_unique(struct trt *rt, struct tv v, struct targs *a, int line
         struct tv k = sort_key(&c, x);
         bool dup = false;
         for (size_t j = 0; j < seen.l->n && !dup; j++)
-            dup = tv_equal(seen.l->v[j], k);
+            dup = tv_equal(rt, seen.l->v[j], k);
         if (!dup) {
             tv_list_push(rt, seen.l, k);
             tv_list_push(rt, out.l, items.l->v[i]);

@@ -108,7 +108,9 @@ void tv_dict_set(struct trt *rt, struct tdict *d, const char *k, size_t klen, st
 struct tv *tv_dict_get(const struct tdict *d, const char *k, size_t klen);
 struct tv tv_from_json(struct trt *rt, json_t *j, int depth);
 bool tv_truthy(struct tv v);
-bool tv_equal(struct tv a, struct tv b);
+/* Python ==; fails on values nested more than 256 deep (as do ordering and printing). */
+bool tv_equal(struct trt *rt, struct tv a, struct tv b);
+void tv_check_nesting(struct trt *rt, int depth, int line);
 /* Python ordering for numbers, strings and lists; fails on anything else. */
 int tv_compare(struct trt *rt, struct tv a, struct tv b, int line);
 const char *tv_type_name(struct tv v);

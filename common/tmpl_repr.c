@@ -30,20 +30,22 @@ static void write_repr_str(struct trt *rt, struct tbuf *b, const struct tstr *s)
     tbuf_put(rt, b, &q, 1);
 }
 
-static void write_list(struct trt *rt, struct tbuf *b, const struct tlist *l, int line)
+static void write_at(struct trt *rt, struct tbuf *b, struct tv v, int line, int depth, bool repr);
+
+static void write_list(struct trt *rt, struct tbuf *b, const struct tlist *l, int line, int depth)
 {
     tbuf_puts(rt, b, l->tuple ? "(" : "[");
     for (size_t i = 0; i < l->n; i++) {
         if (i)
             tbuf_puts(rt, b, ", ");
-        tv_write_repr(rt, b, l->v[i], line);
+        write_at(rt, b, l->v[i], line, depth + 1, true);
     }
     if (l->tuple && l->n == 1)
         tbuf_puts(rt, b, ",");
     tbuf_puts(rt, b, l->tuple ? ")" : "]");
 }
 
-static void write_dict(struct trt *rt, struct tbuf *b, const struct tdict *d, int line)
+static void write_dict(struct trt *rt, struct tbuf *b, const struct tdict *d, int line, int depth)
 {
     tbuf_puts(rt, b, "{");
     for (size_t i = 0; i < d->n; i++) {
@@ -51,22 +53,22 @@ static void write_dict(struct trt *rt, struct tbuf *b, const struct tdict *d, in
             tbuf_puts(rt, b, ", ");
         write_repr_str(rt, b, d->k[i]);
         tbuf_puts(rt, b, ": ");
-        tv_write_repr(rt, b, d->v[i], line);
+        write_at(rt, b, d->v[i], line, depth + 1, true);
     }
     tbuf_puts(rt, b, "}");
 }
 
-void tv_write_repr(struct trt *rt, struct tbuf *b, struct tv v, int line)
-{
-    if (v.t == TV_STR)
-        write_repr_str(rt, b, v.s);
-    else
-        tv_write_str(rt, b, v, line);
-}
+void tv_write_repr(struct trt *rt, struct tbuf *b, struct tv v, int line) { write_at(rt, b, v, line, 0, true); }
+void tv_write_str(struct trt *rt, struct tbuf *b, struct tv v, int line) { write_at(rt, b, v, line, 0, false); }
 
-void tv_write_str(struct trt *rt, struct tbuf *b, struct tv v, int line)
+static void write_at(struct trt *rt, struct tbuf *b, struct tv v, int line, int depth, bool repr)
 {
     char num[40];
+    tv_check_nesting(rt, depth, line);
+    if (repr && v.t == TV_STR) {
+        write_repr_str(rt, b, v.s);
+        return;
+    }
     switch (v.t) {
     case TV_UNDEF: return; /* Jinja's default Undefined prints as nothing */
     case TV_NONE: tbuf_puts(rt, b, "None"); return;
@@ -74,9 +76,9 @@ void tv_write_str(struct trt *rt, struct tbuf *b, struct tv v, int line)
     case TV_INT: tbuf_printf(rt, b, "%lld", v.i); return;
     case TV_FLOAT: tv_format_float(v.f, num); tbuf_puts(rt, b, num); return;
     case TV_STR: tbuf_put(rt, b, v.s->s, v.s->len); return;
-    case TV_LIST: write_list(rt, b, v.l, line); return;
-    case TV_DICT: write_dict(rt, b, v.d, line); return;
-    case TV_NS: tbuf_puts(rt, b, "<Namespace "); write_dict(rt, b, v.d, line); tbuf_puts(rt, b, ">"); return;
+    case TV_LIST: write_list(rt, b, v.l, line, depth); return;
+    case TV_DICT: write_dict(rt, b, v.d, line, depth); return;
+    case TV_NS: tbuf_puts(rt, b, "<Namespace "); write_dict(rt, b, v.d, line, depth); tbuf_puts(rt, b, ">"); return;
     case TV_FUNC: tbuf_printf(rt, b, "<built-in function %s>", v.fn->name); return;
     case TV_MACRO: tbuf_printf(rt, b, "<Macro '%s'>", v.clo->macro->name); return;
     }

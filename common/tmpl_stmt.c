@@ -177,7 +177,19 @@ static struct tnode *parse_simple(struct tparse *p, enum tnode_kind kind, const 
     return n;
 }
 
+static struct tnode *parse_statement_kw(struct tparse *p, const char *kw, int line);
+
+/* Nested statements recurse, so their depth is bounded like expressions'. */
 static struct tnode *parse_statement(struct tparse *p, const char *kw, int line)
+{
+    if (++p->depth > 200)
+        tparse_fail(p, line, "statements nested more than 200 levels deep");
+    struct tnode *n = parse_statement_kw(p, kw, line);
+    p->depth--;
+    return n;
+}
+
+static struct tnode *parse_statement_kw(struct tparse *p, const char *kw, int line)
 {
     static const char *const unsupported[] = { "include", "import", "from", "extends", "block", "filter",
                                                "raw", "with", "autoescape", "do", "trans", NULL };

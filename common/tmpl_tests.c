@@ -54,8 +54,8 @@ static struct tv other(struct trt *rt, struct targs *a, const char *test, int li
     return a->pos[0];
 }
 
-static bool t_eq(struct trt *rt, struct tv v, struct targs *a, int line) { return tv_equal(v, other(rt, a, "eq", line)); }
-static bool t_ne(struct trt *rt, struct tv v, struct targs *a, int line) { return !tv_equal(v, other(rt, a, "ne", line)); }
+static bool t_eq(struct trt *rt, struct tv v, struct targs *a, int line) { return tv_equal(rt, v, other(rt, a, "eq", line)); }
+static bool t_ne(struct trt *rt, struct tv v, struct targs *a, int line) { return !tv_equal(rt, v, other(rt, a, "ne", line)); }
 static bool t_lt(struct trt *rt, struct tv v, struct targs *a, int line) { return tv_compare(rt, v, other(rt, a, "lt", line), line) < 0; }
 static bool t_le(struct trt *rt, struct tv v, struct targs *a, int line) { return tv_compare(rt, v, other(rt, a, "le", line), line) <= 0; }
 static bool t_gt(struct trt *rt, struct tv v, struct targs *a, int line) { return tv_compare(rt, v, other(rt, a, "gt", line), line) > 0; }

@@ -228,20 +228,31 @@ bool tv_truthy(struct tv v)
 static bool tv_is_num(struct tv v) { return v.t == TV_INT || v.t == TV_FLOAT || v.t == TV_BOOL; }
 static double tv_num(struct tv v) { return v.t == TV_FLOAT ? v.f : v.t == TV_INT ? (double)v.i : v.b; }
 
-static bool tv_dict_equal(const struct tdict *a, const struct tdict *b)
+#define TV_MAX_NESTING 256
+
+static void check_nesting(struct trt *rt, int depth, int line)
+{
+    if (depth > TV_MAX_NESTING)
+        trt_fail(rt, line, "values nested more than %d levels deep", TV_MAX_NESTING);
+}
+
+static bool equal_at(struct trt *rt, struct tv a, struct tv b, int depth);
+
+static bool dict_equal(struct trt *rt, const struct tdict *a, const struct tdict *b, int depth)
 {
     if (a->n != b->n)
         return false;
     for (size_t i = 0; i < a->n; i++) {
         struct tv *o = tv_dict_get(b, a->k[i]->s, a->k[i]->len);
-        if (!o || !tv_equal(a->v[i], *o))
+        if (!o || !equal_at(rt, a->v[i], *o, depth + 1))
             return false;
     }
     return true;
 }
 
-bool tv_equal(struct tv a, struct tv b)
+static bool equal_at(struct trt *rt, struct tv a, struct tv b, int depth)
 {
+    check_nesting(rt, depth, 0);
     if (tv_is_num(a) && tv_is_num(b)) {
         if (a.t != TV_FLOAT && b.t != TV_FLOAT)
             return (a.t == TV_INT ? a.i : a.b) == (b.t == TV_INT ? b.i : b.b);
@@ -256,10 +267,10 @@ bool tv_equal(struct tv a, struct tv b)
         if (a.l->n != b.l->n)
             return false;
         for (size_t i = 0; i < a.l->n; i++)
-            if (!tv_equal(a.l->v[i], b.l->v[i]))
+            if (!equal_at(rt, a.l->v[i], b.l->v[i], depth + 1))
                 return false;
         return true;
-    case TV_DICT: return tv_dict_equal(a.d, b.d);
+    case TV_DICT: return dict_equal(rt, a.d, b.d, depth);
     case TV_NS: return a.d == b.d;
     case TV_FUNC: return a.fn == b.fn;
     case TV_MACRO: return a.clo == b.clo;
@@ -267,8 +278,11 @@ bool tv_equal(struct tv a, struct tv b)
     }
 }
 
-int tv_compare(struct trt *rt, struct tv a, struct tv b, int line)
+bool tv_equal(struct trt *rt, struct tv a, struct tv b) { return equal_at(rt, a, b, 0); }
+
+static int compare_at(struct trt *rt, struct tv a, struct tv b, int line, int depth)
 {
+    check_nesting(rt, depth, line);
     tv_need_defined(rt, a, line);
     tv_need_defined(rt, b, line);
     if (tv_is_num(a) && tv_is_num(b)) {
@@ -284,12 +298,16 @@ int tv_compare(struct trt *rt, struct tv a, struct tv b, int line)
     }
     if (a.t == TV_LIST && b.t == TV_LIST) {
         for (size_t i = 0; i < a.l->n && i < b.l->n; i++)
-            if (!tv_equal(a.l->v[i], b.l->v[i]))
-                return tv_compare(rt, a.l->v[i], b.l->v[i], line);
+            if (!equal_at(rt, a.l->v[i], b.l->v[i], depth + 1))
+                return compare_at(rt, a.l->v[i], b.l->v[i], line, depth + 1);
         return (a.l->n > b.l->n) - (a.l->n < b.l->n);
     }
     trt_fail(rt, line, "cannot order %s and %s", tv_type_name(a), tv_type_name(b));
 }
+
+int tv_compare(struct trt *rt, struct tv a, struct tv b, int line) { return compare_at(rt, a, b, line, 0); }
+
+void tv_check_nesting(struct trt *rt, int depth, int line) { check_nesting(rt, depth, line); }
 
 const char *tv_type_name(struct tv v)
 {

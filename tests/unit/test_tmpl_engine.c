@@ -113,6 +113,22 @@ static void test_hostile_input(void)
     CHECK(render("a } b %} c #}", NULL, NULL, &out, &err) == 0 && !strcmp(out, "a } b %} c #}"));
     free(out);
     CHECK(render("{{ x }}", "[1, 2]", NULL, &out, &err) == -1 && strstr(err.msg, "object"));
+    /* values nested by a loop, then printed, compared, serialised: an error, not a stack overflow */
+    const char *nest = "{% set ns = namespace(x=[], y=[]) %}{% for i in range(5000) %}{% set ns.x = [ns.x] %}"
+                       "{% set ns.y = [ns.y] %}{% endfor %}";
+    static const char *const uses[] = { "{{ ns.x }}", "{{ ns.x == ns.y }}", "{{ ns.x < ns.y }}", "{{ ns.x|tojson }}",
+                                        "{{ ns.x in [ns.y] }}", "{{ [ns.x, ns.y]|unique|list }}", NULL };
+    for (int i = 0; uses[i]; i++) {
+        snprintf(src, sizeof(src), "%s%s", nest, uses[i]);
+        CHECK_MSG(render(src, NULL, NULL, &out, &err) == -1 && strstr(err.msg, "nested"), "%s: %s", uses[i], err.msg);
+    }
+    /* statements nested 1000 deep */
+    char *deep_if = malloc(20000);
+    deep_if[0] = 0;
+    for (int i = 0; i < 1000; i++)
+        strcat(deep_if, "{% if 1 %}");
+    CHECK(render(deep_if, NULL, NULL, &out, &err) == -2 && strstr(err.msg, "nested"));
+    free(deep_if);
 }
 
 static void test_strftime_now(void)
