@@ -3,7 +3,7 @@
 # Used by `make deps` (and so by `make run` and `make test`).
 set -eu
 PKGS="build-essential pkg-config libuv1-dev node-llhttp libucx-dev ucx-utils libopenblas-dev \
-libjansson-dev libpcre2-dev libsystemd-dev python3 python3-numpy iproute2 \
+libjansson-dev libpcre2-dev libsystemd-dev python3 python3-numpy python3-jinja2 iproute2 \
 clang libclang-rt-14-dev gnuplot-nox systemd"
 missing=""
 for p in $PKGS; do
