@@ -9,7 +9,8 @@ the engine to real Jinja semantics rather than to our own guesses.
     python3 tests/tmpl/check_engine_cases.py          # verify (needs python3-jinja2)
     python3 tests/tmpl/check_engine_cases.py --fill   # compute "expected" for cases lacking it
 
-Not part of the test run: CI machines need not have Jinja2. Exits 77 when it is missing."""
+Registered as the test tmpl_jinja2 (python3-jinja2 comes from tools/deps.sh); exits 77 when Jinja2 is
+missing."""
 import json
 import os
 import sys
