@@ -1,0 +1,75 @@
+/* cluster.h — the frontend's view of the workers: the UCX listener they register with, the registry
+ * built from REGISTER and LOAD, DistServe-style placement, and failure detection.
+ *
+ * Placement: the prefill worker with the fewest queued prompt tokens (its last LOAD plus what we sent
+ * it since), and the decode worker with the most free KV blocks among those with room in their batch
+ * (all of them if none has room: it queues the request, KV_WAIT, and never drops it). A colocated
+ * worker does both; it is used when no prefill+decode pair is registered.
+ *
+ * A worker is forgotten when its peer is lost or when it has not reported for stale_ms; it is
+ * admitted again when it registers again (the workers reconnect by themselves). Everything here runs
+ * on the loop thread. */
+#ifndef PD_CLUSTER_H
+#define PD_CLUSTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "error.h"
+#include "ucx.h"
+#include "wire.h"
+
+struct cl_worker {
+    uint32_t id;
+    uint8_t role;              /* enum wire_role */
+    struct ucx_peer *peer;
+    struct wire_register reg;  /* pool.rkey is not kept */
+    struct wire_load load;
+    bool loaded;               /* a LOAD arrived */
+    uint64_t last_seen_ms;
+    uint32_t pend_tokens;      /* prompt tokens sent since its last LOAD */
+    uint32_t pend_blocks;      /* KV blocks our requests will take, since its last LOAD */
+    uint32_t pend_seqs;        /* sequences sent since its last LOAD */
+    int inflight;              /* sequences of ours it holds now */
+    struct cl_worker *next;
+};
+
+struct cluster_handlers {
+    /* TOKENS or ERROR about one of our sequences (req_id). *msg is released after the call. */
+    void (*on_message)(void *user, struct cl_worker *from, struct wire_msg *msg);
+    /* w is being forgotten: drop every reference to it before returning. */
+    void (*on_worker_lost)(void *user, struct cl_worker *w, const char *reason);
+};
+
+struct cluster;
+
+/* Listens for workers on host:port (UCX). stale_ms: forget a worker that sent nothing for that long. */
+struct cluster *cluster_new(uv_loop_t *loop, const char *host, int port, int stale_ms,
+                            const struct cluster_handlers *h, void *user, struct error *err);
+/* Closes every peer and the transport; run the loop once more afterwards so handles close. */
+void cluster_free(struct cluster *c);
+int cluster_port(const struct cluster *c);
+
+/* Ready to serve: a prefill and a decode worker, or a colocated one. */
+bool cluster_ready(const struct cluster *c);
+
+/* Picks the workers for a prompt of n_tokens. *p receives the prefill (or colocated) worker, *d the
+ * decode worker (the same one when colocated). Returns -1 when no suitable worker is registered. */
+int cluster_pick(struct cluster *c, uint32_t n_tokens, struct cl_worker **p, struct cl_worker **d);
+
+/* Sends GENERATE for sequence `id` to p (naming d), and counts it as in flight on both. */
+int cluster_generate(struct cluster *c, struct cl_worker *p, struct cl_worker *d, uint64_t id,
+                     const struct sample_params *sp, bool logprobs, const int32_t *prompt, uint32_t n,
+                     struct error *err);
+/* The sequence ended (or was aborted): no longer in flight on w. */
+void cluster_release(struct cl_worker *w);
+/* Sends ABORT for sequence id to w (if w is still known). */
+void cluster_abort(struct cl_worker *w, uint64_t id);
+
+/* For /metrics: the workers, first to last (the list stays valid until the loop runs again). */
+struct cl_worker *cluster_workers(struct cluster *c);
+const char *cluster_role_name(uint8_t role);
+
+#endif

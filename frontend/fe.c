@@ -1,0 +1,99 @@
+/* fe.c — the frontend's objects: loading the model's tokenizer, template and context length, and
+ * starting/stopping the HTTP server and the worker listener together. */
+#include "frontend/fe.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static int read_max_len(const char *dir, struct error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_error_t je;
+    json_t *cfg = json_load_file(path, 0, &je);
+    if (!cfg)
+        return error_set(err, "%s: %s; give --max-model-len to run without it", path, je.text);
+    json_t *v = json_object_get(cfg, "max_position_embeddings");
+    int n = json_is_integer(v) ? (int)json_integer_value(v) : 0;
+    json_decref(cfg);
+    if (n < 2)
+        return error_set(err, "%s has no max_position_embeddings; give --max-model-len", path);
+    return n;
+}
+
+static void default_name(struct fe *fe)
+{
+    if (fe->cfg.served_name) {
+        snprintf(fe->served_name, sizeof fe->served_name, "%s", fe->cfg.served_name);
+        return;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", fe->cfg.model_dir);
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        dir[--n] = 0;
+    const char *base = strrchr(dir, '/');
+    snprintf(fe->served_name, sizeof fe->served_name, "%s", base ? base + 1 : dir);
+}
+
+int fe_load_model(struct fe *fe, struct error *err)
+{
+    default_name(fe);
+    fe->tok = tok_load(fe->cfg.model_dir, err);
+    if (!fe->tok)
+        return error_wrap(err, "--model %s", fe->cfg.model_dir);
+    struct error cerr;
+    fe->chat = chat_load(fe->cfg.model_dir, NULL, &cerr);
+    if (!fe->chat)
+        log_warn("no chat template (%s): /v1/chat/completions will answer 400", cerr.msg);
+    fe->max_model_len = fe->cfg.max_model_len;
+    if (!fe->max_model_len) {
+        int n = read_max_len(fe->cfg.model_dir, err);
+        if (n < 0)
+            return -1;
+        fe->max_model_len = n;
+    }
+    log_info("model %s: vocabulary %d, context %d tokens, served as \"%s\"", fe->cfg.model_dir,
+             tok_vocab_size(fe->tok), fe->max_model_len, fe->served_name);
+    return 0;
+}
+
+int fe_start(struct fe *fe, struct error *err)
+{
+    metrics_init(&fe->metrics);
+    struct cluster_handlers h = {.on_message = gen_on_message, .on_worker_lost = gen_on_worker_lost};
+    fe->cluster = cluster_new(fe->loop, fe->cfg.ucx_host, fe->cfg.ucx_port, fe->cfg.stale_ms, &h, fe, err);
+    if (!fe->cluster)
+        return -1;
+    fe->http = http_server_new(fe->loop, fe->cfg.host, fe->cfg.port, &fe->cfg.http, routes_handle, fe, err);
+    if (!fe->http) {
+        cluster_free(fe->cluster);
+        fe->cluster = NULL;
+        return -1;
+    }
+    log_info("listening on http://%s:%d (workers register at %s:%d)%s", fe->cfg.host, http_server_port(fe->http),
+             fe->cfg.ucx_host, cluster_port(fe->cluster), fe->cfg.n_keys ? "; API keys required" : "");
+    return 0;
+}
+
+void fe_stop(struct fe *fe)
+{
+    gen_abort_all(fe);
+    if (fe->http)
+        http_server_close(fe->http);
+    fe->http = NULL;
+    if (fe->cluster)
+        cluster_free(fe->cluster);
+    fe->cluster = NULL;
+}
+
+void fe_free(struct fe *fe)
+{
+    idmap_free(&fe->seqs);
+    chat_free(fe->chat);
+    tok_free(fe->tok);
+    fe_config_free(&fe->cfg);
+}

@@ -1,0 +1,78 @@
+/* fe.h — the frontend daemon as a whole: its configuration (flags), the objects it owns (tokenizer,
+ * chat template, HTTP server, cluster view, metrics, the table of sequences in flight) and the entry
+ * points between its modules. Everything runs on the one libuv loop thread. */
+#ifndef PD_FE_H
+#define PD_FE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "chat.h"
+#include "frontend/api_req.h"
+#include "frontend/cluster.h"
+#include "frontend/http.h"
+#include "frontend/metrics.h"
+#include "idmap.h"
+#include "tok.h"
+
+#define FE_MAX_KEYS 16
+
+struct fe_config {
+    const char *host;
+    int port;
+    const char *model_dir;
+    const char *served_name; /* default: the model folder's last path component */
+    const char *ucx_host;
+    int ucx_port;
+    char *api_keys[FE_MAX_KEYS];
+    int n_keys;
+    struct http_limits http;
+    int max_model_len;    /* 0: config.json's max_position_embeddings */
+    int max_inflight;     /* sequences in flight; more → 429 */
+    int stale_ms;         /* forget a worker silent this long */
+};
+
+/* Parses argv (and PDSERVE_API_KEY) into c. Exits 0 on --help; returns -1 with err on a bad flag. */
+int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err);
+void fe_config_free(struct fe_config *c);
+
+struct fe {
+    struct fe_config cfg;
+    uv_loop_t *loop;
+    struct tokenizer *tok;
+    struct chat_template *chat; /* NULL: the model has no template; chat requests get 400 */
+    int max_model_len;
+    char served_name[128];
+    struct http_server *http;
+    struct cluster *cluster;
+    struct metrics metrics;
+    struct idmap seqs;          /* sequence id → struct gen_seq */
+    uint64_t next_seq;
+    int n_inflight;             /* sequences in flight */
+};
+
+/* Loads the tokenizer, template and context length from cfg.model_dir. */
+int fe_load_model(struct fe *fe, struct error *err);
+/* Starts the HTTP server and the UCX listener on fe->loop. */
+int fe_start(struct fe *fe, struct error *err);
+/* Stops both; in-flight requests are aborted. Run the loop afterwards so handles close. */
+void fe_stop(struct fe *fe);
+void fe_free(struct fe *fe);
+
+/* routes.c: the HTTP handler (ctx is the struct fe). */
+void routes_handle(struct http_request *req, void *ctx);
+/* Answers with an OpenAI-shaped error and counts it. */
+void fe_respond_error(struct fe *fe, struct http_request *req, const struct apierr *e);
+void fe_respond_json(struct fe *fe, struct http_request *req, int status, const char *json);
+
+/* gen.c: completions and chat completions from a validated request to the last chunk. */
+void gen_start(struct fe *fe, struct http_request *req, enum api_kind kind);
+/* From the cluster: a TOKENS or ERROR message for one of our sequences; a worker being forgotten. */
+void gen_on_message(void *fe, struct cl_worker *from, struct wire_msg *msg);
+void gen_on_worker_lost(void *fe, struct cl_worker *w, const char *reason);
+/* Aborts every request in flight (shutdown). */
+void gen_abort_all(struct fe *fe);
+
+#endif

@@ -1,0 +1,366 @@
+/* gen.c — the lifecycle of a completions / chat completions request: validate, prepare the prompts,
+ * place each sequence on workers, follow TOKENS and ERRORs, re-route sequences whose worker died
+ * before they started, end with the whole answer or the stream's last chunk, and abort the work on
+ * every worker when the client goes away. See gen.h. */
+#include "frontend/gen.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define MAX_TRIES 3
+
+static double secs(uint64_t ns) { return (double)ns / 1e9; }
+
+static void seq_release(struct gen_seq *s, bool abort_workers)
+{
+    struct fe *fe = s->g->fe;
+    if (!s->id)
+        return;
+    if (abort_workers) {
+        cluster_abort(s->p, s->id);
+        if (s->d != s->p)
+            cluster_abort(s->d, s->id);
+    }
+    cluster_release(s->p);
+    if (s->d != s->p)
+        cluster_release(s->d);
+    s->p = s->d = NULL;
+    idmap_del(&fe->seqs, s->id);
+    fe->n_inflight--;
+    s->id = 0;
+}
+
+static void req_free(struct gen_req *g)
+{
+    for (int i = 0; i < g->n_seqs; i++) {
+        seq_release(&g->seqs[i], true);
+        gen_seq_text_free(&g->seqs[i]);
+    }
+    free(g->seqs);
+    prompt_set_free(&g->prompts);
+    api_request_free(&g->api);
+    free(g);
+}
+
+static void count_finish(struct fe *fe, struct gen_seq *s)
+{
+    int f = s->finish < 0 ? SF_ABORT : s->finish;
+    fe->metrics.finished[f]++;
+    fe->metrics.generation_tokens += (uint64_t)s->n_tokens;
+    if (s->n_tokens > 1)
+        histogram_observe(&fe->metrics.tpot, secs(s->t_last - s->t_first) / (s->n_tokens - 1));
+}
+
+static void respond_whole(struct gen_req *g)
+{
+    json_t *choices = json_array();
+    long completion = 0;
+    for (int i = 0; i < g->n_seqs; i++) {
+        struct gen_seq *s = &g->seqs[i];
+        completion += s->n_tokens;
+        json_array_append_new(choices, oai_choice(&g->meta, s->index, s->out, s->out_len, gen_finish_name(s->finish),
+                                                  json_incref(s->lp_all)));
+    }
+    char *body = oai_response(&g->meta, choices, g->prompt_tokens, completion);
+    fe_respond_json(g->fe, g->http, 200, body ? body : "{}");
+    free(body);
+}
+
+/* Every sequence has finished: the answer's end. */
+static void req_complete(struct gen_req *g)
+{
+    struct fe *fe = g->fe;
+    histogram_observe(&fe->metrics.e2e, secs(uv_hrtime() - g->t0));
+    for (int i = 0; i < g->n_seqs; i++)
+        count_finish(fe, &g->seqs[i]);
+    if (g->http && g->api.stream) {
+        if (g->api.include_usage) {
+            long completion = 0;
+            for (int i = 0; i < g->n_seqs; i++)
+                completion += g->seqs[i].n_tokens;
+            char *u = oai_sse_usage(&g->meta, g->prompt_tokens, completion);
+            if (u)
+                http_stream_write(g->http, u, strlen(u));
+            free(u);
+        }
+        http_stream_write(g->http, "data: [DONE]\n\n", 14);
+        metrics_count_status(&fe->metrics, 200);
+        http_stream_end(g->http);
+    } else if (g->http) {
+        respond_whole(g);
+    }
+    g->http = NULL;
+    req_free(g);
+}
+
+/* A sequence failed: the whole request ends with an error (chunk, or status when nothing was sent). */
+static void req_fail(struct gen_req *g, int status, const char *message)
+{
+    struct fe *fe = g->fe;
+    log_warn("gen: request %s failed: %s", g->meta.id, message);
+    for (int i = 0; i < g->n_seqs; i++) {
+        if (g->seqs[i].finish == SF_RUNNING)
+            g->seqs[i].finish = SF_ERROR;
+        count_finish(fe, &g->seqs[i]);
+    }
+    if (g->http && g->api.stream) {
+        char *chunk = oai_sse_error(status, message);
+        if (chunk)
+            http_stream_write(g->http, chunk, strlen(chunk));
+        free(chunk);
+        http_stream_write(g->http, "data: [DONE]\n\n", 14);
+        metrics_count_status(&fe->metrics, status);
+        http_stream_end(g->http);
+    } else if (g->http) {
+        struct apierr e;
+        apierr_set(&e, status, NULL, status == 503 ? "worker_unavailable" : "generation_failed", "%s", message);
+        fe_respond_error(fe, g->http, &e);
+    }
+    g->http = NULL;
+    req_free(g);
+}
+
+static uint64_t random_seed(void)
+{
+    static uint64_t n;
+    return uv_hrtime() * 0x9e3779b97f4a7c15ull ^ ++n;
+}
+
+/* Places s on workers and sends GENERATE; -1 when no worker can take it. */
+static int seq_dispatch(struct gen_seq *s, struct apierr *e)
+{
+    struct gen_req *g = s->g;
+    struct fe *fe = g->fe;
+    const int32_t *ids = g->prompts.ids[s->prompt_idx];
+    uint32_t n = (uint32_t)g->prompts.n_ids[s->prompt_idx];
+    struct cl_worker *p, *d;
+    if (cluster_pick(fe->cluster, n, &p, &d))
+        return apierr_set(e, 503, NULL, "no_workers", "no worker is available to run the request; retry later");
+    s->id = ++fe->next_seq;
+    struct error err;
+    if (cluster_generate(fe->cluster, p, d, s->id, &s->sp, g->api.logprobs, ids, n, &err) ||
+        idmap_put(&fe->seqs, s->id, s)) {
+        s->id = 0;
+        return apierr_set(e, 503, NULL, "worker_unavailable", "sending the request to a worker failed: %s", err.msg);
+    }
+    s->p = p;
+    s->d = d;
+    s->tries++;
+    fe->n_inflight++;
+    return 0;
+}
+
+static int seq_init(struct gen_req *g, struct gen_seq *s, int index, int prompt_idx, int j)
+{
+    struct fe *fe = g->fe;
+    s->g = g;
+    s->index = index;
+    s->prompt_idx = prompt_idx;
+    s->finish = SF_RUNNING;
+    s->sp = g->api.sp;
+    s->sp.seed = g->api.seed_given ? g->api.sp.seed + (uint64_t)j : random_seed();
+    int room = fe->max_model_len - g->prompts.n_ids[prompt_idx];
+    if (s->sp.max_tokens > room)
+        s->sp.max_tokens = room;
+    s->ts = tok_stream_new(fe->tok, g->api.skip_special_tokens);
+    stopstr_init(&s->stop, (const char *const *)g->api.stop, g->api.n_stop);
+    if (!s->ts)
+        return -1;
+    if (g->api.echo) { /* the prompt's text leads the answer */
+        const char *t = g->prompts.text[prompt_idx];
+        s->out = strdup(t);
+        if (!s->out)
+            return -1;
+        s->out_len = strlen(t);
+        s->out_cap = s->out_len + 1;
+    }
+    return 0;
+}
+
+static void on_client_gone(struct http_request *req, void *user)
+{
+    struct gen_req *g = user;
+    log_info("gen: client of %s went away; aborting its work on the workers", g->meta.id);
+    g->http = NULL;
+    for (int i = 0; i < g->n_seqs; i++) {
+        if (g->seqs[i].finish == SF_RUNNING)
+            g->seqs[i].finish = SF_ABORT;
+        count_finish(g->fe, &g->seqs[i]);
+    }
+    req_free(g); /* releases every sequence with an ABORT to its workers */
+}
+
+static int req_prepare(struct gen_req *g, struct apierr *e)
+{
+    struct fe *fe = g->fe;
+    struct api_request *r = &g->api;
+    if (r->model && strcmp(r->model, fe->served_name) != 0)
+        return apierr_set(e, 404, "model", "model_not_found", "The model `%s` does not exist; this server serves `%s`",
+                          r->model, fe->served_name);
+    if (!cluster_ready(fe->cluster))
+        return apierr_set(e, 503, NULL, "no_workers",
+                          "no workers are registered yet (need a prefill and a decode worker, or a colocated one)");
+    if (prompt_prepare(fe, r, &g->prompts, e))
+        return -1;
+    g->n_seqs = g->prompts.n * r->n;
+    if (fe->n_inflight + g->n_seqs > fe->cfg.max_inflight)
+        return apierr_set(e, 429, NULL, "rate_limit_exceeded",
+                          "the server is at its limit of %d sequences in flight; retry later", fe->cfg.max_inflight);
+    g->seqs = calloc((size_t)g->n_seqs, sizeof *g->seqs);
+    if (!g->seqs)
+        return apierr_set(e, 500, NULL, "internal_error", "out of memory");
+    for (int i = 0; i < g->prompts.n; i++) {
+        g->prompt_tokens += g->prompts.n_ids[i];
+        for (int j = 0; j < r->n; j++)
+            if (seq_init(g, &g->seqs[i * r->n + j], i * r->n + j, i, j))
+                return apierr_set(e, 500, NULL, "internal_error", "out of memory");
+    }
+    return 0;
+}
+
+void gen_start(struct fe *fe, struct http_request *req, enum api_kind kind)
+{
+    struct gen_req *g = calloc(1, sizeof *g);
+    struct apierr e;
+    if (!g) {
+        apierr_set(&e, 500, NULL, "internal_error", "out of memory");
+        fe_respond_error(fe, req, &e);
+        return;
+    }
+    g->fe = fe;
+    g->t0 = req->received_ns;
+    if (api_request_parse(kind, req->body, req->body_len, &g->api, &e) || req_prepare(g, &e)) {
+        fe_respond_error(fe, req, &e);
+        req_free(g);
+        return;
+    }
+    oai_meta_init(&g->meta, kind, fe->served_name, g->api.include_usage);
+    for (int i = 0; i < g->n_seqs; i++)
+        if (seq_dispatch(&g->seqs[i], &e)) {
+            fe_respond_error(fe, req, &e);
+            req_free(g);
+            return;
+        }
+    fe->metrics.prompt_tokens += (uint64_t)g->prompt_tokens;
+    histogram_observe(&fe->metrics.queue, secs(uv_hrtime() - g->t0));
+    g->n_live = g->n_seqs;
+    g->http = req;
+    req->user = g;
+    req->on_abort = on_client_gone;
+    if (g->api.stream)
+        http_stream_begin(req, 200, "text/event-stream", "Cache-Control: no-cache\r\n");
+}
+
+static void on_tokens(struct gen_seq *s, const struct wire_tokens *t)
+{
+    struct gen_req *g = s->g;
+    struct fe *fe = g->fe; /* g may be freed below */
+    uint64_t now = uv_hrtime();
+    if (!s->started) {
+        s->started = true;
+        s->t_first = now;
+        histogram_observe(&g->fe->metrics.ttft, secs(now - g->t0));
+    }
+    s->t_last = now;
+    bool done = gen_text_tokens(s, t);
+    gen_text_emit(s, done);
+    if (done) {
+        /* A stop string or our own length count ends it before the workers know: tell them. */
+        seq_release(s, t->finish == WIRE_FINISH_NONE);
+        if (--g->n_live == 0)
+            req_complete(g);
+    }
+    histogram_observe(&fe->metrics.fe_token, secs(uv_hrtime() - now) / (t->n ? t->n : 1));
+}
+
+static int error_status(uint32_t code)
+{
+    switch (code) {
+    case WIRE_ERR_BAD_REQUEST: return 400;
+    case WIRE_ERR_OVERLOADED: return 503;
+    case WIRE_ERR_PEER_LOST: return 503;
+    default: return 500;
+    }
+}
+
+/* Sends s again elsewhere if it never started; otherwise the request fails. */
+static void seq_retry_or_fail(struct gen_seq *s, int status, const char *why)
+{
+    struct gen_req *g = s->g;
+    char msg[WIRE_ERRMSG_MAX + 64];
+    snprintf(msg, sizeof msg, "%s", why);
+    seq_release(s, true);
+    struct apierr e;
+    if (!s->started && s->tries < MAX_TRIES && status != 400) {
+        if (seq_dispatch(s, &e) == 0) {
+            log_info("gen: %s re-routed (%s)", g->meta.id, msg);
+            return;
+        }
+        snprintf(msg, sizeof msg, "%s", e.message);
+    }
+    req_fail(g, status, msg);
+}
+
+void gen_on_message(void *user, struct cl_worker *from, struct wire_msg *msg)
+{
+    struct fe *fe = user;
+    struct gen_seq *s = idmap_get(&fe->seqs, msg->req_id);
+    if (!s)
+        return; /* a sequence already ended (aborted, stopped): late tokens are expected */
+    if (msg->type == WIRE_TOKENS) {
+        on_tokens(s, &msg->u.tokens);
+        return;
+    }
+    char why[WIRE_ERRMSG_MAX + 64];
+    snprintf(why, sizeof why, "worker %u: %s", from->id, msg->u.error.message);
+    seq_retry_or_fail(s, error_status(msg->u.error.code), why);
+}
+
+/* The ids of the sequences in flight, so handling one (which may end others, or add new ones) does
+ * not disturb the walk over the table. Caller frees. */
+static uint64_t *inflight_ids(struct fe *fe, size_t *n)
+{
+    uint64_t *ids = malloc((fe->seqs.count + 1) * sizeof *ids);
+    size_t it = 0, k = 0;
+    uint64_t key;
+    void *val;
+    while (ids && idmap_next(&fe->seqs, &it, &key, &val))
+        ids[k++] = key;
+    *n = k;
+    return ids;
+}
+
+void gen_on_worker_lost(void *user, struct cl_worker *w, const char *reason)
+{
+    struct fe *fe = user;
+    size_t n;
+    uint64_t *ids = inflight_ids(fe, &n);
+    for (size_t i = 0; ids && i < n; i++) {
+        struct gen_seq *s = idmap_get(&fe->seqs, ids[i]);
+        if (!s || (s->p != w && s->d != w))
+            continue;
+        if (s->p == w)
+            s->p = NULL; /* gone: no ABORT, no release */
+        if (s->d == w)
+            s->d = NULL;
+        char why[300];
+        snprintf(why, sizeof why, "the %s worker %u serving this request failed (%s)", cluster_role_name(w->role),
+                 w->id, reason);
+        seq_retry_or_fail(s, 503, why);
+    }
+    free(ids);
+}
+
+void gen_abort_all(struct fe *fe)
+{
+    size_t n;
+    uint64_t *ids = inflight_ids(fe, &n);
+    for (size_t i = 0; ids && i < n; i++) {
+        struct gen_seq *s = idmap_get(&fe->seqs, ids[i]);
+        if (s)
+            req_fail(s->g, 503, "the server is shutting down");
+    }
+    free(ids);
+}

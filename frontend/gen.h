@@ -1,0 +1,64 @@
+/* gen.h — internals of a generation request, shared by gen.c (lifecycle: start, dispatch, re-route,
+ * finish, abort) and gen_text.c (what happens to tokens: detokenize, stop strings, logprobs, chunks).
+ *
+ * A request (struct gen_req) has one sequence (struct gen_seq) per choice: prompts × n. Each sequence
+ * is one GENERATE on the workers with its own id in fe->seqs. The request ends when every sequence
+ * has, or at once when the client goes away or a sequence fails. */
+#ifndef PD_GEN_H
+#define PD_GEN_H
+
+#include "frontend/fe.h"
+#include "frontend/oai_resp.h"
+#include "frontend/prompt.h"
+#include "frontend/stopstr.h"
+
+enum seq_finish { SF_RUNNING = -1, SF_STOP = 0, SF_LENGTH = 1, SF_ABORT = 2, SF_ERROR = 3 };
+
+struct gen_req;
+
+struct gen_seq {
+    struct gen_req *g;
+    int index, prompt_idx;
+    uint64_t id;                /* 0 while not dispatched */
+    struct cl_worker *p, *d;    /* NULL once released */
+    struct sample_params sp;
+    struct tok_stream *ts;
+    struct stopstr stop;
+    struct tok_buf piece;       /* scratch for the detokenizer */
+    char *out;                  /* text to show: all of it (whole answer) or not yet sent (stream) */
+    size_t out_len, out_cap;
+    int n_tokens;
+    int finish;                 /* enum seq_finish */
+    bool role_sent;
+    bool started;               /* a token arrived: too late to re-route */
+    int tries;
+    char **lp_text;             /* logprobs of tokens not yet shaped */
+    float *lp;
+    int n_lp, lp_cap;
+    size_t text_offset;         /* completions logprobs' text_offset */
+    json_t *lp_all;             /* whole answer: logprobs collected so far */
+    uint64_t t_first, t_last;
+};
+
+struct gen_req {
+    struct fe *fe;
+    struct http_request *http;  /* NULL once the client has gone */
+    struct api_request api;
+    struct oai_meta meta;
+    struct prompt_set prompts;
+    int n_seqs, n_live;
+    struct gen_seq *seqs;
+    long prompt_tokens;
+    uint64_t t0;
+    bool failed;
+};
+
+/* gen_text.c */
+/* Handles one TOKENS message for s: returns 1 when s has finished (EOS, length, or a stop string). */
+int gen_text_tokens(struct gen_seq *s, const struct wire_tokens *t);
+/* Sends what s has ready as one SSE chunk (stream only); with `final`, the finish_reason too. */
+void gen_text_emit(struct gen_seq *s, bool final);
+const char *gen_finish_name(int finish);
+void gen_seq_text_free(struct gen_seq *s);
+
+#endif

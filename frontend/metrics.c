@@ -1,0 +1,146 @@
+/* metrics.c — counters, histograms and their Prometheus text rendering (see metrics.h). */
+#include "frontend/metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frontend/cluster.h"
+
+static void hist_init(struct histogram *h, const char *name, const char *help, const double *b, int n)
+{
+    memset(h, 0, sizeof *h);
+    h->name = name;
+    h->help = help;
+    h->n_buckets = n;
+    memcpy(h->bounds, b, (size_t)n * sizeof *b);
+}
+
+void metrics_init(struct metrics *m)
+{
+    static const double lat[] = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5,
+                                 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0};
+    static const double tpot[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15,
+                                  0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5};
+    static const double tiny[] = {1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3, 1e-2};
+    memset(m, 0, sizeof *m);
+    hist_init(&m->ttft, "pdserve:time_to_first_token_seconds", "Time to first token.", lat, 19);
+    hist_init(&m->tpot, "pdserve:time_per_output_token_seconds", "Mean time per output token after the first.",
+              tpot, 16);
+    hist_init(&m->e2e, "pdserve:e2e_request_latency_seconds", "Request latency, arrival to last token.", lat, 19);
+    hist_init(&m->queue, "pdserve:request_queue_time_seconds",
+              "Arrival to dispatch at the frontend (parse, template, tokenize, route).", lat, 19);
+    hist_init(&m->fe_token, "pdserve:frontend_token_processing_seconds",
+              "Frontend time per TOKENS message: detokenize, stop strings, shape and write the chunk.", tiny, 12);
+}
+
+void histogram_observe(struct histogram *h, double v)
+{
+    h->count++;
+    h->sum += v;
+    for (int i = 0; i < h->n_buckets; i++)
+        if (v <= h->bounds[i]) {
+            h->counts[i]++;
+            return;
+        }
+}
+
+void metrics_count_status(struct metrics *m, int status)
+{
+    int cls = status / 100;
+    if (cls >= 1 && cls <= 5)
+        m->http_requests[cls]++;
+}
+
+struct out {
+    char *s;
+    size_t len, cap;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->s ? o->s + o->len : NULL, o->s ? o->cap - o->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (o->s && o->len + (size_t)n < o->cap) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t ncap = (o->cap ? o->cap * 2 : 8192) + (size_t)n;
+        char *ns = realloc(o->s, ncap);
+        if (!ns)
+            return;
+        o->s = ns;
+        o->cap = ncap;
+    }
+}
+
+static void put_hist(struct out *o, const struct histogram *h, const char *model)
+{
+    put(o, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
+    uint64_t cum = 0;
+    for (int i = 0; i < h->n_buckets; i++) {
+        cum += h->counts[i];
+        put(o, "%s_bucket{model_name=\"%s\",le=\"%g\"} %llu\n", h->name, model, h->bounds[i], (unsigned long long)cum);
+    }
+    put(o, "%s_bucket{model_name=\"%s\",le=\"+Inf\"} %llu\n", h->name, model, (unsigned long long)h->count);
+    put(o, "%s_sum{model_name=\"%s\"} %.9g\n%s_count{model_name=\"%s\"} %llu\n", h->name, model, h->sum, h->name,
+        model, (unsigned long long)h->count);
+}
+
+static void put_workers(struct out *o, struct cluster *c, const char *model)
+{
+    uint64_t waiting = 0;
+    int n_role[5] = {0};
+    put(o, "# HELP pdserve:kv_cache_usage_perc KV cache blocks in use, per worker (1 = full).\n"
+           "# TYPE pdserve:kv_cache_usage_perc gauge\n");
+    for (struct cl_worker *w = cluster_workers(c); w; w = w->next) {
+        double use = w->load.total_blocks ? 1.0 - (double)w->load.free_blocks / w->load.total_blocks : 0;
+        put(o, "pdserve:kv_cache_usage_perc{model_name=\"%s\",worker=\"%u\",role=\"%s\"} %.6f\n", model, w->id,
+            cluster_role_name(w->role), use);
+        waiting += w->load.queued_requests;
+        if (w->role < 5)
+            n_role[w->role]++;
+    }
+    put(o, "# HELP pdserve:num_requests_waiting Requests queued on the workers, as last reported.\n"
+           "# TYPE pdserve:num_requests_waiting gauge\npdserve:num_requests_waiting{model_name=\"%s\"} %llu\n",
+        model, (unsigned long long)waiting);
+    put(o, "# HELP pdserve:workers Registered workers by role.\n# TYPE pdserve:workers gauge\n");
+    for (uint8_t r = WIRE_ROLE_PREFILL; r <= WIRE_ROLE_COLOCATED; r++)
+        put(o, "pdserve:workers{role=\"%s\"} %d\n", cluster_role_name(r), n_role[r]);
+}
+
+char *metrics_render(const struct metrics *m, struct cluster *c, int running, const char *model, size_t *len)
+{
+    struct out o = {0};
+    static const char *reasons[MF_COUNT] = {"stop", "length", "abort", "error"};
+    put(&o, "# HELP pdserve:request_success_total Finished sequences by finish reason.\n"
+            "# TYPE pdserve:request_success_total counter\n");
+    for (int i = 0; i < MF_COUNT; i++)
+        put(&o, "pdserve:request_success_total{model_name=\"%s\",finished_reason=\"%s\"} %llu\n", model, reasons[i],
+            (unsigned long long)m->finished[i]);
+    put(&o, "# HELP pdserve:prompt_tokens_total Prompt tokens processed.\n# TYPE pdserve:prompt_tokens_total counter\n"
+            "pdserve:prompt_tokens_total{model_name=\"%s\"} %llu\n", model, (unsigned long long)m->prompt_tokens);
+    put(&o, "# HELP pdserve:generation_tokens_total Tokens generated.\n"
+            "# TYPE pdserve:generation_tokens_total counter\npdserve:generation_tokens_total{model_name=\"%s\"} %llu\n",
+        model, (unsigned long long)m->generation_tokens);
+    put(&o, "# HELP pdserve:http_requests_total HTTP responses by status class.\n"
+            "# TYPE pdserve:http_requests_total counter\n");
+    for (int i = 1; i <= 5; i++)
+        put(&o, "pdserve:http_requests_total{code=\"%dxx\"} %llu\n", i, (unsigned long long)m->http_requests[i]);
+    put(&o, "# HELP pdserve:num_requests_running Sequences in flight on the workers.\n"
+            "# TYPE pdserve:num_requests_running gauge\npdserve:num_requests_running{model_name=\"%s\"} %d\n",
+        model, running);
+    if (c)
+        put_workers(&o, c, model);
+    const struct histogram *hs[] = {&m->ttft, &m->tpot, &m->e2e, &m->queue, &m->fe_token};
+    for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
+        put_hist(&o, hs[i], model);
+    *len = o.len;
+    return o.s;
+}

@@ -1,0 +1,157 @@
+/* oai_resp.c — OpenAI-shaped response bodies and SSE chunks (see oai_resp.h). */
+#include "frontend/oai_resp.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+void oai_meta_init(struct oai_meta *m, enum api_kind kind, const char *model, bool usage_null)
+{
+    static uint64_t counter;
+    /* Unique within the process and unlikely to repeat across restarts: time, pid and a counter. */
+    uint64_t x = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 40) ^ (++counter * 0x9e3779b97f4a7c15ull);
+    snprintf(m->id, sizeof m->id, "%s-%016llx%04llx", kind == API_CHAT ? "chatcmpl" : "cmpl",
+             (unsigned long long)x, (unsigned long long)(counter & 0xffff));
+    m->kind = kind;
+    m->created = (long long)time(NULL);
+    m->model = model;
+    m->usage_null = usage_null;
+}
+
+static json_t *bytes_of(const char *s)
+{
+    json_t *a = json_array();
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        json_array_append_new(a, json_integer(*p));
+    return a;
+}
+
+static json_t *chat_logprobs(char *const *texts, const float *lps, int n)
+{
+    json_t *content = json_array();
+    for (int i = 0; i < n; i++) {
+        json_t *top = json_array();
+        json_array_append_new(top, json_pack("{s:s, s:f, s:o}", "token", texts[i], "logprob", (double)lps[i],
+                                             "bytes", bytes_of(texts[i])));
+        json_array_append_new(content, json_pack("{s:s, s:f, s:o, s:o}", "token", texts[i], "logprob",
+                                                 (double)lps[i], "bytes", bytes_of(texts[i]), "top_logprobs", top));
+    }
+    return json_pack("{s:o}", "content", content);
+}
+
+json_t *oai_logprobs(enum api_kind kind, char *const *texts, const float *lps, int n, size_t offset,
+                     bool want_top)
+{
+    if (kind == API_CHAT)
+        return chat_logprobs(texts, lps, n);
+    json_t *tokens = json_array(), *tlp = json_array(), *top = json_array(), *offs = json_array();
+    for (int i = 0; i < n; i++) {
+        json_array_append_new(tokens, json_string(texts[i]));
+        json_array_append_new(tlp, json_real(lps[i]));
+        json_array_append_new(top, want_top ? json_pack("{s:f}", texts[i], (double)lps[i]) : json_null());
+        json_array_append_new(offs, json_integer((json_int_t)offset));
+        offset += strlen(texts[i]);
+    }
+    return json_pack("{s:o, s:o, s:o, s:o}", "tokens", tokens, "token_logprobs", tlp, "top_logprobs", top,
+                     "text_offset", offs);
+}
+
+static json_t *envelope(const struct oai_meta *m, bool chunk)
+{
+    const char *object = m->kind == API_CHAT ? (chunk ? "chat.completion.chunk" : "chat.completion")
+                                             : "text_completion";
+    return json_pack("{s:s, s:s, s:I, s:s}", "id", m->id, "object", object, "created", (json_int_t)m->created,
+                     "model", m->model);
+}
+
+static char *dump_sse(json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(o);
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    char *out = malloc(n + 9);
+    if (out) {
+        memcpy(out, "data: ", 6);
+        memcpy(out + 6, s, n);
+        memcpy(out + 6 + n, "\n\n", 3);
+    }
+    free(s);
+    return out;
+}
+
+char *oai_sse_chunk(const struct oai_meta *m, int index, const char *text, size_t len, const char *finish,
+                    bool role_first, json_t *logprobs)
+{
+    json_t *c = json_pack("{s:i}", "index", index);
+    json_t *t = json_stringn(text ? text : "", len);
+    if (m->kind == API_CHAT) {
+        json_t *delta = json_object();
+        if (role_first)
+            json_object_set_new(delta, "role", json_string("assistant"));
+        if (role_first || len || !finish)
+            json_object_set(delta, "content", t);
+        json_object_set_new(c, "delta", delta);
+    } else {
+        json_object_set(c, "text", t);
+    }
+    json_decref(t);
+    json_object_set_new(c, "logprobs", logprobs ? logprobs : json_null());
+    json_object_set_new(c, "finish_reason", finish ? json_string(finish) : json_null());
+    json_t *o = envelope(m, true);
+    json_object_set_new(o, "choices", json_pack("[o]", c));
+    if (m->usage_null)
+        json_object_set_new(o, "usage", json_null());
+    return dump_sse(o);
+}
+
+static json_t *usage(long p, long c)
+{
+    return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)p, "completion_tokens", (json_int_t)c,
+                     "total_tokens", (json_int_t)(p + c));
+}
+
+char *oai_sse_usage(const struct oai_meta *m, long prompt_tokens, long completion_tokens)
+{
+    json_t *o = envelope(m, true);
+    json_object_set_new(o, "choices", json_array());
+    json_object_set_new(o, "usage", usage(prompt_tokens, completion_tokens));
+    return dump_sse(o);
+}
+
+json_t *oai_choice(const struct oai_meta *m, int index, const char *text, size_t len, const char *finish,
+                   json_t *logprobs)
+{
+    json_t *c = json_pack("{s:i}", "index", index);
+    json_t *t = json_stringn(text ? text : "", len);
+    if (m->kind == API_CHAT)
+        json_object_set_new(c, "message", json_pack("{s:s, s:o}", "role", "assistant", "content", t));
+    else
+        json_object_set_new(c, "text", t);
+    json_object_set_new(c, "logprobs", logprobs ? logprobs : json_null());
+    json_object_set_new(c, "finish_reason", finish ? json_string(finish) : json_null());
+    return c;
+}
+
+char *oai_response(const struct oai_meta *m, json_t *choices, long prompt_tokens, long completion_tokens)
+{
+    json_t *o = envelope(m, false);
+    json_object_set_new(o, "choices", choices);
+    json_object_set_new(o, "usage", usage(prompt_tokens, completion_tokens));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(o);
+    return s;
+}
+
+char *oai_sse_error(int status, const char *message)
+{
+    char *body = apierr_json_simple(status, NULL, message);
+    if (!body)
+        return NULL;
+    json_t *o = json_loads(body, 0, NULL);
+    free(body);
+    return o ? dump_sse(o) : NULL;
+}

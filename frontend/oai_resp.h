@@ -1,0 +1,56 @@
+/* oai_resp.h — response bodies and SSE chunks shaped exactly like OpenAI's:
+ *   completions:  {"id":"cmpl-…","object":"text_completion","created":…,"model":…,
+ *                  "choices":[{"index","text","logprobs","finish_reason"}],"usage":{…}}
+ *   chat:         {"id":"chatcmpl-…","object":"chat.completion", … "choices":[{"index",
+ *                  "message":{"role":"assistant","content"},"logprobs","finish_reason"}],"usage"}
+ *   chat stream:  object "chat.completion.chunk", choices[].delta ({"role","content"} first, then
+ *                 {"content"}, then {} with the finish_reason); completions stream: the same object
+ *                 as non-streamed with a piece of text. With stream_options.include_usage every chunk
+ *                 carries "usage":null and a last chunk has "choices":[] and the usage. */
+#ifndef PD_OAI_RESP_H
+#define PD_OAI_RESP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "frontend/api_req.h"
+
+struct oai_meta {
+    enum api_kind kind;
+    char id[48];       /* "cmpl-<hex>" or "chatcmpl-<hex>" */
+    long long created; /* unix seconds */
+    const char *model; /* borrowed */
+    bool usage_null;   /* stream with include_usage: every chunk has "usage": null */
+};
+
+/* Fills id and created for a new response. */
+void oai_meta_init(struct oai_meta *m, enum api_kind kind, const char *model, bool usage_null);
+
+/* Logprobs of some tokens, shaped for the kind: completions {"tokens","token_logprobs",
+ * "top_logprobs","text_offset"}, chat {"content":[{"token","logprob","bytes","top_logprobs"}]}.
+ * texts[i] is token i's own text; text_offset starts at `offset`. Returns a new reference. The wire
+ * carries only the chosen token's logprob, so each top_logprobs list holds that token alone. */
+json_t *oai_logprobs(enum api_kind kind, char *const *texts, const float *lps, int n, size_t offset,
+                     bool want_top);
+
+/* One streamed chunk for choice `index`: text (may be empty), finish ("stop", "length" or NULL),
+ * role_first (chat: the first chunk of a choice carries the role), logprobs (stolen; may be NULL).
+ * Returns "data: {...}\n\n" malloc'd. */
+char *oai_sse_chunk(const struct oai_meta *m, int index, const char *text, size_t len, const char *finish,
+                    bool role_first, json_t *logprobs);
+/* The usage chunk that ends an include_usage stream. */
+char *oai_sse_usage(const struct oai_meta *m, long prompt_tokens, long completion_tokens);
+
+/* A choice of a whole (non-streamed) answer; logprobs stolen (may be NULL). New reference. */
+json_t *oai_choice(const struct oai_meta *m, int index, const char *text, size_t len, const char *finish,
+                   json_t *logprobs);
+/* The whole answer; choices stolen. Returns the JSON text, malloc'd. */
+char *oai_response(const struct oai_meta *m, json_t *choices, long prompt_tokens, long completion_tokens);
+
+/* An error in a stream: `data: {"error":{…}}\n\n`, as vLLM sends when generation fails midway. */
+char *oai_sse_error(int status, const char *message);
+
+#endif

@@ -1,0 +1,200 @@
+/* routes.c — which path does what: the endpoint table (404 for unknown paths, 405 with Allow for a
+ * known path and the wrong method), API-key checks, and the small endpoints (/health, /metrics,
+ * /v1/models, /tokenize, /detokenize). Generation itself is in gen.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llhttp.h>
+
+#include "frontend/fe.h"
+#include "frontend/prompt.h"
+#include "log.h"
+
+void fe_respond_json(struct fe *fe, struct http_request *req, int status, const char *json)
+{
+    metrics_count_status(&fe->metrics, status);
+    http_respond(req, status, "application/json", json, strlen(json), NULL);
+}
+
+void fe_respond_error(struct fe *fe, struct http_request *req, const struct apierr *e)
+{
+    char *body = apierr_json(e);
+    const char *extra = e->status == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL;
+    metrics_count_status(&fe->metrics, e->status);
+    http_respond(req, e->status, "application/json", body ? body : "{}", body ? strlen(body) : 2, extra);
+    free(body);
+}
+
+static void respond_jsont(struct fe *fe, struct http_request *req, json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    fe_respond_json(fe, req, 200, s ? s : "{}");
+    free(s);
+}
+
+static void health(struct fe *fe, struct http_request *req)
+{
+    if (cluster_ready(fe->cluster)) {
+        metrics_count_status(&fe->metrics, 200);
+        http_respond(req, 200, "text/plain", "", 0, NULL);
+        return;
+    }
+    struct apierr e;
+    apierr_set(&e, 503, NULL, "no_workers", "not ready: waiting for a prefill and a decode worker, or a colocated one");
+    fe_respond_error(fe, req, &e);
+}
+
+static void metrics(struct fe *fe, struct http_request *req)
+{
+    size_t len = 0;
+    char *text = metrics_render(&fe->metrics, fe->cluster, fe->n_inflight, fe->served_name, &len);
+    metrics_count_status(&fe->metrics, 200);
+    http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", text ? text : "", len, NULL);
+    free(text);
+}
+
+static void models(struct fe *fe, struct http_request *req)
+{
+    json_t *m = json_pack("{s:s, s:s, s:I, s:s, s:s, s:n, s:i}", "id", fe->served_name, "object", "model", "created",
+                          (json_int_t)0, "owned_by", "pdserve", "root", fe->cfg.model_dir, "parent", "max_model_len",
+                          fe->max_model_len);
+    respond_jsont(fe, req, json_pack("{s:s, s:[o]}", "object", "list", "data", m));
+}
+
+/* vLLM's /tokenize: {"prompt"} or {"messages"} in; {"count","max_model_len","tokens"} out. */
+static void tokenize(struct fe *fe, struct http_request *req)
+{
+    struct apierr e;
+    json_t *b = json_loadb(req->body, req->body_len, 0, NULL);
+    json_t *prompt = json_object_get(b, "prompt"), *messages = json_object_get(b, "messages");
+    json_t *add = json_object_get(b, "add_special_tokens");
+    char *text = NULL;
+    int32_t *ids = NULL;
+    int n = 0;
+    struct error err;
+    if (!json_is_object(b))
+        apierr_set(&e, 400, NULL, "invalid_json", "the request body must be a JSON object");
+    else if (json_is_string(prompt))
+        text = strdup(json_string_value(prompt));
+    else if (json_is_array(messages))
+        prompt_render_chat(fe, messages, !json_is_false(json_object_get(b, "add_generation_prompt")), NULL, &text, &e);
+    else
+        apierr_set(&e, 400, "prompt", "invalid_value", "give 'prompt' (a string) or 'messages' (a list)");
+    bool special = add ? json_is_true(add) : !json_is_array(messages);
+    if (text && tok_encode(fe->tok, text, strlen(text), special, true, &ids, &n, &err))
+        apierr_set(&e, 500, NULL, "tokenizer_error", "%s", err.msg), free(text), text = NULL;
+    json_decref(b);
+    if (!text) {
+        fe_respond_error(fe, req, &e);
+        return;
+    }
+    json_t *toks = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(toks, json_integer(ids[i]));
+    free(ids);
+    free(text);
+    respond_jsont(fe, req, json_pack("{s:i, s:i, s:o}", "count", n, "max_model_len", fe->max_model_len, "tokens", toks));
+}
+
+/* vLLM's /detokenize: {"tokens":[...]} in; {"prompt": text} out. */
+static void detokenize(struct fe *fe, struct http_request *req)
+{
+    struct apierr e;
+    json_t *b = json_loadb(req->body, req->body_len, 0, NULL);
+    json_t *toks = json_object_get(b, "tokens");
+    size_t n = json_array_size(toks);
+    int32_t *ids = malloc((n + 1) * sizeof *ids);
+    int vocab = tok_vocab_size(fe->tok);
+    bool ok = json_is_array(toks) && ids;
+    for (size_t i = 0; ok && i < n; i++) {
+        json_t *t = json_array_get(toks, i);
+        ok = json_is_integer(t) && json_integer_value(t) >= 0 && json_integer_value(t) < vocab;
+        if (ok)
+            ids[i] = (int32_t)json_integer_value(t);
+    }
+    json_decref(b);
+    char *text = NULL;
+    size_t len;
+    struct error err;
+    if (!ok)
+        apierr_set(&e, 400, "tokens", "invalid_value", "'tokens' must be a list of token ids below %d", vocab);
+    else if (tok_decode(fe->tok, ids, (int)n, false, &text, &len, &err))
+        apierr_set(&e, 500, NULL, "tokenizer_error", "%s", err.msg);
+    free(ids);
+    if (!text) {
+        fe_respond_error(fe, req, &e);
+        return;
+    }
+    respond_jsont(fe, req, json_pack("{s:s%}", "prompt", text, len));
+    free(text);
+}
+
+static void completions(struct fe *fe, struct http_request *req) { gen_start(fe, req, API_COMPLETION); }
+static void chat(struct fe *fe, struct http_request *req) { gen_start(fe, req, API_CHAT); }
+
+struct route {
+    const char *path;
+    int method;
+    bool auth;
+    void (*fn)(struct fe *, struct http_request *);
+};
+
+static const struct route routes[] = {
+    {"/v1/completions", HTTP_POST, true, completions},
+    {"/v1/chat/completions", HTTP_POST, true, chat},
+    {"/v1/models", HTTP_GET, true, models},
+    {"/tokenize", HTTP_POST, true, tokenize},
+    {"/detokenize", HTTP_POST, true, detokenize},
+    {"/health", HTTP_GET, false, health},
+    {"/metrics", HTTP_GET, false, metrics},
+};
+
+static bool authorized(struct fe *fe, struct http_request *req)
+{
+    if (fe->cfg.n_keys == 0)
+        return true;
+    const char *h = http_header(req, "authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    for (int i = 0; i < fe->cfg.n_keys; i++)
+        if (strcmp(h + 7, fe->cfg.api_keys[i]) == 0)
+            return true;
+    return false;
+}
+
+void routes_handle(struct http_request *req, void *ctx)
+{
+    struct fe *fe = ctx;
+    struct apierr e;
+    const struct route *known = NULL;
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+        const struct route *r = &routes[i];
+        if (strcmp(req->path, r->path) != 0)
+            continue;
+        known = r;
+        if (req->method != r->method && !(r->method == HTTP_GET && req->method == HTTP_HEAD))
+            continue;
+        if (r->auth && !authorized(fe, req)) {
+            apierr_set(&e, 401, NULL, "invalid_api_key", "Incorrect or missing API key; send 'Authorization: Bearer <key>'");
+            fe_respond_error(fe, req, &e);
+            return;
+        }
+        r->fn(fe, req);
+        return;
+    }
+    if (known) {
+        const char *allow = llhttp_method_name((llhttp_method_t)known->method);
+        apierr_set(&e, 405, NULL, "method_not_allowed", "%s is not allowed on %s; use %s", req->method_name, req->path,
+                   allow);
+        char *body = apierr_json(&e), extra[64];
+        snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
+        metrics_count_status(&fe->metrics, 405);
+        http_respond(req, 405, "application/json", body ? body : "{}", body ? strlen(body) : 2, extra);
+        free(body);
+        return;
+    }
+    apierr_set(&e, 404, NULL, "not_found", "no such endpoint: %s %s", req->method_name, req->path);
+    fe_respond_error(fe, req, &e);
+}
