@@ -200,7 +200,7 @@ static int parse_sampling(struct api_request *r, json_t *b, struct apierr *e)
     r->seed_given = field(b, "seed") != NULL;
     p->max_tokens = (int32_t)max_tokens;
     r->n = (int)n;
-    return parse_stop(r, b, e) || parse_stop_ids(r, b, e);
+    return parse_stop(r, b, e) || parse_stop_ids(r, b, e) ? -1 : 0;
 }
 
 static int parse_logprobs(struct api_request *r, json_t *b, struct apierr *e)
@@ -252,8 +252,10 @@ static int parse_body(enum api_kind kind, json_t *b, struct api_request *r, stru
         return apierr_set(e, 500, NULL, "internal_error", "out of memory");
     if (kind == API_COMPLETION ? parse_prompt(r, b, e) : parse_messages(r, b, e))
         return -1;
-    return parse_sampling(r, b, e) || parse_logprobs(r, b, e) || parse_stream(r, b, e) ||
-           get_bool(b, "skip_special_tokens", &r->skip_special_tokens, e);
+    if (parse_sampling(r, b, e) || parse_logprobs(r, b, e) || parse_stream(r, b, e) ||
+        get_bool(b, "skip_special_tokens", &r->skip_special_tokens, e))
+        return -1;
+    return 0;
 }
 
 int api_request_parse(enum api_kind kind, const char *body, size_t len, struct api_request *r, struct apierr *e)

@@ -1,0 +1,238 @@
+/* test_frontend_api.c — the frontend's pure parts: request validation (every field, every error
+ * names its field), stop strings with hold-back, and the OpenAI response/chunk shapes. */
+#include "frontend/api_req.c"
+#include "frontend/apierr.c"
+#include "frontend/oai_resp.c"
+#include "frontend/stopstr.c"
+
+#include "tests/check.h"
+
+static int parse(enum api_kind k, const char *body, struct api_request *r, struct apierr *e)
+{
+    memset(e, 0, sizeof *e);
+    return api_request_parse(k, body, strlen(body), r, e);
+}
+
+static void test_full_completion(void)
+{
+    struct api_request r;
+    struct apierr e;
+    int rc = parse(API_COMPLETION,
+                   "{\"model\":\"m\",\"prompt\":\"hi\",\"max_tokens\":7,\"temperature\":0.5,\"top_p\":0.9,"
+                   "\"top_k\":40,\"min_p\":0.05,\"seed\":42,\"stop\":[\"a\",\"bc\"],\"stop_token_ids\":[3,4],"
+                   "\"n\":3,\"presence_penalty\":0.5,\"frequency_penalty\":-0.5,\"repetition_penalty\":1.1,"
+                   "\"ignore_eos\":true,\"logprobs\":2,\"echo\":true,\"stream\":true,"
+                   "\"stream_options\":{\"include_usage\":true}}",
+                   &r, &e);
+    CHECK_MSG(rc == 0, "%s", e.message);
+    CHECK_EQ_STR(r.model, "m");
+    CHECK_EQ_INT(r.n_prompts, 1);
+    CHECK_EQ_STR(r.prompts[0].text, "hi");
+    CHECK_EQ_INT(r.sp.max_tokens, 7);
+    CHECK_NEAR(r.sp.temperature, 0.5, 1e-6);
+    CHECK_NEAR(r.sp.top_p, 0.9, 1e-6);
+    CHECK_EQ_INT(r.sp.top_k, 40);
+    CHECK_NEAR(r.sp.min_p, 0.05, 1e-6);
+    CHECK_EQ_INT(r.sp.seed, 42);
+    CHECK(r.seed_given);
+    CHECK_EQ_INT(r.n_stop, 2);
+    CHECK_EQ_STR(r.stop[1], "bc");
+    CHECK_EQ_INT(r.sp.n_stop_ids, 2);
+    CHECK_EQ_INT(r.sp.stop_ids[1], 4);
+    CHECK_EQ_INT(r.n, 3);
+    CHECK_NEAR(r.sp.frequency_penalty, -0.5, 1e-6);
+    CHECK_NEAR(r.sp.repetition_penalty, 1.1, 1e-6);
+    CHECK(r.sp.ignore_eos && r.echo && r.stream && r.include_usage && r.logprobs);
+    CHECK_EQ_INT(r.top_logprobs, 2);
+    api_request_free(&r);
+}
+
+static void test_defaults_and_prompt_forms(void)
+{
+    struct api_request r;
+    struct apierr e;
+    CHECK(parse(API_COMPLETION, "{\"prompt\":\"x\"}", &r, &e) == 0);
+    CHECK_EQ_INT(r.sp.max_tokens, -1);
+    CHECK_NEAR(r.sp.temperature, 1.0, 1e-6);
+    CHECK(!r.stream && !r.logprobs && r.skip_special_tokens && r.n == 1 && !r.seed_given);
+    api_request_free(&r);
+    CHECK(parse(API_COMPLETION, "{\"prompt\":[\"a\",\"b\"]}", &r, &e) == 0);
+    CHECK_EQ_INT(r.n_prompts, 2);
+    api_request_free(&r);
+    CHECK(parse(API_COMPLETION, "{\"prompt\":[1,2,3]}", &r, &e) == 0);
+    CHECK(r.n_prompts == 1 && r.prompts[0].n_ids == 3 && r.prompts[0].ids[2] == 3 && !r.prompts[0].text);
+    api_request_free(&r);
+    CHECK(parse(API_COMPLETION, "{\"prompt\":[[1,2],[3]],\"max_completion_tokens\":4}", &r, &e) == 0);
+    CHECK(r.n_prompts == 2 && r.prompts[1].n_ids == 1 && r.sp.max_tokens == 4);
+    api_request_free(&r);
+    CHECK(parse(API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"logprobs\":true,"
+                          "\"top_logprobs\":3,\"chat_template_kwargs\":{\"enable_thinking\":false}}", &r, &e) == 0);
+    CHECK(r.messages && json_array_size(r.messages) == 1 && r.logprobs && r.top_logprobs == 3);
+    CHECK(json_is_false(json_object_get(r.chat_extra, "enable_thinking")));
+    api_request_free(&r);
+}
+
+/* Each bad body must fail with status 400 and name the field. */
+static void bad(enum api_kind k, const char *body, const char *param)
+{
+    struct api_request r;
+    struct apierr e;
+    int rc = parse(k, body, &r, &e);
+    CHECK_MSG(rc == -1, "accepted: %s", body);
+    CHECK_MSG(e.status == 400, "status %d for %s", e.status, body);
+    CHECK_MSG(strcmp(e.param, param) == 0, "param \"%s\" (want \"%s\") for %s: %s", e.param, param, body, e.message);
+    CHECK_MSG(e.message[0] != 0, "no message for %s", body);
+    api_request_free(&r);
+}
+
+static void test_errors_name_the_field(void)
+{
+    bad(API_COMPLETION, "{\"prompt\":\"x\",", "");
+    bad(API_COMPLETION, "[1,2]", "");
+    bad(API_COMPLETION, "{}", "prompt");
+    bad(API_COMPLETION, "{\"prompt\":5}", "prompt");
+    bad(API_COMPLETION, "{\"prompt\":[]}", "prompt");
+    bad(API_COMPLETION, "{\"prompt\":[1,-2]}", "prompt");
+    bad(API_COMPLETION, "{\"prompt\":[\"a\",3]}", "prompt");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"temperature\":\"hot\"}", "temperature");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"temperature\":2.5}", "temperature");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"top_p\":0}", "top_p");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"top_p\":1.5}", "top_p");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"top_k\":1.5}", "top_k");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"min_p\":-1}", "min_p");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"max_tokens\":0}", "max_tokens");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"max_tokens\":\"5\"}", "max_tokens");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"n\":0}", "n");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"n\":1000}", "n");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"seed\":\"s\"}", "seed");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]}", "stop");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"stop\":\"\"}", "stop");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"stop\":[1]}", "stop");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"stop_token_ids\":[\"a\"]}", "stop_token_ids");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"presence_penalty\":3}", "presence_penalty");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"frequency_penalty\":-3}", "frequency_penalty");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"repetition_penalty\":0}", "repetition_penalty");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"ignore_eos\":1}", "ignore_eos");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"logprobs\":true}", "logprobs");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"logprobs\":50}", "logprobs");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"echo\":\"yes\"}", "echo");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"stream\":\"yes\"}", "stream");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"stream_options\":{\"include_usage\":true}}", "stream_options");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"stream\":true,\"stream_options\":{\"include_usage\":3}}",
+        "stream_options.include_usage");
+    bad(API_COMPLETION, "{\"prompt\":\"x\",\"model\":3}", "model");
+    bad(API_CHAT, "{\"prompt\":\"x\"}", "messages");
+    bad(API_CHAT, "{\"messages\":[]}", "messages");
+    bad(API_CHAT, "{\"messages\":[{\"content\":\"x\"}]}", "messages");
+    bad(API_CHAT, "{\"messages\":[{\"role\":\"user\"}],\"top_logprobs\":2}", "top_logprobs");
+    bad(API_CHAT, "{\"messages\":[{\"role\":\"user\"}],\"logprobs\":true,\"top_logprobs\":21}", "top_logprobs");
+    bad(API_CHAT, "{\"messages\":[{\"role\":\"user\"}],\"chat_template_kwargs\":[1]}", "chat_template_kwargs");
+}
+
+/* Feeds pieces and returns everything released (flush at the end unless a stop matched). */
+static char *run_stop(const char *const *stops, int n, const char *const *pieces, int np, int *matched)
+{
+    struct stopstr s;
+    stopstr_init(&s, stops, n);
+    char *out = NULL;
+    size_t len = 0, cap = 0;
+    *matched = 0;
+    for (int i = 0; i < np && !*matched; i++)
+        *matched = stopstr_feed(&s, pieces[i], strlen(pieces[i]), &out, &len, &cap) == 1;
+    if (!*matched)
+        stopstr_flush(&s, &out, &len, &cap);
+    stopstr_free(&s);
+    return out;
+}
+
+static void test_stop_strings(void)
+{
+    int m;
+    const char *st1[] = {"wor"};
+    const char *p1[] = {"H", "ello ", "w", "o", "rld"};
+    char *o = run_stop(st1, 1, p1, 5, &m);
+    CHECK(m);
+    CHECK_EQ_STR(o, "Hello ");
+    free(o);
+    /* held back while it could still become a stop string, released when it cannot */
+    struct stopstr s;
+    const char *st2[] = {"abc"};
+    stopstr_init(&s, st2, 1);
+    char *out = NULL;
+    size_t len = 0, cap = 0;
+    CHECK_EQ_INT(stopstr_feed(&s, "xab", 3, &out, &len, &cap), 0);
+    CHECK_EQ_INT(len, 1);
+    CHECK_EQ_INT(stopstr_feed(&s, "d", 1, &out, &len, &cap), 0);
+    CHECK_EQ_STR(out, "xabd");
+    stopstr_free(&s);
+    free(out);
+    const char *st3[] = {"<|end|>", "zz"};
+    const char *p3[] = {"xx<|", "en", "d|>yy"};
+    o = run_stop(st3, 2, p3, 3, &m);
+    CHECK(m);
+    CHECK_EQ_STR(o, "xx");
+    free(o);
+    const char *p4[] = {"ab<|en"};
+    o = run_stop(st3, 2, p4, 1, &m);
+    CHECK(!m);
+    CHECK_EQ_STR(o, "ab<|en");
+    free(o);
+    const char *st5[] = {"é", "lait"};
+    const char *p5[] = {"caf\xc3\xa9 au lait"};
+    o = run_stop(st5, 2, p5, 1, &m);
+    CHECK(m);
+    CHECK_EQ_STR(o, "caf");
+    free(o);
+}
+
+static void test_shapes(void)
+{
+    struct oai_meta m;
+    oai_meta_init(&m, API_CHAT, "tiny", true);
+    CHECK(strncmp(m.id, "chatcmpl-", 9) == 0);
+    char *c = oai_sse_chunk(&m, 2, "h\xc3\xa9", 3, NULL, true, NULL);
+    CHECK(strncmp(c, "data: {", 7) == 0 && strcmp(c + strlen(c) - 2, "\n\n") == 0);
+    json_t *j = json_loads(c + 6, 0, NULL);
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "object")), "chat.completion.chunk");
+    json_t *ch = json_array_get(json_object_get(j, "choices"), 0);
+    CHECK_EQ_INT(json_integer_value(json_object_get(ch, "index")), 2);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(ch, "delta"), "role")), "assistant");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(ch, "delta"), "content")), "h\xc3\xa9");
+    CHECK(json_is_null(json_object_get(ch, "finish_reason")) && json_is_null(json_object_get(j, "usage")));
+    json_decref(j);
+    free(c);
+    oai_meta_init(&m, API_COMPLETION, "tiny", false);
+    CHECK(strncmp(m.id, "cmpl-", 5) == 0);
+    char *lt[] = {"a", "bc"};
+    float lp[] = {-0.5f, -1.5f};
+    json_t *choices = json_array();
+    json_array_append_new(choices, oai_choice(&m, 0, "abc", 3, "length", oai_logprobs(API_COMPLETION, lt, lp, 2, 0, 1)));
+    char *body = oai_response(&m, choices, 5, 2);
+    j = json_loads(body, 0, NULL);
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "object")), "text_completion");
+    ch = json_array_get(json_object_get(j, "choices"), 0);
+    CHECK_EQ_STR(json_string_value(json_object_get(ch, "text")), "abc");
+    CHECK_EQ_STR(json_string_value(json_object_get(ch, "finish_reason")), "length");
+    json_t *offs = json_object_get(json_object_get(ch, "logprobs"), "text_offset");
+    CHECK_EQ_INT(json_integer_value(json_array_get(offs, 1)), 1);
+    CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "usage"), "total_tokens")), 7);
+    json_decref(j);
+    free(body);
+    char *err = apierr_json_simple(413, "request_too_large", "too big");
+    j = json_loads(err, 0, NULL);
+    json_t *eo = json_object_get(j, "error");
+    CHECK_EQ_STR(json_string_value(json_object_get(eo, "type")), "invalid_request_error");
+    CHECK(json_is_null(json_object_get(eo, "param")) && json_is_string(json_object_get(eo, "code")));
+    json_decref(j);
+    free(err);
+}
+
+int main(void)
+{
+    RUN(test_full_completion);
+    RUN(test_defaults_and_prompt_forms);
+    RUN(test_errors_name_the_field);
+    RUN(test_stop_strings);
+    RUN(test_shapes);
+    return check_report();
+}
