@@ -22,26 +22,18 @@ static struct tv f_trim(struct trt *rt, struct tv v, struct targs *a, int line)
     return tstr_strip(rt, sstr(rt, v, line), c.t == TV_NONE ? NULL : targ_str(rt, c, "trim chars", line), 3);
 }
 
-static struct tv f_upper(struct trt *rt, struct tv v, struct targs *a, int line) { return tstr_case(rt, sstr(rt, v, line), 0); }
-static struct tv f_lower(struct trt *rt, struct tv v, struct targs *a, int line) { return tstr_case(rt, sstr(rt, v, line), 1); }
-static struct tv f_capitalize(struct trt *rt, struct tv v, struct targs *a, int line) { return tstr_case(rt, sstr(rt, v, line), 3); }
+static struct tv f_upper(struct trt *rt, struct tv v, struct targs *a, int line) { return tstr_case(rt, sstr(rt, v, line), TCASE_UPPER); }
+static struct tv f_lower(struct trt *rt, struct tv v, struct targs *a, int line) { return tstr_case(rt, sstr(rt, v, line), TCASE_LOWER); }
+static struct tv f_capitalize(struct trt *rt, struct tv v, struct targs *a, int line) { return tstr_case(rt, sstr(rt, v, line), TCASE_CAPITALIZE); }
 static struct tv f_string(struct trt *rt, struct tv v, struct targs *a, int line)
 {
     return (struct tv){ .t = TV_STR, .s = sstr(rt, v, line) };
 }
 static struct tv f_safe(struct trt *rt, struct tv v, struct targs *a, int line) { return v; }
 
-/* Jinja's title filter: capitalise after whitespace, '-', and opening brackets. */
 static struct tv f_title(struct trt *rt, struct tv v, struct targs *a, int line)
 {
-    struct tv out = tstr_case(rt, sstr(rt, v, line), 1);
-    bool start = true;
-    for (char *p = out.s->s; *p; p++) {
-        if (start && *p >= 'a' && *p <= 'z')
-            *p = (char)(*p - 'a' + 'A');
-        start = strchr(" \t\n\r\f\v-([{<", *p) != NULL;
-    }
-    return out;
+    return tstr_case(rt, sstr(rt, v, line), TCASE_JINJA_TITLE);
 }
 
 static struct tv f_replace(struct trt *rt, struct tv v, struct targs *a, int line)

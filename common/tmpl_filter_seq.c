@@ -112,7 +112,7 @@ struct sort_ctx { struct trt *rt; int line; bool case_sensitive, reverse; };
 
 static struct tv sort_key(const struct sort_ctx *c, struct tv v)
 {
-    return v.t == TV_STR && !c->case_sensitive ? tstr_case(c->rt, v.s, 1) : v;
+    return v.t == TV_STR && !c->case_sensitive ? tstr_case(c->rt, v.s, TCASE_LOWER) : v;
 }
 
 static int sort_cmp(const struct sort_ctx *c, struct tv x, struct tv y)

@@ -221,9 +221,14 @@ const struct ttest *ttest_find(const char *name);
 bool tmethod_call(struct trt *rt, struct tv self, const char *name, struct targs *a, int line, struct tv *out);
 bool tmethod_exists(struct tv self, const char *name);
 /* String helpers the filters share with the methods (tmpl_method.c). which: 1 left, 2 right, 3 both;
- * chars NULL = whitespace. mode: 0 upper, 1 lower, 2 Python title, 3 capitalize. count < 0 = all. */
+ * chars NULL = whitespace. count < 0 = all. */
 struct tv tstr_strip(struct trt *rt, const struct tstr *s, const struct tstr *chars, int which);
-struct tv tstr_case(struct trt *rt, const struct tstr *s, int mode);
+/* Unicode case mapping (tmpl_case.c): Python's upper(), lower(), title(), capitalize(), and Jinja's
+ * title filter, which starts words after whitespace, '-' and opening brackets. */
+enum tcase { TCASE_UPPER, TCASE_LOWER, TCASE_TITLE, TCASE_CAPITALIZE, TCASE_JINJA_TITLE };
+struct tv tstr_case(struct trt *rt, const struct tstr *s, enum tcase mode);
+/* Python's str.isupper() / islower(): some cased character, none of the other case. */
+bool tstr_is_case(const struct tstr *s, bool upper);
 struct tv tstr_replace(struct trt *rt, const struct tstr *s, const struct tstr *old, const struct tstr *new_,
                        long long count);
 /* dict.items(): a list of (key, value) tuples. */
@@ -263,5 +268,6 @@ bool tv_is_space(uint32_t cp);
 /* Python's `needle in hay`. */
 bool tcontains(struct trt *rt, struct tv hay, struct tv needle, int line);
 uint32_t tv_utf8_next(const char *s, size_t len, size_t *i);
+size_t tv_utf8_put(char *o, uint32_t cp);
 
 #endif

@@ -189,19 +189,6 @@ static int hexval(char c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-static size_t put_utf8(char *o, uint32_t cp)
-{
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xC0 | cp >> 6); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | cp >> 18); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* Decodes one backslash escape at s (after the backslash) into o; returns bytes consumed. */
 static size_t lex_escape(struct lexer *lx, const char *s, char *o, size_t *olen)
 {
@@ -222,7 +209,7 @@ static size_t lex_escape(struct lexer *lx, const char *s, char *o, size_t *olen)
         }
         if (cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000))
             tparse_fail(lx->p, lx->line, "string literal escape U+%X is not a valid character", cp);
-        *olen += put_utf8(o + *olen, cp);
+        *olen += tv_utf8_put(o + *olen, cp);
         return 1 + digits;
     }
     o[(*olen)++] = '\\'; /* Python keeps unknown escapes as written */

@@ -1,7 +1,6 @@
 /* tmpl_method.c — methods templates call on values: Python's str methods (strip, split, startswith,
  * replace, format, ...) and dict's get/items/keys/values. Mutating methods (list.append, dict.update)
- * are refused, as transformers' immutable sandbox refuses them. Case mapping is ASCII-only. */
-#include <ctype.h>
+ * are refused, as transformers' immutable sandbox refuses them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,27 +38,6 @@ struct tv tstr_strip(struct trt *rt, const struct tstr *s, const struct tstr *ch
         b = start;
     }
     return tv_str(rt, s->s + a, b - a);
-}
-
-struct tv tstr_case(struct trt *rt, const struct tstr *s, int mode)
-{
-    struct tv out = tv_str(rt, s->s, s->len);
-    char *p = out.s->s;
-    bool word_start = true; /* mode 2: Python str.title(); 3: capitalize() */
-    for (size_t i = 0; i < s->len; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (mode == 0)
-            p[i] = (char)toupper(c);
-        else if (mode == 1)
-            p[i] = (char)tolower(c);
-        else if (mode == 3)
-            p[i] = (char)(i == 0 ? toupper(c) : tolower(c));
-        else {
-            p[i] = (char)(word_start ? toupper(c) : tolower(c));
-            word_start = !isalpha(c);
-        }
-    }
-    return out;
 }
 
 struct tv tstr_replace(struct trt *rt, const struct tstr *s, const struct tstr *old, const struct tstr *new,
@@ -228,10 +206,10 @@ static bool str_method(struct trt *rt, const struct tstr *s, const char *name, s
     if (!strcmp(name, "strip")) *out = tstr_strip(rt, s, opt_chars(rt, a, line), 3);
     else if (!strcmp(name, "lstrip")) *out = tstr_strip(rt, s, opt_chars(rt, a, line), 1);
     else if (!strcmp(name, "rstrip")) *out = tstr_strip(rt, s, opt_chars(rt, a, line), 2);
-    else if (!strcmp(name, "upper")) *out = tstr_case(rt, s, 0);
-    else if (!strcmp(name, "lower")) *out = tstr_case(rt, s, 1);
-    else if (!strcmp(name, "title")) *out = tstr_case(rt, s, 2);
-    else if (!strcmp(name, "capitalize")) *out = tstr_case(rt, s, 3);
+    else if (!strcmp(name, "upper")) *out = tstr_case(rt, s, TCASE_UPPER);
+    else if (!strcmp(name, "lower")) *out = tstr_case(rt, s, TCASE_LOWER);
+    else if (!strcmp(name, "title")) *out = tstr_case(rt, s, TCASE_TITLE);
+    else if (!strcmp(name, "capitalize")) *out = tstr_case(rt, s, TCASE_CAPITALIZE);
     else if (!strcmp(name, "split")) *out = str_split(rt, s, a, line);
     else if (!strcmp(name, "startswith")) *out = str_affix(rt, s, a, false, line);
     else if (!strcmp(name, "endswith")) *out = str_affix(rt, s, a, true, line);

@@ -1,7 +1,6 @@
 /* tmpl_tests.c — Jinja's tests, the right-hand side of `x is name` / `x is not name(args)`: defined,
  * undefined, none, boolean, true, false, string, number, integer, float, mapping, iterable, sequence,
  * callable, odd, even, divisibleby, eq/equalto/==, ne/!=, lt/<, le/<=, gt/>, ge/>=, in, lower, upper. */
-#include <ctype.h>
 #include <string.h>
 
 #include "tmpl_internal.h"
@@ -66,19 +65,7 @@ static bool t_in(struct trt *rt, struct tv v, struct targs *a, int line)
     return tcontains(rt, other(rt, a, "in", line), v, line);
 }
 
-static bool case_test(struct tv v, bool upper)
-{
-    if (v.t != TV_STR)
-        return false;
-    bool cased = false;
-    for (size_t i = 0; i < v.s->len; i++) {
-        unsigned char c = (unsigned char)v.s->s[i];
-        if (upper ? islower(c) : isupper(c))
-            return false;
-        cased |= isalpha(c) != 0;
-    }
-    return cased;
-}
+static bool case_test(struct tv v, bool upper) { return v.t == TV_STR && tstr_is_case(v.s, upper); }
 static bool t_lower(struct trt *rt, struct tv v, struct targs *a, int line) { return case_test(v, false); }
 static bool t_upper(struct trt *rt, struct tv v, struct targs *a, int line) { return case_test(v, true); }
 
