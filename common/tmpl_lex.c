@@ -44,19 +44,43 @@ static int count_lines(const char *s, const char *e)
 
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
+/* '-' strips what Python's \s matches: Unicode whitespace too, not only ASCII. */
+static const char *skip_space(const char *s, const char *e)
+{
+    while (s < e) {
+        size_t i = 0;
+        if (!tv_is_space(tv_utf8_next(s, (size_t)(e - s), &i)))
+            break;
+        s += i;
+    }
+    return s;
+}
+
+static const char *skip_space_back(const char *s, const char *e)
+{
+    while (e > s) {
+        const char *c = e - 1;
+        while (c > s && ((unsigned char)*c & 0xC0) == 0x80)
+            c--;
+        size_t i = 0;
+        if (!tv_is_space(tv_utf8_next(c, (size_t)(e - c), &i)))
+            break;
+        e = c;
+    }
+    return e;
+}
+
 /* Emits the text s..e after applying the strip rules of the tags on either side. */
 static void emit_text(struct lexer *lx, const char *s, const char *e, char open, char mod)
 {
     int line = lx->line;
     lx->line += count_lines(s, e);
     if (lx->strip_next)
-        while (s < e && is_ws(*s))
-            s++;
+        s = skip_space(s, e);
     else if (lx->trim_next && s < e && *s == '\n')
         s++;
     if (mod == '-') {
-        while (e > s && is_ws(e[-1]))
-            e--;
+        e = skip_space_back(s, e);
     } else if (mod != '+' && (open == '%' || open == '#')) {
         const char *b = e;
         while (b > s && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r' || b[-1] == '\f' || b[-1] == '\v'))
@@ -77,8 +101,7 @@ static void after_tag(struct lexer *lx, char open, char mod)
     lx->trim_next = mod != '+' && open != '{';
     const char *c = lx->cur;
     if (lx->strip_next) {
-        while (c < lx->end && is_ws(*c))
-            c++;
+        c = skip_space(c, lx->end);
     } else if (lx->trim_next && c < lx->end && *c == '\n') {
         c++;
     }
