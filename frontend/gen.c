@@ -204,13 +204,14 @@ static int req_prepare(struct gen_req *g, struct apierr *e)
                           "no workers are registered yet (need a prefill and a decode worker, or a colocated one)");
     if (prompt_prepare(fe, r, &g->prompts, e))
         return -1;
-    g->n_seqs = g->prompts.n * r->n;
-    if (fe->n_inflight + g->n_seqs > fe->cfg.max_inflight)
+    int n_seqs = g->prompts.n * r->n;
+    if (fe->n_inflight + n_seqs > fe->cfg.max_inflight)
         return apierr_set(e, 429, NULL, "rate_limit_exceeded",
                           "the server is at its limit of %d sequences in flight; retry later", fe->cfg.max_inflight);
-    g->seqs = calloc((size_t)g->n_seqs, sizeof *g->seqs);
+    g->seqs = calloc((size_t)n_seqs, sizeof *g->seqs);
     if (!g->seqs)
         return apierr_set(e, 500, NULL, "internal_error", "out of memory");
+    g->n_seqs = n_seqs;
     for (int i = 0; i < g->prompts.n; i++) {
         g->prompt_tokens += g->prompts.n_ids[i];
         for (int j = 0; j < r->n; j++)

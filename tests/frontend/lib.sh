@@ -63,3 +63,10 @@ wait_idle() {
     done
     echo "FAIL still busy:"; curl -s "$BASE/metrics" | grep -E '^pdserve:(kv_cache|num_requests)'; return 1
 }
+
+# alive NAME: fails the test if the daemon died (a crash would otherwise pass unnoticed).
+alive() {
+    local v="PID_$1"
+    kill -0 "${!v}" 2>/dev/null && return 0
+    echo "FAIL $1 died:"; tail -20 "$WORK/$1.log"; exit 1
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# raw.sh — raw HTTP against a frontend: 503 before any worker registers, then (with a prefill and a
+# decode worker) every error status, pipelining, chunked bodies, slowloris, 500 concurrent streams,
+# and a client that hangs up mid-stream: its work must be aborted and every KV block freed.
+source "$(dirname "$0")/lib.sh"
+make_model
+start_frontend --api-key k1 --max-body-bytes 65536 --max-header-bytes 8192 --header-timeout-ms 500 \
+    --max-inflight 600 --max-connections 2000
+code=$(curl -s -o "$WORK/h" -w '%{http_code}' "$BASE/health")
+[ "$code" = 503 ] && grep -q '"error"' "$WORK/h" && echo "ok   /health is 503 before any worker" || { echo "FAIL /health $code"; exit 1; }
+code=$(curl -s -o "$WORK/c" -w '%{http_code}' -H 'Authorization: Bearer k1' "$BASE/v1/completions" -d '{"prompt":"x"}')
+[ "$code" = 503 ] && echo "ok   completions are 503 before any worker" || { echo "FAIL completion without workers: $code"; cat "$WORK/c"; exit 1; }
+start_prefill
+start_decode dec --max-batch 128
+wait_health 200
+echo "ok   /health is 200 once a prefill and a decode worker registered"
+ulimit -n 4096
+python3 tests/frontend/raw.py "$HTTP_PORT" k1
+wait_idle
+echo "ok   the hung-up stream was aborted: nothing running, every KV block free"
+aborts=$(metric 'pdserve:request_success_total{model_name="model",finished_reason="abort"}')
+[ "$aborts" -ge 1 ] && echo "ok   abort counted in /metrics ($aborts)" || { echo "FAIL no abort counted"; exit 1; }
+alive fe; echo "ok   frontend still running"
