@@ -3,7 +3,7 @@
  * transformers' settings: trim_blocks (drop the newline after a block or comment tag), lstrip_blocks
  * (drop spaces and tabs before a block or comment tag that starts its line), '-' to strip all
  * whitespace on that side, '+' to opt out; and the template's one trailing newline is dropped
- * (keep_trailing_newline=False); \r\n and \r count as \n, as in Jinja. */
+ * (keep_trailing_newline=False); \r\n and \r count as \n, as in Jinja. {% raw %} blocks are text. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,6 +121,58 @@ static void lex_comment(struct lexer *lx, int line)
 
 void tlex_expr(struct lexer *lx, char open, int line);
 
+/* Matches the rest of a tag " word [-+]%}" at s (after "{%" and its modifier): returns the end of the
+ * tag and sets *mod to its closing modifier, or NULL. */
+static const char *match_tag(const char *s, const char *end, const char *word, char *mod)
+{
+    size_t n = strlen(word);
+    while (s < end && is_ws(*s))
+        s++;
+    if ((size_t)(end - s) < n || memcmp(s, word, n))
+        return NULL;
+    s += n;
+    if (s < end && (*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+        return NULL; /* a longer name, e.g. "rawtext" */
+    while (s < end && is_ws(*s))
+        s++;
+    *mod = s < end && (*s == '-' || *s == '+') ? *s++ : 0;
+    return end - s >= 2 && s[0] == '%' && s[1] == '}' ? s + 2 : NULL;
+}
+
+/* {% raw %}...{% endraw %}: the body is text. As in Jinja, '-' on either inner side strips, the endraw
+ * tag is lstripped, and trim_blocks applies after endraw but not after raw. */
+static bool lex_raw(struct lexer *lx, int line)
+{
+    char mod, emod = 0, cmod = 0;
+    const char *body = match_tag(lx->cur, lx->end, "raw", &mod), *o = NULL, *after = NULL;
+    if (!body)
+        return false;
+    for (const char *s = body; !after; s = o + 2) {
+        o = s < lx->end ? memmem(s, lx->end - s, "{%", 2) : NULL;
+        if (!o)
+            tparse_fail(lx->p, line, "unclosed '{%% raw %%}': no matching '{%% endraw %%}'");
+        emod = o + 2 < lx->end && (o[2] == '-' || o[2] == '+') ? o[2] : 0;
+        after = match_tag(o + 2 + (emod != 0), lx->end, "endraw", &cmod);
+    }
+    const char *cs = mod == '-' ? skip_space(body, o) : body, *ce = o;
+    if (emod == '-') {
+        ce = skip_space_back(cs, ce);
+    } else if (emod != '+') {
+        const char *b = ce;
+        while (b > cs && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (b > cs && b[-1] == '\n')
+            ce = b;
+    }
+    int text_line = lx->line + count_lines(lx->cur, cs);
+    if (ce > cs)
+        push(lx, TK_TEXT, cs, ce - cs)->line = text_line;
+    lx->line += count_lines(lx->cur, after);
+    lx->cur = after;
+    after_tag(lx, '%', cmod);
+    return true;
+}
+
 /* Finds the next tag opener at or after s; NULL when none. */
 static const char *find_open(const char *s, const char *end)
 {
@@ -168,7 +220,7 @@ void tlex(struct tparse *p, const char *raw, size_t raw_len)
         lx.strip_next = lx.trim_next = false;
         if (open == '#')
             lex_comment(&lx, line);
-        else
+        else if (open != '%' || !lex_raw(&lx, line))
             tlex_expr(&lx, open, line);
     }
     push(&lx, TK_EOF, "", 0);

@@ -192,7 +192,7 @@ static struct tnode *parse_statement(struct tparse *p, const char *kw, int line)
 static struct tnode *parse_statement_kw(struct tparse *p, const char *kw, int line)
 {
     static const char *const unsupported[] = { "include", "import", "from", "extends", "block", "filter",
-                                               "raw", "with", "autoescape", "do", "trans", NULL };
+                                               "with", "autoescape", "do", "trans", NULL };
     if (!strcmp(kw, "if")) return parse_if(p, line);
     if (!strcmp(kw, "for")) return parse_for(p, line);
     if (!strcmp(kw, "set")) return parse_set(p, line);
