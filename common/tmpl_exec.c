@@ -122,6 +122,30 @@ static void exec_call_block(struct trt *rt, const struct tnode *s)
     tbuf_put(rt, rt->out, out.s->s, out.s->len);
 }
 
+static void exec_with(struct trt *rt, const struct tnode *s)
+{
+    struct tv *vals = trt_alloc(rt, (size_t)(s->n + 1) * sizeof(*vals));
+    for (int i = 0; i < s->n; i++)
+        vals[i] = teval(rt, s->kw[i]);
+    struct tframe *outer = rt->frame;
+    rt->frame = tpush_frame(rt, outer);
+    for (int i = 0; i < s->n; i++)
+        tbind(rt, s->items[i], vals[i], s->line);
+    texec_list(rt, s->body);
+    rt->frame = outer;
+}
+
+static void exec_filter_block(struct trt *rt, const struct tnode *s)
+{
+    struct tframe *outer = rt->frame;
+    struct tv body = capture(rt, s->body);
+    rt->frame = tpush_frame(rt, outer);
+    tv_dict_set(rt, &rt->frame->vars, tfilter_block_var, strlen(tfilter_block_var), body);
+    struct tv out = tv_to_str(rt, teval(rt, s->a), s->line);
+    rt->frame = outer;
+    tbuf_put(rt, rt->out, out.s->s, out.s->len);
+}
+
 static void exec_one(struct trt *rt, const struct tnode *s)
 {
     switch (s->kind) {
@@ -135,6 +159,8 @@ static void exec_one(struct trt *rt, const struct tnode *s)
         break;
     case N_MACRO: define_macro(rt, s); break;
     case N_CALL_BLOCK: exec_call_block(rt, s); break;
+    case N_WITH: exec_with(rt, s); break;
+    case N_FILTER_BLOCK: exec_filter_block(rt, s); break;
     case N_BREAK: case N_CONTINUE:
         if (!rt->loops)
             trt_fail(rt, s->line, "'{%% %s %%}' outside a for loop", s->kind == N_BREAK ? "break" : "continue");

@@ -152,7 +152,7 @@ void tlex(struct tparse *p, const char *src, size_t len);
 /* ---- syntax tree (tmpl_parse.c) ---- */
 enum tnode_kind {
     /* statements */
-    N_TEXT, N_OUTPUT, N_IF, N_FOR, N_SET, N_SET_BLOCK, N_MACRO, N_BREAK, N_CONTINUE, N_BLOCK, N_CALL_BLOCK,
+    N_TEXT, N_OUTPUT, N_IF, N_FOR, N_SET, N_SET_BLOCK, N_MACRO, N_BREAK, N_CONTINUE, N_BLOCK, N_CALL_BLOCK, N_WITH, N_FILTER_BLOCK,
     /* expressions */
     E_LIT, E_NAME, E_ATTR, E_INDEX, E_SLICE, E_CALL, E_FILTER, E_TEST, E_NEG, E_POS, E_NOT, E_AND, E_OR,
     E_BIN, E_COMPARE, E_COND, E_LIST, E_TUPLE, E_DICT, E_SPREAD /* *list in call arguments */
@@ -206,6 +206,7 @@ void tparse_call_args(struct tparse *p, struct tnode *call);
 _Noreturn void tparse_fail(struct tparse *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void *tparse_alloc(struct tparse *p, size_t n);
 const struct tnode *tmpl_body(const struct tmpl *t);
+extern const char tfilter_block_var[]; /* where a {% filter %} block's body output is bound */
 
 /* ---- filters and tests (tmpl_filter.c, tmpl_tests.c, tmpl_method.c) ---- */
 typedef struct tv (*tfilter_fn)(struct trt *rt, struct tv v, struct targs *a, int line);

@@ -165,6 +165,57 @@ static struct tnode *parse_call_block(struct tparse *p, int line)
     return n;
 }
 
+/* {% with a = x, b = y %}...{% endwith %}: the values are evaluated outside, the names bound inside. */
+static struct tnode *parse_with(struct tparse *p, int line)
+{
+    static const char *const end[] = { "endwith", NULL };
+    struct tnode *n = tp_node(p, N_WITH, line);
+    struct tnodes names = { 0 }, values = { 0 };
+    while (tp_peek(p)->kind != TK_BLOCK_END) {
+        if (names.n)
+            tp_expect_op(p, ",");
+        struct tnode *target = tp_node(p, E_NAME, tp_peek(p)->line);
+        target->name = tp_expect_name(p, "a name in '{% with %}'");
+        tp_expect_op(p, "=");
+        tp_nodes_push(p, &names, target);
+        tp_nodes_push(p, &values, tparse_expr(p));
+    }
+    n->items = names.v;
+    n->n = names.n;
+    n->kw = values.v;
+    expect_block_end(p, "with");
+    must_close(p, end, &n->body, "with", line);
+    expect_block_end(p, "endwith");
+    return n;
+}
+
+/* The name a {% filter %} block's output is bound to; not an identifier, so no template can use it. */
+const char tfilter_block_var[] = " filter block";
+
+/* {% filter f(args) | g %}...{% endfilter %}: the filters applied to the body's output. */
+static struct tnode *parse_filter_block(struct tparse *p, int line)
+{
+    static const char *const end[] = { "endfilter", NULL };
+    struct tnode *n = tp_node(p, N_FILTER_BLOCK, line), *e = tp_node(p, E_NAME, line);
+    e->name = tfilter_block_var;
+    do {
+        struct tnode *f = tp_node(p, E_FILTER, tp_peek(p)->line);
+        f->a = e;
+        f->name = tp_expect_name(p, "a filter name in '{% filter %}'");
+        f->filter = tfilter_find(f->name);
+        if (!f->filter)
+            tparse_fail(p, f->line, "unknown filter '%s'", f->name);
+        if (tp_is_op(p, "("))
+            tparse_call_args(p, f);
+        e = f;
+    } while (tp_is_op(p, "|") && tp_next(p));
+    n->a = e;
+    expect_block_end(p, "filter");
+    must_close(p, end, &n->body, "filter", line);
+    expect_block_end(p, "endfilter");
+    return n;
+}
+
 static struct tnode *parse_simple(struct tparse *p, enum tnode_kind kind, const char *tag, int line)
 {
     struct tnode *n = tp_node(p, kind, line);
@@ -191,13 +242,15 @@ static struct tnode *parse_statement(struct tparse *p, const char *kw, int line)
 
 static struct tnode *parse_statement_kw(struct tparse *p, const char *kw, int line)
 {
-    static const char *const unsupported[] = { "include", "import", "from", "extends", "block", "filter",
-                                               "with", "autoescape", "do", "trans", NULL };
+    static const char *const unsupported[] = { "include", "import", "from", "extends", "block",
+                                               "autoescape", "do", "trans", NULL };
     if (!strcmp(kw, "if")) return parse_if(p, line);
     if (!strcmp(kw, "for")) return parse_for(p, line);
     if (!strcmp(kw, "set")) return parse_set(p, line);
     if (!strcmp(kw, "macro")) return parse_macro(p, line);
     if (!strcmp(kw, "call")) return parse_call_block(p, line);
+    if (!strcmp(kw, "with")) return parse_with(p, line);
+    if (!strcmp(kw, "filter")) return parse_filter_block(p, line);
     if (!strcmp(kw, "break")) return parse_simple(p, N_BREAK, kw, line);
     if (!strcmp(kw, "continue")) return parse_simple(p, N_CONTINUE, kw, line);
     if (!strcmp(kw, "generation")) return parse_simple(p, N_BLOCK, kw, line);
