@@ -82,10 +82,10 @@ static void emit_text(struct lexer *lx, const char *s, const char *e, char open,
     if (mod == '-') {
         e = skip_space_back(s, e);
     } else if (mod != '+' && (open == '%' || open == '#')) {
-        const char *b = e;
-        while (b > s && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r' || b[-1] == '\f' || b[-1] == '\v'))
+        const char *b = e; /* lstrip_blocks: drop the line's whitespace before the tag */
+        while (b > s && b[-1] != '\n')
             b--;
-        if ((b > s && b[-1] == '\n') || (b == s && lx->line_starting))
+        if ((b > s || lx->line_starting) && skip_space(b, e) == e)
             e = b;
     }
     if (e > s) {
