@@ -135,6 +135,7 @@ static void admit(struct worker *w, struct dreq *r, struct seq *s)
     m->mail.type = DC_ADMIT;
     m->seq = s;
     r->state = DR_RUNNING;
+    log_debug("request %llu admitted: %d prompt tokens", (unsigned long long)r->id, s->n_prompt);
     mailbox_post(&w->to_engine, &m->mail);
 }
 

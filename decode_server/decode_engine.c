@@ -169,10 +169,15 @@ static bool iterate(struct dc_engine *de)
         log_error("decode step failed: %s; failing the batch", err.msg);
         for (int i = 0; i < nb; i++)
             de->batch[i]->finish = FINISH_ERROR;
-    } else if (r.out_of_blocks && !preempt_newest(de) && r.n_tokens == 0) {
-        log_error("request %llu needs more KV blocks than the whole pool; ending it",
-                  (unsigned long long)de->batch[r.n_scheduled]->id);
-        de->batch[r.n_scheduled]->finish = FINISH_LENGTH;
+    } else if (r.out_of_blocks && !preempt_newest(de)) {
+        /* Nobody newer to preempt: wait for older sequences to finish — unless this one alone
+         * holds every block in use, and so can never fit. */
+        struct seq *s = de->batch[r.n_scheduled];
+        if (s->kv.n_blocks == kv_used(&w->engine.kv)) {
+            log_error("request %llu (%d tokens) needs more KV blocks than the whole pool; ending it",
+                      (unsigned long long)s->id, s->n_tokens);
+            s->finish = FINISH_ERROR;
+        }
     }
     report_and_reap(de, nb);
     return r.n_tokens > 0;

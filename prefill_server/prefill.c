@@ -11,6 +11,7 @@
  * the decode worker has given to someone else. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "idmap.h"
 #include "kv_xfer.h"
@@ -33,7 +34,15 @@ struct preq {
     bool granted, first_done, flushing, ending;
     uint32_t layers_done, layers_pushed;
     int inflight; /* puts and flushes whose callbacks have not run */
+    double last_layer_ms; /* when the engine announced the last layer (for the transfer-tail log) */
 };
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 static struct idmap reqs, dpeers;
 static struct kvx_pool *local_pool;
@@ -122,7 +131,9 @@ static void on_kv_done_flushed(void *arg, int status, const char *reason)
     struct wire_msg m = {.type = WIRE_KV_DONE, .req_id = r->id, .u.done = r->done};
     struct error err;
     if (ucx_send(r->dp->peer, &m, NULL, NULL, &err) < 0)
-        fail_request(w, r, WIRE_ERR_PEER_LOST, err.msg);
+        return fail_request(w, r, WIRE_ERR_PEER_LOST, err.msg);
+    log_debug("request %llu: KV_DONE %.3f ms after the last layer was computed", (unsigned long long)r->id,
+              now_ms() - r->last_layer_ms);
 }
 
 static void try_finish(struct worker *w, struct preq *r)
@@ -340,6 +351,8 @@ static void prefill_on_mail(struct worker *w, struct mail *m)
         for (uint32_t i = 0; i < l->n; i++)
             if ((r = idmap_get(&reqs, l->req_ids[i])) && !r->ending) {
                 r->layers_done = l->layer + 1;
+                if (r->layers_done == (uint32_t)w->model->cfg.n_layers)
+                    r->last_layer_ms = now_ms();
                 try_push(w, r);
             }
     } else if (r && !r->ending && m->type == PF_FINAL) {

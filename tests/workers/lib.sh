@@ -1,0 +1,61 @@
+# lib.sh — shared by the worker tests: a model, free ports, daemons started in the background and
+# always stopped (trap), the protocol driver, and result comparison. Source it; needs $BUILD.
+set -euo pipefail
+BUILD=${BUILD:-build}
+PY=/usr/bin/python3
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+[ -n "${KEEP_WORK:-}" ] && trap - EXIT
+
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+make_model() { # make_model DIR [mkmodel flags...]
+    local dir=$1; shift
+    $BUILD/pdserve-mkmodel --out "$dir" --preset tiny --seed 5 "$@" >/dev/null 2>&1
+}
+
+# make_requests FILE N SEED: N requests of mixed prompt and output lengths, greedy and sampled.
+make_requests() {
+    $PY - "$1" "$2" "$3" <<'PYEOF'
+import json, random, sys
+path, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+r = random.Random(seed)
+reqs = []
+for i in range(n):
+    q = {"prompt": [r.randrange(3, 500) for _ in range(r.choice([1, 5, 16, 17, 40, 100, 170]))],
+         "max_tokens": r.randrange(1, 40), "seed": i, "ignore_eos": True}
+    if i % 2:
+        q.update(temperature=0.9, top_p=0.95, top_k=r.choice([0, 50]))
+    reqs.append(q)
+json.dump(reqs, open(path, "w"))
+PYEOF
+}
+
+# start NAME CMD...: runs a daemon in the background, logging to $WORK/NAME.log.
+start() {
+    local name=$1; shift
+    "$@" >"$WORK/$name.log" 2>&1 &
+    PIDS+=($!)
+    eval "PID_$name=$!"
+}
+
+# same_tokens A B: every request's tokens equal in two driver outputs.
+same_tokens() {
+    $PY - "$1" "$2" <<'PYEOF'
+import json, sys
+def load(p): return [json.loads(l) for l in open(p) if l.startswith('{"i"')]
+a, b = load(sys.argv[1]), load(sys.argv[2])
+bad = [x["i"] for x, y in zip(a, b) if x["tokens"] != y["tokens"] or x["error"] or y["error"]]
+ok = len(a) == len(b) and len(a) > 0 and not bad
+print(f"{len(a)} requests, {len(a) - len(bad)} identical" + ("" if ok else f"; differing: {bad[:10]}"))
+sys.exit(0 if ok else 1)
+PYEOF
+}
+
+pools_idle() { grep -q '"pools_idle": true' "$1"; }
