@@ -61,13 +61,14 @@ static struct tv int_pow(struct trt *rt, long long x, long long y, int line)
 {
     if (y < 0)
         return tv_float(pow((double)x, (double)y));
-    long long r = 1;
-    for (long long i = 0; i < y; i++) {
+    if (x == 0 || x == 1)
+        return tv_int(y == 0 ? 1 : x);
+    if (x == -1)
+        return tv_int(y % 2 ? -1 : 1);
+    long long r = 1; /* |x| >= 2: overflows within 63 steps */
+    for (long long i = 0; i < y; i++)
         if (__builtin_mul_overflow(r, x, &r))
             trt_fail(rt, line, "integer overflow in '**'");
-        if (r == 0 || r == 1)
-            break;
-    }
     return tv_int(r);
 }
 

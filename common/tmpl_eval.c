@@ -271,7 +271,7 @@ static struct tv eval_unary(struct trt *rt, const struct tnode *e)
     if (v.t == TV_BOOL)
         v = tv_int(v.b);
     if (v.t == TV_INT)
-        return e->kind == E_NEG ? tv_int(-v.i) : v;
+        return e->kind == E_NEG ? tbinop(rt, "-", tv_int(0), v, e->line) : v; /* overflow-checked */
     if (v.t == TV_FLOAT)
         return e->kind == E_NEG ? tv_float(-v.f) : v;
     trt_fail(rt, e->line, "bad operand type for unary %c: %s", e->kind == E_NEG ? '-' : '+', tv_type_name(v));

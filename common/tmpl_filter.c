@@ -1,6 +1,7 @@
 /* tmpl_filter.c — Jinja's filters on single values (strings, numbers, conversions, default, tojson,
  * first/last/length) and the filter registry. Filters on sequences live in tmpl_filter_seq.c.
  * As in Jinja, string filters see Undefined as "" (soft_str), length sees it as 0. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +125,7 @@ static struct tv f_float(struct trt *rt, struct tv v, struct targs *a, int line)
 
 static struct tv f_abs(struct trt *rt, struct tv v, struct targs *a, int line)
 {
+    if (v.t == TV_INT && v.i == LLONG_MIN) trt_fail(rt, line, "abs: integer overflow");
     if (v.t == TV_INT) return tv_int(v.i < 0 ? -v.i : v.i);
     if (v.t == TV_FLOAT) return tv_float(fabs(v.f));
     trt_fail(rt, line, "abs: bad operand %s", tv_type_name(v));

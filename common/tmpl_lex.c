@@ -4,6 +4,7 @@
  * (drop spaces and tabs before a block or comment tag that starts its line), '-' to strip all
  * whitespace on that side, '+' to opt out; and the template's one trailing newline is dropped
  * (keep_trailing_newline=False); \r\n and \r count as \n, as in Jinja. {% raw %} blocks are text. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -255,8 +256,12 @@ static void lex_number(struct lexer *lx)
     struct ttok *t = push(lx, is_float ? TK_FLOAT : TK_INT, s, lx->cur - s);
     if (is_float)
         t->f = strtod(buf, NULL);
-    else
+    else {
+        errno = 0;
         t->i = strtoll(buf, NULL, 10);
+        if (errno == ERANGE)
+            tparse_fail(lx->p, lx->line, "integer literal %s does not fit in 64 bits", buf);
+    }
 }
 
 static int hexval(char c)

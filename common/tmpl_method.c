@@ -151,9 +151,10 @@ static struct tv str_format(struct trt *rt, const struct tstr *s, struct targs *
             trt_fail(rt, line, "format(): only {}, {N} and {name} fields are supported");
         memcpy(field, s->s + i + 1, n);
         field[n] = 0;
-        struct tv v = n == 0 ? targ(a, auto_idx++, NULL, tv_undef(rt, "x"))
-                      : field[0] >= '0' && field[0] <= '9' ? targ(a, atoi(field), NULL, tv_undef(rt, "x"))
-                                                           : targ(a, -1, field, tv_undef(rt, "x"));
+        long idx = field[0] >= '0' && field[0] <= '9' ? strtol(field, NULL, 10) : -1;
+        struct tv v = n == 0    ? targ(a, auto_idx++, NULL, tv_undef(rt, "x"))
+                      : idx >= 0 ? targ(a, idx < 4096 ? (int)idx : 4096, NULL, tv_undef(rt, "x"))
+                                 : targ(a, -1, field, tv_undef(rt, "x"));
         if (v.t == TV_UNDEF)
             trt_fail(rt, line, "format(): no argument for field {%s}", field);
         tv_write_str(rt, &b, v, line);
