@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
-"""check_result.py — checks a pdserve-bench result against the scripted server's timing.
+"""check_result.py — checks a pdserve-bench result against the scripted server.
 
-The scripted server makes every request's timing known in advance:
-    TTFT = ttft + per_input * prompt_tokens,  each ITL = itl,  TPOT = itl,
-    E2E  = TTFT + (output_tokens - 1) * itl.
-So each measured value must match within a tolerance that only covers scheduler noise, and the
-summary statistics must follow from the per-request values with vLLM's definitions (numpy linear
-percentiles, population std), attainment = good / all requests, goodput = good / duration.
+The scripted server times every request in advance (TTFT = ttft + per_input × prompt tokens, then
+one token every itl ms) and logs, per response id, when each token event really left it. The
+measured TTFT, ITL, E2E and TPOT must match those send times: 90% of them within --tol (15 ms),
+all within --max-err (a busy machine stalls a process now and then); the SLO verdict of each request must follow from them; and the
+summary must follow from the records with vLLM's definitions (numpy linear percentiles,
+population std, attainment = good / all requests, goodput = good / duration). The script's own
+values show through the medians, and the server's lateness against them is printed.
 
-usage: check_result.py RESULT.json SERVER_LOG --ttft MS --per-input MS --itl MS [--tol MS]
+usage: check_result.py RESULT.json SERVER_LOG --ttft MS --per-input MS --itl MS [--tol MS] [--max-err MS]
                        [--slo-ttft MS] [--slo-tpot MS] [--slo-e2el MS] [--expect-failed N]
 """
 import argparse
@@ -45,28 +46,59 @@ def check_stats(res, name, xs):
         check(abs(got - want) < 1e-6, f"{key}_{name}_ms = {got}, from the records {want}")
 
 
-def check_request(a, r, sent):
-    want_ttft = a.ttft + a.per_input * r["input_tokens"]
-    want_e2el = want_ttft + (r["output_tokens"] - 1) * a.itl
-    i = r["index"]
-    check(r["output_tokens"] == sent["max_tokens"],
-          f"request {i}: {r['output_tokens']} output tokens, asked {sent['max_tokens']}")
-    check(abs(r["ttft_ms"] - want_ttft) <= a.tol, f"request {i}: TTFT {r['ttft_ms']:.1f} ms, "
-          f"scripted {want_ttft:.1f}")
-    check(abs(r["e2el_ms"] - want_e2el) <= a.tol, f"request {i}: E2E {r['e2el_ms']:.1f} ms, "
-          f"scripted {want_e2el:.1f}")
-    if r["output_tokens"] > 1:
-        check(abs(r["tpot_ms"] - a.itl) <= a.tol / 2,
-              f"request {i}: TPOT {r['tpot_ms']:.2f} ms, scripted {a.itl}")
-    check(len(r["itl_ms"]) == r["output_tokens"] - 1, f"request {i}: {len(r['itl_ms'])} ITLs")
-    for g in r["itl_ms"]:
-        check(abs(g - a.itl) <= a.tol, f"request {i}: an ITL of {g:.1f} ms, scripted {a.itl}")
-    # Goodness from the *scripted* values: the tolerance must not decide a request's fate.
-    good = ((not a.slo_ttft or want_ttft <= a.slo_ttft) and
-            (not a.slo_tpot or r["output_tokens"] < 2 or a.itl <= a.slo_tpot) and
-            (not a.slo_e2el or want_e2el <= a.slo_e2el))
-    check(r["good"] == good, f"request {i}: good={r['good']}, scripted {good}")
-    return good
+def check_request(a, r, e, errs):
+    """One record against the server's log entry e for the same response id. The server logs when
+    each token event really left it: the differences are the client's measurement error, which
+    go into errs; the script says when they should have left (the server's own lateness)."""
+    i, w = r["index"], e["writes"]
+    check(r["output_tokens"] == e["body"]["max_tokens"] == len(w),
+          f"request {i}: {r['output_tokens']} output tokens, asked {e['body']['max_tokens']}, "
+          f"server sent {len(w)}")
+    gaps = [b - x for x, b in zip(w, w[1:])]
+    check(len(r["itl_ms"]) == len(gaps), f"request {i}: {len(r['itl_ms'])} ITLs, {len(gaps)} gaps")
+    if not w or len(r["itl_ms"]) != len(gaps):
+        return
+    errs["ttft"].append((r["ttft_ms"] - w[0], f"request {i}: TTFT {r['ttft_ms']:.1f} ms, sent at {w[0]:.1f}"))
+    errs["e2el"].append((r["e2el_ms"] - w[-1], f"request {i}: E2E {r['e2el_ms']:.1f} ms, sent at {w[-1]:.1f}"))
+    for k, (g, want) in enumerate(zip(r["itl_ms"], gaps)):
+        errs["itl"].append((g - want, f"request {i}: ITL {k} {g:.1f} ms, server gap {want:.1f}"))
+    if len(w) > 1:
+        tpot = (w[-1] - w[0]) / (len(w) - 1)
+        errs["tpot"].append((r["tpot_ms"] - tpot, f"request {i}: TPOT {r['tpot_ms']:.2f}, server {tpot:.2f}"))
+    errs["late"].append((w[0] - scripted_ttft(a, r), ""))
+
+
+def scripted_ttft(a, r):
+    return a.ttft + a.per_input * r["input_tokens"]
+
+
+def check_errors(a, errs):
+    """Most measurements must sit within --tol of the server's send times, and none far off: a
+    busy machine may stall the client now and then (a late read delays one chunk), but a wrong
+    measurement (the wrong chunk timed, a missed token) shifts many values by whole ITLs."""
+    for name in ("ttft", "itl", "e2el", "tpot"):
+        e = sorted(errs[name], key=lambda x: abs(x[0]))
+        if not e:
+            continue
+        p90 = abs(e[int(0.9 * (len(e) - 1))][0])
+        check(p90 <= a.tol, f"{name}: 90% of the errors within {p90:.1f} ms, want {a.tol}")
+        check(abs(e[-1][0]) <= a.max_err, f"{name}: worst error {e[-1][0]:+.1f} ms ({e[-1][1]})")
+
+
+def check_verdict(a, r, e):
+    """The SLO verdict from the server's real times, unless one of them is closer to its SLO than
+    the client's error on it (then noise may honestly decide either way). Returns False then."""
+    w = e["writes"]
+    if not w:
+        return True
+    tpot = (w[-1] - w[0]) / (len(w) - 1) if len(w) > 1 else None
+    pairs = [(w[0], r["ttft_ms"], a.slo_ttft), (w[-1], r["e2el_ms"], a.slo_e2el),
+             (tpot, r["tpot_ms"], a.slo_tpot)]
+    if any(slo and v is not None and abs(v - slo) <= abs(m - v) + 2 for v, m, slo in pairs):
+        return False
+    good = all(not slo or v is None or v <= slo for v, _, slo in pairs)
+    check(r["good"] == good, f"request {r['index']}: good={r['good']}, from the server's times {good}")
+    return True
 
 
 def main():
@@ -75,7 +107,8 @@ def main():
     ap.add_argument("server_log")
     for k in ("ttft", "per-input", "itl", "slo-ttft", "slo-tpot", "slo-e2el"):
         ap.add_argument(f"--{k}", type=float, default=0.0)
-    ap.add_argument("--tol", type=float, default=40.0)
+    ap.add_argument("--tol", type=float, default=15.0, help="bound on 90%% of the errors")
+    ap.add_argument("--max-err", type=float, default=200.0, help="bound on every error")
     ap.add_argument("--expect-failed", type=int, default=0)
     a = ap.parse_args()
     res = json.load(open(a.result))
@@ -84,23 +117,26 @@ def main():
     check(res["failed"] == a.expect_failed, f"failed = {res['failed']}, want {a.expect_failed}")
     check(res["completed"] == len(ok), "completed disagrees with the records")
     check(len(log) == len(res["requests"]), f"server saw {len(log)} requests")
-    by_prompt_len = {}
     for e in log:
         b = e["body"]
         check(b.get("stream") is True and b.get("stream_options") == {"include_usage": True},
               "requests must stream with stream_options.include_usage")
-    # Requests reach the server in any order: match each record to the one the server logged by
-    # its input length and max_tokens, which the record reports back from the usage block.
-    for e in log:
-        b = e["body"]
-        n_in = len(b["prompt"]) if "prompt" in b else len(b["messages"][0]["content"].split())
-        by_prompt_len.setdefault((n_in, b["max_tokens"]), []).append(b)
-    good = 0
+    by_id = {e["id"]: e for e in log}
+    errs = {"ttft": [], "itl": [], "e2el": [], "tpot": [], "late": []}
+    ambiguous = 0
     for r in ok:
-        sent = by_prompt_len.get((r["input_tokens"], r["output_tokens"]))
-        check(bool(sent), f"request {r['index']}: no request with its lengths reached the server")
-        if sent:
-            good += check_request(a, r, sent[0])
+        e = by_id.get(r["id"])
+        check(e is not None, f"request {r['index']}: response id {r['id']!r} not in the server's log")
+        if e is None:
+            continue
+        n_in = len(e["body"]["prompt"]) if "prompt" in e["body"] else \
+            len(e["body"]["messages"][0]["content"].split())
+        check(r["input_tokens"] == n_in, f"request {r['index']}: {r['input_tokens']} input tokens, "
+              f"sent {n_in}")
+        check_request(a, r, e, errs)
+        ambiguous += not check_verdict(a, r, e)
+    check_errors(a, errs)
+    good = sum(1 for r in res["requests"] if r["good"])
     n = len(res["requests"])
     d = res["duration"]
     check(res["good_requests"] == good, f"good_requests = {res['good_requests']}, want {good}")
@@ -119,17 +155,18 @@ def main():
     check_stats(res, "tpot", [r["tpot_ms"] for r in ok if r["output_tokens"] > 1])
     check_stats(res, "e2el", [r["e2el_ms"] for r in ok])
     check_stats(res, "itl", [g for r in ok for g in r["itl_ms"]])
-    # One late chunk moves two neighbouring ITLs by ±d; the middle of the distribution must not move.
+    # The script's timing shows through the middle of the distributions.
     if any(r["itl_ms"] for r in ok):
         check(abs(res["median_itl_ms"] - a.itl) <= 5, f"median ITL {res['median_itl_ms']:.2f} ms")
         check(abs(res["median_tpot_ms"] - a.itl) <= 5, f"median TPOT {res['median_tpot_ms']:.2f} ms")
-    err_ttft = [r["ttft_ms"] - (a.ttft + a.per_input * r["input_tokens"]) for r in ok]
-    err_itl = [g - a.itl for r in ok for g in r["itl_ms"]]
-    err_tpot = [r["tpot_ms"] - a.itl for r in ok if r["output_tokens"] > 1]
-    def span(e):
+
+    def span(name):
+        e = [x for x, _ in errs[name]]
         return f"mean {sum(e) / len(e):+.2f}, worst {max(e, key=abs):+.2f} ms" if e else "n/a"
-    print(f"{a.result.split('/')[-1]}: {n} requests, {good} good, attainment {good / n:.3f}; "
-          f"error vs script: TTFT {span(err_ttft)}; TPOT {span(err_tpot)}; ITL {span(err_itl)}")
+    print(f"{a.result.split('/')[-1]}: {n} requests, {good} good, attainment {good / n:.3f} "
+          f"({ambiguous} too close to an SLO to judge); measured - server's send times: "
+          f"TTFT {span('ttft')}; ITL {span('itl')}; E2E {span('e2el')}; "
+          f"server late vs script: first token {span('late')}")
     for f in failures:
         print("FAIL:", f)
     return 1 if failures else 0

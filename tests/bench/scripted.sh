@@ -6,8 +6,9 @@ cd "$(dirname "$0")/../.."
 source tests/bench/lib.sh
 CHECK=tests/bench/check_result.py
 
-# Delays are multiples of 100 ms and SLOs sit halfway between them, so noise of a few tens of
-# milliseconds (two busy cores) can neither fail a measurement (±40 ms) nor flip an SLO verdict.
+# Delays are multiples of 100 ms and SLOs sit halfway between them, so a punctual server gives
+# exact SLO verdicts; measurements are checked against the send times the server logs (90% within
+# 15 ms, all within 200 ms: a loaded machine may stall a process now and then).
 
 # 1. /v1/completions, token-id prompts of 4..12 tokens, Poisson arrivals. TTFT = 100 ms per
 #    prompt token, so the TTFT SLO of 850 ms passes exactly the prompts of up to 8 tokens.

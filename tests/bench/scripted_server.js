@@ -18,7 +18,9 @@
 //
 // Usage: node scripted_server.js --port-file F [--port 0] [--ttft-ms 200] [--itl-ms 50]
 //          [--ttft-per-input-ms 0] [--behaviours normal] [--split-ms 0] [--capacity 0]
-// GET /log returns every request received (JSON lines: n, behaviour, url, body).
+// GET /log returns every request received (JSON lines: n, id, behaviour, url, body, and writes:
+// when each token really left, in ms after the request arrived); GET /lateness how late the
+// server's own timers were.
 'use strict';
 const http = require('http');
 const fs = require('fs');
@@ -44,7 +46,7 @@ function parseArgs(argv) {
 
 const opts = parseArgs(process.argv);
 let served = 0;
-// Every request received, one JSON line each, served at GET /log. Kept in memory: a synchronous
+// Every request received, served at GET /log as JSON lines. Kept in memory: a synchronous
 // file write could stall the event loop (and so the scripted timing) when the disk is busy.
 const requestLog = [];
 
@@ -66,24 +68,36 @@ function chunk(id, chat, i, model) {
            choices: [choice] };
 }
 
+// How late the server itself wrote tokens (timer and event-loop delays), served at GET /lateness,
+// so a test that sees a late token can tell whether the server or the client was late.
+const lateness = { count: 0, over10: 0, max: 0 };
+function noteLateness(deadline) {
+  const late = performance.now() - deadline;
+  lateness.count++;
+  if (late > 10) lateness.over10++;
+  if (late > lateness.max) lateness.max = late;
+  return deadline + late;
+}
+
 const sleepUntil = (t) => new Promise((r) => setTimeout(r, Math.max(0, t - performance.now())));
 
-// Writes one SSE event whose last byte leaves at `deadline`; returns false once the client left.
+// Writes one SSE event whose last byte leaves at `deadline`; returns when it really left
+// (performance.now()), or null once the client is gone.
 async function sendEvent(res, payload, deadline) {
   const ev = `data: ${payload}\n\n`;
   if (opts.splitMs > 0) {
     await sleepUntil(deadline - opts.splitMs);
-    if (res.destroyed) return false;
+    if (res.destroyed) return null;
     res.write(ev.slice(0, ev.length >> 1));
     await sleepUntil(deadline);
-    if (res.destroyed) return false;
+    if (res.destroyed) return null;
     res.write(ev.slice(ev.length >> 1));
-    return true;
+    return noteLateness(deadline);
   }
   await sleepUntil(deadline);
-  if (res.destroyed) return false;
+  if (res.destroyed) return null;
   res.write(ev);
-  return true;
+  return noteLateness(deadline);
 }
 
 // What a misbehaving request does after its second token; true if the stream goes on.
@@ -103,8 +117,10 @@ function misbehave(res, behaviour) {
   }
 }
 
-async function stream(res, body, chat, behaviour, t0) {
-  const id = `cmpl-${served}`, model = body.model || 'scripted';
+// Streams one response; entry.writes gets the time each token event really left, in ms after
+// entry's request arrived, so tests can tell a late server from a wrong measurement.
+async function stream(res, body, chat, behaviour, t0, entry) {
+  const id = entry.id, model = body.model || 'scripted';
   const pt = promptTokens(body, chat);
   const maxTokens = behaviour === 'onetoken' ? 1 : Number(body.max_tokens || 16);
   const ttft = opts.ttftMs + opts.ttftPerInputMs * pt;
@@ -118,7 +134,9 @@ async function stream(res, body, chat, behaviour, t0) {
     if (i === 2 && !misbehave(res, behaviour)) return;
     const c = chunk(id, chat, i, model);
     if (i === maxTokens - 1) c.choices[0].finish_reason = 'length';
-    if (!(await sendEvent(res, JSON.stringify(c), t0 + ttft + i * opts.itlMs))) return;
+    const at = await sendEvent(res, JSON.stringify(c), t0 + ttft + i * opts.itlMs);
+    if (at === null) return;
+    entry.writes.push(Number((at - entry.arrived).toFixed(3)));
   }
   const so = body.stream_options;
   if (so && so.include_usage && behaviour !== 'nousage') {
@@ -130,10 +148,13 @@ async function stream(res, body, chat, behaviour, t0) {
   res.end();
 }
 
-function handle(req, res, raw) {
+function handle(req, res, raw, arrived) {
   const chat = req.url === '/v1/chat/completions';
   if (req.method === 'GET' && req.url === '/health') return res.end('ok');
-  if (req.method === 'GET' && req.url === '/log') return res.end(requestLog.map((l) => l + '\n').join(''));
+  if (req.method === 'GET' && req.url === '/lateness') return res.end(JSON.stringify(lateness));
+  if (req.method === 'GET' && req.url === '/log') {
+    return res.end(requestLog.map((e) => JSON.stringify({ ...e, arrived: undefined }) + '\n').join(''));
+  }
   if (req.method !== 'POST' || (!chat && req.url !== '/v1/completions')) {
     res.writeHead(404, { 'Content-Type': 'application/json' });
     return res.end('{"error": {"message": "not found"}}');
@@ -146,16 +167,18 @@ function handle(req, res, raw) {
   if (body.model === '__warmup__') {
     // The tests' warm-up (so a cold JIT does not delay the first measured requests): served
     // normally, but neither counted for --behaviours nor logged.
-    return admit(() => stream(res, body, chat, 'normal', performance.now()), res);
+    const warm = { id: 'warmup', arrived, writes: [] };
+    return admit(() => stream(res, body, chat, 'normal', performance.now(), warm), res);
   }
   const n = served++;
   const behaviour = opts.behaviours[n % opts.behaviours.length];
-  requestLog.push(JSON.stringify({ n, behaviour, url: req.url, body }));
+  const entry = { n, id: `cmpl-${n}`, behaviour, url: req.url, body, arrived, writes: [] };
+  requestLog.push(entry);
   if (behaviour === 'http500') {
     res.writeHead(500, { 'Content-Type': 'application/json' });
     return res.end('{"error": {"message": "scripted internal error", "type": "server_error"}}');
   }
-  admit(() => stream(res, body, chat, behaviour, performance.now())
+  admit(() => stream(res, body, chat, behaviour, performance.now(), entry)
     .catch((e) => { console.error(e); res.destroy(); }), res);
 }
 
@@ -185,7 +208,7 @@ const server = http.createServer({ noDelay: true }, (req, res) => {
   req.on('data', (d) => parts.push(d));
   // The script's clock starts when the request is admitted: once all of it has arrived and,
   // with --capacity, a slot is free.
-  req.on('end', () => handle(req, res, Buffer.concat(parts).toString()));
+  req.on('end', () => handle(req, res, Buffer.concat(parts).toString(), performance.now()));
 });
 server.keepAliveTimeout = 1000;
 server.listen(opts.port, '127.0.0.1', () => {

@@ -162,6 +162,7 @@ struct stream_chunk {
     int has_usage;
     int prompt_tokens, completion_tokens;
     char error[200];        /* non-empty: the server sent an error object in the stream */
+    char id[64];            /* the response id, if the chunk has one */
 };
 
 /* Interprets one SSE data payload of /v1/completions (chat = 0) or /v1/chat/completions. */
@@ -182,6 +183,7 @@ struct bench_record {
     int usage_seen;          /* output_len came from the usage block */
     int content_chunks;
     int saw_done;
+    char id[64];             /* the server's response id, to find the request in its logs */
 };
 
 struct bench_run {

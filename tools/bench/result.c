@@ -29,8 +29,8 @@ static json_t *record_json(const struct bench_opts *o, const struct bench_record
     json_t *itl = json_array();
     for (int k = 0; k < r->n_itl; k++)
         json_array_append_new(itl, json_real(r->itl_ms[k]));
-    return json_pack("{s:i, s:b, s:s, s:f, s:o, s:o, s:o, s:o, s:i, s:i, s:b, s:b}", "index", i,
-                     "ok", r->ok, "error", r->error, "start_s", r->start_s, "ttft_ms",
+    return json_pack("{s:i, s:s, s:b, s:s, s:f, s:o, s:o, s:o, s:o, s:i, s:i, s:b, s:b}", "index", i,
+                     "id", r->id, "ok", r->ok, "error", r->error, "start_s", r->start_s, "ttft_ms",
                      num(r->ok ? r->ttft_ms : NAN), "tpot_ms", num(r->ok ? r->tpot_ms : NAN),
                      "e2el_ms", num(r->ok ? r->e2el_ms : NAN), "itl_ms", itl, "input_tokens",
                      r->input_len, "output_tokens", r->ok ? r->output_len : 0, "usage_seen",

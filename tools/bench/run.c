@@ -86,6 +86,8 @@ static int on_event(void *ud, const char *data, size_t len)
         return 1;
     }
     r->saw_done |= ch.done;
+    if (!r->id[0] && ch.id[0])
+        memcpy(r->id, ch.id, sizeof r->id);
     if (ch.has_content)
         on_content(c, r);
     if (ch.has_usage) {

@@ -52,6 +52,9 @@ int stream_parse_chunk(const char *data, size_t len, int chat, struct stream_chu
         json_decref(root);
         return error_set(err, "invalid JSON in stream chunk: %s", root ? "not an object" : jerr.text);
     }
+    const char *id = json_string_value(json_object_get(root, "id"));
+    if (id)
+        snprintf(c->id, sizeof c->id, "%s", id);
     json_t *e = json_object_get(root, "error");
     if (e && !json_is_null(e))
         read_error(e, c);
