@@ -28,12 +28,13 @@ static json_t *bytes_of(const char *s)
     return a;
 }
 
-static json_t *chat_logprobs(char *const *texts, const float *lps, int n)
+static json_t *chat_logprobs(char *const *texts, const float *lps, int n, bool want_top)
 {
     json_t *content = json_array();
     for (int i = 0; i < n; i++) {
         json_t *top = json_array();
-        json_array_append_new(top, json_pack("{s:s, s:f, s:o}", "token", texts[i], "logprob", (double)lps[i],
+        if (want_top)
+            json_array_append_new(top, json_pack("{s:s, s:f, s:o}", "token", texts[i], "logprob", (double)lps[i],
                                              "bytes", bytes_of(texts[i])));
         json_array_append_new(content, json_pack("{s:s, s:f, s:o, s:o}", "token", texts[i], "logprob",
                                                  (double)lps[i], "bytes", bytes_of(texts[i]), "top_logprobs", top));
@@ -45,7 +46,7 @@ json_t *oai_logprobs(enum api_kind kind, char *const *texts, const float *lps, i
                      bool want_top)
 {
     if (kind == API_CHAT)
-        return chat_logprobs(texts, lps, n);
+        return chat_logprobs(texts, lps, n, want_top);
     json_t *tokens = json_array(), *tlp = json_array(), *top = json_array(), *offs = json_array();
     for (int i = 0; i < n; i++) {
         json_array_append_new(tokens, json_string(texts[i]));
