@@ -49,9 +49,11 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = bench_prompts_make(&o, &prompts, &err);
     if (rc == 0) {
-        log_info("%d prompts, %s %s%s, rate %s", o.num_prompts,
+        char rate[32];
+        snprintf(rate, sizeof rate, o.n_rates || o.sweep_auto ? "swept" : "%g req/s", o.request_rate);
+        log_info("%d %s prompts to %s%s, rate %s", o.num_prompts,
                  o.dataset == BENCH_DATASET_RANDOM ? "random" : "sharegpt", o.base_url, o.endpoint,
-                 o.n_rates || o.sweep_auto ? "sweep" : isinf(o.request_rate) ? "inf" : "set");
+                 isinf(o.request_rate) && !o.n_rates && !o.sweep_auto ? "inf" : rate);
         rc = o.n_rates || o.sweep_auto ? bench_sweep(&o, &t, prompts, &err)
                                        : run_single(&o, &t, prompts, &err);
     }
