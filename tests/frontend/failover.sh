@@ -58,5 +58,5 @@ wait_health 200
 code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v1/completions" -d '{"prompt":"back","max_tokens":4}')
 [ "$code" = 200 ] && echo "ok   it was re-admitted when it resumed and serves again" || { echo "FAIL after resume: $code"; exit 1; }
 wait_idle
-alive fe
-echo "ok   frontend still running, nothing in flight"
+stop_frontend
+echo "ok   nothing was left in flight"

@@ -70,3 +70,17 @@ alive() {
     kill -0 "${!v}" 2>/dev/null && return 0
     echo "FAIL $1 died:"; tail -20 "$WORK/$1.log"; exit 1
 }
+
+# stop_frontend: SIGTERM, then the frontend must exit 0 within 10 s with no sanitizer report in its
+# log (under `make asan` this is where leaks show).
+stop_frontend() {
+    alive fe
+    kill -TERM "$PID_fe"
+    local rc=0
+    for _ in $(seq 100); do kill -0 "$PID_fe" 2>/dev/null || break; sleep 0.1; done
+    wait "$PID_fe" || rc=$?
+    if [ $rc -ne 0 ] || grep -q "Sanitizer" "$WORK/fe.log"; then
+        echo "FAIL frontend exit $rc on SIGTERM:"; grep -A30 "Sanitizer" "$WORK/fe.log" | head -60; tail -5 "$WORK/fe.log"; exit 1
+    fi
+    echo "ok   frontend stopped cleanly on SIGTERM"
+}

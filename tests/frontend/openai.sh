@@ -10,4 +10,4 @@ wait_health 200
 node tests/frontend/openai.mjs "$BASE" test-key
 wait_idle
 echo "ok   every KV block free afterwards"
-alive fe; echo "ok   frontend still running"
+stop_frontend
