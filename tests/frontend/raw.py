@@ -132,6 +132,28 @@ def test_errors():
           "metrics in Prometheus text")
 
 
+def test_tokenize_and_metrics():
+    st, _, body = post("/tokenize", {"prompt": "Hello world, again", "add_special_tokens": False})
+    tok = json.loads(body)
+    check(st == 200 and tok["count"] == len(tok["tokens"]) > 0 and tok["max_model_len"] == 2048, f"/tokenize {tok}")
+    st, _, body = post("/detokenize", {"tokens": tok["tokens"]})
+    check(st == 200 and json.loads(body)["prompt"] == "Hello world, again", f"/detokenize round trip ({body[:80]!r})")
+    error_case("/detokenize with a bad id", post("/detokenize", {"tokens": [1, -5]}), 400, param="tokens")
+    st, _, body = post("/tokenize", {"messages": [{"role": "user", "content": "hi"}]})
+    check(st == 200 and json.loads(body)["count"] > 1, "/tokenize applies the chat template to messages")
+    post("/v1/completions", {"prompt": "count me", "max_tokens": 3, "ignore_eos": True})
+    _, _, m = request("GET /metrics HTTP/1.1\r\n\r\n")
+    text = m.decode()
+    for name in ["pdserve:time_to_first_token_seconds_bucket", "pdserve:time_per_output_token_seconds_count",
+                 "pdserve:e2e_request_latency_seconds_sum", "pdserve:request_queue_time_seconds_count",
+                 "pdserve:frontend_token_processing_seconds_count", "pdserve:num_requests_waiting",
+                 'pdserve:kv_cache_usage_perc{model_name="model",worker=', 'pdserve:workers{role="prefill"} 1',
+                 'pdserve:workers{role="decode"} 1', "pdserve:prompt_tokens_total", 'finished_reason="length"']:
+        check(name in text, f"/metrics has {name}")
+    gen = [ln for ln in text.splitlines() if ln.startswith("pdserve:generation_tokens_total")]
+    check(gen and float(gen[0].split()[-1]) >= 3, f"generation tokens counted ({gen})")
+
+
 def test_pipelined_and_chunked():
     s = connect()
     comp = json.dumps({"prompt": "hi", "max_tokens": 3, "temperature": 0}).encode()
@@ -233,6 +255,7 @@ def test_disconnect():
 
 
 test_errors()
+test_tokenize_and_metrics()
 test_pipelined_and_chunked()
 test_slowloris()
 test_concurrent_streams()
