@@ -269,6 +269,9 @@ int api_request_parse(enum api_kind kind, const char *body, size_t len, struct a
     r->sp.temperature = 1.0f; /* OpenAI's default; 0 means greedy */
     json_error_t jerr;
     json_t *b = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!b && json_error_code(&jerr) == json_error_null_character)
+        return apierr_set(e, 400, NULL, "invalid_value", "strings containing \\u0000 are not supported (line %d, "
+                          "column %d)", jerr.line, jerr.column);
     if (!b)
         return apierr_set(e, 400, NULL, "invalid_json", "the request body is not valid JSON: %s (line %d, column %d)",
                           jerr.text, jerr.line, jerr.column);
