@@ -275,6 +275,10 @@ static void input_compact(struct http_conn *c)
 {
     if (c->in_off == c->in_len) {
         c->in_off = c->in_len = 0;
+        /* an idle keep-alive connection holds no read buffer (thousands of them may be open) */
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
     } else if (c->in_off > 0) {
         memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
         c->in_len -= c->in_off;
