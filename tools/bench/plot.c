@@ -109,12 +109,13 @@ static int write_script(FILE *f, const char *dir, const char *const *labels, int
     fprintf(f, "set terminal pngcairo size 960,600 noenhanced\nset datafile missing \"?\"\n"
                "set grid\nset key top left\nset xlabel \"request rate (req/s)\"\n");
     fprintf(f, "set output \"%s/attainment.png\"\nset title \"SLO attainment\"\n"
-               "set ylabel \"requests meeting every SLO (%%)\"\nset yrange [0:105]\n", dir);
+               "set ylabel \"requests meeting every SLO (%%)\"\nset yrange [0:105]\n"
+               "set key top right\n", dir);
     plot_cmd(f, dir, labels, n, att, one, 1);
     if (target > 0)
         fprintf(f, ", \\\n     %g with lines lc rgb \"gray\" dt 2 title \"target %g%%\"", 100 * target,
                 100 * target);
-    fprintf(f, "\nset autoscale y\nset yrange [0:*]\n");
+    fprintf(f, "\nset autoscale y\nset yrange [0:*]\nset key top left\n");
     fprintf(f, "set output \"%s/goodput.png\"\nset title \"Goodput\"\nset ylabel \"req/s\"\n", dir);
     plot_cmd(f, dir, labels, n, gp, one, 1);
     fprintf(f, "\nset output \"%s/ttft.png\"\nset title \"Time to first token\"\n"
