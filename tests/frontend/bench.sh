@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# bench.sh — the frontend's own numbers (not a test: tests never time things). Starts a frontend with
+# one prefill and one decode worker on a tiny model, then:
+#   wrk on GET /health and GET /v1/models (requests/s, p50, p99), and
+#   the frontend's processing time per streamed token (pdserve:frontend_token_processing_seconds)
+#   over CLIENTS concurrent streams of TOKENS tokens with two stop strings.
+# usage: BUILD=build tests/frontend/bench.sh   (env: DURATION=5 CONNS=32 CLIENTS=20 TOKENS=200)
+source "$(dirname "$0")/lib.sh"
+command -v wrk >/dev/null || { echo "wrk is not installed (tools/deps.sh installs it)"; exit 1; }
+DURATION=${DURATION:-5}; CONNS=${CONNS:-32}; CLIENTS=${CLIENTS:-20}; TOKENS=${TOKENS:-200}
+make_model
+start_frontend
+start_prefill
+start_decode
+wait_health 200
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+for ep in /health /v1/models; do
+    wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$BASE$ep" >"$WORK/wrk.txt"
+    rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
+    p50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk.txt")
+    p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.txt")
+    printf '%-12s %10s req/s   p50 %8s   p99 %8s   (%d connections, %ss)\n' "$ep" "$rps" "$p50" "$p99" "$CONNS" "$DURATION"
+done
+body="{\"prompt\":\"bench\",\"max_tokens\":$TOKENS,\"ignore_eos\":true,\"stream\":true,\"stop\":[\"zzzz\",\"qqqq\"]}"
+clients=()
+for _ in $(seq "$CLIENTS"); do curl -sN "$BASE/v1/completions" -d "$body" >/dev/null & clients+=($!); done
+wait "${clients[@]}"
+sum=$(metric 'pdserve:frontend_token_processing_seconds_sum')
+cnt=$(metric 'pdserve:frontend_token_processing_seconds_count')
+toks=$(metric 'pdserve:generation_tokens_total')
+tpot_s=$(metric 'pdserve:time_per_output_token_seconds_sum'); tpot_n=$(metric 'pdserve:time_per_output_token_seconds_count')
+awk -v s="$sum" -v c="$cnt" -v t="$toks" -v ts="$tpot_s" -v tn="$tpot_n" 'BEGIN {
+    printf "frontend time per streamed token: %.1f us (mean over %d TOKENS messages, %d tokens); TPOT %.2f ms\n",
+        1e6 * s / c, c, t, 1e3 * ts / tn }'
