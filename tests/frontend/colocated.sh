@@ -4,7 +4,8 @@
 # seeded sampling, streamed and whole): the transfer of the KV cache changes nothing.
 source "$(dirname "$0")/lib.sh"
 make_model
-start_frontend --worker-timeout-ms 1500
+start_frontend --worker-timeout-ms 1500 --served-model-name tiny-test
+curl -s "$BASE/v1/models" | grep -q '"id":"tiny-test"' && echo "ok   --served-model-name shows in /v1/models" || { echo "FAIL served name"; exit 1; }
 ask() { # ask OUT: five requests, their texts one a line
     local out=$1; : >"$out"
     for body in '{"prompt":"one two three","max_tokens":30,"temperature":0,"ignore_eos":true}' \

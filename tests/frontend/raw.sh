@@ -4,7 +4,8 @@
 # and a client that hangs up mid-stream: its work must be aborted and every KV block freed.
 source "$(dirname "$0")/lib.sh"
 make_model
-start_frontend --api-key k1 --max-body-bytes 65536 --max-header-bytes 8192 --header-timeout-ms 500 \
+printf '# keys\nk3\n' >"$WORK/keys"
+PDSERVE_API_KEY=k2 start_frontend --api-key k1 --api-key-file "$WORK/keys" --max-body-bytes 65536 --max-header-bytes 8192 --header-timeout-ms 500 \
     --max-inflight 600 --max-connections 2000
 code=$(curl -s -o "$WORK/h" -w '%{http_code}' "$BASE/health")
 [ "$code" = 503 ] && grep -q '"error"' "$WORK/h" && echo "ok   /health is 503 before any worker" || { echo "FAIL /health $code"; exit 1; }
@@ -14,6 +15,10 @@ start_prefill
 start_decode dec --max-batch 128
 wait_health 200
 echo "ok   /health is 200 once a prefill and a decode worker registered"
+for k in k2 k3; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $k" "$BASE/v1/models")
+    [ "$code" = 200 ] && echo "ok   API key $k (from $([ $k = k2 ] && echo PDSERVE_API_KEY || echo --api-key-file)) accepted" || { echo "FAIL key $k: $code"; exit 1; }
+done
 ulimit -n 4096
 python3 tests/frontend/raw.py "$HTTP_PORT" k1
 wait_idle
