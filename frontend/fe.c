@@ -93,6 +93,7 @@ void fe_stop(struct fe *fe)
 void fe_free(struct fe *fe)
 {
     idmap_free(&fe->seqs);
+    free(fe->models_json);
     chat_free(fe->chat);
     tok_free(fe->tok);
     fe_config_free(&fe->cfg);

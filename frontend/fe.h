@@ -51,6 +51,7 @@ struct fe {
     struct idmap seqs;          /* sequence id → struct gen_seq */
     uint64_t next_seq;
     int n_inflight;             /* sequences in flight */
+    char *models_json;          /* the /v1/models answer, built once */
 };
 
 /* Loads the tokenizer, template and context length from cfg.model_dir. */

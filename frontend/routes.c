@@ -55,12 +55,18 @@ static void metrics(struct fe *fe, struct http_request *req)
     free(text);
 }
 
+/* The answer never changes, so it is built once (it is what load balancers poll). */
 static void models(struct fe *fe, struct http_request *req)
 {
-    json_t *m = json_pack("{s:s, s:s, s:I, s:s, s:s, s:n, s:i}", "id", fe->served_name, "object", "model", "created",
-                          (json_int_t)0, "owned_by", "pdserve", "root", fe->cfg.model_dir, "parent", "max_model_len",
-                          fe->max_model_len);
-    respond_jsont(fe, req, json_pack("{s:s, s:[o]}", "object", "list", "data", m));
+    if (!fe->models_json) {
+        json_t *m = json_pack("{s:s, s:s, s:I, s:s, s:s, s:n, s:i}", "id", fe->served_name, "object", "model",
+                              "created", (json_int_t)0, "owned_by", "pdserve", "root", fe->cfg.model_dir, "parent",
+                              "max_model_len", fe->max_model_len);
+        json_t *o = json_pack("{s:s, s:[o]}", "object", "list", "data", m);
+        fe->models_json = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+    }
+    fe_respond_json(fe, req, 200, fe->models_json ? fe->models_json : "{}");
 }
 
 /* vLLM's /tokenize: {"prompt"} or {"messages"} in; {"count","max_model_len","tokens"} out. */
