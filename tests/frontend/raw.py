@@ -252,6 +252,13 @@ def test_disconnect():
         time.sleep(0.05)
     s.close()
     check(used, "a long stream holds KV blocks (seen in /metrics); the client hangs up")
+    # and a client waiting for a whole (non-streamed) answer that gives up
+    body = json.dumps({"prompt": "wait for it", "max_tokens": 1500, "ignore_eos": True}).encode()
+    s = connect()
+    s.sendall(f"POST /v1/completions HTTP/1.1\r\n{AUTH}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    time.sleep(0.3)
+    s.close()
+    check(True, "a client waiting for a whole answer hangs up")
 
 
 test_errors()
