@@ -298,8 +298,13 @@ static void test_max_conns(void)
     CHECK_EQ_INT(request("GET /hello HTTP/1.1\r\n\r\n", body, sizeof body), 503);
     for (int i = 0; i < 3; i++)
         close(fds[i]);
-    usleep(50000);
-    CHECK_EQ_INT(request("GET /hello HTTP/1.1\r\n\r\n", body, sizeof body), 200);
+    /* the server sees the three closes soon, not at once: retry for up to 5 s on a busy machine */
+    int st = 0;
+    for (int i = 0; i < 100 && st != 200; i++) {
+        usleep(50000);
+        st = request("GET /hello HTTP/1.1\r\n\r\n", body, sizeof body);
+    }
+    CHECK_EQ_INT(st, 200);
 }
 
 static void test_abort_on_disconnect(void)
@@ -309,7 +314,7 @@ static void test_abort_on_disconnect(void)
     send_str(fd, "GET /hang HTTP/1.1\r\n\r\n");
     usleep(50000);
     close(fd);
-    for (int i = 0; i < 100 && atomic_load(&aborts) == before; i++)
+    for (int i = 0; i < 500 && atomic_load(&aborts) == before; i++)
         usleep(10000);
     CHECK_EQ_INT(atomic_load(&aborts), before + 1);
 }
