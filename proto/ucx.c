@@ -4,7 +4,8 @@
  * Loop integration: the worker's event fd is watched by a uv_poll; a uv_prepare progresses the
  * worker before every sleep (so operations a callback started leave at once), and a 10 ms timer is a
  * safety net. Each "pump" drains ucp_worker_progress, delivers queued events, and re-arms the worker
- * with ucp_worker_arm, repeating while UCX says UCS_ERR_BUSY (events arrived meanwhile). */
+ * with ucp_worker_arm, repeating while UCX says UCS_ERR_BUSY (events arrived meanwhile) — at most
+ * UCX_ARM_TRIES times, then the timer polls every 1 ms until arming succeeds again. */
 #include "ucx_internal.h"
 
 #include <stdio.h>
@@ -14,6 +15,8 @@
 #include "log.h"
 
 #define UCX_SAFETY_TIMER_MS 10
+#define UCX_BUSY_POLL_MS 1
+#define UCX_ARM_TRIES 16
 
 /* Defaults applied unless the variable is already set (docs/transport.md says why each). The third
  * column names the transports a variable belongs to: it is set only when UCX_TLS may select one of
@@ -145,24 +148,37 @@ static void dispatch(struct ucx *u)
     }
 }
 
+static void on_timer(uv_timer_t *h);
+
+/* Switches the safety timer between its normal period and fast polling. Fast polling covers a
+ * worker that cannot be armed: UCX 1.13 keeps answering UCS_ERR_BUSY after a shared-memory peer was
+ * SIGKILLed, and retrying in a loop would starve the rest of the loop. */
+static void set_polling(struct ucx *u, int fast)
+{
+    if (fast == u->fast_poll)
+        return;
+    u->fast_poll = fast;
+    if (fast)
+        log_debug("ucx: worker cannot be armed; polling every %d ms", UCX_BUSY_POLL_MS);
+    uv_timer_start(&u->timer, on_timer, fast ? UCX_BUSY_POLL_MS : UCX_SAFETY_TIMER_MS,
+                   fast ? UCX_BUSY_POLL_MS : UCX_SAFETY_TIMER_MS);
+}
+
 static void pump(struct ucx *u)
 {
     if (u->pumping || !u->worker)
         return;
     u->pumping = 1;
-    for (;;) {
+    ucs_status_t st = UCS_ERR_BUSY;
+    for (int tries = 0; tries < UCX_ARM_TRIES && st == UCS_ERR_BUSY; tries++) {
         while (ucp_worker_progress(u->worker))
             ;
         dispatch(u);
-        ucs_status_t st = ucp_worker_arm(u->worker);
-        if (st == UCS_OK)
-            break;
-        if (st != UCS_ERR_BUSY) {
-            log_error("ucx: ucp_worker_arm: %s; relying on the %d ms timer", ucs_status_string(st),
-                      UCX_SAFETY_TIMER_MS);
-            break;
-        }
+        st = ucp_worker_arm(u->worker);
     }
+    if (st != UCS_OK && st != UCS_ERR_BUSY)
+        log_error("ucx: ucp_worker_arm: %s; polling instead", ucs_status_string(st));
+    set_polling(u, st != UCS_OK);
     u->pumping = 0;
 }
 

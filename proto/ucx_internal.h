@@ -55,6 +55,7 @@ struct ucx {
     uv_timer_t timer;    /* safety net against a missed wake-up */
     int handles_open;
     int pumping;         /* re-entrancy guard */
+    int fast_poll;       /* the worker could not be armed: the timer polls every 1 ms */
     struct ucx_peer *peers;
     struct ucx_ev *ev_head, *ev_tail;
     struct ucx_stats stats;

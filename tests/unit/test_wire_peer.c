@@ -404,8 +404,9 @@ static void on_flushed(void *arg, int status, const char *reason)
     free(t);
     if (stale)
         return;
-    if (status) {
-        fail(a, 3, "flush failed: %s", reason);
+    if (status) { /* the peer is going away: on_peer_lost follows and, with --reconnect, retries */
+        if (!a->o.reconnect)
+            fail(a, 3, "flush failed: %s", reason);
         return;
     }
     struct wire_msg m = {.type = WIRE_KV_DONE, .req_id = r->id};
@@ -439,10 +440,11 @@ static void on_layer_put(void *arg, int status, const char *reason)
         free(t);
         return;
     }
-    struct error err;
-    if (r->failed || ucx_flush(a->peer, on_flushed, t, &err)) {
+    struct error err = {"peer lost"};
+    if (r->failed || !a->peer || ucx_flush(a->peer, on_flushed, t, &err)) {
         free(t);
-        fail(a, 3, "KV put failed: %s", r->failed ? reason : err.msg);
+        if (!a->o.reconnect) /* with --reconnect, the loss report restarts the request */
+            fail(a, 3, "KV put failed: %s", r->failed ? reason : err.msg);
     }
 }
 
@@ -614,6 +616,16 @@ static int send_broken(struct app *a, uint16_t type, size_t off, uint64_t v, int
     return rc == 0;
 }
 
+static void on_malformed_flushed(void *arg, int status, const char *reason)
+{
+    struct app *a = arg;
+    struct wire_msg ok = {.type = WIRE_ABORT, .req_id = 77};
+    if (status)
+        fail(a, 1, "flush: %s", reason);
+    else
+        send_or_fail(a, a->peer, &ok);
+}
+
 static void malformed_start(struct app *a)
 {
     int n = 0;
@@ -634,8 +646,9 @@ static void malformed_start(struct app *a)
     n += send_broken(a, WIRE_REGISTER, 16, 5, 8, 0);           /* REGISTER with a request id */
     n += send_broken(a, WIRE_GENERATE, 0, 0, 0, 1);            /* last byte missing */
     a->c->count = (uint64_t)n;
-    struct wire_msg ok = {.type = WIRE_ABORT, .req_id = 77};
-    send_or_fail(a, a->peer, &ok);
+    /* Large messages go by rendezvous and could be overtaken by the ABORT: wait for them first. */
+    if (ucx_flush(a->peer, on_malformed_flushed, a, &err))
+        fail(a, 1, "flush: %s", err.msg);
 }
 
 static void malformed_message(struct app *a, const struct wire_msg *m)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# A receiver SIGKILLed and restarted on the same port at once (UCX_TCP_CM_REUSEADDR): it can listen
+# again immediately, and the sender reconnects and finishes all its transfers.
+. "$(dirname "$0")/lib.sh"
+POOL="--layers 4 --blocks 128 --block-bytes 65536"
+for tls in $TLS_CHOICES; do
+    export UCX_TLS=$tls
+    start_server srv 127.0.0.1:0 $POOL
+    port=$PORT_srv
+    start_client sender kv "127.0.0.1:$port" --requests 400 --inflight 2 --max-blocks 16 --reconnect
+    wait_for "$TMP/sender.log" "lane" 10 || die "[$tls] sender never connected"
+    sleep 1
+    kill -KILL "$SPID_srv"
+    start_server srv2 "127.0.0.1:$port" $POOL
+    [ "$PORT_srv2" = "$port" ] || die "[$tls] restarted server is on port $PORT_srv2, not $port"
+    wait "$CPID_sender" || die "[$tls] sender did not finish after the restart"
+    grep -q "server lost" "$TMP/sender.log" || die "[$tls] sender never saw the restart"
+    stop_server srv2
+    [ "$(stat srv2 kv_ok)" -gt 0 ] || die "[$tls] no transfer reached the restarted server"
+    [ "$(stat srv2 kv_bad)" = 0 ] || die "[$tls] corrupted KV data"
+    echo "[$tls] restarted on port $port; $(stat srv2 kv_ok) transfers verified by the new server"
+done
+echo PASS
