@@ -17,6 +17,7 @@
 #define UCX_SAFETY_TIMER_MS 10
 #define UCX_BUSY_POLL_MS 1
 #define UCX_ARM_TRIES 16
+#define UCX_PEER_TIMEOUT_MS 6000 /* silence after which a peer is lost; PDSERVE_PEER_TIMEOUT_MS */
 
 /* Defaults applied unless the variable is already set (docs/transport.md says why each). The third
  * column names the transports a variable belongs to: it is set only when UCX_TLS may select one of
@@ -197,6 +198,12 @@ static void on_timer(uv_timer_t *h)
     pump(h->data);
 }
 
+static void on_heartbeat_timer(uv_timer_t *h)
+{
+    ucx_peers_heartbeat(h->data);
+    pump(h->data);
+}
+
 /* ---- context and worker ---- */
 
 static int create_context(struct ucx *u, struct error *err)
@@ -244,6 +251,10 @@ static int hook_loop(struct ucx *u, struct error *err)
     uv_timer_init(u->loop, &u->timer);
     u->timer.data = u;
     u->handles_open++;
+    uv_timer_init(u->loop, &u->heartbeat);
+    u->heartbeat.data = u;
+    u->handles_open++;
+    uv_timer_start(&u->heartbeat, on_heartbeat_timer, UCX_HEARTBEAT_MS, UCX_HEARTBEAT_MS);
     uv_poll_start(&u->poll, UV_READABLE, on_poll);
     uv_prepare_start(&u->prepare, on_prepare);
     uv_timer_start(&u->timer, on_timer, UCX_SAFETY_TIMER_MS, UCX_SAFETY_TIMER_MS);
@@ -270,6 +281,10 @@ int ucx_create(uv_loop_t *loop, const struct ucx_handlers *h, void *user, struct
         return error_set(err, "ucx: out of memory");
     u->loop = loop;
     u->h = *h;
+    u->peer_timeout_ms = UCX_PEER_TIMEOUT_MS;
+    const char *t = getenv("PDSERVE_PEER_TIMEOUT_MS");
+    if (t && atoll(t) > 0)
+        u->peer_timeout_ms = (uint64_t)atoll(t);
     u->user = user;
     if (create_context(u, err) || ucx_am_init(u, err) || hook_loop(u, err)) {
         ucx_destroy(u);
@@ -310,6 +325,7 @@ void ucx_destroy(struct ucx *u)
     uv_close((uv_handle_t *)&u->poll, on_handle_closed);
     uv_close((uv_handle_t *)&u->prepare, on_handle_closed);
     uv_close((uv_handle_t *)&u->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&u->heartbeat, on_handle_closed);
 }
 
 void ucx_progress_once(struct ucx *u)

@@ -10,9 +10,11 @@
  * happened and delivers it from the loop afterwards, in order, so a callback may send, connect or
  * close peers freely. It must not call ucx_destroy (stop the loop and destroy after uv_run returns).
  *
- * Failure: endpoints use UCP_ERR_HANDLING_MODE_PEER. A peer that dies, restarts or is cut off is
- * reported once through on_peer_lost within seconds (see the keepalive defaults in ucx.c and
- * docs/transport.md); every send, put and flush still in flight to it completes with an error. */
+ * Failure: endpoints use UCP_ERR_HANDLING_MODE_PEER, so a peer that dies or closes is reported by
+ * UCX at once; on top, every peer gets a heartbeat each second, and one silent for 6 s
+ * (PDSERVE_PEER_TIMEOUT_MS) is declared lost — TCP alone retransmits into a cut link for minutes.
+ * Either way on_peer_lost fires once, and every send, put and flush still in flight to the peer
+ * completes with an error. */
 #ifndef PD_UCX_H
 #define PD_UCX_H
 

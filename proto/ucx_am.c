@@ -116,6 +116,17 @@ int ucx_send_raw(struct ucx_peer *p, const void *buf, size_t len, struct error *
     return send_buf(p, copy, len, NULL, NULL, err);
 }
 
+void ucx_send_heartbeat(struct ucx_peer *p)
+{
+    struct ucx_op *op = ucx_op_new(p, NULL, NULL);
+    if (!op)
+        return;
+    ucp_request_param_t rp = op_param(op);
+    rp.op_attr_mask |= UCP_OP_ATTR_FIELD_FLAGS;
+    rp.flags = UCP_AM_SEND_FLAG_REPLY;
+    ucx_op_track(op, ucp_am_send_nbx(p->ep, UCX_AM_HEARTBEAT, NULL, 0, NULL, 0, &rp));
+}
+
 int ucx_flush(struct ucx_peer *p, ucx_done_cb cb, void *arg, struct error *err)
 {
     if (peer_usable(p, err))
@@ -217,6 +228,7 @@ static ucs_status_t on_am(void *arg, const void *header, size_t header_length, v
             ucp_am_data_release(u->worker, data);
         return UCS_OK;
     }
+    p->last_rx = uv_now(u->loop);
     if (rndv)
         recv_rndv(u, p, data, length);
     else
@@ -224,18 +236,37 @@ static ucs_status_t on_am(void *arg, const void *header, size_t header_length, v
     return UCS_OK;
 }
 
-int ucx_am_init(struct ucx *u, struct error *err)
+static ucs_status_t on_heartbeat(void *arg, const void *header, size_t header_length, void *data, size_t length,
+                                 const ucp_am_recv_param_t *param)
+{
+    struct ucx *u = arg;
+    struct ucx_peer *p = NULL;
+    if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)
+        p = ucx_peer_by_ep(u, param->reply_ep);
+    if (p)
+        p->last_rx = uv_now(u->loop);
+    if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV)
+        ucp_am_data_release(u->worker, data);
+    return UCS_OK;
+}
+
+static int set_handler(struct ucx *u, unsigned id, ucp_am_recv_callback_t cb, struct error *err)
 {
     ucp_am_handler_param_t hp = {
         .field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB |
                       UCP_AM_HANDLER_PARAM_FIELD_ARG | UCP_AM_HANDLER_PARAM_FIELD_FLAGS,
-        .id = UCX_AM_ID,
+        .id = id,
         .flags = UCP_AM_FLAG_WHOLE_MSG,
-        .cb = on_am,
+        .cb = cb,
         .arg = u,
     };
     ucs_status_t st = ucp_worker_set_am_recv_handler(u->worker, &hp);
     if (st != UCS_OK)
-        return error_set(err, "ucx: registering the message handler: %s", ucs_status_string(st));
+        return error_set(err, "ucx: registering a message handler: %s", ucs_status_string(st));
     return 0;
+}
+
+int ucx_am_init(struct ucx *u, struct error *err)
+{
+    return set_handler(u, UCX_AM_ID, on_am, err) || set_handler(u, UCX_AM_HEARTBEAT, on_heartbeat, err) ? -1 : 0;
 }

@@ -36,6 +36,7 @@ struct ucx_peer {
     int refs;               /* the open endpoint, each queued event, each operation in flight */
     char name[WIRE_ADDR_MAX + 8];
     void *user;
+    uint64_t last_rx;       /* uv_now() when anything last arrived from it (liveness) */
     /* The remote KV pool (kv_xfer.c), once attached. */
     ucp_rkey_h rkey;
     uint64_t rbase, rblock_bytes;
@@ -53,6 +54,8 @@ struct ucx {
     uv_poll_t poll;      /* the worker's event fd */
     uv_prepare_t prepare; /* progress before the loop sleeps: sends issued by callbacks go out */
     uv_timer_t timer;    /* safety net against a missed wake-up */
+    uv_timer_t heartbeat; /* liveness: heartbeats out, silent peers declared lost */
+    uint64_t peer_timeout_ms;
     int handles_open;
     int pumping;         /* re-entrancy guard */
     int fast_poll;       /* the worker could not be armed: the timer polls every 1 ms */
@@ -85,6 +88,8 @@ void ucx_peer_unref(struct ucx_peer *p);
 struct ucx_peer *ucx_peer_by_ep(struct ucx *u, ucp_ep_h ep);
 void ucx_peer_close_ep(struct ucx_peer *p, int force);
 void ucx_peers_close_all(struct ucx *u);
+/* Sends a heartbeat to every open peer and declares lost those silent for peer_timeout_ms. */
+void ucx_peers_heartbeat(struct ucx *u);
 
 /* kv_xfer.c: one run of a multi-run put finished. */
 struct kvx_batch;
@@ -92,6 +97,9 @@ void kvx_batch_part_done(struct kvx_batch *b, ucs_status_t st);
 
 /* ucx_am.c */
 #define UCX_AM_ID 7
+#define UCX_AM_HEARTBEAT 8 /* no data; sent with REPLY every UCX_HEARTBEAT_MS */
+#define UCX_HEARTBEAT_MS 1000
+void ucx_send_heartbeat(struct ucx_peer *p);
 int ucx_am_init(struct ucx *u, struct error *err);
 
 /* A UCX request callback for every op: frees the request, queues the op's DONE, frees the op. */

@@ -20,6 +20,7 @@ struct ucx_peer *ucx_peer_new(struct ucx *u, const char *name)
         return NULL;
     p->u = u;
     p->refs = 1; /* the endpoint; dropped when its close completes */
+    p->last_rx = uv_now(u->loop);
     snprintf(p->name, sizeof p->name, "%s", name);
     p->next = u->peers;
     u->peers = p;
@@ -138,6 +139,28 @@ static void set_ep_common(ucp_ep_params_t *ep, struct ucx_peer *p)
     ep->err_mode = UCP_ERR_HANDLING_MODE_PEER;
     ep->err_handler.cb = on_ep_error;
     ep->err_handler.arg = p;
+}
+
+/* A peer that sends nothing, not even heartbeats, for peer_timeout_ms is lost: TCP alone would
+ * retransmit into a cut link for many minutes (keepalive only probes idle connections). */
+void ucx_peers_heartbeat(struct ucx *u)
+{
+    uint64_t now = uv_now(u->loop);
+    for (struct ucx_peer *p = u->peers; p; p = p->next) {
+        if (p->state != UCX_PEER_OPEN || !p->ep)
+            continue;
+        if (now - p->last_rx <= u->peer_timeout_ms) {
+            ucx_send_heartbeat(p);
+            continue;
+        }
+        p->state = UCX_PEER_FAILED;
+        struct ucx_ev *ev = ucx_ev_new(u, UCX_EV_LOST, p);
+        if (!ev)
+            continue;
+        snprintf(ev->reason, sizeof ev->reason, "nothing received for %llu ms (link cut, or the peer hangs)",
+                 (unsigned long long)(now - p->last_rx));
+        ucx_ev_push(u, ev);
+    }
 }
 
 /* ---- addresses ---- */
