@@ -27,7 +27,9 @@ static void usage(FILE *f)
             "  --header-timeout-ms N    whole request head must arrive within (default 10000) -> 408\n"
             "  --body-timeout-ms N      longest pause inside a body (default 30000) -> 408\n"
             "  --idle-timeout-ms N      idle keep-alive connection closed after (default 60000)\n"
-            "  --worker-timeout-ms N    forget a worker silent this long (default 5000)\n");
+            "  --worker-timeout-ms N    forget a worker silent this long (default 5000)\n"
+            "  --drain-timeout-ms N     on SIGTERM, wait this long for requests in flight (default 30000);\n"
+            "                           a second signal stops at once\n");
 }
 
 static int add_key(struct fe_config *c, const char *k, struct error *err)
@@ -76,6 +78,7 @@ static void defaults(struct fe_config *c)
     http_limits_default(&c->http);
     c->max_inflight = 4096;
     c->stale_ms = 5000;
+    c->drain_ms = 30000;
 }
 
 static int set_size(const char *flag, const char *v, size_t *out, struct error *err)
@@ -107,6 +110,7 @@ static int one_flag(struct fe_config *c, int opt, const char *v, const char *fla
     case 'T': return num(flag, v, 1, 1 << 30, &c->http.body_timeout_ms, err);
     case 'I': return num(flag, v, 1, 1 << 30, &c->http.idle_timeout_ms, err);
     case 'w': return num(flag, v, 100, 1 << 30, &c->stale_ms, err);
+    case 'D': return num(flag, v, 0, 1 << 30, &c->drain_ms, err);
     default: return error_set(err, "unknown flag (see --help)");
     }
 }
@@ -119,6 +123,7 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
         {"max-model-len", 1, 0, 'L'}, {"max-body-bytes", 1, 0, 'b'}, {"max-header-bytes", 1, 0, 'e'},
         {"max-connections", 1, 0, 'c'}, {"max-inflight", 1, 0, 'i'}, {"header-timeout-ms", 1, 0, 't'},
         {"body-timeout-ms", 1, 0, 'T'}, {"idle-timeout-ms", 1, 0, 'I'}, {"worker-timeout-ms", 1, 0, 'w'},
+        {"drain-timeout-ms", 1, 0, 'D'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     defaults(c);
     int opt, idx;

@@ -79,6 +79,35 @@ int fe_start(struct fe *fe, struct error *err)
     return 0;
 }
 
+static void drain_tick(uv_timer_t *t)
+{
+    struct fe *fe = t->data;
+    if (fe->n_inflight > 0 && uv_now(fe->loop) < fe->drain_deadline)
+        return;
+    if (fe->n_inflight > 0)
+        log_warn("drain: %d sequences still running after %d ms; ending them", fe->n_inflight, fe->cfg.drain_ms);
+    uv_close((uv_handle_t *)t, NULL);
+    fe_stop(fe);
+    if (fe->on_drained)
+        fe->on_drained(fe);
+}
+
+void fe_drain(struct fe *fe, void (*done)(struct fe *fe))
+{
+    if (fe->draining)
+        return;
+    log_info("draining: no new requests; waiting up to %d ms for %d sequences in flight", fe->cfg.drain_ms,
+             fe->n_inflight);
+    fe->draining = true;
+    fe->on_drained = done;
+    if (fe->http)
+        http_server_stop_accepting(fe->http);
+    fe->drain_deadline = uv_now(fe->loop) + (uint64_t)fe->cfg.drain_ms;
+    uv_timer_init(fe->loop, &fe->drain_timer);
+    fe->drain_timer.data = fe;
+    uv_timer_start(&fe->drain_timer, drain_tick, 0, 50);
+}
+
 void fe_stop(struct fe *fe)
 {
     gen_abort_all(fe);

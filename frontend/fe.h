@@ -32,6 +32,7 @@ struct fe_config {
     int max_model_len;    /* 0: config.json's max_position_embeddings */
     int max_inflight;     /* sequences in flight; more → 429 */
     int stale_ms;         /* forget a worker silent this long */
+    int drain_ms;         /* SIGTERM waits this long for requests in flight */
 };
 
 /* Parses argv (and PDSERVE_API_KEY) into c. Exits 0 on --help; returns -1 with err on a bad flag. */
@@ -52,12 +53,19 @@ struct fe {
     uint64_t next_seq;
     int n_inflight;             /* sequences in flight */
     char *models_json;          /* the /v1/models answer, built once */
+    bool draining;              /* new generation requests get 503 */
+    uv_timer_t drain_timer;
+    uint64_t drain_deadline;
+    void (*on_drained)(struct fe *fe);
 };
 
 /* Loads the tokenizer, template and context length from cfg.model_dir. */
 int fe_load_model(struct fe *fe, struct error *err);
 /* Starts the HTTP server and the UCX listener on fe->loop. */
 int fe_start(struct fe *fe, struct error *err);
+/* Graceful stop: no new connections or generation requests; when the requests in flight have
+ * finished (or cfg.drain_ms passed) it stops as fe_stop and calls done. */
+void fe_drain(struct fe *fe, void (*done)(struct fe *fe));
 /* Stops both; in-flight requests are aborted. Run the loop afterwards so handles close. */
 void fe_stop(struct fe *fe);
 void fe_free(struct fe *fe);

@@ -14,6 +14,7 @@
 
 static llhttp_settings_t parser_settings;
 static void process_input(struct http_conn *c);
+static void listener_closed(uv_handle_t *h);
 
 
 void http_limits_default(struct http_limits *l)
@@ -311,7 +312,7 @@ static void process_input(struct http_conn *c)
 
 void http_conn_request_done(struct http_conn *c, struct http_request *req)
 {
-    bool keep = req->keep_alive;
+    bool keep = req->keep_alive && !c->srv->draining;
     if (c->active == req)
         c->active = NULL;
     request_free(req);
@@ -525,11 +526,6 @@ static int listen_on(struct http_server *s, const struct sockaddr *addr, const c
     return 0;
 }
 
-static void server_free_cb(uv_handle_t *h)
-{
-    free(h->data);
-}
-
 struct http_server *http_server_new(uv_loop_t *loop, const char *host, int port,
                                     const struct http_limits *limits, http_handler_fn handler,
                                     void *ctx, struct error *err)
@@ -552,7 +548,8 @@ struct http_server *http_server_new(uv_loop_t *loop, const char *host, int port,
     s->handler = handler;
     s->ctx = ctx;
     if (listen_on(s, (struct sockaddr *)&addr, host, port, err)) {
-        uv_close((uv_handle_t *)&s->listener, server_free_cb);
+        s->closing = true;
+        uv_close((uv_handle_t *)&s->listener, listener_closed);
         return NULL;
     }
     return s;
@@ -561,6 +558,28 @@ struct http_server *http_server_new(uv_loop_t *loop, const char *host, int port,
 int http_server_port(const struct http_server *s) { return s->port; }
 int http_server_conn_count(const struct http_server *s) { return s->n_conns; }
 
+/* The listener's close callback frees the server once http_server_close was called too. */
+static void listener_closed(uv_handle_t *h)
+{
+    struct http_server *s = h->data;
+    s->listener_closed = true;
+    if (s->closing)
+        free(s);
+}
+
+void http_server_stop_accepting(struct http_server *s)
+{
+    if (s->draining)
+        return;
+    s->draining = true;
+    uv_close((uv_handle_t *)&s->listener, listener_closed);
+    for (struct http_conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->active && c->phase == PH_IDLE && c->in_len == c->in_off)
+            http_conn_close(c); /* idle keep-alive: nothing to finish */
+    }
+}
+
 void http_server_close(struct http_server *s)
 {
     if (s->closing)
@@ -568,5 +587,8 @@ void http_server_close(struct http_server *s)
     s->closing = true;
     while (s->conns)
         http_conn_close(s->conns);
-    uv_close((uv_handle_t *)&s->listener, server_free_cb);
+    if (!s->draining)
+        uv_close((uv_handle_t *)&s->listener, listener_closed);
+    else if (s->listener_closed)
+        free(s);
 }

@@ -21,6 +21,8 @@ struct http_server {
     int port;
     int n_conns;
     bool closing;
+    bool draining;        /* not accepting; connections close after their current answer */
+    bool listener_closed;
     struct http_conn *conns; /* doubly linked */
 };
 

@@ -104,7 +104,7 @@ static void write_head(struct http_request *r, int status, const char *ctype, lo
     else if (r->chunked_out)
         n += snprintf(head + n, sizeof head - (size_t)n, "Transfer-Encoding: chunked\r\n");
     n += snprintf(head + n, sizeof head - (size_t)n, "Connection: %s\r\n%s\r\n",
-                  r->keep_alive ? "keep-alive" : "close", extra ? extra : "");
+                  r->keep_alive && !r->conn->srv->draining ? "keep-alive" : "close", extra ? extra : "");
     if (n >= (int)sizeof head) {
         log_error("http: response head for status %d longer than %zu bytes; extra headers cut", status,
                   sizeof head);

@@ -8,12 +8,27 @@
 
 static uv_signal_t sigs[2];
 
+static void close_signals(struct fe *fe)
+{
+    for (int i = 0; i < 2; i++)
+        if (!uv_is_closing((uv_handle_t *)&sigs[i]))
+            uv_close((uv_handle_t *)&sigs[i], NULL); /* with the server closed, the loop ends */
+}
+
+/* The first signal drains (requests in flight finish); a second one stops at once. */
 static void on_signal(uv_signal_t *s, int signum)
 {
-    log_info("signal %d: stopping", signum);
-    fe_stop(s->data);
-    for (int i = 0; i < 2; i++)
-        uv_close((uv_handle_t *)&sigs[i], NULL); /* with the server closed, the loop ends */
+    struct fe *fe = s->data;
+    if (!fe->draining) {
+        log_info("signal %d: draining (again to stop at once)", signum);
+        fe_drain(fe, close_signals);
+        return;
+    }
+    log_info("signal %d: stopping now", signum);
+    if (uv_is_active((uv_handle_t *)&fe->drain_timer))
+        uv_close((uv_handle_t *)&fe->drain_timer, NULL);
+    fe_stop(fe);
+    close_signals(fe);
 }
 
 int main(int argc, char **argv)

@@ -137,8 +137,19 @@ static void detokenize(struct fe *fe, struct http_request *req)
     free(text);
 }
 
-static void completions(struct fe *fe, struct http_request *req) { gen_start(fe, req, API_COMPLETION); }
-static void chat(struct fe *fe, struct http_request *req) { gen_start(fe, req, API_CHAT); }
+static void generate(struct fe *fe, struct http_request *req, enum api_kind kind)
+{
+    if (fe->draining) {
+        struct apierr e;
+        apierr_set(&e, 503, NULL, "shutting_down", "the server is shutting down; retry on another instance");
+        fe_respond_error(fe, req, &e);
+        return;
+    }
+    gen_start(fe, req, kind);
+}
+
+static void completions(struct fe *fe, struct http_request *req) { generate(fe, req, API_COMPLETION); }
+static void chat(struct fe *fe, struct http_request *req) { generate(fe, req, API_CHAT); }
 
 struct route {
     const char *path;
