@@ -446,7 +446,9 @@ static void on_shutdown(uv_shutdown_t *sr, int status)
 void http_conn_shutdown(struct http_conn *c)
 {
     c->closing = true;
-    uv_timer_stop(&c->timer);
+    /* A client that reads nothing would keep the shutdown (which waits for our writes) pending
+     * forever: give up on it after a while. */
+    timer_arm(c, 5 * LINGER_MS);
     c->shutdown.data = c;
     if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) < 0)
         http_conn_close(c);
