@@ -35,6 +35,7 @@ struct bench_opts {
     int output_len_set;         /* --output-len was given */
     double range_ratio;         /* lengths drawn uniformly from len*(1-r) .. len*(1+r) */
     int vocab_size;             /* token ids of random prompts are drawn from [0, vocab_size) */
+    const char *tokenizer_dir;  /* --tokenizer: exact text lengths (chat, ShareGPT) */
     int num_prompts;
     double request_rate;        /* requests/s; INFINITY sends everything at t=0 */
     double burstiness;          /* gamma shape; 1 is Poisson */
@@ -96,6 +97,17 @@ struct bench_prompt {
  * frees with bench_prompts_free. Deterministic in o->seed. */
 int bench_prompts_make(const struct bench_opts *o, struct bench_prompt **out, struct error *err);
 void bench_prompts_free(struct bench_prompt *p, int n);
+
+/* ---- tokens.c: exact token counts with the model's tokenizer (--tokenizer DIR) ------------- */
+
+struct tokenizer; /* common/tok.h */
+
+/* Tokens in text, without the special tokens the tokenizer would add. */
+int bench_tok_count(const struct tokenizer *t, const char *text, int *n, struct error *err);
+/* A text of words drawn from vocab that encodes to `want` tokens (*got says how many it reached:
+ * `want` unless no word fits the last slot). *out is malloc'd; the caller frees it. */
+int bench_tok_fit_text(const struct tokenizer *t, struct bench_rng *rng, const char *const *vocab,
+                       int n_vocab, int want, char **out, int *got, struct error *err);
 
 /* ---- payload.c: request bodies --------------------------------------------------------------- */
 

@@ -3,11 +3,13 @@
  *
  * Random prompts on /v1/completions are token-id lists (the OpenAI API and vLLM accept a list of
  * ints as the prompt), so the server sees exactly --input-len tokens whatever its tokenizer. Chat
- * messages must be text: we use common English words that byte-level BPE vocabularies hold as one
- * token each (" the", " time", ...), which lands near --input-len; the exact count is then taken
- * from the server's usage block. */
+ * messages must be text: common English words, fitted to exactly --input-len tokens with the
+ * model's tokenizer when --tokenizer DIR is given, else one word per token (byte-level BPE
+ * vocabularies hold each as one token, so the count lands near); the server's usage block gives
+ * the count it saw either way. */
 #include "bench.h"
 #include "log.h"
+#include "tok.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -46,17 +48,37 @@ static char *random_text(struct bench_rng *rng, int n_words)
     return s;
 }
 
-static int make_random(const struct bench_opts *o, struct bench_prompt *p, struct error *err)
+static int random_chat_text(const struct tokenizer *tok, struct bench_rng *rng,
+                            struct bench_prompt *p, struct error *err)
+{
+    int got;
+    if (!tok) {
+        p->text = random_text(rng, p->input_len);
+        return p->text ? 0 : error_set(err, "out of memory building a prompt");
+    }
+    if (bench_tok_fit_text(tok, rng, words, (int)(sizeof words / sizeof *words), p->input_len,
+                           &p->text, &got, err) < 0)
+        return -1;
+    if (got != p->input_len)
+        log_debug("a %d-token prompt came out at %d tokens", p->input_len, got);
+    p->input_len = got;
+    return 0;
+}
+
+static int make_random(const struct bench_opts *o, const struct tokenizer *tok,
+                       struct bench_prompt *p, struct error *err)
 {
     struct bench_rng rng;
     bench_rng_seed(&rng, o->seed);
+    /* All lengths first: the same seed gives the same lengths on either endpoint. */
     for (int i = 0; i < o->num_prompts; i++) {
         p[i].input_len = draw_len(&rng, o->input_len, o->range_ratio);
         p[i].output_len = draw_len(&rng, o->output_len, o->range_ratio);
+    }
+    for (int i = 0; i < o->num_prompts; i++) {
         if (o->chat) {
-            p[i].text = random_text(&rng, p[i].input_len);
-            if (!p[i].text)
-                return error_set(err, "out of memory building prompt %d", i);
+            if (random_chat_text(tok, &rng, &p[i], err) < 0)
+                return -1;
             continue;
         }
         p[i].ids = malloc(sizeof(int) * (size_t)p[i].input_len);
@@ -71,9 +93,12 @@ static int make_random(const struct bench_opts *o, struct bench_prompt *p, struc
 
 /* Without the model's tokenizer, a token is counted as four bytes of English text, the usual
  * rule of thumb; the server's usage block gives the exact counts in the result. */
-static int est_tokens(const char *s)
+static int count_tokens(const struct tokenizer *tok, const char *s, int *n, struct error *err)
 {
-    return (int)((strlen(s) + 3) / 4);
+    if (tok)
+        return bench_tok_count(tok, s, n, err);
+    *n = (int)((strlen(s) + 3) / 4);
+    return 0;
 }
 
 /* The first two turns of a conversation, or NULL if it has fewer. */
@@ -87,69 +112,82 @@ static int conv_turns(json_t *conv, const char **prompt, const char **reply)
     return *prompt && *reply ? 0 : -1;
 }
 
-/* vLLM's filter: drop very short turns and prompts too long for small context windows. */
-static int usable(const char *prompt, const char *reply)
+struct conv {
+    int idx, prompt_len, reply_len;
+};
+
+/* Collects the usable conversations with their lengths; vLLM's filter drops very short turns and
+ * prompts too long for small context windows. Returns how many, or -1. */
+static int usable_convs(json_t *root, const struct tokenizer *tok, struct conv *c,
+                        struct error *err)
 {
-    int pl = est_tokens(prompt), ol = est_tokens(reply);
-    return pl >= 4 && ol >= 4 && pl <= 1024 && pl + ol <= 2048;
+    int n = 0;
+    for (size_t i = 0; i < json_array_size(root); i++) {
+        const char *prompt, *reply;
+        struct conv v = {.idx = (int)i};
+        if (conv_turns(json_array_get(root, i), &prompt, &reply) < 0)
+            continue;
+        if (count_tokens(tok, prompt, &v.prompt_len, err) < 0 ||
+            count_tokens(tok, reply, &v.reply_len, err) < 0)
+            return -1;
+        if (v.prompt_len >= 4 && v.reply_len >= 4 && v.prompt_len <= 1024 &&
+            v.prompt_len + v.reply_len <= 2048)
+            c[n++] = v;
+    }
+    return n;
 }
 
-static void shuffle(int *idx, int n, struct bench_rng *rng)
+static void shuffle(struct conv *c, int n, struct bench_rng *rng)
 {
     for (int i = n - 1; i > 0; i--) {
-        int j = bench_rng_int(rng, 0, i), t = idx[i];
-        idx[i] = idx[j];
-        idx[j] = t;
+        int j = bench_rng_int(rng, 0, i);
+        struct conv t = c[i];
+        c[i] = c[j];
+        c[j] = t;
     }
 }
 
-static int take_sharegpt(const struct bench_opts *o, json_t *root, const int *idx, int n_usable,
-                         struct bench_prompt *p, struct error *err)
+static int take_sharegpt(const struct bench_opts *o, json_t *root, const struct conv *c,
+                         int n_usable, struct bench_prompt *p, struct error *err)
 {
     if (n_usable < o->num_prompts)
         log_warn("%s: only %d usable conversations for %d prompts; reusing them in turn",
                  o->dataset_path, n_usable, o->num_prompts);
     for (int i = 0; i < o->num_prompts; i++) {
+        const struct conv *v = &c[i % n_usable];
         const char *prompt, *reply;
-        conv_turns(json_array_get(root, (size_t)idx[i % n_usable]), &prompt, &reply);
+        conv_turns(json_array_get(root, (size_t)v->idx), &prompt, &reply);
         p[i].text = strdup(prompt);
         if (!p[i].text)
-            return error_set(err, "out of memory copying conversation %d", idx[i % n_usable]);
-        p[i].input_len = est_tokens(prompt);
-        p[i].output_len = o->output_len_set ? o->output_len : est_tokens(reply);
+            return error_set(err, "out of memory copying conversation %d", v->idx);
+        p[i].input_len = v->prompt_len;
+        p[i].output_len = o->output_len_set ? o->output_len : v->reply_len;
     }
     return 0;
 }
 
-static int make_sharegpt(const struct bench_opts *o, struct bench_prompt *p, struct error *err)
+static int make_sharegpt(const struct bench_opts *o, const struct tokenizer *tok,
+                         struct bench_prompt *p, struct error *err)
 {
     json_error_t jerr;
     json_t *root = json_load_file(o->dataset_path, 0, &jerr);
     if (!root)
         return error_set(err, "%s: line %d: %s (want a ShareGPT JSON array)", o->dataset_path,
                          jerr.line, jerr.text);
-    int n = json_is_array(root) ? (int)json_array_size(root) : 0, n_usable = 0, rc = -1;
-    int *idx = malloc(sizeof(int) * (size_t)(n ? n : 1));
-    if (!idx) {
-        json_decref(root);
-        return error_set(err, "out of memory reading %s", o->dataset_path);
-    }
-    for (int i = 0; i < n; i++) {
-        const char *prompt, *reply;
-        if (conv_turns(json_array_get(root, (size_t)i), &prompt, &reply) == 0 &&
-            usable(prompt, reply))
-            idx[n_usable++] = i;
-    }
-    struct bench_rng rng;
-    bench_rng_seed(&rng, o->seed);
-    shuffle(idx, n_usable, &rng);
+    size_t n = json_array_size(root); /* 0 when root is not an array */
+    struct conv *c = malloc(sizeof *c * (n ? n : 1));
+    int n_usable = c ? usable_convs(root, tok, c, err) : error_set(err, "out of memory"), rc = -1;
     if (n_usable == 0)
         error_set(err, "%s: no usable conversations (want [{\"conversations\": [{\"from\": "
                        "\"human\", \"value\": ...}, {\"from\": \"gpt\", \"value\": ...}]}, ...])",
                   o->dataset_path);
-    else
-        rc = take_sharegpt(o, root, idx, n_usable, p, err);
-    free(idx);
+    if (n_usable > 0) {
+        struct bench_rng rng;
+        bench_rng_seed(&rng, o->seed);
+        shuffle(c, n_usable, &rng);
+        rc = take_sharegpt(o, root, c, n_usable, p, err);
+    }
+    free(c);
     json_decref(root);
     return rc;
 }
@@ -159,8 +197,14 @@ int bench_prompts_make(const struct bench_opts *o, struct bench_prompt **out, st
     struct bench_prompt *p = calloc((size_t)o->num_prompts, sizeof *p);
     if (!p)
         return error_set(err, "out of memory for %d prompts", o->num_prompts);
-    int rc = o->dataset == BENCH_DATASET_RANDOM ? make_random(o, p, err)
-                                                : make_sharegpt(o, p, err);
+    struct tokenizer *tok = NULL;
+    if (o->tokenizer_dir && !(tok = tok_load(o->tokenizer_dir, err))) {
+        free(p);
+        return error_wrap(err, "--tokenizer %s", o->tokenizer_dir);
+    }
+    int rc = o->dataset == BENCH_DATASET_RANDOM ? make_random(o, tok, p, err)
+                                                : make_sharegpt(o, tok, p, err);
+    tok_free(tok);
     if (rc < 0) {
         bench_prompts_free(p, o->num_prompts);
         return -1;

@@ -20,6 +20,7 @@ void bench_opts_usage(FILE *f)
         "workload:  --dataset random | --dataset sharegpt FILE   --num-prompts N (default 100)\n"
         "           --input-len N (1024)  --output-len N (128)  --range-ratio R (0)\n"
         "           --vocab-size N (1000; random token-id prompts are drawn below it)\n"
+        "           --tokenizer DIR (the model's tokenizer.json: exact chat/ShareGPT lengths)\n"
         "           --ignore-eos   --seed N (0)\n"
         "arrivals:  --request-rate R|inf (inf)  --burstiness B (1 = Poisson)  --max-concurrency N\n"
         "SLOs:      --slo-ttft-ms MS  --slo-tpot-ms MS  --slo-e2el-ms MS\n"
@@ -140,6 +141,7 @@ static const struct opt_def opt_defs[] = {
     {"--model", OPT_STR, F(model), 0},             {"--dataset-path", OPT_STR, F(dataset_path), 0},
     {"--save-result", OPT_STR, F(save_result), 0}, {"--plot", OPT_STR, F(plot_dir), 0},
     {"--label", OPT_STR, F(label), 0},             {"--api-key", OPT_STR, F(api_key), 0},
+    {"--tokenizer", OPT_STR, F(tokenizer_dir), 0},
     {"--input-len", OPT_INT, F(input_len), 1},     {"--output-len", OPT_INT, F(output_len), 1},
     {"--vocab-size", OPT_INT, F(vocab_size), 1},   {"--num-prompts", OPT_INT, F(num_prompts), 1},
     {"--max-concurrency", OPT_INT, F(max_concurrency), 1},
