@@ -7,16 +7,19 @@
 # rate at which 90% of requests meet both SLOs (DistServe's "max rate at 90% attainment"); the
 # script prints both and their ratio, and writes the plots.
 #
-# SLOs: unless GOODPUT_SLO_TTFT_MS / GOODPUT_SLO_TPOT_MS are set, they are derived from the
-# colocated deployment's unloaded latencies (one request at a time): TTFT × 4 and TPOT × 2,
-# i.e. room for some queueing before the first token and little interference between tokens.
-# Knobs (environment): GOODPUT_PRESET (small), GOODPUT_PROMPTS (30), GOODPUT_INPUT_LEN (256),
+# SLOs: unless GOODPUT_SLO_TTFT_MS / GOODPUT_SLO_TPOT_MS are set, they are the colocated
+# deployment's unloaded latencies (one request at a time) times GOODPUT_TTFT_SCALE and
+# GOODPUT_TPOT_SCALE (5 each; DistServe's "SLO scale"): room for some queueing before the first
+# token, and for a few prefills interleaved with a request's decoding.
+# Knobs (environment): GOODPUT_PRESET (small), GOODPUT_PROMPTS (20), GOODPUT_INPUT_LEN (256),
 # GOODPUT_OUTPUT_LEN (64), GOODPUT_OUT ($BUILD/bench-goodput).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 PRESET=${GOODPUT_PRESET:-small}
-PROMPTS=${GOODPUT_PROMPTS:-30}
+PROMPTS=${GOODPUT_PROMPTS:-20}
+TTFT_SCALE=${GOODPUT_TTFT_SCALE:-5}
+TPOT_SCALE=${GOODPUT_TPOT_SCALE:-5}
 IN=${GOODPUT_INPUT_LEN:-256}
 OUT=${GOODPUT_OUTPUT_LEN:-64}
 DIR=${GOODPUT_OUT:-$BUILD/bench-goodput}
@@ -93,8 +96,8 @@ start_cluster coloc
 read -r TTFT0 TPOT0 E2E0 < <(python3 -c 'import json, sys
 r = json.load(open(sys.argv[1]))
 print(r["median_ttft_ms"], r["median_tpot_ms"], r["median_e2el_ms"])' "$DIR/unloaded.json")
-SLO_TTFT=${GOODPUT_SLO_TTFT_MS:-$(python3 -c "print(round(4 * $TTFT0))")}
-SLO_TPOT=${GOODPUT_SLO_TPOT_MS:-$(python3 -c "print(round(2 * $TPOT0))")}
+SLO_TTFT=${GOODPUT_SLO_TTFT_MS:-$(python3 -c "print(round($TTFT_SCALE * $TTFT0))")}
+SLO_TPOT=${GOODPUT_SLO_TPOT_MS:-$(python3 -c "print(round($TPOT_SCALE * $TPOT0))")}
 START=$(python3 -c "print(round(1000 / $E2E0, 3))")
 echo "unloaded (colocated): TTFT $TTFT0 ms, TPOT $TPOT0 ms, E2E $E2E0 ms"
 echo "SLOs: TTFT <= $SLO_TTFT ms, TPOT <= $SLO_TPOT ms; sweeps start at $START req/s"
