@@ -1,10 +1,11 @@
 /* test_bench_stats.c — pdserve-bench's pure parts: numpy-compatible percentiles and statistics,
  * the SLO verdict, SSE framing under any split of the bytes, OpenAI chunk interpretation, and the
- * seeded arrival process (mean gap 1/rate, gamma shape = burstiness). The bench tool is a
+ * seeded arrival process (mean gap 1/rate, gamma shape = burstiness), and base-URL parsing. The bench tool is a
  * program, not a library, so its modules are compiled into this test directly. */
 #include "tests/check.h"
 
 #include "tools/bench/arrival.c"
+#include "tools/bench/http.c"
 #include "tools/bench/metrics.c"
 #include "tools/bench/rng.c"
 #include "tools/bench/sse.c"
@@ -139,6 +140,25 @@ static void test_arrivals(void)
     CHECK(at[9] == 0);
 }
 
+static void test_base_url(void)
+{
+    struct http_target t;
+    struct error err;
+    CHECK(http_target_resolve("http://127.0.0.1:8000", &t, &err) == 0);
+    CHECK_EQ_STR(t.host, "127.0.0.1");
+    CHECK_EQ_STR(t.port, "8000");
+    CHECK(http_target_resolve("http://[::1]:9/", &t, &err) == 0);
+    CHECK_EQ_STR(t.host, "::1");
+    CHECK(t.addr.ss_family == AF_INET6);
+    CHECK(http_target_resolve("http://localhost", &t, &err) == 0);
+    CHECK_EQ_STR(t.port, "80");
+    CHECK(http_target_resolve("http://127.0.0.1:8000/v1", &t, &err) < 0 && strstr(err.msg, "--endpoint"));
+    CHECK(http_target_resolve("https://127.0.0.1", &t, &err) < 0);
+    CHECK(http_target_resolve("http://:80", &t, &err) < 0);
+    CHECK(http_target_resolve("http://127.0.0.1:99999999", &t, &err) < 0);
+    CHECK(http_target_resolve("http://[::1", &t, &err) < 0);
+}
+
 int main(void)
 {
     RUN(test_percentiles);
@@ -146,5 +166,6 @@ int main(void)
     RUN(test_sse_any_split);
     RUN(test_stream_chunks);
     RUN(test_arrivals);
+    RUN(test_base_url);
     return check_report();
 }
