@@ -37,8 +37,9 @@ static int layout_bytes(uint32_t n_layers, uint32_t n_blocks, uint64_t block_byt
     return 0;
 }
 
-int kvx_pool_map(struct ucx *u, void *base, uint32_t n_layers, uint32_t n_blocks, uint64_t block_bytes,
-                 struct kvx_pool **out, struct error *err)
+/* Registers [base, base + len) or, with base NULL, has UCX allocate it. */
+static int pool_register(struct ucx *u, void *base, uint32_t n_layers, uint32_t n_blocks, uint64_t block_bytes,
+                         struct kvx_pool **out, struct error *err)
 {
     size_t len;
     if (layout_bytes(n_layers, n_blocks, block_bytes, &len))
@@ -49,21 +50,46 @@ int kvx_pool_map(struct ucx *u, void *base, uint32_t n_layers, uint32_t n_blocks
         return error_set(err, "kv_xfer: out of memory");
     ucp_mem_map_params_t mp = {
         .field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH |
-                      UCP_MEM_MAP_PARAM_FIELD_PROT,
+                      UCP_MEM_MAP_PARAM_FIELD_PROT | UCP_MEM_MAP_PARAM_FIELD_FLAGS,
         .address = base,
         .length = len,
         .prot = UCP_MEM_MAP_PROT_LOCAL_READ | UCP_MEM_MAP_PROT_LOCAL_WRITE | UCP_MEM_MAP_PROT_REMOTE_READ |
                 UCP_MEM_MAP_PROT_REMOTE_WRITE,
+        .flags = base ? 0 : UCP_MEM_MAP_ALLOCATE,
     };
     ucs_status_t st = ucp_mem_map(u->ctx, &mp, &p->memh);
+    ucp_mem_attr_t attr = {.field_mask = UCP_MEM_ATTR_FIELD_ADDRESS};
+    if (st == UCS_OK && !base && (st = ucp_mem_query(p->memh, &attr)) != UCS_OK)
+        ucp_mem_unmap(u->ctx, p->memh);
     if (st != UCS_OK) {
         free(p);
-        return error_set(err, "kv_xfer: registering the %zu-byte KV pool: %s (locked-memory limit? ulimit -l)",
-                         len, ucs_status_string(st));
+        return error_set(err, "kv_xfer: %s the %zu-byte KV pool: %s (locked-memory limit? ulimit -l; /dev/shm "
+                              "size?)", base ? "registering" : "allocating", len, ucs_status_string(st));
     }
-    *p = (struct kvx_pool){u, p->memh, base, n_layers, n_blocks, block_bytes};
+    *p = (struct kvx_pool){u, p->memh, base ? base : attr.address, n_layers, n_blocks, block_bytes};
+    if (!base)
+        memset(p->base, 0, len);
     *out = p;
     return 0;
+}
+
+int kvx_pool_map(struct ucx *u, void *base, uint32_t n_layers, uint32_t n_blocks, uint64_t block_bytes,
+                 struct kvx_pool **out, struct error *err)
+{
+    if (!base)
+        return error_set(err, "kv_xfer: no pool memory given");
+    return pool_register(u, base, n_layers, n_blocks, block_bytes, out, err);
+}
+
+int kvx_pool_alloc(struct ucx *u, uint32_t n_layers, uint32_t n_blocks, uint64_t block_bytes,
+                   struct kvx_pool **out, struct error *err)
+{
+    return pool_register(u, NULL, n_layers, n_blocks, block_bytes, out, err);
+}
+
+void *kvx_pool_base(const struct kvx_pool *p)
+{
+    return p->base;
 }
 
 void kvx_pool_unmap(struct kvx_pool *p)

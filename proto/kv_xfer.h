@@ -28,7 +28,16 @@ struct kvx_pool; /* a registered local pool; owned by the caller of kvx_pool_map
  * The memory stays the caller's; it must outlive the pool handle. */
 int kvx_pool_map(struct ucx *u, void *base, uint32_t n_layers, uint32_t n_blocks, uint64_t block_bytes,
                  struct kvx_pool **out, struct error *err);
-/* Deregisters. Puts reading from or writing to it must have completed (at shutdown: ucx_close_all,
+/* Allocates the pool through UCX and registers it: with a shared-memory transport enabled, UCX
+ * places it in a shared segment, and a sender on the same host then writes blocks with a plain
+ * memcpy through the mapped segment instead of through tcp (see docs/transport.md for numbers).
+ * The memory is zeroed and page-aligned; kvx_pool_base() gives its address; kvx_pool_unmap frees
+ * it. */
+int kvx_pool_alloc(struct ucx *u, uint32_t n_layers, uint32_t n_blocks, uint64_t block_bytes,
+                   struct kvx_pool **out, struct error *err);
+void *kvx_pool_base(const struct kvx_pool *p);
+
+/* Deregisters (and frees, after kvx_pool_alloc). Puts reading from or writing to it must have completed (at shutdown: ucx_close_all,
  * then this, then ucx_destroy). */
 void kvx_pool_unmap(struct kvx_pool *p);
 

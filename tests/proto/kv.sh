@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # KV blocks by RMA, verified byte for byte by the receiver: one sender; then two senders into one
-# receiver at once (three processes). The receiver's pool is small enough that reservations have
+# receiver at once (three processes); then into a pool allocated by UCX (kvx_pool_alloc). The receiver's pool is small enough that reservations have
 # to wait (KV_WAIT, then KV_GRANT when blocks free up).
 . "$(dirname "$0")/lib.sh"
 POOL="--layers 4 --blocks 64 --block-bytes 16384"
@@ -19,4 +19,11 @@ for tls in $TLS_CHOICES; do
     echo "[$tls] 120 transfers verified byte for byte, $(stat srv waits) reservations waited"
     grep -m1 'rma_bw#0' "$TMP/one.log"
 done
+# The receiver's pool allocated by UCX (kvx_pool_alloc): in shared memory, written by plain copies.
+export UCX_TLS=shm,tcp
+start_server pool 127.0.0.1:0 $POOL --ucx-alloc
+client onep kv "127.0.0.1:$PORT_pool" --requests 40 --inflight 3 --max-blocks 30 || die "[pool] sender failed"
+stop_server pool
+[ "$(stat pool kv_ok)" = 40 ] && [ "$(stat pool kv_bad)" = 0 ] || die "[pool] receiver verified $(stat pool kv_ok) of 40"
+echo "[shm,tcp, UCX-allocated pool] 40 transfers verified byte for byte"
 echo PASS

@@ -1,7 +1,7 @@
 /* test_wire_peer.c — one side of the transport's multi-process tests and benchmark (scripts in tests/proto/,
  * tests/bench/transport.sh start several of these). Not a unit test on its own: run with a mode.
  *
- *   serve  --listen H:P [--layers L --blocks N --block-bytes B]
+ *   serve  --listen H:P [--layers L --blocks N --block-bytes B] [--ucx-alloc]
  *          A decode-worker stand-in: maps a KV pool, sends REGISTER (with rkey) to every client, then
  *          echoes every message of a client that registered as FRONTEND, and runs the KV protocol
  *          (KV_RESERVE → KV_GRANT/KV_WAIT, KV_DONE → byte-for-byte check → KV_ACK or ERROR) for a
@@ -30,6 +30,7 @@ struct opts {
     uint32_t layers, blocks, requests, inflight, max_blocks, iters;
     uint64_t block_bytes, size;
     int reconnect;
+    int ucx_alloc;
 };
 
 /* Everything a run holds; passed as the transport's user pointer. */
@@ -42,7 +43,8 @@ struct app {
     uv_timer_t timer;
     int rc;
     /* server */
-    uint8_t *pool;
+    uint8_t *pool;               /* ours, unless --ucx-alloc */
+    uint8_t *pool_view;          /* where the pool is, either way */
     struct kvx_pool *kvp;
     uint8_t *used;               /* per block */
     struct sreq *reqs;           /* granted or waiting KV reservations */
@@ -192,7 +194,7 @@ static void on_kv_done(struct app *a, struct ucx_peer *p, const struct wire_msg 
     int bad = !r || m->u.done.n_prompt != r->n_blocks * 16;
     for (uint32_t l = 0; !bad && l < a->o.layers; l++)
         for (uint32_t i = 0; !bad && i < r->n_blocks; i++)
-            bad = pattern_check(a->pool + kvx_block_offset(l, r->blocks[i], a->o.blocks, a->o.block_bytes),
+            bad = pattern_check(a->pool_view + kvx_block_offset(l, r->blocks[i], a->o.blocks, a->o.block_bytes),
                                 a->o.block_bytes, r->id, l, i) != 0;
     if (bad) {
         a->kv_bad++;
@@ -256,18 +258,33 @@ static void server_lost(struct app *a, struct ucx_peer *p, const char *reason)
     grant_waiting(a);
 }
 
-static int server_start(struct app *a, struct error *err)
+/* The pool is ours (kvx_pool_map), or UCX's (--ucx-alloc: kvx_pool_alloc, shared memory). */
+static int server_pool(struct app *a, struct error *err)
 {
     size_t bytes = (size_t)a->o.layers * a->o.blocks * a->o.block_bytes;
-    a->pool = aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
     a->used = calloc(a->o.blocks, 1);
-    if (!a->pool || !a->used)
+    if (!a->used)
+        return error_set(err, "out of memory");
+    if (a->o.ucx_alloc) {
+        if (kvx_pool_alloc(a->u, a->o.layers, a->o.blocks, a->o.block_bytes, &a->kvp, err))
+            return -1;
+        a->pool_view = kvx_pool_base(a->kvp);
+        return 0;
+    }
+    a->pool = aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
+    if (!a->pool)
         return error_set(err, "out of memory for a %zu-byte pool", bytes);
     memset(a->pool, 0, bytes);
+    a->pool_view = a->pool;
+    return kvx_pool_map(a->u, a->pool, a->o.layers, a->o.blocks, a->o.block_bytes, &a->kvp, err);
+}
+
+static int server_start(struct app *a, struct error *err)
+{
     char host[WIRE_ADDR_MAX];
     uint16_t port;
-    if (kvx_pool_map(a->u, a->pool, a->o.layers, a->o.blocks, a->o.block_bytes, &a->kvp, err) ||
-        ucx_parse_addr(a->o.listen, host, sizeof host, &port, err) || ucx_listen(a->u, host, port, err))
+    if (server_pool(a, err) || ucx_parse_addr(a->o.listen, host, sizeof host, &port, err) ||
+        ucx_listen(a->u, host, port, err))
         return -1;
     fprintf(stdout, "listening on port %u\n", ucx_listen_port(a->u));
     fflush(stdout);
@@ -306,6 +323,7 @@ struct client {
     struct wire_msg *sent; /* echo */
     int n_sent, n_matched;
     uint64_t t0, count; /* bench, lat */
+    uint64_t t_sent, *rtt; /* lat */
 };
 
 /* Identifies one operation of one request in one connection epoch, so completions that arrive after a
@@ -673,8 +691,9 @@ static void on_bench_flushed(void *arg, int status, const char *reason)
     struct app *a = arg;
     double secs = (double)(uv_hrtime() - a->c->t0) / 1e9;
     double bytes = (double)a->o.size * a->o.iters;
-    fprintf(stdout, "bench: size=%llu iters=%u seconds=%.4f MBps=%.1f\n", (unsigned long long)a->o.size,
-            a->o.iters, secs, bytes / secs / 1e6);
+    /* MiB/s, the unit ucx_perftest prints as "MB/s" */
+    fprintf(stdout, "bench: size=%llu iters=%u seconds=%.4f MiBps=%.1f\n", (unsigned long long)a->o.size,
+            a->o.iters, secs, bytes / secs / 1048576.0);
     if (status)
         fail(a, 1, "flush: %s", reason);
     uv_stop(a->loop);
@@ -734,17 +753,33 @@ static void lat_ping(struct app *a)
     send_or_fail(a, a->peer, &m);
 }
 
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* Round trips of a 24-byte message; prints the average and the median one-way time (half a round
+ * trip), as ucx_perftest's latency tests do. */
 static void lat_message(struct app *a, const struct wire_msg *m)
 {
     struct client *c = a->c;
+    uint64_t now = uv_hrtime();
+    if (!c->rtt)
+        c->rtt = calloc(a->o.iters, sizeof *c->rtt);
+    if (c->count >= WARMUP && c->count < WARMUP + a->o.iters)
+        c->rtt[c->count - WARMUP] = now - c->t_sent;
     if (++c->count == WARMUP)
-        c->t0 = uv_hrtime();
+        c->t0 = now;
     if (c->count == WARMUP + a->o.iters) {
-        double us = (double)(uv_hrtime() - c->t0) / 1e3 / a->o.iters;
-        fprintf(stdout, "lat: iters=%u round_trip_us=%.2f one_way_us=%.2f\n", a->o.iters, us, us / 2);
+        double us = (double)(now - c->t0) / 1e3 / a->o.iters;
+        qsort(c->rtt, a->o.iters, sizeof *c->rtt, cmp_u64);
+        fprintf(stdout, "lat: iters=%u one_way_avg_us=%.2f one_way_median_us=%.2f\n", a->o.iters, us / 2,
+                (double)c->rtt[a->o.iters / 2] / 2e3);
         uv_stop(a->loop);
         return;
     }
+    c->t_sent = uv_hrtime();
     lat_ping(a);
 }
 
@@ -858,8 +893,8 @@ static int parse(int argc, char **argv, struct opts *o)
     o->mode = argv[1];
     for (int i = 2; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(k, "--reconnect")) {
-            o->reconnect = 1;
+        if (!strcmp(k, "--reconnect") || !strcmp(k, "--ucx-alloc")) {
+            *(!strcmp(k, "--reconnect") ? &o->reconnect : &o->ucx_alloc) = 1;
             continue;
         }
         if (!v)
@@ -909,6 +944,7 @@ static void cleanup(struct app *a)
         for (int i = 0; i < c->n_sent; i++)
             wire_msg_release(&c->sent[i]);
         free(c->sent);
+        free(c->rtt);
         free(c->slots);
         free(c->used);
         free(c->pool);
