@@ -26,6 +26,7 @@ if [ ! -f "$MODEL/config.json" ]; then
         echo "run-local: $MODEL has no config.json (give MODEL=a Hugging Face model folder)" >&2; exit 1
     fi
     echo "run-local: generating a random-weight model in $MODEL (pdserve-mkmodel --preset small)"
+    mkdir -p "$(dirname "$MODEL")"
     "$BUILD/pdserve-mkmodel" --out "$MODEL" --preset small
 fi
 
