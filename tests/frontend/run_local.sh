@@ -17,6 +17,7 @@ grep -q "curl http://127.0.0.1:$HTTP_PORT/v1/completions" "$WORK/run.log" && ech
 code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v1/completions" -d '{"prompt":"hi","max_tokens":4}')
 [ "$code" = 200 ] && echo "ok   a completion works" || { echo "FAIL completion: $code"; exit 1; }
 kids=$(pgrep -P $rl | tr '\n' ' ')
+PIDS+=($kids)  # so a failing test still stops them
 [ "$(echo $kids | wc -w)" = 3 ] || { echo "FAIL expected 3 daemons, got: $kids"; exit 1; }
 kill -INT $rl
 for _ in $(seq 100); do kill -0 $rl 2>/dev/null || break; sleep 0.1; done
