@@ -14,7 +14,7 @@ BUILD   ?= build
 CC      ?= gcc
 OPT     ?= -O2 -march=native
 CFLAGS  ?= $(OPT) -g
-XCFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla -pthread \
+XCFLAGS := -std=c11 -D_GNU_SOURCE -fopenmp-simd -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla -pthread \
            -I. -Icommon -Iproto -Itests -I/usr/share/include/llhttp \
            $(shell pkg-config --cflags libuv jansson libpcre2-8 ucx openblas libsystemd 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs libuv jansson libpcre2-8 ucx openblas libsystemd 2>/dev/null) \
@@ -38,7 +38,7 @@ TESTBIN := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all deps test asan bench bench-engine bench-transport bench-goodput run clean install
+.PHONY: all deps test asan bench bench-engine bench-transport bench-pipeline bench-goodput run clean install
 all: $(BINS) $(TESTBIN)
 
 deps:
@@ -95,12 +95,14 @@ asan: deps
 	  ./tests/run $(T)
 
 # Benchmarks print ratios against a baseline measured in the same invocation; tests never time things.
-bench: bench-engine bench-transport bench-goodput
+bench: bench-engine bench-transport bench-pipeline bench-goodput
 
 bench-engine: deps all
 	@BUILD=$(BUILD) ./tests/bench/engine.sh
 bench-transport: deps all
 	@BUILD=$(BUILD) ./tests/bench/transport.sh
+bench-pipeline: deps all
+	@BUILD=$(BUILD) ./tests/bench/pipeline.sh
 bench-goodput: deps all
 	@BUILD=$(BUILD) ./tests/bench/goodput.sh
 

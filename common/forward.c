@@ -3,7 +3,7 @@
  *   x  = embed[token]
  *   for each layer:
  *     xb = rmsnorm(x) · attn_norm
- *     q, k, v = xb·Wqᵀ (+bq), xb·Wkᵀ (+bk), xb·Wvᵀ (+bv);  rope(q, k) at each token's position
+ *     q, k, v = xb·[Wq;Wk;Wv]ᵀ (+b);  rope(q, k) at each token's position
  *     cache[pos] = k, v
  *     x += attention(q, cache) · Woᵀ (+bo)
  *     xb = rmsnorm(x) · ffn_norm
@@ -21,9 +21,11 @@
 struct run_state {
     int cap;                /* tokens the buffers hold */
     float *x, *xb, *xb2;    /* [cap][dim] residual stream and normed copies */
-    float *q, *k, *v;       /* [cap][heads*hd], [cap][kv_heads*hd] ×2 */
+    float *qkv;             /* [cap][heads*hd + 2*kv_heads*hd] the stacked projection */
+    float *q, *k, *v;       /* [cap][heads*hd], [cap][kv_heads*hd] ×2: its parts */
     float *att_out;         /* [cap][heads*hd] */
-    float *hb, *hb2;        /* [cap][hidden] */
+    float *hb;              /* [cap][2*hidden] gate | up, then silu(gate)·up in the first half */
+    float *hb2;             /* [cap][hidden] silu(gate)·up, contiguous for the down projection */
     float *att;             /* [att_cap] scores of one head over its context */
     int att_cap;
 };
@@ -36,7 +38,7 @@ struct run_state *run_state_new(const struct model *m)
 
 static void free_buffers(struct run_state *s)
 {
-    float *bufs[] = {s->x, s->xb, s->xb2, s->q, s->k, s->v, s->att_out, s->hb, s->hb2};
+    float *bufs[] = {s->x, s->xb, s->xb2, s->qkv, s->q, s->k, s->v, s->att_out, s->hb, s->hb2};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
 }
@@ -59,14 +61,16 @@ static int grow(struct run_state *s, const struct model_config *c, int n_tokens,
         s->x = malloc(n * c->dim * sizeof(float));
         s->xb = malloc(n * c->dim * sizeof(float));
         s->xb2 = malloc(n * c->dim * sizeof(float));
+        s->qkv = malloc(n * (q + 2 * kv) * sizeof(float));
         s->q = malloc(n * q * sizeof(float));
         s->k = malloc(n * kv * sizeof(float));
         s->v = malloc(n * kv * sizeof(float));
         s->att_out = malloc(n * q * sizeof(float));
-        s->hb = malloc(n * c->hidden_dim * sizeof(float));
+        s->hb = malloc(n * 2 * c->hidden_dim * sizeof(float));
         s->hb2 = malloc(n * c->hidden_dim * sizeof(float));
         s->cap = n_tokens;
-        if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->att_out || !s->hb || !s->hb2) {
+        if (!s->x || !s->xb || !s->xb2 || !s->qkv || !s->q || !s->k || !s->v || !s->att_out || !s->hb ||
+            !s->hb2) {
             s->cap = 0;
             return -1;
         }
@@ -145,10 +149,27 @@ static void softmax(float *x, int n)
         x[i] /= sum;
 }
 
-static void swiglu(float *hb, const float *hb2, size_t n)
+/* out[i][j] = silu(gate[i][j]) · up[i][j], where row i of gate_up is gate | up. */
+static void swiglu(float *out, const float *gate_up, int n, int hidden)
 {
-    for (size_t i = 0; i < n; i++)
-        hb[i] = hb[i] / (1.0f + expf(-hb[i])) * hb2[i];
+    for (int i = 0; i < n; i++) {
+        const float *g = gate_up + (size_t)i * 2 * hidden, *u = g + hidden;
+        float *o = out + (size_t)i * hidden;
+        for (int j = 0; j < hidden; j++)
+            o[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+    }
+}
+
+/* Splits each row of the stacked projection into q, k and v. */
+static void split_qkv(struct run_state *s, int n, int q_dim, int kv_dim)
+{
+    size_t row = (size_t)q_dim + 2 * (size_t)kv_dim;
+    for (int i = 0; i < n; i++) {
+        const float *src = s->qkv + i * row;
+        memcpy(s->q + (size_t)i * q_dim, src, (size_t)q_dim * sizeof(float));
+        memcpy(s->k + (size_t)i * kv_dim, src + q_dim, (size_t)kv_dim * sizeof(float));
+        memcpy(s->v + (size_t)i * kv_dim, src + q_dim + kv_dim, (size_t)kv_dim * sizeof(float));
+    }
 }
 
 /* Copies each token's k and v rows into its slot of the paged cache. */
@@ -175,6 +196,7 @@ static void attend_head(const struct kv_pool *kv, const struct kv_seq *s, int la
     for (int t = 0; t <= pos; t++) {
         const float *k = kv_k(kv, layer, s->blocks[t / bs]) + (t % bs) * row + (size_t)kv_head * hd;
         float dot = 0.0f;
+#pragma omp simd reduction(+ : dot) /* a fixed vector order: fast and still deterministic */
         for (int j = 0; j < hd; j++)
             dot += q[j] * k[j];
         att[t] = dot * scale;
@@ -208,12 +230,9 @@ static void layer_forward(const struct model *m, struct kv_pool *kv, struct run_
         kv_dim = c->n_kv_heads * c->head_dim;
 
     rmsnorm_rows(s->xb, s->x, w->attn_norm, n, dim, c->norm_eps);
-    matmul(s->q, s->xb, w->wq, n, dim, q_dim, 0.0f);
-    matmul(s->k, s->xb, w->wk, n, dim, kv_dim, 0.0f);
-    matmul(s->v, s->xb, w->wv, n, dim, kv_dim, 0.0f);
-    add_bias(s->q, w->bq, n, q_dim);
-    add_bias(s->k, w->bk, n, kv_dim);
-    add_bias(s->v, w->bv, n, kv_dim);
+    matmul(s->qkv, s->xb, w->wqkv, n, dim, q_dim + 2 * kv_dim, 0.0f);
+    add_bias(s->qkv, w->bqkv, n, q_dim + 2 * kv_dim);
+    split_qkv(s, n, q_dim, kv_dim);
     for (int i = 0; i < n; i++) {
         rope(s->q + (size_t)i * q_dim, c->n_heads, c->head_dim, b->pos[i], m->inv_freq);
         rope(s->k + (size_t)i * kv_dim, c->n_kv_heads, c->head_dim, b->pos[i], m->inv_freq);
@@ -226,10 +245,9 @@ static void layer_forward(const struct model *m, struct kv_pool *kv, struct run_
     add_bias(s->x, w->bo, n, dim);
 
     rmsnorm_rows(s->xb, s->x, w->ffn_norm, n, dim, c->norm_eps);
-    matmul(s->hb, s->xb, w->w_gate, n, dim, c->hidden_dim, 0.0f);
-    matmul(s->hb2, s->xb, w->w_up, n, dim, c->hidden_dim, 0.0f);
-    swiglu(s->hb, s->hb2, (size_t)n * c->hidden_dim);
-    matmul(s->x, s->hb, w->w_down, n, c->hidden_dim, dim, 1.0f);
+    matmul(s->hb, s->xb, w->w_gate_up, n, dim, 2 * c->hidden_dim, 0.0f);
+    swiglu(s->hb2, s->hb, n, c->hidden_dim);
+    matmul(s->x, s->hb2, w->w_down, n, c->hidden_dim, dim, 1.0f);
 }
 
 /* Every token's position must have a block, and every token id must be in the vocabulary. */

@@ -10,9 +10,10 @@
 #include "log.h"
 #include "safetensors.h"
 
-/* Returns a float32 view of the tensor `name`, which must have exactly the given shape. */
-static const float *weight(struct model *m, const char *name, int64_t rows, int64_t cols,
-                           struct error *err)
+/* Finds tensor `name` and checks it has exactly the shape config.json implies ([rows] or
+ * [rows, cols]). */
+static const struct st_tensor *find_tensor(struct model *m, const char *name, int64_t rows, int64_t cols,
+                                           struct error *err)
 {
     const struct st_tensor *t = st_find(m->st, name);
     if (!t) {
@@ -20,42 +21,69 @@ static const float *weight(struct model *m, const char *name, int64_t rows, int6
         return NULL;
     }
     int want_dims = cols ? 2 : 1;
-    if (t->n_dims != want_dims || t->shape[0] != rows || (cols && t->shape[1] != cols)) {
-        char got[96] = "";
-        for (int i = 0; i < t->n_dims; i++)
-            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "",
-                     (long long)t->shape[i]);
-        if (cols)
-            error_set(err, "tensor %s (%s) has shape [%s], but config.json implies [%lld, %lld]", name,
-                      t->file, got, (long long)rows, (long long)cols);
-        else
-            error_set(err, "tensor %s (%s) has shape [%s], but config.json implies [%lld]", name, t->file,
-                      got, (long long)rows);
-        return NULL;
-    }
-    m->weight_bytes += (size_t)t->n_elems * sizeof(float);
-    if (t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0)
-        return t->data;
+    if (t->n_dims == want_dims && t->shape[0] == rows && (!cols || t->shape[1] == cols))
+        return t;
+    char got[96] = "", want[64];
+    for (int i = 0; i < t->n_dims; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+    if (cols)
+        snprintf(want, sizeof want, "%lld, %lld", (long long)rows, (long long)cols);
+    else
+        snprintf(want, sizeof want, "%lld", (long long)rows);
+    error_set(err, "tensor %s (%s) has shape [%s], but config.json implies [%s]", name, t->file, got, want);
+    return NULL;
+}
+
+static float *owned_buffer(struct model *m, size_t n_floats, struct error *err)
+{
     float *buf = NULL;
-    if (posix_memalign((void **)&buf, 64, (size_t)t->n_elems * sizeof(float)) != 0) {
-        error_set(err, "out of memory converting tensor %s", name);
-        return NULL;
-    }
-    st_to_f32(buf, t->data, t->dtype, t->n_elems);
     void **owned = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *owned);
-    if (!owned) {
-        free(buf);
-        error_set(err, "out of memory");
+    if (owned)
+        m->owned = owned;
+    if (!owned || posix_memalign((void **)&buf, 64, n_floats * sizeof(float)) != 0) {
+        error_set(err, "out of memory for %zu MiB of weights", n_floats * 4 >> 20);
         return NULL;
     }
-    m->owned = owned;
     m->owned[m->n_owned++] = buf;
     return buf;
 }
 
-static const char *layer_name(char *buf, int l, const char *suffix)
+/* Returns a float32 view of one tensor: in place for aligned F32, else converted once. */
+static const float *weight(struct model *m, const char *name, int64_t rows, int64_t cols, struct error *err)
 {
-    snprintf(buf, 160, "model.layers.%d.%s", l, suffix);
+    const struct st_tensor *t = find_tensor(m, name, rows, cols, err);
+    if (!t)
+        return NULL;
+    m->weight_bytes += (size_t)t->n_elems * sizeof(float);
+    if (t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0)
+        return t->data;
+    float *buf = owned_buffer(m, (size_t)t->n_elems, err);
+    if (buf)
+        st_to_f32(buf, t->data, t->dtype, t->n_elems);
+    return buf;
+}
+
+/* Stacks the rows of several tensors (same column count; cols 0 for vectors) into one float32
+ * matrix, so that what the forward pass multiplies by the same input is one sgemm. */
+static const float *stacked(struct model *m, int l, const char *const *suffixes, const int64_t *rows, int n,
+                            int64_t cols, struct error *err)
+{
+    const struct st_tensor *t[4];
+    char name[160];
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "model.layers.%d.%s", l, suffixes[i]);
+        if (!(t[i] = find_tensor(m, name, rows[i], cols, err)))
+            return NULL;
+        total += (size_t)t[i]->n_elems;
+    }
+    float *buf = owned_buffer(m, total, err);
+    if (!buf)
+        return NULL;
+    for (int i = 0, off = 0; i < n; off += (int)t[i]->n_elems, i++)
+        st_to_f32(buf + off, t[i]->data, t[i]->dtype, t[i]->n_elems);
+    if (cols)
+        m->weight_bytes += total * sizeof(float);
     return buf;
 }
 
@@ -64,34 +92,24 @@ static int load_layer(struct model *m, int l, struct error *err)
     const struct model_config *c = &m->cfg;
     struct layer_weights *w = &m->layers[l];
     int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
-    char b[160];
-    const struct {
-        const float **dst;
-        const char *suffix;
-        int64_t rows, cols;
-        bool want;
-    } t[] = {
-        {&w->attn_norm, "input_layernorm.weight", c->dim, 0, true},
-        {&w->wq, "self_attn.q_proj.weight", q, c->dim, true},
-        {&w->wk, "self_attn.k_proj.weight", kv, c->dim, true},
-        {&w->wv, "self_attn.v_proj.weight", kv, c->dim, true},
-        {&w->wo, "self_attn.o_proj.weight", c->dim, q, true},
-        {&w->bq, "self_attn.q_proj.bias", q, 0, c->qkv_bias},
-        {&w->bk, "self_attn.k_proj.bias", kv, 0, c->qkv_bias},
-        {&w->bv, "self_attn.v_proj.bias", kv, 0, c->qkv_bias},
-        {&w->bo, "self_attn.o_proj.bias", c->dim, 0, c->o_bias},
-        {&w->ffn_norm, "post_attention_layernorm.weight", c->dim, 0, true},
-        {&w->w_gate, "mlp.gate_proj.weight", c->hidden_dim, c->dim, true},
-        {&w->w_up, "mlp.up_proj.weight", c->hidden_dim, c->dim, true},
-        {&w->w_down, "mlp.down_proj.weight", c->dim, c->hidden_dim, true},
-    };
-    for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
-        if (!t[i].want)
-            continue;
-        *t[i].dst = weight(m, layer_name(b, l, t[i].suffix), t[i].rows, t[i].cols, err);
-        if (!*t[i].dst)
-            return -1;
-    }
+    const int64_t qkv_rows[] = {q, kv, kv}, ffn_rows[] = {c->hidden_dim, c->hidden_dim};
+    static const char *const qkv[] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
+                                      "self_attn.v_proj.weight"};
+    static const char *const qkv_bias[] = {"self_attn.q_proj.bias", "self_attn.k_proj.bias",
+                                           "self_attn.v_proj.bias"};
+    static const char *const gate_up[] = {"mlp.gate_proj.weight", "mlp.up_proj.weight"};
+    char name[160];
+#define LAYER(suffix) (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), name)
+    if (!(w->attn_norm = weight(m, LAYER("input_layernorm.weight"), c->dim, 0, err)) ||
+        !(w->wqkv = stacked(m, l, qkv, qkv_rows, 3, c->dim, err)) ||
+        (c->qkv_bias && !(w->bqkv = stacked(m, l, qkv_bias, qkv_rows, 3, 0, err))) ||
+        !(w->wo = weight(m, LAYER("self_attn.o_proj.weight"), c->dim, q, err)) ||
+        (c->o_bias && !(w->bo = weight(m, LAYER("self_attn.o_proj.bias"), c->dim, 0, err))) ||
+        !(w->ffn_norm = weight(m, LAYER("post_attention_layernorm.weight"), c->dim, 0, err)) ||
+        !(w->w_gate_up = stacked(m, l, gate_up, ffn_rows, 2, c->dim, err)) ||
+        !(w->w_down = weight(m, LAYER("mlp.down_proj.weight"), c->dim, c->hidden_dim, err)))
+        return -1;
+#undef LAYER
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* model.h — a Llama-family model as loaded from a Hugging Face folder: config.json parsed and
  * checked, every weight found, shape-checked and made float32 (F32 tensors are used in place from
- * the mapping; F16/BF16 are converted once at load). Read-only after model_load, so any number of
+ * the mapping; F16/BF16 are converted once at load). Matrices applied to the same input are stacked
+ * at load (q/k/v, gate/up) so each is one sgemm. Read-only after model_load, so any number of
  * threads may run forward passes over it. */
 #ifndef PD_MODEL_H
 #define PD_MODEL_H
@@ -36,11 +37,12 @@ struct model_config {
 
 struct layer_weights {
     const float *attn_norm;            /* [dim] */
-    const float *wq, *wk, *wv, *wo;    /* [n_heads*hd][dim], [kv*hd][dim] ×2, [dim][n_heads*hd] */
-    const float *bq, *bk, *bv, *bo;    /* NULL unless the config has biases */
-    const float *ffn_norm;             /* [dim] */
-    const float *w_gate, *w_up;        /* [hidden][dim] */
-    const float *w_down;               /* [dim][hidden] */
+    const float *wqkv;      /* [n_heads*hd + 2*kv_heads*hd][dim]: q_proj, k_proj, v_proj stacked */
+    const float *bqkv;      /* their biases stacked, or NULL */
+    const float *wo, *bo;   /* [dim][n_heads*hd]; bias or NULL */
+    const float *ffn_norm;  /* [dim] */
+    const float *w_gate_up; /* [2*hidden][dim]: gate_proj, up_proj stacked */
+    const float *w_down;    /* [dim][hidden] */
 };
 
 struct model {

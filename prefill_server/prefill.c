@@ -34,7 +34,7 @@ struct preq {
     bool granted, first_done, flushing, ending;
     uint32_t layers_done, layers_pushed;
     int inflight; /* puts and flushes whose callbacks have not run */
-    double last_layer_ms; /* when the engine announced the last layer (for the transfer-tail log) */
+    double forward_end_ms; /* when the first token arrived, i.e. the forward pass ended (for a log) */
 };
 
 static double now_ms(void)
@@ -132,8 +132,8 @@ static void on_kv_done_flushed(void *arg, int status, const char *reason)
     struct error err;
     if (ucx_send(r->dp->peer, &m, NULL, NULL, &err) < 0)
         return fail_request(w, r, WIRE_ERR_PEER_LOST, err.msg);
-    log_debug("request %llu: KV_DONE %.3f ms after the last layer was computed", (unsigned long long)r->id,
-              now_ms() - r->last_layer_ms);
+    log_debug("request %llu: KV_DONE sent %.3f ms after its forward pass ended", (unsigned long long)r->id,
+              now_ms() - r->forward_end_ms);
 }
 
 static void try_finish(struct worker *w, struct preq *r)
@@ -333,6 +333,7 @@ static void on_first(struct worker *w, struct preq *r, struct pf_first *f)
     if (f->finish != FINISH_NONE) /* a one-token answer: the decode worker is not needed */
         return end_request(w, r);
     r->first_done = true;
+    r->forward_end_ms = now_ms();
     r->done.first_token = f->token;
     r->done.first_logprob = f->logprob;
     r->done.rng = f->rng;
@@ -351,8 +352,6 @@ static void prefill_on_mail(struct worker *w, struct mail *m)
         for (uint32_t i = 0; i < l->n; i++)
             if ((r = idmap_get(&reqs, l->req_ids[i])) && !r->ending) {
                 r->layers_done = l->layer + 1;
-                if (r->layers_done == (uint32_t)w->model->cfg.n_layers)
-                    r->last_layer_ms = now_ms();
                 try_push(w, r);
             }
     } else if (r && !r->ending && m->type == PF_FINAL) {
