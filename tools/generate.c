@@ -1,5 +1,7 @@
 /* generate.c — pdserve-generate: offline generation in one process, for checking the engine.
  *
+ *   pdserve-generate --model DIR --prompt "The capital of France is" --max-tokens 16
+ *   pdserve-generate --model DIR --chat '[{"role":"user","content":"Hi"}]'
  *   pdserve-generate --model DIR --prompt-ids '[1,2,3]' --max-tokens 16 --print-ids
  *
  * Several prompts (--prompt-ids '[[...],[...]]') are decoded together as one continuous batch, or one
@@ -13,12 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat.h"
 #include "engine.h"
 #include "log.h"
 #include "model.h"
+#include "tok.h"
 
 struct opts {
-    const char *model, *prompt_ids, *dump_logits;
+    const char *model, *prompt, *chat, *prompt_ids, *dump_logits;
     struct sample_params params;
     int threads, kv_blocks, block_size, budget;
     bool print_ids, no_cache, sequential;
@@ -27,7 +31,10 @@ struct opts {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: pdserve-generate --model DIR --prompt-ids JSON [options]\n"
+            "usage: pdserve-generate --model DIR (--prompt TEXT | --chat JSON | --prompt-ids JSON) [options]\n"
+            "  --prompt TEXT           text, tokenized with the model's tokenizer.json (BOS as it says)\n"
+            "  --chat JSON             messages [{\"role\":\"user\",\"content\":\"...\"}], rendered with the\n"
+            "                          model's chat template and a generation prompt\n"
             "  --prompt-ids JSON       token ids: [1,2,3], or [[...],[...]] for a batch of prompts\n"
             "  --max-tokens N          tokens to generate (default 16)\n"
             "  --temperature T         0 = greedy (default 0)\n"
@@ -45,7 +52,8 @@ static void usage(FILE *f)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     static const struct option longs[] = {
-        {"model", 1, 0, 'm'},         {"prompt-ids", 1, 0, 'i'},   {"max-tokens", 1, 0, 'n'},
+        {"model", 1, 0, 'm'},         {"prompt-ids", 1, 0, 'i'},   {"prompt", 1, 0, 'x'},
+        {"chat", 1, 0, 'c'},   {"max-tokens", 1, 0, 'n'},
         {"temperature", 1, 0, 't'},   {"top-p", 1, 0, 'p'},        {"top-k", 1, 0, 'k'},
         {"min-p", 1, 0, 'M'},         {"seed", 1, 0, 's'},         {"repetition-penalty", 1, 0, 'R'},
         {"presence-penalty", 1, 0, 'P'}, {"frequency-penalty", 1, 0, 'F'}, {"ignore-eos", 0, 0, 'E'},
@@ -60,6 +68,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'i': o->prompt_ids = optarg; break;
+        case 'x': o->prompt = optarg; break;
+        case 'c': o->chat = optarg; break;
         case 'n': o->params.max_tokens = atoi(optarg); break;
         case 't': o->params.temperature = strtof(optarg, NULL); break;
         case 'p': o->params.top_p = strtof(optarg, NULL); break;
@@ -82,8 +92,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         default: usage(stderr); return -1;
         }
     }
-    if (!o->model || !o->prompt_ids) {
-        fprintf(stderr, "pdserve-generate: --model and --prompt-ids are required\n");
+    if (!o->model || !!o->prompt + !!o->chat + !!o->prompt_ids != 1) {
+        fprintf(stderr, "pdserve-generate: --model and one of --prompt, --chat, --prompt-ids are required\n");
         usage(stderr);
         return -1;
     }
@@ -120,6 +130,48 @@ static int parse_prompts(const char *text, int32_t ***ids, int **lens, int *n, b
     }
     json_decref(root);
     return 0;
+}
+
+/* --prompt or --chat → token ids, with the model's own tokenizer and chat template. */
+static int encode_text(const struct opts *o, const struct tokenizer *tok, int32_t ***ids, int **lens, int *n,
+                       struct error *err)
+{
+    char *text = NULL;
+    const char *src = o->prompt;
+    if (o->chat) {
+        json_t *messages = json_loads(o->chat, 0, NULL);
+        struct chat_template *ct = json_is_array(messages) ? chat_load(o->model, NULL, err) : NULL;
+        int rc = ct ? chat_render(ct, messages, true, NULL, &text, err) : -1;
+        if (!json_is_array(messages))
+            error_set(err, "--chat must be a JSON array of messages");
+        chat_free(ct);
+        json_decref(messages);
+        if (rc < 0)
+            return -1;
+        src = text;
+    }
+    *n = 1;
+    *ids = calloc(1, sizeof **ids);
+    *lens = calloc(1, sizeof **lens);
+    /* A rendered chat already has its special tokens: add none (as transformers and vLLM do). */
+    int rc = tok_encode(tok, src, strlen(src), !o->chat, true, &(*ids)[0], &(*lens)[0], err);
+    free(text);
+    return rc;
+}
+
+static void print_text(const struct tokenizer *tok, struct seq *seqs, int n)
+{
+    for (int p = 0; p < n; p++) {
+        char *text = NULL;
+        size_t len = 0;
+        struct error err;
+        if (tok_decode(tok, seqs[p].tokens + seqs[p].n_prompt, seq_n_generated(&seqs[p]), true, &text, &len,
+                       &err) < 0)
+            fprintf(stderr, "pdserve-generate: %s\n", err.msg);
+        else
+            printf("%s\n", text);
+        free(text);
+    }
 }
 
 static int dump_logits(struct engine *e, const int32_t *prompt, int n, const char *path,
@@ -180,7 +232,7 @@ static int run_batch(struct engine *e, struct seq **seqs, int n, const struct op
     }
 }
 
-static void print_result(const struct opts *o, struct seq *seqs, int n, bool batched)
+static void print_ids(struct seq *seqs, int n, bool batched)
 {
     if (batched)
         printf("[");
@@ -191,13 +243,22 @@ static void print_result(const struct opts *o, struct seq *seqs, int n, bool bat
         printf("]");
     }
     printf(batched ? "]\n" : "\n");
+}
+
+static void print_result(const struct opts *o, const struct tokenizer *tok, struct seq *seqs, int n,
+                         bool batched)
+{
+    if (tok && !o->print_ids)
+        print_text(tok, seqs, n);
+    else
+        print_ids(seqs, n, batched);
     for (int p = 0; p < n; p++)
         log_info("sequence %d: %d prompt + %d generated tokens, finish reason %s", p, seqs[p].n_prompt,
                  seq_n_generated(&seqs[p]), finish_name(seqs[p].finish));
 }
 
-static int generate(struct engine *e, const struct opts *o, int32_t **ids, int *lens, int n, bool batched,
-                    struct error *err)
+static int generate(struct engine *e, const struct opts *o, const struct tokenizer *tok, int32_t **ids,
+                    int *lens, int n, bool batched, struct error *err)
 {
     struct seq *seqs = calloc((size_t)n, sizeof *seqs);
     struct seq **order = calloc((size_t)n, sizeof *order);
@@ -212,7 +273,7 @@ static int generate(struct engine *e, const struct opts *o, int32_t **ids, int *
     else if (rc == 0)
         rc = run_batch(e, order, n, o, err);
     if (rc == 0)
-        print_result(o, seqs, n, batched);
+        print_result(o, tok, seqs, n, batched);
     for (int p = 0; p < n; p++)
         seq_release(&seqs[p], &e->kv);
     free(seqs);
@@ -233,7 +294,11 @@ int main(int argc, char **argv)
     bool batched = false;
     struct model *m = model_load(o.model, &err);
     struct engine e = {0};
-    if (!m || parse_prompts(o.prompt_ids, &ids, &lens, &n, &batched, &err) < 0)
+    struct tokenizer *tok = NULL;
+    if (!m)
+        goto out;
+    if (o.prompt_ids ? parse_prompts(o.prompt_ids, &ids, &lens, &n, &batched, &err) < 0
+                     : !(tok = tok_load(o.model, &err)) || encode_text(&o, tok, &ids, &lens, &n, &err) < 0)
         goto out;
     int max_len = 0;
     for (int p = 0; p < n; p++)
@@ -245,7 +310,7 @@ int main(int argc, char **argv)
     if (o.dump_logits)
         rc = dump_logits(&e, ids[0], lens[0], o.dump_logits, &err) < 0;
     if (rc == 0 && (!o.dump_logits || o.params.max_tokens > 0))
-        rc = generate(&e, &o, ids, lens, n, batched, &err) < 0;
+        rc = generate(&e, &o, tok, ids, lens, n, batched, &err) < 0;
 out:
     if (rc)
         fprintf(stderr, "pdserve-generate: %s\n", err.msg);
@@ -253,6 +318,7 @@ out:
         free(ids[p]);
     free(ids);
     free(lens);
+    tok_free(tok);
     if (m)
         engine_destroy(&e);
     model_free(m);
