@@ -4,10 +4,10 @@
 #   wrk on GET /health and GET /v1/models (requests/s, p50, p99), and
 #   the frontend's processing time per streamed token (pdserve:frontend_token_processing_seconds)
 #   over CLIENTS concurrent streams of TOKENS tokens with two stop strings.
-# usage: BUILD=build tests/frontend/bench.sh   (env: DURATION=5 CONNS=32 CLIENTS=20 TOKENS=200)
+# usage: BUILD=build tests/frontend/bench.sh   (env: DURATION=5 CONNS=32 CLIENTS=20 TOKENS=1000)
 source "$(dirname "$0")/lib.sh"
 command -v wrk >/dev/null || { echo "wrk is not installed (tools/deps.sh installs it)"; exit 1; }
-DURATION=${DURATION:-5}; CONNS=${CONNS:-32}; CLIENTS=${CLIENTS:-20}; TOKENS=${TOKENS:-200}
+DURATION=${DURATION:-5}; CONNS=${CONNS:-32}; CLIENTS=${CLIENTS:-20}; TOKENS=${TOKENS:-1000}
 make_model
 start_frontend
 start_prefill
@@ -22,13 +22,21 @@ for ep in /health /v1/models; do
     printf '%-12s %10s req/s   p50 %8s   p99 %8s   (%d connections, %ss)\n' "$ep" "$rps" "$p50" "$p99" "$CONNS" "$DURATION"
 done
 body="{\"prompt\":\"bench\",\"max_tokens\":$TOKENS,\"ignore_eos\":true,\"stream\":true,\"stop\":[\"zzzz\",\"qqqq\"]}"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID_fe/stat"; }  # utime + stime of the frontend
+cpu0=$(cpu_ticks)
+t0=$(date +%s.%N)
 clients=()
 for _ in $(seq "$CLIENTS"); do curl -sN "$BASE/v1/completions" -d "$body" >/dev/null & clients+=($!); done
 wait "${clients[@]}"
+cpu1=$(cpu_ticks)
+t1=$(date +%s.%N)
 sum=$(metric 'pdserve:frontend_token_processing_seconds_sum')
 cnt=$(metric 'pdserve:frontend_token_processing_seconds_count')
 toks=$(metric 'pdserve:generation_tokens_total')
 tpot_s=$(metric 'pdserve:time_per_output_token_seconds_sum'); tpot_n=$(metric 'pdserve:time_per_output_token_seconds_count')
-awk -v s="$sum" -v c="$cnt" -v t="$toks" -v ts="$tpot_s" -v tn="$tpot_n" 'BEGIN {
-    printf "frontend time per streamed token: %.1f us (mean over %d TOKENS messages, %d tokens); TPOT %.2f ms\n",
-        1e6 * s / c, c, t, 1e3 * ts / tn }'
+awk -v s="$sum" -v c="$cnt" -v t="$toks" -v ts="$tpot_s" -v tn="$tpot_n" -v c0="$cpu0" -v c1="$cpu1" \
+    -v hz="$(getconf CLK_TCK)" -v w0="$t0" -v w1="$t1" 'BEGIN {
+    printf "frontend time per streamed token: %.1f us wall (mean over %d TOKENS messages, %d tokens); TPOT %.2f ms\n",
+        1e6 * s / c, c, t, 1e3 * ts / tn
+    printf "frontend CPU while streaming: %.1f us per token (%.2f s CPU in %.2f s; includes HTTP, SSE, UCX progress)\n",
+        1e6 * (c1 - c0) / hz / t, (c1 - c0) / hz, w1 - w0 }'
