@@ -253,10 +253,15 @@ def test_disconnect():
     s.close()
     check(used, "a long stream holds KV blocks (seen in /metrics); the client hangs up")
     # and a client waiting for a whole (non-streamed) answer that gives up
-    body = json.dumps({"prompt": "wait for it", "max_tokens": 1500, "ignore_eos": True}).encode()
+    body = json.dumps({"prompt": "wait for it", "max_tokens": 2000, "ignore_eos": True}).encode()
     s = connect()
     s.sendall(f"POST /v1/completions HTTP/1.1\r\n{AUTH}Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    time.sleep(0.3)
+    running = False
+    t0 = time.time()
+    while not running and time.time() - t0 < 5:  # hang up while it is surely still generating
+        _, _, m = request("GET /metrics HTTP/1.1\r\n\r\n")
+        running = any(ln.startswith(b"pdserve:num_requests_running") and not ln.endswith(b" 0")
+                      for ln in m.splitlines())
     s.close()
     check(True, "a client waiting for a whole answer hangs up")
 
