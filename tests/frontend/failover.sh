@@ -16,8 +16,8 @@ curl -sN "$BASE/v1/completions" -d "${long%\}},\"stream\":true}" >"$WORK/stream.
 c1=$!
 curl -s -o "$WORK/whole.out" -w '%{http_code}' "$BASE/v1/completions" -d "$long" >"$WORK/whole.code" &
 c2=$!
-sleep 0.5
-stop dec
+for _ in $(seq 100); do [ "$(metric pdserve:num_requests_running)" = 2 ] && break; sleep 0.02; done
+stop dec  # both requests are generating now
 wait $c1 $c2 || true
 grep -q '^data: {"error"' "$WORK/stream.out" && tail -c 200 "$WORK/stream.out" | grep -q '^data: \[DONE\]' \
     && echo "ok   streaming client got an error chunk and [DONE] when the decode worker died" \
