@@ -41,6 +41,7 @@ wait_for() {
 start_server() {
     local name=$1 addr=$2
     shift 2
+    rm -f "$TMP/$name.log" # an old log's "listening" line must not be taken for this server's
     ${NS:+ip netns exec "$NS"} "$PEER" serve --listen "$addr" "$@" >"$TMP/$name.log" 2>&1 &
     PIDS+=($!)
     eval "SPID_$name=$!"
@@ -72,6 +73,7 @@ client() {
 start_client() {
     local name=$1 mode=$2 addr=$3
     shift 3
+    rm -f "$TMP/$name.log"
     ${NS:+ip netns exec "$NS"} "$PEER" "$mode" --connect "$addr" "$@" >"$TMP/$name.log" 2>&1 &
     PIDS+=($!)
     eval "CPID_$name=$!"
