@@ -109,10 +109,22 @@ bench-goodput: deps all
 run: deps all
 	@BUILD=$(BUILD) ./tools/run-local.sh
 
-PREFIX  ?= /usr/local
+# make install [PREFIX=/usr/local] [DESTDIR=staging root]: binaries, systemd units (paths rewritten to
+# PREFIX), the sysusers.d entry for the pdserve user, docs and example /etc/pdserve files (docs/deploy.md).
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DOCDIR      ?= $(PREFIX)/share/doc/pdserve
+UNIT_SUBST  := -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)
+	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
+	for u in deploy/*.service deploy/*.target; do \
+	  sed $(UNIT_SUBST) $$u >$(DESTDIR)$(UNITDIR)/$${u#deploy/} && chmod 644 $(DESTDIR)$(UNITDIR)/$${u#deploy/}; done
+	install -m 644 deploy/pdserve.sysusers $(DESTDIR)$(SYSUSERSDIR)/pdserve.conf
+	install -m 644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	cp -R deploy/examples $(DESTDIR)$(DOCDIR)/
 
 clean:
 	rm -rf build build-asan
