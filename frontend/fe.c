@@ -76,6 +76,7 @@ int fe_start(struct fe *fe, struct error *err)
     }
     log_info("listening on http://%s:%d (workers register at %s:%d)%s", fe->cfg.host, http_server_port(fe->http),
              fe->cfg.ucx_host, cluster_port(fe->cluster), fe->cfg.n_keys ? "; API keys required" : "");
+    fe_notify_ready(fe);
     return 0;
 }
 
@@ -100,6 +101,7 @@ void fe_drain(struct fe *fe, void (*done)(struct fe *fe))
              fe->n_inflight);
     fe->draining = true;
     fe->on_drained = done;
+    fe_notify_stopping(fe);
     if (fe->http)
         http_server_stop_accepting(fe->http);
     fe->drain_deadline = uv_now(fe->loop) + (uint64_t)fe->cfg.drain_ms;
@@ -110,6 +112,7 @@ void fe_drain(struct fe *fe, void (*done)(struct fe *fe))
 
 void fe_stop(struct fe *fe)
 {
+    fe_notify_stopping(fe);
     gen_abort_all(fe);
     if (fe->http)
         http_server_close(fe->http);

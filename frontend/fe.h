@@ -57,6 +57,8 @@ struct fe {
     uv_timer_t drain_timer;
     uint64_t drain_deadline;
     void (*on_drained)(struct fe *fe);
+    uv_timer_t watchdog;
+    bool watchdog_on;
 };
 
 /* Loads the tokenizer, template and context length from cfg.model_dir. */
@@ -69,6 +71,10 @@ void fe_drain(struct fe *fe, void (*done)(struct fe *fe));
 /* Stops both; in-flight requests are aborted. Run the loop afterwards so handles close. */
 void fe_stop(struct fe *fe);
 void fe_free(struct fe *fe);
+
+/* notify.c: systemd READY/STATUS/WATCHDOG (when the unit asks for it) and STOPPING. */
+void fe_notify_ready(struct fe *fe);
+void fe_notify_stopping(struct fe *fe);
 
 /* routes.c: the HTTP handler (ctx is the struct fe). */
 void routes_handle(struct http_request *req, void *ctx);
