@@ -86,8 +86,8 @@ static struct tv numeric(struct trt *rt, const char *op, struct tv a, struct tv 
 
 static struct tv repeat(struct trt *rt, struct tv seq, long long n, int line)
 {
-    if (n < 0)
-        n = 0;
+    if (n < 0 || (seq.t == TV_STR ? seq.s->len == 0 : seq.l->n == 0))
+        n = 0; /* also what makes '' * 10**18 instant */
     size_t unit = seq.t == TV_STR ? seq.s->len : seq.l->n * sizeof(struct tv);
     if (unit && (unsigned long long)n > rt->lim.max_output / unit + 1)
         trt_fail(rt, line, "repetition by %lld would exceed max_output", n);

@@ -60,7 +60,8 @@ struct tv tgetattr(struct trt *rt, struct tv obj, const char *name, int line)
 struct tv tgetitem(struct trt *rt, struct tv obj, struct tv key, int line)
 {
     tv_need_defined(rt, obj, line);
-    tv_need_defined(rt, key, line);
+    if (key.t == TV_UNDEF)
+        return tv_undef(rt, "'%s' has no item for an undefined key", obj_name(obj));
     if ((obj.t == TV_LIST || obj.t == TV_STR) && (key.t == TV_INT || key.t == TV_BOOL))
         return index_seq(rt, obj, key.t == TV_INT ? key.i : key.b, line);
     if (key.t == TV_STR)
@@ -70,22 +71,21 @@ struct tv tgetitem(struct trt *rt, struct tv obj, struct tv key, int line)
     return tv_undef(rt, "'%s' cannot be indexed with a %s", obj_name(obj), tv_type_name(key));
 }
 
-/* Python's slice.indices(): clamps start/stop for a sequence of length n. */
-static void slice_bounds(struct trt *rt, struct tv *parts, long long n, long long *start, long long *stop,
-                         long long *step, int line)
+/* Python's slice.indices(): clamps start/stop for a sequence of length n; false on bad indices. */
+static bool slice_bounds(struct tv *parts, long long n, long long *start, long long *stop, long long *step)
 {
     long long v[3];
     for (int k = 0; k < 3; k++) {
         if (parts[k].t == TV_NONE || parts[k].t == TV_UNDEF)
             v[k] = LLONG_MIN;
-        else if (parts[k].t == TV_INT)
-            v[k] = parts[k].i;
+        else if (parts[k].t == TV_INT || parts[k].t == TV_BOOL)
+            v[k] = parts[k].t == TV_INT ? parts[k].i : parts[k].b;
         else
-            trt_fail(rt, line, "slice indices must be integers, not %s", tv_type_name(parts[k]));
+            return false;
     }
     *step = v[2] == LLONG_MIN ? 1 : v[2];
     if (*step == 0)
-        trt_fail(rt, line, "slice step cannot be zero");
+        return false;
     long long lo = *step < 0 ? -1 : 0, hi = *step < 0 ? n - 1 : n;
     for (int k = 0; k < 2; k++) {
         long long x = v[k];
@@ -97,6 +97,7 @@ static void slice_bounds(struct trt *rt, struct tv *parts, long long n, long lon
             x = hi;
         *(k ? stop : start) = x;
     }
+    return true;
 }
 
 /* Code point offsets computed once, so slicing a long string stays linear. */
@@ -122,11 +123,12 @@ static struct tv eval_slice(struct trt *rt, const struct tnode *e)
     for (int k = 0; k < 3; k++)
         parts[k] = e->items[k] ? teval(rt, e->items[k]) : tv_none();
     tv_need_defined(rt, obj, e->line);
-    if (obj.t != TV_LIST && obj.t != TV_STR)
-        trt_fail(rt, e->line, "cannot slice a %s", tv_type_name(obj));
+    if (obj.t != TV_LIST && obj.t != TV_STR) /* Jinja slices with Python's [] directly: a TypeError */
+        trt_fail(rt, e->line, "a %s cannot be sliced", tv_type_name(obj));
     long long n = obj.t == TV_LIST ? (long long)obj.l->n : (long long)tv_utf8_len(obj.s->s, obj.s->len);
     long long start, stop, step;
-    slice_bounds(rt, parts, n, &start, &stop, &step, e->line);
+    if (!slice_bounds(parts, n, &start, &stop, &step))
+        trt_fail(rt, e->line, "slice indices must be integers or none, and the step not zero");
     if (obj.t == TV_STR)
         return slice_str(rt, obj.s, start, stop, step, n);
     struct tv out = tv_list(rt, 0);
@@ -207,8 +209,10 @@ bool tcontains(struct trt *rt, struct tv hay, struct tv needle, int line)
     case TV_STR:
         if (needle.t != TV_STR)
             trt_fail(rt, line, "'in <string>' needs a string on the left, not a %s", tv_type_name(needle));
+        tcharge(rt, hay.s->len / 16, line);
         return needle.s->len == 0 || memmem(hay.s->s, hay.s->len, needle.s->s, needle.s->len);
     case TV_LIST:
+        tcharge(rt, hay.l->n, line);
         for (size_t i = 0; i < hay.l->n; i++)
             if (tv_equal(rt, hay.l->v[i], needle))
                 return true;

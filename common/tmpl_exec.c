@@ -34,6 +34,12 @@ void tstep(struct trt *rt, int line)
         trt_fail(rt, line, "the template ran more than %ld steps (max_steps); is a loop runaway?", rt->lim.max_steps);
 }
 
+void tcharge(struct trt *rt, size_t items, int line)
+{
+    rt->steps += (long)(items / 16);
+    tstep(rt, line);
+}
+
 struct tv tlookup(struct trt *rt, const char *name)
 {
     size_t len = strlen(name);

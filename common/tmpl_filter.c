@@ -97,6 +97,7 @@ static struct tv f_tojson(struct trt *rt, struct tv v, struct targs *a, int line
 static struct tv f_int(struct trt *rt, struct tv v, struct targs *a, int line)
 {
     struct tv dflt = targ(a, 0, "default", tv_int(0));
+    tv_need_defined(rt, v, line); /* int(Undefined) raises in Jinja */
     if (v.t == TV_INT) return v;
     if (v.t == TV_BOOL) return tv_int(v.b);
     if (v.t == TV_FLOAT) return isfinite(v.f) && fabs(v.f) < 9.2e18 ? tv_int((long long)v.f) : dflt;
@@ -113,6 +114,7 @@ static struct tv f_int(struct trt *rt, struct tv v, struct targs *a, int line)
 static struct tv f_float(struct trt *rt, struct tv v, struct targs *a, int line)
 {
     struct tv dflt = targ(a, 0, "default", tv_float(0.0));
+    tv_need_defined(rt, v, line);
     if (v.t == TV_FLOAT) return v;
     if (v.t == TV_INT) return tv_float((double)v.i);
     if (v.t == TV_BOOL) return tv_float(v.b);
@@ -125,6 +127,7 @@ static struct tv f_float(struct trt *rt, struct tv v, struct targs *a, int line)
 
 static struct tv f_abs(struct trt *rt, struct tv v, struct targs *a, int line)
 {
+    if (v.t == TV_BOOL) return tv_int(v.b);
     if (v.t == TV_INT && v.i == LLONG_MIN) trt_fail(rt, line, "abs: integer overflow");
     if (v.t == TV_INT) return tv_int(v.i < 0 ? -v.i : v.i);
     if (v.t == TV_FLOAT) return tv_float(fabs(v.f));
@@ -135,10 +138,22 @@ static struct tv f_round(struct trt *rt, struct tv v, struct targs *a, int line)
 {
     struct tv p = targ(a, 0, "precision", tv_int(0));
     struct tstr *m = targ_str(rt, targ(a, 1, "method", tv_cstr(rt, "common")), "round method", line);
+    if (v.t == TV_BOOL)
+        v = tv_int(v.b);
     if ((v.t != TV_INT && v.t != TV_FLOAT) || p.t != TV_INT)
         trt_fail(rt, line, "round: needs a number and an integer precision");
-    double x = v.t == TV_INT ? (double)v.i : v.f, scale = pow(10, (double)p.i);
-    double r = !strcmp(m->s, "floor") ? floor(x * scale) : !strcmp(m->s, "ceil") ? ceil(x * scale) : nearbyint(x * scale);
+    bool common = strcmp(m->s, "floor") && strcmp(m->s, "ceil");
+    if (v.t == TV_INT && common && p.i >= 0)
+        return v; /* Python's round(int, n) is that int */
+    double x = v.t == TV_INT ? (double)v.i : v.f;
+    if (p.i > 300 || !isfinite(x))
+        return v.t == TV_INT ? v : tv_float(x);
+    if (p.i < -300)
+        return v.t == TV_INT ? tv_int(0) : tv_float(copysign(0.0, x));
+    double scale = pow(10, (double)p.i);
+    double r = !common ? (m->s[0] == 'f' ? floor(x * scale) : ceil(x * scale)) : nearbyint(x * scale);
+    if (v.t == TV_INT && common) /* round(int, -n) stays an int */
+        return fabs(r / scale) < 9.2e18 ? tv_int((long long)(r / scale)) : tv_float(r / scale);
     return tv_float(r / scale);
 }
 
@@ -205,7 +220,10 @@ static struct tv f_indent(struct trt *rt, struct tv v, struct targs *a, int line
         ind = tbuf_take(rt, &sp).s;
     }
     bool first = tv_truthy(targ(a, 1, "first", tv_bool(false))), blank = tv_truthy(targ(a, 2, "blank", tv_bool(false)));
-    struct tstr *s = sstr(rt, v, line);
+    tv_need_defined(rt, v, line);
+    if (v.t != TV_STR) /* Jinja's indent takes a string only */
+        trt_fail(rt, line, "indent: a %s is not a string", tv_type_name(v));
+    struct tstr *s = v.s;
     struct tbuf b = { 0 };
     if (first)
         tbuf_put(rt, &b, ind->s, ind->len);

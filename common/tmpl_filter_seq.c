@@ -63,7 +63,7 @@ static struct tv f_join(struct trt *rt, struct tv v, struct targs *a, int line)
 
 static struct tv f_map(struct trt *rt, struct tv v, struct targs *a, int line)
 {
-    struct tv items = titer(rt, v, line), out = tv_list(rt, items.l->n);
+    struct tv items = tv_truthy(v) ? titer(rt, v, line) : tv_list(rt, 0), out = tv_list(rt, items.l->n);
     struct tv attr = targ(a, -1, "attribute", tv_none());
     if (attr.t == TV_NONE && a->n == 0)
         trt_fail(rt, line, "map: needs a filter name or attribute=");
@@ -87,7 +87,8 @@ static struct tv f_map(struct trt *rt, struct tv v, struct targs *a, int line)
 /* select/reject (by_attr false) and selectattr/rejectattr (by_attr true). */
 static struct tv select_items(struct trt *rt, struct tv v, struct targs *a, bool by_attr, bool keep, int line)
 {
-    struct tv items = titer(rt, v, line), out = tv_list(rt, items.l->n);
+    /* Jinja guards these with `if value:`, so a false value of any type gives nothing */
+    struct tv items = tv_truthy(v) ? titer(rt, v, line) : tv_list(rt, 0), out = tv_list(rt, items.l->n);
     int skip = by_attr ? 1 : 0;
     struct tstr *attr = by_attr ? targ_str(rt, targ(a, 0, NULL, tv_none()), "selectattr attribute", line) : NULL;
     struct tv test = targ(a, skip, NULL, tv_none());
@@ -185,6 +186,7 @@ static struct tv f_unique(struct trt *rt, struct tv v, struct targs *a, int line
         struct tv x = attr.t == TV_NONE ? items.l->v[i] : attr_path(rt, items.l->v[i], targ_str(rt, attr, "attribute", line), line);
         struct tv k = sort_key(&c, x);
         bool dup = false;
+        tcharge(rt, seen.l->n, line);
         for (size_t j = 0; j < seen.l->n && !dup; j++)
             dup = tv_equal(rt, seen.l->v[j], k);
         if (!dup) {

@@ -259,6 +259,9 @@ struct tframe *tpush_frame(struct trt *rt, struct tframe *parent);
 void tbind(struct trt *rt, const struct tnode *target, struct tv v, int line);
 struct tv tlookup(struct trt *rt, const char *name);
 void tstep(struct trt *rt, int line);
+/* Counts work that is linear in a value's size (a step per 16 items or 256 bytes searched), so an
+ * operation inside a loop cannot hide quadratic time from max_steps. */
+void tcharge(struct trt *rt, size_t items, int line);
 /* Applies a test or filter by name at run time (select/map). */
 bool ttest_apply(struct trt *rt, const char *name, struct tv v, struct targs *a, int line);
 struct tv tfilter_apply(struct trt *rt, const char *name, struct tv v, struct targs *a, int line);

@@ -8,6 +8,7 @@
 
 struct tv titer(struct trt *rt, struct tv v, int line)
 {
+    tcharge(rt, v.t == TV_LIST ? v.l->n : v.t == TV_DICT ? v.d->n : v.t == TV_STR ? v.s->len : 0, line);
     switch (v.t) {
     case TV_UNDEF: return tv_list(rt, 0);
     case TV_LIST: return v;

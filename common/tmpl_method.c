@@ -179,8 +179,15 @@ static long long count_of(const struct tstr *s, const struct tstr *sub)
     return n;
 }
 
+static struct tv str_count(struct trt *rt, const struct tstr *s, struct targs *a, int line)
+{
+    tcharge(rt, s->len / 16, line);
+    return tv_int(count_of(s, targ_str(rt, targ(a, 0, "sub", tv_undef(rt, "x")), "count() argument", line)));
+}
+
 static struct tv str_find(struct trt *rt, const struct tstr *s, struct targs *a, int line)
 {
+    tcharge(rt, s->len / 16, line);
     struct tstr *sub = targ_str(rt, targ(a, 0, "sub", tv_undef(rt, "x")), "find() argument", line);
     const char *hit = memmem(s->s, s->len, sub->s, sub->len);
     return tv_int(hit ? (long long)tv_utf8_len(s->s, hit - s->s) : -1);
@@ -218,7 +225,7 @@ static bool str_method(struct trt *rt, const struct tstr *s, const char *name, s
     else if (!strcmp(name, "find")) *out = str_find(rt, s, a, line);
     else if (!strcmp(name, "join")) *out = str_join(rt, s, a, line);
     else if (!strcmp(name, "count"))
-        *out = tv_int(count_of(s, targ_str(rt, targ(a, 0, "sub", tv_undef(rt, "x")), "count() argument", line)));
+        *out = str_count(rt, s, a, line);
     else if (!strcmp(name, "replace")) {
         struct tv cnt = targ(a, 2, "count", tv_int(-1));
         *out = tstr_replace(rt, s, targ_str(rt, targ(a, 0, "old", tv_undef(rt, "x")), "replace() old", line),

@@ -70,7 +70,10 @@ static void write_at(struct trt *rt, struct tbuf *b, struct tv v, int line, int 
         return;
     }
     switch (v.t) {
-    case TV_UNDEF: return; /* Jinja's default Undefined prints as nothing */
+    case TV_UNDEF: /* Jinja's default Undefined prints as nothing, but is "Undefined" inside a list */
+        if (repr)
+            tbuf_puts(rt, b, "Undefined");
+        return;
     case TV_NONE: tbuf_puts(rt, b, "None"); return;
     case TV_BOOL: tbuf_puts(rt, b, v.b ? "True" : "False"); return;
     case TV_INT: tbuf_printf(rt, b, "%lld", v.i); return;

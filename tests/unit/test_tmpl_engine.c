@@ -80,6 +80,22 @@ static void test_limits(void)
     CHECK(render("{{ range(100000000000) }}", NULL, NULL, &out, &err) == -1 && strstr(err.msg, "max_steps"));
     CHECK(render("{{ 9223372036854775807 + 1 }}", NULL, NULL, &out, &err) == -1 && strstr(err.msg, "overflow"));
     CHECK(render("{{ 2 ** 64 }}", NULL, NULL, &out, &err) == -1 && strstr(err.msg, "overflow"));
+    /* quadratic work inside a loop is counted, not only the loop's iterations */
+    static const char *const quadratic[] = {
+        "{% set big = range(100000)|list %}{% for i in big %}{{ i in big }}{% endfor %}",
+        "{% set big = range(100000)|list %}{{ big|unique|list|length }}",
+        "{% set s = 'ab' * 500000 %}{% for i in range(100000) %}{{ 'x' in s }}{{ s.count('z') }}{% endfor %}",
+        "{% set big = range(100000)|list %}{% for i in big %}{{ big|sum }}{% endfor %}", NULL };
+    lim = (struct tmpl_limits){ .max_steps = 200000 };
+    for (int i = 0; quadratic[i]; i++) {
+        int rc = render(quadratic[i], NULL, &lim, &out, &err);
+        CHECK_MSG(rc == -1 && strstr(err.msg, "max_steps"), "%s: %s", quadratic[i], rc ? err.msg : "rendered");
+        if (rc == 0)
+            free(out);
+    }
+    CHECK(render("{{ '' * 9223372036854775807 }}{{ [] * 9223372036854775807 }}", NULL, NULL, &out, &err) == 0 &&
+          !strcmp(out, "[]"));
+    free(out);
 }
 
 static void test_hostile_input(void)
