@@ -7,8 +7,8 @@ source tests/bench/lib.sh
 CHECK=tests/bench/check_result.py
 
 # Delays are multiples of 100 ms and SLOs sit halfway between them, so a punctual server gives
-# exact SLO verdicts; measurements are checked against the send times the server logs (90% within
-# 15 ms, all within 200 ms: a loaded machine may stall a process now and then).
+# exact SLO verdicts; measurements are checked against the send times the server logs (median
+# error within 10 ms, 90% within 50, all within 250: a loaded machine delays a process at times).
 
 # 1. /v1/completions, token-id prompts of 4..12 tokens, Poisson arrivals. TTFT = 100 ms per
 #    prompt token, so the TTFT SLO of 850 ms passes exactly the prompts of up to 8 tokens.

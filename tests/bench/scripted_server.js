@@ -18,9 +18,10 @@
 //
 // Usage: node scripted_server.js --port-file F [--port 0] [--ttft-ms 200] [--itl-ms 50]
 //          [--ttft-per-input-ms 0] [--behaviours normal] [--split-ms 0] [--capacity 0]
-// GET /log returns every request received (JSON lines: n, id, behaviour, url, body, and writes:
-// when each token really left, in ms after the request arrived); GET /lateness how late the
-// server's own timers were.
+// GET /log returns every request received (JSON lines: n, id, behaviour, url, body, writes: when
+// each token really left, in ms after the request arrived, and mono: the same on the machine's
+// monotonic clock in ms, which pdserve-bench's start_monotonic_ns shares); GET /lateness how late
+// the server's own timers were.
 'use strict';
 const http = require('http');
 const fs = require('fs');
@@ -137,6 +138,7 @@ async function stream(res, body, chat, behaviour, t0, entry) {
     const at = await sendEvent(res, JSON.stringify(c), t0 + ttft + i * opts.itlMs);
     if (at === null) return;
     entry.writes.push(Number((at - entry.arrived).toFixed(3)));
+    entry.mono.push(Number(process.hrtime.bigint()) / 1e6); // uv_hrtime(), as the client's clock
   }
   const so = body.stream_options;
   if (so && so.include_usage && behaviour !== 'nousage') {
@@ -167,12 +169,12 @@ function handle(req, res, raw, arrived) {
   if (body.model === '__warmup__') {
     // The tests' warm-up (so a cold JIT does not delay the first measured requests): served
     // normally, but neither counted for --behaviours nor logged.
-    const warm = { id: 'warmup', arrived, writes: [] };
+    const warm = { id: 'warmup', arrived, writes: [], mono: [] };
     return admit(() => stream(res, body, chat, 'normal', performance.now(), warm), res);
   }
   const n = served++;
   const behaviour = opts.behaviours[n % opts.behaviours.length];
-  const entry = { n, id: `cmpl-${n}`, behaviour, url: req.url, body, arrived, writes: [] };
+  const entry = { n, id: `cmpl-${n}`, behaviour, url: req.url, body, arrived, writes: [], mono: [] };
   requestLog.push(entry);
   if (behaviour === 'http500') {
     res.writeHead(500, { 'Content-Type': 'application/json' });

@@ -201,6 +201,8 @@ struct bench_record {
 struct bench_run {
     double rate;
     double duration_s;
+    uint64_t t0_ns;           /* the run's start, uv_hrtime() (CLOCK_MONOTONIC), to line up with
+                               * server logs on the same machine */
     int n;
     struct bench_record *rec; /* owned, n entries */
 };

@@ -273,7 +273,7 @@ int bench_run_once(const struct bench_opts *o, const struct http_target *t,
     if (rc == 0) {
         uv_timer_init(&rs.loop, &rs.arrival_timer);
         rs.arrival_timer.data = &rs;
-        rs.t0 = rs.t_end = uv_hrtime();
+        rs.t0 = rs.t_end = run->t0_ns = uv_hrtime();
         bench_progress_start(&rs.progress, &rs.loop, o->progress, rs.n, rate);
         uv_timer_start(&rs.arrival_timer, on_arrival, 0, 0);
         uv_run(&rs.loop, UV_RUN_DEFAULT);
