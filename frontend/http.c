@@ -574,12 +574,9 @@ void http_server_stop_accepting(struct http_server *s)
     if (s->draining)
         return;
     s->draining = true;
+    /* Open connections stay: one that looks idle may hold a request not read yet. Each closes after
+     * its next answer; http_server_close ends the rest. */
     uv_close((uv_handle_t *)&s->listener, listener_closed);
-    for (struct http_conn *c = s->conns, *next; c; c = next) {
-        next = c->next;
-        if (!c->active && c->phase == PH_IDLE && c->in_len == c->in_off)
-            http_conn_close(c); /* idle keep-alive: nothing to finish */
-    }
 }
 
 void http_server_close(struct http_server *s)

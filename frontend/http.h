@@ -82,8 +82,8 @@ struct http_server *http_server_new(uv_loop_t *loop, const char *host, int port,
                                     void *ctx, struct error *err);
 int http_server_port(const struct http_server *s);
 int http_server_conn_count(const struct http_server *s);
-/* Draining: stops accepting, closes idle connections, and makes every connection close after the
- * answer in progress. Requests in flight go on. */
+/* Draining: stops accepting and makes every connection close after its next answer. Requests in
+ * flight go on. */
 void http_server_stop_accepting(struct http_server *s);
 /* Stops listening and closes every connection (in-flight requests get on_abort). The server is freed
  * once all its handles have closed, which needs the loop to run a little longer. */

@@ -16,7 +16,8 @@ kill -TERM "$PID_fe"
 sleep 0.2
 code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/health" || true)
 [ "$code" = 000 ] && echo "ok   no new connections while draining" || { echo "FAIL new connection during drain: $code"; exit 1; }
-wait $c1
+rc=0; wait $c1 || rc=$?
+[ $rc = 0 ] || { echo "FAIL curl exit $rc during the drain"; tail -c 300 "$WORK/s1.out"; tail "$WORK/fe.log"; exit 1; }
 tail -c 100 "$WORK/s1.out" | grep -q 'data: \[DONE\]' && ! grep -q '"error"' "$WORK/s1.out" \
     && [ "$(grep -c '"text_completion"' "$WORK/s1.out")" -gt 10 ] \
     && echo "ok   the stream in flight ran to its end" || { echo "FAIL stream cut by the drain"; tail -c 300 "$WORK/s1.out"; exit 1; }
