@@ -11,7 +11,7 @@ wait_health 200
 body='{"prompt":"long","max_tokens":1500,"ignore_eos":true,"stream":true}'
 curl -sN "$BASE/v1/completions" -d "$body" >"$WORK/s1.out" &
 c1=$!
-sleep 0.3
+for _ in $(seq 100); do [ "$(metric pdserve:num_requests_running)" = 1 ] && break; sleep 0.02; done
 kill -TERM "$PID_fe"
 sleep 0.2
 code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/health" || true)
@@ -24,12 +24,15 @@ tail -c 100 "$WORK/s1.out" | grep -q 'data: \[DONE\]' && ! grep -q '"error"' "$W
 rc=0; wait "$PID_fe" || rc=$?
 [ $rc = 0 ] && grep -q "stopped" "$WORK/fe.log" && echo "ok   frontend exited 0 after the drain" || { echo "FAIL exit $rc"; tail "$WORK/fe.log"; exit 1; }
 
-# a second signal does not wait
+# a second signal does not wait (fresh ports and workers: nothing depends on reusing the old ones)
+HTTP_PORT=$(free_port); UCX_PORT=$(free_port); BASE="http://127.0.0.1:$HTTP_PORT"
 start_frontend
+start_prefill pre2
+start_decode dec2
 wait_health 200
 curl -sN "$BASE/v1/completions" -d "${body/1500/30000}" >"$WORK/s2.out" &
 c2=$!
-sleep 0.3
+for _ in $(seq 100); do [ "$(metric pdserve:num_requests_running)" = 1 ] && break; sleep 0.02; done
 kill -TERM "$PID_fe"; sleep 0.1; kill -INT "$PID_fe"
 wait $c2 || true
 grep -q '"error"' "$WORK/s2.out" && tail -c 100 "$WORK/s2.out" | grep -q 'data: \[DONE\]' \
