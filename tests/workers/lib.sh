@@ -20,17 +20,18 @@ make_model() { # make_model DIR [mkmodel flags...]
     $BUILD/pdserve-mkmodel --out "$dir" --preset tiny --seed 5 "$@" >/dev/null 2>&1
 }
 
-# make_requests FILE N SEED: N requests of mixed prompt and output lengths, greedy and sampled.
+# make_requests FILE N SEED [greedy]: N requests of mixed prompt and output lengths, greedy and
+# sampled (only greedy with a fourth argument).
 make_requests() {
-    $PY - "$1" "$2" "$3" <<'PYEOF'
+    $PY - "$1" "$2" "$3" "${4:-mixed}" <<'PYEOF'
 import json, random, sys
-path, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, n, seed, kind = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 r = random.Random(seed)
 reqs = []
 for i in range(n):
     q = {"prompt": [r.randrange(3, 500) for _ in range(r.choice([1, 5, 16, 17, 40, 100, 170]))],
          "max_tokens": r.randrange(1, 40), "seed": i, "ignore_eos": True}
-    if i % 2:
+    if i % 2 and kind != "greedy":
         q.update(temperature=0.9, top_p=0.95, top_k=r.choice([0, 50]))
     reqs.append(q)
 json.dump(reqs, open(path, "w"))
@@ -54,6 +55,11 @@ a, b = load(sys.argv[1]), load(sys.argv[2])
 bad = [x["i"] for x, y in zip(a, b) if x["tokens"] != y["tokens"] or x["error"] or y["error"]]
 ok = len(a) == len(b) and len(a) > 0 and not bad
 print(f"{len(a)} requests, {len(a) - len(bad)} identical" + ("" if ok else f"; differing: {bad[:10]}"))
+for i in bad[:5]:
+    x, y = a[i], b[i]
+    at = next((k for k, (p, q) in enumerate(zip(x["tokens"], y["tokens"])) if p != q), None)
+    print(f"  request {i}: {len(x['tokens'])} vs {len(y['tokens'])} tokens, first difference at {at}, "
+          f"finish {x['finish']} vs {y['finish']}, errors {x['error']!r} vs {y['error']!r}")
 sys.exit(0 if ok else 1)
 PYEOF
 }
