@@ -218,6 +218,8 @@ bool tcontains(struct trt *rt, struct tv hay, struct tv needle, int line)
                 return true;
         return false;
     case TV_DICT: case TV_NS:
+        if (needle.t == TV_LIST || needle.t == TV_DICT || needle.t == TV_NS)
+            trt_fail(rt, line, "'in <dict>' needs a hashable key, not a %s", tv_type_name(needle));
         return needle.t == TV_STR && tv_dict_get(hay.d, needle.s->s, needle.s->len);
     default:
         trt_fail(rt, line, "'in' needs a string, list or dict on the right, not a %s", tv_type_name(hay));

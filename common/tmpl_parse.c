@@ -373,13 +373,15 @@ static struct tnode *parse_postfix(struct tparse *p, struct tnode *e)
     }
 }
 
+/* As in Jinja, any name but else/or/and after a test is its argument: `x is divisibleby 3`, and so
+ * `x is number if c else d` is an error there too. */
 static bool starts_test_arg(struct tparse *p)
 {
     struct ttok *t = tp_peek(p);
+    if (tp_tok_is(t, TK_NAME, "is"))
+        tparse_fail(p, t->line, "you cannot chain multiple tests with 'is'");
     if (t->kind == TK_NAME)
-        return !tp_tok_is(t, TK_NAME, "else") && !tp_tok_is(t, TK_NAME, "or") && !tp_tok_is(t, TK_NAME, "and") &&
-               !tp_tok_is(t, TK_NAME, "is") && !tp_tok_is(t, TK_NAME, "if") && !tp_tok_is(t, TK_NAME, "in") &&
-               !tp_tok_is(t, TK_NAME, "not");
+        return !tp_tok_is(t, TK_NAME, "else") && !tp_tok_is(t, TK_NAME, "or") && !tp_tok_is(t, TK_NAME, "and");
     return t->kind == TK_STRING || t->kind == TK_INT || t->kind == TK_FLOAT || tp_is_op(p, "[") || tp_is_op(p, "{");
 }
 

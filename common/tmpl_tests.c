@@ -12,7 +12,11 @@ static bool t_boolean(struct trt *rt, struct tv v, struct targs *a, int line) { 
 static bool t_true(struct trt *rt, struct tv v, struct targs *a, int line) { return v.t == TV_BOOL && v.b; }
 static bool t_false(struct trt *rt, struct tv v, struct targs *a, int line) { return v.t == TV_BOOL && !v.b; }
 static bool t_string(struct trt *rt, struct tv v, struct targs *a, int line) { return v.t == TV_STR; }
-static bool t_number(struct trt *rt, struct tv v, struct targs *a, int line) { return v.t == TV_INT || v.t == TV_FLOAT; }
+/* Python's bool is a Number, so `true is number` (but not `is integer`). */
+static bool t_number(struct trt *rt, struct tv v, struct targs *a, int line)
+{
+    return v.t == TV_INT || v.t == TV_FLOAT || v.t == TV_BOOL;
+}
 static bool t_integer(struct trt *rt, struct tv v, struct targs *a, int line) { return v.t == TV_INT; }
 static bool t_float(struct trt *rt, struct tv v, struct targs *a, int line) { return v.t == TV_FLOAT; }
 static bool t_mapping(struct trt *rt, struct tv v, struct targs *a, int line) { return v.t == TV_DICT; }
@@ -27,23 +31,17 @@ static bool t_sequence(struct trt *rt, struct tv v, struct targs *a, int line)
     return v.t == TV_LIST || v.t == TV_DICT || v.t == TV_STR;
 }
 
-static long long int_of(struct trt *rt, struct tv v, const char *test, int line)
+/* Jinja's odd, even and divisibleby are `value % n == r`, so floats work and strings fail. */
+static bool mod_is(struct trt *rt, struct tv v, struct tv n, long long r, int line)
 {
-    if (v.t == TV_BOOL)
-        return v.b;
-    if (v.t != TV_INT)
-        trt_fail(rt, line, "'is %s' needs an integer, not %s", test, tv_type_name(v));
-    return v.i;
+    return tv_equal(rt, tbinop(rt, "%", v, n, line), tv_int(r));
 }
 
-static bool t_odd(struct trt *rt, struct tv v, struct targs *a, int line) { return int_of(rt, v, "odd", line) % 2 != 0; }
-static bool t_even(struct trt *rt, struct tv v, struct targs *a, int line) { return int_of(rt, v, "even", line) % 2 == 0; }
+static bool t_odd(struct trt *rt, struct tv v, struct targs *a, int line) { return mod_is(rt, v, tv_int(2), 1, line); }
+static bool t_even(struct trt *rt, struct tv v, struct targs *a, int line) { return mod_is(rt, v, tv_int(2), 0, line); }
 static bool t_divisibleby(struct trt *rt, struct tv v, struct targs *a, int line)
 {
-    long long d = int_of(rt, targ(a, 0, "num", tv_none()), "divisibleby", line);
-    if (d == 0)
-        trt_fail(rt, line, "'is divisibleby(0)': division by zero");
-    return int_of(rt, v, "divisibleby", line) % d == 0;
+    return mod_is(rt, v, targ(a, 0, "num", tv_undef(rt, "divisibleby needs a number")), 0, line);
 }
 
 static struct tv other(struct trt *rt, struct targs *a, const char *test, int line)
