@@ -55,7 +55,9 @@ for n in "${!IP[@]}"; do
 done
 echo "ok   6 namespaces on a bridge: frontend ${IP[fe]}, prefill ${IP[p0]} ${IP[p1]}, decode ${IP[d0]} ${IP[d1]}, client ${IP[cl]}"
 
-export UCX_TLS=tcp UCX_NET_DEVICES=eth0
+# UCX_TCP_PORT_RANGE: the tcp transport's own listeners in a known range, so a firewall can be written
+# (docs/deploy.md, "Ports"); checked below.
+export UCX_TLS=tcp UCX_NET_DEVICES=eth0 UCX_TCP_PORT_RANGE=9200-9299
 MODEL=$WORK/model
 $BUILD/pdserve-mkmodel --out "$MODEL" --preset tiny --seed 5 >/dev/null 2>&1 || fail "pdserve-mkmodel"
 
@@ -95,6 +97,13 @@ for n in p0 p1 d0 d1; do start $n; done
 wait_workers 2 2 30
 in_ns cl python3 tests/deploy/stream.py reference "$FE" "$WORK/ref.json" || fail "reference answers"
 echo "ok   cluster up: 2 prefill + 2 decode workers registered across namespaces; reference answers taken"
+for n in fe p0 p1 d0 d1; do
+    for port in $(in_ns $n ss -Htln | awk '{ n = split($4, a, ":"); print a[n] }' | sort -un); do
+        case $port in 8000 | 9000 | 9100 | 92[0-9][0-9]) ;; *) fail "$n listens on port $port, outside the documented ones" ;; esac
+        listening+=" $n:$port"
+    done
+done
+echo "ok   TCP listeners only on the documented ports:$listening"
 
 touch "$WORK/go"; rm -f "$WORK/stop"
 ip netns exec "${T}cl" python3 tests/deploy/stream.py run "$FE" "$WORK/ref.json" "$WORK/stop" --clients 4 --deadline 60 \
