@@ -19,7 +19,7 @@ async def one(i):
     data = b""
     try:
         while not complete(data, stream):
-            d = await asyncio.wait_for(rd.read(65536), 30)
+            d = await asyncio.wait_for(rd.read(65536), 120)  # generous: ASan on a busy machine
             if not d:
                 break
             data += d
