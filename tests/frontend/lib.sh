@@ -34,15 +34,15 @@ UCX_PORT=$(free_port)
 BASE="http://127.0.0.1:$HTTP_PORT"
 start_frontend() {
     start fe $BUILD/pdserve-frontend --model "$MODEL" --port "$HTTP_PORT" --ucx-port "$UCX_PORT" "$@"
-    for _ in $(seq 100); do curl -s -o /dev/null "$BASE/health" && return 0; sleep 0.1; done
+    for _ in $(seq 300); do curl -s -o /dev/null "$BASE/health" && return 0; sleep 0.1; done
     echo "frontend did not come up"; cat "$WORK/fe.log"; exit 1
 }
 start_prefill() { start "${1:-pre}" $BUILD/pdserve-prefill --model "$MODEL" --frontend 127.0.0.1:$UCX_PORT --kv-blocks 512 --load-interval-ms 100; }
 start_decode() { start "${1:-dec}" $BUILD/pdserve-decode --model "$MODEL" --frontend 127.0.0.1:$UCX_PORT --kv-blocks 512 --load-interval-ms 100 "${@:2}"; }
 
-# wait_health CODE: until /health answers CODE (10 s).
+# wait_health CODE: until /health answers CODE (30 s: ASan builds on a loaded machine are slow).
 wait_health() {
-    for _ in $(seq 100); do
+    for _ in $(seq 300); do
         [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/health")" = "$1" ] && return 0
         sleep 0.1
     done
@@ -52,9 +52,9 @@ wait_health() {
 # metric NAME_AND_LABELS: its value in /metrics (sum over matching lines).
 metric() { curl -s "$BASE/metrics" | awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { print s + 0 }'; }
 
-# wait_idle: every KV block free on every worker and nothing in flight (10 s).
+# wait_idle: every KV block free on every worker and nothing in flight (30 s).
 wait_idle() {
-    for _ in $(seq 100); do
+    for _ in $(seq 300); do
         if [ "$(metric 'pdserve:num_requests_running')" = 0 ] && \
            [ "$(curl -s "$BASE/metrics" | awk '/^pdserve:kv_cache_usage_perc/ && $NF != "0.000000"' | wc -l)" = 0 ]; then
             return 0
