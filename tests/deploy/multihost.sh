@@ -36,6 +36,7 @@ cleanup() {
     [ -n "${KEEP:-}" ] && echo "logs kept in $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT   # so that cleanup runs when the test runner's timeout stops us
 fail() {
     echo "FAIL $*"
     echo "namespaces: $(ip netns list | grep -c "^$T") of 7 left"

@@ -18,6 +18,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT   # so that cleanup runs when the test runner's timeout stops us
 fail() {
     echo "FAIL $*"
     for f in "$WORK"/*.log; do echo "--- $(basename "$f")"; tail -n 8 "$f"; done
