@@ -84,6 +84,24 @@ struct tv tstr_case(struct trt *rt, const struct tstr *s, enum tcase mode)
     return tbuf_take(rt, &b);
 }
 
+/* Python's isdigit/isalpha/isalnum/isspace: every character in the class, and at least one. */
+bool tstr_is_class(const struct tstr *s, const char *cls)
+{
+    locale_t l = ctype();
+    size_t i = 0;
+    while (i < s->len) {
+        wint_t c = (wint_t)tv_utf8_next(s->s, s->len, &i);
+        bool in = !strcmp(cls, "space") ? tv_is_space((uint32_t)c)
+                  : !l                  ? (!strcmp(cls, "digit") ? c >= '0' && c <= '9' : c < 128 && ((c | 32) >= 'a' && (c | 32) <= 'z'))
+                  : !strcmp(cls, "digit") ? iswdigit_l(c, l) != 0
+                  : !strcmp(cls, "alpha") ? iswalpha_l(c, l) != 0
+                                          : iswalnum_l(c, l) != 0;
+        if (!in)
+            return false;
+    }
+    return s->len > 0;
+}
+
 bool tstr_is_case(const struct tstr *s, bool upper)
 {
     bool cased = false;

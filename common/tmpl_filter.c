@@ -30,7 +30,11 @@ static struct tv f_string(struct trt *rt, struct tv v, struct targs *a, int line
 {
     return (struct tv){ .t = TV_STR, .s = sstr(rt, v, line) };
 }
-static struct tv f_safe(struct trt *rt, struct tv v, struct targs *a, int line) { return v; }
+/* Markup(value): a string, so `2|safe` no longer compares as a number. */
+static struct tv f_safe(struct trt *rt, struct tv v, struct targs *a, int line)
+{
+    return (struct tv){ .t = TV_STR, .s = sstr(rt, v, line) };
+}
 
 static struct tv f_title(struct trt *rt, struct tv v, struct targs *a, int line)
 {

@@ -230,6 +230,8 @@ enum tcase { TCASE_UPPER, TCASE_LOWER, TCASE_TITLE, TCASE_CAPITALIZE, TCASE_JINJ
 struct tv tstr_case(struct trt *rt, const struct tstr *s, enum tcase mode);
 /* Python's str.isupper() / islower(): some cased character, none of the other case. */
 bool tstr_is_case(const struct tstr *s, bool upper);
+/* Python's str.isdigit() etc.; cls is "digit", "alpha", "alnum" or "space". */
+bool tstr_is_class(const struct tstr *s, const char *cls);
 struct tv tstr_replace(struct trt *rt, const struct tstr *s, const struct tstr *old, const struct tstr *new_,
                        long long count);
 /* dict.items(): a list of (key, value) tuples. */

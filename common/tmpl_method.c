@@ -193,6 +193,19 @@ static struct tv str_find(struct trt *rt, const struct tstr *s, struct targs *a,
     return tv_int(hit ? (long long)tv_utf8_len(s->s, hit - s->s) : -1);
 }
 
+static struct tv str_rfind(struct trt *rt, const struct tstr *s, struct targs *a, int line)
+{
+    struct tstr *sub = targ_str(rt, targ(a, 0, "sub", tv_undef(rt, "x")), "rfind() argument", line);
+    tcharge(rt, s->len / 16, line);
+    const char *last = NULL;
+    for (const char *p = s->s; (p = memmem(p, s->len - (size_t)(p - s->s), sub->s, sub->len)); p++) {
+        last = p;
+        if (p == s->s + s->len)
+            break;
+    }
+    return tv_int(last ? (long long)tv_utf8_len(s->s, (size_t)(last - s->s)) : -1);
+}
+
 static struct tv str_join(struct trt *rt, const struct tstr *s, struct targs *a, int line)
 {
     struct tv items = targ(a, 0, "iterable", tv_undef(rt, "x"));
@@ -223,6 +236,10 @@ static bool str_method(struct trt *rt, const struct tstr *s, const char *name, s
     else if (!strcmp(name, "endswith")) *out = str_affix(rt, s, a, true, line);
     else if (!strcmp(name, "format")) *out = str_format(rt, s, a, line);
     else if (!strcmp(name, "find")) *out = str_find(rt, s, a, line);
+    else if (!strcmp(name, "rfind")) *out = str_rfind(rt, s, a, line);
+    else if (!strcmp(name, "islower")) *out = tv_bool(tstr_is_case(s, false));
+    else if (!strcmp(name, "isupper")) *out = tv_bool(tstr_is_case(s, true));
+    else if (!strncmp(name, "is", 2)) *out = tv_bool(tstr_is_class(s, name + 2));
     else if (!strcmp(name, "join")) *out = str_join(rt, s, a, line);
     else if (!strcmp(name, "count"))
         *out = str_count(rt, s, a, line);
@@ -271,9 +288,34 @@ static bool dict_method(struct trt *rt, const struct tdict *d, const char *name,
     return true;
 }
 
+/* list.count(x) and list.index(x), with Python's equality; index of a missing item is an error. */
+static bool list_method(struct trt *rt, const struct tlist *l, const char *name, struct targs *a, int line,
+                        struct tv *out)
+{
+    struct tv x = targ(a, 0, "value", tv_undef(rt, "%s() needs an argument", name));
+    tv_need_defined(rt, x, line);
+    tcharge(rt, l->n, line);
+    long long n = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (!tv_equal(rt, l->v[i], x))
+            continue;
+        if (!strcmp(name, "index")) {
+            *out = tv_int((long long)i);
+            return true;
+        }
+        n++;
+    }
+    if (!strcmp(name, "index"))
+        trt_fail(rt, line, "list.index(x): x is not in the list");
+    *out = tv_int(n);
+    return true;
+}
+
 static const char *const str_methods[] = { "strip", "lstrip", "rstrip", "upper", "lower", "title", "capitalize",
                                            "split", "startswith", "endswith", "format", "find", "join", "count",
-                                           "replace", NULL };
+                                           "replace", "rfind", "isdigit", "isalpha", "isalnum", "isspace",
+                                           "islower", "isupper", NULL };
+static const char *const list_methods[] = { "count", "index", NULL };
 static const char *const dict_methods[] = { "items", "keys", "values", "get", NULL };
 static const char *const mutators[] = { "append", "extend", "insert", "pop", "remove", "clear", "update",
                                         "setdefault", "sort", "reverse", "popitem", NULL };
@@ -292,7 +334,7 @@ bool tmethod_exists(struct tv self, const char *name)
         return listed(str_methods, name);
     if (self.t == TV_DICT)
         return listed(dict_methods, name) || listed(mutators, name);
-    return self.t == TV_LIST && listed(mutators, name);
+    return self.t == TV_LIST && (listed(list_methods, name) || listed(mutators, name));
 }
 
 bool tmethod_call(struct trt *rt, struct tv self, const char *name, struct targs *a, int line, struct tv *out)
@@ -305,5 +347,7 @@ bool tmethod_call(struct trt *rt, struct tv self, const char *name, struct targs
         return str_method(rt, self.s, name, a, line, out);
     if (self.t == TV_DICT)
         return dict_method(rt, self.d, name, a, line, out);
+    if (self.t == TV_LIST)
+        return list_method(rt, self.l, name, a, line, out);
     return false;
 }

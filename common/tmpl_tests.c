@@ -26,9 +26,10 @@ static bool t_iterable(struct trt *rt, struct tv v, struct targs *a, int line)
 {
     return v.t == TV_LIST || v.t == TV_DICT || v.t == TV_STR || v.t == TV_UNDEF;
 }
+/* Jinja's test: has a length and item access, which Undefined has too. */
 static bool t_sequence(struct trt *rt, struct tv v, struct targs *a, int line)
 {
-    return v.t == TV_LIST || v.t == TV_DICT || v.t == TV_STR;
+    return v.t == TV_LIST || v.t == TV_DICT || v.t == TV_STR || v.t == TV_UNDEF;
 }
 
 /* Jinja's odd, even and divisibleby are `value % n == r`, so floats work and strings fail. */

@@ -2,9 +2,11 @@
  * from the command line, to see exactly what prompt the frontend will tokenize, and to time renders.
  *   pdserve-chat-template MODEL_DIR [--template NAME] [--no-generation-prompt] [--kwargs JSON]
  *                         [--bench N] [MESSAGES_FILE]
+ *   pdserve-chat-template --raw TEMPLATE_FILE [CONTEXT_JSON_FILE]
  * MESSAGES_FILE (default stdin) holds a JSON array of messages, or an object {"messages": [...],
- * "tools": [...], ...} whose other keys are passed to the template. Exit status 1 on a template error
- * (e.g. raise_exception), with the message on stderr. */
+ * "tools": [...], ...} whose other keys are passed to the template. --raw renders any Jinja template
+ * file with a JSON object as its variables, without the chat layer (to try a template out). Exit
+ * status 1 on a template error (e.g. raise_exception), with the message on stderr. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,17 +14,19 @@
 
 #include "chat.h"
 #include "log.h"
+#include "tmpl.h"
 
 struct opts {
     const char *dir, *file, *name, *kwargs;
-    bool no_gen;
+    bool no_gen, raw;
     int bench;
 };
 
 static int usage(void)
 {
     fprintf(stderr, "usage: pdserve-chat-template MODEL_DIR [--template NAME] [--no-generation-prompt] "
-                    "[--kwargs JSON] [--bench N] [MESSAGES_FILE]\n");
+                    "[--kwargs JSON] [--bench N] [MESSAGES_FILE]\n"
+                    "       pdserve-chat-template --raw TEMPLATE_FILE [CONTEXT_JSON_FILE]\n");
     return 2;
 }
 
@@ -32,6 +36,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         const char *a = argv[i];
         if (!strcmp(a, "--no-generation-prompt"))
             o->no_gen = true;
+        else if (!strcmp(a, "--raw"))
+            o->raw = true;
         else if (!strcmp(a, "--template") && i + 1 < argc)
             o->name = argv[++i];
         else if (!strcmp(a, "--kwargs") && i + 1 < argc)
@@ -108,12 +114,45 @@ static int run(const struct chat_template *c, const struct opts *o, json_t *mess
     return 0;
 }
 
+/* --raw: o->dir is the template file, o->file the context. */
+static int run_raw(const struct opts *o)
+{
+    struct error err = { 0 };
+    FILE *f = fopen(o->dir, "rb");
+    if (!f) {
+        fprintf(stderr, "pdserve-chat-template: %s: cannot open\n", o->dir);
+        return 1;
+    }
+    size_t cap = 1 << 16, n = 0, r;
+    char *src = malloc(cap);
+    while (src && (r = fread(src + n, 1, cap - n, f)) > 0)
+        if ((n += r) == cap)
+            src = realloc(src, cap *= 2);
+    fclose(f);
+    json_error_t je;
+    json_t *ctx = o->file ? json_load_file(o->file, 0, &je) : NULL;
+    struct tmpl *t = src && (!o->file || ctx) ? tmpl_parse(src, n, &err) : NULL;
+    char *out = NULL;
+    int rc = t && tmpl_render(t, ctx, NULL, &out, &n, &err) == 0 ? 0 : 1;
+    if (rc)
+        fprintf(stderr, "pdserve-chat-template: %s\n", o->file && !ctx ? je.text : err.msg);
+    else
+        fwrite(out, 1, n, stdout);
+    free(out);
+    tmpl_free(t);
+    json_decref(ctx);
+    free(src);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = { 0 };
     log_init("chat-template");
     if (parse_opts(argc, argv, &o))
         return usage();
+    if (o.raw)
+        return run_raw(&o);
     struct error err = { 0 };
     struct chat_template *c = chat_load(o.dir, o.name, &err);
     if (!c) {
