@@ -114,7 +114,8 @@ def main():
             except Exception as e:  # any Jinja2 failure
                 py_out, py_err = None, f"{type(e).__name__}: {e}"
             renders += py_out is not None
-            if c_out != py_out:
+            crashed = c_err is not None and ("Sanitizer" in c_err or "runtime error:" in c_err)
+            if c_out != py_out or crashed:
                 bad += 1
                 print(f"case {i}: {t!r}\n  engine: {c_out!r} {c_err or ''}\n  Jinja2: {py_out!r} {py_err or ''}")
     print(f"{n} random templates (seed {seed}), {renders} rendered by Jinja2, {bad} differ")
