@@ -79,11 +79,11 @@ echo "ok   READY=1 from both workers once the frontend accepted them; a completi
 fe_type=$(unit_value pdserve-frontend.service Type)
 if [ "$fe_type" = notify ]; then
     wait_said fe READY=1 5
-    echo "ok   frontend (Type=notify) sent READY=1"
+    echo "ok   frontend (Type=notify) sent READY=1; $(grep -m1 -o 'STATUS=.*' "$WORK/fe.notify" | tail -n 1)"
 elif [ "$(said fe READY=1)" -gt 0 ]; then
-    echo "NOTE the frontend now sends READY=1: switch pdserve-frontend.service to Type=notify and a WatchdogSec"
+    fail "the frontend sends READY=1 but its unit is Type=$fe_type: make it Type=notify with a WatchdogSec"
 else
-    echo "ok   frontend unit is Type=$fe_type and the frontend sends no READY=1 (docs/deploy.md, Known problems)"
+    echo "ok   frontend unit is Type=$fe_type and the frontend sends no READY=1"
 fi
 
 # 2. Watchdog pings come far more often than WatchdogSec (WATCHDOG_USEC here is 3 s).
@@ -92,6 +92,10 @@ a=$(said dec WATCHDOG=1); sleep 2; b=$(said dec WATCHDOG=1)
 [ $((b - a)) -ge 4 ] || fail "only $((b - a)) WATCHDOG=1 in 2 s from the decode worker"
 [ "$(said pre WATCHDOG=1)" -gt 0 ] || fail "no WATCHDOG=1 from the prefill worker"
 echo "ok   WATCHDOG=1: $((b - a)) in 2 s from the decode worker (unit WatchdogSec=$wd)"
+if [ -n "$(unit_value pdserve-frontend.service WatchdogSec)" ]; then
+    [ "$(said fe WATCHDOG=1)" -gt 0 ] || fail "the frontend unit sets WatchdogSec but the frontend sent no WATCHDOG=1"
+    echo "ok   WATCHDOG=1 from the frontend too ($(said fe WATCHDOG=1) so far; unit WatchdogSec=$(unit_value pdserve-frontend.service WatchdogSec))"
+fi
 
 # 3. The frontend dies and comes back: both workers register again by themselves.
 kill -KILL "$PID_fe"; wait "$PID_fe" 2>/dev/null || true
@@ -143,5 +147,9 @@ echo "ok   SIGTERM: STOPPING=1, the request in flight completed, the decode work
 drain pre
 kill -TERM "$PID_fe"; rc=0; wait "$PID_fe" || rc=$?
 [ $rc = 0 ] || fail "frontend exited $rc on SIGTERM"
+if [ "$fe_type" = notify ]; then
+    [ "$(said fe STOPPING=1)" -gt 0 ] || fail "the frontend sent no STOPPING=1 on SIGTERM"
+    echo "ok   SIGTERM: STOPPING=1 from the frontend, which exited 0"
+fi
 ! grep -q Sanitizer "$WORK"/*.log || fail "sanitizer report: $(grep -h -A20 Sanitizer "$WORK"/*.log | head -40)"
 echo PASS
