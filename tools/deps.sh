@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config libuv1-dev node-llhttp libucx-dev ucx-utils libopenblas-dev \
 libjansson-dev libpcre2-dev libsystemd-dev python3 python3-numpy python3-jinja2 iproute2 \
-clang libclang-rt-14-dev gnuplot-nox systemd wrk"
+clang libclang-rt-14-dev gnuplot-nox systemd wrk curl"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -29,6 +29,13 @@ done
 grep -q '^ExecStart=/usr/bin/pdserve-prefill ' "$R/lib/systemd/system/pdserve-prefill@.service" \
     || fail "ExecStart does not point into PREFIX/bin"
 echo "ok   make install PREFIX=/usr DESTDIR=...: binaries, units, sysusers.d, docs, examples"
+# Another prefix: every path in the units follows it.
+make --no-print-directory -s -o all BUILD="$BUILD" DESTDIR="$STAGE/opt" PREFIX=/opt/pdserve install >/dev/null 2>&1 \
+    || fail "make install PREFIX=/opt/pdserve"
+u=$STAGE/opt/opt/pdserve/lib/systemd/system/pdserve-decode@.service
+grep -q '^ExecStart=/opt/pdserve/bin/pdserve-decode ' "$u" && grep -q '^Documentation=file:///opt/pdserve/share/doc/pdserve/deploy.md' "$u" \
+    && [ -x "$STAGE/opt/opt/pdserve/bin/pdserve-decode" ] || fail "PREFIX=/opt/pdserve not honoured: $(grep -E '^(ExecStart|Documentation)' "$u")"
+echo "ok   make install PREFIX=/opt/pdserve: binaries and unit paths under /opt/pdserve"
 
 UNITS=$STAGE/units
 mkdir "$UNITS"
