@@ -11,10 +11,22 @@ source tests/bench/lib.sh
 COMMON=(--input-len 4 --output-len 4 --num-prompts 10 --burstiness 1000 --slo-ttft-ms 300
         --attainment 0.9 --no-progress)
 
+# A sweep's verdicts rest on latencies with 100 ms of slack; a machine busy enough to stall a
+# process for longer can still flip one. So a failed check is measured once more, and only a
+# second failure fails the test (a wrong tool fails both).
+twice() {
+    "$@" && return 0
+    echo "$1 failed (load $(cut -d' ' -f1-3 /proc/loadavg)); measuring once more"
+    "$@"
+}
+
 start_server one --ttft-ms 200 --itl-ms 40 --capacity 1
-bench --base-url "http://127.0.0.1:$PORT_one" "${COMMON[@]}" --sweep auto --sweep-start 1 \
-    --sweep-steps 4 --label "capacity 1" --save-result "$TMP/auto.json" | tee "$TMP/auto.txt"
-python3 - "$TMP/auto.json" <<'PY'
+auto_sweep() {
+    bench --base-url "http://127.0.0.1:$PORT_one" "${COMMON[@]}" --sweep auto --sweep-start 1 \
+        --sweep-steps 4 --label "capacity 1" --save-result "$TMP/auto.json" >"$TMP/auto.txt" || return 1
+    cat "$TMP/auto.txt"
+    grep -q "max rate at 90% attainment: " "$TMP/auto.txt" || return 1
+    python3 - "$TMP/auto.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 rates = [x["request_rate"] for x in r["runs"]]
@@ -27,16 +39,19 @@ fail_above = [x for x in r["runs"] if x["request_rate"] > best]
 assert fail_above and all(x["attainment"] < 0.9 for x in fail_above if x["request_rate"] >= 3.5)
 print(f"auto sweep: rates {rates}, max rate at 90% attainment {best:.3f} req/s")
 PY
-grep -q "max rate at 90% attainment: " "$TMP/auto.txt"
+}
+twice auto_sweep
 
 # Rate lists on a one-slot and a two-slot server, then the overlay plot of both.
 start_server two --ttft-ms 200 --itl-ms 40 --capacity 2
-for s in one two; do
-    port="PORT_$s"
-    bench --base-url "http://127.0.0.1:${!port}" "${COMMON[@]}" --sweep 1.5,2.5,4.5 --label "slots $s" \
-        --save-result "$TMP/$s.json" >/dev/null
-done
-python3 - "$TMP/one.json" "$TMP/two.json" <<'PY'
+rate_lists() {
+    local s port
+    for s in one two; do
+        port="PORT_$s"
+        bench --base-url "http://127.0.0.1:${!port}" "${COMMON[@]}" --sweep 1.5,2.5,4.5 \
+            --label "slots $s" --save-result "$TMP/$s.json" >/dev/null || return 1
+    done
+    python3 - "$TMP/one.json" "$TMP/two.json" <<'PY'
 import json, sys
 one, two = (json.load(open(f)) for f in sys.argv[1:])
 att = lambda r: {x["request_rate"]: x["attainment"] for x in r["runs"]}
@@ -48,6 +63,8 @@ assert all(v >= 0.9 for v in a2.values()), a2
 assert one["max_rate_at_attainment"] == 2.5 and two["max_rate_at_attainment"] == 4.5
 print("rate lists: one slot", a1, "two slots", a2)
 PY
+}
+twice rate_lists
 bench plot --out "$TMP/plots" "$TMP/one.json" "$TMP/two.json"
 for p in attainment goodput ttft tpot; do
     f="$TMP/plots/$p.png"
