@@ -50,6 +50,19 @@ assert r["failure_reasons"] == {"connect: connection refused": 3}, r["failure_re
 assert r["completed"] == 0 and r["mean_ttft_ms"] == 0 and r["attainment"] == 0
 print("connection refused: 3 failures, no crash")' "$TMP/refused.json"
 
+# --api-key: without it a server that wants one answers 401, with it the requests go through.
+start_server auth --ttft-ms 10 --itl-ms 10 --api-key s3cret
+for key in "" s3cret; do
+    bench --base-url "http://127.0.0.1:$PORT_auth" --num-prompts 2 --input-len 4 --output-len 2 \
+        ${key:+--api-key "$key"} --save-result "$TMP/auth$key.json" >/dev/null
+done
+python3 -c '
+import json, sys
+no, yes = (json.load(open(f)) for f in sys.argv[1:])
+assert list(no["failure_reasons"]) == ["HTTP 401: {\"error\": {\"message\": \"invalid API key\"}}"], no["failure_reasons"]
+assert yes["completed"] == 2, yes["failure_reasons"]
+print("api key: 401 without, served with")' "$TMP/auth.json" "$TMP/auths3cret.json"
+
 # Bad options are errors with a message, not crashes.
 for args in "--request-rate -1" "--base-url https://x" "--dataset sharegpt" "--goodput ttft" \
             "--sweep 1,2" "--range-ratio 1.5" "--no-such-option"; do

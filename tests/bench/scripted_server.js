@@ -18,6 +18,7 @@
 //
 // Usage: node scripted_server.js --port-file F [--port 0] [--ttft-ms 200] [--itl-ms 50]
 //          [--ttft-per-input-ms 0] [--behaviours normal] [--split-ms 0] [--capacity 0]
+//          [--api-key KEY (then 401 without "Authorization: Bearer KEY")]
 // GET /log returns every request received (JSON lines: n, id, behaviour, url, body, writes: when
 // each token really left, in ms after the request arrived, and mono: the same on the machine's
 // monotonic clock in ms, which pdserve-bench's start_monotonic_ns shares); GET /lateness how late
@@ -40,6 +41,7 @@ function parseArgs(argv) {
     else if (k === '--behaviours') o.behaviours = v.split(',');
     else if (k === '--split-ms') o.splitMs = Number(v);
     else if (k === '--capacity') o.capacity = Number(v);
+    else if (k === '--api-key') o.apiKey = v;
     else throw new Error(`unknown option ${k}`);
   }
   return o;
@@ -160,6 +162,10 @@ function handle(req, res, raw, arrived) {
   if (req.method !== 'POST' || (!chat && req.url !== '/v1/completions')) {
     res.writeHead(404, { 'Content-Type': 'application/json' });
     return res.end('{"error": {"message": "not found"}}');
+  }
+  if (opts.apiKey && req.headers.authorization !== `Bearer ${opts.apiKey}`) {
+    res.writeHead(401, { 'Content-Type': 'application/json' });
+    return res.end('{"error": {"message": "invalid API key"}}');
   }
   let body;
   try { body = JSON.parse(raw); } catch (e) {
