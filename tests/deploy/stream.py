@@ -139,7 +139,7 @@ def reference(args):
 def run(args):
     ref = json.load(open(args.ref))
     counts = {"sent": 0, "completed": 0, "failed": 0, "hung": 0, "wrong": 0, "race": 0}
-    reasons, lock = {}, threading.Lock()
+    reasons, slowest, lock = {}, {}, threading.Lock()
 
     def client(k):
         i = k
@@ -147,9 +147,12 @@ def run(args):
             p = PROMPTS[i % len(PROMPTS)]
             with lock:
                 counts["sent"] += 1
+            t0 = time.monotonic()
             verdict, why = one(args.url, p, i % 2 == 0, ref[p], args.deadline)
+            took = time.monotonic() - t0
             with lock:
                 counts[verdict] += 1
+                slowest[verdict] = max(slowest.get(verdict, 0.0), took)
                 if why:
                     key = f"{verdict}: {why[:160]}"
                     reasons[key] = reasons.get(key, 0) + 1
@@ -164,6 +167,7 @@ def run(args):
         t.join()
     for why, n in sorted(reasons.items(), key=lambda x: -x[1]):
         print(f"{n:5d}  {why}")
+    print("slowest: " + ", ".join(f"{v} {t:.2f} s" for v, t in sorted(slowest.items())))
     print("sent {sent} completed {completed} failed {failed} hung {hung} wrong {wrong} race {race}"
           .format(**counts))
 
