@@ -1,6 +1,6 @@
-/* tmpl_exec.c — runs statements: output, if, for (loop variable, loop filter, else, break/continue),
- * set (names, tuples, namespace attributes, blocks), macros and call blocks; scopes; the step, depth and output limits;
- * and tmpl_render(), which owns a render's arena and is where errors unwind to.
+/* tmpl_exec.c — runs statements: output, if, set (names, tuples, namespace attributes, blocks), macros,
+ * call, with and filter blocks (for loops are tmpl_loop.c); scopes; the step and depth limits; and
+ * tmpl_render(), which owns a render's arena and is where errors unwind to.
  *
  * Scopes follow Jinja: a for loop's body gets a fresh scope every iteration (so a {% set %} inside it
  * is gone after the iteration — that is what namespace() is for); if does not open a scope; a macro

@@ -1,7 +1,7 @@
 /* tmpl_lex.c — splits template source into tokens: text between tags, tag delimiters and the
  * expression tokens inside tags. Whitespace control is settled here, as in Jinja's lexer, with
  * transformers' settings: trim_blocks (drop the newline after a block or comment tag), lstrip_blocks
- * (drop spaces and tabs before a block or comment tag that starts its line), '-' to strip all
+ * (drop the whitespace before a block or comment tag that starts its line), '-' to strip all
  * whitespace on that side, '+' to opt out; and the template's one trailing newline is dropped
  * (keep_trailing_newline=False); \r\n and \r count as \n, as in Jinja. {% raw %} blocks are text. */
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* tmpl_method.c — methods templates call on values: Python's str methods (strip, split, startswith,
- * replace, format, ...) and dict's get/items/keys/values. Mutating methods (list.append, dict.update)
- * are refused, as transformers' immutable sandbox refuses them. */
+ * replace, format, find, isdigit, ...), dict's get/items/keys/values and list's count/index. Mutating
+ * methods (list.append, dict.update) are refused, as transformers' immutable sandbox refuses them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

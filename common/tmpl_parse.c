@@ -1,6 +1,6 @@
-/* tmpl_parse.c — builds the syntax tree from tokens: statements (if/elif/else, for with loop filter and
- * else, set and block set, macro, break/continue, generation) and expressions with Jinja's operator
- * precedence. Filters and tests are resolved here, so an unknown one is a parse error with its line. */
+/* tmpl_parse.c — builds expression trees from tokens, with Jinja's operator precedence (statements are
+ * tmpl_stmt.c), and the token helpers both share. Filters and tests are resolved here, so an unknown
+ * one is a parse error with its line. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,7 @@
 /* tmpl_stmt.c — parses the statement level of a template ({% if %}, {% for %}, {% set %}, {% macro %},
- * loop controls, transformers' {% generation %}) into statement lists, and owns tmpl_parse() /
- * tmpl_free(). Tags this engine does not implement are rejected by name here. */
+ * {% call %}, {% with %}, {% filter %}, loop controls, transformers' {% generation %}) into statement
+ * lists, and owns tmpl_parse() / tmpl_free(). Tags this engine does not implement are rejected by name
+ * here. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

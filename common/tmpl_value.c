@@ -1,5 +1,5 @@
 /* tmpl_value.c — the template engine's values: the arena they live in, construction, conversion from
- * jansson, Python's truthiness / equality / ordering, and Python's str() and repr(). */
+ * jansson, Python's truthiness / equality / ordering, UTF-8 helpers, and Python's float repr. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
