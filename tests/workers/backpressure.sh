@@ -10,7 +10,7 @@ make_requests "$WORK/reqs.json" 40 11 greedy
 port=$(free_port)
 start colo $BUILD/pdserve-decode --colocated --model "$WORK/m" --frontend 127.0.0.1:$port --kv-blocks 1000
 $BUILD/tests/worker_driver --ucx-port $port --colocated 1 --requests "$WORK/reqs.json" --timeout 120 >"$WORK/ref.out"
-kill $PID_colo
+stop colo
 port=$(free_port)
 start dec $BUILD/pdserve-decode --model "$WORK/m" --frontend 127.0.0.1:$port --kv-blocks 24
 PDSERVE_LOG=debug start pre $BUILD/pdserve-prefill --model "$WORK/m" --frontend 127.0.0.1:$port --kv-blocks 400

@@ -10,7 +10,7 @@ run_colocated() {
     local port; port=$(free_port)
     start colo $BUILD/pdserve-decode --colocated --model "$WORK/m" --frontend 127.0.0.1:$port --kv-blocks 400 --token-budget 256
     $BUILD/tests/worker_driver --ucx-port $port --colocated 1 --requests "$WORK/reqs.json" --timeout 120 --idle-pools >"$WORK/colo.out"
-    kill $PID_colo
+    stop colo
 }
 
 run_disagg() { # run_disagg UCX_TLS
