@@ -121,7 +121,7 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)
 	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
 	for u in deploy/*.service deploy/*.target; do \
-	  sed $(UNIT_SUBST) $$u >$(DESTDIR)$(UNITDIR)/$${u#deploy/} && chmod 644 $(DESTDIR)$(UNITDIR)/$${u#deploy/}; done
+	  sed $(UNIT_SUBST) $$u >$(DESTDIR)$(UNITDIR)/$${u#deploy/} && chmod 644 $(DESTDIR)$(UNITDIR)/$${u#deploy/} || exit 1; done
 	install -m 644 deploy/pdserve.sysusers $(DESTDIR)$(SYSUSERSDIR)/pdserve.conf
 	install -m 644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	cp -R deploy/examples $(DESTDIR)$(DOCDIR)/
