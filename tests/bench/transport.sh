@@ -69,8 +69,14 @@ run_tls() {
     "$PEER" lat --connect "127.0.0.1:$PORT_OURS" --iters 10 | grep 'lane\[' | grep -E 'am |rma_bw' | sed "s/^#  */  [$1] lanes: /"
     for size in $SIZES; do
         local iters=$((BYTES / size)) o t p
-        o=$(for _ in $(seq "$REPEAT"); do ours_bw "$size" "$iters"; done | best)
-        t=$(for _ in $(seq "$REPEAT"); do perftest tag_bw "$size" "$iters" 7; done | best)
+        # interleaved, so a burst of load elsewhere on the machine hits both sides alike
+        for _ in $(seq "$REPEAT"); do
+            ours_bw "$size" "$iters" >>"$TMP/o.$size"
+            perftest tag_bw "$size" "$iters" 7 >>"$TMP/t.$size"
+        done
+        o=$(best <"$TMP/o.$size")
+        t=$(best <"$TMP/t.$size")
+        rm -f "$TMP/o.$size" "$TMP/t.$size"
         # ucp_put_bw over tcp sometimes crawls (tens of MB/s) in UCX 1.13: one run, a quarter of the
         # bytes, 30 s at most; "n/a" when it did not finish.
         p=$(perftest ucp_put_bw "$size" $((iters / 4 + 1)) 7 30 | best)
