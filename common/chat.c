@@ -101,7 +101,8 @@ static struct chat_template *chat_new(json_t *config)
 static struct chat_template *finish(struct chat_template *c, int rc, const char *template_name, struct error *err)
 {
     if (rc == 0 && c->n == 0)
-        rc = error_set(err, "tokenizer_config.json has no chat_template (and there is no chat_template.jinja)");
+        rc = error_set(err, "tokenizer_config.json has no chat_template (and there is no chat_template.jinja or "
+                            "chat_template.json)");
     if (rc == 0)
         rc = choose(c, template_name, err);
     if (rc) {
@@ -160,6 +161,35 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
+/* chat_template.jinja replaces the config's template, as in transformers; a processor's
+ * chat_template.json ({"chat_template": "..."}) is used when nothing else has one. */
+static int template_files(json_t *config, const char *model_dir, struct error *err)
+{
+    char path[4096];
+    size_t len;
+    snprintf(path, sizeof(path), "%s/chat_template.jinja", model_dir);
+    char *jinja = read_file(path, &len);
+    if (jinja) {
+        json_object_set_new(config, "chat_template", json_stringn(jinja, len));
+        free(jinja);
+        return json_is_string(json_object_get(config, "chat_template")) ? 0
+                                                                        : error_set(err, "%s is not valid UTF-8", path);
+    }
+    json_t *t = json_object_get(config, "chat_template");
+    if (t && !json_is_null(t))
+        return 0;
+    snprintf(path, sizeof(path), "%s/chat_template.json", model_dir);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j)
+        return 0; /* absent: chat_from_config reports the missing template */
+    json_t *src = json_object_get(j, "chat_template");
+    int rc = json_is_string(src) ? json_object_set(config, "chat_template", src)
+                                 : error_set(err, "%s: \"chat_template\" is not a string", path);
+    json_decref(j);
+    return rc;
+}
+
 struct chat_template *chat_load(const char *model_dir, const char *template_name, struct error *err)
 {
     char path[4096];
@@ -172,17 +202,9 @@ struct chat_template *chat_load(const char *model_dir, const char *template_name
         error_set(err, "%s: %s (line %d); the model folder needs its tokenizer_config.json", path, je.text, je.line);
         return NULL;
     }
-    size_t len;
-    snprintf(path, sizeof(path), "%s/chat_template.jinja", model_dir);
-    char *jinja = read_file(path, &len);
-    if (jinja) { /* the separate file wins, as in transformers */
-        json_object_set_new(config, "chat_template", json_stringn(jinja, len));
-        free(jinja);
-        if (!json_is_string(json_object_get(config, "chat_template"))) {
-            json_decref(config);
-            error_set(err, "%s is not valid UTF-8", path);
-            return NULL;
-        }
+    if (template_files(config, model_dir, err)) {
+        json_decref(config);
+        return NULL;
     }
     struct chat_template *c = chat_from_config(config, template_name, err);
     json_decref(config);

@@ -15,7 +15,8 @@ struct chat_template;
 
 /* Reads DIR/tokenizer_config.json (chat_template, bos_token, eos_token, unk_token, pad_token; a token
  * may be a string or an AddedToken object with "content"). DIR/chat_template.jinja, when present,
- * takes precedence over the config's chat_template, as in transformers. template_name picks one of a
+ * takes precedence over the config's chat_template, as in transformers; DIR/chat_template.json (a
+ * processor's {"chat_template": ...}) is used when neither has one. template_name picks one of a
  * list of named templates; NULL means "default" (or "tool_use" when a render passes tools and the
  * list has it). Returns NULL and fills err if the folder has no usable template or it does not
  * parse. The caller owns the result; free it with chat_free(). */

@@ -162,6 +162,59 @@ static void test_load_errors(void)
     chat_free(c);
 }
 
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    CHECK_MSG(f != NULL, "cannot write %s", path);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static char *render_dir(const char *dir, struct error *err)
+{
+    struct chat_template *c = chat_load(dir, NULL, err);
+    json_t *msgs = json_loads("[{\"role\":\"user\",\"content\":\"hi\"}]", 0, NULL);
+    char *out = NULL;
+    if (c && chat_render(c, msgs, false, NULL, &out, err))
+        out = NULL;
+    json_decref(msgs);
+    chat_free(c);
+    return out;
+}
+
+/* chat_template.jinja overrides the config's template; chat_template.json is the last resort. */
+static void test_template_files(void)
+{
+    char dir[] = "/tmp/pdserve-chat-XXXXXX", path[512];
+    CHECK(mkdtemp(dir) != NULL);
+    struct error err = { 0 };
+    write_file(dir, "tokenizer_config.json", "{\"eos_token\": \"</s>\"}");
+    char *out = render_dir(dir, &err);
+    CHECK(out == NULL && strstr(err.msg, "no chat_template"));
+    write_file(dir, "chat_template.json", "{\"chat_template\": \"J{{ messages[0].content }}{{ eos_token }}\"}");
+    out = render_dir(dir, &err);
+    CHECK_MSG(out && !strcmp(out, "Jhi</s>"), "chat_template.json: %s", out ? out : err.msg);
+    free(out);
+    write_file(dir, "tokenizer_config.json", "{\"chat_template\": \"C{{ messages|length }}\", \"model_max_length\": 1000000000000000019884624838656}");
+    out = render_dir(dir, &err);
+    CHECK_MSG(out && !strcmp(out, "C1"), "config beats chat_template.json: %s", out ? out : err.msg);
+    free(out);
+    write_file(dir, "chat_template.jinja", "F{{ messages[0].role }}\n");
+    out = render_dir(dir, &err);
+    CHECK_MSG(out && !strcmp(out, "Fuser"), "chat_template.jinja wins: %s", out ? out : err.msg);
+    free(out);
+    static const char *const files[] = { "tokenizer_config.json", "chat_template.json", "chat_template.jinja" };
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 /* One loaded template shared by several threads, as the frontend shares it; each thread has its own
  * request JSON, as each request does (jansson's reference counts are not for sharing). */
 struct thread_job { const struct chat_template *t; json_t *messages, *extra; const char *expected; int bad; };
@@ -218,6 +271,7 @@ int main(void)
     RUN(test_named_templates);
     RUN(test_message_normalisation);
     RUN(test_load_errors);
+    RUN(test_template_files);
     RUN(test_threads);
     return check_report();
 }
