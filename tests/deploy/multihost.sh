@@ -2,6 +2,7 @@
 # multihost.sh — a cluster spread over network namespaces ("hosts") that keeps serving through faults.
 # The frontend, two prefill and two decode workers and the client each get a namespace with one veth
 # into a bridge in a switch namespace (nothing touches the host's own interfaces); UCX runs over tcp.
+# Each daemon runs the command line of its systemd unit with that host's own /etc/pdserve files.
 # While clients stream requests through the frontend's HTTP API (tests/deploy/stream.py) the test
 #   (1) SIGKILLs a decode worker, (2) SIGKILLs a prefill worker, (3) cuts a decode worker's link for
 #   10 s, restarting each killed worker (bringing the link back) and waiting until it is re-admitted.
@@ -56,25 +57,42 @@ for n in "${!IP[@]}"; do
 done
 echo "ok   6 namespaces on a bridge: frontend ${IP[fe]}, prefill ${IP[p0]} ${IP[p1]}, decode ${IP[d0]} ${IP[d1]}, client ${IP[cl]}"
 
-# UCX_TCP_PORT_RANGE: the tcp transport's own listeners in a known range, so a firewall can be written
-# (docs/deploy.md, "Ports"); checked below.
-export UCX_TLS=tcp UCX_NET_DEVICES=eth0 UCX_TCP_PORT_RANGE=9200-9299
 MODEL=$WORK/model
 $BUILD/pdserve-mkmodel --out "$MODEL" --preset tiny --seed 5 >/dev/null 2>&1 || fail "pdserve-mkmodel"
+
+# Each "host" gets its own /etc/pdserve (conf-NODE/) in the layout of the three-node example, and its
+# daemon is started with the command line its systemd unit would run (tests/deploy/unitexec.py).
+# UCX_TCP_PORT_RANGE keeps the tcp transport's listeners in the documented range (checked below).
+mkdir "$WORK/units"
+for u in deploy/*.service; do sed "s|@BINDIR@|$PWD/$BUILD|g" "$u" >"$WORK/units/$(basename "$u")"; done
+for n in fe p0 p1 d0 d1; do
+    mkdir "$WORK/conf-$n"
+    cat >"$WORK/conf-$n/cluster.env" <<ENV
+PDSERVE_MODEL=$MODEL
+PDSERVE_FRONTEND=${IP[fe]}:9000
+PDSERVE_WORKER_ARGS=--kv-blocks 256 --load-interval-ms 100 --drain-timeout 10
+UCX_TLS=tcp
+UCX_NET_DEVICES=eth0
+UCX_TCP_PORT_RANGE=9200-9299
+ENV
+    case $n in
+    fe) echo "PDSERVE_ARGS=--host ${IP[fe]} --port 8000 --ucx-host ${IP[fe]} --ucx-port 9000 --worker-timeout-ms 3000" ;;
+    p*) printf 'PDSERVE_ID=%s\nPDSERVE_LOG=debug\n' "${ID[$n]}" ;;
+    d*) printf 'PDSERVE_ID=%s\nPDSERVE_LOG=debug\nPDSERVE_ARGS=--listen 0.0.0.0:9100 --advertise %s:9100\n' "${ID[$n]}" "${IP[$n]}" ;;
+    esac >"$WORK/conf-$n/$([ $n = fe ] && echo frontend || echo $n).env"
+done
 
 # start NODE: (re)starts the daemon of that namespace; each run logs to NODE.RUN.log.
 start() {
     local n=$1 cmd
     RUN[$n]=$((${RUN[$n]:-0} + 1))
     case $n in
-    fe) cmd=("$BUILD/pdserve-frontend" --model "$MODEL" --host "${IP[fe]}" --port 8000
-             --ucx-host "${IP[fe]}" --ucx-port 9000 --worker-timeout-ms 3000) ;;
-    p*) cmd=(env PDSERVE_LOG=debug "$BUILD/pdserve-prefill" --model "$MODEL" --frontend "${IP[fe]}:9000"
-             --id "${ID[$n]}" --kv-blocks 256 --load-interval-ms 100 --drain-timeout 10) ;;
-    d*) cmd=(env PDSERVE_LOG=debug "$BUILD/pdserve-decode" --model "$MODEL" --frontend "${IP[fe]}:9000"
-             --id "${ID[$n]}" --listen "${IP[$n]}:9100" --kv-blocks 256 --load-interval-ms 100 --drain-timeout 10) ;;
+    fe) mapfile -d '' cmd < <(python3 tests/deploy/unitexec.py "$WORK/units/pdserve-frontend.service" "" "$WORK/conf-fe") ;;
+    p*) mapfile -d '' cmd < <(python3 tests/deploy/unitexec.py "$WORK/units/pdserve-prefill@.service" $n "$WORK/conf-$n") ;;
+    d*) mapfile -d '' cmd < <(python3 tests/deploy/unitexec.py "$WORK/units/pdserve-decode@.service" $n "$WORK/conf-$n") ;;
     esac
-    # Not through in_ns: `ip netns exec` execs the daemon, so $! is the daemon's own pid.
+    [ ${#cmd[@]} -gt 2 ] || fail "cannot expand the unit's ExecStart for $n"
+    # Not through in_ns: `ip netns exec` execs env, which execs the daemon: $! is the daemon's own pid.
     ip netns exec "$T$n" "${cmd[@]}" >"$WORK/$n.${RUN[$n]}.log" 2>&1 &
     PID[$n]=$!
 }
