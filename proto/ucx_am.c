@@ -150,7 +150,10 @@ static void accept_bytes(struct ucx *u, struct ucx_peer *p, const void *data, si
         return;
     if (wire_decode(data, len, &ev->msg, &err)) {
         u->stats.rejected++;
-        log_warn("ucx: rejected a %zu-byte message from %s: %s", len, p->name, err.msg);
+        /* the first ones say what is wrong; a flood of garbage must not fill the disk */
+        if (u->stats.rejected <= 20 || u->stats.rejected % 1000 == 0)
+            log_warn("ucx: rejected a %zu-byte message from %s (%llu rejected so far): %s", len, p->name,
+                     (unsigned long long)u->stats.rejected, err.msg);
         ucx_peer_unref(p);
         free(ev);
         return;

@@ -7,6 +7,7 @@
 
 #include "tests/check.h"
 #include "tests/proto/wire_samples.h"
+#include "ucx.h"
 #include "wire.h"
 
 static int encode_sample(uint16_t type, uint64_t seed, struct wire_buf *b, struct wire_msg *m)
@@ -212,6 +213,26 @@ static void test_mutations(void)
     fprintf(stderr, "mutations: %d of %d still decoded (and re-encoded identically)\n", accepted, total);
 }
 
+static void test_parse_addr(void)
+{
+    char host[64];
+    uint16_t port = 0;
+    struct error err;
+    CHECK(ucx_parse_addr("10.0.0.5:7001", host, sizeof host, &port, &err) == 0);
+    CHECK_EQ_STR(host, "10.0.0.5");
+    CHECK_EQ_INT(port, 7001);
+    CHECK(ucx_parse_addr("[::1]:80", host, sizeof host, &port, &err) == 0);
+    CHECK_EQ_STR(host, "::1");
+    CHECK(ucx_parse_addr("decode-3.local:0", host, sizeof host, &port, &err) == 0 && port == 0);
+    const char *bad[] = {"", "host", ":80", "host:", "host:65536", "host:-1", "host:8x", "[]:5"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_MSG(ucx_parse_addr(bad[i], host, sizeof host, &port, &err) == -1, "'%s' accepted", bad[i]);
+    char longhost[100];
+    memset(longhost, 'h', sizeof longhost);
+    snprintf(longhost + 90, 10, ":1");
+    CHECK(ucx_parse_addr(longhost, host, sizeof host, &port, &err) == -1);
+}
+
 int main(void)
 {
     RUN(test_round_trip_every_type);
@@ -222,5 +243,6 @@ int main(void)
     RUN(test_bad_params);
     RUN(test_encoder_refuses);
     RUN(test_mutations);
+    RUN(test_parse_addr);
     return check_report();
 }
