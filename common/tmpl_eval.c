@@ -161,13 +161,44 @@ static void eval_positional(struct trt *rt, const struct tnode *e, struct targs 
     }
 }
 
+static void add_keyword(struct trt *rt, struct targs *a, const char *name, struct tv v, int line)
+{
+    for (int i = 0; i < a->nkw; i++)
+        if (!strcmp(a->kwname[i], name))
+            trt_fail(rt, line, "got multiple values for keyword argument '%s'", name);
+    a->kwname[a->nkw] = name;
+    a->kw[a->nkw++] = v;
+}
+
+/* Keyword arguments, with **mapping spread in place (its entry in kwname is NULL). */
+static void eval_keywords(struct trt *rt, const struct tnode *e, struct targs *a)
+{
+    struct tv *vals = trt_alloc(rt, (size_t)(e->nkw + 1) * sizeof(*vals));
+    size_t total = 0;
+    for (int i = 0; i < e->nkw; i++) {
+        vals[i] = teval(rt, e->kwname[i] ? e->kw[i] : e->kw[i]->a);
+        if (!e->kwname[i] && vals[i].t != TV_DICT)
+            trt_fail(rt, e->line, "the argument after ** must be a mapping, not %s", tv_type_name(vals[i]));
+        total += e->kwname[i] ? 1 : vals[i].d->n;
+    }
+    if (total > 4096)
+        trt_fail(rt, e->line, "more than 4096 keyword arguments");
+    a->kwname = trt_alloc(rt, (total + 1) * sizeof(*a->kwname));
+    a->kw = trt_alloc(rt, (total + 1) * sizeof(*a->kw));
+    for (int i = 0; i < e->nkw; i++) {
+        if (e->kwname[i])
+            add_keyword(rt, a, e->kwname[i], vals[i], e->line);
+        else
+            for (size_t k = 0; k < vals[i].d->n; k++)
+                add_keyword(rt, a, vals[i].d->k[k]->s, vals[i].d->v[k], e->line);
+    }
+}
+
 struct targs teval_args(struct trt *rt, const struct tnode *e)
 {
-    struct targs a = { .nkw = e->nkw, .kwname = e->kwname };
+    struct targs a = { 0 };
     eval_positional(rt, e, &a);
-    a.kw = trt_alloc(rt, (e->nkw + 1) * sizeof(*a.kw));
-    for (int i = 0; i < e->nkw; i++)
-        a.kw[i] = teval(rt, e->kw[i]);
+    eval_keywords(rt, e, &a);
     return a;
 }
 

@@ -35,7 +35,9 @@ enum tv_type { TV_UNDEF, TV_NONE, TV_BOOL, TV_INT, TV_FLOAT, TV_STR, TV_LIST, TV
 struct tstr { size_t len; char s[]; }; /* UTF-8, also NUL-terminated */
 struct tv;
 struct tlist { size_t n, cap; struct tv *v; bool tuple; };
-struct tdict { size_t n, cap; struct tstr **k; struct tv *v; }; /* insertion order, like Python */
+/* Insertion order, like Python. A for loop's `loop` is a dict with is_loop set, for loop.cycle() and
+ * loop.changed() (whose last arguments are kept in changed, NULL before the first call). */
+struct tdict { size_t n, cap; struct tstr **k; struct tv *v; bool is_loop; struct tv *changed; };
 struct trt;
 struct targs;
 typedef struct tv (*tfunc_fn)(struct trt *rt, struct targs *a, int line);
@@ -155,7 +157,7 @@ enum tnode_kind {
     N_TEXT, N_OUTPUT, N_IF, N_FOR, N_SET, N_SET_BLOCK, N_MACRO, N_BREAK, N_CONTINUE, N_BLOCK, N_CALL_BLOCK, N_WITH, N_FILTER_BLOCK,
     /* expressions */
     E_LIT, E_NAME, E_ATTR, E_INDEX, E_SLICE, E_CALL, E_FILTER, E_TEST, E_NEG, E_POS, E_NOT, E_AND, E_OR,
-    E_BIN, E_COMPARE, E_COND, E_LIST, E_TUPLE, E_DICT, E_SPREAD /* *list in call arguments */
+    E_BIN, E_COMPARE, E_COND, E_LIST, E_TUPLE, E_DICT, E_SPREAD /* *list, or **mapping among keyword arguments */
 };
 struct tfilter;
 struct ttest;
@@ -217,6 +219,8 @@ const struct tfilter *tfilter_find(const char *name);
 extern const struct tfilter tfilters_seq[]; /* tmpl_filter_seq.c, NULL-ended */
 /* What v iterates as: list items, dict keys, string characters, nothing for Undefined. */
 struct tv titer(struct trt *rt, struct tv v, int line);
+/* loop.cycle(...) and loop.changed(...) (tmpl_loop.c); false when name is neither. */
+bool tloop_method(struct trt *rt, struct tdict *loop, const char *name, struct targs *a, int line, struct tv *out);
 const struct ttest *ttest_find(const char *name);
 /* Calls method `name` of v (str, list, dict methods); false when v's type has no such method. */
 bool tmethod_call(struct trt *rt, struct tv self, const char *name, struct targs *a, int line, struct tv *out);

@@ -61,7 +61,30 @@ static struct tv make_loop(struct trt *rt)
     struct tv loop = tv_dict(rt, L_N);
     for (int k = 0; k < L_N; k++)
         tv_dict_set(rt, loop.d, keys[k], strlen(keys[k]), tv_int(k == L_DEPTH));
+    loop.d->is_loop = true;
     return loop;
+}
+
+/* loop.cycle(a, b, ...) picks by index0; loop.changed(x, ...) is true when its arguments differ from
+ * the previous call's, as in Jinja. */
+bool tloop_method(struct trt *rt, struct tdict *loop, const char *name, struct targs *a, int line, struct tv *out)
+{
+    struct tv args = tv_list(rt, (size_t)a->n + 1);
+    for (int i = 0; i < a->n; i++)
+        tv_list_push(rt, args.l, a->pos[i]);
+    if (!strcmp(name, "cycle")) {
+        if (a->n == 0)
+            trt_fail(rt, line, "loop.cycle() needs at least one item");
+        *out = a->pos[loop->v[L_INDEX0].i % a->n];
+        return true;
+    }
+    if (!strcmp(name, "changed")) {
+        *out = tv_bool(!loop->changed || !tv_equal(rt, *loop->changed, args));
+        loop->changed = trt_alloc(rt, sizeof(*loop->changed));
+        *loop->changed = args;
+        return true;
+    }
+    return false;
 }
 
 static void update_loop(struct tdict *loop, const struct tlist *items, size_t i, struct tv none_left)

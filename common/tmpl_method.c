@@ -332,6 +332,8 @@ bool tmethod_exists(struct tv self, const char *name)
 {
     if (self.t == TV_STR)
         return listed(str_methods, name);
+    if (self.t == TV_DICT && self.d->is_loop && (!strcmp(name, "cycle") || !strcmp(name, "changed")))
+        return true;
     if (self.t == TV_DICT)
         return listed(dict_methods, name) || listed(mutators, name);
     return self.t == TV_LIST && (listed(list_methods, name) || listed(mutators, name));
@@ -345,6 +347,8 @@ bool tmethod_call(struct trt *rt, struct tv self, const char *name, struct targs
                  tv_type_name(self), name);
     if (self.t == TV_STR)
         return str_method(rt, self.s, name, a, line, out);
+    if (self.t == TV_DICT && self.d->is_loop && tloop_method(rt, self.d, name, a, line, out))
+        return true;
     if (self.t == TV_DICT)
         return dict_method(rt, self.d, name, a, line, out);
     if (self.t == TV_LIST)

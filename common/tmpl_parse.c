@@ -295,8 +295,13 @@ void tparse_call_args(struct tparse *p, struct tnode *call)
             names[kw.n] = tp_tok_cstr(p, tp_next(p));
             tp_next(p);
             tp_nodes_push(p, &kw, tparse_expr(p));
-        } else if (tp_is_op(p, "**")) {
-            tparse_fail(p, tp_peek(p)->line, "keyword argument unpacking (**kwargs) is not supported");
+        } else if (tp_is_op(p, "**")) { /* **mapping: a NULL name marks it */
+            if (kw.n == 64)
+                tparse_fail(p, tp_peek(p)->line, "more than 64 keyword arguments");
+            struct tnode *s = tp_node(p, E_SPREAD, tp_next(p)->line);
+            s->a = tparse_expr(p);
+            names[kw.n] = NULL;
+            tp_nodes_push(p, &kw, s);
         } else if (tp_is_op(p, "*")) {
             struct tnode *s = tp_node(p, E_SPREAD, tp_next(p)->line);
             if (kw.n)

@@ -151,14 +151,17 @@ static struct tnode *parse_macro(struct tparse *p, int line)
 static struct tnode *parse_call_block(struct tparse *p, int line)
 {
     static const char *const end[] = { "endcall", NULL };
-    if (tp_is_op(p, "("))
-        tparse_fail(p, line, "'{%% call(args) %%}' (a caller with parameters) is not supported");
-    struct tnode *n = tp_node(p, N_CALL_BLOCK, line);
+    struct tnode *n = tp_node(p, N_CALL_BLOCK, line), *caller = tp_node(p, N_MACRO, line);
+    caller->name = "caller";
+    if (tp_is_op(p, "(")) { /* {% call(item) m(x) %}: the caller's parameters */
+        tparse_call_args(p, caller);
+        for (int i = 0; i < caller->n; i++)
+            if (caller->items[i]->kind != E_NAME)
+                tparse_fail(p, line, "'{%% call(...) %%}': parameter %d is not a name", i + 1);
+    }
     n->a = tparse_expr(p);
     if (n->a->kind != E_CALL)
         tparse_fail(p, line, "'{%% call %%}' needs a macro call, e.g. {%% call m(x) %%}");
-    struct tnode *caller = tp_node(p, N_MACRO, line);
-    caller->name = "caller";
     expect_block_end(p, "call");
     must_close(p, end, &caller->body, "call", line);
     expect_block_end(p, "endcall");
