@@ -10,7 +10,7 @@ for tls in $TLS_CHOICES; do
     start_server srv 127.0.0.1:0 $POOL
     start_client victim kv "127.0.0.1:$PORT_srv" --requests 100000 --inflight 2 --max-blocks 32
     start_client other kv "127.0.0.1:$PORT_srv" --requests 300 --inflight 2 --max-blocks 16
-    wait_for "$TMP/victim.log" "lane" 10 || die "[$tls] victim never connected"
+    wait_for "$TMP/victim.log" "lane" 30 || die "[$tls] victim never connected"
     sleep 1
     kill -KILL "$CPID_victim"
     t0=$SECONDS
@@ -23,7 +23,7 @@ for tls in $TLS_CHOICES; do
 
     start_server srv2 127.0.0.1:0 $POOL
     start_client sender kv "127.0.0.1:$PORT_srv2" --requests 100000 --inflight 2 --max-blocks 32
-    wait_for "$TMP/sender.log" "lane" 10 || die "[$tls] sender never connected"
+    wait_for "$TMP/sender.log" "lane" 30 || die "[$tls] sender never connected"
     sleep 1
     kill -KILL "$SPID_srv2"
     t0=$SECONDS

@@ -45,7 +45,7 @@ start_server() {
     ${NS:+ip netns exec "$NS"} "$PEER" serve --listen "$addr" "$@" >"$TMP/$name.log" 2>&1 &
     PIDS+=($!)
     eval "SPID_$name=$!"
-    wait_for "$TMP/$name.log" "listening on port" 10 || die "server $name did not start"
+    wait_for "$TMP/$name.log" "listening on port" 30 || die "server $name did not start"
     eval "PORT_$name=$(grep -o 'listening on port [0-9]*' "$TMP/$name.log" | awk '{print $4}')"
 }
 

@@ -31,7 +31,7 @@ done
 export UCX_TLS=tcp
 NS=$A start_server cut 10.199.0.1:0 --layers 4 --blocks 256 --block-bytes 65536
 NS=$B start_client victim kv "10.199.0.1:$PORT_cut" --requests 1000000 --inflight 2 --max-blocks 16
-wait_for "$TMP/victim.log" "lane" 10 || die "client in $B never connected"
+wait_for "$TMP/victim.log" "lane" 30 || die "client in $B never connected"
 sleep 1
 ip -n "$B" link set "$VB" down
 t0=$SECONDS

@@ -8,7 +8,7 @@ for tls in $TLS_CHOICES; do
     start_server srv 127.0.0.1:0 $POOL
     port=$PORT_srv
     start_client sender kv "127.0.0.1:$port" --requests 400 --inflight 2 --max-blocks 16 --reconnect
-    wait_for "$TMP/sender.log" "lane" 10 || die "[$tls] sender never connected"
+    wait_for "$TMP/sender.log" "lane" 30 || die "[$tls] sender never connected"
     sleep 1
     kill -KILL "$SPID_srv"
     start_server srv2 "127.0.0.1:$port" $POOL
