@@ -1,6 +1,6 @@
 /* tmpl_arith.c — binary operators with Python's rules: int stays int (overflow is an error, not a wrap),
  * '/' gives a float, '//' and '%' floor, '+' joins strings and lists, '*' repeats them, '~' joins the
- * str() of both sides. */
+ * str() of both sides, and string % args formats (tmpl_format.c). */
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -138,6 +138,6 @@ struct tv tbinop(struct trt *rt, const char *op, struct tv a, struct tv b, int l
     if (!strcmp(op, "*") && (b.t == TV_STR || b.t == TV_LIST) && is_intlike(a))
         return repeat(rt, b, as_int(a), line);
     if (!strcmp(op, "%") && a.t == TV_STR)
-        trt_fail(rt, line, "printf-style string formatting ('...' %% value) is not supported; use ~ or format()");
+        return tformat_percent(rt, a.s, b, line);
     bad_operands(rt, op, a, b, line);
 }

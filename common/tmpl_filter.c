@@ -246,13 +246,28 @@ static struct tv f_indent(struct trt *rt, struct tv v, struct targs *a, int line
     return tbuf_take(rt, &b);
 }
 
+/* Jinja's format filter: "%s, %s"|format(a, b) or "%(x)s"|format(x=1). */
+static struct tv f_format(struct trt *rt, struct tv v, struct targs *a, int line)
+{
+    if (a->n && a->nkw)
+        trt_fail(rt, line, "format: positional and keyword arguments cannot be mixed");
+    struct tv args = a->nkw ? tv_dict(rt, (size_t)a->nkw) : tv_list(rt, (size_t)a->n + 1);
+    for (int i = 0; i < a->nkw; i++)
+        tv_dict_set(rt, args.d, a->kwname[i], strlen(a->kwname[i]), a->kw[i]);
+    for (int i = 0; !a->nkw && i < a->n; i++)
+        tv_list_push(rt, args.l, a->pos[i]);
+    if (!a->nkw)
+        args.l->tuple = true;
+    return tformat_percent(rt, sstr(rt, v, line), args, line);
+}
+
 static const struct tfilter filters[] = {
     { "trim", f_trim }, { "upper", f_upper }, { "lower", f_lower }, { "capitalize", f_capitalize },
     { "title", f_title }, { "string", f_string }, { "safe", f_safe }, { "replace", f_replace },
     { "length", f_length }, { "count", f_length }, { "default", f_default }, { "d", f_default },
     { "tojson", f_tojson }, { "int", f_int }, { "float", f_float }, { "abs", f_abs }, { "round", f_round },
     { "first", f_first }, { "last", f_last }, { "items", f_items }, { "escape", f_escape }, { "e", f_escape },
-    { "indent", f_indent }, { NULL, NULL },
+    { "indent", f_indent }, { "format", f_format }, { NULL, NULL },
 };
 
 const struct tfilter *tfilter_find(const char *name)

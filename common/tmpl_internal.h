@@ -251,6 +251,8 @@ struct tstr *targ_str(struct trt *rt, struct tv v, const char *what, int line);
 struct tv teval(struct trt *rt, const struct tnode *e);
 /* A call's arguments, evaluated (*list spread). */
 struct targs teval_args(struct trt *rt, const struct tnode *call);
+/* Python's fmt % args: args a tuple, a mapping for %(name)s, or one value (tmpl_format.c). */
+struct tv tformat_percent(struct trt *rt, const struct tstr *fmt, struct tv args, int line);
 struct tv tbinop(struct trt *rt, const char *op, struct tv a, struct tv b, int line);
 /* Installs range, namespace, dict, raise_exception, strftime_now (tmpl_builtin.c). */
 void tbuiltins_install(struct trt *rt, struct tdict *globals);
