@@ -221,18 +221,24 @@ static void decode_on_accept(struct worker *w, struct ucx_peer *peer)
     free(m.u.reg.pool.rkey);
 }
 
-/* A prefill worker died: reservations it had not completed are given back; running sequences
- * already have their KV and carry on. */
+/* A prefill worker died: reservations it had not completed are given back and the frontend hears
+ * that those requests are lost (it may already have their first token, and waits on us for the
+ * rest); running sequences already have their KV and carry on. */
 static void decode_on_peer_lost(struct worker *w, struct ucx_peer *peer)
 {
     uint64_t id;
     void *v;
     for (size_t i = 0; idmap_next(&reqs, &i, &id, &v);) {
         struct dreq *r = v;
-        if (r->prefill == peer && r->state != DR_RUNNING)
-            drop(w, r);
-        else if (r->prefill == peer)
+        if (r->prefill != peer)
+            continue;
+        if (r->state == DR_RUNNING) {
             r->prefill = NULL;
+            continue;
+        }
+        worker_send_error(w, r->id, WIRE_ERR_PEER_LOST, "the prefill worker computing this request was "
+                          "lost before its KV cache arrived");
+        drop(w, r);
     }
     grant_waiting(w);
 }

@@ -27,6 +27,14 @@ static void seq_release(struct gen_seq *s, bool abort_workers)
     if (s->d != s->p)
         cluster_release(s->d);
     s->p = s->d = NULL;
+    for (int i = 0; i < s->n_held; i++) {
+        free(s->held[i].tokens);
+        free(s->held[i].logprobs);
+    }
+    free(s->held);
+    s->held = NULL;
+    s->n_held = 0;
+    s->first_seen = false;
     idmap_del(&fe->seqs, s->id);
     fe->n_inflight--;
     s->id = 0;
@@ -304,6 +312,40 @@ static void seq_retry_or_fail(struct gen_seq *s, int status, const char *why)
     req_fail(g, status, msg);
 }
 
+/* Keeps a decode TOKENS message (taking its arrays) until the prefill's first token is in. */
+static void hold_tokens(struct gen_seq *s, struct wire_tokens *t)
+{
+    struct wire_tokens *h = realloc(s->held, (size_t)(s->n_held + 1) * sizeof *h);
+    if (!h) {
+        req_fail(s->g, 500, "out of memory holding tokens");
+        return;
+    }
+    s->held = h;
+    s->held[s->n_held++] = *t;
+    t->tokens = NULL;
+    t->logprobs = NULL;
+}
+
+/* The prefill's first token arrived: whatever the decode worker sent meanwhile follows it. */
+static void release_held(struct fe *fe, uint64_t id)
+{
+    struct gen_seq *s = idmap_get(&fe->seqs, id);
+    if (!s)
+        return;
+    s->first_seen = true;
+    struct wire_tokens *held = s->held;
+    int n = s->n_held;
+    s->held = NULL;
+    s->n_held = 0;
+    for (int i = 0; i < n; i++) {
+        if ((s = idmap_get(&fe->seqs, id)))
+            on_tokens(s, &held[i]);
+        free(held[i].tokens);
+        free(held[i].logprobs);
+    }
+    free(held);
+}
+
 void gen_on_message(void *user, struct cl_worker *from, struct wire_msg *msg)
 {
     struct fe *fe = user;
@@ -311,7 +353,13 @@ void gen_on_message(void *user, struct cl_worker *from, struct wire_msg *msg)
     if (!s)
         return; /* a sequence already ended (aborted, stopped): late tokens are expected */
     if (msg->type == WIRE_TOKENS) {
+        bool split = s->p && s->d && s->p != s->d;
+        if (split && from == s->d && !s->first_seen)
+            return hold_tokens(s, &msg->u.tokens);
+        uint64_t id = s->id;
         on_tokens(s, &msg->u.tokens);
+        if (split && from == s->p)
+            release_held(fe, id);
         return;
     }
     char why[WIRE_ERRMSG_MAX + 64];
@@ -342,6 +390,13 @@ void gen_on_worker_lost(void *user, struct cl_worker *w, const char *reason)
         struct gen_seq *s = idmap_get(&fe->seqs, ids[i]);
         if (!s || (s->p != w && s->d != w))
             continue;
+        if (s->p == w && s->d && s->d != w && s->first_seen) {
+            /* Its first token is out and the decode worker holds the rest: it either delivers it
+             * or, having lost the transfer with this prefill worker, reports an error itself. */
+            cluster_release(s->p);
+            s->p = NULL;
+            continue;
+        }
         if (s->p == w)
             s->p = NULL; /* gone: no ABORT, no release */
         if (s->d == w)

@@ -38,6 +38,11 @@ struct gen_seq {
     size_t text_offset;         /* completions logprobs' text_offset */
     json_t *lp_all;             /* whole answer: logprobs collected so far */
     uint64_t t_first, t_last;
+    /* The first token comes from the prefill worker, the rest from the decode worker, on another
+     * connection: decode tokens that overtake the first one wait here until it has arrived. */
+    bool first_seen;
+    struct wire_tokens *held;
+    int n_held;
 };
 
 struct gen_req {
