@@ -149,7 +149,8 @@ static void on_kv_done(struct worker *w, struct dreq *r, struct wire_kv_done *d)
         free(s ? s->tokens : NULL), free(s);
         worker_send_error(w, r->id, WIRE_ERR_PROTOCOL, "KV_DONE does not match the reservation");
         send_simple(r->prefill, WIRE_ABORT, r->id);
-        return drop(w, r);
+        drop(w, r);
+        return;
     }
     s->rng = d->rng; /* continue the prefill's random stream exactly */
     s->last_logprob = d->first_logprob;
@@ -164,18 +165,25 @@ static void on_kv_done(struct worker *w, struct dreq *r, struct wire_kv_done *d)
 static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
 {
     struct error err;
-    if (!w->opts.colocated)
-        return worker_send_error(w, id, WIRE_ERR_PROTOCOL, "GENERATE sent to a decode-only worker");
-    if (w->draining)
-        return worker_send_error(w, id, WIRE_ERR_OVERLOADED, "this worker is shutting down");
-    if (g->n_prompt + 1 > (uint32_t)w->model->cfg.max_pos || idmap_get(&reqs, id))
-        return worker_send_error(w, id, WIRE_ERR_BAD_REQUEST, "the prompt (%u tokens) does not fit the "
+    if (!w->opts.colocated) {
+        worker_send_error(w, id, WIRE_ERR_PROTOCOL, "GENERATE sent to a decode-only worker");
+        return;
+    }
+    if (w->draining) {
+        worker_send_error(w, id, WIRE_ERR_OVERLOADED, "this worker is shutting down");
+        return;
+    }
+    if (g->n_prompt + 1 > (uint32_t)w->model->cfg.max_pos || idmap_get(&reqs, id)) {
+        worker_send_error(w, id, WIRE_ERR_BAD_REQUEST, "the prompt (%u tokens) does not fit the "
                                  "model's context of %d", g->n_prompt, w->model->cfg.max_pos);
+        return;
+    }
     struct dreq *r = calloc(1, sizeof *r);
     struct seq *s = calloc(1, sizeof *s);
     if (!r || !s || seq_init(s, id, g->prompt, (int)g->n_prompt, &g->params, &err) < 0) {
         free(r), free(s);
-        return worker_send_error(w, id, WIRE_ERR_INTERNAL, "%s", err.msg);
+        worker_send_error(w, id, WIRE_ERR_INTERNAL, "%s", err.msg);
+        return;
     }
     r->id = id;
     r->n_tokens = g->n_prompt;

@@ -354,8 +354,10 @@ void gen_on_message(void *user, struct cl_worker *from, struct wire_msg *msg)
         return; /* a sequence already ended (aborted, stopped): late tokens are expected */
     if (msg->type == WIRE_TOKENS) {
         bool split = s->p && s->d && s->p != s->d;
-        if (split && from == s->d && !s->first_seen)
-            return hold_tokens(s, &msg->u.tokens);
+        if (split && from == s->d && !s->first_seen) {
+            hold_tokens(s, &msg->u.tokens);
+            return;
+        }
         uint64_t id = s->id;
         on_tokens(s, &msg->u.tokens);
         if (split && from == s->p)

@@ -124,14 +124,20 @@ static void on_kv_done_flushed(void *arg, int status, const char *reason)
     struct worker *w = the_worker;
     r->inflight--;
     r->flushing = false;
-    if (r->ending)
-        return maybe_destroy(w, r);
-    if (status < 0)
-        return fail_request(w, r, WIRE_ERR_PEER_LOST, "KV transfer to the decode worker failed");
+    if (r->ending) {
+        maybe_destroy(w, r);
+        return;
+    }
+    if (status < 0) {
+        fail_request(w, r, WIRE_ERR_PEER_LOST, "KV transfer to the decode worker failed");
+        return;
+    }
     struct wire_msg m = {.type = WIRE_KV_DONE, .req_id = r->id, .u.done = r->done};
     struct error err;
-    if (ucx_send(r->dp->peer, &m, NULL, NULL, &err) < 0)
-        return fail_request(w, r, WIRE_ERR_PEER_LOST, err.msg);
+    if (ucx_send(r->dp->peer, &m, NULL, NULL, &err) < 0) {
+        fail_request(w, r, WIRE_ERR_PEER_LOST, err.msg);
+        return;
+    }
     log_debug("request %llu: KV_DONE sent %.3f ms after its forward pass ended", (unsigned long long)r->id,
               now_ms() - r->forward_end_ms);
 }
@@ -156,10 +162,14 @@ static void on_put_done(void *arg, int status, const char *reason)
     struct preq *r = arg;
     struct worker *w = the_worker;
     r->inflight--;
-    if (r->ending)
-        return maybe_destroy(w, r);
-    if (status < 0)
-        return fail_request(w, r, WIRE_ERR_PEER_LOST, "KV transfer to the decode worker failed");
+    if (r->ending) {
+        maybe_destroy(w, r);
+        return;
+    }
+    if (status < 0) {
+        fail_request(w, r, WIRE_ERR_PEER_LOST, "KV transfer to the decode worker failed");
+        return;
+    }
     try_finish(w, r);
 }
 
@@ -168,15 +178,18 @@ static void try_push(struct worker *w, struct preq *r)
 {
     if (r->ending || !r->granted || !r->src || !r->dp->attached)
         return;
-    if (r->n_dst < r->n_src)
-        return fail_request(w, r, WIRE_ERR_PROTOCOL, "the decode worker granted too few KV blocks");
+    if (r->n_dst < r->n_src) {
+        fail_request(w, r, WIRE_ERR_PROTOCOL, "the decode worker granted too few KV blocks");
+        return;
+    }
     while (r->layers_pushed < r->layers_done) {
         struct error err;
         r->inflight++;
         if (kvx_put_layer(r->dp->peer, local_pool, r->layers_pushed, r->src, r->dst, r->n_src, on_put_done,
                           r, &err) < 0) {
             r->inflight--;
-            return fail_request(w, r, WIRE_ERR_PEER_LOST, err.msg);
+            fail_request(w, r, WIRE_ERR_PEER_LOST, err.msg);
+            return;
         }
         r->layers_pushed++;
     }
@@ -250,21 +263,28 @@ static void on_decode_lost(struct worker *w, struct ucx_peer *peer)
 static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
 {
     struct error err;
-    if (w->draining)
-        return worker_send_error(w, id, WIRE_ERR_OVERLOADED, "this prefill worker is shutting down");
-    if (g->n_prompt + 1 > (uint32_t)w->model->cfg.max_pos)
-        return worker_send_error(w, id, WIRE_ERR_BAD_REQUEST, "the prompt (%u tokens) leaves no room in "
+    if (w->draining) {
+        worker_send_error(w, id, WIRE_ERR_OVERLOADED, "this prefill worker is shutting down");
+        return;
+    }
+    if (g->n_prompt + 1 > (uint32_t)w->model->cfg.max_pos) {
+        worker_send_error(w, id, WIRE_ERR_BAD_REQUEST, "the prompt (%u tokens) leaves no room in "
                                  "the model's context of %d", g->n_prompt, w->model->cfg.max_pos);
-    if (!g->decode_addr[0] || idmap_get(&reqs, id))
-        return worker_send_error(w, id, WIRE_ERR_PROTOCOL, "GENERATE without a decode worker, or a "
+        return;
+    }
+    if (!g->decode_addr[0] || idmap_get(&reqs, id)) {
+        worker_send_error(w, id, WIRE_ERR_PROTOCOL, "GENERATE without a decode worker, or a "
                                  "request id already in use");
+        return;
+    }
     struct preq *r = calloc(1, sizeof *r);
     struct seq *s = calloc(1, sizeof *s);
     struct pf_new *m = calloc(1, sizeof *m);
     if (!r || !s || !m || seq_init(s, id, g->prompt, (int)g->n_prompt, &g->params, &err) < 0 ||
         !(r->dp = decode_peer(w, g->decode_worker_id, g->decode_addr, &err))) {
         free(r), free(s), free(m);
-        return worker_send_error(w, id, WIRE_ERR_INTERNAL, "%s", err.msg);
+        worker_send_error(w, id, WIRE_ERR_INTERNAL, "%s", err.msg);
+        return;
     }
     r->id = id;
     r->done.params = g->params;
@@ -330,8 +350,10 @@ static void on_first(struct worker *w, struct preq *r, struct pf_first *f)
     bool logprobs = r->done.flags & WIRE_GEN_LOGPROBS;
     m.u.tokens = (struct wire_tokens){(uint8_t)f->finish, logprobs, 1, &f->token, logprobs ? &f->logprob : NULL};
     worker_send_frontend(w, &m);
-    if (f->finish != FINISH_NONE) /* a one-token answer: the decode worker is not needed */
-        return end_request(w, r);
+    if (f->finish != FINISH_NONE) /* a one-token answer: the decode worker is not needed */ {
+        end_request(w, r);
+        return;
+    }
     r->first_done = true;
     r->forward_end_ms = now_ms();
     r->done.first_token = f->token;
