@@ -161,13 +161,15 @@ int main(int argc, char **argv)
     int tokens;
     run_seqs(&e, &s, 1, prompt_len, &secs, &tokens);
     seq_release(&s, &e.kv);
-    double prefill_tps = prompt_len / secs, d1 = decode_tps(&e, 1, steps), d32 = decode_tps(&e, 32, steps);
+    double prefill_tps = prompt_len / secs, d1 = decode_tps(&e, 1, steps), d8 = decode_tps(&e, 8, steps),
+           d32 = decode_tps(&e, 32, steps);
     double prefill_frac = prefill_tps * flops_per_token(&m->cfg) / 1e9 / gflops;
     double bound = gbps * 1e9 / (double)m->weight_bytes;
     printf("%-28s threads=%d  sgemm %.1f GFLOP/s  copy %.1f GB/s  weights %.0f MiB\n", dir, threads, gflops,
            gbps, m->weight_bytes / 1048576.0);
     printf("  prefill %4d tok: %8.1f tok/s  = %.2f of sgemm rate\n", prompt_len, prefill_tps, prefill_frac);
     printf("  decode batch 1 : %8.1f tok/s  = %.2f of bandwidth bound (%.1f tok/s)\n", d1, d1 / bound, bound);
+    printf("  decode batch 8 : %8.1f tok/s  = %.1fx batch 1\n", d8, d8 / d1);
     printf("  decode batch 32: %8.1f tok/s  = %.1fx batch 1\n", d32, d32 / d1);
     engine_destroy(&e);
     model_free(m);
