@@ -15,6 +15,7 @@ struct chat_template {
     int n;
     char *names[CHAT_MAX_TEMPLATES];
     struct tmpl *tmpls[CHAT_MAX_TEMPLATES];
+    bool parts[CHAT_MAX_TEMPLATES]; /* the template loops over message content: pass it as parts */
     int chosen;          /* index used by default; -1: "default" or "tool_use" by the request */
     json_t *special;     /* bos_token, eos_token, ... as strings */
 };
@@ -38,6 +39,7 @@ static int add_template(struct chat_template *c, const char *name, const char *s
     c->tmpls[c->n] = tmpl_parse(src, len, err);
     if (!c->tmpls[c->n])
         return error_wrap(err, "chat template '%s'", name);
+    c->parts[c->n] = tmpl_iterates(c->tmpls[c->n], "content");
     c->names[c->n] = strdup(name);
     if (!c->names[c->n]) {
         tmpl_free(c->tmpls[c->n]);
@@ -237,29 +239,52 @@ const char *chat_eos_token(const struct chat_template *c)
     return json_string_value(json_object_get(c->special, "eos_token"));
 }
 
-/* vLLM's "string" content format: text parts joined by newlines; null is "". */
-static json_t *normalise_content(json_t *content, size_t idx, struct error *err)
+/* Only text parts are supported; returns the texts' total length, or -1 with err set. */
+static long text_parts_len(json_t *content, size_t idx, struct error *err)
 {
+    size_t i;
+    json_t *part;
+    long total = 0;
+    json_array_foreach(content, i, part) {
+        const char *type = json_string_value(json_object_get(part, "type"));
+        if (!type || strcmp(type, "text") || !json_is_string(json_object_get(part, "text")))
+            return error_set(err, "messages[%zu].content[%zu]: only {\"type\": \"text\", \"text\": ...} parts are "
+                                  "supported%s%s", idx, i, type ? ", not type " : "", type ? type : "");
+        total += (long)json_string_length(json_object_get(part, "text")) + 1;
+    }
+    return total;
+}
+
+/* vLLM's "openai" content format, for templates that loop over content: a list of text parts. */
+static json_t *content_parts(json_t *content, size_t idx, struct error *err)
+{
+    if (!content || json_is_null(content))
+        return json_array();
+    if (json_is_string(content))
+        return json_pack("[{s:s,s:O}]", "type", "text", "text", content);
+    return text_parts_len(content, idx, err) < 0 ? NULL : json_incref(content);
+}
+
+/* vLLM's "string" content format: text parts joined by newlines; null is "". With parts, its "openai"
+ * format instead (content_parts). */
+static json_t *normalise_content(json_t *content, size_t idx, bool parts, struct error *err)
+{
+    if (content && !json_is_null(content) && !json_is_string(content) && !json_is_array(content)) {
+        error_set(err, "messages[%zu].content must be a string, null or a list of parts", idx);
+        return NULL;
+    }
+    if (parts)
+        return content_parts(content, idx, err);
     if (!content || json_is_null(content))
         return json_string("");
     if (json_is_string(content))
         return json_incref(content);
-    if (!json_is_array(content)) {
-        error_set(err, "messages[%zu].content must be a string, null or a list of parts", idx);
+    long total = text_parts_len(content, idx, err);
+    if (total < 0)
         return NULL;
-    }
-    size_t total = 1, i;
+    size_t i;
     json_t *part;
-    json_array_foreach(content, i, part) {
-        const char *type = json_string_value(json_object_get(part, "type"));
-        if (!type || strcmp(type, "text") || !json_is_string(json_object_get(part, "text"))) {
-            error_set(err, "messages[%zu].content[%zu]: only {\"type\": \"text\", \"text\": ...} parts are supported%s%s",
-                      idx, i, type ? ", not type " : "", type ? type : "");
-            return NULL;
-        }
-        total += json_string_length(json_object_get(part, "text")) + 1;
-    }
-    char *buf = malloc(total), *p = buf;
+    char *buf = malloc((size_t)total + 1), *p = buf;
     if (!buf) {
         error_set(err, "out of memory");
         return NULL;
@@ -295,7 +320,7 @@ static void parse_tool_arguments(json_t *msg)
     json_object_set_new(msg, "tool_calls", calls);
 }
 
-static json_t *normalise_messages(json_t *messages, struct error *err)
+static json_t *normalise_messages(json_t *messages, bool parts, struct error *err)
 {
     if (!json_is_array(messages)) {
         error_set(err, "messages must be a JSON array");
@@ -309,7 +334,7 @@ static json_t *normalise_messages(json_t *messages, struct error *err)
             error_set(err, "messages[%zu] must be an object with a string \"role\"", i);
             return NULL;
         }
-        json_t *content = normalise_content(json_object_get(m, "content"), i, err);
+        json_t *content = normalise_content(json_object_get(m, "content"), i, parts, err);
         if (!content) {
             json_decref(out);
             return NULL;
@@ -323,15 +348,15 @@ static json_t *normalise_messages(json_t *messages, struct error *err)
 }
 
 /* The explicit name, else "tool_use" when tools are passed and it exists (transformers), else "default". */
-static const struct tmpl *pick(const struct chat_template *c, json_t *extra)
+static int pick(const struct chat_template *c, json_t *extra)
 {
     if (c->chosen >= 0)
-        return c->tmpls[c->chosen];
+        return c->chosen;
     json_t *tools = json_object_get(extra, "tools");
     int i = json_array_size(tools) > 0 ? find_template(c, "tool_use") : -1;
     if (i < 0)
         i = find_template(c, "default");
-    return c->tmpls[i < 0 ? 0 : i];
+    return i < 0 ? 0 : i;
 }
 
 int chat_render(const struct chat_template *c, json_t *messages, bool add_generation_prompt, json_t *extra,
@@ -339,7 +364,8 @@ int chat_render(const struct chat_template *c, json_t *messages, bool add_genera
 {
     if (extra && !json_is_object(extra))
         return error_set(err, "chat template arguments must be a JSON object");
-    json_t *msgs = normalise_messages(messages, err);
+    int which = pick(c, extra);
+    json_t *msgs = normalise_messages(messages, c->parts[which], err);
     if (!msgs)
         return -1;
     json_t *ctx = json_object();
@@ -350,7 +376,7 @@ int chat_render(const struct chat_template *c, json_t *messages, bool add_genera
         json_object_update(ctx, extra);
     json_object_set_new(ctx, "messages", msgs);
     json_object_set_new(ctx, "add_generation_prompt", json_boolean(add_generation_prompt));
-    int rc = tmpl_render(pick(c, extra), ctx, NULL, out, NULL, err);
+    int rc = tmpl_render(c->tmpls[which], ctx, NULL, out, NULL, err);
     json_decref(ctx);
     return rc;
 }

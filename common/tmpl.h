@@ -10,6 +10,7 @@
 #ifndef PD_TMPL_H
 #define PD_TMPL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -30,6 +31,11 @@ struct tmpl_limits {
  * syntax error or an unsupported construct. The caller owns the result; free it with tmpl_free(). */
 struct tmpl *tmpl_parse(const char *src, size_t len, struct error *err);
 void tmpl_free(struct tmpl *t);
+
+/* True when some for loop in t iterates over `x.attr` or `x['attr']`, directly or through a variable
+ * set from it. The chat layer asks this for "content", as vLLM does, to pass message content as a
+ * list of parts to templates that loop over it. */
+bool tmpl_iterates(const struct tmpl *t, const char *attr);
 
 /* Renders t with the variables of the JSON object ctx (borrowed; may be NULL). limits may be NULL.
  * On success *out is a malloc'd NUL-terminated string owned by the caller (and *out_len its length, if

@@ -147,6 +147,26 @@ static void test_message_normalisation(void)
     free(out);
 }
 
+/* A template that loops over content gets it as a list of parts (vLLM's "openai" format). */
+static void test_content_parts(void)
+{
+    static const char *const cfgs[] = {
+        "{\"chat_template\": \"{% for m in messages %}{% for c in m['content'] %}<{{ c.type }}:{{ c.text }}>"
+        "{% endfor %}{% endfor %}\"}",
+        "{\"chat_template\": \"{% for m in messages %}{% set content = m.content %}{% if true %}{% for c in content %}"
+        "<{{ c.type }}:{{ c.text }}>{% endfor %}{% endif %}{% endfor %}\"}",
+    };
+    const char *msgs = "[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+                       "\"text\":\"a\"},{\"type\":\"text\",\"text\":\"b\"}]},{\"role\":\"assistant\",\"content\":null}]";
+    for (int i = 0; i < 2; i++) {
+        struct error err = { 0 };
+        int rc;
+        char *out = render_cfg(cfgs[i], NULL, msgs, NULL, &rc, &err);
+        CHECK_MSG(rc == 0 && out && !strcmp(out, "<text:hi><text:a><text:b>"), "template %d: %s", i, out ? out : err.msg);
+        free(out);
+    }
+}
+
 static void test_load_errors(void)
 {
     struct error err = { 0 };
@@ -271,6 +291,7 @@ int main(void)
     RUN(test_named_templates);
     RUN(test_message_normalisation);
     RUN(test_load_errors);
+    RUN(test_content_parts);
     RUN(test_template_files);
     RUN(test_threads);
     return check_report();
