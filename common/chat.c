@@ -39,7 +39,7 @@ static int add_template(struct chat_template *c, const char *name, const char *s
     c->tmpls[c->n] = tmpl_parse(src, len, err);
     if (!c->tmpls[c->n])
         return error_wrap(err, "chat template '%s'", name);
-    c->parts[c->n] = tmpl_iterates(c->tmpls[c->n], "content");
+    c->parts[c->n] = tmpl_iterates(c->tmpls[c->n], "messages", "content");
     c->names[c->n] = strdup(name);
     if (!c->names[c->n]) {
         tmpl_free(c->tmpls[c->n]);

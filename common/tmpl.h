@@ -32,10 +32,11 @@ struct tmpl_limits {
 struct tmpl *tmpl_parse(const char *src, size_t len, struct error *err);
 void tmpl_free(struct tmpl *t);
 
-/* True when some for loop in t iterates over `x.attr` or `x['attr']`, directly or through a variable
- * set from it. The chat layer asks this for "content", as vLLM does, to pass message content as a
- * list of parts to templates that loop over it. */
-bool tmpl_iterates(const struct tmpl *t, const char *attr);
+/* True when t loops over `item.key` / `item['key']` where item is the variable of a loop over `list`
+ * (or over a variable set from it, through slices and filters). The chat layer asks this for
+ * ("messages", "content"), as vLLM does, to pass content as a list of parts to templates that loop
+ * over it. */
+bool tmpl_iterates(const struct tmpl *t, const char *list, const char *key);
 
 /* Renders t with the variables of the JSON object ctx (borrowed; may be NULL). limits may be NULL.
  * On success *out is a malloc'd NUL-terminated string owned by the caller (and *out_len its length, if

@@ -153,8 +153,9 @@ static void test_content_parts(void)
     static const char *const cfgs[] = {
         "{\"chat_template\": \"{% for m in messages %}{% for c in m['content'] %}<{{ c.type }}:{{ c.text }}>"
         "{% endfor %}{% endfor %}\"}",
-        "{\"chat_template\": \"{% for m in messages %}{% set content = m.content %}{% if true %}{% for c in content %}"
-        "<{{ c.type }}:{{ c.text }}>{% endfor %}{% endif %}{% endfor %}\"}",
+        "{\"chat_template\": \"{% set loop_messages = messages[0:] %}{% set msgs = loop_messages|list %}"
+        "{% for m in msgs|selectattr('role') %}{% if true %}{% for c in m['content'] %}<{{ c.type }}:{{ c.text }}>"
+        "{% endfor %}{% endif %}{% endfor %}\"}",
     };
     const char *msgs = "[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\","
                        "\"text\":\"a\"},{\"type\":\"text\",\"text\":\"b\"}]},{\"role\":\"assistant\",\"content\":null}]";
@@ -165,6 +166,15 @@ static void test_content_parts(void)
         CHECK_MSG(rc == 0 && out && !strcmp(out, "<text:hi><text:a><text:b>"), "template %d: %s", i, out ? out : err.msg);
         free(out);
     }
+    /* Mistral-Nemo's loop over a variable set from content does not count, as in vLLM: content stays a
+     * string, which its other branches print directly. */
+    const char *nemo = "{\"chat_template\": \"{% for m in messages %}{% if m.role == 'tool' %}{% set calls = m.content %}"
+                       "{% for c in calls %}{{ c }}{% endfor %}{% else %}[{{ m.content }}]{% endif %}{% endfor %}\"}";
+    struct error err = { 0 };
+    int rc;
+    char *out = render_cfg(nemo, NULL, "[{\"role\":\"user\",\"content\":\"hi\"}]", NULL, &rc, &err);
+    CHECK_MSG(rc == 0 && out && !strcmp(out, "[hi]"), "alias loop: %s", out ? out : err.msg);
+    free(out);
 }
 
 static void test_load_errors(void)
