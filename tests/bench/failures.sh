@@ -65,7 +65,8 @@ print("api key: 401 without, served with")' "$TMP/auth.json" "$TMP/auths3cret.js
 
 # Bad options are errors with a message, not crashes.
 for args in "--request-rate -1" "--base-url https://x" "--dataset sharegpt" "--goodput ttft" \
-            "--sweep 1,2" "--range-ratio 1.5" "--no-such-option"; do
+            "--sweep 1,2" "--range-ratio 1.5" "--no-such-option" "--seed x" "--num-prompts 0" \
+            "--dataset sharegpt /nonexistent.json" "--tokenizer /nonexistent"; do
     if bench $args >"$TMP/err.txt" 2>&1; then echo "accepted bad options: $args"; exit 1; fi
     grep -q "error" "$TMP/err.txt" || { echo "no error message for: $args"; cat "$TMP/err.txt"; exit 1; }
 done

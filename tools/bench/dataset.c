@@ -171,6 +171,8 @@ static int make_sharegpt(const struct bench_opts *o, const struct tokenizer *tok
 {
     json_error_t jerr;
     json_t *root = json_load_file(o->dataset_path, 0, &jerr);
+    if (!root && jerr.line < 0) /* not readable at all: jansson's text names the file */
+        return error_set(err, "--dataset sharegpt: %s", jerr.text);
     if (!root)
         return error_set(err, "%s: line %d: %s (want a ShareGPT JSON array)", o->dataset_path,
                          jerr.line, jerr.text);

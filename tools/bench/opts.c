@@ -68,6 +68,17 @@ static int parse_int(const char *name, const char *s, int lo, int *out, struct e
     return 0;
 }
 
+static int parse_seed(const char *s, uint64_t *seed, struct error *err)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || end == s || *end || *s == '-')
+        return error_set(err, "--seed: bad value '%s' (want a non-negative integer)", s);
+    *seed = v;
+    return 0;
+}
+
 static void defaults(struct bench_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -188,7 +199,7 @@ static int parse_special(char **argv, int argc, int *i, struct bench_opts *o, st
         else if (a[3] == 'w')
             *rc = parse_sweep(v, o, err);
         else
-            o->seed = strtoull(v, NULL, 0);
+            *rc = parse_seed(v, &o->seed, err);
         ++*i;
     } else if (!strcmp(a, "--dataset") || !strcmp(a, "--dataset-name")) {
         if (v && !strcmp(v, "random"))
