@@ -118,20 +118,26 @@ static void fail_request(struct worker *w, struct preq *r, uint32_t code, const 
     end_request(w, r);
 }
 
+/* A put or flush of r completed. Returns true when r needs nothing more from this completion: it
+ * is ending (and may now be destroyed), or the transfer failed (and r with it). */
+static bool transfer_settled(struct worker *w, struct preq *r, int status)
+{
+    bool settled = r->ending || status < 0; /* r may be freed below */
+    r->inflight--;
+    if (r->ending)
+        maybe_destroy(w, r);
+    else if (status < 0)
+        fail_request(w, r, WIRE_ERR_PEER_LOST, "KV transfer to the decode worker failed");
+    return settled;
+}
+
 static void on_kv_done_flushed(void *arg, int status, const char *reason)
 {
     struct preq *r = arg;
     struct worker *w = the_worker;
-    r->inflight--;
     r->flushing = false;
-    if (r->ending) {
-        maybe_destroy(w, r);
+    if (transfer_settled(w, r, status))
         return;
-    }
-    if (status < 0) {
-        fail_request(w, r, WIRE_ERR_PEER_LOST, "KV transfer to the decode worker failed");
-        return;
-    }
     struct wire_msg m = {.type = WIRE_KV_DONE, .req_id = r->id, .u.done = r->done};
     struct error err;
     if (ucx_send(r->dp->peer, &m, NULL, NULL, &err) < 0) {
@@ -160,17 +166,8 @@ static void try_finish(struct worker *w, struct preq *r)
 static void on_put_done(void *arg, int status, const char *reason)
 {
     struct preq *r = arg;
-    struct worker *w = the_worker;
-    r->inflight--;
-    if (r->ending) {
-        maybe_destroy(w, r);
-        return;
-    }
-    if (status < 0) {
-        fail_request(w, r, WIRE_ERR_PEER_LOST, "KV transfer to the decode worker failed");
-        return;
-    }
-    try_finish(w, r);
+    if (!transfer_settled(the_worker, r, status))
+        try_finish(the_worker, r);
 }
 
 /* Pushes every layer that is computed and not yet sent, once the grant and the pool are known. */
