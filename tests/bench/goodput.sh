@@ -12,7 +12,10 @@
 # GOODPUT_TPOT_SCALE (5 each; DistServe's "SLO scale"): room for some queueing before the first
 # token, and for a few prefills interleaved with a request's decoding.
 # Knobs (environment): GOODPUT_PRESET (small), GOODPUT_PROMPTS (20), GOODPUT_INPUT_LEN (256),
-# GOODPUT_OUTPUT_LEN (64), GOODPUT_OUT ($BUILD/bench-goodput).
+# GOODPUT_OUTPUT_LEN (64), GOODPUT_OUT ($BUILD/bench-goodput), GOODPUT_ORDER ("coloc disagg":
+# which sweep runs first; swap it to see how much the machine's other work moved the result).
+# The load average during each sweep is printed at the end: the numbers mean something only on
+# a machine doing nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -104,13 +107,20 @@ echo "SLOs: TTFT <= $SLO_TTFT ms, TPOT <= $SLO_TPOT ms; sweeps start at $START r
 SWEEP=(--slo-ttft-ms "$SLO_TTFT" --slo-tpot-ms "$SLO_TPOT" --sweep auto --sweep-start "$START"
        --sweep-steps 3)
 
-"$BENCH" --base-url "$URL" "${WORKLOAD[@]}" "${SWEEP[@]}" --label "colocated (2 workers)" \
-    --save-result "$DIR/coloc.json" | tee "$DIR/coloc.txt"
 stop_cluster
-start_cluster disagg
-"$BENCH" --base-url "$URL" "${WORKLOAD[@]}" "${SWEEP[@]}" --label "disaggregated (1P+1D)" \
-    --save-result "$DIR/disagg.json" | tee "$DIR/disagg.txt"
-stop_cluster
+
+# sweep_deployment disagg|coloc: the whole sweep on a fresh cluster.
+sweep_deployment() {
+    local label="colocated (2 workers)"
+    [ "$1" = disagg ] && label="disaggregated (1P+1D)"
+    start_cluster "$1"
+    "$BENCH" --base-url "$URL" "${WORKLOAD[@]}" "${SWEEP[@]}" --label "$label" \
+        --save-result "$DIR/$1.json" | tee "$DIR/$1.txt"
+    stop_cluster
+}
+for mode in ${GOODPUT_ORDER:-coloc disagg}; do
+    sweep_deployment "$mode"
+done
 
 "$BENCH" plot --out "$DIR/plots" "$DIR/disagg.json" "$DIR/coloc.json"
 python3 - "$DIR/disagg.json" "$DIR/coloc.json" <<'PY'
@@ -123,5 +133,10 @@ for r in (d, c):
     print(f"{r['label']:<28}{(f'{best:.3f} req/s' if best else 'none'):>26}")
 db, cb = d["max_rate_at_attainment"], c["max_rate_at_attainment"]
 print(f"{'ratio (disagg / coloc)':<28}{(f'{db / cb:.2f}x' if db and cb else 'n/a'):>26}")
+# The two sweeps run one after the other: other work on the machine meanwhile skews one of them.
+for r in (d, c):
+    loads = [l for run in r["runs"] for l in run.get("load_average", []) if l >= 0]
+    if loads:
+        print(f"load average during {r['label']}: {min(loads):.1f} .. {max(loads):.1f}")
 PY
 echo "plots: $DIR/plots/{attainment,goodput,ttft,tpot}.png"

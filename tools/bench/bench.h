@@ -203,6 +203,8 @@ struct bench_run {
     double duration_s;
     uint64_t t0_ns;           /* the run's start, uv_hrtime() (CLOCK_MONOTONIC), to line up with
                                * server logs on the same machine */
+    double load_start, load_end; /* the machine's 1-minute load average around the run: other
+                                  * work on a shared machine skews latencies */
     int n;
     struct bench_record *rec; /* owned, n entries */
 };

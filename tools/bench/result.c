@@ -102,6 +102,7 @@ json_t *bench_result_json(const struct bench_opts *o, const struct bench_run *ru
     json_t *res = json_object();
     put_config(res, o, run->rate);
     json_object_set_new(res, "start_monotonic_ns", json_integer((json_int_t)run->t0_ns));
+    json_object_set_new(res, "load_average", json_pack("[f, f]", run->load_start, run->load_end));
     json_object_set_new(res, "duration", json_real(m->duration_s));
     json_object_set_new(res, "completed", json_integer(m->completed));
     json_object_set_new(res, "failed", json_integer(m->failed));

@@ -245,6 +245,12 @@ static void format_headers(const struct bench_opts *o, char *buf, size_t cap)
         snprintf(buf, cap, "Authorization: Bearer %s\r\n", o->api_key);
 }
 
+static double load_average(void)
+{
+    double l;
+    return getloadavg(&l, 1) == 1 ? l : -1.0;
+}
+
 static int setup(struct run_state *rs, double rate, struct error *err)
 {
     int n = rs->n;
@@ -273,11 +279,13 @@ int bench_run_once(const struct bench_opts *o, const struct http_target *t,
     if (rc == 0) {
         uv_timer_init(&rs.loop, &rs.arrival_timer);
         rs.arrival_timer.data = &rs;
+        run->load_start = load_average();
         rs.t0 = rs.t_end = run->t0_ns = uv_hrtime();
         bench_progress_start(&rs.progress, &rs.loop, o->progress, rs.n, rate);
         uv_timer_start(&rs.arrival_timer, on_arrival, 0, 0);
         uv_run(&rs.loop, UV_RUN_DEFAULT);
         run->duration_s = (double)(rs.t_end - rs.t0) / 1e9;
+        run->load_end = load_average();
         if (uv_loop_close(&rs.loop) != 0)
             log_warn("libuv loop closed with handles still open");
     }

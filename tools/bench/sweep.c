@@ -33,9 +33,9 @@ static int measure(struct sweep *s, double rate, int *ok, struct error *err)
         if (*ok && rate > s->best)
             s->best = rate;
         printf("sweep: rate %8.3f req/s  attainment %6.2f%%  goodput %7.3f req/s  "
-               "p90 TTFT %8.1f ms  p90 TPOT %7.1f ms  failed %d  %s\n",
+               "p90 TTFT %8.1f ms  p90 TPOT %7.1f ms  failed %d  load %.1f  %s\n",
                rate, 100.0 * m.attainment, m.request_goodput, m.ttft.p90, m.tpot.p90, m.failed,
-               *ok ? "meets target" : "misses target");
+               run.load_end, *ok ? "meets target" : "misses target");
         fflush(stdout);
         json_array_append_new(s->runs, bench_result_json(s->o, &run, &m));
     }
