@@ -9,6 +9,7 @@
 
 #include "frontend/apierr.h"
 #include "log.h"
+#include "strbuf.h"
 
 #define LINGER_MS 2000
 
@@ -27,25 +28,6 @@ void http_limits_default(struct http_limits *l)
     l->body_timeout_ms = 30000;
     l->idle_timeout_ms = 60000;
     l->max_write_queue = 64u << 20;
-}
-
-/* Appends to a NUL-terminated growing buffer; -1 when out of memory. */
-static int buf_add(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        size_t ncap = *cap ? *cap : 64;
-        while (ncap < *len + n + 1)
-            ncap *= 2;
-        char *nb = realloc(*buf, ncap);
-        if (!nb)
-            return -1;
-        *buf = nb;
-        *cap = ncap;
-    }
-    memcpy(*buf + *len, data, n);
-    *len += n;
-    (*buf)[*len] = 0;
-    return 0;
 }
 
 static void request_free(struct http_request *r)
@@ -98,7 +80,7 @@ static int head_add(struct http_conn *c, char **buf, size_t *len, size_t *cap, c
     c->head_bytes += n;
     if (c->head_bytes > c->srv->lim.max_head)
         return limit(c, 431);
-    return buf_add(buf, len, cap, at, n) ? limit(c, 500) : 0;
+    return strbuf_append(buf, len, cap, at, n) ? limit(c, 500) : 0;
 }
 
 static int on_message_begin(llhttp_t *p)
@@ -205,14 +187,14 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     struct http_request *r = c->cur;
     if (r->body_len + n > c->srv->lim.max_body)
         return limit(c, 413);
-    return buf_add(&r->body, &r->body_len, &c->body_cap, at, n) ? limit(c, 500) : 0;
+    return strbuf_append(&r->body, &r->body_len, &c->body_cap, at, n) ? limit(c, 500) : 0;
 }
 
 static int on_message_complete(llhttp_t *p)
 {
     struct http_conn *c = p->data;
     struct http_request *r = c->cur;
-    if (!r->body && buf_add(&r->body, &r->body_len, &c->body_cap, "", 0))
+    if (!r->body && strbuf_append(&r->body, &r->body_len, &c->body_cap, "", 0))
         return limit(c, 500);
     r->keep_alive = llhttp_should_keep_alive(p);
     r->received_ns = uv_hrtime();

@@ -2,6 +2,7 @@
  * is never longer than the longest stop string minus one byte plus the newest piece, so the search
  * stays cheap however long the generation runs. */
 #include "frontend/stopstr.h"
+#include "strbuf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,25 +18,6 @@ void stopstr_free(struct stopstr *s)
 {
     free(s->held);
     memset(s, 0, sizeof *s);
-}
-
-static int grow(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        size_t ncap = *cap ? *cap : 64;
-        while (ncap < *len + n + 1)
-            ncap *= 2;
-        char *nb = realloc(*buf, ncap);
-        if (!nb)
-            return -1;
-        *buf = nb;
-        *cap = ncap;
-    }
-    if (n)
-        memcpy(*buf + *len, data, n);
-    *len += n;
-    (*buf)[*len] = 0;
-    return 0;
 }
 
 /* Length of the longest suffix of text[0..len) that is a proper prefix of some stop string. */
@@ -70,18 +52,18 @@ int stopstr_feed(struct stopstr *s, const char *text, size_t len, char **out, si
 {
     if (s->matched)
         return 1;
-    if (grow(&s->held, &s->held_len, &s->held_cap, text, len))
+    if (strbuf_append(&s->held, &s->held_len, &s->held_cap, text, len))
         return -1;
     long m = first_match(s, s->held, s->held_len);
     if (m >= 0) {
         s->matched = true;
-        int rc = grow(out, out_len, out_cap, s->held, (size_t)m);
+        int rc = strbuf_append(out, out_len, out_cap, s->held, (size_t)m);
         s->held_len = 0;
         return rc ? -1 : 1;
     }
     size_t keep = partial_suffix(s, s->held, s->held_len);
     size_t release = s->held_len - keep;
-    if (grow(out, out_len, out_cap, s->held, release))
+    if (strbuf_append(out, out_len, out_cap, s->held, release))
         return -1;
     memmove(s->held, s->held + release, keep);
     s->held_len = keep;
@@ -92,8 +74,8 @@ int stopstr_feed(struct stopstr *s, const char *text, size_t len, char **out, si
 int stopstr_flush(struct stopstr *s, char **out, size_t *out_len, size_t *out_cap)
 {
     if (s->matched || s->held_len == 0)
-        return grow(out, out_len, out_cap, "", 0);
-    int rc = grow(out, out_len, out_cap, s->held, s->held_len);
+        return strbuf_append(out, out_len, out_cap, "", 0);
+    int rc = strbuf_append(out, out_len, out_cap, s->held, s->held_len);
     s->held_len = 0;
     return rc;
 }

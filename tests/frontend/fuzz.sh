@@ -11,7 +11,7 @@ if ! command -v clang >/dev/null; then echo "clang not installed (tools/deps.sh 
 bin="$out/fuzz_request"
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c11 -D_GNU_SOURCE \
     -I. -Icommon $(pkg-config --cflags jansson libuv) \
-    tests/frontend/fuzz_request.c frontend/api_req.c frontend/apierr.c frontend/stopstr.c frontend/oai_resp.c \
+    tests/frontend/fuzz_request.c frontend/api_req.c frontend/apierr.c frontend/stopstr.c common/strbuf.c frontend/oai_resp.c \
     common/sample.c $(pkg-config --libs jansson libuv) -lm -o "$bin" 2>"$out/build.log" || {
     if grep -q "libclang_rt.fuzzer\|cannot find.*fuzzer" "$out/build.log"; then
         echo "clang's libFuzzer runtime is missing (libclang-rt-14-dev)"; exit 77
