@@ -359,8 +359,9 @@ void gen_on_message(void *user, struct cl_worker *from, struct wire_msg *msg)
             return;
         }
         uint64_t id = s->id;
-        on_tokens(s, &msg->u.tokens);
-        if (split && from == s->p)
+        bool first = split && from == s->p;
+        on_tokens(s, &msg->u.tokens); /* may end and free s */
+        if (first)
             release_held(fe, id);
         return;
     }
