@@ -189,6 +189,10 @@ static int check_put(const struct ucx_peer *peer, const struct kvx_pool *local, 
 static void put_run(struct ucx_peer *peer, const struct kvx_pool *local, struct kvx_batch *b, uint32_t layer,
                     uint32_t src, uint32_t dst, uint32_t count)
 {
+    if (peer->state != UCX_PEER_OPEN || !peer->ep) { /* failed during an earlier run of this call */
+        kvx_batch_part_done(b, UCS_ERR_CONNECTION_RESET);
+        return;
+    }
     struct ucx_op *op = ucx_op_new(peer, NULL, NULL);
     if (!op) {
         kvx_batch_part_done(b, UCS_ERR_NO_MEMORY);

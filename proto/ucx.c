@@ -29,14 +29,11 @@ static const char *const ucx_env_defaults[][3] = {
     {"UCX_TCP_KEEPIDLE", "2s", "tcp"},
     {"UCX_TCP_KEEPINTVL", "1s", "tcp"},
     {"UCX_TCP_KEEPCNT", "3", "tcp"},
-    /* Shared memory (posix, sysv) is left out of PEER-error-mode endpoints unless these are on.
-     * With them on, UCX 1.13 sends AM "short" messages that overflow the 128-byte FIFO element
-     * ("Invalid am_short_iov length: 108 (expected: <= 100)"); 16 KiB elements put the element
-     * limit above UCX's short threshold, so every message size works (tests/proto: sizes). */
-    {"UCX_POSIX_ERROR_HANDLING", "y", "posix sm shm mm"},
-    {"UCX_SYSV_ERROR_HANDLING", "y", "sysv sm shm mm"},
-    {"UCX_POSIX_FIFO_ELEM_SIZE", "16384", "posix sm shm mm"},
-    {"UCX_SYSV_FIFO_ELEM_SIZE", "16384", "sysv sm shm mm"},
+    /* Not set: UCX_POSIX_ERROR_HANDLING / UCX_SYSV_ERROR_HANDLING. They would let messages between
+     * processes on one host use shared-memory FIFOs, but a sender SIGKILLed in the middle of a FIFO
+     * write wedges that FIFO for every other sender to the same process (seen in tests/proto/kill.sh;
+     * the survivor went silent until declared lost). KV data still moves through shared memory when
+     * the receiver allocates its pool with kvx_pool_alloc. See docs/transport.md. */
 };
 
 /* Whether UCX_TLS (unset, "all", a "^exclusion" list, or a list) may select one of `words`. */
@@ -58,12 +55,28 @@ static int tls_may_use(const char *tls, const char *words)
     return 0;
 }
 
+/* An operator who enables shared memory for PEER-mode endpoints (UCX_POSIX_ERROR_HANDLING=y) also
+ * gets 16 KiB FIFO elements: with 128-byte ones UCX 1.13 fails AM "short" sends just under its limit
+ * ("Invalid am_short_iov length: 108 (expected: <= 100)"), as UCP does not count its error-handling
+ * header; 16 KiB lifts the element limit above UCP's short threshold (tests/proto: sizes). */
+static void set_shm_fifo_default(const char *tl)
+{
+    char on[64], fifo[64];
+    snprintf(on, sizeof on, "UCX_%s_ERROR_HANDLING", tl);
+    snprintf(fifo, sizeof fifo, "UCX_%s_FIFO_ELEM_SIZE", tl);
+    const char *v = getenv(on);
+    if (v && (v[0] == 'y' || v[0] == 'Y' || v[0] == '1'))
+        setenv(fifo, "16384", 0);
+}
+
 static void set_env_defaults(void)
 {
     const char *tls = getenv("UCX_TLS");
     for (size_t i = 0; i < sizeof ucx_env_defaults / sizeof ucx_env_defaults[0]; i++)
         if (tls_may_use(tls, ucx_env_defaults[i][2]))
             setenv(ucx_env_defaults[i][0], ucx_env_defaults[i][1], 0);
+    set_shm_fifo_default("POSIX");
+    set_shm_fifo_default("SYSV");
 }
 
 /* ---- events ---- */
@@ -172,8 +185,7 @@ static void pump(struct ucx *u)
     u->pumping = 1;
     ucs_status_t st = UCS_ERR_BUSY;
     for (int tries = 0; tries < UCX_ARM_TRIES && st == UCS_ERR_BUSY; tries++) {
-        while (ucp_worker_progress(u->worker))
-            ;
+        ucx_progress_all(u);
         dispatch(u);
         st = ucp_worker_arm(u->worker);
     }
@@ -328,10 +340,17 @@ void ucx_destroy(struct ucx *u)
     uv_close((uv_handle_t *)&u->heartbeat, on_handle_closed);
 }
 
-void ucx_progress_once(struct ucx *u)
+void ucx_progress_all(struct ucx *u)
 {
+    u->in_progress = 1;
     while (ucp_worker_progress(u->worker))
         ;
+    u->in_progress = 0;
+}
+
+void ucx_progress_once(struct ucx *u)
+{
+    ucx_progress_all(u);
     dispatch(u);
 }
 

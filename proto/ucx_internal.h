@@ -32,6 +32,7 @@ struct ucx_peer {
     struct ucx_peer *next; /* in ucx.peers */
     struct ucx *u;
     ucp_ep_h ep;            /* NULL once its close completed */
+    int closing;            /* ucp_ep_close_nbx was called */
     enum ucx_peer_state state;
     int refs;               /* the open endpoint, each queued event, each operation in flight */
     char name[WIRE_ADDR_MAX + 8];
@@ -58,6 +59,7 @@ struct ucx {
     uint64_t peer_timeout_ms;
     int handles_open;
     int pumping;         /* re-entrancy guard */
+    int in_progress;     /* inside ucp_worker_progress (UCX callbacks may be running) */
     int fast_poll;       /* the worker could not be armed: the timer polls every 1 ms */
     struct ucx_peer *peers;
     struct ucx_ev *ev_head, *ev_tail;
@@ -78,6 +80,8 @@ struct ucx_op {
 struct ucx_ev *ucx_ev_new(struct ucx *u, enum ucx_ev_kind kind, struct ucx_peer *peer);
 void ucx_ev_push(struct ucx *u, struct ucx_ev *ev);
 void ucx_queue_done(struct ucx *u, struct ucx_peer *peer, ucx_done_cb cb, void *arg, ucs_status_t st);
+/* Drains ucp_worker_progress with in_progress set. */
+void ucx_progress_all(struct ucx *u);
 /* Progresses the worker and delivers events, without re-arming (for teardown). */
 void ucx_progress_once(struct ucx *u);
 

@@ -62,13 +62,12 @@ static void on_close_done(void *request, ucs_status_t st, void *user_data)
     ucx_peer_unref(p);
 }
 
-/* Starts closing the endpoint; the peer's endpoint reference is dropped when UCX is done. A forced
- * close (after an error) does not try to flush to a peer that is gone. */
-void ucx_peer_close_ep(struct ucx_peer *p, int force)
+/* Starts closing the endpoint (once); the peer's endpoint reference is dropped when UCX is done. */
+static void close_ep(struct ucx_peer *p, int force)
 {
-    p->state = UCX_PEER_CLOSED;
-    if (!p->ep)
+    if (!p->ep || p->closing)
         return;
+    p->closing = 1;
     ucp_request_param_t rp = {
         .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA |
                         (force ? UCP_OP_ATTR_FIELD_FLAGS : 0),
@@ -83,6 +82,13 @@ void ucx_peer_close_ep(struct ucx_peer *p, int force)
     ucx_peer_unref(p);
 }
 
+/* A forced close (after an error) does not try to flush to a peer that is gone. */
+void ucx_peer_close_ep(struct ucx_peer *p, int force)
+{
+    p->state = UCX_PEER_CLOSED;
+    close_ep(p, force);
+}
+
 void ucx_peer_close(struct ucx_peer *p)
 {
     if (p->state == UCX_PEER_CLOSED)
@@ -90,20 +96,24 @@ void ucx_peer_close(struct ucx_peer *p)
     ucx_peer_close_ep(p, p->state == UCX_PEER_FAILED);
 }
 
-/* Closes everything for ucx_destroy and waits (bounded) for UCX to finish, so no callback fires
- * into freed memory. */
+/* Closes everything for ucx_destroy and waits (at most UCX_CLOSE_WAIT_MS) for UCX to finish, so no
+ * callback fires into freed memory. Open peers get a flushing close, so what was sent just before
+ * shutdown (a KV_DONE, a large message still being fetched by the peer) is delivered; failed
+ * peers are closed by force. */
+#define UCX_CLOSE_WAIT_MS 3000
 void ucx_peers_close_all(struct ucx *u)
 {
     struct ucx_peer *next;
     for (struct ucx_peer *p = u->peers; p; p = next) {
         next = p->next; /* closing may free p */
         if (p->state != UCX_PEER_CLOSED)
-            ucx_peer_close_ep(p, 1);
+            ucx_peer_close_ep(p, p->state != UCX_PEER_OPEN);
     }
-    for (int i = 0; i < 100000 && u->peers; i++)
+    uint64_t deadline = uv_hrtime() + (uint64_t)UCX_CLOSE_WAIT_MS * 1000000;
+    while (u->peers && uv_hrtime() < deadline)
         ucx_progress_once(u);
     if (u->peers)
-        log_warn("ucx: endpoints still closing at shutdown; leaking them");
+        log_warn("ucx: endpoints still closing after %d ms at shutdown; leaking them", UCX_CLOSE_WAIT_MS);
 }
 
 void ucx_peer_set_user(struct ucx_peer *p, void *user) { p->user = user; }
@@ -127,10 +137,14 @@ static void on_ep_error(void *arg, ucp_ep_h ep, ucs_status_t st)
         return;
     p->state = UCX_PEER_FAILED;
     struct ucx_ev *ev = ucx_ev_new(p->u, UCX_EV_LOST, p);
-    if (!ev)
-        return;
-    snprintf(ev->reason, sizeof ev->reason, "%s", ucs_status_string(st));
-    ucx_ev_push(p->u, ev);
+    if (ev) {
+        snprintf(ev->reason, sizeof ev->reason, "%s", ucs_status_string(st));
+        ucx_ev_push(p->u, ev);
+    }
+    /* The endpoint is closed by deliver(), after this progress call. Closing it from here made
+     * things worse with UCX 1.13: a put from the dead peer still queued is then handled on the
+     * closed endpoint, and UCX aborts the process when it cannot acknowledge it (see
+     * docs/transport.md, "UCX 1.13 problems"). */
 }
 
 static void set_ep_common(ucp_ep_params_t *ep, struct ucx_peer *p)

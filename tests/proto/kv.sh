@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 POOL="--layers 4 --blocks 64 --block-bytes 16384"
 for tls in $TLS_CHOICES; do
-    export UCX_TLS=$tls
+    set_tls "$tls"
     start_server srv 127.0.0.1:0 $POOL
     client one kv "127.0.0.1:$PORT_srv" --requests 40 --inflight 3 --max-blocks 30 || die "[$tls] sender failed"
     start_client a kv "127.0.0.1:$PORT_srv" --requests 40 --inflight 3 --max-blocks 30
@@ -20,7 +20,7 @@ for tls in $TLS_CHOICES; do
     grep -m1 'rma_bw#0' "$TMP/one.log"
 done
 # The receiver's pool allocated by UCX (kvx_pool_alloc): in shared memory, written by plain copies.
-export UCX_TLS=shm,tcp
+set_tls shm
 start_server pool 127.0.0.1:0 $POOL --ucx-alloc
 client onep kv "127.0.0.1:$PORT_pool" --requests 40 --inflight 3 --max-blocks 30 || die "[pool] sender failed"
 stop_server pool

@@ -18,9 +18,11 @@ trap cleanup EXIT
 die() {
     echo "FAIL: $*"
     local f
+    [ -n "${KEEP_LOGS:-}" ] && mkdir -p "$KEEP_LOGS" && cp "$TMP"/*.log "$KEEP_LOGS"/ # all of every log
     for f in "$TMP"/*.log; do
         [ -f "$f" ] || continue
         echo "--- $(basename "$f")"
+        grep -m 8 -A 3 -E 'ERROR|Sanitizer|runtime error|Caught signal' "$f"
         grep -v '^#' "$f" | tail -n 15
     done
     exit 1
@@ -79,6 +81,14 @@ start_client() {
     eval "CPID_$name=$!"
 }
 
-# The UCX_TLS choices every transport test runs under: tcp alone, and shared memory for messages
-# (sysv/posix) with tcp for connection setup and RMA (see docs/transport.md).
-TLS_CHOICES="${TLS_CHOICES:-tcp shm,tcp}"
+# The transport choices every test runs under: "tcp", and "shm" = UCX_TLS=shm,tcp with shared
+# memory enabled for PEER-mode endpoints (messages through shm FIFOs, RMA into UCX-allocated pools
+# by memcpy; tcp for connection setup). set_tls CHOICE exports the environment for one.
+TLS_CHOICES="${TLS_CHOICES:-tcp shm}"
+set_tls() {
+    unset UCX_POSIX_ERROR_HANDLING UCX_SYSV_ERROR_HANDLING
+    export UCX_TLS=tcp
+    if [ "$1" = shm ]; then
+        export UCX_TLS=shm,tcp UCX_POSIX_ERROR_HANDLING=y UCX_SYSV_ERROR_HANDLING=y
+    fi
+}

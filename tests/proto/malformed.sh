@@ -3,7 +3,7 @@
 # rendezvous-sized garbage blob) are rejected and counted by the receiver, which keeps serving.
 . "$(dirname "$0")/lib.sh"
 for tls in $TLS_CHOICES; do
-    export UCX_TLS=$tls
+    set_tls "$tls"
     start_server srv 127.0.0.1:0
     client bad malformed "127.0.0.1:$PORT_srv" || die "[$tls] malformed client failed"
     sent=$(grep -o 'sent [0-9]*' "$TMP/bad.log" | awk '{print $2}')

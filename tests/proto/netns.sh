@@ -19,7 +19,7 @@ ip -n "$A" link set "$VA" up && ip -n "$B" link set "$VB" up || die "link up"
 LIMIT=${CUT_LIMIT_SECONDS:-20}
 
 for tls in $TLS_CHOICES; do
-    export UCX_TLS=$tls
+    set_tls "$tls"
     NS=$A start_server srv 10.199.0.1:0 --layers 4 --blocks 64 --block-bytes 16384
     NS=$B client echo echo "10.199.0.1:$PORT_srv" || die "[$tls] echo across namespaces failed"
     NS=$B client kv kv "10.199.0.1:$PORT_srv" --requests 30 --inflight 3 --max-blocks 30 || die "[$tls] KV across namespaces failed"
@@ -28,7 +28,7 @@ for tls in $TLS_CHOICES; do
     echo "[$tls] across namespaces: $(grep -h 'came back\|verified' "$TMP/echo.log" "$TMP/kv.log" | tr '\n' ' ')"
 done
 
-export UCX_TLS=tcp
+set_tls tcp
 NS=$A start_server cut 10.199.0.1:0 --layers 4 --blocks 256 --block-bytes 65536
 NS=$B start_client victim kv "10.199.0.1:$PORT_cut" --requests 1000000 --inflight 2 --max-blocks 16
 wait_for "$TMP/victim.log" "lane" 30 || die "client in $B never connected"

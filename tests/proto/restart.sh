@@ -4,10 +4,11 @@
 . "$(dirname "$0")/lib.sh"
 POOL="--layers 4 --blocks 128 --block-bytes 65536"
 for tls in $TLS_CHOICES; do
-    export UCX_TLS=$tls
+    set_tls "$tls"
     start_server srv 127.0.0.1:0 $POOL
     port=$PORT_srv
-    start_client sender kv "127.0.0.1:$port" --requests 400 --inflight 2 --max-blocks 16 --reconnect
+    start_client sender kv "127.0.0.1:$port" --requests 400 --inflight 2 --max-blocks 16 --reconnect \
+        --pace-ms 10 # >= 2 s in all, so the restart lands mid-run
     wait_for "$TMP/sender.log" "lane" 30 || die "[$tls] sender never connected"
     sleep 1
     kill -KILL "$SPID_srv"

@@ -4,7 +4,7 @@
 # choice. The server must reject nothing.
 . "$(dirname "$0")/lib.sh"
 for tls in $TLS_CHOICES; do
-    export UCX_TLS=$tls
+    set_tls "$tls"
     start_server srv 127.0.0.1:0
     client echo echo "127.0.0.1:$PORT_srv" || die "[$tls] echo client failed"
     grep -q "came back identical" "$TMP/echo.log" || die "[$tls] no echo result"

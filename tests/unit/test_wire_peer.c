@@ -8,7 +8,7 @@
  *          client that registered as PREFILL. Prints "peer lost: ..." lines; on SIGTERM prints a
  *          "stats:" line and exits 0, or 1 if any KV check failed.
  *   echo   --connect H:P          every message type (and a 4 MiB one) must come back identical
- *   kv     --connect H:P --requests N [--inflight K] [--max-blocks M] [--reconnect]
+ *   kv     --connect H:P --requests N [--inflight K] [--max-blocks M] [--reconnect] [--pace-ms T]
  *          random-data KV transfers; exit 0 when all were verified, 3 if the server was lost
  *   malformed --connect H:P       sends broken messages, then checks the server still answers
  *   bench  --connect H:P --size S --iters N    RMA put bandwidth (server: --layers 1)
@@ -27,7 +27,7 @@
 
 struct opts {
     const char *mode, *listen, *connect;
-    uint32_t layers, blocks, requests, inflight, max_blocks, iters;
+    uint32_t layers, blocks, requests, inflight, max_blocks, iters, pace_ms;
     uint64_t block_bytes, size;
     int reconnect;
     int ucx_alloc;
@@ -41,6 +41,7 @@ struct app {
     struct ucx_peer *peer; /* clients: the server */
     uv_signal_t sigterm, sigint;
     uv_timer_t timer;
+    uv_timer_t pace; /* kv --pace-ms: a pause before each new request */
     int rc;
     /* server */
     uint8_t *pool;               /* ours, unless --ucx-alloc */
@@ -420,7 +421,7 @@ static void on_flushed(void *arg, int status, const char *reason)
     struct creq *r = t->r;
     int stale = t->epoch != a->c->epoch;
     free(t);
-    if (stale)
+    if (stale || !a->peer) /* the loss was reported first: kv_lost dealt with this request */
         return;
     if (status) { /* the peer is going away: on_peer_lost follows and, with --reconnect, retries */
         if (!a->o.reconnect)
@@ -505,6 +506,13 @@ static void on_grant(struct app *a, struct creq *r, const struct wire_kv_grant *
     }
 }
 
+static void on_pace_timer(uv_timer_t *t)
+{
+    struct app *a = t->data;
+    if (a->peer && a->registered)
+        fill_slots(a);
+}
+
 static void kv_message(struct app *a, const struct wire_msg *m)
 {
     struct client *c = a->c;
@@ -523,7 +531,10 @@ static void kv_message(struct app *a, const struct wire_msg *m)
             uv_stop(a->loop);
             return;
         }
-        fill_slots(a);
+        if (a->o.pace_ms)
+            uv_timer_start(&a->pace, on_pace_timer, a->o.pace_ms, 0);
+        else
+            fill_slots(a);
     } else {
         fail(a, 1, "unexpected %s", wire_type_name(m->type));
     }
@@ -909,6 +920,7 @@ static int parse(int argc, char **argv, struct opts *o)
         else if (!strcmp(k, "--inflight")) o->inflight = (uint32_t)atol(v);
         else if (!strcmp(k, "--max-blocks")) o->max_blocks = (uint32_t)atol(v);
         else if (!strcmp(k, "--iters")) o->iters = (uint32_t)atol(v);
+        else if (!strcmp(k, "--pace-ms")) o->pace_ms = (uint32_t)atol(v);
         else if (!strcmp(k, "--size")) o->size = (uint64_t)atoll(v);
         else return -1;
     }
@@ -982,6 +994,8 @@ int main(int argc, char **argv)
     uv_signal_start(&a->sigint, on_signal, SIGINT);
     uv_timer_init(a->loop, &a->timer);
     a->timer.data = a;
+    uv_timer_init(a->loop, &a->pace);
+    a->pace.data = a;
     if (!strcmp(a->o.mode, "serve")) {
         if (server_start(a, &err))
             fail(a, 1, "%s", err.msg);
