@@ -21,7 +21,8 @@ LAT_ITERS=${BENCH_LAT_ITERS:-20000}
 TLS_LIST=${BENCH_TLS:-"tcp shm,tcp shm,tcp:pool"}
 # Loopback only: with every interface allowed, UCX also stripes RMA over eth0 to ourselves.
 export UCX_NET_DEVICES=${UCX_NET_DEVICES:-lo}
-# What pdserve's transport sets for itself (proto/ucx.c), so ucx_perftest runs under the same rules.
+# Shared-memory mode for the shm rows (docs/transport.md), plus what pdserve's transport sets for
+# itself (proto/ucx.c), so ucx_perftest runs under the same rules as we do.
 export UCX_POSIX_ERROR_HANDLING=y UCX_SYSV_ERROR_HANDLING=y UCX_POSIX_FIFO_ELEM_SIZE=16384 \
        UCX_SYSV_FIFO_ELEM_SIZE=16384 UCX_KEEPALIVE_INTERVAL=1s UCX_WARN_UNUSED_ENV_VARS=n
 TMP=$(mktemp -d)
