@@ -7,9 +7,9 @@
 
 void bench_arrivals(double *at, int n, double rate, double burstiness, uint64_t seed)
 {
-    struct bench_rng rng;
+    struct rng rng;
     /* A stream of its own, so changing the dataset options does not move the arrivals. */
-    bench_rng_seed(&rng, seed ^ 0xa5a5a5a5deadbeefULL);
+    rng_seed(&rng, seed ^ 0xa5a5a5a5deadbeefULL);
     double t = 0.0;
     for (int i = 0; i < n; i++) {
         at[i] = t;

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "error.h"
+#include "sample.h"
 
 /* ---- opts.c: command-line options ------------------------------------------------------------ */
 
@@ -64,17 +65,11 @@ void bench_opts_usage(FILE *f);
 /* Parses a rate: a positive number or "inf". */
 int bench_parse_rate(const char *s, double *rate, struct error *err);
 
-/* ---- rng.c: seeded random numbers (xoshiro256**, gamma) ------------------------------------- */
+/* ---- rng.c: seeded random numbers on the engine's generator (common/sample.h: struct rng,
+ * xoshiro256**), plus what a workload needs on top of it ---------------------------------------- */
 
-struct bench_rng {
-    uint64_t s[4];
-};
-
-void bench_rng_seed(struct bench_rng *r, uint64_t seed);
-uint64_t bench_rng_next(struct bench_rng *r);
-double bench_rng_uniform(struct bench_rng *r);           /* [0, 1) */
-int bench_rng_int(struct bench_rng *r, int lo, int hi);  /* [lo, hi], inclusive */
-double bench_rng_gamma(struct bench_rng *r, double shape, double scale);
+int bench_rng_int(struct rng *r, int lo, int hi); /* [lo, hi], inclusive */
+double bench_rng_gamma(struct rng *r, double shape, double scale);
 
 /* ---- arrival.c: when each request is sent ---------------------------------------------------- */
 
@@ -106,7 +101,7 @@ struct tokenizer; /* common/tok.h */
 int bench_tok_count(const struct tokenizer *t, const char *text, int *n, struct error *err);
 /* A text of words drawn from vocab that encodes to `want` tokens (*got says how many it reached:
  * `want` unless no word fits the last slot). *out is malloc'd; the caller frees it. */
-int bench_tok_fit_text(const struct tokenizer *t, struct bench_rng *rng, const char *const *vocab,
+int bench_tok_fit_text(const struct tokenizer *t, struct rng *rng, const char *const *vocab,
                        int n_vocab, int want, char **out, int *got, struct error *err);
 
 /* ---- payload.c: request bodies --------------------------------------------------------------- */

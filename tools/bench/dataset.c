@@ -27,14 +27,14 @@ static const char *const words[] = {
     "book", "eye", "job", "word", "business", "issue", "side", "kind", "head", "house", "service",
 };
 
-static int draw_len(struct bench_rng *rng, int len, double ratio)
+static int draw_len(struct rng *rng, int len, double ratio)
 {
     int lo = (int)(len * (1.0 - ratio)), hi = (int)(len * (1.0 + ratio));
     int v = bench_rng_int(rng, lo, hi);
     return v < 1 ? 1 : v;
 }
 
-static char *random_text(struct bench_rng *rng, int n_words)
+static char *random_text(struct rng *rng, int n_words)
 {
     size_t cap = (size_t)n_words * 12 + 1, len = 0;
     char *s = malloc(cap);
@@ -48,7 +48,7 @@ static char *random_text(struct bench_rng *rng, int n_words)
     return s;
 }
 
-static int random_chat_text(const struct tokenizer *tok, struct bench_rng *rng,
+static int random_chat_text(const struct tokenizer *tok, struct rng *rng,
                             struct bench_prompt *p, struct error *err)
 {
     int got;
@@ -68,8 +68,8 @@ static int random_chat_text(const struct tokenizer *tok, struct bench_rng *rng,
 static int make_random(const struct bench_opts *o, const struct tokenizer *tok,
                        struct bench_prompt *p, struct error *err)
 {
-    struct bench_rng rng;
-    bench_rng_seed(&rng, o->seed);
+    struct rng rng;
+    rng_seed(&rng, o->seed);
     /* All lengths first: the same seed gives the same lengths on either endpoint. */
     for (int i = 0; i < o->num_prompts; i++) {
         p[i].input_len = draw_len(&rng, o->input_len, o->range_ratio);
@@ -137,7 +137,7 @@ static int usable_convs(json_t *root, const struct tokenizer *tok, struct conv *
     return n;
 }
 
-static void shuffle(struct conv *c, int n, struct bench_rng *rng)
+static void shuffle(struct conv *c, int n, struct rng *rng)
 {
     for (int i = n - 1; i > 0; i--) {
         int j = bench_rng_int(rng, 0, i);
@@ -184,8 +184,8 @@ static int make_sharegpt(const struct bench_opts *o, const struct tokenizer *tok
                        "\"human\", \"value\": ...}, {\"from\": \"gpt\", \"value\": ...}]}, ...])",
                   o->dataset_path);
     if (n_usable > 0) {
-        struct bench_rng rng;
-        bench_rng_seed(&rng, o->seed);
+        struct rng rng;
+        rng_seed(&rng, o->seed);
         shuffle(c, n_usable, &rng);
         rc = take_sharegpt(o, root, c, n_usable, p, err);
     }

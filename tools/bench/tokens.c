@@ -66,7 +66,7 @@ static int replace_last(const struct tokenizer *t, const char **w, int k, const 
     return 0;
 }
 
-int bench_tok_fit_text(const struct tokenizer *t, struct bench_rng *rng, const char *const *vocab,
+int bench_tok_fit_text(const struct tokenizer *t, struct rng *rng, const char *const *vocab,
                        int n_vocab, int want, char **out, int *got, struct error *err)
 {
     int cap = 2 * want + 8, count = 0, rc = -1;
