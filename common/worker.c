@@ -210,13 +210,6 @@ static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *ms
     w->role->on_message(w, peer, msg);
 }
 
-static void on_accept(struct ucx *u, struct ucx_peer *peer, void *user)
-{
-    struct worker *w = user;
-    if (w->role->on_accept)
-        w->role->on_accept(w, peer);
-}
-
 static void on_peer_lost(struct ucx *u, struct ucx_peer *peer, const char *reason, void *user)
 {
     struct worker *w = user;
@@ -306,7 +299,7 @@ static int load_engine(struct worker *w, struct error *err)
 
 static int start_network(struct worker *w, struct error *err)
 {
-    struct ucx_handlers h = {on_accept, on_message, on_peer_lost};
+    struct ucx_handlers h = {NULL, on_message, on_peer_lost};
     if (ucx_create(&w->loop, &h, w, &w->ucx, err) < 0)
         return -1;
     if (w->role->listens) {

@@ -38,7 +38,6 @@ struct worker_role {
     /* At shutdown, after the engine thread has stopped, before the transport is destroyed. */
     void (*stop)(struct worker *w);
     void (*on_message)(struct worker *w, struct ucx_peer *from, struct wire_msg *msg);
-    void (*on_accept)(struct worker *w, struct ucx_peer *peer);            /* optional */
     void (*on_peer_lost)(struct worker *w, struct ucx_peer *peer);         /* not the frontend */
     void (*on_frontend_lost)(struct worker *w);  /* abort everything the frontend was waiting for */
     void (*on_mail)(struct worker *w, struct mail *m); /* from the engine thread; takes ownership */

@@ -99,6 +99,8 @@ static void grant_waiting(struct worker *w)
 
 static void on_reserve(struct worker *w, struct ucx_peer *from, uint64_t id, struct wire_kv_reserve *res)
 {
+    log_debug("request %llu: KV_RESERVE for %u tokens from %s", (unsigned long long)id, res->n_tokens,
+              ucx_peer_name(from));
     if (idmap_get(&reqs, id) || res->n_tokens == 0 || res->n_tokens >= (uint32_t)w->model->cfg.max_pos) {
         struct wire_msg m = {.type = WIRE_ERROR, .req_id = id};
         m.u.error.code = WIRE_ERR_PROTOCOL;
@@ -192,12 +194,18 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
     admit(w, r, s);
 }
 
+static void send_pool(struct worker *w, struct ucx_peer *peer);
+
 static void decode_on_message(struct worker *w, struct ucx_peer *from, struct wire_msg *msg)
 {
     struct dreq *r = idmap_get(&reqs, msg->req_id);
     switch (msg->type) {
     case WIRE_GENERATE: on_generate(w, msg->req_id, &msg->u.gen); break;
     case WIRE_KV_RESERVE: on_reserve(w, from, msg->req_id, &msg->u.reserve); break;
+    case WIRE_REGISTER:
+        if (from != w->frontend && msg->u.reg.role == WIRE_ROLE_PREFILL)
+            send_pool(w, from);
+        break;
     case WIRE_KV_DONE:
         if (r)
             on_kv_done(w, r, &msg->u.done);
@@ -213,8 +221,11 @@ static void decode_on_message(struct worker *w, struct ucx_peer *from, struct wi
     }
 }
 
-/* A prefill worker connected: tell it where our pool is. */
-static void decode_on_accept(struct worker *w, struct ucx_peer *peer)
+/* A prefill worker introduced itself (REGISTER on the connection it opened): tell it where our
+ * pool is. Answering its message rather than greeting it on accept matters: a message sent the
+ * moment a connection is accepted can reach the connecting side before its endpoint is ready for
+ * it, and UCX then drops it without a word. */
+static void send_pool(struct worker *w, struct ucx_peer *peer)
 {
     struct wire_msg m = {.type = WIRE_REGISTER};
     struct error err;
@@ -372,7 +383,6 @@ const struct worker_role decode_role = {
     .start = decode_start,
     .stop = decode_stop,
     .on_message = decode_on_message,
-    .on_accept = decode_on_accept,
     .on_peer_lost = decode_on_peer_lost,
     .on_frontend_lost = decode_on_frontend_lost,
     .on_mail = decode_on_mail,

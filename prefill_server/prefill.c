@@ -18,12 +18,20 @@
 #include "log.h"
 #include "prefill.h"
 
-struct dpeer { /* a decode worker we push to */
+/* A decode worker we push to. Nothing but our REGISTER goes to it until its answer (its pool) has
+ * come back: messages sent on a connection still being set up can be lost without an error (seen
+ * with UCX 1.13 over tcp), so the answer is what proves the connection, and until it comes our
+ * REGISTER is repeated every second while KV_RESERVEs wait in `waiting`. */
+struct dpeer {
     uint32_t id;
     char addr[WIRE_ADDR_MAX];
     struct ucx_peer *peer;
     bool attached; /* its pool (REGISTER) is known */
+    uint64_t *waiting; /* requests whose KV_RESERVE waits for that */
+    int n_waiting, cap_waiting;
 };
+
+static uv_timer_t hello_timer;
 
 struct preq {
     uint64_t id;
@@ -195,6 +203,65 @@ static void try_push(struct worker *w, struct preq *r)
 
 /* ---- decode workers ---- */
 
+/* Our REGISTER to a decode worker; it answers with its own, pool and rkey included. */
+static void send_hello(struct worker *w, struct dpeer *dp)
+{
+    struct wire_msg hello = {.type = WIRE_REGISTER};
+    struct error err;
+    hello.u.reg.role = WIRE_ROLE_PREFILL;
+    hello.u.reg.worker_id = w->opts.id;
+    hello.u.reg.block_size = (uint32_t)w->opts.block_size;
+    hello.u.reg.total_blocks = (uint32_t)w->engine.kv.n_blocks;
+    snprintf(hello.u.reg.model, sizeof hello.u.reg.model, "%s", w->opts.model_dir);
+    if (ucx_send(dp->peer, &hello, NULL, NULL, &err) < 0)
+        log_warn("introducing ourselves to decode worker %s: %s", dp->addr, err.msg);
+}
+
+static void send_reserve(struct worker *w, struct preq *r)
+{
+    struct wire_msg m = {.type = WIRE_KV_RESERVE, .req_id = r->id};
+    struct error err;
+    m.u.reserve = (struct wire_kv_reserve){r->done.n_prompt, w->opts.id};
+    if (ucx_send(r->dp->peer, &m, NULL, NULL, &err) < 0)
+        fail_request(w, r, WIRE_ERR_PEER_LOST, err.msg);
+}
+
+/* KV_RESERVE now, or once the decode worker has answered our REGISTER. */
+static void reserve(struct worker *w, struct preq *r)
+{
+    struct dpeer *dp = r->dp;
+    if (dp->attached) {
+        send_reserve(w, r);
+        return;
+    }
+    if (dp->n_waiting == dp->cap_waiting) {
+        int cap = dp->cap_waiting ? 2 * dp->cap_waiting : 16;
+        uint64_t *q = realloc(dp->waiting, (size_t)cap * sizeof *q);
+        if (!q) {
+            fail_request(w, r, WIRE_ERR_INTERNAL, "out of memory");
+            return;
+        }
+        dp->waiting = q;
+        dp->cap_waiting = cap;
+    }
+    dp->waiting[dp->n_waiting++] = r->id;
+}
+
+static void on_hello_timer(uv_timer_t *t)
+{
+    uint64_t id;
+    void *v;
+    for (size_t i = 0; idmap_next(&dpeers, &i, &id, &v);)
+        if (!((struct dpeer *)v)->attached)
+            send_hello(t->data, v);
+}
+
+static void free_dpeer(struct dpeer *dp)
+{
+    free(dp->waiting);
+    free(dp);
+}
+
 static struct dpeer *decode_peer(struct worker *w, uint32_t id, const char *addr, struct error *err)
 {
     struct dpeer *dp = idmap_get(&dpeers, id);
@@ -203,7 +270,7 @@ static struct dpeer *decode_peer(struct worker *w, uint32_t id, const char *addr
     if (dp) { /* the decode worker came back elsewhere: the old endpoint is stale */
         ucx_peer_close(dp->peer);
         idmap_del(&dpeers, id);
-        free(dp);
+        free_dpeer(dp);
     }
     dp = calloc(1, sizeof *dp);
     if (!dp) {
@@ -218,17 +285,25 @@ static struct dpeer *decode_peer(struct worker *w, uint32_t id, const char *addr
     }
     ucx_peer_set_user(dp->peer, dp);
     idmap_put(&dpeers, id, dp);
+    send_hello(w, dp);
     return dp;
 }
 
 static void on_decode_register(struct worker *w, struct dpeer *dp, struct wire_register *reg)
 {
     struct error err;
+    log_debug("decode worker %u at %s: pool of %u blocks known", dp->id, dp->addr, reg->pool.n_blocks);
     if (kvx_peer_attach(dp->peer, &reg->pool, &err) < 0) {
         log_error("decode worker %s: %s", dp->addr, err.msg);
         return;
     }
     dp->attached = true;
+    for (int i = 0; i < dp->n_waiting; i++) {
+        struct preq *r = idmap_get(&reqs, dp->waiting[i]);
+        if (r && !r->ending && r->dp == dp)
+            send_reserve(w, r);
+    }
+    dp->n_waiting = 0;
     uint64_t id;
     void *v;
     for (size_t i = 0; idmap_next(&reqs, &i, &id, &v);)
@@ -252,7 +327,7 @@ static void on_decode_lost(struct worker *w, struct ucx_peer *peer)
             fail_request(w, r, WIRE_ERR_PEER_LOST, "the decode worker serving this request was lost");
     }
     idmap_del(&dpeers, dp->id);
-    free(dp);
+    free_dpeer(dp);
 }
 
 /* ---- requests ---- */
@@ -290,10 +365,7 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
     r->done.prompt = g->prompt; /* taken from the message */
     g->prompt = NULL;
     idmap_put(&reqs, id, r);
-    struct wire_msg reserve = {.type = WIRE_KV_RESERVE, .req_id = id};
-    reserve.u.reserve = (struct wire_kv_reserve){r->done.n_prompt, w->opts.id};
-    if (ucx_send(r->dp->peer, &reserve, NULL, NULL, &err) < 0)
-        log_warn("request %llu: KV_RESERVE: %s", (unsigned long long)id, err.msg);
+    reserve(w, r);
     m->mail.type = PF_NEW;
     m->seq = s;
     mailbox_post(&w->to_engine, &m->mail);
@@ -306,6 +378,7 @@ static void on_grant(struct worker *w, struct ucx_peer *from, uint64_t id, struc
         send_to(from, WIRE_ABORT, id);
         return;
     }
+    log_debug("request %llu: %u decode blocks granted", (unsigned long long)id, g->n_blocks);
     r->granted = true;
     r->dst = g->blocks; /* taken */
     r->n_dst = g->n_blocks;
@@ -319,7 +392,13 @@ static void prefill_on_message(struct worker *w, struct ucx_peer *from, struct w
     struct dpeer *dp = from == w->frontend ? NULL : ucx_peer_user(from);
     switch (msg->type) {
     case WIRE_GENERATE: on_generate(w, msg->req_id, &msg->u.gen); break;
-    case WIRE_REGISTER: if (dp) on_decode_register(w, dp, &msg->u.reg); break;
+    case WIRE_REGISTER: /* a decode worker's answer to our REGISTER: its pool */
+        if (from != w->frontend && (dp = idmap_get(&dpeers, msg->u.reg.worker_id)))
+            on_decode_register(w, dp, &msg->u.reg);
+        else
+            log_warn("REGISTER from %s (worker %u) matches no decode worker we use", ucx_peer_name(from),
+                     msg->u.reg.worker_id);
+        break;
     case WIRE_KV_GRANT: on_grant(w, from, msg->req_id, &msg->u.grant); break;
     case WIRE_KV_WAIT: log_debug("request %llu waits for decode KV (position %u)",
                                  (unsigned long long)msg->req_id, msg->u.wait.queue_position); break;
@@ -412,19 +491,23 @@ static int prefill_start(struct worker *w, struct error *err)
 {
     struct kv_pool *kv = &w->engine.kv;
     the_worker = w;
+    uv_timer_init(&w->loop, &hello_timer);
+    hello_timer.data = w;
+    uv_timer_start(&hello_timer, on_hello_timer, 1000, 1000);
     return kvx_pool_map(w->ucx, kv->data, (uint32_t)kv->n_layers, (uint32_t)kv->n_blocks,
                         kv->block_floats * sizeof(float), &local_pool, err);
 }
 
 static void prefill_stop(struct worker *w)
 {
+    uv_timer_stop(&hello_timer); /* closed with every other handle when the loop winds down */
     kvx_pool_unmap(local_pool);
     uint64_t id;
     void *v;
     for (size_t i = 0; idmap_next(&reqs, &i, &id, &v);)
         destroy(v);
     for (size_t i = 0; idmap_next(&dpeers, &i, &id, &v);)
-        free(v);
+        free_dpeer(v);
     idmap_free(&reqs);
     idmap_free(&dpeers);
 }
