@@ -222,9 +222,9 @@ static void decode_on_message(struct worker *w, struct ucx_peer *from, struct wi
 }
 
 /* A prefill worker introduced itself (REGISTER on the connection it opened): tell it where our
- * pool is. Answering its message rather than greeting it on accept matters: a message sent the
- * moment a connection is accepted can reach the connecting side before its endpoint is ready for
- * it, and UCX then drops it without a word. */
+ * pool is. The answer is what tells the prefill worker the connection works — messages sent on one
+ * still being set up can be lost without an error — so it sends nothing else before it, and
+ * repeats its REGISTER until it comes (docs/transport.md). */
 static void send_pool(struct worker *w, struct ucx_peer *peer)
 {
     struct wire_msg m = {.type = WIRE_REGISTER};

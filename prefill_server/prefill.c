@@ -389,7 +389,7 @@ static void on_grant(struct worker *w, struct ucx_peer *from, uint64_t id, struc
 static void prefill_on_message(struct worker *w, struct ucx_peer *from, struct wire_msg *msg)
 {
     struct preq *r = idmap_get(&reqs, msg->req_id);
-    struct dpeer *dp = from == w->frontend ? NULL : ucx_peer_user(from);
+    struct dpeer *dp;
     switch (msg->type) {
     case WIRE_GENERATE: on_generate(w, msg->req_id, &msg->u.gen); break;
     case WIRE_REGISTER: /* a decode worker's answer to our REGISTER: its pool */
@@ -410,7 +410,7 @@ static void prefill_on_message(struct worker *w, struct ucx_peer *from, struct w
         break;
     case WIRE_ABORT: if (r) end_request(w, r); break;
     case WIRE_ERROR:
-        if (r && dp) /* the decode worker refused the request: pass its reason on */
+        if (r && from != w->frontend) /* the decode worker refused the request: pass its reason on */
             fail_request(w, r, msg->u.error.code, msg->u.error.message);
         break;
     default:
