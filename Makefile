@@ -9,6 +9,7 @@
 #   tools/NAME.c        → $(BUILD)/pdserve-NAME      single-file tools
 #   tools/NAME/*.c      → $(BUILD)/pdserve-NAME      multi-file tools
 #   tests/unit/NAME.c   → $(BUILD)/tests/NAME        unit tests (listed in tests/TESTS)
+#   tests/fuzz/NAME.c   → $(BUILD)/fuzz/NAME         libFuzzer harnesses (clang; docs/fuzzing.md)
 
 BUILD   ?= build
 CC      ?= gcc
@@ -38,7 +39,7 @@ TESTBIN := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all deps test asan bench bench-engine bench-transport bench-pipeline bench-goodput run clean install
+.PHONY: all deps test asan fuzz bench bench-engine bench-transport bench-pipeline bench-goodput run clean install
 all: $(BINS) $(TESTBIN)
 
 deps:
@@ -94,6 +95,36 @@ asan: deps
 	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ./tests/run $(T)
 
+# Fuzzing (docs/fuzzing.md): every library object is built a second time with clang and coverage
+# instrumentation into $(BUILD)/fuzz/, so each harness in tests/fuzz/ links against the same archives.
+FUZZ_CC      ?= clang
+FUZZ_CFLAGS  ?= -g -O1 -fno-omit-frame-pointer -Wno-pass-failed -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/*.c))
+FUZZ_SRC     := $(COMMON_SRC) $(PROTO_SRC) $(filter-out frontend/main.c,$(wildcard frontend/*.c))
+FUZZ_LIBS    := $(BUILD)/fuzz/libpdfuzz.a $(BUILD)/fuzz/libllhttp.a
+fuzzobj       = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(1))
+
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(XCFLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/fuzz/obj/llhttp/%.o: /usr/share/llhttp/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(filter-out -W%,$(XCFLAGS)) -w -c $< -o $@
+$(BUILD)/fuzz/libpdfuzz.a: $(call fuzzobj,$(FUZZ_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/fuzz/libllhttp.a: $(patsubst /usr/share/llhttp/%.c,$(BUILD)/fuzz/obj/llhttp/%.o,$(LLHTTP_SRC))
+	@rm -f $@; ar rcs $@ $^
+.PRECIOUS: $(BUILD)/fuzz/obj/%.o
+$(BUILD)/fuzz/%: $(BUILD)/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_LIBS) $(LDLIBS) -o $@
+
+# make fuzz [FUZZ=name] [FUZZ_SECONDS=60]: each harness for FUZZ_SECONDS, keeping its corpus in
+# $(BUILD)/fuzz/corpus/NAME; a summary line per harness, and the input of any crash.
+fuzz:
+	@$(MAKE) --no-print-directory $(addprefix $(BUILD)/fuzz/,$(or $(FUZZ),$(FUZZ_NAMES)))
+	@BUILD=$(BUILD) ./tests/fuzz/run-all.sh $(FUZZ_SECONDS) $(or $(FUZZ),$(FUZZ_NAMES))
+
 # Benchmarks print ratios against a baseline measured in the same invocation; tests never time things.
 bench: bench-engine bench-transport bench-pipeline bench-goodput
 
@@ -129,4 +160,4 @@ install: all
 clean:
 	rm -rf build build-asan
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/fuzz/obj -name '*.d' 2>/dev/null)

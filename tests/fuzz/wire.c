@@ -1,18 +1,17 @@
-/* fuzz_wire.c — libFuzzer harness for every wire decoder (tests/proto/fuzz.sh builds and runs it).
+/* wire.c — fuzz harness: bytes a peer sends over UCX (a prefill or decode worker, or anything that
+ * reaches the transport port) into every wire decoder of proto/wire.c.
  *
  * The first input byte picks the target: 0 → wire_decode (header + payload), 1..11 → the payload
  * decoder of that message type on the rest. Besides "no crash, no overread, no leak" (ASan/UBSan),
  * it checks a property: whatever wire_decode accepts re-encodes to exactly the same bytes (apart
  * from the ignored reserved header word), so the decoder accepts nothing an encoder cannot write.
- *
- * Built with -DFUZZ_WRITE_SEEDS instead, main() writes one encoded example of every message type
- * into the directory given as argv[1], as the starting corpus. */
+ * The seeds in tests/fuzz/corpus/wire are two encoded examples of every message type (from
+ * tests/proto/wire_samples.h), whole and as payload only; FILE-n-0 is the whole message. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/proto/wire_samples.h"
 #include "wire.h"
 
 static void check_reencodes(const uint8_t *data, size_t size, const struct wire_msg *m)
@@ -70,45 +69,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(copy);
     return 0;
 }
-
-#ifdef FUZZ_WRITE_SEEDS
-static void write_seed(const char *dir, const char *name, int n, uint8_t sel, const uint8_t *p, size_t len)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s-%d-%u", dir, name, n, sel);
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return;
-    fwrite(&sel, 1, 1, f);
-    fwrite(p, 1, len, f);
-    fclose(f);
-}
-
-int main(int argc, char **argv)
-{
-    if (argc != 2)
-        return 2;
-    for (uint16_t t = WIRE_REGISTER; t <= WIRE_TYPE_MAX; t++) {
-        for (int seed = 0; seed < 2; seed++) {
-            struct wire_msg m;
-            struct wire_buf b = {0};
-            struct error err;
-            ws_sample(t, (uint64_t)seed, &m);
-            if (t == WIRE_GENERATE || t == WIRE_KV_DONE) { /* keep seeds small */
-                uint32_t *n = t == WIRE_GENERATE ? &m.u.gen.n_prompt : &m.u.done.n_prompt;
-                *n = *n % 8;
-            }
-            if (t == WIRE_KV_GRANT)
-                m.u.grant.n_blocks %= 8;
-            if (wire_encode(&b, &m, &err) == 0) {
-                write_seed(argv[1], wire_type_name(t), seed, 0, b.data, b.len);
-                write_seed(argv[1], wire_type_name(t), seed, (uint8_t)t, b.data + WIRE_HDR_SIZE,
-                           b.len - WIRE_HDR_SIZE);
-            }
-            wire_msg_release(&m);
-            wire_buf_free(&b);
-        }
-    }
-    return 0;
-}
-#endif

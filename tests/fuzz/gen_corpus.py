@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""gen_corpus.py — writes the seed corpora of the text-shaped fuzz harnesses into tests/fuzz/corpus/NAME/
+(run once; the files are committed, and regression inputs for bugs found are added next to them by
+hand). Seeds are small, real-shaped inputs, valid and invalid. Usage: tests/fuzz/gen_corpus.py [NAME...]"""
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def write(name, seeds):
+    d = os.path.join(HERE, "corpus", name)
+    os.makedirs(d, exist_ok=True)
+    for key, data in seeds.items():
+        if isinstance(data, str):
+            data = data.encode()
+        with open(os.path.join(d, key), "wb") as f:
+            f.write(data)
+
+
+def request():
+    # first byte: even → /v1/completions, odd → /v1/chat/completions
+    c = lambda o: b"0" + (o if isinstance(o, bytes) else json.dumps(o).encode())
+    ch = lambda o: b"1" + (o if isinstance(o, bytes) else json.dumps(o).encode())
+    return {
+        "completion-basic": c({"model": "m", "prompt": "hello", "max_tokens": 5, "stop": ["ll", "o w"],
+                               "temperature": 0.7, "stream": True, "stream_options": {"include_usage": True}}),
+        "completion-ids": c({"prompt": [[1, 2, 3], [4]], "n": 2, "logprobs": 3, "echo": True, "seed": 7,
+                             "stop_token_ids": [1]}),
+        "completion-sampling": c({"prompt": ["a", "b"], "top_p": 0.5, "top_k": 40, "min_p": 0.1,
+                                  "repetition_penalty": 1.2, "presence_penalty": 0.5,
+                                  "frequency_penalty": -0.5, "ignore_eos": True, "skip_special_tokens": False}),
+        "completion-bad-type": c({"prompt": "x", "temperature": "hot", "top_p": 0}),
+        "completion-not-object": c(b'[1,2,{"a":null}]'),
+        "completion-truncated": c(b'{"prompt":"abc","max_tokens":1'),
+        "completion-huge-n": c({"prompt": "x", "n": 1000000, "max_tokens": -1}),
+        "chat-basic": ch({"model": "m", "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2,
+                          "logprobs": True, "chat_template_kwargs": {"a": 1}}),
+        "chat-parts": ch({"messages": [{"role": "system", "content": [{"type": "text", "text": "x"}]}],
+                          "stop": "\u00e9", "tools": []}),
+        "chat-tools": ch({"messages": [{"role": "user", "content": "weather?"},
+                                       {"role": "assistant", "content": None, "tool_calls": [
+                                           {"id": "c1", "type": "function",
+                                            "function": {"name": "get", "arguments": "{\"city\":\"Oslo\"}"}}]},
+                                       {"role": "tool", "tool_call_id": "c1", "content": "sunny"}],
+                          "tools": [{"type": "function", "function": {"name": "get", "parameters": {}}}],
+                          "add_generation_prompt": False, "max_completion_tokens": 10}),
+        "chat-no-messages": ch({"model": "m"}),
+        "chat-escapes": ch(b'{"messages":[{"role":"user","content":"\\ud83d\\ude00 \\u0000 nul"}]}'),
+    }
+
+
+GENERATORS = {"request": request}
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or GENERATORS:
+        write(name, GENERATORS[name]())
