@@ -1,11 +1,19 @@
 /* config.c — the frontend's flags (see usage below and docs/frontend.md). API keys come from
- * --api-key (repeatable), --api-key-file (one key a line, '#' comments) and PDSERVE_API_KEY. */
+ * --api-key (repeatable), --api-key-file (one key a line, '#' comments) and PDSERVE_API_KEY.
+ *
+ * Keys are secrets: no message here quotes one (a bad key is named by where it came from, a file and
+ * line number), a key given on the command line is overwritten in argv once copied, and
+ * fe_config_free wipes the copies. Key sources fail closed: an empty --api-key, a key file without a
+ * key, or a set-but-empty PDSERVE_API_KEY is an error, never "no authentication". */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "frontend/fe.h"
+#include "log.h"
 
 static void usage(FILE *f)
 {
@@ -32,29 +40,57 @@ static void usage(FILE *f)
             "                           a second signal stops at once\n");
 }
 
-static int add_key(struct fe_config *c, const char *k, struct error *err)
+/* A key is what a client can send after "Bearer ": printable ASCII, no spaces (RFC 6750's token
+ * characters and a few more). `where` names the source in errors; the key itself is never quoted. */
+static int add_key(struct fe_config *c, const char *k, size_t len, const char *where, struct error *err)
 {
-    if (!*k)
-        return 0;
+    if (len == 0)
+        return error_set(err, "%s: the API key is empty", where);
+    if (len > FE_MAX_KEY_LEN)
+        return error_set(err, "%s: the API key is longer than %d bytes", where, FE_MAX_KEY_LEN);
+    for (size_t i = 0; i < len; i++)
+        if (!isgraph((unsigned char)k[i]))
+            return error_set(err, "%s: the API key holds a space or a non-printable byte (at offset %zu); keys "
+                                  "are printable ASCII", where, i);
     if (c->n_keys == FE_MAX_KEYS)
-        return error_set(err, "more than %d API keys", FE_MAX_KEYS);
-    c->api_keys[c->n_keys] = strdup(k);
+        return error_set(err, "%s: more than %d API keys", where, FE_MAX_KEYS);
+    c->api_keys[c->n_keys] = strndup(k, len);
     return c->api_keys[c->n_keys++] ? 0 : error_set(err, "out of memory");
 }
 
+/* One key a line; blank lines and lines starting with '#' are skipped, whitespace around a key is
+ * not part of it. A file that names no key is an error: the operator asked for authentication. */
 static int key_file(struct fe_config *c, const char *path, struct error *err)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return error_set(err, "--api-key-file %s: cannot open it", path);
-    char line[512];
-    int rc = 0;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\r\n")] = 0;
-        if (line[0] != '#')
-            rc = add_key(c, line, err);
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & S_IROTH))
+        log_warn("--api-key-file %s is readable by every user of this machine; chmod o-r it", path);
+    char *line = NULL, where[512];
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0, lineno = 0, before = c->n_keys;
+    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        char *k = line, *end = line + n;
+        while (k < end && isspace((unsigned char)*k))
+            k++;
+        while (end > k && isspace((unsigned char)end[-1]))
+            end--;
+        if (k == end || *k == '#')
+            continue;
+        snprintf(where, sizeof where, "--api-key-file %s, line %d", path, lineno);
+        rc = add_key(c, k, (size_t)(end - k), where, err);
+    }
+    if (line) {
+        explicit_bzero(line, cap);
+        free(line);
     }
     fclose(f);
+    if (rc == 0 && c->n_keys == before)
+        rc = error_set(err, "--api-key-file %s holds no key (one a line; '#' starts a comment)", path);
     return rc;
 }
 
@@ -99,7 +135,7 @@ static int one_flag(struct fe_config *c, int opt, const char *v, const char *fla
     case 'n': c->served_name = v; return 0;
     case 'U': c->ucx_host = v; return 0;
     case 'u': return num(flag, v, 0, 65535, &c->ucx_port, err);
-    case 'k': return add_key(c, v, err);
+    case 'k': return add_key(c, v, strlen(v), "--api-key", err);
     case 'K': return key_file(c, v, err);
     case 'L': return num(flag, v, 2, 1 << 24, &c->max_model_len, err);
     case 'b': return set_size(flag, v, &c->http.max_body, err);
@@ -113,6 +149,37 @@ static int one_flag(struct fe_config *c, int opt, const char *v, const char *fla
     case 'D': return num(flag, v, 0, 1 << 30, &c->drain_ms, err);
     default: return error_set(err, "unknown flag (see --help)");
     }
+}
+
+/* "--api-kye=SECRET" is an unknown flag: name it in the error without what follows '='. */
+static int bad_flag(const char *arg, struct error *err)
+{
+    const char *eq = strchr(arg, '=');
+    int n = eq ? (int)(eq - arg) : (int)strlen(arg);
+    return error_set(err, "unknown flag or missing value: %.*s%s (see --help)", n, arg, eq ? "=..." : "");
+}
+
+/* The key's bytes in argv (/proc/PID/cmdline, ps) are overwritten once copied. ps still shows the
+ * key for the moment between exec and this, and shells keep it in their history: the file and the
+ * environment are the ways to pass keys (README.md, "Security and threat model"). */
+static void hide_arg(char *v)
+{
+    memset(v, 'x', strlen(v));
+}
+
+static int env_key(struct fe_config *c, struct error *err)
+{
+    const char *env = getenv("PDSERVE_API_KEY");
+    if (!env)
+        return 0;
+    const char *k = env, *end = env + strlen(env);
+    while (k < end && isspace((unsigned char)*k))
+        k++;
+    while (end > k && isspace((unsigned char)end[-1]))
+        end--;
+    if (k == end)
+        return error_set(err, "PDSERVE_API_KEY is set but empty; unset it to run without that key");
+    return add_key(c, k, (size_t)(end - k), "PDSERVE_API_KEY", err);
 }
 
 int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
@@ -134,21 +201,51 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
             exit(0);
         }
         if (opt == '?' || opt == ':')
-            return error_set(err, "unknown flag or missing value: %s (see --help)", argv[optind - 1]);
+            return bad_flag(argv[optind - 1], err);
         if (one_flag(c, opt, optarg, argv[optind - 1], err))
             return -1;
+        if (opt == 'k')
+            hide_arg(optarg);
     }
     if (optind < argc)
-        return error_set(err, "unexpected argument \"%s\" (see --help)", argv[optind]);
+        return error_set(err, "an argument that is not a flag follows the flags (not shown: it could be a key; "
+                              "see --help)");
     if (!c->model_dir)
         return error_set(err, "--model DIR is required (a folder with tokenizer.json)");
-    const char *env = getenv("PDSERVE_API_KEY");
-    return env ? add_key(c, env, err) : 0;
+    return env_key(c, err);
+}
+
+/* Whether `given` (glen bytes) equals `key`, in time that depends on the key's length only: every
+ * byte of the key is compared whatever the client sent, with no branch on the bytes, so response
+ * times do not reveal how much of a guess was right. Bytes past the end of `given` compare as its
+ * terminating NUL (never equal to a key byte, keys being printable). */
+static bool key_equal(const char *given, size_t glen, const char *key)
+{
+    size_t klen = strlen(key);
+    volatile unsigned char diff = (unsigned char)(glen != klen);
+    for (size_t i = 0; i < klen; i++) {
+        size_t j = i < glen ? i : glen; /* a conditional move, not a branch on content */
+        diff |= (unsigned char)(key[i] ^ given[j]);
+    }
+    return diff == 0;
+}
+
+/* Every key is compared, so the time does not tell which key matched or how many were tried. */
+bool fe_config_key_ok(const struct fe_config *c, const char *given)
+{
+    size_t glen = strlen(given);
+    bool ok = false;
+    for (int i = 0; i < c->n_keys; i++)
+        ok |= key_equal(given, glen, c->api_keys[i]);
+    return ok;
 }
 
 void fe_config_free(struct fe_config *c)
 {
-    for (int i = 0; i < c->n_keys; i++)
+    for (int i = 0; i < c->n_keys; i++) {
+        explicit_bzero(c->api_keys[i], strlen(c->api_keys[i]));
         free(c->api_keys[i]);
+        c->api_keys[i] = NULL;
+    }
     c->n_keys = 0;
 }

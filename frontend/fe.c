@@ -75,7 +75,8 @@ int fe_start(struct fe *fe, struct error *err)
         return -1;
     }
     log_info("listening on http://%s:%d (workers register at %s:%d)%s", fe->cfg.host, http_server_port(fe->http),
-             fe->cfg.ucx_host, cluster_port(fe->cluster), fe->cfg.n_keys ? "; API keys required" : "");
+             fe->cfg.ucx_host, cluster_port(fe->cluster),
+             fe->cfg.n_keys ? "; API keys required" : "; no API key: any client that reaches the port may use it");
     fe_notify_ready(fe);
     return 0;
 }

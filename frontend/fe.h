@@ -18,6 +18,7 @@
 #include "tok.h"
 
 #define FE_MAX_KEYS 16
+#define FE_MAX_KEY_LEN 4096 /* bytes; a key must fit in an Authorization header */
 
 struct fe_config {
     const char *host;
@@ -37,6 +38,10 @@ struct fe_config {
 
 /* Parses argv (and PDSERVE_API_KEY) into c. Exits 0 on --help; returns -1 with err on a bad flag. */
 int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err);
+/* Whether `given` (what followed "Bearer ") is one of c's keys. Its time depends on the lengths of
+ * the configured keys only, never on which bytes match. */
+bool fe_config_key_ok(const struct fe_config *c, const char *given);
+/* Wipes the keys from memory and frees them. */
 void fe_config_free(struct fe_config *c);
 
 struct fe {

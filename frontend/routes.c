@@ -168,28 +168,12 @@ static const struct route routes[] = {
     {"/metrics", HTTP_GET, false, metrics},
 };
 
-/* Compares in time independent of where the strings differ, so a key cannot be guessed byte by byte
- * from response times. */
-static bool key_equal(const char *given, const char *key)
-{
-    size_t gl = strlen(given), kl = strlen(key);
-    unsigned char diff = gl != kl;
-    for (size_t i = 0; i < kl; i++)
-        diff |= (unsigned char)(key[i] ^ given[i < gl ? i : 0]);
-    return diff == 0;
-}
-
 static bool authorized(struct fe *fe, struct http_request *req)
 {
     if (fe->cfg.n_keys == 0)
         return true;
     const char *h = http_header(req, "authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-        return false;
-    for (int i = 0; i < fe->cfg.n_keys; i++)
-        if (key_equal(h + 7, fe->cfg.api_keys[i]))
-            return true;
-    return false;
+    return h && strncasecmp(h, "Bearer ", 7) == 0 && fe_config_key_ok(&fe->cfg, h + 7);
 }
 
 void routes_handle(struct http_request *req, void *ctx)
