@@ -154,6 +154,8 @@ static int parse_stop(struct api_request *r, json_t *body, struct apierr *e)
         json_t *s = json_is_array(v) ? json_array_get(v, i) : one[0];
         if (!json_is_string(s) || json_string_length(s) == 0)
             return BAD(e, "stop", "'stop' must be a non-empty string or a list of non-empty strings");
+        if (json_string_length(s) > API_MAX_STOP_LEN)
+            return BAD(e, "stop", "a stop string is at most %d bytes long", API_MAX_STOP_LEN);
         r->stop[r->n_stop] = strdup(json_string_value(s));
         if (!r->stop[r->n_stop++])
             return apierr_set(e, 500, NULL, "internal_error", "out of memory");

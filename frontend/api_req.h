@@ -17,6 +17,8 @@
 #define API_MAX_N 16        /* choices per request */
 #define API_MAX_PROMPTS 64  /* prompts in one completions request */
 #define API_MAX_STOP 8      /* stop strings, as in OpenAI's API (4) with room to spare */
+#define API_MAX_STOP_LEN 1024 /* bytes per stop string: the matcher holds back up to this much text per
+                               * choice and scans it for every token */
 #define API_MAX_LOGPROBS 20 /* top_logprobs */
 
 enum api_kind { API_COMPLETION, API_CHAT };

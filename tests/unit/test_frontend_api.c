@@ -108,6 +108,16 @@ static void test_errors_name_the_field(void)
     bad(API_COMPLETION, "{\"prompt\":\"x\",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]}", "stop");
     bad(API_COMPLETION, "{\"prompt\":\"x\",\"stop\":\"\"}", "stop");
     bad(API_COMPLETION, "{\"prompt\":\"x\",\"stop\":[1]}", "stop");
+    { /* a stop string longer than API_MAX_STOP_LEN: the matcher would hold and rescan that much per token */
+        char body[API_MAX_STOP_LEN + 64];
+        snprintf(body, sizeof body, "{\"prompt\":\"x\",\"stop\":[\"a\",\"%0*d\"]}", API_MAX_STOP_LEN + 1, 0);
+        bad(API_COMPLETION, body, "stop");
+        struct api_request r;
+        struct apierr e;
+        snprintf(body, sizeof body, "{\"prompt\":\"x\",\"stop\":\"%0*d\"}", API_MAX_STOP_LEN, 0);
+        CHECK_MSG(parse(API_COMPLETION, body, &r, &e) == 0, "a %d-byte stop string is allowed", API_MAX_STOP_LEN);
+        api_request_free(&r);
+    }
     bad(API_COMPLETION, "{\"prompt\":\"x\",\"stop_token_ids\":[\"a\"]}", "stop_token_ids");
     bad(API_COMPLETION, "{\"prompt\":\"x\",\"presence_penalty\":3}", "presence_penalty");
     bad(API_COMPLETION, "{\"prompt\":\"x\",\"frequency_penalty\":-3}", "frequency_penalty");
