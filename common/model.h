@@ -60,6 +60,8 @@ struct model {
 
 /* Parses DIR/config.json into cfg; refuses what pdserve does not run, naming the field. */
 int model_config_load(const char *dir, struct model_config *cfg, struct error *err);
+/* The same from config.json's text (len bytes, need not be NUL-terminated); eos ids from it alone. */
+int model_config_parse(const char *json, size_t len, struct model_config *cfg, struct error *err);
 /* Loads config and weights. NULL + err naming the file, tensor and problem on any mismatch. */
 struct model *model_load(const char *dir, struct error *err);
 void model_free(struct model *m);

@@ -1,7 +1,10 @@
 /* model_config.c — config.json of a Hugging Face Llama-family model into struct model_config,
  * with the defaults transformers applies and a refusal naming the field for anything we do not run. */
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -135,6 +138,9 @@ static int parse_config(json_t *root, struct model_config *c, struct error *err)
         get_num(root, "rope_theta", 10000.0, &theta, err) < 0 || parse_rope_scaling(root, c, err) < 0 ||
         check_unsupported(root, c, err) < 0)
         return -1;
+    /* stored as a float: 1e-85 would become 0 (a division by zero on an all-zero row), 1e300 infinity */
+    if (eps < 1e-30 || eps > 1)
+        return error_set(err, "config.json: rms_norm_eps %g is outside [1e-30, 1]", eps);
     c->norm_eps = (float)eps;
     c->rope_theta = theta;
     c->tie_embeddings = get_bool(root, "tie_word_embeddings", false);
@@ -145,46 +151,88 @@ static int parse_config(json_t *root, struct model_config *c, struct error *err)
     return 0;
 }
 
-/* eos_token_id may be one id or a list (Llama-3 instruct lists several). */
+/* eos_token_id may be one id or a list (Llama-3 instruct lists several). A negative id or one beyond
+ * int32 names no token: skipped, not truncated into some other token's id. */
 static void parse_eos(json_t *root, struct model_config *c)
 {
-    json_t *e = json_object_get(root, "eos_token_id");
-    if (json_is_integer(e) && c->n_eos < 8)
-        c->eos_ids[c->n_eos++] = (int32_t)json_integer_value(e);
-    size_t i;
-    json_t *v;
-    json_array_foreach(e, i, v)
-    {
-        if (json_is_integer(v) && c->n_eos < 8)
+    json_t *e = json_object_get(root, "eos_token_id"), *v;
+    size_t i, n = json_is_array(e) ? json_array_size(e) : 1;
+    for (i = 0; i < n; i++) {
+        v = json_is_array(e) ? json_array_get(e, i) : e;
+        if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= INT32_MAX &&
+            c->n_eos < 8)
             c->eos_ids[c->n_eos++] = (int32_t)json_integer_value(v);
     }
 }
 
-static void load_eos(const char *dir, json_t *config, struct model_config *c)
+int model_config_parse(const char *json, size_t len, struct model_config *cfg, struct error *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, 0, &jerr);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return error_set(err, "config.json: %s", root ? "not a JSON object" : jerr.text);
+    }
+    memset(cfg, 0, sizeof *cfg);
+    int rc = parse_config(root, cfg, err);
+    if (rc == 0)
+        parse_eos(root, cfg);
+    json_decref(root);
+    return rc;
+}
+
+static char *read_text(const char *path, size_t *len, struct error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        error_set(err, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t cap = 0, n = 0, got;
+    do {
+        char *nb = cap - n < 4096 ? realloc(buf, cap = cap * 2 + 4096) : buf;
+        if (!nb)
+            break;
+        buf = nb;
+        got = fread(buf + n, 1, cap - n, f);
+        n += got;
+    } while (got > 0);
+    bool bad = ferror(f) || !buf;
+    fclose(f);
+    if (bad) {
+        free(buf);
+        error_set(err, "%s: cannot read it", path);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* generation_config.json's eos_token_id, when it has one, replaces config.json's, as in transformers. */
+static void load_generation_eos(const char *dir, struct model_config *c)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/generation_config.json", dir);
     json_t *gen = json_load_file(path, 0, NULL);
-    parse_eos(gen, c);
+    struct model_config g = {0};
+    parse_eos(gen, &g);
     json_decref(gen);
-    if (c->n_eos == 0)
-        parse_eos(config, c);
+    if (g.n_eos > 0) {
+        c->n_eos = g.n_eos;
+        memcpy(c->eos_ids, g.eos_ids, sizeof c->eos_ids);
+    }
 }
 
 int model_config_load(const char *dir, struct model_config *cfg, struct error *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    json_error_t jerr;
-    json_t *root = json_load_file(path, 0, &jerr);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return error_set(err, "%s: %s", path, root ? "not a JSON object" : jerr.text);
-    }
-    memset(cfg, 0, sizeof *cfg);
-    int rc = parse_config(root, cfg, err);
+    size_t len = 0;
+    char *json = read_text(path, &len, err);
+    int rc = json ? model_config_parse(json, len, cfg, err) : -1;
+    free(json);
     if (rc == 0)
-        load_eos(dir, root, cfg);
-    json_decref(root);
+        load_generation_eos(dir, cfg);
     return rc < 0 ? error_wrap(err, "%s", dir) : 0;
 }

@@ -51,7 +51,39 @@ def request():
     }
 
 
-GENERATORS = {"request": request}
+def config():
+    llama3 = {"architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "num_hidden_layers": 32,
+              "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336,
+              "vocab_size": 128256, "max_position_embeddings": 131072, "rms_norm_eps": 1e-05,
+              "rope_theta": 500000.0, "hidden_act": "silu", "tie_word_embeddings": False,
+              "bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009],
+              "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                               "original_max_position_embeddings": 8192, "rope_type": "llama3"}}
+    mistral = {"architectures": ["MistralForCausalLM"], "hidden_size": 5120, "num_hidden_layers": 40,
+               "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
+               "intermediate_size": 14336, "vocab_size": 131072, "max_position_embeddings": 1024000,
+               "rms_norm_eps": 1e-05, "rope_theta": 1000000.0, "sliding_window": None, "eos_token_id": 2}
+    qwen2 = {"architectures": ["Qwen2ForCausalLM"], "hidden_size": 896, "num_hidden_layers": 24,
+             "num_attention_heads": 14, "num_key_value_heads": 2, "intermediate_size": 4864,
+             "vocab_size": 151936, "max_position_embeddings": 32768, "rms_norm_eps": 1e-06,
+             "rope_theta": 1000000.0, "sliding_window": 32768, "use_sliding_window": False,
+             "tie_word_embeddings": True, "eos_token_id": 151643}
+    llama2 = {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "intermediate_size": 172, "vocab_size": 512,
+              "rope_scaling": {"type": "linear", "factor": 2.0}, "attention_bias": True}
+    bad = dict(llama3, num_key_value_heads=5)
+    return {
+        "llama3": json.dumps(llama3, indent=2), "mistral": json.dumps(mistral), "qwen2": json.dumps(qwen2),
+        "tiny-linear-rope": json.dumps(llama2),
+        "bad-kv-heads": json.dumps(bad),
+        "bad-arch": json.dumps(dict(llama2, architectures=["GPT2LMHeadModel"])),
+        "bad-rope": json.dumps(dict(llama2, rope_scaling={"rope_type": "yarn", "factor": 4})),
+        "bad-act": json.dumps(dict(llama2, hidden_act="gelu", mlp_bias=True)),
+        "truncated": json.dumps(llama3)[:200],
+    }
+
+
+GENERATORS = {"request": request, "config": config}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:

@@ -70,8 +70,8 @@ printf 'fuzz %-12s %10s execs %8s exec/s  %-22s corpus %5s units (+%s new)  %s\n
     "$((units - before))" "$([ $rc -eq 0 ] && echo ok || echo FAILED)"
 if [ $rc -ne 0 ]; then
     # The report: from the first error line on, bounded.
-    grep -n -m1 -E '^==[0-9]+==ERROR|ERROR: libFuzzer|runtime error:|^==[0-9]+== ?ERROR' "$log" >/dev/null &&
-        sed -n "$(grep -n -m1 -E '==ERROR|ERROR: libFuzzer|runtime error:' "$log" | cut -d: -f1),+60p" "$log" ||
+    grep -q -E 'harness: |==ERROR|ERROR: libFuzzer|runtime error:' "$log" &&
+        sed -n "$(grep -n -m1 -E 'harness: |==ERROR|ERROR: libFuzzer|runtime error:' "$log" | cut -d: -f1),+40p" "$log" ||
         tail -n 60 "$log"
     echo "FAIL: $name: ${crash:-see $log}"
     [ -n "$crash" ] && echo "reproduce: tests/fuzz/run.sh $name --repro $crash"
