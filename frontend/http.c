@@ -118,6 +118,15 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     return head_add(c, &c->hval, &c->hval_len, &c->hval_cap, at, n);
 }
 
+/* Chunk extensions (";name=value" after a chunk size) are parsed and dropped, but a client could send
+ * them without end: they count towards the head limit, as trailers do. */
+static int on_chunk_extension(llhttp_t *p, const char *at, size_t n)
+{
+    struct http_conn *c = p->data;
+    c->head_bytes += n;
+    return c->head_bytes > c->srv->lim.max_head ? limit(c, 431) : 0;
+}
+
 static int on_header_value_complete(llhttp_t *p)
 {
     struct http_conn *c = p->data;
@@ -213,6 +222,8 @@ static void settings_init(void)
     parser_settings.on_header_value = on_header_value;
     parser_settings.on_header_value_complete = on_header_value_complete;
     parser_settings.on_headers_complete = on_headers_complete;
+    parser_settings.on_chunk_extension_name = on_chunk_extension;
+    parser_settings.on_chunk_extension_value = on_chunk_extension;
     parser_settings.on_body = on_body;
     parser_settings.on_message_complete = on_message_complete;
 }
