@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ struct st_file {
     char *path;
     const uint8_t *map;
     size_t size;
+    bool borrowed; /* st_open_buffer's memory: not ours to unmap */
 };
 
 struct st_set {
@@ -69,7 +71,7 @@ static int map_file(struct st_file *f, const char *path, struct error *err)
     f->path = strdup(path);
     if (f->size < 8) {
         close(fd);
-        return error_set(err, "%s: %zu bytes is too short for a safetensors file", path, f->size);
+        return 0; /* parse_file says why */
     }
     void *p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
@@ -175,7 +177,9 @@ static int cmp_by_data(const void *a, const void *b)
 static int check_overlap(struct st_set *s, int first, struct st_file *f, struct error *err)
 {
     int n = s->n_tensors - first;
-    struct st_tensor *sorted = malloc((size_t)(n ? n : 1) * sizeof *sorted);
+    if (n < 2)
+        return 0; /* also: a header without tensors leaves s->tensors NULL, not to be offset or copied */
+    struct st_tensor *sorted = malloc((size_t)n * sizeof *sorted);
     if (!sorted)
         return error_set(err, "out of memory");
     memcpy(sorted, s->tensors + first, (size_t)n * sizeof *sorted);
@@ -194,6 +198,8 @@ static int check_overlap(struct st_set *s, int first, struct st_file *f, struct 
 
 static int parse_file(struct st_set *s, struct st_file *f, struct error *err)
 {
+    if (f->size < 8)
+        return error_set(err, "%s: %zu bytes is too short for a safetensors file", f->path, f->size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = hlen << 8 | f->map[i];
@@ -277,6 +283,24 @@ static int open_index(struct st_set *s, const char *dir, const char *index, stru
     return rc;
 }
 
+struct st_set *st_open_buffer(const void *data, size_t size, const char *name, struct error *err)
+{
+    struct st_set *s = calloc(1, sizeof *s);
+    if (!s) {
+        error_set(err, "out of memory");
+        return NULL;
+    }
+    struct st_file *f = &s->files[s->n_files++];
+    *f = (struct st_file){.path = strdup(name), .map = data, .size = size, .borrowed = true};
+    if (!f->path || parse_file(s, f, err) < 0) {
+        if (!f->path)
+            error_set(err, "out of memory");
+        st_close(s);
+        return NULL;
+    }
+    return s;
+}
+
 struct st_set *st_open_dir(const char *dir, struct error *err)
 {
     struct st_set *s = calloc(1, sizeof *s);
@@ -306,7 +330,7 @@ void st_close(struct st_set *s)
     if (!s)
         return;
     for (int i = 0; i < s->n_files; i++) {
-        if (s->files[i].map)
+        if (s->files[i].map && !s->files[i].borrowed)
             munmap((void *)s->files[i].map, s->files[i].size);
         free(s->files[i].path);
     }

@@ -27,6 +27,9 @@ struct st_set;
 
 /* Opens DIR/model.safetensors, or every shard named by DIR/model.safetensors.index.json. */
 struct st_set *st_open_dir(const char *dir, struct error *err);
+/* The same checks on a whole .safetensors file already in memory (borrowed: it must outlive the set);
+ * name is used in messages. */
+struct st_set *st_open_buffer(const void *data, size_t size, const char *name, struct error *err);
 void st_close(struct st_set *s);
 
 /* NULL if absent. The pointer stays valid until st_close. */

@@ -83,7 +83,47 @@ def config():
     }
 
 
-GENERATORS = {"request": request, "config": config}
+def st_file(tensors, meta=True, data=None, hlen=None):
+    """A .safetensors file: tensors is [(name, dtype, shape, begin, end)]."""
+    import struct
+    h = {"__metadata__": {"format": "pt"}} if meta else {}
+    for name, dtype, shape, b, e in tensors:
+        h[name] = {"dtype": dtype, "shape": shape, "data_offsets": [b, e]}
+    hb = json.dumps(h, separators=(",", ":")).encode()
+    end = max([t[4] for t in tensors] or [0])
+    return struct.pack("<Q", len(hb) if hlen is None else hlen) + hb + (data if data is not None else bytes(end))
+
+
+def safetensors():
+    # first byte: even → a whole .safetensors file, odd → model.safetensors.index.json
+    f = lambda *a, **k: b"0" + st_file(*a, **k)
+    idx = lambda o: b"1" + (o if isinstance(o, bytes) else json.dumps(o).encode())
+    wm = {"model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+          "model.layers.0.input_layernorm.weight": "model-00001-of-00002.safetensors",
+          "model.norm.weight": "model-00002-of-00002.safetensors",
+          "lm_head.weight": "model-00002-of-00002.safetensors"}
+    return {
+        "file-f32": f([("a", "F32", [2, 3], 0, 24), ("b", "F32", [3], 24, 36)]),
+        "file-bf16-f16": f([("w", "BF16", [4, 2], 0, 16), ("n", "F16", [2], 16, 20), ("s", "F32", [], 20, 24)]),
+        "file-empty-header": f([], meta=False),
+        "file-overlap": f([("a", "F32", [2], 0, 8), ("b", "F32", [2], 4, 12)]),
+        "file-past-end": f([("a", "F32", [4], 0, 16)], data=bytes(8)),
+        "file-bad-dtype": f([("a", "I8", [4], 0, 4)]),
+        "file-5-dims": f([("a", "F32", [1, 1, 1, 1, 1], 0, 4)]),
+        "file-size-mismatch": f([("a", "F32", [3], 0, 8)]),
+        "file-huge-hlen": f([("a", "F32", [1], 0, 4)], hlen=1 << 62),
+        "file-short": b"0\x05\x00\x00",
+        "index-ok": idx({"metadata": {"total_size": 32}, "weight_map": wm}),
+        "index-one-shard": idx({"weight_map": {"model.norm.weight": "model-00002-of-00002.safetensors"}}),
+        "index-missing-tensor": idx({"weight_map": dict(wm, extra="model-00002-of-00002.safetensors")}),
+        "index-traversal": idx({"weight_map": {"x": "../model-00001-of-00002.safetensors"}}),
+        "index-corrupt-shard": idx({"weight_map": {"x": "corrupt.safetensors"}}),
+        "index-no-map": idx({"metadata": {}}),
+        "index-self": idx({"weight_map": {"x": "model.safetensors.index.json"}}),
+    }
+
+
+GENERATORS = {"request": request, "config": config, "safetensors": safetensors}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:
