@@ -297,9 +297,34 @@ static int load_engine(struct worker *w, struct error *err)
     return engine_init(&w->engine, w->model, blocks, w->opts.block_size, err);
 }
 
+/* A worker whose frontend and own listen/advertise addresses are all loopback ones talks to
+ * processes on this host only: keep UCX's transports off the other interfaces. */
+static void loopback_only(struct worker *w)
+{
+    const char *addrs[3] = {w->opts.frontend, w->role->listens ? w->opts.listen : NULL,
+                            w->role->listens ? w->opts.advertise : NULL};
+    char hosts[3][96];
+    const char *h[3];
+    int n = 0;
+    for (int i = 0; i < 3; i++) {
+        uint16_t port;
+        struct error ignored;
+        if (!addrs[i])
+            continue;
+        if (ucx_parse_addr(addrs[i], hosts[n], sizeof hosts[n], &port, &ignored) < 0)
+            return;
+        h[n] = hosts[n];
+        n++;
+    }
+    if (ucx_loopback_only_default(h, n))
+        log_info("every UCX address is a loopback one: UCX uses the lo interface only (set UCX_NET_DEVICES to "
+                 "change that)");
+}
+
 static int start_network(struct worker *w, struct error *err)
 {
     struct ucx_handlers h = {NULL, on_message, on_peer_lost};
+    loopback_only(w);
     if (ucx_create(&w->loop, &h, w, &w->ucx, err) < 0)
         return -1;
     if (w->role->listens) {

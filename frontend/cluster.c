@@ -135,6 +135,9 @@ struct cluster *cluster_new(uv_loop_t *loop, const char *host, int port, int sta
     c->user = user;
     c->stale_ms = stale_ms;
     struct ucx_handlers uh = {.on_message = on_message, .on_peer_lost = on_peer_lost};
+    if (ucx_loopback_only_default(&host, 1))
+        log_info("--ucx-host %s is a loopback address: UCX uses the lo interface only (set UCX_NET_DEVICES to "
+                 "change that)", host);
     if (ucx_create(loop, &uh, c, &c->ucx, err)) {
         free(c);
         return NULL;

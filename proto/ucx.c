@@ -8,6 +8,7 @@
  * UCX_ARM_TRIES times, then the timer polls every 1 ms until arming succeeds again. */
 #include "ucx_internal.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,30 @@ static void set_env_defaults(void)
             setenv(ucx_env_defaults[i][0], ucx_env_defaults[i][1], 0);
     set_shm_fifo_default("POSIX");
     set_shm_fifo_default("SYSV");
+}
+
+static int is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcmp(host, "localhost") == 0)
+        return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return 0;
+}
+
+int ucx_loopback_only_default(const char *const *hosts, int n)
+{
+    if (n < 1 || getenv("UCX_NET_DEVICES"))
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (!hosts[i] || !is_loopback(hosts[i]))
+            return 0;
+    setenv("UCX_NET_DEVICES", "lo", 0);
+    return 1;
 }
 
 /* ---- events ---- */

@@ -109,6 +109,12 @@ const struct ucx_stats *ucx_stats(const struct ucx *u);
  * cma, rc_mlx5, ...) to f, for operators and tests. */
 void ucx_peer_print_info(const struct ucx_peer *p, FILE *f);
 
+/* Call before ucx_create. When every address the daemon listens on or connects to (`hosts`: names or
+ * literal addresses, no ports) is a loopback one and UCX_NET_DEVICES is unset, sets it to "lo": UCX's
+ * tcp transport otherwise opens listeners of its own on every interface (whatever address the
+ * connection manager was given), reachable from other machines. Returns 1 when it set it. */
+int ucx_loopback_only_default(const char *const *hosts, int n);
+
 /* Splits "host:port" (host may be a name, an IPv4 address or [IPv6]) into host[hostlen] and *port
  * (0..65535; 0 means "any free port" to ucx_listen). */
 int ucx_parse_addr(const char *addr, char *host, size_t hostlen, uint16_t *port, struct error *err);

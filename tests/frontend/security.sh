@@ -5,6 +5,7 @@
 # right, wrong, missing and malformed keys and requests full of a marker word (prompts, chat
 # messages, stop strings, bad JSON, headers, oversized bodies). Afterwards no daemon's log may hold a
 # key, the wrong key a client sent, or the marker; nor may the frontend's command line hold its key.
+# All addresses being loopback ones, no daemon may listen on any other interface.
 source "$(dirname "$0")/lib.sh"
 make_model
 MARKER=Zebracorn4417
@@ -13,6 +14,7 @@ FILE_KEY=file-SECRET-4d5e6f
 ENV_KEY=env-SECRET-7a8b9c
 WRONG_KEY=wrong-SECRET-0d1e2f
 export PDSERVE_LOG=debug
+unset UCX_NET_DEVICES
 
 # Start-up errors name the source of a bad key, never the key.
 printf 'ok-key\n%s with-a-space\n' "$FILE_KEY" >"$WORK/badkeys"
@@ -37,6 +39,11 @@ echo "ok   the --api-key value is overwritten in the frontend's argv (ps shows $
 start_prefill
 start_decode
 wait_health 200
+# With every configured address a loopback one, UCX's own tcp listeners stay on lo too (they listen
+# on every interface unless UCX_NET_DEVICES says otherwise).
+outside=$(ss -Hltnp | grep -E "pid=($PID_fe|$PID_pre|$PID_dec)," | awk '$4 !~ /^(127\.|\[::1\]:)/' || true)
+[ -z "$outside" ] || { echo "FAIL a daemon listens beyond loopback:"; echo "$outside"; exit 1; }
+echo "ok   every listener of the three daemons is on a loopback address ($(ss -Hltnp | grep -cE "pid=($PID_fe|$PID_pre|$PID_dec),"))"
 
 python3 tests/frontend/security.py "$HTTP_PORT" "$MARKER" "$WRONG_KEY" "$ARGV_KEY" "$FILE_KEY" "$ENV_KEY"
 alive pre
