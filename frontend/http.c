@@ -1,19 +1,16 @@
-/* http.c — the HTTP/1.1 server's connections: accept, read, parse with llhttp, enforce limits and
- * timeouts, hand complete requests to the handler one at a time, close cleanly. Writing answers is in
- * http_response.c. See http.h for the contract. */
+/* http.c — the HTTP/1.1 server's connections: accept, read, feed the bytes to the request parser
+ * (http_parse.c: syntax and limits), enforce timeouts, hand complete requests to the handler one at a
+ * time, close cleanly. Writing answers is in http_response.c. See http.h for the contract. */
 #include "frontend/http_conn.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "frontend/apierr.h"
 #include "log.h"
-#include "strbuf.h"
 
 #define LINGER_MS 2000
 
-static llhttp_settings_t parser_settings;
 static void process_input(struct http_conn *c);
 static void listener_closed(uv_handle_t *h);
 
@@ -28,20 +25,6 @@ void http_limits_default(struct http_limits *l)
     l->body_timeout_ms = 30000;
     l->idle_timeout_ms = 60000;
     l->max_write_queue = 64u << 20;
-}
-
-static void request_free(struct http_request *r)
-{
-    if (!r)
-        return;
-    for (int i = 0; i < r->n_headers; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
-    }
-    free(r->headers);
-    free(r->path);
-    free(r->body);
-    free(r);
 }
 
 /* --- timers --------------------------------------------------------------------------------- */
@@ -67,202 +50,33 @@ static void timer_arm(struct http_conn *c, int ms)
         uv_timer_stop(&c->timer);
 }
 
-/* --- parser callbacks ----------------------------------------------------------------------- */
+/* --- parsing ------------------------------------------------------------------------------- */
 
-static int limit(struct http_conn *c, int status)
+/* The parser's phase changes drive the slow-client timers and the answer to Expect: 100-continue. */
+static void on_parse_phase(void *user, enum http_parse_phase ph, bool expect_continue)
 {
-    c->err_status = status;
-    return -1;
-}
-
-static int head_add(struct http_conn *c, char **buf, size_t *len, size_t *cap, const char *at, size_t n)
-{
-    c->head_bytes += n;
-    if (c->head_bytes > c->srv->lim.max_head)
-        return limit(c, 431);
-    return strbuf_append(buf, len, cap, at, n) ? limit(c, 500) : 0;
-}
-
-static int on_message_begin(llhttp_t *p)
-{
-    struct http_conn *c = p->data;
-    request_free(c->cur);
-    c->cur = calloc(1, sizeof *c->cur);
-    if (!c->cur)
-        return limit(c, 500);
-    c->cur->conn = c;
-    c->head_bytes = 0;
-    c->url_len = c->hname_len = c->hval_len = 0;
-    c->body_cap = 0;
-    c->hdr_cap = 0;
-    c->phase = PH_HEAD;
-    timer_arm(c, c->srv->lim.head_timeout_ms);
-    return 0;
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t n)
-{
-    struct http_conn *c = p->data;
-    return head_add(c, &c->url, &c->url_len, &c->url_cap, at, n);
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t n)
-{
-    struct http_conn *c = p->data;
-    return head_add(c, &c->hname, &c->hname_len, &c->hname_cap, at, n);
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t n)
-{
-    struct http_conn *c = p->data;
-    return head_add(c, &c->hval, &c->hval_len, &c->hval_cap, at, n);
-}
-
-/* Chunk extensions (";name=value" after a chunk size) are parsed and dropped, but a client could send
- * them without end: they count towards the head limit, as trailers do. */
-static int on_chunk_extension(llhttp_t *p, const char *at, size_t n)
-{
-    struct http_conn *c = p->data;
-    c->head_bytes += n;
-    return c->head_bytes > c->srv->lim.max_head ? limit(c, 431) : 0;
-}
-
-static int on_header_value_complete(llhttp_t *p)
-{
-    struct http_conn *c = p->data;
-    struct http_request *r = c->cur;
-    c->head_bytes += 4; /* ": " and CRLF count towards the head limit too */
-    if (r->n_headers >= c->srv->lim.max_headers || c->head_bytes > c->srv->lim.max_head)
-        return limit(c, 431);
-    if (r->n_headers == c->hdr_cap) {
-        int ncap = c->hdr_cap ? c->hdr_cap * 2 : 16;
-        struct http_header *nh = realloc(r->headers, (size_t)ncap * sizeof *nh);
-        if (!nh)
-            return limit(c, 500);
-        r->headers = nh;
-        c->hdr_cap = ncap;
+    struct http_conn *c = user;
+    if (ph == HTTP_PARSE_HEAD) {
+        c->phase = PH_HEAD;
+        timer_arm(c, c->srv->lim.head_timeout_ms);
+        return;
     }
-    struct http_header *h = &r->headers[r->n_headers];
-    h->name = strndup(c->hname ? c->hname : "", c->hname_len);
-    h->value = strndup(c->hval ? c->hval : "", c->hval_len);
-    if (!h->name || !h->value) {
-        free(h->name);
-        free(h->value);
-        return limit(c, 500);
-    }
-    r->n_headers++;
-    for (char *s = h->name; *s; s++)
-        *s = (char)tolower((unsigned char)*s);
-    c->hname_len = c->hval_len = 0;
-    return 0;
-}
-
-static int split_url(struct http_request *r, const char *url, size_t len)
-{
-    r->path = strndup(url ? url : "", len);
-    if (!r->path)
-        return -1;
-    char *q = strchr(r->path, '?');
-    if (q) {
-        *q = 0;
-        r->query = q + 1;
-    } else {
-        r->query = r->path + strlen(r->path);
-    }
-    return 0;
-}
-
-static int on_headers_complete(llhttp_t *p)
-{
-    struct http_conn *c = p->data;
-    struct http_request *r = c->cur;
-    r->method = llhttp_get_method(p);
-    r->method_name = llhttp_method_name((llhttp_method_t)r->method);
-    if (split_url(r, c->url, c->url_len))
-        return limit(c, 500);
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->lim.max_body)
-        return limit(c, 413);
-    const char *expect = http_header(r, "expect");
-    if (expect && strcasecmp(expect, "100-continue") == 0 && p->http_minor >= 1)
+    if (expect_continue)
         http_conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     c->phase = PH_BODY;
     timer_arm(c, c->srv->lim.body_timeout_ms);
-    return 0;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t n)
-{
-    struct http_conn *c = p->data;
-    struct http_request *r = c->cur;
-    if (r->body_len + n > c->srv->lim.max_body)
-        return limit(c, 413);
-    return strbuf_append(&r->body, &r->body_len, &c->body_cap, at, n) ? limit(c, 500) : 0;
-}
-
-static int on_message_complete(llhttp_t *p)
-{
-    struct http_conn *c = p->data;
-    struct http_request *r = c->cur;
-    if (!r->body && strbuf_append(&r->body, &r->body_len, &c->body_cap, "", 0))
-        return limit(c, 500);
-    r->keep_alive = llhttp_should_keep_alive(p);
-    r->received_ns = uv_hrtime();
-    c->ready = r;
-    c->cur = NULL;
-    /* One request at a time: stop here, answer it, and parse what follows afterwards. */
-    return HPE_PAUSED;
-}
-
-static void settings_init(void)
-{
-    llhttp_settings_init(&parser_settings);
-    parser_settings.on_message_begin = on_message_begin;
-    parser_settings.on_url = on_url;
-    parser_settings.on_header_field = on_header_field;
-    parser_settings.on_header_value = on_header_value;
-    parser_settings.on_header_value_complete = on_header_value_complete;
-    parser_settings.on_headers_complete = on_headers_complete;
-    parser_settings.on_chunk_extension_name = on_chunk_extension;
-    parser_settings.on_chunk_extension_value = on_chunk_extension;
-    parser_settings.on_body = on_body;
-    parser_settings.on_message_complete = on_message_complete;
-}
-
-const char *http_header(const struct http_request *req, const char *name)
-{
-    for (int i = 0; i < req->n_headers; i++)
-        if (strcmp(req->headers[i].name, name) == 0)
-            return req->headers[i].value;
-    return NULL;
 }
 
 /* --- request flow --------------------------------------------------------------------------- */
 
-static void dispatch(struct http_conn *c)
+static void dispatch(struct http_conn *c, struct http_request *r)
 {
-    struct http_request *r = c->ready;
-    c->ready = NULL;
+    r->conn = c;
     c->active = r;
     c->phase = PH_BUSY;
     uv_timer_stop(&c->timer);
     r->state = RQ_NEW;
     c->srv->handler(r, c->srv->ctx);
-}
-
-static void parse_error(struct http_conn *c, llhttp_errno_t e)
-{
-    if (c->err_status == 413)
-        http_conn_fail(c, 413, "request_too_large", "request body is larger than the server accepts");
-    else if (c->err_status == 431)
-        http_conn_fail(c, 431, "headers_too_large", "request headers are larger than the server accepts");
-    else if (c->err_status)
-        http_conn_fail(c, 500, "internal_error", "out of memory while reading the request");
-    else {
-        char msg[200];
-        snprintf(msg, sizeof msg, "malformed HTTP request: %s", llhttp_get_error_reason(&c->parser));
-        http_conn_fail(c, 400, "bad_http", msg);
-    }
-    (void)e;
 }
 
 static void input_compact(struct http_conn *c)
@@ -286,17 +100,16 @@ static void process_input(struct http_conn *c)
         return;
     c->in_process = true;
     while (!c->closing && !c->dead && !c->active && c->in_off < c->in_len) {
-        const char *start = c->in + c->in_off;
-        llhttp_errno_t e = llhttp_execute(&c->parser, start, c->in_len - c->in_off);
-        if (e == HPE_OK) {
-            c->in_off = c->in_len;
-        } else if (e == HPE_PAUSED) {
-            c->in_off = (size_t)(llhttp_get_error_pos(&c->parser) - c->in);
-            llhttp_resume(&c->parser);
-            dispatch(c);
-        } else {
-            parse_error(c, e);
-        }
+        size_t used = 0;
+        struct http_request *r = NULL;
+        struct http_parse_error e;
+        enum http_parse_result res =
+            http_parse_feed(&c->parser, c->in + c->in_off, c->in_len - c->in_off, &used, &r, &e);
+        c->in_off += used;
+        if (res == HTTP_PARSE_REQUEST)
+            dispatch(c, r);
+        else if (res == HTTP_PARSE_ERROR)
+            http_conn_fail(c, e.status, e.code, e.message);
     }
     if (!c->closed)
         input_compact(c);
@@ -308,7 +121,7 @@ void http_conn_request_done(struct http_conn *c, struct http_request *req)
     bool keep = req->keep_alive && !c->srv->draining;
     if (c->active == req)
         c->active = NULL;
-    request_free(req);
+    http_request_free(req);
     if (c->closed || c->closing || c->dead)
         return;
     if (!keep) {
@@ -332,12 +145,8 @@ static void conn_free_cb(uv_handle_t *h)
     struct http_conn *c = h->data;
     if (--c->handles_open > 0)
         return;
-    request_free(c->cur);
-    request_free(c->ready);
+    http_parse_free(&c->parser);
     free(c->in);
-    free(c->url);
-    free(c->hname);
-    free(c->hval);
     free(c);
 }
 
@@ -350,7 +159,7 @@ static void abort_active(struct http_conn *c)
     r->state = RQ_DONE;
     if (r->on_abort)
         r->on_abort(r, r->user);
-    request_free(r);
+    http_request_free(r);
 }
 
 void http_conn_kill(struct http_conn *c)
@@ -491,8 +300,7 @@ static void on_connection(uv_stream_t *ls, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
-    c->parser.data = c;
+    http_parse_init(&c->parser, &s->lim, on_parse_phase, c);
     if (s->n_conns > s->lim.max_conns) {
         log_warn("http: %d connections open, the limit; refusing one (raise --max-connections)", s->lim.max_conns);
         http_conn_fail(c, 503, "too_many_connections", "the server has too many open connections; retry later");
@@ -525,8 +333,6 @@ struct http_server *http_server_new(uv_loop_t *loop, const char *host, int port,
                                     const struct http_limits *limits, http_handler_fn handler,
                                     void *ctx, struct error *err)
 {
-    if (!parser_settings.on_message_begin)
-        settings_init();
     struct sockaddr_storage addr;
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) != 0 &&
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr) != 0) {

@@ -3,9 +3,7 @@
 #ifndef PD_HTTP_CONN_H
 #define PD_HTTP_CONN_H
 
-#include <llhttp.h>
-
-#include "frontend/http.h"
+#include "frontend/http_parse.h"
 
 enum conn_phase { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY };
 
@@ -32,7 +30,7 @@ struct http_conn {
     uv_shutdown_t shutdown;
     struct http_server *srv;
     struct http_conn *prev, *next;
-    llhttp_t parser;
+    struct http_parse parser;
     int handles_open;   /* tcp + timer; freed at 0 */
     int phase;
     bool in_process;    /* process_input on the stack: do not re-enter */
@@ -43,15 +41,7 @@ struct http_conn {
     /* Input not yet given to the parser (pipelined requests wait here). */
     char *in;
     size_t in_len, in_off, in_cap;
-    /* The request being parsed, and its head under construction. */
-    struct http_request *cur;
-    size_t head_bytes;
-    char *url, *hname, *hval;
-    size_t url_len, url_cap, hname_len, hname_cap, hval_len, hval_cap, body_cap;
-    int hdr_cap;
-    int err_status;     /* set by a parser callback that hit a limit */
-    /* Parsed and waiting to be dispatched, and the one the handler holds. */
-    struct http_request *ready;
+    /* The request the handler holds. */
     struct http_request *active;
 };
 

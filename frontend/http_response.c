@@ -89,7 +89,7 @@ const char *http_status_text(int status)
 
 static bool is_http10(const struct http_request *r)
 {
-    return r->conn->parser.http_major == 1 && r->conn->parser.http_minor == 0;
+    return r->conn->parser.llh.http_major == 1 && r->conn->parser.llh.http_minor == 0;
 }
 
 /* Writes status line and headers; `length` < 0 means no Content-Length (a stream). */

@@ -123,7 +123,34 @@ def safetensors():
     }
 
 
-GENERATORS = {"request": request, "config": config, "safetensors": safetensors}
+def http():
+    # byte 0: odd → small limits (64-byte body, 256-byte head, 4 headers); bytes 1-8: read sizes
+    body = json.dumps({"model": "m", "prompt": "hello", "max_tokens": 4}).encode()
+    post = (b"POST /v1/completions HTTP/1.1\r\nHost: localhost:8000\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer sk-test\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+    get = b"GET /v1/models?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+    chunked = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+    cont = (b"POST /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc")
+    http10 = b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    many = b"GET / HTTP/1.1\r\n" + b"".join(b"H%d: v\r\n" % i for i in range(6)) + b"\r\n"
+    cuts = bytes([3, 1, 7, 2, 15, 4, 9, 0])
+    big = b"\x00" + cuts
+    small = b"\x01" + cuts
+    return {
+        "post": big + post, "get": big + get, "chunked": big + chunked, "expect-continue": big + cont,
+        "http10": big + http10, "pipelined": big + get + post + chunked + get,
+        "small-limits-body": small + post, "small-limits-headers": small + many,
+        "small-limits-chunk-ext": small + chunked.replace(b"ext=1", b"e" * 300),
+        "malformed-version": big + b"GET / HTTP/9.9\r\n\r\n",
+        "malformed-cl": big + b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        "cl-and-chunked": big + b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "bad-chunk-size": big + b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "truncated": big + post[:60],
+    }
+
+
+GENERATORS = {"http": http, "request": request, "config": config, "safetensors": safetensors}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:

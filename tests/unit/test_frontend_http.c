@@ -4,6 +4,7 @@
  * The server runs its own libuv loop on a thread; the test is a plain blocking-socket client. */
 #include "frontend/apierr.c"
 #include "frontend/http.c"
+#include "frontend/http_parse.c"
 #include "frontend/http_response.c"
 
 #include <arpa/inet.h>
