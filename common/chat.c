@@ -1,12 +1,14 @@
 /* chat.c — the chat layer over the template engine: loading a model folder's chat template and special
  * tokens, choosing among named templates, normalising messages (vLLM's string content format), and
  * assembling the render context the way transformers' apply_chat_template does. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chat.h"
 #include "log.h"
+#include "modelfile.h"
 #include "tmpl.h"
 
 #define CHAT_MAX_TEMPLATES 16
@@ -136,11 +138,18 @@ struct chat_template *chat_from_config(json_t *config, const char *template_name
     return finish(c, rc, template_name, err);
 }
 
-static char *read_file(const char *path, size_t *len)
+/* NULL with errno ENOENT when absent; other failures fill err. */
+static char *read_file(const char *path, size_t *len, struct error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    const char *why;
+    FILE *f = mf_fopen(path, MF_MAX_TEXT, &why);
+    if (!f) {
+        int e = errno;
+        if (e != ENOENT)
+            error_set(err, "%s: %s", path, why);
+        errno = e;
         return NULL;
+    }
     char *buf = NULL;
     size_t cap = 0, n = 0;
     for (;;) {
@@ -170,7 +179,10 @@ static int template_files(json_t *config, const char *model_dir, struct error *e
     char path[4096];
     size_t len;
     snprintf(path, sizeof(path), "%s/chat_template.jinja", model_dir);
-    char *jinja = read_file(path, &len);
+    errno = 0;
+    char *jinja = read_file(path, &len, err);
+    if (!jinja && errno != ENOENT)
+        return -1;
     if (jinja) {
         json_object_set_new(config, "chat_template", json_stringn(jinja, len));
         free(jinja);
@@ -182,9 +194,11 @@ static int template_files(json_t *config, const char *model_dir, struct error *e
         return 0;
     snprintf(path, sizeof(path), "%s/chat_template.json", model_dir);
     json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    if (!j)
+    json_t *j = mf_load_json(path, 0, &je);
+    if (!j && errno == ENOENT)
         return 0; /* absent: chat_from_config reports the missing template */
+    if (!j)
+        return error_set(err, "%s: %s", path, je.text);
     json_t *src = json_object_get(j, "chat_template");
     int rc = json_is_string(src) ? json_object_set(config, "chat_template", src)
                                  : error_set(err, "%s: \"chat_template\" is not a string", path);
@@ -199,7 +213,7 @@ struct chat_template *chat_load(const char *model_dir, const char *template_name
     snprintf(path, sizeof(path), "%s/tokenizer_config.json", model_dir);
     /* INT_AS_REAL: configs carry integers like model_max_length = 1e30 that overflow jansson's int;
      * only strings are read from this file. */
-    json_t *config = json_load_file(path, JSON_DECODE_INT_AS_REAL, &je);
+    json_t *config = mf_load_json(path, JSON_DECODE_INT_AS_REAL, &je);
     if (!config) {
         error_set(err, "%s: %s (line %d); the model folder needs its tokenizer_config.json", path, je.text, je.line);
         return NULL;

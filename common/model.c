@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "modelfile.h"
 #include "safetensors.h"
 
 /* Finds tensor `name` and checks it has exactly the shape config.json implies ([rows] or
@@ -164,7 +165,8 @@ struct model *model_load(const char *dir, struct error *err)
         error_set(err, "out of memory");
         return NULL;
     }
-    if (model_config_load(dir, &m->cfg, err) < 0 || !(m->st = st_open_dir(dir, err)))
+    if (mf_check_dir(dir, "model folder", err) < 0 || model_config_load(dir, &m->cfg, err) < 0 ||
+        !(m->st = st_open_dir(dir, err)))
         goto fail;
     m->layers = calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
     m->inv_freq = calloc((size_t)m->cfg.head_dim / 2, sizeof *m->inv_freq);

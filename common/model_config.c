@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "model.h"
+#include "modelfile.h"
 
 static const char *const supported_arch[] = {"LlamaForCausalLM", "MistralForCausalLM",
                                              "Qwen2ForCausalLM"};
@@ -183,9 +184,10 @@ int model_config_parse(const char *json, size_t len, struct model_config *cfg, s
 
 static char *read_text(const char *path, size_t *len, struct error *err)
 {
-    FILE *f = fopen(path, "rb");
+    const char *why;
+    FILE *f = mf_fopen(path, MF_MAX_JSON, &why);
     if (!f) {
-        error_set(err, "%s: %s", path, strerror(errno));
+        error_set(err, "%s: %s", path, why);
         return NULL;
     }
     char *buf = NULL;
@@ -214,7 +216,8 @@ static void load_generation_eos(const char *dir, struct model_config *c)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/generation_config.json", dir);
-    json_t *gen = json_load_file(path, 0, NULL);
+    json_error_t je;
+    json_t *gen = mf_load_json(path, 0, &je);
     struct model_config g = {0};
     parse_eos(gen, &g);
     json_decref(gen);

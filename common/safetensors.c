@@ -5,6 +5,7 @@
  * tensor's byte range is shown to lie inside the file, to match dtype × shape, and to not overlap
  * another tensor. */
 #include "safetensors.h"
+#include "modelfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,13 +60,14 @@ static int dtype_parse(const char *s, enum st_dtype *t)
 
 static int map_file(struct st_file *f, const char *path, struct error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO in place of a shard must be refused, not waited on */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return error_set(err, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return error_set(err, "%s: not a regular file", path);
+        return error_set(err, "%s: %s, not a regular file", path, mf_kind(st.st_mode));
     }
     f->size = (size_t)st.st_size;
     f->path = strdup(path);
@@ -241,20 +243,16 @@ static int open_one(struct st_set *s, const char *path, struct error *err)
     return parse_file(s, f, err);
 }
 
-/* Shard names come from a file the user downloaded: keep them inside the model folder. */
-static int shard_name_ok(const char *n)
-{
-    return n[0] && !strchr(n, '/') && strcmp(n, ".") && strcmp(n, "..");
-}
-
 static int open_index(struct st_set *s, const char *dir, const char *index, struct error *err)
 {
     json_error_t jerr;
-    json_t *root = json_load_file(index, 0, &jerr);
+    json_t *root = mf_load_json(index, 0, &jerr);
+    if (!root)
+        return error_set(err, "%s: %s", index, jerr.text);
     json_t *map = json_object_get(root, "weight_map");
     if (!json_is_object(map)) {
         json_decref(root);
-        return error_set(err, "%s: no \"weight_map\" object (%s)", index, root ? "" : jerr.text);
+        return error_set(err, "%s: no \"weight_map\" object", index);
     }
     const char *tensor;
     json_t *file;
@@ -262,8 +260,12 @@ static int open_index(struct st_set *s, const char *dir, const char *index, stru
     char path[4096];
     json_object_foreach(map, tensor, file)
     {
-        if (!json_is_string(file) || !shard_name_ok(json_string_value(file))) {
-            rc = error_set(err, "%s: weight_map[%s] is not a file name in the model folder", index, tensor);
+        /* Shard names come from a file someone downloaded: plain names of files in the folder. */
+        if (!json_is_string(file) || !mf_name_ok(json_string_value(file), ".safetensors")) {
+            rc = error_set(err, "%s: weight_map[\"%.200s\"] = %.200s%s%s is not a plain *.safetensors file name "
+                                "in the model folder", index, tensor, json_is_string(file) ? "\"" : "",
+                           json_is_string(file) ? json_string_value(file) : "(not a string)",
+                           json_is_string(file) ? "\"" : "");
             break;
         }
         snprintf(path, sizeof path, "%s/%s", dir, json_string_value(file));

@@ -1,10 +1,12 @@
 /* tok_config.c — what is added around the ids and which ids are BOS/EOS: tokenizer.json's
  * post_processor, tokenizer_config.json (bos/eos tokens, add_bos_token/add_eos_token where transformers
  * honours them, additional_special_tokens) and generation_config.json (eos_token_id). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "modelfile.h"
 #include "tok_impl.h"
 
 static int ids_append(int32_t **v, int *n, int32_t id, struct error *err)
@@ -78,13 +80,11 @@ static json_t *load_optional(const char *dir, const char *name, struct error *er
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fclose(f);
     json_error_t je;
     /* As reals: configs hold integers beyond int64 (model_max_length 1e30) that jansson refuses otherwise. */
-    json_t *j = json_load_file(path, JSON_DECODE_INT_AS_REAL, &je);
+    json_t *j = mf_load_json(path, JSON_DECODE_INT_AS_REAL, &je);
+    if (!j && errno == ENOENT)
+        return NULL;
     if (!j || !json_is_object(j)) {
         *failed = true;
         error_set(err, "%s: line %d: %s", path, je.line, j ? "not a JSON object" : je.text);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "modelfile.h"
 #include "tok_impl.h"
 
 #define TOK_MAX_IDS (1 << 21)   /* 2M ids: far above any real vocabulary, bounds what a bad file allocates */
@@ -57,7 +58,7 @@ struct tokenizer *tok_load(const char *model_dir, struct error *err)
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
     json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
+    json_t *root = mf_load_json(path, 0, &je);
     if (!root) {
         error_set(err, "%s: line %d column %d: %s", path, je.line, je.column, je.text);
         return NULL;

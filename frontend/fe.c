@@ -7,13 +7,14 @@
 #include <string.h>
 
 #include "log.h"
+#include "modelfile.h"
 
 static int read_max_len(const char *dir, struct error *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     json_error_t je;
-    json_t *cfg = json_load_file(path, 0, &je);
+    json_t *cfg = mf_load_json(path, 0, &je);
     if (!cfg)
         return error_set(err, "%s: %s; give --max-model-len to run without it", path, je.text);
     json_t *v = json_object_get(cfg, "max_position_embeddings");
@@ -42,6 +43,8 @@ static void default_name(struct fe *fe)
 int fe_load_model(struct fe *fe, struct error *err)
 {
     default_name(fe);
+    if (mf_check_dir(fe->cfg.model_dir, "--model", err))
+        return -1;
     fe->tok = tok_load(fe->cfg.model_dir, err);
     if (!fe->tok)
         return error_wrap(err, "--model %s", fe->cfg.model_dir);

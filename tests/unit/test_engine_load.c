@@ -222,11 +222,101 @@ static void sharded_index(void)
     json_object_del(map, "model.extra.weight");
     json_object_set_new(map, "model.norm.weight", json_string("../etc/passwd"));
     json_dump_file(idx, path, 0);
-    expect("not a file name in the model folder");
+    expect("is not a plain *.safetensors file name in the model folder");
     json_decref(idx);
     unlink(path);
     unlink(shard);
     expect("neither model.safetensors nor");
+}
+
+/* Writes an index mapping every tensor to `shard`, except model.norm.weight to `odd` (NULL: none). */
+static void write_index(const char *shard, const char *odd)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    json_t *map = json_object();
+    for (int i = 0; i < N_TENSORS; i++)
+        json_object_set_new(map, tensors[i].name, json_string(shard));
+    if (odd)
+        json_object_set_new(map, "model.norm.weight", json_string(odd));
+    json_t *idx = json_pack("{s:o}", "weight_map", map);
+    json_dump_file(idx, path, 0);
+    json_decref(idx);
+}
+
+static void path_at(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
+
+/* What "validated" means for a model folder (common/modelfile.h): names an index gives are plain
+ * *.safetensors names inside the folder; what is finally opened must be a regular file (a FIFO would
+ * block the loader for ever, a device never end); symbolic links are followed, as Hugging Face's
+ * cache folders link every file into ../../blobs. Each refusal names the file. */
+static void paths_validated(void)
+{
+    char single[128], shard[128], index[128], p[160], outside[160];
+    path_at(single, sizeof single, "model.safetensors");
+    path_at(shard, sizeof shard, "model-00001-of-00001.safetensors");
+    path_at(index, sizeof index, "model.safetensors.index.json");
+    write_config(NULL, NULL);
+    write_model("F32", NULL, -1);
+    rename(single, shard);
+
+    const char *bad_names[] = {"../model-00001-of-00001.safetensors", "/etc/passwd.safetensors",
+                               "sub/x.safetensors", "a\\b.safetensors", "model.bin", "..", "", "x.safetensors\n"};
+    for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++) {
+        write_index("model-00001-of-00001.safetensors", bad_names[i]);
+        expect("is not a plain *.safetensors file name");
+    }
+
+    /* Things that are not regular files, under a good name: refused at once, not waited on. */
+    alarm(20); /* a FIFO that blocks the loader fails the test instead of hanging it */
+    path_at(p, sizeof p, "odd.safetensors");
+    write_index("model-00001-of-00001.safetensors", "odd.safetensors");
+    CHECK(mkfifo(p, 0600) == 0);
+    expect("odd.safetensors: a FIFO, not a regular file");
+    unlink(p);
+    CHECK(mkdir(p, 0700) == 0);
+    expect("odd.safetensors: a directory, not a regular file");
+    rmdir(p);
+    CHECK(symlink("/dev/zero", p) == 0);
+    expect("odd.safetensors: a character device, not a regular file");
+    unlink(p);
+    /* A huge (sparse) file: its header is checked against its size, nothing is read in whole. */
+    FILE *f = fopen(p, "wb");
+    fclose(f);
+    CHECK(truncate(p, 1ll << 36) == 0);
+    expect("odd.safetensors");
+    unlink(p);
+
+    /* A symbolic link out of the folder (Hugging Face's snapshots/…/x -> ../../blobs/…) is followed. */
+    snprintf(outside, sizeof outside, "%s-blob", dir);
+    CHECK(rename(shard, outside) == 0);
+    CHECK(symlink(outside, shard) == 0);
+    write_index("model-00001-of-00001.safetensors", NULL);
+    expect(NULL);
+
+    /* The index itself, config.json and model.safetensors as FIFOs. */
+    unlink(index);
+    CHECK(mkfifo(index, 0600) == 0);
+    expect("model.safetensors.index.json: a FIFO, not a regular file");
+    unlink(index);
+    CHECK(mkfifo(single, 0600) == 0);
+    expect("model.safetensors: a FIFO, not a regular file");
+    unlink(single);
+    path_at(p, sizeof p, "config.json");
+    unlink(p);
+    CHECK(mkfifo(p, 0600) == 0);
+    expect("config.json: a FIFO, not a regular file");
+    unlink(p);
+    alarm(0);
+    unlink(shard);
+    unlink(outside);
+
+    /* The folder itself. */
+    struct error err;
+    CHECK(model_load("/nonexistent/model", &err) == NULL && strstr(err.msg, "/nonexistent/model: No such file"));
+    write_config(NULL, NULL);
+    path_at(p, sizeof p, "config.json");
+    CHECK(model_load(p, &err) == NULL && strstr(err.msg, "a regular file, not a model folder"));
 }
 
 static void f16_values(void)
@@ -252,6 +342,7 @@ int main(void)
     RUN(garbage_header_refused);
     RUN(config_mismatch_refused);
     RUN(sharded_index);
+    RUN(paths_validated);
     RUN(f16_values);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
