@@ -50,14 +50,12 @@ def request(raw):
             if not d:
                 break
             body += d
-    else:  # chunked (a stream): read to the end
-        while True:
+    else:  # chunked (a stream): read to the last chunk (it may have come with the head already)
+        while not body.endswith(b"0\r\n\r\n"):
             d = s.recv(65536)
             if not d:
                 break
             body += d
-            if body.endswith(b"0\r\n\r\n"):
-                break
     s.close()
     return status, headers, body
 
