@@ -27,7 +27,7 @@ struct http_limits {
     int max_headers;         /* header lines; more → 431 */
     int max_conns;           /* open connections; one more gets 503 and is closed */
     int head_timeout_ms;     /* from the first byte of a request to the end of its head */
-    int body_timeout_ms;     /* longest pause between body bytes */
+    int body_timeout_ms;     /* from the end of the head to the end of the body */
     int idle_timeout_ms;     /* keep-alive connection with no request in progress */
     size_t max_write_queue;  /* bytes queued to a client that does not read; more → connection dropped */
 };
