@@ -1,7 +1,10 @@
-/* kv_xfer.c — KV blocks by RMA: registering pools, packing and unpacking rkeys, and putting a layer's
- * blocks as runs of contiguous blocks (kv_xfer.h). */
+/* kv_xfer.c — KV blocks between pools: registering pools, packing and unpacking rkeys, and sending a
+ * layer's blocks as runs of contiguous blocks (kv_xfer.h) — by RMA put, or over tcp as messages that
+ * the receiver checks and copies into the pool it offered. */
 #include "kv_xfer.h"
 
+#include <endian.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +17,11 @@ struct kvx_pool {
     uint8_t *base;
     uint32_t n_layers, n_blocks;
     uint64_t block_bytes;
+};
+
+/* The AM header of a KV run sent as a message (little-endian on the wire). */
+struct kvx_am_hdr {
+    uint32_t layer, dst, count, reserved;
 };
 
 /* The runs of one kvx_put_layer call; the caller's callback fires when the last one completes. */
@@ -96,6 +104,8 @@ void kvx_pool_unmap(struct kvx_pool *p)
 {
     if (!p)
         return;
+    if (p->u->rx_pool == p)
+        p->u->rx_pool = NULL;
     ucp_mem_unmap(p->u->ctx, p->memh);
     free(p);
 }
@@ -123,7 +133,40 @@ int kvx_pool_describe(const struct kvx_pool *p, struct wire_pool *out, struct er
     out->n_layers = p->n_layers;
     out->n_blocks = p->n_blocks;
     out->block_bytes = p->block_bytes;
+    p->u->rx_pool = p;
     return 0;
+}
+
+/* Whether KV runs to this peer go as messages: PDSERVE_KV_TRANSFER=am|put forces a way; by default
+ * messages when the endpoint's first RMA lane is tcp. UCX 1.13 emulates puts over tcp with messages
+ * the receiver acknowledges, and a receiver acknowledging puts from a sender that just died can
+ * abort inside UCX (docs/transport.md); plain messages need no answer. RDMA keeps real one-sided
+ * puts, and so does a pool in shared memory this process has mapped (a put is a memcpy). UCX 1.13
+ * has no query for an endpoint's transports, so this reads the endpoint's printed configuration
+ * ("lane[1]: 0:tcp/lo.0 ... rma_bw#0 ..."). */
+static int kv_by_am(const struct ucx_peer *peer)
+{
+    const char *mode = getenv("PDSERVE_KV_TRANSFER");
+    if (mode && !strcmp(mode, "am"))
+        return 1;
+    if (mode && !strcmp(mode, "put"))
+        return 0;
+    void *mapped;
+    if (ucp_rkey_ptr(peer->rkey, peer->rbase, &mapped) == UCS_OK)
+        return 0;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return 1;
+    ucp_ep_print_info(peer->ep, f);
+    fclose(f);
+    int am = 1; /* no RMA lane at all: messages work everywhere */
+    for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n"))
+        if (strstr(line, "rma_bw#0"))
+            am = strstr(line, ":tcp/") != NULL;
+    free(text);
+    return am;
 }
 
 int kvx_peer_attach(struct ucx_peer *peer, const struct wire_pool *remote, struct error *err)
@@ -147,6 +190,8 @@ int kvx_peer_attach(struct ucx_peer *peer, const struct wire_pool *remote, struc
     peer->rlayers = remote->n_layers;
     peer->rblocks = remote->n_blocks;
     peer->rblock_bytes = remote->block_bytes;
+    peer->kv_by_am = kv_by_am(peer);
+    log_debug("kv_xfer: KV blocks to %s go by %s", peer->name, peer->kv_by_am ? "message (tcp)" : "RMA put");
     return 0;
 }
 
@@ -185,7 +230,26 @@ static int check_put(const struct ucx_peer *peer, const struct kvx_pool *local, 
     return 0;
 }
 
-/* Posts one put of `count` consecutive blocks; its completion counts down the batch. */
+/* Sends one run as an eager message (never rendezvous: that would need answers from the receiver
+ * again); the header lives in the op until the send completes. */
+static ucs_status_ptr_t send_run(struct ucx_peer *peer, struct ucx_op *op, uint32_t layer, uint32_t dst,
+                                 uint32_t count, const void *from, size_t bytes)
+{
+    struct kvx_am_hdr *h = malloc(sizeof *h);
+    if (!h)
+        return UCS_STATUS_PTR(UCS_ERR_NO_MEMORY);
+    *h = (struct kvx_am_hdr){htole32(layer), htole32(dst), htole32(count), 0};
+    op->buf = h;
+    ucp_request_param_t rp = {
+        .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_FLAGS,
+        .cb.send = ucx_op_request_cb,
+        .user_data = op,
+        .flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER,
+    };
+    return ucp_am_send_nbx(peer->ep, UCX_AM_KV, h, sizeof *h, from, bytes, &rp);
+}
+
+/* Posts one run of `count` consecutive blocks; its completion counts down the batch. */
 static void put_run(struct ucx_peer *peer, const struct kvx_pool *local, struct kvx_batch *b, uint32_t layer,
                     uint32_t src, uint32_t dst, uint32_t count)
 {
@@ -201,6 +265,12 @@ static void put_run(struct ucx_peer *peer, const struct kvx_pool *local, struct 
     op->batch = b;
     size_t bytes = (size_t)count * local->block_bytes;
     const uint8_t *from = local->base + kvx_block_offset(layer, src, local->n_blocks, local->block_bytes);
+    peer->u->stats.puts++;
+    peer->u->stats.put_bytes += bytes;
+    if (peer->kv_by_am) {
+        ucx_op_track(op, send_run(peer, op, layer, dst, count, from, bytes));
+        return;
+    }
     uint64_t to = peer->rbase + kvx_block_offset(layer, dst, peer->rblocks, peer->rblock_bytes);
     ucp_request_param_t rp = {
         .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_MEMH,
@@ -208,8 +278,6 @@ static void put_run(struct ucx_peer *peer, const struct kvx_pool *local, struct 
         .user_data = op,
         .memh = local->memh,
     };
-    peer->u->stats.puts++;
-    peer->u->stats.put_bytes += bytes;
     ucx_op_track(op, ucp_put_nbx(peer->ep, from, bytes, to, peer->rkey, &rp));
 }
 
@@ -233,4 +301,37 @@ int kvx_put_layer(struct ucx_peer *peer, const struct kvx_pool *local, uint32_t 
     }
     kvx_batch_part_done(b, UCS_OK);
     return 0;
+}
+
+/* A KV run sent as a message: checked against the pool this process offered, then copied into it.
+ * A run that does not fit that pool exactly is refused and counted, never written. */
+ucs_status_t kvx_on_am(void *arg, const void *header, size_t header_length, void *data, size_t length,
+                       const ucp_am_recv_param_t *param)
+{
+    struct ucx *u = arg;
+    const struct kvx_pool *pool = u->rx_pool;
+    struct ucx_peer *p = NULL;
+    if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)
+        p = ucx_peer_by_ep(u, param->reply_ep);
+    struct kvx_am_hdr h = {0};
+    if (header_length == sizeof h)
+        memcpy(&h, header, sizeof h);
+    uint32_t layer = le32toh(h.layer), dst = le32toh(h.dst), count = le32toh(h.count);
+    int rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
+    if (!p || p->state != UCX_PEER_OPEN || !pool || rndv || header_length != sizeof h || !count ||
+        layer >= pool->n_layers || dst >= pool->n_blocks || count > pool->n_blocks - dst ||
+        length != (size_t)count * pool->block_bytes) {
+        u->stats.kv_rejected++;
+        if (u->stats.kv_rejected <= 20 || u->stats.kv_rejected % 1000 == 0)
+            log_warn("ucx: refused a KV run from %s (layer %u, blocks %u+%u, %zu bytes; %s)", p ? p->name : "?",
+                     layer, dst, count, length, pool ? "does not fit the pool" : "no pool offered");
+        if (rndv)
+            ucp_am_data_release(u->worker, data);
+        return UCS_OK;
+    }
+    p->last_rx = uv_now(u->loop);
+    memcpy(pool->base + kvx_block_offset(layer, dst, pool->n_blocks, pool->block_bytes), data, length);
+    u->stats.kv_rx++;
+    u->stats.kv_rx_bytes += length;
+    return UCS_OK;
 }

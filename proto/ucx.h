@@ -36,7 +36,8 @@ struct ucx_stats {
     uint64_t rejected;           /* received messages that failed wire_decode (bad magic/version/type/length) */
     uint64_t send_errors;        /* sends that completed with an error */
     uint64_t peers_accepted, peers_connected, peers_lost;
-    uint64_t puts, put_bytes, put_errors; /* RMA runs posted by kv_xfer, their bytes, failed runs */
+    uint64_t puts, put_bytes, put_errors; /* KV runs sent by kv_xfer (puts or messages), bytes, failures */
+    uint64_t kv_rx, kv_rx_bytes, kv_rejected; /* KV runs received as messages, their bytes, refused ones */
 };
 
 /* Completion of a send, put or flush: status 0 on success, -1 on failure with a reason (a UCX status

@@ -271,5 +271,8 @@ static int set_handler(struct ucx *u, unsigned id, ucp_am_recv_callback_t cb, st
 
 int ucx_am_init(struct ucx *u, struct error *err)
 {
-    return set_handler(u, UCX_AM_ID, on_am, err) || set_handler(u, UCX_AM_HEARTBEAT, on_heartbeat, err) ? -1 : 0;
+    return set_handler(u, UCX_AM_ID, on_am, err) || set_handler(u, UCX_AM_HEARTBEAT, on_heartbeat, err) ||
+                   set_handler(u, UCX_AM_KV, kvx_on_am, err)
+               ? -1
+               : 0;
 }

@@ -42,6 +42,7 @@ struct ucx_peer {
     ucp_rkey_h rkey;
     uint64_t rbase, rblock_bytes;
     uint32_t rlayers, rblocks;
+    int kv_by_am; /* send KV runs as messages, not puts (RMA over this peer is tcp's emulation) */
 };
 
 struct ucx {
@@ -64,6 +65,7 @@ struct ucx {
     struct ucx_peer *peers;
     struct ucx_ev *ev_head, *ev_tail;
     struct ucx_stats stats;
+    const struct kvx_pool *rx_pool; /* the pool offered to peers (kvx_pool_describe): KV messages land here */
 };
 
 /* One UCX request's context: which peer, whose callback, what to free. */
@@ -95,14 +97,17 @@ void ucx_peers_close_all(struct ucx *u);
 /* Sends a heartbeat to every open peer and declares lost those silent for peer_timeout_ms. */
 void ucx_peers_heartbeat(struct ucx *u);
 
-/* kv_xfer.c: one run of a multi-run put finished. */
+/* kv_xfer.c: one run of a multi-run put finished; the handler of KV runs sent as messages. */
 struct kvx_batch;
 void kvx_batch_part_done(struct kvx_batch *b, ucs_status_t st);
+ucs_status_t kvx_on_am(void *arg, const void *header, size_t header_length, void *data, size_t length,
+                       const ucp_am_recv_param_t *param);
 
 /* ucx_am.c */
 #define UCX_AM_ID 7
 #define UCX_AM_HEARTBEAT 8 /* no data; sent with REPLY every UCX_HEARTBEAT_MS */
 #define UCX_HEARTBEAT_MS 1000
+#define UCX_AM_KV 9 /* a run of KV blocks: struct kvx_am_hdr as the AM header, the blocks as data */
 void ucx_send_heartbeat(struct ucx_peer *p);
 int ucx_am_init(struct ucx *u, struct error *err);
 

@@ -295,9 +295,11 @@ static int server_start(struct app *a, struct error *err)
 static void server_stop(struct app *a)
 {
     const struct ucx_stats *s = ucx_stats(a->u);
-    fprintf(stdout, "stats: msgs_rx=%llu rejected=%llu peers_lost=%llu kv_ok=%llu kv_bad=%llu waits=%llu\n",
+    fprintf(stdout, "stats: msgs_rx=%llu rejected=%llu peers_lost=%llu kv_ok=%llu kv_bad=%llu waits=%llu "
+                    "kv_rx=%llu kv_rejected=%llu\n",
             (unsigned long long)s->msgs_rx, (unsigned long long)s->rejected, (unsigned long long)s->peers_lost,
-            (unsigned long long)a->kv_ok, (unsigned long long)a->kv_bad, (unsigned long long)a->waits);
+            (unsigned long long)a->kv_ok, (unsigned long long)a->kv_bad, (unsigned long long)a->waits,
+            (unsigned long long)s->kv_rx, (unsigned long long)s->kv_rejected);
     if (a->kv_bad && !a->rc)
         a->rc = 1;
     while (a->reqs)
