@@ -150,7 +150,65 @@ def http():
     }
 
 
-GENERATORS = {"http": http, "request": request, "config": config, "safetensors": safetensors}
+BYTE_LEVEL = {
+    "added_tokens": [{"id": 6, "content": "<|x|>", "special": True},
+                     {"id": 7, "content": "<y>", "special": False, "lstrip": True, "rstrip": True}],
+    "normalizer": None,
+    "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
+    "post_processor": {"type": "ByteLevel"},
+    "decoder": {"type": "ByteLevel"},
+    "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "\u0120": 2, "ab": 3, "\u0120a": 4, "aa": 5, "<": 9,
+                                       "|": 10, "x": 11, ">": 12, "\u00c3": 13, "\u00a9": 14},
+              "merges": ["a a", ["\u0120", "a"], "a b"]}}
+
+
+def sp_tokenizer(byte_fallback=True):
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "\u2581": 259, "a": 260, "b": 261, "\u2581a": 262, "ab": 263,
+             "\u2581ab": 264, "\u00e9": 265, "z": 267}
+    if byte_fallback:
+        vocab.update({"<0x%02X>" % b: 3 + b for b in range(256)})
+    return {
+        "added_tokens": [{"id": 0, "content": "<unk>", "special": True}, {"id": 1, "content": "<s>", "special": True},
+                         {"id": 2, "content": "</s>", "special": True},
+                         {"id": 266, "content": "zz", "special": False, "normalized": True}],
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Prepend", "prepend": "\u2581"},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+        "pre_tokenizer": None,
+        "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>"}},
+                                                                    {"Sequence": {"id": "A"}}],
+                           "special_tokens": {"<s>": {"id": "<s>", "ids": [1]}}},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+            {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+        "model": {"type": "BPE", "unk_token": "<unk>", "fuse_unk": True, "byte_fallback": byte_fallback,
+                  "merges": ["\u2581 a", "a b", "\u2581a b"], "vocab": vocab}}
+
+
+def tokenizer_json():
+    # tokenizer.json NUL tokenizer_config.json NUL generation_config.json (absent when missing)
+    j = lambda o: json.dumps(o, ensure_ascii=False).encode()
+    qwen_like = dict(BYTE_LEVEL, normalizer={"type": "NFC"}, pre_tokenizer={"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+         "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]})
+    return {
+        "byte-level": j(BYTE_LEVEL),
+        "byte-level-config": j(BYTE_LEVEL) + b"\0" + j({"bos_token": {"content": "<|x|>"}, "eos_token": "<y>",
+                                                        "additional_special_tokens": ["<y>"]}),
+        "byte-level-gen": j(BYTE_LEVEL) + b"\0" + j({"eos_token": "<|x|>"}) + b"\0" + j({"eos_token_id": [6, 7]}),
+        "split-nfc": j(qwen_like),
+        "sentencepiece": j(sp_tokenizer()),
+        "sentencepiece-no-fallback-llama-config": j(sp_tokenizer(False)) + b"\0" + j(
+            {"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": True,
+             "bos_token": "<s>", "eos_token": "</s>", "model_max_length": 1e30}),
+        "bad-model-type": j(dict(BYTE_LEVEL, model={"type": "WordPiece", "vocab": {"a": 0}})),
+        "bad-gen-eos": j(BYTE_LEVEL) + b"\0\0" + j({"eos_token_id": 999999}),
+        "truncated": j(BYTE_LEVEL)[:150],
+    }
+
+
+GENERATORS = {"tokenizer_json": tokenizer_json, "http": http, "request": request, "config": config, "safetensors": safetensors}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:
