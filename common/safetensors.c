@@ -65,7 +65,12 @@ static int map_file(struct st_file *f, const char *path, struct error *err)
     if (fd < 0)
         return error_set(err, "%s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return error_set(err, "%s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
         close(fd);
         return error_set(err, "%s: %s, not a regular file", path, mf_kind(st.st_mode));
     }
