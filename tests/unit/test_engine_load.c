@@ -6,9 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "chat.h"
 #include "check.h"
 #include "model.h"
 #include "safetensors.h"
+#include "tok.h"
 
 static char dir[64];
 
@@ -306,6 +308,21 @@ static void paths_validated(void)
     unlink(p);
     CHECK(mkfifo(p, 0600) == 0);
     expect("config.json: a FIFO, not a regular file");
+    unlink(p);
+    /* The tokenizer's and the chat template's files go through the same door (the frontend's). */
+    struct error e2;
+    path_at(p, sizeof p, "tokenizer.json");
+    CHECK(mkfifo(p, 0600) == 0);
+    struct tokenizer *t = tok_load(dir, &e2);
+    CHECK_MSG(!t && strstr(e2.msg, "tokenizer.json") && strstr(e2.msg, "a FIFO"), "%s", t ? "(loaded)" : e2.msg);
+    tok_free(t);
+    unlink(p);
+    path_at(p, sizeof p, "tokenizer_config.json");
+    CHECK(symlink("/dev/zero", p) == 0);
+    struct chat_template *ct = chat_load(dir, NULL, &e2);
+    CHECK_MSG(!ct && strstr(e2.msg, "tokenizer_config.json") && strstr(e2.msg, "a device"), "%s",
+              ct ? "(loaded)" : e2.msg);
+    chat_free(ct);
     unlink(p);
     alarm(0);
     unlink(shard);
