@@ -208,7 +208,20 @@ def tokenizer_json():
     }
 
 
-GENERATORS = {"tokenizer_json": tokenizer_json, "http": http, "request": request, "config": config, "safetensors": safetensors}
+def chat():
+    # byte 0: template (0 Llama-3, 1 Qwen3, 2 Llama-2-chat, 3 Mistral, 4 Zephyr) + 8 * add_generation_prompt
+    convs = json.load(open(os.path.join(HERE, "..", "tmpl", "conversations.json")))
+    out = {}
+    for c in convs:
+        body = {"messages": c["messages"]}
+        body.update(c.get("extra") or {})
+        for k in ([0, 1] if c.get("models") else [0, 1, 2, 3, 4]):
+            sel = k + (8 if c.get("add_generation_prompt") else 0)
+            out["%s-%d" % (c["name"], k)] = bytes([sel]) + json.dumps(body, ensure_ascii=False).encode()
+    return out
+
+
+GENERATORS = {"chat": chat, "tokenizer_json": tokenizer_json, "http": http, "request": request, "config": config, "safetensors": safetensors}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:
