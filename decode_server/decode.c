@@ -110,12 +110,17 @@ static void on_reserve(struct worker *w, struct ucx_peer *from, uint64_t id, str
         ucx_send(from, &m, NULL, NULL, &err);
         return;
     }
+    if (w->draining) { /* the prefill drops it; the frontend sends it to another decode worker */
+        send_simple(from, WIRE_ABORT, id);
+        worker_send_error(w, id, WIRE_ERR_OVERLOADED, "this decode worker is shutting down");
+        return;
+    }
     struct dreq *r = calloc(1, sizeof *r);
     r->id = id;
     r->prefill = from;
     r->n_tokens = res->n_tokens;
     idmap_put(&reqs, id, r);
-    if (!wait_head && !w->draining && try_grant(w, r))
+    if (!wait_head && try_grant(w, r))
         return;
     r->state = DR_WAITING;
     uint32_t position = 0;

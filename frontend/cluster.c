@@ -190,22 +190,31 @@ static bool has_room(const struct cl_worker *w)
 
 static long free_blocks(const struct cl_worker *w) { return (long)w->load.free_blocks - (long)w->pend_blocks; }
 
-static struct cl_worker *pick_decode(struct cluster *c, uint8_t role, bool need_room)
+/* A worker not to pick (role 0: none). */
+struct skip {
+    uint8_t role;
+    uint32_t id;
+};
+
+static bool skipped(const struct cl_worker *w, struct skip s) { return w->role == s.role && w->id == s.id; }
+
+static struct cl_worker *pick_decode(struct cluster *c, uint8_t role, bool need_room, struct skip s)
 {
     struct cl_worker *best = NULL;
     for (struct cl_worker *w = c->workers; w; w = w->next)
-        if (w->role == role && (!need_room || has_room(w)) && (!best || free_blocks(w) > free_blocks(best)))
+        if (w->role == role && !skipped(w, s) && (!need_room || has_room(w)) &&
+            (!best || free_blocks(w) > free_blocks(best)))
             best = w;
     return best;
 }
 
-static struct cl_worker *pick_prefill(struct cluster *c)
+static struct cl_worker *pick_prefill(struct cluster *c, struct skip s)
 {
     struct cl_worker *best = NULL;
     uint64_t best_q = 0;
     for (struct cl_worker *w = c->workers; w; w = w->next) {
         uint64_t q = (uint64_t)w->load.queued_tokens + w->pend_tokens;
-        if (w->role == WIRE_ROLE_PREFILL && (!best || q < best_q)) {
+        if (w->role == WIRE_ROLE_PREFILL && !skipped(w, s) && (!best || q < best_q)) {
             best = w;
             best_q = q;
         }
@@ -213,19 +222,30 @@ static struct cl_worker *pick_prefill(struct cluster *c)
     return best;
 }
 
-int cluster_pick(struct cluster *c, uint32_t n_tokens, struct cl_worker **p, struct cl_worker **d)
+static int pick(struct cluster *c, struct skip s, struct cl_worker **p, struct cl_worker **d)
 {
-    *p = pick_prefill(c);
-    *d = pick_decode(c, WIRE_ROLE_DECODE, true);
+    *p = pick_prefill(c, s);
+    *d = pick_decode(c, WIRE_ROLE_DECODE, true, s);
     if (!*d)
-        *d = pick_decode(c, WIRE_ROLE_DECODE, false);
+        *d = pick_decode(c, WIRE_ROLE_DECODE, false, s);
     if (*p && *d)
         return 0;
     /* Colocated: it does both phases, so the decode-side rule (memory, batch room) decides. */
-    *p = *d = pick_decode(c, WIRE_ROLE_COLOCATED, true);
+    *p = *d = pick_decode(c, WIRE_ROLE_COLOCATED, true, s);
     if (!*p)
-        *p = *d = pick_decode(c, WIRE_ROLE_COLOCATED, false);
+        *p = *d = pick_decode(c, WIRE_ROLE_COLOCATED, false, s);
     return *p ? 0 : -1;
+}
+
+int cluster_pick(struct cluster *c, uint32_t n_tokens, struct cl_worker **p, struct cl_worker **d)
+{
+    return pick(c, (struct skip){0, 0}, p, d);
+}
+
+int cluster_pick_except(struct cluster *c, uint32_t n_tokens, uint8_t role, uint32_t id, struct cl_worker **p,
+                        struct cl_worker **d)
+{
+    return pick(c, (struct skip){role, id}, p, d) == 0 ? 0 : cluster_pick(c, n_tokens, p, d);
 }
 
 int cluster_generate(struct cluster *c, struct cl_worker *p, struct cl_worker *d, uint64_t id,

@@ -58,6 +58,10 @@ bool cluster_ready(const struct cluster *c);
 /* Picks the workers for a prompt of n_tokens. *p receives the prefill (or colocated) worker, *d the
  * decode worker (the same one when colocated). Returns -1 when no suitable worker is registered. */
 int cluster_pick(struct cluster *c, uint32_t n_tokens, struct cl_worker **p, struct cl_worker **d);
+/* The same without the worker of that role and id — one that refused the sequence because it is
+ * shutting down or full — unless no other can take it. */
+int cluster_pick_except(struct cluster *c, uint32_t n_tokens, uint8_t role, uint32_t id, struct cl_worker **p,
+                        struct cl_worker **d);
 
 /* Sends GENERATE for sequence `id` to p (naming d), and counts it as in flight on both. */
 int cluster_generate(struct cluster *c, struct cl_worker *p, struct cl_worker *d, uint64_t id,

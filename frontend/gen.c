@@ -144,7 +144,7 @@ static int seq_dispatch(struct gen_seq *s, struct apierr *e)
     const int32_t *ids = g->prompts.ids[s->prompt_idx];
     uint32_t n = (uint32_t)g->prompts.n_ids[s->prompt_idx];
     struct cl_worker *p, *d;
-    if (cluster_pick(fe->cluster, n, &p, &d))
+    if (cluster_pick_except(fe->cluster, n, s->refused_role, s->refused_id, &p, &d))
         return apierr_set(e, 503, NULL, "no_workers", "no worker is available to run the request; retry later");
     s->id = ++fe->next_seq;
     struct error err;
@@ -157,6 +157,8 @@ static int seq_dispatch(struct gen_seq *s, struct apierr *e)
     s->d = d;
     s->tries++;
     fe->n_inflight++;
+    log_debug("gen: %s choice %d is request %llu on %s worker %u, decode worker %u", g->meta.id, s->index,
+              (unsigned long long)s->id, cluster_role_name(p->role), p->id, d->id);
     return 0;
 }
 
@@ -367,6 +369,10 @@ void gen_on_message(void *user, struct cl_worker *from, struct wire_msg *msg)
     }
     char why[WIRE_ERRMSG_MAX + 64];
     snprintf(why, sizeof why, "worker %u: %s", from->id, msg->u.error.message);
+    if (msg->u.error.code == WIRE_ERR_OVERLOADED) { /* e.g. draining after SIGTERM: retry elsewhere */
+        s->refused_role = from->role;
+        s->refused_id = from->id;
+    }
     seq_retry_or_fail(s, error_status(msg->u.error.code), why);
 }
 

@@ -32,6 +32,8 @@ struct gen_seq {
     bool role_sent;
     bool started;               /* a token arrived: too late to re-route */
     int tries;
+    uint8_t refused_role;       /* the worker that last refused it as overloaded: not retried there */
+    uint32_t refused_id;
     char **lp_text;             /* logprobs of tokens not yet shaped */
     float *lp;
     int n_lp, lp_cap;

@@ -1,7 +1,8 @@
 /* test_frontend_route.c — the cluster's placement rules on hand-built registries (no network):
  * prefill = fewest queued prompt tokens (last LOAD plus what was sent since), decode = most free KV
  * blocks among workers with batch room (any worker when none has room), colocated only without a
- * prefill+decode pair, and /health readiness. */
+ * prefill+decode pair, a worker that refused a sequence (draining) skipped on its retry unless it is the
+ * only one, and /health readiness. */
 #include "frontend/cluster.c"
 
 #include "tests/check.h"
@@ -92,11 +93,35 @@ static void test_colocated(void)
     CHECK(p == &W[2] && d == dd);
 }
 
+static void test_except_refusing_worker(void)
+{
+    struct cluster c = {0};
+    add(&c, 0, WIRE_ROLE_PREFILL, 0, 0, 0, 8); /* least queued: a draining worker takes nothing */
+    add(&c, 1, WIRE_ROLE_PREFILL, 300, 0, 0, 8);
+    add(&c, 2, WIRE_ROLE_DECODE, 0, 900, 0, 8);
+    add(&c, 3, WIRE_ROLE_DECODE, 0, 100, 0, 8);
+    struct cl_worker *p, *d;
+    CHECK_EQ_INT(cluster_pick_except(&c, 10, WIRE_ROLE_PREFILL, 100, &p, &d), 0);
+    CHECK(p->id == 101 && d->id == 102);
+    CHECK_EQ_INT(cluster_pick_except(&c, 10, WIRE_ROLE_DECODE, 102, &p, &d), 0);
+    CHECK(p->id == 100 && d->id == 103);
+    /* the same id in another role is another worker */
+    CHECK_EQ_INT(cluster_pick_except(&c, 10, WIRE_ROLE_DECODE, 100, &p, &d), 0);
+    CHECK(p->id == 100 && d->id == 102);
+    /* the only worker of its role is still used */
+    struct cluster c2 = {0};
+    add(&c2, 4, WIRE_ROLE_PREFILL, 0, 0, 0, 8);
+    add(&c2, 5, WIRE_ROLE_DECODE, 0, 100, 0, 8);
+    CHECK_EQ_INT(cluster_pick_except(&c2, 10, WIRE_ROLE_DECODE, 105, &p, &d), 0);
+    CHECK(p->id == 104 && d->id == 105);
+}
+
 int main(void)
 {
     RUN(test_ready);
     RUN(test_prefill_least_queued);
     RUN(test_decode_most_free_with_room);
     RUN(test_colocated);
+    RUN(test_except_refusing_worker);
     return check_report();
 }
