@@ -329,7 +329,7 @@ ucs_status_t kvx_on_am(void *arg, const void *header, size_t header_length, void
             ucp_am_data_release(u->worker, data);
         return UCS_OK;
     }
-    p->last_rx = uv_now(u->loop);
+    ucx_peer_heard(p);
     memcpy(pool->base + kvx_block_offset(layer, dst, pool->n_blocks, pool->block_bytes), data, length);
     u->stats.kv_rx++;
     u->stats.kv_rx_bytes += length;

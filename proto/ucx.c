@@ -148,8 +148,13 @@ static void deliver(struct ucx *u, struct ucx_ev *ev)
     struct ucx_peer *p = ev->peer;
     switch (ev->kind) {
     case UCX_EV_ACCEPT:
+        if (p->state == UCX_PEER_OPEN)
+            ucx_send_heartbeat(p); /* proves the connection to the client at once (ucx_internal.h) */
         if (p->state == UCX_PEER_OPEN && u->h.on_accept)
             u->h.on_accept(u, p, u->user);
+        break;
+    case UCX_EV_PROVEN:
+        ucx_peer_release_held(p);
         break;
     case UCX_EV_MSG:
         if (p->state == UCX_PEER_OPEN && u->h.on_message)

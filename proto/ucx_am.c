@@ -74,6 +74,78 @@ static int peer_usable(struct ucx_peer *p, struct error *err)
     return 0;
 }
 
+static void post_send(struct ucx_op *op)
+{
+    ucp_request_param_t rp = op_param(op);
+    rp.op_attr_mask |= UCP_OP_ATTR_FIELD_FLAGS;
+    rp.flags = UCP_AM_SEND_FLAG_REPLY;
+    ucx_op_track(op, ucp_am_send_nbx(op->peer->ep, UCX_AM_ID, NULL, 0, op->buf, op->len, &rp));
+}
+
+static void post_flush(struct ucx_op *op)
+{
+    ucp_request_param_t rp = op_param(op);
+    ucx_op_track(op, ucp_ep_flush_nbx(op->peer->ep, &rp));
+}
+
+/* Posts op now, or holds it (in order) until the peer is proven. */
+static void post_or_hold(struct ucx_op *op)
+{
+    struct ucx_peer *p = op->peer;
+    if (!p->proven) {
+        if (p->held_tail)
+            p->held_tail->next = op;
+        else
+            p->held_head = op;
+        p->held_tail = op;
+        return;
+    }
+    if (op->is_flush)
+        post_flush(op);
+    else
+        post_send(op);
+}
+
+static struct ucx_op *take_held(struct ucx_peer *p)
+{
+    struct ucx_op *op = p->held_head;
+    p->held_head = p->held_tail = NULL;
+    return op;
+}
+
+void ucx_peer_release_held(struct ucx_peer *p)
+{
+    struct ucx_op *next;
+    for (struct ucx_op *op = take_held(p); op; op = next) {
+        next = op->next;
+        op->next = NULL;
+        if (p->state != UCX_PEER_OPEN || !p->ep)
+            ucx_op_finish(op, UCS_ERR_CONNECTION_RESET);
+        else
+            post_or_hold(op);
+    }
+}
+
+void ucx_peer_fail_held(struct ucx_peer *p)
+{
+    struct ucx_op *next;
+    for (struct ucx_op *op = take_held(p); op; op = next) {
+        next = op->next;
+        ucx_op_finish(op, UCS_ERR_CONNECTION_RESET);
+    }
+}
+
+void ucx_peer_heard(struct ucx_peer *p)
+{
+    p->last_rx = uv_now(p->u->loop);
+    if (p->proven)
+        return;
+    p->proven = 1;
+    struct ucx_ev *ev = ucx_ev_new(p->u, UCX_EV_PROVEN, p);
+    if (ev)
+        ucx_ev_push(p->u, ev);
+}
+
 /* Sends an encoded message whose buffer the op then owns. */
 static int send_buf(struct ucx_peer *p, uint8_t *data, size_t len, ucx_done_cb cb, void *arg, struct error *err)
 {
@@ -83,13 +155,11 @@ static int send_buf(struct ucx_peer *p, uint8_t *data, size_t len, ucx_done_cb c
         return error_set(err, "ucx: out of memory sending to %s", p->name);
     }
     op->buf = data;
+    op->len = len;
     op->is_send = 1;
-    ucp_request_param_t rp = op_param(op);
-    rp.op_attr_mask |= UCP_OP_ATTR_FIELD_FLAGS;
-    rp.flags = UCP_AM_SEND_FLAG_REPLY;
     p->u->stats.msgs_tx++;
     p->u->stats.bytes_tx += len;
-    ucx_op_track(op, ucp_am_send_nbx(p->ep, UCX_AM_ID, NULL, 0, data, len, &rp));
+    post_or_hold(op);
     return 0;
 }
 
@@ -134,8 +204,8 @@ int ucx_flush(struct ucx_peer *p, ucx_done_cb cb, void *arg, struct error *err)
     struct ucx_op *op = ucx_op_new(p, cb, arg);
     if (!op)
         return error_set(err, "ucx: out of memory flushing %s", p->name);
-    ucp_request_param_t rp = op_param(op);
-    ucx_op_track(op, ucp_ep_flush_nbx(p->ep, &rp));
+    op->is_flush = 1;
+    post_or_hold(op);
     return 0;
 }
 
@@ -224,14 +294,15 @@ static ucs_status_t on_am(void *arg, const void *header, size_t header_length, v
     if (!p || p->state != UCX_PEER_OPEN || header_length || length > WIRE_HDR_SIZE + (size_t)WIRE_MAX_PAYLOAD) {
         if (p && p->state == UCX_PEER_OPEN) {
             u->stats.rejected++;
-            log_warn("ucx: rejected a message from %s: %zu header bytes, %zu data bytes", p->name,
-                     header_length, length);
+            if (u->stats.rejected <= 20 || u->stats.rejected % 1000 == 0)
+                log_warn("ucx: rejected a message from %s: %zu header bytes, %zu data bytes", p->name,
+                         header_length, length);
         }
         if (rndv)
             ucp_am_data_release(u->worker, data);
         return UCS_OK;
     }
-    p->last_rx = uv_now(u->loop);
+    ucx_peer_heard(p);
     if (rndv)
         recv_rndv(u, p, data, length);
     else
@@ -246,8 +317,8 @@ static ucs_status_t on_heartbeat(void *arg, const void *header, size_t header_le
     struct ucx_peer *p = NULL;
     if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)
         p = ucx_peer_by_ep(u, param->reply_ep);
-    if (p)
-        p->last_rx = uv_now(u->loop);
+    if (p && p->state == UCX_PEER_OPEN)
+        ucx_peer_heard(p);
     if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV)
         ucp_am_data_release(u->worker, data);
     return UCS_OK;

@@ -9,7 +9,7 @@
 #include "ucx.h"
 
 /* Something that happened inside ucp_worker_progress, delivered afterwards (see ucx.h). */
-enum ucx_ev_kind { UCX_EV_ACCEPT, UCX_EV_MSG, UCX_EV_LOST, UCX_EV_DONE };
+enum ucx_ev_kind { UCX_EV_ACCEPT, UCX_EV_MSG, UCX_EV_LOST, UCX_EV_DONE, UCX_EV_PROVEN };
 
 struct ucx_ev {
     struct ucx_ev *next;
@@ -38,6 +38,11 @@ struct ucx_peer {
     char name[WIRE_ADDR_MAX + 8];
     void *user;
     uint64_t last_rx;       /* uv_now() when anything last arrived from it (liveness) */
+    /* A peer we connected to is unproven until something arrives from it: messages sent on a
+     * connection still being set up were seen to vanish (docs/transport.md), so sends and flushes
+     * are held until then (ucx_am.c). Accepted peers are proven from the start. */
+    int proven;
+    struct ucx_op *held_head, *held_tail;
     /* The remote KV pool (kv_xfer.c), once attached. */
     ucp_rkey_h rkey;
     uint64_t rbase, rblock_bytes;
@@ -76,6 +81,9 @@ struct ucx_op {
     void *buf;            /* freed on completion (an encoded message) */
     struct kvx_batch *batch; /* a put that belongs to a multi-run transfer (kv_xfer.c) */
     int is_send;             /* counts in stats.send_errors when it fails */
+    int is_flush;            /* a held flush (else a held send of buf[len]) */
+    size_t len;
+    struct ucx_op *next;     /* in the peer's held list */
 };
 
 /* ucx.c */
@@ -109,6 +117,12 @@ ucs_status_t kvx_on_am(void *arg, const void *header, size_t header_length, void
 #define UCX_HEARTBEAT_MS 1000
 #define UCX_AM_KV 9 /* a run of KV blocks: struct kvx_am_hdr as the AM header, the blocks as data */
 void ucx_send_heartbeat(struct ucx_peer *p);
+/* Something arrived from p (inside progress): liveness, and the first time, proof that the
+ * connection carries messages (an UCX_EV_PROVEN event then posts what was held). */
+void ucx_peer_heard(struct ucx_peer *p);
+/* From the loop: posts the held sends and flushes in order / fails them (the peer closes). */
+void ucx_peer_release_held(struct ucx_peer *p);
+void ucx_peer_fail_held(struct ucx_peer *p);
 int ucx_am_init(struct ucx *u, struct error *err);
 
 /* A UCX request callback for every op: frees the request, queues the op's DONE, frees the op. */

@@ -86,6 +86,7 @@ static void close_ep(struct ucx_peer *p, int force)
 void ucx_peer_close_ep(struct ucx_peer *p, int force)
 {
     p->state = UCX_PEER_CLOSED;
+    ucx_peer_fail_held(p);
     close_ep(p, force);
 }
 
@@ -238,6 +239,7 @@ static void on_conn_request(ucp_conn_request_h req, void *arg)
         ucx_peer_unref(p);
         return;
     }
+    p->proven = 1; /* we answer only what came through it; our first send is the heartbeat that proves it to the client */
     u->stats.peers_accepted++;
     log_debug("ucx: accepted %s", name);
     struct ucx_ev *ev = ucx_ev_new(u, UCX_EV_ACCEPT, p);

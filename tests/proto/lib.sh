@@ -61,7 +61,7 @@ stop_server() {
 
 # stat NAME KEY: a counter from the server's final "stats:" line.
 stat() {
-    grep -o "$2=[0-9]*" "$TMP/$1.log" | tail -n 1 | cut -d= -f2
+    grep -oE "(^| )$2=[0-9]+" "$TMP/$1.log" | tail -n 1 | cut -d= -f2
 }
 
 # client NAME MODE ADDR [ARGS...]: runs a client in the foreground; its output goes to NAME.log.
