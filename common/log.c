@@ -1,4 +1,6 @@
-/* log.c — the process-wide logger declared in log.h. */
+/* log.c — the process-wide logger declared in log.h. One event is one line: control bytes in a
+ * message (a newline or terminal escape inside a name a peer or client sent) are written as '?',
+ * so nobody outside can forge log lines. */
 #include "log.h"
 
 #include <stdarg.h>
@@ -54,12 +56,16 @@ void log_msg(enum log_level level, const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "%02d:%02d:%02d.%03ld %-5s %s: ", tm.tm_hour, tm.tm_min,
                      tm.tm_sec, ts.tv_nsec / 1000000, names[level], log_tag);
+    int start = n;
     va_list ap;
     va_start(ap, fmt);
     n += vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     va_end(ap);
     if (n > (int)sizeof line - 2)
         n = (int)sizeof line - 2;
+    for (int i = start; i < n; i++)
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = '?';
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;

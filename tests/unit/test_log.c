@@ -1,0 +1,72 @@
+/* test_log.c — the logger writes one line per event, with the level and tag, drops what is below the
+ * level, and turns control bytes inside a message (newlines, terminal escapes a peer could put into a
+ * name it sends) into '?', so no one outside the process can forge a log line. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "tests/check.h"
+
+/* Runs fn with stderr redirected into a pipe and returns what it wrote (NUL-terminated). */
+static const char *capture(void (*fn)(void))
+{
+    static char buf[8192];
+    int fds[2], saved = dup(STDERR_FILENO);
+    if (pipe(fds) != 0 || saved < 0)
+        return "";
+    dup2(fds[1], STDERR_FILENO);
+    fn();
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    ssize_t n = read(fds[0], buf, sizeof buf - 1);
+    close(fds[0]);
+    buf[n > 0 ? n : 0] = 0;
+    return buf;
+}
+
+static void forged(void)
+{
+    log_warn("cluster: worker registered (model %s)", "m\n12:00:00.000 error frontend: fake\r\x1b[2J");
+}
+
+static void levels(void)
+{
+    log_debug("hidden %d", 1);
+    log_info("shown %d", 2);
+}
+
+static void long_line(void)
+{
+    static char big[5000];
+    memset(big, 'x', sizeof big - 1);
+    log_error("%s", big);
+}
+
+static int count(const char *s, char c)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == c;
+    return n;
+}
+
+int main(void)
+{
+    log_init("test:1");
+    log_set_level(LOG_INFO);
+    const char *out = capture(forged);
+    CHECK_EQ_INT(count(out, '\n'), 1);
+    CHECK(strstr(out, " warn  test:1: cluster: worker registered (model m?12:00:00.000 error frontend: fake??[2J)\n"));
+    CHECK(!strchr(out, '\r') && !strchr(out, '\x1b'));
+
+    out = capture(levels);
+    CHECK(!strstr(out, "hidden"));
+    CHECK(strstr(out, " info  test:1: shown 2\n") != NULL);
+
+    out = capture(long_line);
+    CHECK_EQ_INT(count(out, '\n'), 1);
+    CHECK(strlen(out) < 2100 && out[strlen(out) - 1] == '\n');
+    return check_report();
+}
