@@ -37,7 +37,8 @@ static void default_name(struct fe *fe)
     while (n > 1 && dir[n - 1] == '/')
         dir[--n] = 0;
     const char *base = strrchr(dir, '/');
-    snprintf(fe->served_name, sizeof fe->served_name, "%s", base ? base + 1 : dir);
+    /* a longer folder name is cut to the buffer; --served-model-name sets any name */
+    snprintf(fe->served_name, sizeof fe->served_name, "%.*s", (int)sizeof fe->served_name - 1, base ? base + 1 : dir);
 }
 
 int fe_load_model(struct fe *fe, struct error *err)
