@@ -303,6 +303,20 @@ int kvx_put_layer(struct ucx_peer *peer, const struct kvx_pool *local, uint32_t 
     return 0;
 }
 
+int kvx_run_place(const void *header, size_t header_length, size_t length, uint32_t n_layers, uint32_t n_blocks,
+                  uint64_t block_bytes, struct kvx_run *run)
+{
+    struct kvx_am_hdr h = {0};
+    if (header_length == sizeof h)
+        memcpy(&h, header, sizeof h);
+    *run = (struct kvx_run){le32toh(h.layer), le32toh(h.dst), le32toh(h.count), 0};
+    if (header_length != sizeof h || !run->count || run->layer >= n_layers || run->dst >= n_blocks ||
+        run->count > n_blocks - run->dst || length != (size_t)run->count * block_bytes)
+        return -1;
+    run->offset = kvx_block_offset(run->layer, run->dst, n_blocks, block_bytes);
+    return 0;
+}
+
 /* A KV run sent as a message: checked against the pool this process offered, then copied into it.
  * A run that does not fit that pool exactly is refused and counted, never written. */
 ucs_status_t kvx_on_am(void *arg, const void *header, size_t header_length, void *data, size_t length,
@@ -313,24 +327,21 @@ ucs_status_t kvx_on_am(void *arg, const void *header, size_t header_length, void
     struct ucx_peer *p = NULL;
     if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)
         p = ucx_peer_by_ep(u, param->reply_ep);
-    struct kvx_am_hdr h = {0};
-    if (header_length == sizeof h)
-        memcpy(&h, header, sizeof h);
-    uint32_t layer = le32toh(h.layer), dst = le32toh(h.dst), count = le32toh(h.count);
+    struct kvx_run run = {0};
     int rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
-    if (!p || p->state != UCX_PEER_OPEN || !pool || rndv || header_length != sizeof h || !count ||
-        layer >= pool->n_layers || dst >= pool->n_blocks || count > pool->n_blocks - dst ||
-        length != (size_t)count * pool->block_bytes) {
+    int bad = !pool || kvx_run_place(header, header_length, length, pool->n_layers, pool->n_blocks,
+                                     pool->block_bytes, &run);
+    if (!p || p->state != UCX_PEER_OPEN || rndv || bad) {
         u->stats.kv_rejected++;
         if (u->stats.kv_rejected <= 20 || u->stats.kv_rejected % 1000 == 0)
             log_warn("ucx: refused a KV run from %s (layer %u, blocks %u+%u, %zu bytes; %s)", p ? p->name : "?",
-                     layer, dst, count, length, pool ? "does not fit the pool" : "no pool offered");
+                     run.layer, run.dst, run.count, length, pool ? "does not fit the pool" : "no pool offered");
         if (rndv)
             ucp_am_data_release(u->worker, data);
         return UCS_OK;
     }
     ucx_peer_heard(p);
-    memcpy(pool->base + kvx_block_offset(layer, dst, pool->n_blocks, pool->block_bytes), data, length);
+    memcpy(pool->base + run.offset, data, length);
     u->stats.kv_rx++;
     u->stats.kv_rx_bytes += length;
     return UCS_OK;

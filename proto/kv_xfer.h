@@ -63,4 +63,17 @@ static inline size_t kvx_block_offset(uint32_t layer, uint32_t block, uint32_t n
     return ((size_t)layer * n_blocks + block) * (size_t)block_bytes;
 }
 
+/* A run of KV blocks received as a message (tcp mode): the layer, first block and count its header
+ * names (decoded even when refused, for the message), and the byte offset where it goes. */
+struct kvx_run {
+    uint32_t layer, dst, count;
+    size_t offset;
+};
+
+/* Decodes a KV run message's header (header_length bytes) and checks it against a pool of this
+ * layout: 0 when the header is well formed and the run, `length` bytes of blocks, fits the pool
+ * exactly; -1 otherwise (the run is refused, never written). */
+int kvx_run_place(const void *header, size_t header_length, size_t length, uint32_t n_layers, uint32_t n_blocks,
+                  uint64_t block_bytes, struct kvx_run *run);
+
 #endif

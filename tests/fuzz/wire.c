@@ -2,7 +2,9 @@
  * reaches the transport port) into every wire decoder of proto/wire.c.
  *
  * The first input byte picks the target: 0 → wire_decode (header + payload), 1..11 → the payload
- * decoder of that message type on the rest. Besides "no crash, no overread, no leak" (ASan/UBSan),
+ * decoder of that message type on the rest, 12 → the header of a KV run sent as a message in tcp mode
+ * (kvx_run_place; the next 4 bytes say how many bytes of blocks follow), which must never place a run
+ * outside the pool it is checked against. Besides "no crash, no overread, no leak" (ASan/UBSan),
  * it checks a property: whatever wire_decode accepts re-encodes to exactly the same bytes (apart
  * from the ignored reserved header word), so the decoder accepts nothing an encoder cannot write.
  * The seeds in tests/fuzz/corpus/wire are two encoded examples of every message type (from
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv_xfer.h"
 #include "wire.h"
 
 static void check_reencodes(const uint8_t *data, size_t size, const struct wire_msg *m)
@@ -48,11 +51,35 @@ static void decode_payload(uint8_t type, const uint8_t *p, size_t n)
         wire_msg_release(&m);
 }
 
+#define KV_TARGET (WIRE_TYPE_MAX + 1)
+
+/* A pool of 3 layers × 5 blocks × 48 bytes. */
+static void kv_run(const uint8_t *p, size_t n)
+{
+    if (n < 4)
+        return;
+    size_t length = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 | (size_t)p[3] << 24;
+    uint8_t *hdr = malloc(n - 4 ? n - 4 : 1); /* exact size: an overread is caught */
+    memcpy(hdr, p + 4, n - 4);
+    struct kvx_run run;
+    if (kvx_run_place(hdr, n - 4, length, 3, 5, 48, &run) == 0 &&
+        (run.offset % 48 || run.offset + length > 3 * 5 * 48 || length == 0)) {
+        fprintf(stderr, "accepted KV run (layer %u, blocks %u+%u) lies outside the pool\n", run.layer, run.dst,
+                run.count);
+        abort();
+    }
+    free(hdr);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    uint8_t target = data[0] % (WIRE_TYPE_MAX + 1);
+    uint8_t target = data[0] % (KV_TARGET + 1);
+    if (target == KV_TARGET) {
+        kv_run(data + 1, size - 1);
+        return 0;
+    }
     if (target) {
         decode_payload(target, data + 1, size - 1);
         return 0;
