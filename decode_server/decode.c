@@ -204,6 +204,8 @@ static void send_pool(struct worker *w, struct ucx_peer *peer);
 static void decode_on_message(struct worker *w, struct ucx_peer *from, struct wire_msg *msg)
 {
     struct dreq *r = idmap_get(&reqs, msg->req_id);
+    if (r && from != w->frontend && from != r->prefill)
+        r = NULL; /* only the frontend and the request's own prefill worker speak about it */
     switch (msg->type) {
     case WIRE_GENERATE: on_generate(w, msg->req_id, &msg->u.gen); break;
     case WIRE_KV_RESERVE: on_reserve(w, from, msg->req_id, &msg->u.reserve); break;

@@ -371,9 +371,9 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
     mailbox_post(&w->to_engine, &m->mail);
 }
 
-static void on_grant(struct worker *w, struct ucx_peer *from, uint64_t id, struct wire_kv_grant *g)
+static void on_grant(struct worker *w, struct ucx_peer *from, struct preq *r, uint64_t id,
+                     struct wire_kv_grant *g)
 {
-    struct preq *r = idmap_get(&reqs, id);
     if (!r || r->ending || r->granted) { /* gone already: give the blocks back */
         send_to(from, WIRE_ABORT, id);
         return;
@@ -389,6 +389,8 @@ static void on_grant(struct worker *w, struct ucx_peer *from, uint64_t id, struc
 static void prefill_on_message(struct worker *w, struct ucx_peer *from, struct wire_msg *msg)
 {
     struct preq *r = idmap_get(&reqs, msg->req_id);
+    if (r && from != w->frontend && (!r->dp || from != r->dp->peer))
+        r = NULL; /* only the frontend and the request's own decode worker speak about it */
     struct dpeer *dp;
     switch (msg->type) {
     case WIRE_GENERATE: on_generate(w, msg->req_id, &msg->u.gen); break;
@@ -399,7 +401,7 @@ static void prefill_on_message(struct worker *w, struct ucx_peer *from, struct w
             log_warn("REGISTER from %s (worker %u) matches no decode worker we use", ucx_peer_name(from),
                      msg->u.reg.worker_id);
         break;
-    case WIRE_KV_GRANT: on_grant(w, from, msg->req_id, &msg->u.grant); break;
+    case WIRE_KV_GRANT: on_grant(w, from, r, msg->req_id, &msg->u.grant); break;
     case WIRE_KV_WAIT: log_debug("request %llu waits for decode KV (position %u)",
                                  (unsigned long long)msg->req_id, msg->u.wait.queue_position); break;
     case WIRE_KV_ACK: /* the decode worker has the sequence: our copy can go */
