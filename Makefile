@@ -39,7 +39,7 @@ TESTBIN := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all deps test asan fuzz bench bench-engine bench-transport bench-pipeline bench-goodput run clean install
+.PHONY: all deps test asan fuzz soak bench bench-engine bench-transport bench-pipeline bench-goodput run clean install
 all: $(BINS) $(TESTBIN)
 
 deps:
@@ -124,6 +124,13 @@ $(BUILD)/fuzz/%: $(BUILD)/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIBS)
 fuzz:
 	@$(MAKE) --no-print-directory $(addprefix $(BUILD)/fuzz/,$(or $(FUZZ),$(FUZZ_NAMES)))
 	@BUILD=$(BUILD) ./tests/fuzz/run-all.sh $(FUZZ_SECONDS) $(or $(FUZZ),$(FUZZ_NAMES))
+
+# make soak [SOAK_MINUTES=5 | SOAK_ROUNDS=N]: minutes of mixed valid, invalid and hostile requests on a
+# cluster whose workers restart; fails on a wrong answer, a 5xx, a hang, a crash, or memory, fd or
+# thread growth (docs/soak.md). Not in tests/TESTS. BUILD=build-asan builds and runs it under ASan.
+soak: deps
+	@$(MAKE) --no-print-directory $(if $(filter build-asan,$(BUILD)),OPT="-O1" CFLAGS="-O1 -g $(SAN)") all
+	@BUILD=$(BUILD) ./tests/soak/soak.sh
 
 # Benchmarks print ratios against a baseline measured in the same invocation; tests never time things.
 bench: bench-engine bench-transport bench-pipeline bench-goodput
