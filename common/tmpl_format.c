@@ -1,6 +1,7 @@
 /* tmpl_format.c — Python's printf-style string formatting, for `'%s: %d' % (a, b)` and Jinja's format
  * filter: conversions s r a d i u f F e E g G x X o c and %%, flags - + space 0 #, width and
  * precision, and %(name)s with a mapping. Width and precision count characters, as Python does. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,13 +70,19 @@ static void put_number(struct trt *rt, struct tbuf *b, const struct spec *sp, st
         trt_fail(rt, line, "%%%c format: a number is required, not %s", sp->conv, tv_type_name(v));
     if (v.t == TV_FLOAT && strchr("xXoc", sp->conv))
         trt_fail(rt, line, "%%%c format: an integer is required, not float", sp->conv);
-    char conv = sp->conv == 'i' || sp->conv == 'u' ? 'd' : sp->conv;
+    if (v.t == TV_FLOAT && !is_float && !isfinite(v.f))
+        trt_fail(rt, line, "%%%c format: cannot convert float %s to integer", sp->conv, isnan(v.f) ? "NaN" : "infinity");
+    /* Beyond long long a float holds an integer already: printed whole, as Python prints int(f), where
+     * a cast would be undefined behaviour. */
+    bool big = v.t == TV_FLOAT && !is_float && fabs(v.f) >= 9.2e18;
+    char conv = big ? 'f' : sp->conv == 'i' || sp->conv == 'u' ? 'd' : sp->conv;
+    is_float |= big;
     snprintf(fmt, sizeof(fmt), "%%%s%s%s%s", strchr(sp->flags, '+') ? "+" : "", strchr(sp->flags, ' ') ? " " : "",
-             strchr(sp->flags, '#') ? "#" : "", sp->prec >= 0 ? ".*" : "");
+             strchr(sp->flags, '#') ? "#" : "", sp->prec >= 0 || big ? ".*" : "");
     size_t fl = strlen(fmt);
     snprintf(fmt + fl, sizeof(fmt) - fl, is_float ? "%c" : "ll%c", conv);
-    int prec = sp->prec < 0 ? 0 : sp->prec > 100 ? 100 : sp->prec;
-    int n = is_float ? (sp->prec >= 0 ? snprintf(out, sizeof(out), fmt, prec, v.t == TV_FLOAT ? v.f : (double)v.i)
+    int prec = sp->prec < 0 || big ? 0 : sp->prec > 100 ? 100 : sp->prec;
+    int n = is_float ? (sp->prec >= 0 || big ? snprintf(out, sizeof(out), fmt, prec, v.t == TV_FLOAT ? v.f : (double)v.i)
                                       : snprintf(out, sizeof(out), fmt, v.t == TV_FLOAT ? v.f : (double)v.i))
                      : (sp->prec >= 0 ? snprintf(out, sizeof(out), fmt, prec, v.t == TV_INT ? v.i : (long long)v.f)
                                       : snprintf(out, sizeof(out), fmt, v.t == TV_INT ? v.i : (long long)v.f));
