@@ -254,7 +254,17 @@ def tmpl():
     return out
 
 
-GENERATORS = {"tmpl": tmpl, "chat": chat, "tokenizer_json": tokenizer_json, "http": http, "request": request, "config": config, "safetensors": safetensors}
+def prompt():
+    # the request seeds, and some that reach the context-length and vocabulary checks
+    out = request()
+    out["completion-long"] = b"0" + json.dumps({"prompt": "word " * 300, "max_tokens": 10}).encode()
+    out["completion-ids-out-of-vocab"] = b"0" + json.dumps({"prompt": [1, 2, 200000]}).encode()
+    out["chat-raise"] = b"1" + json.dumps({"messages": [{"role": "system", "content": "a"},
+                                                        {"role": "system", "content": "b"}], "max_tokens": 250}).encode()
+    return out
+
+
+GENERATORS = {"prompt": prompt, "tmpl": tmpl, "chat": chat, "tokenizer_json": tokenizer_json, "http": http, "request": request, "config": config, "safetensors": safetensors}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:
