@@ -33,6 +33,10 @@ struct st_set {
     int n_files;
     struct st_tensor *tensors;
     int n_tensors, cap_tensors;
+    /* Name → tensor: open addressing over tensor index + 1 (0 = empty), at most half full. A linear
+     * search made a crafted header of 60k names take minutes (every name is looked up on load). */
+    int *slots;
+    size_t n_slots;
 };
 
 size_t st_dtype_size(enum st_dtype t)
@@ -85,6 +89,38 @@ static int map_file(struct st_file *f, const char *path, struct error *err)
     if (p == MAP_FAILED)
         return error_set(err, "%s: mmap: %s", path, strerror(errno));
     f->map = p;
+    return 0;
+}
+
+static size_t slot_of(const struct st_set *s, const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *c = name; *c; c++)
+        h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+    size_t mask = s->n_slots - 1, i = (size_t)h & mask;
+    while (s->slots[i] && strcmp(s->tensors[s->slots[i] - 1].name, name) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Indexes tensor t (named, not yet in the index) by its name. */
+static int index_add(struct st_set *s, int t)
+{
+    if (2 * (size_t)(t + 1) > s->n_slots) {
+        int *old = s->slots;
+        size_t n_old = s->n_slots;
+        s->n_slots = n_old ? 2 * n_old : 256;
+        if (!(s->slots = calloc(s->n_slots, sizeof *s->slots))) {
+            s->slots = old;
+            s->n_slots = n_old;
+            return -1;
+        }
+        for (size_t i = 0; i < n_old; i++)
+            if (old[i])
+                s->slots[slot_of(s, s->tensors[old[i] - 1].name)] = old[i];
+        free(old);
+    }
+    s->slots[slot_of(s, s->tensors[t].name)] = t + 1;
     return 0;
 }
 
@@ -154,6 +190,8 @@ static int add_tensor(struct st_set *s, struct st_file *f, const char *name, jso
         return error_set(err, "out of memory");
     t->name = strdup(name);
     t->file = f->path;
+    if (!t->name || index_add(s, (int)(t - s->tensors)) < 0)
+        return error_set(err, "out of memory");
     uint64_t bytes = 0, begin = 0, end = 0;
     if (parse_dtype_shape(t, entry, &bytes, err) < 0)
         return error_wrap(err, "%s", f->path);
@@ -344,15 +382,16 @@ void st_close(struct st_set *s)
     for (int i = 0; i < s->n_tensors; i++)
         free((char *)s->tensors[i].name);
     free(s->tensors);
+    free(s->slots);
     free(s);
 }
 
 const struct st_tensor *st_find(const struct st_set *s, const char *name)
 {
-    for (int i = 0; i < s->n_tensors; i++)
-        if (s->tensors[i].name && strcmp(s->tensors[i].name, name) == 0)
-            return &s->tensors[i];
-    return NULL;
+    if (!s->n_slots)
+        return NULL;
+    int i = s->slots[slot_of(s, name)];
+    return i ? &s->tensors[i - 1] : NULL;
 }
 
 int st_count(const struct st_set *s)
