@@ -22,6 +22,7 @@ struct dreq {
     uint32_t n_tokens;        /* reserved for */
     struct kv_seq kv;         /* granted blocks until the engine takes them */
     bool logprobs;
+    bool aborted;             /* ended by the frontend; its blocks wait for the prefill to stop writing */
     struct dreq *next_waiting;
 };
 
@@ -63,6 +64,19 @@ static void drop(struct worker *w, struct dreq *r)
     kv_seq_release(&w->engine.kv, &r->kv);
     idmap_del(&reqs, r->id);
     free(r);
+}
+
+/* Ends r for the frontend (its ABORT, or the frontend lost). Blocks granted to a transfer stay
+ * reserved until the prefill worker says it has stopped writing into them — its ABORT, which it
+ * sends after flushing, or its KV_DONE — or is lost: freed at once, they could be granted to another
+ * request and then overwritten by a put that was already on its way. */
+static void abort_request(struct worker *w, struct dreq *r)
+{
+    if (r->state == DR_GRANTED && r->prefill) {
+        r->aborted = true;
+        return;
+    }
+    drop(w, r);
 }
 
 /* Blocks are granted only while a margin stays free for the running sequences to grow into. */
@@ -214,12 +228,20 @@ static void decode_on_message(struct worker *w, struct ucx_peer *from, struct wi
             send_pool(w, from);
         break;
     case WIRE_KV_DONE:
-        if (r)
+        if (r && r->aborted) { /* the transfer is over: the blocks can go, and the prefill's copy */
+            send_simple(r->prefill, WIRE_ABORT, r->id);
+            drop(w, r);
+            grant_waiting(w);
+        } else if (r) {
             on_kv_done(w, r, &msg->u.done);
+        }
         break;
     case WIRE_ABORT: /* from the frontend (client gone) or the prefill (request ended early) */
         if (r) {
-            drop(w, r);
+            if (from == r->prefill)
+                drop(w, r);
+            else
+                abort_request(w, r);
             grant_waiting(w);
         }
         break;
@@ -262,8 +284,9 @@ static void decode_on_peer_lost(struct worker *w, struct ucx_peer *peer)
             r->prefill = NULL;
             continue;
         }
-        worker_send_error(w, r->id, WIRE_ERR_PEER_LOST, "the prefill worker computing this request was "
-                          "lost before its KV cache arrived");
+        if (!r->aborted)
+            worker_send_error(w, r->id, WIRE_ERR_PEER_LOST, "the prefill worker computing this request was "
+                              "lost before its KV cache arrived");
         drop(w, r);
     }
     grant_waiting(w);
@@ -274,7 +297,7 @@ static void decode_on_frontend_lost(struct worker *w)
     uint64_t id;
     void *v;
     for (size_t i = 0; idmap_next(&reqs, &i, &id, &v);)
-        drop(w, v);
+        abort_request(w, v);
 }
 
 /* Token entries from the engine not yet sent, in the order they were produced. */
