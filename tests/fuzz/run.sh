@@ -4,7 +4,9 @@
 #
 #   tests/fuzz/run.sh NAME [SECONDS]        fuzz for SECONDS (default $FUZZ_SECONDS, else 60), starting
 #                                           from tests/fuzz/corpus/NAME and keeping what it finds in
-#                                           $BUILD/fuzz/corpus/NAME; prints one "fuzz NAME: ..." line
+#                                           $BUILD/fuzz/corpus/NAME; prints one "fuzz NAME ..." line
+#   tests/fuzz/run.sh NAME SECONDS --fresh  the same from the committed corpus alone, in a scratch
+#                                           working corpus (tests/TESTS: a fixed start, a bounded time)
 #   tests/fuzz/run.sh NAME --repro FILE...  runs the harness once on each FILE, no fuzzing
 #
 # tests/fuzz/NAME.options, when present, holds extra libFuzzer flags for that harness (one line).
@@ -49,6 +51,10 @@ fi
 
 secs=${1:-${FUZZ_SECONDS:-60}}
 work="$out/corpus/$name"
+if [ "${2:-}" = "--fresh" ]; then
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+fi
 crashes="$out/crashes/$name"
 log="$out/$name.log"
 mkdir -p "$work" "$crashes"
