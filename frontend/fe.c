@@ -88,7 +88,7 @@ int fe_start(struct fe *fe, struct error *err)
 static void drain_tick(uv_timer_t *t)
 {
     struct fe *fe = t->data;
-    if (fe->n_inflight > 0 && uv_now(fe->loop) < fe->drain_deadline)
+    if (fe->n_inflight + fe->n_preparing > 0 && uv_now(fe->loop) < fe->drain_deadline)
         return;
     if (fe->n_inflight > 0)
         log_warn("drain: %d sequences still running after %d ms; ending them", fe->n_inflight, fe->cfg.drain_ms);

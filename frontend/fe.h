@@ -57,6 +57,7 @@ struct fe {
     struct idmap seqs;          /* sequence id → struct gen_seq */
     uint64_t next_seq;
     int n_inflight;             /* sequences in flight */
+    int n_preparing;            /* requests whose prompts are being tokenized (gen.c) */
     char *models_json;          /* the /v1/models answer, built once */
     bool draining;              /* new generation requests get 503 */
     uv_timer_t drain_timer;

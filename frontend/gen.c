@@ -49,6 +49,7 @@ static void req_free(struct gen_req *g)
     free(g->seqs);
     prompt_set_free(&g->prompts);
     api_request_free(&g->api);
+    free(g->body);
     free(g);
 }
 
@@ -194,6 +195,8 @@ static void on_client_gone(struct http_request *req, void *user)
     struct gen_req *g = user;
     log_info("gen: client of %s went away; aborting its work on the workers", g->meta.id);
     g->http = NULL;
+    if (g->preparing)
+        return; /* prep_done frees it */
     for (int i = 0; i < g->n_seqs; i++) {
         if (g->seqs[i].finish == SF_RUNNING)
             g->seqs[i].finish = SF_ABORT;
@@ -202,22 +205,18 @@ static void on_client_gone(struct http_request *req, void *user)
     req_free(g); /* releases every sequence with an ABORT to its workers */
 }
 
-static int req_prepare(struct gen_req *g, struct apierr *e)
+/* One sequence per prompt and choice, once the prompts are tokenized. */
+static int req_make_seqs(struct gen_req *g, struct apierr *e)
 {
     struct fe *fe = g->fe;
     struct api_request *r = &g->api;
-    if (r->model && strcmp(r->model, fe->served_name) != 0)
-        return apierr_set(e, 404, "model", "model_not_found", "The model `%s` does not exist; this server serves `%s`",
-                          r->model, fe->served_name);
-    if (!cluster_ready(fe->cluster))
-        return apierr_set(e, 503, NULL, "no_workers",
-                          "no workers are registered yet (need a prefill and a decode worker, or a colocated one)");
-    if (prompt_prepare(fe, r, &g->prompts, e))
-        return -1;
     int n_seqs = g->prompts.n * r->n;
     if (fe->n_inflight + n_seqs > fe->cfg.max_inflight)
         return apierr_set(e, 429, NULL, "rate_limit_exceeded",
                           "the server is at its limit of %d sequences in flight; retry later", fe->cfg.max_inflight);
+    if (!cluster_ready(fe->cluster))
+        return apierr_set(e, 503, NULL, "no_workers",
+                          "no workers are registered yet (need a prefill and a decode worker, or a colocated one)");
     g->seqs = calloc((size_t)n_seqs, sizeof *g->seqs);
     if (!g->seqs)
         return apierr_set(e, 500, NULL, "internal_error", "out of memory");
@@ -231,6 +230,73 @@ static int req_prepare(struct gen_req *g, struct apierr *e)
     return 0;
 }
 
+/* Ends a request that failed before it was dispatched. */
+static void req_refuse(struct gen_req *g, struct http_request *req, const struct apierr *e)
+{
+    req->on_abort = NULL;
+    req->user = NULL;
+    fe_respond_error(g->fe, req, e);
+    g->http = NULL;
+    req_free(g);
+}
+
+/* The prompts are ready (or refused): place every sequence on workers and start answering. */
+static void prep_done(uv_work_t *w, int status)
+{
+    struct gen_req *g = w->data;
+    struct fe *fe = g->fe;
+    struct http_request *req = g->http;
+    struct apierr e;
+    g->preparing = false;
+    fe->n_preparing--;
+    if (!req) { /* the client went away meanwhile */
+        req_free(g);
+        return;
+    }
+    if (status < 0 || g->prep_rc) {
+        if (status < 0)
+            apierr_set(&g->prep_err, 500, NULL, "internal_error", "preparing the prompt: %s", uv_strerror(status));
+        req_refuse(g, req, &g->prep_err);
+        return;
+    }
+    if (req_make_seqs(g, &e)) {
+        req_refuse(g, req, &e);
+        return;
+    }
+    for (int i = 0; i < g->n_seqs; i++)
+        if (seq_dispatch(&g->seqs[i], &e)) {
+            req_refuse(g, req, &e);
+            return;
+        }
+    fe->metrics.prompt_tokens += (uint64_t)g->prompt_tokens;
+    histogram_observe(&fe->metrics.queue, secs(uv_hrtime() - g->t0));
+    g->n_live = g->n_seqs;
+    if (g->api.stream)
+        http_stream_begin(req, 200, "text/event-stream", "Cache-Control: no-cache\r\n");
+}
+
+/* Parsing the body, rendering a chat template and tokenizing take about 0.2 us a byte: a second for
+ * a body of megabytes, during which the loop would serve nobody else. So they run on libuv's thread
+ * pool; they read only the request and immutable parts of fe (the tokenizer and templates are safe
+ * to share between threads: tok.h, chat.h). */
+static void prep_work(uv_work_t *w)
+{
+    struct gen_req *g = w->data;
+    struct fe *fe = g->fe;
+    struct api_request *r = &g->api;
+    struct apierr *e = &g->prep_err;
+    g->prep_rc = -1;
+    if (api_request_parse(g->meta.kind, g->body, g->body_len, r, e))
+        return;
+    if (r->model && strcmp(r->model, fe->served_name) != 0) {
+        apierr_set(e, 404, "model", "model_not_found", "The model `%s` does not exist; this server serves `%s`",
+                   r->model, fe->served_name);
+        return;
+    }
+    g->meta.usage_null = r->include_usage;
+    g->prep_rc = prompt_prepare(fe, r, &g->prompts, e);
+}
+
 void gen_start(struct fe *fe, struct http_request *req, enum api_kind kind)
 {
     struct gen_req *g = calloc(1, sizeof *g);
@@ -242,26 +308,31 @@ void gen_start(struct fe *fe, struct http_request *req, enum api_kind kind)
     }
     g->fe = fe;
     g->t0 = req->received_ns;
-    if (api_request_parse(kind, req->body, req->body_len, &g->api, &e) || req_prepare(g, &e)) {
+    /* a copy: the HTTP request (its body too) is freed when the client goes, maybe mid-parse */
+    g->body = malloc(req->body_len + 1);
+    if (!g->body) {
+        free(g);
+        apierr_set(&e, 500, NULL, "internal_error", "out of memory");
         fe_respond_error(fe, req, &e);
-        req_free(g);
         return;
     }
-    oai_meta_init(&g->meta, kind, fe->served_name, g->api.include_usage);
-    for (int i = 0; i < g->n_seqs; i++)
-        if (seq_dispatch(&g->seqs[i], &e)) {
-            fe_respond_error(fe, req, &e);
-            req_free(g);
-            return;
-        }
-    fe->metrics.prompt_tokens += (uint64_t)g->prompt_tokens;
-    histogram_observe(&fe->metrics.queue, secs(uv_hrtime() - g->t0));
-    g->n_live = g->n_seqs;
+    memcpy(g->body, req->body, req->body_len);
+    g->body[req->body_len] = 0;
+    g->body_len = req->body_len;
+    oai_meta_init(&g->meta, kind, fe->served_name, false); /* its id names the request in logs */
     g->http = req;
     req->user = g;
     req->on_abort = on_client_gone;
-    if (g->api.stream)
-        http_stream_begin(req, 200, "text/event-stream", "Cache-Control: no-cache\r\n");
+    g->prep.data = g;
+    g->preparing = true;
+    fe->n_preparing++;
+    int rc = uv_queue_work(fe->loop, &g->prep, prep_work, prep_done);
+    if (rc < 0) {
+        g->preparing = false;
+        fe->n_preparing--;
+        apierr_set(&e, 500, NULL, "internal_error", "queueing the request: %s", uv_strerror(rc));
+        req_refuse(g, req, &e);
+    }
 }
 
 static void on_tokens(struct gen_seq *s, const struct wire_tokens *t)

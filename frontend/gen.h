@@ -58,6 +58,14 @@ struct gen_req {
     long prompt_tokens;
     uint64_t t0;
     bool failed;
+    /* Rendering and tokenizing the prompts runs on libuv's thread pool (gen.c says why); while it
+     * does, only that thread touches api and prompts. */
+    uv_work_t prep;
+    char *body;                 /* a copy of the HTTP request's body, parsed on the thread pool */
+    size_t body_len;
+    bool preparing;
+    int prep_rc;
+    struct apierr prep_err;
 };
 
 /* gen_text.c */
