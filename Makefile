@@ -122,7 +122,7 @@ $(BUILD)/fuzz/%: $(BUILD)/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIBS)
 # make fuzz [FUZZ=name] [FUZZ_SECONDS=60]: each harness for FUZZ_SECONDS, keeping its corpus in
 # $(BUILD)/fuzz/corpus/NAME; a summary line per harness, and the input of any crash.
 fuzz:
-	@$(MAKE) --no-print-directory $(addprefix $(BUILD)/fuzz/,$(or $(FUZZ),$(FUZZ_NAMES)))
+	@$(MAKE) -s --no-print-directory $(addprefix $(BUILD)/fuzz/,$(or $(FUZZ),$(FUZZ_NAMES)))
 	@BUILD=$(BUILD) ./tests/fuzz/run-all.sh $(FUZZ_SECONDS) $(or $(FUZZ),$(FUZZ_NAMES))
 
 # make soak [SOAK_MINUTES=5 | SOAK_ROUNDS=N]: minutes of mixed valid, invalid and hostile requests on a
