@@ -198,6 +198,7 @@ static void on_load_timer(uv_timer_t *t)
     m.u.load.worker_id = w->opts.id;
     m.u.load.total_blocks = (uint32_t)w->engine.kv.n_blocks;
     m.u.load.free_blocks = (uint32_t)(w->engine.kv.n_blocks - kv_used(&w->engine.kv));
+    m.u.load.draining = w->draining;
     w->role->fill_load(w, &m.u.load);
     worker_send_frontend(w, &m);
 }
@@ -254,11 +255,16 @@ static void stop_loop(struct worker *w)
     uv_stop(&w->loop);
 }
 
+/* Work the frontend placed here before it heard we are draining can still arrive (a KV_RESERVE
+ * from a prefill worker that got the GENERATE): a drain lasts at least this long. */
+#define DRAIN_GRACE_MS 500
+
 static void on_drain_timer(uv_timer_t *t)
 {
     struct worker *w = t->data;
-    bool busy = w->role->busy(w);
-    if (busy && uv_now(&w->loop) < w->drain_deadline_ms)
+    uint64_t now = uv_now(&w->loop);
+    bool busy = w->role->busy(w) || now < w->drain_started_ms + DRAIN_GRACE_MS;
+    if (busy && now < w->drain_deadline_ms)
         return;
     if (busy)
         log_warn("drain timeout (%d s): failing the requests still in flight", w->opts.drain_s);
@@ -275,8 +281,10 @@ static void on_signal(uv_signal_t *s, int signum)
         return;
     }
     w->draining = true;
-    w->drain_deadline_ms = uv_now(&w->loop) + (uint64_t)w->opts.drain_s * 1000;
+    w->drain_started_ms = uv_now(&w->loop);
+    w->drain_deadline_ms = w->drain_started_ms + (uint64_t)w->opts.drain_s * 1000;
     sd_notify(0, "STOPPING=1");
+    on_load_timer(&w->load_timer); /* the frontend routes nothing new here from now on */
     worker_status(w, "%s: draining (new requests refused, %d s for those in flight)", strsignal(signum),
                   w->opts.drain_s);
     uv_timer_start(&w->drain_timer, on_drain_timer, 0, 50);

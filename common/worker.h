@@ -62,7 +62,7 @@ struct worker {
     pthread_t engine_thread;
     atomic_bool stopping;
     bool draining;
-    uint64_t drain_deadline_ms;
+    uint64_t drain_started_ms, drain_deadline_ms;
     uv_timer_t load_timer, reconnect_timer, drain_timer;
     uv_signal_t sigterm, sigint;
     char advertise[WIRE_ADDR_MAX];

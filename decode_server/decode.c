@@ -124,11 +124,6 @@ static void on_reserve(struct worker *w, struct ucx_peer *from, uint64_t id, str
         ucx_send(from, &m, NULL, NULL, &err);
         return;
     }
-    if (w->draining) { /* the prefill drops it; the frontend sends it to another decode worker */
-        send_simple(from, WIRE_ABORT, id);
-        worker_send_error(w, id, WIRE_ERR_OVERLOADED, "this decode worker is shutting down");
-        return;
-    }
     struct dreq *r = calloc(1, sizeof *r);
     r->id = id;
     r->prefill = from;

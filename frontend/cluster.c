@@ -196,7 +196,11 @@ struct skip {
     uint32_t id;
 };
 
-static bool skipped(const struct cl_worker *w, struct skip s) { return w->role == s.role && w->id == s.id; }
+/* Not picked: the worker to skip, and any worker draining after SIGTERM (it still serves what it has). */
+static bool skipped(const struct cl_worker *w, struct skip s)
+{
+    return (w->role == s.role && w->id == s.id) || w->load.draining;
+}
 
 static struct cl_worker *pick_decode(struct cluster *c, uint8_t role, bool need_room, struct skip s)
 {

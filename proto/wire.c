@@ -336,6 +336,7 @@ int wire_encode_load(struct wire_buf *b, const struct wire_load *m, struct error
     put_u32(&w, m->running);
     put_u32(&w, m->free_blocks);
     put_u32(&w, m->total_blocks);
+    put_u8(&w, m->draining);
     return finish(&w, err);
 }
 
@@ -348,6 +349,9 @@ int wire_decode_load(const uint8_t *p, size_t len, struct wire_load *out, struct
     out->running = get_u32(&r);
     out->free_blocks = get_u32(&r);
     out->total_blocks = get_u32(&r);
+    out->draining = get_u8(&r);
+    if (out->draining > 1)
+        return error_set(err, "wire: LOAD with draining flag %u", out->draining);
     return rd_done(&r, "LOAD", err);
 }
 

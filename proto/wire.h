@@ -28,7 +28,7 @@
 #include "sample.h"
 
 #define WIRE_MAGIC 0x57534450u /* "PDSW" read as little-endian bytes */
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2 /* 2: LOAD carries the draining flag */
 #define WIRE_HDR_SIZE 24
 
 /* Limits a decoder enforces before it allocates anything. */
@@ -105,6 +105,7 @@ struct wire_load {
     uint32_t running;       /* sequences in the running batch */
     uint32_t free_blocks;
     uint32_t total_blocks;
+    uint8_t draining; /* 1 after SIGTERM: route nothing new here (what was routed is still served) */
 };
 
 /* GENERATE: u32 decode_worker_id, str decode_addr, u8 flags, sampling params (see wire.c),

@@ -75,7 +75,7 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
     switch (type) {
     case WIRE_REGISTER: ws_register(&m->u.reg, &s); break;
     case WIRE_LOAD:
-        m->u.load = (struct wire_load){(uint32_t)ws_mix(&s), 3, 1234, 17, 900, 4096};
+        m->u.load = (struct wire_load){(uint32_t)ws_mix(&s), 3, 1234, 17, 900, 4096, (uint8_t)(ws_mix(&s) & 1)};
         break;
     case WIRE_GENERATE:
         m->u.gen.decode_worker_id = 5;

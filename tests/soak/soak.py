@@ -21,7 +21,7 @@
 
 Outcomes of a request: ok (valid, answered exactly right), refused (invalid, the right 4xx and error
 body), cut (the client hung up on purpose), failed (valid, but a clear error: 503 with an error body,
-or a stream ending in an error chunk and [DONE] — allowed only while a worker is being restarted), and
+or a stream ending in an error chunk and [DONE] — allowed only in a round where a worker was SIGKILLed), and
 the bad ones: wrong (any other answer, status or body), hung (nothing complete within DEADLINE
 seconds), broken (connection reset or closed before a complete answer). Stdlib only."""
 import asyncio
@@ -656,8 +656,9 @@ def report(path, warmup, enforce):
         nbad = sum(c.get(o, 0) for o in BAD)
         if nbad:
             problems.append(f"round {r['round']}: {nbad} bad requests")
-        if c.get("failed", 0) and not r["restart"]:
-            problems.append(f"round {r['round']}: {c['failed']} requests failed with no worker restarted")
+        if c.get("failed", 0) and "KILL" not in (r["restart"] or ""):
+            problems.append(f"round {r['round']}: {c['failed']} requests failed with no worker killed "
+                            "(a SIGTERM drain must lose nothing)")
         if not r["kv_idle"]:
             problems.append(f"round {r['round']}: KV pools not empty or requests still running when idle")
     tot = {o: sum(r["client"]["counts"].get(o, 0) for r in rounds) for o in outcomes}

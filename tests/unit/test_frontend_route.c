@@ -1,8 +1,8 @@
 /* test_frontend_route.c — the cluster's placement rules on hand-built registries (no network):
  * prefill = fewest queued prompt tokens (last LOAD plus what was sent since), decode = most free KV
  * blocks among workers with batch room (any worker when none has room), colocated only without a
- * prefill+decode pair, a worker that refused a sequence (draining) skipped on its retry unless it is the
- * only one, and /health readiness. */
+ * prefill+decode pair, a worker that refused a sequence skipped on its retry unless it is the only one,
+ * a worker whose LOAD says it is draining never picked, and /health readiness. */
 #include "frontend/cluster.c"
 
 #include "tests/check.h"
@@ -116,6 +116,24 @@ static void test_except_refusing_worker(void)
     CHECK(p->id == 104 && d->id == 105);
 }
 
+static void test_draining_never_picked(void)
+{
+    struct cluster c = {0};
+    struct cl_worker *p0 = add(&c, 0, WIRE_ROLE_PREFILL, 0, 0, 0, 8); /* least queued */
+    add(&c, 1, WIRE_ROLE_PREFILL, 300, 0, 0, 8);
+    struct cl_worker *d2 = add(&c, 2, WIRE_ROLE_DECODE, 0, 900, 0, 8); /* most free */
+    add(&c, 3, WIRE_ROLE_DECODE, 0, 100, 0, 8);
+    p0->load.draining = d2->load.draining = 1;
+    struct cl_worker *p, *d;
+    CHECK_EQ_INT(cluster_pick(&c, 10, &p, &d), 0);
+    CHECK(p->id == 101 && d->id == 103);
+    CHECK_EQ_INT(cluster_pick_except(&c, 10, WIRE_ROLE_PREFILL, 101, &p, &d), 0); /* only it is left */
+    CHECK(p->id == 101 && d->id == 103);
+    struct cluster c2 = {0};
+    add(&c2, 4, WIRE_ROLE_COLOCATED, 0, 100, 0, 8)->load.draining = 1;
+    CHECK_EQ_INT(cluster_pick(&c2, 10, &p, &d), -1); /* 503: nothing to route to */
+}
+
 int main(void)
 {
     RUN(test_ready);
@@ -123,5 +141,6 @@ int main(void)
     RUN(test_decode_most_free_with_room);
     RUN(test_colocated);
     RUN(test_except_refusing_worker);
+    RUN(test_draining_never_picked);
     return check_report();
 }

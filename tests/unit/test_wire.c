@@ -39,16 +39,16 @@ static void test_round_trip_every_type(void)
     }
 }
 
-/* The documented layout, byte for byte: a LOAD is header + six little-endian u32. */
+/* The documented layout, byte for byte: a LOAD is header + six little-endian u32 + a u8. */
 static void test_golden_bytes(void)
 {
-    struct wire_load l = {1, 2, 3, 4, 5, 0x01020304};
+    struct wire_load l = {1, 2, 3, 4, 5, 0x01020304, 1};
     struct wire_buf b = {0};
     struct error err;
     CHECK(wire_encode_load(&b, &l, &err) == 0);
-    static const uint8_t want[] = {'P', 'D', 'S', 'W', 1, 0, 2, 0, 24, 0, 0, 0, 0, 0, 0, 0,
+    static const uint8_t want[] = {'P', 'D', 'S', 'W', 2, 0, 2, 0, 25, 0, 0, 0, 0, 0, 0, 0,
                                    0,   0,   0,   0,   0, 0, 0, 0, 1,  0, 0, 0, 2, 0, 0, 0,
-                                   3,   0,   0,   0,   4, 0, 0, 0, 5,  0, 0, 0, 4, 3, 2, 1};
+                                   3,   0,   0,   0,   4, 0, 0, 0, 5,  0, 0, 0, 4, 3, 2, 1, 1};
     CHECK_EQ_INT(b.len, sizeof want);
     CHECK(b.len == sizeof want && !memcmp(b.data, want, sizeof want));
     wire_buf_free(&b);
@@ -112,7 +112,8 @@ static void test_bad_header(void)
     struct wire_msg m;
     encode_sample(WIRE_ABORT, 1, &b, &m);
     CHECK(decode_fails(&b, 0, "XDSW", 4));
-    CHECK(decode_fails(&b, 4, "\x02\x00", 2));   /* version 2 */
+    CHECK(decode_fails(&b, 4, "\x03\x00", 2));   /* version 3 */
+    CHECK(decode_fails(&b, 4, "\x01\x00", 2));   /* version 1 (LOAD without the draining flag) */
     CHECK(decode_fails(&b, 4, "\x00\x00", 2));   /* version 0 */
     CHECK(decode_fails(&b, 6, "\x00\x00", 2));   /* type 0 */
     CHECK(decode_fails(&b, 6, "\x0c\x00", 2));   /* type 12 */
