@@ -6,6 +6,8 @@
  * is the text, any bytes. Asserts beyond "no crash, no leak":
  *   - encoding never fails and gives only ids of the vocabulary;
  *   - the stream decoder's pieces concatenate to the one-shot decode, each piece whole UTF-8 (tok.h);
+ *   - byte-level tokenizers: the bytes of each token (tok_id_bytes, what logprobs report) concatenate
+ *     to the decode without skipping specials;
  *   - Llama-3 (no normalizer) and the SentencePiece model, without specials added or parsed:
  *     decode(encode(text)) == text for valid UTF-8 text;
  *   - Qwen3 (NFC): decoding is a fixed point after one round, decode(encode(y)) == y for y =
@@ -90,6 +92,22 @@ static void check_stream(int k, const int32_t *ids, int n, bool skip, const char
     tok_stream_free(s);
 }
 
+static void check_id_bytes(int k, const int32_t *ids, int n)
+{
+    size_t dlen, off = 0;
+    char *text = decode(k, ids, n, false, &dlen);
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        const char *b = tok_id_bytes(toks[k], ids[i], &len);
+        if (!b || off + len > dlen || memcmp(text + off, b, len))
+            fail(k, "the tokens' bytes do not concatenate to the decoded text");
+        off += len;
+    }
+    if (off != dlen)
+        fail(k, "the tokens' bytes are shorter than the decoded text");
+    free(text);
+}
+
 static void round_trip(int k, const char *text, size_t len)
 {
     int32_t *ids;
@@ -142,6 +160,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     encode(k, text, size - 1, add_special, parse_special, &ids, &n);
     char *back = decode(k, ids, n, skip, &dlen);
     check_stream(k, ids, n, skip, back, dlen);
+    if (k < 2)
+        check_id_bytes(k, ids, n);
     free(back);
     free(ids);
     if (valid_utf8(data + 1, size - 1))
