@@ -3,8 +3,10 @@
  * body itself as generated text, through the stop-string matcher and the SSE chunk shaper.
  *
  * Asserts beyond "no crash, no leak": a refusal carries a message and a 4xx/5xx status; an accepted
- * request respects the bounds api_req.h promises (n, prompts, stop strings, top_logprobs) and the
- * stop matcher's output is never longer than the text fed in. */
+ * request respects the bounds api_req.h promises (n, prompts, stop strings, top_logprobs); the stop
+ * matcher shows exactly the text before the first stop string (all of it when none matched); and when
+ * that text is valid UTF-8 (as generated text is), the SSE chunk carrying it is "data: " + JSON whose
+ * text (completions) or delta.content (chat) is exactly that text. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "frontend/api_req.h"
 #include "frontend/oai_resp.h"
 #include "frontend/stopstr.h"
+#include "tests/fuzz/utf8.h"
 
 static void fail(const char *what)
 {
@@ -51,6 +54,23 @@ static void check_shown(const struct api_request *r, const char *text, size_t le
         fail("stop matcher stopped where no stop string starts");
 }
 
+static void check_chunk(const struct api_request *r, const char *text, size_t len)
+{
+    struct oai_meta m;
+    oai_meta_init(&m, r->kind, "fuzz", r->include_usage);
+    char *chunk = oai_sse_chunk(&m, 0, text, len, "stop", true, NULL);
+    size_t n = chunk ? strlen(chunk) : 0;
+    if (n < 8 || strncmp(chunk, "data: ", 6) || strcmp(chunk + n - 2, "\n\n"))
+        fail("an SSE chunk that is not \"data: ...\\n\\n\"");
+    json_t *o = json_loadb(chunk + 6, n - 8, JSON_ALLOW_NUL, NULL);
+    json_t *c = json_array_get(json_object_get(o, "choices"), 0);
+    json_t *t = r->kind == API_CHAT ? json_object_get(json_object_get(c, "delta"), "content") : json_object_get(c, "text");
+    if (!json_is_string(t) || json_string_length(t) != len || memcmp(json_string_value(t), text, len))
+        fail("an SSE chunk does not carry the text it was given");
+    json_decref(o);
+    free(chunk);
+}
+
 static void exercise_stops(const struct api_request *r, const uint8_t *data, size_t size)
 {
     struct stopstr s;
@@ -68,10 +88,8 @@ static void exercise_stops(const struct api_request *r, const uint8_t *data, siz
     if (rc == 0)
         stopstr_flush(&s, &out, &len, &cap);
     check_shown(r, (const char *)data, size, out, len, rc == 1);
-    struct oai_meta m;
-    oai_meta_init(&m, r->kind, "fuzz", r->include_usage);
-    char *chunk = oai_sse_chunk(&m, 0, out, len, "stop", true, NULL);
-    free(chunk);
+    if (valid_utf8((const uint8_t *)out, len))
+        check_chunk(r, out, len);
     free(out);
     stopstr_free(&s);
 }

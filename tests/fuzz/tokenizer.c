@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "tests/fuzz/utf8.h"
 #include "tok.h"
 
 #define N_TOK 3
@@ -30,26 +31,6 @@ static void fail(int k, const char *what)
 {
     fprintf(stderr, "tokenizer harness: %s: %s\n", dirs[k], what);
     abort();
-}
-
-static bool valid_utf8(const uint8_t *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        uint8_t c = s[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-        if (!len || i + len > n || (len == 2 && c < 0xc2))
-            return false;
-        uint32_t cp = len == 1 ? c : c & (0x7f >> len);
-        for (size_t j = 1; j < len; j++) {
-            if ((s[i + j] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + j] & 0x3f);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp < 0xe000))
-            return false;
-        i += len;
-    }
-    return true;
 }
 
 static void encode(int k, const char *text, size_t len, bool add_special, bool parse_special, int32_t **ids, int *n)
