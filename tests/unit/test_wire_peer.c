@@ -668,7 +668,7 @@ static void malformed_start(struct app *a)
     n += ucx_send_raw(a->peer, junk, 10, &err) == 0;           /* shorter than a header */
     n += ucx_send_raw(a->peer, junk, sizeof junk, &err) == 0;  /* large garbage (rendezvous) */
     n += send_broken(a, WIRE_ABORT, 0, 0x12345678, 4, 0);      /* magic */
-    n += send_broken(a, WIRE_ABORT, 4, 2, 2, 0);               /* version 2 */
+    n += send_broken(a, WIRE_ABORT, 4, WIRE_VERSION + 1, 2, 0); /* a version we do not speak */
     n += send_broken(a, WIRE_ABORT, 6, 0, 2, 0);               /* type 0 */
     n += send_broken(a, WIRE_ABORT, 6, 200, 2, 0);             /* type 200 */
     n += send_broken(a, WIRE_ABORT, 8, 100, 4, 0);             /* length says 100, 0 arrive */
