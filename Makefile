@@ -119,9 +119,10 @@ $(BUILD)/fuzz/libllhttp.a: $(patsubst /usr/share/llhttp/%.c,$(BUILD)/fuzz/obj/ll
 $(BUILD)/fuzz/%: $(BUILD)/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIBS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_LIBS) $(LDLIBS) -o $@
 
-# make fuzz [FUZZ=name] [FUZZ_SECONDS=60]: each harness for FUZZ_SECONDS, keeping its corpus in
-# $(BUILD)/fuzz/corpus/NAME; a summary line per harness, and the input of any crash.
-fuzz:
+# make fuzz [FUZZ=name] [FUZZ_SECONDS=60]: deps (clang, the tokenizer files), then each harness for
+# FUZZ_SECONDS, keeping its corpus in $(BUILD)/fuzz/corpus/NAME; a summary line per harness, and the
+# input of any crash.
+fuzz: deps
 	@$(MAKE) -s --no-print-directory $(addprefix $(BUILD)/fuzz/,$(or $(FUZZ),$(FUZZ_NAMES)))
 	@BUILD=$(BUILD) ./tests/fuzz/run-all.sh $(FUZZ_SECONDS) $(or $(FUZZ),$(FUZZ_NAMES))
 
