@@ -1,5 +1,5 @@
-/* http_conn.h — internals shared by http.c (accepting, reading, parsing, timeouts) and
- * http_response.c (writing answers). Not for use outside the HTTP module. */
+/* http_conn.h — internals shared by http.c (accepting, reading, timeouts; it feeds the request
+ * parser of http_parse.h) and http_response.c (writing answers). Not for use outside the HTTP module. */
 #ifndef PD_HTTP_CONN_H
 #define PD_HTTP_CONN_H
 
