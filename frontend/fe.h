@@ -57,7 +57,7 @@ struct fe {
     struct idmap seqs;          /* sequence id → struct gen_seq */
     uint64_t next_seq;
     int n_inflight;             /* sequences in flight */
-    int n_preparing;            /* requests whose prompts are being tokenized (gen.c) */
+    int n_preparing;            /* requests being parsed and tokenized on the thread pool (gen.c, tokenize.c) */
     char *models_json;          /* the /v1/models answer, built once */
     bool draining;              /* new generation requests get 503 */
     uv_timer_t drain_timer;
@@ -87,6 +87,10 @@ void routes_handle(struct http_request *req, void *ctx);
 /* Answers with an OpenAI-shaped error and counts it. */
 void fe_respond_error(struct fe *fe, struct http_request *req, const struct apierr *e);
 void fe_respond_json(struct fe *fe, struct http_request *req, int status, const char *json);
+
+/* tokenize.c: /tokenize and /detokenize, computed on the thread pool. */
+void fe_tokenize(struct fe *fe, struct http_request *req);
+void fe_detokenize(struct fe *fe, struct http_request *req);
 
 /* gen.c: completions and chat completions from a validated request to the last chunk. */
 void gen_start(struct fe *fe, struct http_request *req, enum api_kind kind);

@@ -1,6 +1,6 @@
 /* routes.c — which path does what: the endpoint table (404 for unknown paths, 405 with Allow for a
  * known path and the wrong method), API-key checks, and the small endpoints (/health, /metrics,
- * /v1/models, /tokenize, /detokenize). Generation itself is in gen.c. */
+ * /v1/models). Generation is in gen.c, /tokenize and /detokenize in tokenize.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +8,6 @@
 #include <llhttp.h>
 
 #include "frontend/fe.h"
-#include "frontend/prompt.h"
 #include "log.h"
 
 void fe_respond_json(struct fe *fe, struct http_request *req, int status, const char *json)
@@ -24,14 +23,6 @@ void fe_respond_error(struct fe *fe, struct http_request *req, const struct apie
     metrics_count_status(&fe->metrics, e->status);
     http_respond(req, e->status, "application/json", body ? body : "{}", body ? strlen(body) : 2, extra);
     free(body);
-}
-
-static void respond_jsont(struct fe *fe, struct http_request *req, json_t *o)
-{
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    fe_respond_json(fe, req, 200, s ? s : "{}");
-    free(s);
 }
 
 static void health(struct fe *fe, struct http_request *req)
@@ -69,74 +60,6 @@ static void models(struct fe *fe, struct http_request *req)
     fe_respond_json(fe, req, 200, fe->models_json ? fe->models_json : "{}");
 }
 
-/* vLLM's /tokenize: {"prompt"} or {"messages"} in; {"count","max_model_len","tokens"} out. */
-static void tokenize(struct fe *fe, struct http_request *req)
-{
-    struct apierr e;
-    json_t *b = json_loadb(req->body, req->body_len, 0, NULL);
-    json_t *prompt = json_object_get(b, "prompt"), *messages = json_object_get(b, "messages");
-    json_t *add = json_object_get(b, "add_special_tokens");
-    char *text = NULL;
-    int32_t *ids = NULL;
-    int n = 0;
-    struct error err;
-    if (!json_is_object(b))
-        apierr_set(&e, 400, NULL, "invalid_json", "the request body must be a JSON object");
-    else if (json_is_string(prompt))
-        text = strdup(json_string_value(prompt));
-    else if (json_is_array(messages))
-        prompt_render_chat(fe, messages, !json_is_false(json_object_get(b, "add_generation_prompt")), NULL, &text, &e);
-    else
-        apierr_set(&e, 400, "prompt", "invalid_value", "give 'prompt' (a string) or 'messages' (a list)");
-    bool special = add ? json_is_true(add) : !json_is_array(messages);
-    if (text && tok_encode(fe->tok, text, strlen(text), special, true, &ids, &n, &err))
-        apierr_set(&e, 500, NULL, "tokenizer_error", "%s", err.msg), free(text), text = NULL;
-    json_decref(b);
-    if (!text) {
-        fe_respond_error(fe, req, &e);
-        return;
-    }
-    json_t *toks = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(toks, json_integer(ids[i]));
-    free(ids);
-    free(text);
-    respond_jsont(fe, req, json_pack("{s:i, s:i, s:o}", "count", n, "max_model_len", fe->max_model_len, "tokens", toks));
-}
-
-/* vLLM's /detokenize: {"tokens":[...]} in; {"prompt": text} out. */
-static void detokenize(struct fe *fe, struct http_request *req)
-{
-    struct apierr e;
-    json_t *b = json_loadb(req->body, req->body_len, 0, NULL);
-    json_t *toks = json_object_get(b, "tokens");
-    size_t n = json_array_size(toks);
-    int32_t *ids = malloc((n + 1) * sizeof *ids);
-    int vocab = tok_vocab_size(fe->tok);
-    bool ok = json_is_array(toks) && ids;
-    for (size_t i = 0; ok && i < n; i++) {
-        json_t *t = json_array_get(toks, i);
-        ok = json_is_integer(t) && json_integer_value(t) >= 0 && json_integer_value(t) < vocab;
-        if (ok)
-            ids[i] = (int32_t)json_integer_value(t);
-    }
-    json_decref(b);
-    char *text = NULL;
-    size_t len;
-    struct error err;
-    if (!ok)
-        apierr_set(&e, 400, "tokens", "invalid_value", "'tokens' must be a list of token ids below %d", vocab);
-    else if (tok_decode(fe->tok, ids, (int)n, false, &text, &len, &err))
-        apierr_set(&e, 500, NULL, "tokenizer_error", "%s", err.msg);
-    free(ids);
-    if (!text) {
-        fe_respond_error(fe, req, &e);
-        return;
-    }
-    respond_jsont(fe, req, json_pack("{s:s%}", "prompt", text, len));
-    free(text);
-}
-
 static void generate(struct fe *fe, struct http_request *req, enum api_kind kind)
 {
     if (fe->draining) {
@@ -162,8 +85,8 @@ static const struct route routes[] = {
     {"/v1/completions", HTTP_POST, true, completions},
     {"/v1/chat/completions", HTTP_POST, true, chat},
     {"/v1/models", HTTP_GET, true, models},
-    {"/tokenize", HTTP_POST, true, tokenize},
-    {"/detokenize", HTTP_POST, true, detokenize},
+    {"/tokenize", HTTP_POST, true, fe_tokenize},
+    {"/detokenize", HTTP_POST, true, fe_detokenize},
     {"/health", HTTP_GET, false, health},
     {"/metrics", HTTP_GET, false, metrics},
 };
