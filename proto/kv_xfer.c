@@ -61,8 +61,8 @@ static int pool_register(struct ucx *u, void *base, uint32_t n_layers, uint32_t 
                       UCP_MEM_MAP_PARAM_FIELD_PROT | UCP_MEM_MAP_PARAM_FIELD_FLAGS,
         .address = base,
         .length = len,
-        .prot = UCP_MEM_MAP_PROT_LOCAL_READ | UCP_MEM_MAP_PROT_LOCAL_WRITE | UCP_MEM_MAP_PROT_REMOTE_READ |
-                UCP_MEM_MAP_PROT_REMOTE_WRITE,
+        .prot = UCP_MEM_MAP_PROT_LOCAL_READ | UCP_MEM_MAP_PROT_LOCAL_WRITE |
+                (u->rma ? UCP_MEM_MAP_PROT_REMOTE_READ | UCP_MEM_MAP_PROT_REMOTE_WRITE : 0),
         .flags = base ? 0 : UCP_MEM_MAP_ALLOCATE,
     };
     ucs_status_t st = ucp_mem_map(u->ctx, &mp, &p->memh);
@@ -112,6 +112,10 @@ void kvx_pool_unmap(struct kvx_pool *p)
 
 int kvx_pool_describe(const struct kvx_pool *p, struct wire_pool *out, struct error *err)
 {
+    *out = (struct wire_pool){(uint64_t)(uintptr_t)p->base, p->n_layers, p->n_blocks, p->block_bytes, 0, NULL};
+    p->u->rx_pool = p;
+    if (!p->u->rma)
+        return 0; /* no remote key: peers send the blocks as messages */
     void *rkey;
     size_t len;
     ucs_status_t st = ucp_rkey_pack(p->u->ctx, p->memh, &rkey, &len);
@@ -129,11 +133,6 @@ int kvx_pool_describe(const struct kvx_pool *p, struct wire_pool *out, struct er
     memcpy(out->rkey, rkey, len);
     ucp_rkey_buffer_release(rkey);
     out->rkey_len = (uint32_t)len;
-    out->base = (uint64_t)(uintptr_t)p->base;
-    out->n_layers = p->n_layers;
-    out->n_blocks = p->n_blocks;
-    out->block_bytes = p->block_bytes;
-    p->u->rx_pool = p;
     return 0;
 }
 
@@ -172,17 +171,18 @@ static int kv_by_am(const struct ucx_peer *peer)
 int kvx_peer_attach(struct ucx_peer *peer, const struct wire_pool *remote, struct error *err)
 {
     size_t len;
-    if (layout_bytes(remote->n_layers, remote->n_blocks, remote->block_bytes, &len) || !remote->rkey_len)
-        return error_set(err, "kv_xfer: peer %s sent an unusable pool (%u layers x %u blocks x %llu bytes, "
-                              "%u-byte rkey)", peer->name, remote->n_layers, remote->n_blocks,
-                         (unsigned long long)remote->block_bytes, remote->rkey_len);
+    if (layout_bytes(remote->n_layers, remote->n_blocks, remote->block_bytes, &len))
+        return error_set(err, "kv_xfer: peer %s sent an unusable pool (%u layers x %u blocks x %llu bytes)",
+                         peer->name, remote->n_layers, remote->n_blocks, (unsigned long long)remote->block_bytes);
     if (peer->state != UCX_PEER_OPEN || !peer->ep)
         return error_set(err, "kv_xfer: peer %s is gone", peer->name);
-    ucp_rkey_h rkey;
-    ucs_status_t st = ucp_ep_rkey_unpack(peer->ep, remote->rkey, &rkey);
-    if (st != UCS_OK)
-        return error_set(err, "kv_xfer: unpacking the rkey of %s: %s (do both sides share a UCX_TLS "
-                              "transport that supports RMA?)", peer->name, ucs_status_string(st));
+    ucp_rkey_h rkey = NULL;
+    if (peer->u->rma && remote->rkey_len) { /* both sides do RMA */
+        ucs_status_t st = ucp_ep_rkey_unpack(peer->ep, remote->rkey, &rkey);
+        if (st != UCS_OK)
+            return error_set(err, "kv_xfer: unpacking the rkey of %s: %s (do both sides share a UCX_TLS "
+                                  "transport that supports RMA?)", peer->name, ucs_status_string(st));
+    }
     if (peer->rkey)
         ucp_rkey_destroy(peer->rkey);
     peer->rkey = rkey;
@@ -190,7 +190,7 @@ int kvx_peer_attach(struct ucx_peer *peer, const struct wire_pool *remote, struc
     peer->rlayers = remote->n_layers;
     peer->rblocks = remote->n_blocks;
     peer->rblock_bytes = remote->block_bytes;
-    peer->kv_by_am = kv_by_am(peer);
+    peer->kv_by_am = !rkey || kv_by_am(peer);
     log_debug("kv_xfer: KV blocks to %s go by %s", peer->name, peer->kv_by_am ? "message (tcp)" : "RMA put");
     return 0;
 }
@@ -214,7 +214,7 @@ static int check_put(const struct ucx_peer *peer, const struct kvx_pool *local, 
 {
     if (peer->state != UCX_PEER_OPEN || !peer->ep)
         return error_set(err, "kv_xfer: peer %s is gone", peer->name);
-    if (!peer->rkey)
+    if (!peer->rlayers)
         return error_set(err, "kv_xfer: no KV pool attached to peer %s (its REGISTER not seen yet?)", peer->name);
     if (peer->rblock_bytes != local->block_bytes)
         return error_set(err, "kv_xfer: block size differs: %llu bytes here, %llu at %s (different model or "

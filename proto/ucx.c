@@ -9,6 +9,7 @@
 #include "ucx_internal.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,9 +249,32 @@ static void on_heartbeat_timer(uv_timer_t *h)
 
 /* ---- context and worker ---- */
 
+/* Whether this process does RMA at all. UCX emulates RMA over tcp with messages whose handler
+ * writes wherever the message says, whatever was registered: any peer that reaches a tcp port of a
+ * process with UCP_FEATURE_RMA can write any address in it. So pdserve enables RMA only where it
+ * buys zero-copy KV transfers — an RDMA device is present — or when PDSERVE_KV_TRANSFER=put asks for
+ * it; otherwise KV blocks go as checked messages (kv_xfer.c) and the feature stays off. */
+static int rma_wanted(void)
+{
+    const char *mode = getenv("PDSERVE_KV_TRANSFER");
+    if (mode && !strcmp(mode, "put"))
+        return 1;
+    if (mode && !strcmp(mode, "am"))
+        return 0;
+    DIR *d = opendir("/sys/class/infiniband"); /* every RDMA device (InfiniBand, RoCE, iWARP) */
+    if (!d)
+        return 0;
+    int found = 0;
+    for (struct dirent *e; !found && (e = readdir(d));)
+        found = e->d_name[0] != '.';
+    closedir(d);
+    return found;
+}
+
 static int create_context(struct ucx *u, struct error *err)
 {
     set_env_defaults();
+    u->rma = rma_wanted();
     ucp_config_t *cfg;
     ucs_status_t st = ucp_config_read(NULL, NULL, &cfg);
     if (st != UCS_OK)
@@ -258,7 +282,7 @@ static int create_context(struct ucx *u, struct error *err)
                          ucs_status_string(st));
     ucp_params_t params = {
         .field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_NAME,
-        .features = UCP_FEATURE_AM | UCP_FEATURE_RMA | UCP_FEATURE_WAKEUP,
+        .features = UCP_FEATURE_AM | UCP_FEATURE_WAKEUP | (u->rma ? UCP_FEATURE_RMA : 0),
         .name = "pdserve",
     };
     st = ucp_init(&params, cfg, &u->ctx);

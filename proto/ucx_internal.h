@@ -71,6 +71,7 @@ struct ucx {
     struct ucx_ev *ev_head, *ev_tail;
     struct ucx_stats stats;
     const struct kvx_pool *rx_pool; /* the pool offered to peers (kvx_pool_describe): KV messages land here */
+    int rma;                        /* UCP_FEATURE_RMA is on (ucx.c: only with RDMA, or asked for) */
 };
 
 /* One UCX request's context: which peer, whose callback, what to free. */

@@ -78,7 +78,7 @@ struct wire_pool {
     uint32_t n_layers;
     uint32_t n_blocks;    /* per layer */
     uint64_t block_bytes; /* one block of one layer, K then V */
-    uint32_t rkey_len;    /* 0: no pool (not a decode worker) */
+    uint32_t rkey_len;    /* 0: no remote key (no pool, or the owner does no RMA: send blocks as messages) */
     uint8_t *rkey;        /* rkey_len bytes from ucp_rkey_pack; owned by the message */
 };
 

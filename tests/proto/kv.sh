@@ -35,7 +35,9 @@ stop_server put
 echo "[tcp, PDSERVE_KV_TRANSFER=put] 20 transfers verified byte for byte, all by RMA"
 unset PDSERVE_KV_TRANSFER
 # The receiver's pool allocated by UCX (kvx_pool_alloc): in shared memory, written by plain copies.
+# That is RMA (a put into a mapped segment), which pdserve turns on only when asked or with RDMA.
 set_tls shm
+export PDSERVE_KV_TRANSFER=put
 start_server pool 127.0.0.1:0 $POOL --ucx-alloc
 client onep kv "127.0.0.1:$PORT_pool" --requests 40 --inflight 3 --max-blocks 30 || die "[pool] sender failed"
 stop_server pool
@@ -43,4 +45,5 @@ stop_server pool
 grep -m1 "rma_bw#0" "$TMP/onep.log"
 [ "$(stat pool kv_rx)" = 0 ] || die "[pool] a pool in shared memory should be written by puts (memcpy), not messages"
 echo "[shm,tcp, UCX-allocated pool] 40 transfers verified byte for byte, by puts into shared memory"
+unset PDSERVE_KV_TRANSFER
 echo PASS

@@ -292,9 +292,19 @@ static int server_start(struct app *a, struct error *err)
     return 0;
 }
 
+/* Bytes of the pool that are not zero: nothing but KV transfers may have written it. */
+static size_t pool_nonzero(const struct app *a)
+{
+    size_t n = 0, bytes = (size_t)a->o.layers * a->o.blocks * a->o.block_bytes;
+    for (size_t i = 0; a->pool_view && i < bytes; i++)
+        n += a->pool_view[i] != 0;
+    return n;
+}
+
 static void server_stop(struct app *a)
 {
     const struct ucx_stats *s = ucx_stats(a->u);
+    fprintf(stdout, "pool: pool_nonzero=%zu\n", pool_nonzero(a));
     fprintf(stdout, "stats: msgs_rx=%llu rejected=%llu peers_lost=%llu kv_ok=%llu kv_bad=%llu waits=%llu "
                     "kv_rx=%llu kv_rejected=%llu\n",
             (unsigned long long)s->msgs_rx, (unsigned long long)s->rejected, (unsigned long long)s->peers_lost,
