@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make bench-transport: KV transfer bandwidth (RMA puts through proto/kv_xfer, 64 KiB - 4 MiB per
+# make bench-transport: KV transfer bandwidth (kvx_put_layer: messages over tcp, puts into a shared
+# pool; proto/kv_xfer, 64 KiB - 4 MiB per
 # transfer, 16 in flight, flushed at the end) and small-message latency (a 24-byte wire message
 # echoed, through proto/ucx) over tcp and over shared memory on loopback, each next to ucx_perftest
 # run in the same invocation with the same UCX settings and error handling (-e): tag_bw and
@@ -61,7 +62,11 @@ ours_lat() { # prints "median avg"
 run_tls() {
     export UCX_TLS=${1%:pool}
     local alloc=
-    [ "$1" != "$UCX_TLS" ] && alloc=--ucx-alloc
+    unset PDSERVE_KV_TRANSFER # tcp and shm,tcp: KV runs as messages (RMA is off without RDMA)
+    if [ "$1" != "$UCX_TLS" ]; then
+        alloc=--ucx-alloc
+        export PDSERVE_KV_TRANSFER=put # puts into the mapped shared segment are RMA
+    fi
     "$PEER" serve --listen 127.0.0.1:0 --layers 1 --blocks 64 --block-bytes 65536 $alloc >"$TMP/server.log" 2>&1 &
     local spid=$!
     PIDS+=($spid)
