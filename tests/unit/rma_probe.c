@@ -99,5 +99,12 @@ int main(int argc, char **argv)
     progress_for(200);
     printf("probe: put to 0x%llx %s (flush: %s)\n", (unsigned long long)pool_base,
            put == UCS_OK ? "completed" : ucs_status_string(put), ucs_status_string(flush));
-    return 0; /* exits without closing: a peer that vanishes is part of what is tested */
+    ucp_rkey_destroy(rkey);
+    ucp_rkey_buffer_release(packed);
+    ucp_mem_unmap(ctx, memh);
+    ucp_request_param_t close = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS, .flags = UCP_EP_CLOSE_FLAG_FORCE};
+    wait_req(ucp_ep_close_nbx(ep, &close));
+    ucp_worker_destroy(worker);
+    ucp_cleanup(ctx);
+    return 0;
 }
