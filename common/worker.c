@@ -147,10 +147,8 @@ static void on_registered(void *arg, int status, const char *reason)
                   w->opts.id);
 }
 
-static void send_register(struct worker *w)
+void worker_describe(struct worker *w, struct wire_register *r)
 {
-    struct wire_msg m = {.type = WIRE_REGISTER};
-    struct wire_register *r = &m.u.reg;
     r->role = w->opts.colocated ? WIRE_ROLE_COLOCATED : w->role->role;
     r->worker_id = w->opts.id;
     r->max_batch = (uint32_t)w->opts.max_batch;
@@ -160,10 +158,16 @@ static void send_register(struct worker *w)
     snprintf(r->model, sizeof r->model, "%s", w->opts.model_dir);
     if (w->role->fill_register)
         w->role->fill_register(w, r);
+}
+
+static void send_register(struct worker *w)
+{
+    struct wire_msg m = {.type = WIRE_REGISTER};
     struct error err;
+    worker_describe(w, &m.u.reg);
     if (ucx_send(w->frontend, &m, on_registered, w, &err) < 0)
         log_warn("registering with the frontend: %s", err.msg);
-    free(r->pool.rkey);
+    free(m.u.reg.pool.rkey);
 }
 
 static void on_reconnect(uv_timer_t *t);

@@ -76,6 +76,10 @@ int worker_main(const struct worker_opts *o, const struct worker_role *role, voi
 
 /* Sends to the frontend; a message while disconnected is dropped (the frontend forgot us anyway). */
 void worker_send_frontend(struct worker *w, const struct wire_msg *m);
+/* Fills the REGISTER that introduces this worker, to the frontend or to a peer worker: role, id,
+ * batch, KV layout, listen address, model, and what the role adds (a decode worker: its pool).
+ * r->pool.rkey, if set, is the caller's to free. */
+void worker_describe(struct worker *w, struct wire_register *r);
 /* The engine thread's view: true once the daemon is shutting down. */
 static inline bool worker_stopping(struct worker *w)
 {

@@ -253,13 +253,8 @@ static void send_pool(struct worker *w, struct ucx_peer *peer)
 {
     struct wire_msg m = {.type = WIRE_REGISTER};
     struct error err;
-    m.u.reg.role = WIRE_ROLE_DECODE;
-    m.u.reg.worker_id = w->opts.id;
-    m.u.reg.block_size = (uint32_t)w->opts.block_size;
-    m.u.reg.total_blocks = (uint32_t)w->engine.kv.n_blocks;
-    m.u.reg.max_batch = (uint32_t)w->opts.max_batch;
-    snprintf(m.u.reg.listen_addr, sizeof m.u.reg.listen_addr, "%s", w->advertise);
-    if (kvx_pool_describe(pool, &m.u.reg.pool, &err) < 0 || ucx_send(peer, &m, NULL, NULL, &err) < 0)
+    worker_describe(w, &m.u.reg);
+    if (ucx_send(peer, &m, NULL, NULL, &err) < 0)
         log_error("telling prefill %s about our KV pool: %s", ucx_peer_name(peer), err.msg);
     free(m.u.reg.pool.rkey);
 }

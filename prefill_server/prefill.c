@@ -208,11 +208,7 @@ static void send_hello(struct worker *w, struct dpeer *dp)
 {
     struct wire_msg hello = {.type = WIRE_REGISTER};
     struct error err;
-    hello.u.reg.role = WIRE_ROLE_PREFILL;
-    hello.u.reg.worker_id = w->opts.id;
-    hello.u.reg.block_size = (uint32_t)w->opts.block_size;
-    hello.u.reg.total_blocks = (uint32_t)w->engine.kv.n_blocks;
-    snprintf(hello.u.reg.model, sizeof hello.u.reg.model, "%s", w->opts.model_dir);
+    worker_describe(w, &hello.u.reg);
     if (ucx_send(dp->peer, &hello, NULL, NULL, &err) < 0)
         log_warn("introducing ourselves to decode worker %s: %s", dp->addr, err.msg);
 }
