@@ -145,11 +145,8 @@ int kvx_pool_describe(const struct kvx_pool *p, struct wire_pool *out, struct er
  * ("lane[1]: 0:tcp/lo.0 ... rma_bw#0 ..."). */
 static int kv_by_am(const struct ucx_peer *peer)
 {
-    const char *mode = getenv("PDSERVE_KV_TRANSFER");
-    if (mode && !strcmp(mode, "am"))
-        return 1;
-    if (mode && !strcmp(mode, "put"))
-        return 0;
+    if (ucx_kv_mode() != UCX_KV_AUTO)
+        return ucx_kv_mode() == UCX_KV_AM;
     void *mapped;
     if (ucp_rkey_ptr(peer->rkey, peer->rbase, &mapped) == UCS_OK)
         return 0;
@@ -317,6 +314,21 @@ int kvx_run_place(const void *header, size_t header_length, size_t length, uint3
     return 0;
 }
 
+/* Why a received KV run is refused (NULL: it is accepted, and *run says where it goes). */
+static const char *run_refusal(const struct kvx_pool *pool, const struct ucx_peer *p, int rndv,
+                               const void *header, size_t header_length, size_t length, struct kvx_run *run)
+{
+    if (!pool)
+        return "no pool offered";
+    if (kvx_run_place(header, header_length, length, pool->n_layers, pool->n_blocks, pool->block_bytes, run))
+        return "does not fit the pool";
+    if (rndv)
+        return "sent by rendezvous";
+    if (!p || p->state != UCX_PEER_OPEN)
+        return "from no open peer";
+    return NULL;
+}
+
 /* A KV run sent as a message: checked against the pool this process offered, then copied into it.
  * A run that does not fit that pool exactly is refused and counted, never written. */
 ucs_status_t kvx_on_am(void *arg, const void *header, size_t header_length, void *data, size_t length,
@@ -329,13 +341,12 @@ ucs_status_t kvx_on_am(void *arg, const void *header, size_t header_length, void
         p = ucx_peer_by_ep(u, param->reply_ep);
     struct kvx_run run = {0};
     int rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
-    int bad = !pool || kvx_run_place(header, header_length, length, pool->n_layers, pool->n_blocks,
-                                     pool->block_bytes, &run);
-    if (!p || p->state != UCX_PEER_OPEN || rndv || bad) {
+    const char *why = run_refusal(pool, p, rndv, header, header_length, length, &run);
+    if (why) {
         u->stats.kv_rejected++;
         if (u->stats.kv_rejected <= 20 || u->stats.kv_rejected % 1000 == 0)
             log_warn("ucx: refused a KV run from %s (layer %u, blocks %u+%u, %zu bytes; %s)", p ? p->name : "?",
-                     run.layer, run.dst, run.count, length, pool ? "does not fit the pool" : "no pool offered");
+                     run.layer, run.dst, run.count, length, why);
         if (rndv)
             ucp_am_data_release(u->worker, data);
         return UCS_OK;

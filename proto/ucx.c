@@ -254,13 +254,20 @@ static void on_heartbeat_timer(uv_timer_t *h)
  * process with UCP_FEATURE_RMA can write any address in it. So pdserve enables RMA only where it
  * buys zero-copy KV transfers — an RDMA device is present — or when PDSERVE_KV_TRANSFER=put asks for
  * it; otherwise KV blocks go as checked messages (kv_xfer.c) and the feature stays off. */
-static int rma_wanted(void)
+enum ucx_kv_mode ucx_kv_mode(void)
 {
     const char *mode = getenv("PDSERVE_KV_TRANSFER");
     if (mode && !strcmp(mode, "put"))
-        return 1;
+        return UCX_KV_PUT;
     if (mode && !strcmp(mode, "am"))
-        return 0;
+        return UCX_KV_AM;
+    return UCX_KV_AUTO;
+}
+
+static int rma_wanted(void)
+{
+    if (ucx_kv_mode() != UCX_KV_AUTO)
+        return ucx_kv_mode() == UCX_KV_PUT;
     DIR *d = opendir("/sys/class/infiniband"); /* every RDMA device (InfiniBand, RoCE, iWARP) */
     if (!d)
         return 0;

@@ -88,6 +88,10 @@ struct ucx_op {
 };
 
 /* ucx.c */
+/* PDSERVE_KV_TRANSFER: put (RMA on, puts wherever a peer offers a key), am (messages only), or
+ * anything else / unset: auto (RMA only with an RDMA device; docs/transport.md). */
+enum ucx_kv_mode { UCX_KV_AUTO, UCX_KV_PUT, UCX_KV_AM };
+enum ucx_kv_mode ucx_kv_mode(void);
 struct ucx_ev *ucx_ev_new(struct ucx *u, enum ucx_ev_kind kind, struct ucx_peer *peer);
 void ucx_ev_push(struct ucx *u, struct ucx_ev *ev);
 void ucx_queue_done(struct ucx *u, struct ucx_peer *peer, ucx_done_cb cb, void *arg, ucs_status_t st);
