@@ -87,6 +87,9 @@ void routes_handle(struct http_request *req, void *ctx);
 /* Answers with an OpenAI-shaped error and counts it. */
 void fe_respond_error(struct fe *fe, struct http_request *req, const struct apierr *e);
 void fe_respond_json(struct fe *fe, struct http_request *req, int status, const char *json);
+/* A NUL-terminated copy of req's body, for work on the thread pool: the HTTP request (its body too)
+ * is freed when the client goes, maybe while that work runs. NULL when out of memory. */
+char *fe_body_copy(const struct http_request *req);
 
 /* tokenize.c: /tokenize and /detokenize, computed on the thread pool. */
 void fe_tokenize(struct fe *fe, struct http_request *req);

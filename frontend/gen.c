@@ -300,24 +300,17 @@ static void prep_work(uv_work_t *w)
 void gen_start(struct fe *fe, struct http_request *req, enum api_kind kind)
 {
     struct gen_req *g = calloc(1, sizeof *g);
+    char *body = fe_body_copy(req);
     struct apierr e;
-    if (!g) {
+    if (!g || !body) {
+        free(g), free(body);
         apierr_set(&e, 500, NULL, "internal_error", "out of memory");
         fe_respond_error(fe, req, &e);
         return;
     }
     g->fe = fe;
     g->t0 = req->received_ns;
-    /* a copy: the HTTP request (its body too) is freed when the client goes, maybe mid-parse */
-    g->body = malloc(req->body_len + 1);
-    if (!g->body) {
-        free(g);
-        apierr_set(&e, 500, NULL, "internal_error", "out of memory");
-        fe_respond_error(fe, req, &e);
-        return;
-    }
-    memcpy(g->body, req->body, req->body_len);
-    g->body[req->body_len] = 0;
+    g->body = body;
     g->body_len = req->body_len;
     oai_meta_init(&g->meta, kind, fe->served_name, false); /* its id names the request in logs */
     g->http = req;

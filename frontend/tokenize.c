@@ -121,7 +121,7 @@ static void on_client_gone(struct http_request *req, void *user)
 static void start(struct fe *fe, struct http_request *req, bool detokenize)
 {
     struct tok_job *j = calloc(1, sizeof *j);
-    char *body = malloc(req->body_len + 1);
+    char *body = fe_body_copy(req);
     if (!j || !body) {
         free(j), free(body);
         struct apierr e;
@@ -129,8 +129,6 @@ static void start(struct fe *fe, struct http_request *req, bool detokenize)
         fe_respond_error(fe, req, &e);
         return;
     }
-    memcpy(body, req->body, req->body_len);
-    body[req->body_len] = 0;
     *j = (struct tok_job){.fe = fe, .req = req, .detokenize = detokenize, .body = body, .body_len = req->body_len};
     j->work.data = j;
     apierr_set(&j->err, 500, NULL, "internal_error", "out of memory"); /* until the job says otherwise */
