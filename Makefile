@@ -1,14 +1,22 @@
 # pdserve — disaggregated prefill/decode LLM serving on the CPU.
 #
 # Layout → binaries (no edits needed when a file is added):
-#   common/*.c          → $(BUILD)/libpdcommon.a     engine, tokenizer, templates, utilities
-#   proto/*.c           → $(BUILD)/libpdproto.a      wire protocol and UCX transport
+#   common/util/*.c     → $(BUILD)/libpdutil.a       errors, logging, files, maps, mailboxes
+#   common/engine/*.c   → $(BUILD)/libpdengine.a     model loading, forward pass, KV cache, sampling
+#   common/tok/*.c      → $(BUILD)/libpdtok.a        tokenizers
+#   common/tmpl/*.c     → $(BUILD)/libpdtmpl.a       Jinja templates, chat rendering
+#   proto/*.c           → $(BUILD)/libpdproto.a      wire protocol, UCX transport, KV transfer
+#   worker/*.c          → $(BUILD)/libpdworker.a     the runtime both worker daemons run on
 #   prefill_server/*.c  → $(BUILD)/pdserve-prefill
 #   decode_server/*.c   → $(BUILD)/pdserve-decode
 #   frontend/*.c        → $(BUILD)/pdserve-frontend  (+ llhttp from Debian's node-llhttp)
 #   tools/NAME.c        → $(BUILD)/pdserve-NAME      single-file tools
 #   tools/NAME/*.c      → $(BUILD)/pdserve-NAME      multi-file tools
 #   tests/unit/NAME.c   → $(BUILD)/tests/NAME        unit tests (listed in tests/TESTS)
+#   tests/helpers/NAME.c → $(BUILD)/tests/NAME       programs tests drive (peers, probes, drivers)
+#
+# Each library depends only on those after it in LIBS, so the link needs no --start-group: a call
+# that runs back up the list fails to link.
 #   tests/fuzz/NAME.c   → $(BUILD)/fuzz/NAME         libFuzzer harnesses (clang; docs/fuzzing.md)
 
 BUILD   ?= build
@@ -16,23 +24,25 @@ CC      ?= gcc
 OPT     ?= -O2 -march=native
 CFLAGS  ?= $(OPT) -g
 XCFLAGS := -std=c11 -D_GNU_SOURCE -fopenmp-simd -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla -pthread \
-           -I. -Icommon -Iproto -Itests -I/usr/share/include/llhttp \
+           -I. -I/usr/share/include/llhttp \
            $(shell pkg-config --cflags libuv jansson libpcre2-8 ucx openblas libsystemd 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs libuv jansson libpcre2-8 ucx openblas libsystemd 2>/dev/null) \
            -lucp -lucs -lm -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-COMMON_SRC  := $(wildcard common/*.c)
-PROTO_SRC   := $(wildcard proto/*.c)
+LAYERS      := worker proto common/tmpl common/tok common/engine common/util
+lib_of       = $(BUILD)/libpd$(notdir $(1)).a
+LIB_SRC     := $(foreach l,$(LAYERS),$(wildcard $(l)/*.c))
 LLHTTP_SRC  := $(wildcard /usr/share/llhttp/*.c)
 TOOL_FILES  := $(patsubst tools/%.c,%,$(wildcard tools/*.c))
 TOOL_DIRS   := $(patsubst tools/%/,%,$(sort $(dir $(wildcard tools/*/*.c))))
-UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/*.c))
+UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/*.c)) \
+               $(patsubst tests/helpers/%.c,%,$(wildcard tests/helpers/*.c))
 DAEMONS     := $(if $(wildcard prefill_server/*.c),pdserve-prefill) \
                $(if $(wildcard decode_server/*.c),pdserve-decode) \
                $(if $(wildcard frontend/*.c),pdserve-frontend)
 
-LIBS    := $(BUILD)/libpdproto.a $(BUILD)/libllhttp.a $(BUILD)/libpdcommon.a
+LIBS    := $(foreach l,$(LAYERS),$(call lib_of,$(l))) $(BUILD)/libllhttp.a
 BINS    := $(addprefix $(BUILD)/,$(DAEMONS)) \
            $(addprefix $(BUILD)/pdserve-,$(TOOL_FILES) $(TOOL_DIRS))
 TESTBIN := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
@@ -55,34 +65,38 @@ $(BUILD)/obj/llhttp/%.o: /usr/share/llhttp/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(filter-out -W%,$(XCFLAGS)) -w -c $< -o $@
 
-$(BUILD)/libpdcommon.a: $(call obj,$(COMMON_SRC))
-	@rm -f $@; ar rcs $@ $^
-$(BUILD)/libpdproto.a: $(call obj,$(PROTO_SRC))
-	@rm -f $@; ar rcs $@ $^
+define LIB_RULE
+$(call lib_of,$(1)): $(call obj,$(wildcard $(1)/*.c))
+	@rm -f $$@; ar rcs $$@ $$^
+endef
+$(foreach l,$(LAYERS),$(eval $(call LIB_RULE,$(l))))
 $(BUILD)/libllhttp.a: $(patsubst /usr/share/llhttp/%.c,$(BUILD)/obj/llhttp/%.o,$(LLHTTP_SRC))
 	@rm -f $@; ar rcs $@ $^
 
 $(BUILD)/pdserve-prefill: $(call obj,$(wildcard prefill_server/*.c)) $(LIBS)
-	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) -Wl,--start-group $(filter %.a,$^) -Wl,--end-group $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
 $(BUILD)/pdserve-decode: $(call obj,$(wildcard decode_server/*.c)) $(LIBS)
-	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) -Wl,--start-group $(filter %.a,$^) -Wl,--end-group $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
 $(BUILD)/pdserve-frontend: $(call obj,$(wildcard frontend/*.c)) $(LIBS)
-	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) -Wl,--start-group $(filter %.a,$^) -Wl,--end-group $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
 
 define TOOL_FILE_RULE
 $(BUILD)/pdserve-$(1): $(BUILD)/obj/tools/$(1).o $(LIBS)
-	$$(CC) $$(CFLAGS) $$(XCFLAGS) $$(filter %.o,$$^) -Wl,--start-group $$(filter %.a,$$^) -Wl,--end-group $$(LDLIBS) -o $$@
+	$$(CC) $$(CFLAGS) $$(XCFLAGS) $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LDLIBS) -o $$@
 endef
 $(foreach t,$(TOOL_FILES),$(eval $(call TOOL_FILE_RULE,$(t))))
 define TOOL_DIR_RULE
 $(BUILD)/pdserve-$(1): $(call obj,$(wildcard tools/$(1)/*.c)) $(LIBS)
-	$$(CC) $$(CFLAGS) $$(XCFLAGS) $$(filter %.o,$$^) -Wl,--start-group $$(filter %.a,$$^) -Wl,--end-group $$(LDLIBS) -o $$@
+	$$(CC) $$(CFLAGS) $$(XCFLAGS) $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LDLIBS) -o $$@
 endef
 $(foreach t,$(TOOL_DIRS),$(eval $(call TOOL_DIR_RULE,$(t))))
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) -Wl,--start-group $(filter %.a,$^) -Wl,--end-group $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
+$(BUILD)/tests/%: $(BUILD)/obj/tests/helpers/%.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
 
 # Everything a test needs, then every test in tests/TESTS; the runner ends with "N passed, N failed".
 test: deps
@@ -101,7 +115,7 @@ FUZZ_CC      ?= clang
 FUZZ_CFLAGS  ?= -g -O1 -fno-omit-frame-pointer -Wno-pass-failed -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_SECONDS ?= 60
 FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/*.c))
-FUZZ_SRC     := $(COMMON_SRC) $(PROTO_SRC) $(filter-out frontend/main.c,$(wildcard frontend/*.c))
+FUZZ_SRC     := $(LIB_SRC) $(filter-out frontend/main.c,$(wildcard frontend/*.c))
 FUZZ_LIBS    := $(BUILD)/fuzz/libpdfuzz.a $(BUILD)/fuzz/libllhttp.a
 fuzzobj       = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(1))
 

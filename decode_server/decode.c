@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "decode.h"
-#include "idmap.h"
-#include "kv_xfer.h"
-#include "log.h"
+#include "common/util/idmap.h"
+#include "proto/kv_xfer.h"
+#include "common/util/log.h"
 
 enum dreq_state { DR_WAITING, DR_GRANTED, DR_RUNNING };
 

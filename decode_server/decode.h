@@ -10,9 +10,9 @@
 #ifndef PD_DECODE_H
 #define PD_DECODE_H
 
-#include "engine.h"
-#include "mailbox.h"
-#include "worker.h"
+#include "common/engine/engine.h"
+#include "common/util/mailbox.h"
+#include "worker/worker.h"
 
 enum dc_mail_type {
     DC_WAKE = 0,

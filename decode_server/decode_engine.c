@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "decode.h"
-#include "log.h"
+#include "common/util/log.h"
 
 struct dc_load decode_load;
 

@@ -2,7 +2,7 @@
  * rest of every sequence with continuous batching; with --colocated it also runs prefill itself.
  * Parse flags, then hand over to the shared worker runtime with the decode role (decode.c). */
 #include "decode.h"
-#include "log.h"
+#include "common/util/log.h"
 
 int main(int argc, char **argv)
 {

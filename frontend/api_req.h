@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #include "frontend/apierr.h"
-#include "sample.h"
+#include "common/engine/sample.h"
 
 #define API_MAX_N 16        /* choices per request */
 #define API_MAX_PROMPTS 64  /* prompts in one completions request */

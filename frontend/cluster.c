@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "common/util/log.h"
 
 struct cluster {
     uv_loop_t *loop;

@@ -17,9 +17,9 @@
 
 #include <uv.h>
 
-#include "error.h"
-#include "ucx.h"
-#include "wire.h"
+#include "common/util/error.h"
+#include "proto/ucx.h"
+#include "proto/wire.h"
 
 struct cl_worker {
     uint32_t id;

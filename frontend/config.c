@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 
 #include "frontend/fe.h"
-#include "log.h"
+#include "common/util/log.h"
 
 static void usage(FILE *f)
 {

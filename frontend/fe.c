@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "modelfile.h"
+#include "common/util/log.h"
+#include "common/util/modelfile.h"
 
 static int read_max_len(const char *dir, struct error *err)
 {

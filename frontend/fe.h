@@ -9,13 +9,13 @@
 
 #include <uv.h>
 
-#include "chat.h"
+#include "common/tmpl/chat.h"
 #include "frontend/api_req.h"
 #include "frontend/cluster.h"
 #include "frontend/http.h"
 #include "frontend/metrics.h"
-#include "idmap.h"
-#include "tok.h"
+#include "common/util/idmap.h"
+#include "common/tok/tok.h"
 
 #define FE_MAX_KEYS 16
 #define FE_MAX_KEY_LEN 4096 /* bytes; a key must fit in an Authorization header */

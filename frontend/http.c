@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "frontend/apierr.h"
-#include "log.h"
+#include "common/util/log.h"
 
 #define LINGER_MS 2000
 

@@ -19,7 +19,7 @@
 
 #include <uv.h>
 
-#include "error.h"
+#include "common/util/error.h"
 
 struct http_limits {
     size_t max_body;         /* bytes of request body; more → 413 */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "strbuf.h"
+#include "common/util/strbuf.h"
 
 static llhttp_settings_t settings;
 

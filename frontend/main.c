@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 #include "frontend/fe.h"
-#include "log.h"
+#include "common/util/log.h"
 
 static uv_signal_t sigs[2];
 

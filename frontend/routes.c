@@ -8,7 +8,7 @@
 #include <llhttp.h>
 
 #include "frontend/fe.h"
-#include "log.h"
+#include "common/util/log.h"
 
 char *fe_body_copy(const struct http_request *req)
 {

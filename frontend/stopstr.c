@@ -2,7 +2,7 @@
  * is never longer than the longest stop string minus one byte plus the newest piece, so the search
  * stays cheap however long the generation runs. */
 #include "frontend/stopstr.h"
-#include "strbuf.h"
+#include "common/util/strbuf.h"
 
 #include <stdlib.h>
 #include <string.h>

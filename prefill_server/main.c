@@ -1,6 +1,6 @@
 /* main.c — pdserve-prefill: computes prompts and streams their KV cache to decode workers.
  * Parse flags, then hand over to the shared worker runtime with the prefill role (prefill.c). */
-#include "log.h"
+#include "common/util/log.h"
 #include "prefill.h"
 
 int main(int argc, char **argv)

@@ -13,9 +13,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "idmap.h"
-#include "kv_xfer.h"
-#include "log.h"
+#include "common/util/idmap.h"
+#include "proto/kv_xfer.h"
+#include "common/util/log.h"
 #include "prefill.h"
 
 /* A decode worker we push to. Nothing but our REGISTER goes to it until its answer (its pool) has

@@ -8,9 +8,9 @@
 #ifndef PD_PREFILL_H
 #define PD_PREFILL_H
 
-#include "engine.h"
-#include "mailbox.h"
-#include "worker.h"
+#include "common/engine/engine.h"
+#include "common/util/mailbox.h"
+#include "worker/worker.h"
 
 enum pf_mail_type {
     PF_WAKE = 0,

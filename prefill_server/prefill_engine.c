@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "common/util/log.h"
 #include "prefill.h"
 
 struct pf_load prefill_load;

@@ -1,14 +1,14 @@
 /* kv_xfer.c — KV blocks between pools: registering pools, packing and unpacking rkeys, and sending a
  * layer's blocks as runs of contiguous blocks (kv_xfer.h) — by RMA put, or over tcp as messages that
  * the receiver checks and copies into the pool it offered. */
-#include "kv_xfer.h"
+#include "proto/kv_xfer.h"
 
 #include <endian.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "common/util/log.h"
 #include "ucx_internal.h"
 
 struct kvx_pool {

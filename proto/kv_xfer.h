@@ -19,8 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ucx.h"
-#include "wire.h"
+#include "proto/ucx.h"
+#include "proto/wire.h"
 
 struct kvx_pool; /* a registered local pool; owned by the caller of kvx_pool_map */
 

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "common/util/log.h"
 
 #define UCX_SAFETY_TIMER_MS 10
 #define UCX_BUSY_POLL_MS 1

@@ -23,8 +23,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "error.h"
-#include "wire.h"
+#include "common/util/error.h"
+#include "proto/wire.h"
 
 struct ucx;      /* context + worker + loop integration; owned by whoever called ucx_create */
 struct ucx_peer; /* one endpoint; owned by the transport, valid until closed or reported lost */

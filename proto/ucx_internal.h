@@ -6,7 +6,7 @@
 
 #include <ucp/api/ucp.h>
 
-#include "ucx.h"
+#include "proto/ucx.h"
 
 /* Something that happened inside ucp_worker_progress, delivered afterwards (see ucx.h). */
 enum ucx_ev_kind { UCX_EV_ACCEPT, UCX_EV_MSG, UCX_EV_LOST, UCX_EV_DONE, UCX_EV_PROVEN };

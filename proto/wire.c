@@ -3,7 +3,7 @@
  * Writing goes through put_* helpers that append little-endian fields to a wire_buf; reading goes
  * through a `struct rd` cursor whose get_* helpers fail (and stay failed) instead of reading past the
  * end, so a decoder is a straight list of fields followed by one "did it all fit, exactly" check. */
-#include "wire.h"
+#include "proto/wire.h"
 
 #include <math.h>
 #include <stdlib.h>

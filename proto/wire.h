@@ -24,8 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "sample.h"
+#include "common/util/error.h"
+#include "common/engine/sample.h"
 
 #define WIRE_MAGIC 0x57534450u /* "PDSW" read as little-endian bytes */
 #define WIRE_VERSION 2 /* 2: LOAD carries the draining flag */

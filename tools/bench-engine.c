@@ -15,8 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine.h"
-#include "log.h"
+#include "common/engine/engine.h"
+#include "common/util/log.h"
 
 static double now(void)
 {

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "chat.h"
-#include "log.h"
-#include "tmpl.h"
+#include "common/tmpl/chat.h"
+#include "common/util/log.h"
+#include "common/tmpl/tmpl.h"
 
 struct opts {
     const char *dir, *file, *name, *kwargs;

@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
-#include "engine.h"
-#include "log.h"
-#include "model.h"
-#include "tok.h"
+#include "common/tmpl/chat.h"
+#include "common/engine/engine.h"
+#include "common/util/log.h"
+#include "common/engine/model.h"
+#include "common/tok/tok.h"
 
 struct opts {
     const char *model, *prompt, *chat, *prompt_ids, *dump_logits;

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
-#include "tok.h"
+#include "common/util/log.h"
+#include "common/tok/tok.h"
 
 struct opts {
     const char *dir, *file;

@@ -3,7 +3,7 @@
 # events, a hung stream, a 1-token answer and a stream without usage. pdserve-bench must finish,
 # count each failure once with its reason, and still measure the requests that succeeded.
 cd "$(dirname "$0")/../.."
-source tests/bench/lib.sh
+source tests/helpers/bench.sh
 
 start_server bad --ttft-ms 200 --itl-ms 100 \
     --behaviours normal,http500,reset,truncate,cut,badjson,errorevent,hang,onetoken,nousage

@@ -3,7 +3,7 @@
 # one core each, on the qwen2.5-0.5b shape. Reports TTFT and TPOT of a lone request, decode tokens/s
 # at batch 1, 8 and 32, and how long after a prompt's forward pass its KV_DONE leaves (near zero when
 # the layer-by-layer push has already moved the KV cache).
-source "$(dirname "$0")/../workers/lib.sh"
+source "$(dirname "$0")/../helpers/workers.sh"
 model=$BUILD/models/qwen2.5-0.5b
 [ -f "$model/config.json" ] || $BUILD/pdserve-mkmodel --out "$model" --preset qwen2.5-0.5b --dtype bf16 --seed 1 >/dev/null
 port=$(free_port)

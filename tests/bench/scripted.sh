@@ -3,7 +3,7 @@
 # TPOT, ITL and E2E known in advance: the measurements must match them within scheduler noise, and
 # attainment, goodput and throughput must follow from them with vLLM's definitions.
 cd "$(dirname "$0")/../.."
-source tests/bench/lib.sh
+source tests/helpers/bench.sh
 CHECK=tests/bench/check_result.py
 
 # Delays are multiples of 100 ms and SLOs sit halfway between them, so a punctual server gives

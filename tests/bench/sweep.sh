@@ -7,7 +7,7 @@
 # 1/rate >= S - 100/8 ms, i.e. 3.25 req/s. So --sweep auto must land between 3.125 and 3.25 req/s
 # (we allow 2.75 .. 3.4).
 cd "$(dirname "$0")/../.."
-source tests/bench/lib.sh
+source tests/helpers/bench.sh
 COMMON=(--input-len 4 --output-len 4 --num-prompts 10 --burstiness 1000 --slo-ttft-ms 300
         --attainment 0.9 --no-progress)
 

@@ -3,7 +3,7 @@
 # exactly the lengths asked for, counted by Hugging Face's own tokenizer (tests/node), for a
 # byte-level BPE vocabulary of each family we ship a tokenizer.json of.
 cd "$(dirname "$0")/../.."
-source tests/bench/lib.sh
+source tests/helpers/bench.sh
 NODE_MODELS=tests/node/node_modules/@lenml
 [ -f "$NODE_MODELS/tokenizer-llama3/models/tokenizer.json" ] ||
     { echo "tests/node is not installed: run make deps"; exit 1; }

@@ -7,7 +7,7 @@
 #   GET /health again while BIG clients keep posting prompts of ~8 MB (tokenized, then refused as too
 #   long): its p99 as a ratio to the idle p99 above, i.e. how much a huge prompt stalls everyone else.
 # usage: BUILD=build tests/frontend/bench.sh   (env: DURATION=5 CONNS=32 CLIENTS=20 TOKENS=1000 BIG=2)
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../helpers/frontend.sh"
 command -v wrk >/dev/null || { echo "wrk is not installed (tools/deps.sh installs it)"; exit 1; }
 DURATION=${DURATION:-5}; CONNS=${CONNS:-32}; CLIENTS=${CLIENTS:-20}; TOKENS=${TOKENS:-1000}; BIG=${BIG:-2}
 make_model

@@ -2,7 +2,7 @@
 # chaos.sh — two rounds of 400 concurrent clients with a random mix of requests, a third of them
 # hanging up midway (tests/frontend/chaos.py). Afterwards nothing is in flight, every KV block is
 # free on both workers, the metrics add up, and the frontend exits cleanly.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../helpers/frontend.sh"
 make_model
 start_frontend
 start_prefill

@@ -2,7 +2,7 @@
 # colocated.sh — the same frontend serves a colocated worker (pdserve-decode --colocated) and a
 # disaggregated prefill+decode pair, and the answers are identical for the same requests (greedy and
 # seeded sampling, streamed and whole): the transfer of the KV cache changes nothing.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../helpers/frontend.sh"
 make_model
 start_frontend --worker-timeout-ms 1500 --served-model-name tiny-test
 curl -s "$BASE/v1/models" | grep -q '"id":"tiny-test"' && echo "ok   --served-model-name shows in /v1/models" || { echo "FAIL served name"; exit 1; }

@@ -2,7 +2,7 @@
 # drain.sh — SIGTERM drains the frontend: a stream in flight runs to its end ([DONE]), new
 # connections are refused, the frontend then exits 0; a second signal during a drain stops at once,
 # ending what is still in flight with an error.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../helpers/frontend.sh"
 make_model --max-pos 32768  # long enough that a stream outlives the signals below
 start_prefill
 start_decode

@@ -5,7 +5,7 @@
 #  2. a prefill worker hangs (SIGSTOP) with requests queued on it that have not started, then dies:
 #     those requests are re-routed to the other prefill worker and all succeed.
 #  3. a worker that stops reporting (SIGSTOP) is forgotten, and re-admitted when it resumes.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../helpers/frontend.sh"
 make_model
 start_frontend --worker-timeout-ms 1500
 start_prefill pre

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # openai.sh — a frontend with one prefill and one decode worker, driven by the official openai npm
 # client (tests/frontend/openai.mjs), with an API key required.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../helpers/frontend.sh"
 make_model
 start_frontend --api-key test-key
 start_prefill

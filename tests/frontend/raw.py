@@ -2,7 +2,7 @@
 """raw.py — raw-socket HTTP tests of a running pdserve frontend (with workers): every error status with
 an OpenAI-shaped body naming the problem, pipelined and chunked requests, a slowloris client that
 must not stall others, 500 concurrent streaming clients that must all complete, and a client that
-disconnects mid-stream (its work is aborted; lib.sh's wait_idle then checks the KV blocks came back).
+disconnects mid-stream (its work is aborted; tests/helpers/frontend.sh's wait_idle then checks the KV blocks came back).
 
 usage: raw.py PORT API_KEY   (the frontend runs with --api-key KEY --max-body-bytes 65536
        --max-header-bytes 8192 --header-timeout-ms 500 --max-inflight 600)"""
@@ -244,7 +244,7 @@ def test_disconnect():
     got = b""
     while got.count(b"data: ") < 3:
         got += s.recv(65536)
-    # wait until a worker's load report shows the blocks this stream holds, so that lib.sh's later
+    # wait until a worker's load report shows the blocks this stream holds, so that tests/helpers/frontend.sh's later
     # "every block free" check proves they came back rather than never having been counted
     used = False
     t0 = time.time()

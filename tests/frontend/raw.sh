@@ -2,7 +2,7 @@
 # raw.sh — raw HTTP against a frontend: 503 before any worker registers, then (with a prefill and a
 # decode worker) every error status, pipelining, chunked bodies, slowloris, 500 concurrent streams,
 # and a client that hangs up mid-stream: its work must be aborted and every KV block freed.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../helpers/frontend.sh"
 make_model
 printf '# keys\nk3\n' >"$WORK/keys"
 PDSERVE_API_KEY=k2 start_frontend --api-key k1 --api-key-file "$WORK/keys" --max-body-bytes 65536 --max-header-bytes 8192 --header-timeout-ms 500 \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run_local.sh — tools/run-local.sh (what `make run` calls) brings up a working cluster, prints how
 # to use it, and Ctrl-C (SIGINT) stops every daemon it started.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../helpers/frontend.sh"
 make_model
 # A background job of a script starts with SIGINT ignored; restore it so the test's SIGINT is the
 # terminal's Ctrl-C.

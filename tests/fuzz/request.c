@@ -15,7 +15,7 @@
 #include "frontend/api_req.h"
 #include "frontend/oai_resp.h"
 #include "frontend/stopstr.h"
-#include "tests/fuzz/utf8.h"
+#include "tests/helpers/utf8.h"
 
 static void fail(const char *what)
 {

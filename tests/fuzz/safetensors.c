@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "safetensors.h"
+#include "common/engine/safetensors.h"
 
 static char scratch[256];
 

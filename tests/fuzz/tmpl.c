@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tmpl.h"
+#include "common/tmpl/tmpl.h"
 
 static json_t *ctx;
 static const struct tmpl_limits limits = {

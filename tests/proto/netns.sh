@@ -3,7 +3,7 @@
 # UCX_TLS choice, then the link is cut (tcp only: shared memory does not cross the cable) and both
 # sides must report the loss within seconds (UCX_KEEPALIVE_INTERVAL and UCX_TCP_KEEP* defaults).
 # Needs CAP_NET_ADMIN; exits 77 (skip) with the reason when namespaces cannot be made.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../helpers/proto.sh"
 A=pdwA$$ B=pdwB$$ VA=pdva$$ VB=pdvb$$
 if ! out=$(ip netns add "$A" 2>&1); then
     echo "cannot create a network namespace here (ip netns add: $out); needs root or CAP_NET_ADMIN"

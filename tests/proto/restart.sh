@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A receiver SIGKILLed and restarted on the same port at once (UCX_TCP_CM_REUSEADDR): it can listen
 # again immediately, and the sender reconnects and finishes all its transfers.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../helpers/proto.sh"
 POOL="--layers 4 --blocks 128 --block-bytes 65536"
 # A port below the kernel's ephemeral range: one taken from that range can meanwhile become the source
 # port of one of the sender's reconnection attempts, and then nothing can listen on it (seen once

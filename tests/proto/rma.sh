@@ -5,7 +5,7 @@
 # (proto/ucx.c). tests/unit/rma_probe.c plays the hostile peer: it reads the KV pool's address from
 # the REGISTER it is sent and puts 64 bytes there with a key of its own making. By default the pool
 # must stay untouched; with RMA forced on the same probe does write it (so the check can fail).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../helpers/proto.sh"
 PROBE="$BUILD/tests/rma_probe"
 [ -x "$PROBE" ] || die "$PROBE is not built"
 set_tls tcp

@@ -2,7 +2,7 @@
 # Two processes, every message type and every message size from 30 bytes to 16 KiB round-trips
 # identical (plus one 4 MiB message, large enough for UCX's rendezvous protocol), over each UCX_TLS
 # choice. The server must reject nothing.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../helpers/proto.sh"
 for tls in $TLS_CHOICES; do
     set_tls "$tls"
     start_server srv 127.0.0.1:0

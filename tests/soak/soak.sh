@@ -22,7 +22,7 @@
 # Under a sanitizer build (BUILD=build-asan) memory is reported but not judged (ASan's quarantine
 # grows by design); LeakSanitizer's report at each SIGTERM exit is the leak check there.
 cd "$(dirname "$0")/../.."
-source tests/frontend/lib.sh
+source tests/helpers/frontend.sh
 set +e   # every step below checks its own status; a failed round must still reach the table
 trap 'exit 143' TERM INT
 PY=/usr/bin/python3
@@ -62,7 +62,7 @@ make_model || die "pdserve-mkmodel"
 start_frontend --max-body-bytes 262144 --header-timeout-ms 3000 --body-timeout-ms 3000 --worker-timeout-ms 3000
 
 # Workers: p1 p2 (prefill) and d1 d2 (decode), ids 1 and 2 per role, kept across restarts. LIFE[w]
-# counts a worker's runs; each run logs to w_LIFE.log and its pid is PID_w_LIFE (lib.sh's start).
+# counts a worker's runs; each run logs to w_LIFE.log and its pid is PID_w_LIFE (tests/helpers/frontend.sh's start).
 declare -A LIFE
 launch() {
     local w=$1 role

@@ -4,7 +4,7 @@
 // tests/node/setup.sh:
 //     node tests/tmpl/gen_fixtures.mjs            # rewrite tests/tmpl/expected.json
 //     node tests/tmpl/gen_fixtures.mjs --check    # exit 1 if expected.json is stale
-// The render context is built exactly as common/chat.c builds it (transformers' apply_chat_template
+// The render context is built exactly as common/tmpl/chat.c builds it (transformers' apply_chat_template
 // plus vLLM's message normalisation), so both sides see the same variables. None of these templates
 // loops over message content, so content is always the joined string (vLLM's "string" format).
 import { readFileSync, writeFileSync } from "node:fs";

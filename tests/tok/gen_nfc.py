@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Writes common/tok_nfc_data.c: the Unicode tables the tokenizer's NFC normalizer needs (canonical
+"""Writes common/tok/tok_nfc_data.c: the Unicode tables the tokenizer's NFC normalizer needs (canonical
 combining classes, full canonical decompositions, primary composites), from Python's unicodedata.
 Hangul syllables are left out: tok_nfc.c composes and decomposes them arithmetically.
-Run from the repository root: python3 tests/tok/gen_nfc.py > common/tok_nfc_data.c"""
+Run from the repository root: python3 tests/tok/gen_nfc.py > common/tok/tok_nfc_data.c"""
 import sys
 import unicodedata as ud
 

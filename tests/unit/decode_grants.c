@@ -19,9 +19,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
-#include "tests/check.h"
-#include "ucx.h"
+#include "common/util/log.h"
+#include "tests/helpers/check.h"
+#include "proto/ucx.h"
 
 enum { X = 1, Y = 2, Z = 3, MAX_ID = 4 };
 

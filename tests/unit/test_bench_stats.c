@@ -2,7 +2,7 @@
  * the SLO verdict, SSE framing under any split of the bytes, OpenAI chunk interpretation, and the
  * seeded arrival process (mean gap 1/rate, gamma shape = burstiness), and base-URL parsing. The bench tool is a
  * program, not a library, so its modules are compiled into this test directly. */
-#include "tests/check.h"
+#include "tests/helpers/check.h"
 
 #include "tools/bench/arrival.c"
 #include "tools/bench/http.c"

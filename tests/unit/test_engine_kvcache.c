@@ -1,6 +1,6 @@
 /* test_engine_kvcache.c — the block allocator, reference counts and block tables. */
-#include "check.h"
-#include "kvcache.h"
+#include "tests/helpers/check.h"
+#include "common/engine/kvcache.h"
 
 static struct model_config cfg(void)
 {

@@ -6,11 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "chat.h"
-#include "check.h"
-#include "model.h"
-#include "safetensors.h"
-#include "tok.h"
+#include "common/tmpl/chat.h"
+#include "tests/helpers/check.h"
+#include "common/engine/model.h"
+#include "common/engine/safetensors.h"
+#include "common/tok/tok.h"
 
 static char dir[64];
 
@@ -248,7 +248,7 @@ static void write_index(const char *shard, const char *odd)
 
 static void path_at(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
 
-/* What "validated" means for a model folder (common/modelfile.h): names an index gives are plain
+/* What "validated" means for a model folder (common/util/modelfile.h): names an index gives are plain
  * *.safetensors names inside the folder; what is finally opened must be a regular file (a FIFO would
  * block the loader for ever, a device never end); symbolic links are followed, as Hugging Face's
  * cache folders link every file into ../../blobs. Each refusal names the file. */

@@ -3,8 +3,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "check.h"
-#include "sample.h"
+#include "tests/helpers/check.h"
+#include "common/engine/sample.h"
 
 #define V 8
 

@@ -5,7 +5,7 @@
 #include "frontend/oai_resp.c"
 #include "frontend/stopstr.c"
 
-#include "tests/check.h"
+#include "tests/helpers/check.h"
 
 static int parse(enum api_kind k, const char *body, struct api_request *r, struct apierr *e)
 {

@@ -6,7 +6,7 @@
 
 #include <unistd.h>
 
-#include "tests/check.h"
+#include "tests/helpers/check.h"
 
 /* config.c's only use of the HTTP server; its limits are not under test here. */
 void http_limits_default(struct http_limits *l)

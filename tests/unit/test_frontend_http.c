@@ -15,7 +15,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "tests/check.h"
+#include "tests/helpers/check.h"
 
 static uv_loop_t loop;
 static uv_async_t stop_async;

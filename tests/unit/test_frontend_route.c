@@ -5,7 +5,7 @@
  * a worker whose LOAD says it is draining never picked, and /health readiness. */
 #include "frontend/cluster.c"
 
-#include "tests/check.h"
+#include "tests/helpers/check.h"
 
 static struct cl_worker W[8];
 

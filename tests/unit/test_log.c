@@ -5,8 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "tests/check.h"
+#include "common/util/log.h"
+#include "tests/helpers/check.h"
 
 /* Runs fn with stderr redirected into a pipe and returns what it wrote (NUL-terminated). */
 static const char *capture(void (*fn)(void))

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "check.h"
-#include "safetensors.h"
+#include "tests/helpers/check.h"
+#include "common/engine/safetensors.h"
 
 #define N 200000
 

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "chat.h"
-#include "check.h"
+#include "common/tmpl/chat.h"
+#include "tests/helpers/check.h"
 
 static struct chat_template *cached(const char *dir)
 {

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "check.h"
-#include "tmpl.h"
+#include "tests/helpers/check.h"
+#include "common/tmpl/tmpl.h"
 
 static int render(const char *src, const char *ctx_json, const struct tmpl_limits *lim, char **out, struct error *err)
 {

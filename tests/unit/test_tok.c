@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "tok.h"
-#include "tok_impl.h"
+#include "tests/helpers/check.h"
+#include "common/tok/tok.h"
+#include "common/tok/tok_impl.h"
 
 static char dir[64];
 

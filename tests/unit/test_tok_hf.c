@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "tok.h"
+#include "tests/helpers/check.h"
+#include "common/tok/tok.h"
 
 static int n_encode, n_encode_ok, n_decode, n_decode_ok, n_stream;
 

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/check.h"
-#include "tests/proto/wire_samples.h"
-#include "ucx.h"
-#include "wire.h"
+#include "tests/helpers/check.h"
+#include "tests/helpers/wire_samples.h"
+#include "proto/ucx.h"
+#include "proto/wire.h"
 
 static int encode_sample(uint16_t type, uint64_t seed, struct wire_buf *b, struct wire_msg *m)
 {

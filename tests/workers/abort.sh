@@ -2,7 +2,7 @@
 # An aborted request frees every KV block on both sides, whatever stage it was at: aborted as soon
 # as it was sent (queued, reserving, mid-prefill), at its first token (KV moving or just moved), or
 # mid-decode. After each run every worker reports an empty pool.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../helpers/workers.sh"
 make_model "$WORK/m"
 make_requests "$WORK/reqs.json" 30 3
 port=$(free_port)

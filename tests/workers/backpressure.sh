@@ -4,7 +4,7 @@
 # request completes, with the same tokens as an unconstrained colocated run. Greedy requests: a
 # recomputed prefix comes out of a differently shaped sgemm, equal to the original only up to float
 # rounding — enough to keep every greedy token, not every sampled draw (see docs/engine.md).
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../helpers/workers.sh"
 make_model "$WORK/m"
 make_requests "$WORK/reqs.json" 40 11 greedy
 port=$(free_port)

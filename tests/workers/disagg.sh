@@ -2,7 +2,7 @@
 # Transfer changes nothing: 50 concurrent requests of mixed lengths, greedy and sampled, give the same
 # token ids disaggregated (1 prefill + 1 decode, KV moved by UCX RMA) as on one colocated worker —
 # with the KV moving over tcp and over shared memory — and every KV block is free afterwards.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../helpers/workers.sh"
 make_model "$WORK/m"
 make_requests "$WORK/reqs.json" 50 7
 

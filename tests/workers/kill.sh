@@ -2,7 +2,7 @@
 # SIGKILL of a decode worker mid-generation: its in-flight requests end with an error (none hangs),
 # the prefill worker and the other decode worker keep serving, and a new batch of requests after the
 # kill completes normally.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../helpers/workers.sh"
 make_model "$WORK/m"
 $PY - "$WORK/long.json" <<'PYEOF'
 import json, random, sys

@@ -17,8 +17,8 @@
 #include <jansson.h>
 #include <uv.h>
 
-#include "error.h"
-#include "sample.h"
+#include "common/util/error.h"
+#include "common/engine/sample.h"
 
 /* ---- opts.c: command-line options ------------------------------------------------------------ */
 
@@ -65,7 +65,7 @@ void bench_opts_usage(FILE *f);
 /* Parses a rate: a positive number or "inf". */
 int bench_parse_rate(const char *s, double *rate, struct error *err);
 
-/* ---- rng.c: seeded random numbers on the engine's generator (common/sample.h: struct rng,
+/* ---- rng.c: seeded random numbers on the engine's generator (common/engine/sample.h: struct rng,
  * xoshiro256**), plus what a workload needs on top of it ---------------------------------------- */
 
 int bench_rng_int(struct rng *r, int lo, int hi); /* [lo, hi], inclusive */
@@ -95,7 +95,7 @@ void bench_prompts_free(struct bench_prompt *p, int n);
 
 /* ---- tokens.c: exact token counts with the model's tokenizer (--tokenizer DIR) ------------- */
 
-struct tokenizer; /* common/tok.h */
+struct tokenizer; /* common/tok/tok.h */
 
 /* Tokens in text, without the special tokens the tokenizer would add. */
 int bench_tok_count(const struct tokenizer *t, const char *text, int *n, struct error *err);

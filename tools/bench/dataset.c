@@ -8,8 +8,8 @@
  * vocabularies hold each as one token, so the count lands near); the server's usage block gives
  * the count it saw either way. */
 #include "bench.h"
-#include "log.h"
-#include "tok.h"
+#include "common/util/log.h"
+#include "common/tok/tok.h"
 
 #include <math.h>
 #include <stdlib.h>

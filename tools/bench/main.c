@@ -2,7 +2,7 @@
  * `plot` subcommand. Failed requests are results, not errors: the exit status is non-zero only
  * when the benchmark itself could not run (bad options, unreadable dataset, unwritable output). */
 #include "bench.h"
-#include "log.h"
+#include "common/util/log.h"
 
 #include <math.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * one picture (e.g. disaggregated vs colocated). We write a data file per result and one gnuplot
  * script into the output directory, then run gnuplot on it; both stay there for re-plotting. */
 #include "bench.h"
-#include "log.h"
+#include "common/util/log.h"
 
 #include <errno.h>
 #include <math.h>

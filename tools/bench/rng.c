@@ -1,5 +1,5 @@
 /* rng.c — seeded random numbers for pdserve-bench on the engine's generator (struct rng in
- * common/sample.h): uniform ints and gamma variates (Marsaglia–Tsang). Not rand(), so a seed gives
+ * common/engine/sample.h): uniform ints and gamma variates (Marsaglia–Tsang). Not rand(), so a seed gives
  * the same workload on every machine and libc. */
 #include "bench.h"
 

@@ -5,7 +5,7 @@
  * tokens from the usage block. Everything runs on one private libuv loop, so timestamps are taken
  * in the read callback that received the bytes. */
 #include "bench.h"
-#include "log.h"
+#include "common/util/log.h"
 
 #include <math.h>
 #include <stdlib.h>

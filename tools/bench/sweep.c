@@ -4,7 +4,7 @@
  * doubling from --sweep-start until attainment falls below the target, then bisecting between the
  * last rate that met it and the first that did not. */
 #include "bench.h"
-#include "log.h"
+#include "common/util/log.h"
 
 #include <math.h>
 #include <stdlib.h>

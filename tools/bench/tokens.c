@@ -4,7 +4,7 @@
  * chat template's tokens, as vLLM's benchmark counts them; the server's usage block reports the
  * total it saw. */
 #include "bench.h"
-#include "tok.h"
+#include "common/tok/tok.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "log.h"
+#include "common/util/log.h"
 #include "mkmodel.h"
 
 struct opts {

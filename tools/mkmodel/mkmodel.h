@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "common/util/error.h"
 
 enum mk_dtype { MK_F32, MK_F16, MK_BF16 };
 

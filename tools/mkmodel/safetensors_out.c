@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "common/util/log.h"
 #include "mkmodel.h"
 
 #define CHUNK (1 << 20)

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "common/util/log.h"
 #include "mkmodel.h"
 
 static const char *const bos_names[] = {"<|begin_of_text|>", "<s>", "<bos>", NULL};

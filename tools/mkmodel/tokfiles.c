@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "common/util/log.h"
 #include "mkmodel.h"
 
 #define LLAMA3_SPLIT                                                                             \

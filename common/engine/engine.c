@@ -1,0 +1,216 @@
+/* engine.c — sequences and the batched step (see engine.h). */
+#include "common/engine/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *finish_name(enum finish f)
+{
+    static const char *names[] = {"none", "stop", "length", "abort", "error"};
+    return names[f];
+}
+
+int seq_init(struct seq *s, uint64_t id, const int32_t *prompt, int n_prompt,
+             const struct sample_params *params, struct error *err)
+{
+    memset(s, 0, sizeof *s);
+    if (n_prompt < 1)
+        return error_set(err, "request %llu: the prompt has no tokens", (unsigned long long)id);
+    s->cap = n_prompt + (params->max_tokens > 0 ? params->max_tokens : 16);
+    s->tokens = malloc((size_t)s->cap * sizeof *s->tokens);
+    if (!s->tokens)
+        return error_set(err, "out of memory for a %d-token prompt", n_prompt);
+    memcpy(s->tokens, prompt, (size_t)n_prompt * sizeof *prompt);
+    s->id = id;
+    s->n_tokens = s->n_prompt = n_prompt;
+    s->params = *params;
+    rng_seed(&s->rng, params->seed);
+    return 0;
+}
+
+int seq_append(struct seq *s, int32_t token)
+{
+    if (s->n_tokens == s->cap) {
+        int cap = 2 * s->cap;
+        int32_t *t = realloc(s->tokens, (size_t)cap * sizeof *t);
+        if (!t)
+            return -1;
+        s->tokens = t;
+        s->cap = cap;
+    }
+    s->tokens[s->n_tokens++] = token;
+    return 0;
+}
+
+void seq_release(struct seq *s, struct kv_pool *kv)
+{
+    kv_seq_release(kv, &s->kv);
+    free(s->tokens);
+    s->tokens = NULL;
+    s->n_tokens = s->cap = s->n_cached = 0;
+}
+
+int engine_init(struct engine *e, const struct model *m, int n_blocks, int block_size, struct error *err)
+{
+    memset(e, 0, sizeof *e);
+    e->model = m;
+    if (kv_pool_init(&e->kv, &m->cfg, n_blocks, block_size, err) < 0)
+        return -1;
+    e->rs = run_state_new(m);
+    e->sampler = sampler_new(m->cfg.vocab_size);
+    if (!e->rs || !e->sampler) {
+        engine_destroy(e);
+        return error_set(err, "out of memory");
+    }
+    return 0;
+}
+
+void engine_destroy(struct engine *e)
+{
+    kv_pool_destroy(&e->kv);
+    run_state_free(e->rs);
+    sampler_free(e->sampler);
+    free(e->logits);
+    free(e->tok);
+    free(e->pos);
+    free(e->seq_of);
+    free(e->want);
+    free(e->tables);
+    memset(e, 0, sizeof *e);
+}
+
+static int ensure_batch(struct engine *e, int n_tokens, int n_seqs)
+{
+    if (n_tokens > e->cap) {
+        int cap = n_tokens > 2 * e->cap ? n_tokens : 2 * e->cap;
+        int32_t *t = realloc(e->tok, (size_t)cap * sizeof *t), *p, *q;
+        e->tok = t ? t : e->tok;
+        p = realloc(e->pos, (size_t)cap * sizeof *p);
+        e->pos = p ? p : e->pos;
+        q = realloc(e->seq_of, (size_t)cap * sizeof *q);
+        e->seq_of = q ? q : e->seq_of;
+        bool *w = realloc(e->want, (size_t)cap * sizeof *w);
+        e->want = w ? w : e->want;
+        if (!t || !p || !q || !w)
+            return -1;
+        e->cap = cap;
+    }
+    if (n_seqs > e->tables_cap) {
+        const struct kv_seq **tb = realloc(e->tables, (size_t)n_seqs * sizeof *tb);
+        if (!tb)
+            return -1;
+        e->tables = tb;
+        e->tables_cap = n_seqs;
+    }
+    return 0;
+}
+
+static bool is_stop_token(const struct engine *e, const struct seq *s, int32_t id)
+{
+    const struct model_config *c = &e->model->cfg;
+    for (int i = 0; i < s->params.n_stop_ids; i++)
+        if (s->params.stop_ids[i] == id)
+            return true;
+    if (s->params.ignore_eos)
+        return false;
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos_ids[i] == id)
+            return true;
+    return false;
+}
+
+int engine_sample(struct engine *e, struct seq *s, float *logits)
+{
+    int32_t id = sampler_pick(e->sampler, &s->params, &s->rng, logits, s->tokens, s->n_prompt,
+                              s->tokens + s->n_prompt, seq_n_generated(s), &s->last_logprob);
+    if (seq_append(s, id) < 0)
+        return -1;
+    if (is_stop_token(e, s, id))
+        s->finish = FINISH_STOP;
+    else if (seq_n_generated(s) >= s->params.max_tokens || s->n_tokens >= e->model->cfg.max_pos)
+        s->finish = FINISH_LENGTH;
+    return 0;
+}
+
+/* Adds seq s's next uncached tokens (at most budget) to the batch; returns how many, -1 if the pool
+ * cannot hold them. */
+static int schedule_seq(struct engine *e, struct seq *s, int seq_index, int n_batch, int budget)
+{
+    int n = s->n_tokens - s->n_cached;
+    if (n > budget)
+        n = budget;
+    if (kv_seq_reserve(&e->kv, &s->kv, s->n_cached + n) < 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        int p = s->n_cached + i;
+        e->tok[n_batch + i] = s->tokens[p];
+        e->pos[n_batch + i] = p;
+        e->seq_of[n_batch + i] = seq_index;
+        e->want[n_batch + i] = p == s->n_tokens - 1;
+    }
+    e->tables[seq_index] = &s->kv;
+    return n;
+}
+
+static int build_batch(struct engine *e, struct seq **seqs, int n, int budget, struct step_result *res)
+{
+    int total = 0;
+    for (int i = 0; i < n; i++)
+        if (seqs[i]->finish == FINISH_NONE)
+            total += seqs[i]->n_tokens - seqs[i]->n_cached;
+    if (ensure_batch(e, total < budget ? total : budget, n) < 0)
+        return -1;
+    memset(res, 0, sizeof *res);
+    int n_batch = 0;
+    for (int i = 0; i < n && n_batch < budget; i++, res->n_scheduled = i) {
+        e->tables[i] = &seqs[i]->kv;
+        if (seqs[i]->finish != FINISH_NONE || seqs[i]->n_cached == seqs[i]->n_tokens)
+            continue;
+        int got = schedule_seq(e, seqs[i], i, n_batch, budget - n_batch);
+        if (got < 0) {
+            res->out_of_blocks = true;
+            break;
+        }
+        n_batch += got;
+    }
+    res->n_tokens = n_batch;
+    return 0;
+}
+
+static int ensure_logits(struct engine *e, int rows)
+{
+    if (rows <= e->logits_rows)
+        return 0;
+    float *l = realloc(e->logits, (size_t)rows * e->model->cfg.vocab_size * sizeof *l);
+    if (!l)
+        return -1;
+    e->logits = l;
+    e->logits_rows = rows;
+    return 0;
+}
+
+int engine_step(struct engine *e, struct seq **seqs, int n, int token_budget,
+                void (*on_layer)(void *ctx, int layer), void *ctx, struct step_result *res,
+                struct error *err)
+{
+    if (build_batch(e, seqs, n, token_budget, res) < 0)
+        return error_set(err, "out of memory building a batch");
+    int rows = 0;
+    for (int i = 0; i < res->n_tokens; i++)
+        rows += e->want[i];
+    if (ensure_logits(e, rows) < 0)
+        return error_set(err, "out of memory for %d rows of logits", rows);
+    struct fwd_batch b = {res->n_tokens, e->tok, e->pos, e->seq_of, e->want, e->tables,
+                          res->n_scheduled, on_layer, ctx};
+    if (forward(e->model, &e->kv, e->rs, &b, e->logits, err) < 0)
+        return -1;
+    int row = 0;
+    for (int i = 0; i < res->n_tokens; i++) {
+        struct seq *s = seqs[e->seq_of[i]];
+        s->n_cached = e->pos[i] + 1;
+        if (e->want[i] &&
+            engine_sample(e, s, e->logits + (size_t)row++ * e->model->cfg.vocab_size) < 0)
+            return error_set(err, "out of memory appending a token");
+    }
+    return 0;
+}

@@ -1,0 +1,81 @@
+/* engine.h — sequences and the step that advances a batch of them: the one piece of scheduling
+ * logic the prefill worker, the decode worker, the colocated worker and pdserve-generate share.
+ *
+ * A sequence is its tokens (prompt, then generated), how many of them are in the KV cache, its block
+ * table, sampling parameters and RNG. engine_step() computes the uncached tokens of a list of
+ * sequences in one forward pass (chunking under a token budget), then samples one new token for every
+ * sequence whose tokens are now all cached. Nothing here knows about processes or the network. */
+#ifndef PD_ENGINE_H
+#define PD_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/util/error.h"
+#include "common/engine/forward.h"
+#include "common/engine/kvcache.h"
+#include "common/engine/model.h"
+#include "common/engine/sample.h"
+
+enum finish { FINISH_NONE, FINISH_STOP, FINISH_LENGTH, FINISH_ABORT, FINISH_ERROR };
+const char *finish_name(enum finish f); /* "stop", "length", ... as OpenAI spells them */
+
+struct seq {
+    uint64_t id;
+    int32_t *tokens; /* prompt then generated; owned */
+    int n_tokens, cap, n_prompt;
+    int n_cached;    /* tokens[0..n_cached) have K/V in the cache */
+    struct kv_seq kv;
+    struct sample_params params;
+    struct rng rng;
+    enum finish finish;
+    float last_logprob; /* of the newest sampled token */
+};
+
+int seq_init(struct seq *s, uint64_t id, const int32_t *prompt, int n_prompt,
+             const struct sample_params *params, struct error *err);
+int seq_append(struct seq *s, int32_t token);
+/* Gives the blocks back and frees the tokens; the struct can be reused after seq_init. */
+void seq_release(struct seq *s, struct kv_pool *kv);
+static inline int seq_n_generated(const struct seq *s)
+{
+    return s->n_tokens - s->n_prompt;
+}
+
+struct engine {
+    const struct model *model;
+    struct kv_pool kv;
+    struct run_state *rs;
+    struct sampler *sampler;
+    float *logits;
+    int logits_rows;
+    /* the batch being built, grown on demand */
+    int32_t *tok, *pos, *seq_of;
+    bool *want;
+    const struct kv_seq **tables;
+    int cap, tables_cap;
+};
+
+int engine_init(struct engine *e, const struct model *m, int n_blocks, int block_size, struct error *err);
+void engine_destroy(struct engine *e);
+
+struct step_result {
+    int n_scheduled; /* seqs[0..n_scheduled) took part; the next one could not get KV blocks */
+    int n_tokens;    /* tokens computed */
+    bool out_of_blocks;
+};
+
+/* Advances seqs (in priority order) by one forward pass of at most token_budget tokens; a sequence
+ * with more uncached tokens than the budget left gets a chunk. Sequences already finished are
+ * skipped. Scheduling stops at the first sequence the KV pool cannot hold (out_of_blocks). Each
+ * sequence that ends the step fully cached gets one sampled token (and maybe a finish reason).
+ * on_layer (may be NULL) is forward()'s per-layer hook. */
+int engine_step(struct engine *e, struct seq **seqs, int n, int token_budget,
+                void (*on_layer)(void *ctx, int layer), void *ctx, struct step_result *res,
+                struct error *err);
+
+/* Samples the next token of s from a row of logits and appends it, setting s->finish when the
+ * token or the length ends the sequence. Exposed for callers that own their logits. */
+int engine_sample(struct engine *e, struct seq *s, float *logits);
+
+#endif

@@ -1,0 +1,157 @@
+/* kvcache.c — the block pool and block tables declared in kvcache.h. */
+#include "common/engine/kvcache.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+int kv_blocks_in_bytes(const struct model_config *c, int block_size, size_t bytes)
+{
+    size_t per_block = 2ull * block_size * c->n_kv_heads * c->head_dim * sizeof(float) * c->n_layers;
+    size_t n = bytes / per_block;
+    return n > (1u << 30) ? (1 << 30) : (int)n;
+}
+
+int kv_pool_init(struct kv_pool *p, const struct model_config *c, int n_blocks, int block_size,
+                 struct error *err)
+{
+    memset(p, 0, sizeof *p);
+    if (n_blocks < 1 || block_size < 1 || block_size > 4096)
+        return error_set(err, "KV pool: need at least one block and a block size in 1..4096 (got %d "
+                              "blocks of %d)", n_blocks, block_size);
+    p->n_layers = c->n_layers;
+    p->n_blocks = n_blocks;
+    p->block_size = block_size;
+    p->n_kv_heads = c->n_kv_heads;
+    p->head_dim = c->head_dim;
+    p->block_floats = 2ull * block_size * c->n_kv_heads * c->head_dim;
+    p->bytes = (size_t)c->n_layers * n_blocks * p->block_floats * sizeof(float);
+    /* Anonymous mmap: page-aligned (UCX registers it whole) and committed only as it is touched. */
+    void *mem = mmap(NULL, p->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    p->refs = calloc((size_t)n_blocks, sizeof *p->refs);
+    p->free_ids = malloc((size_t)n_blocks * sizeof *p->free_ids);
+    if (mem == MAP_FAILED || !p->refs || !p->free_ids) {
+        if (mem != MAP_FAILED)
+            munmap(mem, p->bytes);
+        free(p->refs);
+        free(p->free_ids);
+        memset(p, 0, sizeof *p);
+        return error_set(err, "KV pool: cannot allocate %d blocks (%.1f MiB); lower --kv-blocks or "
+                              "--kv-gib", n_blocks, (double)c->n_layers * n_blocks * 2 * block_size *
+                              c->n_kv_heads * c->head_dim * 4 / 1048576.0);
+    }
+    p->data = mem;
+    pthread_mutex_init(&p->lock, NULL);
+    for (int i = 0; i < n_blocks; i++)
+        p->free_ids[i] = n_blocks - 1 - i;
+    p->n_free = n_blocks;
+    return 0;
+}
+
+void kv_pool_destroy(struct kv_pool *p)
+{
+    if (p->data) {
+        munmap(p->data, p->bytes);
+        pthread_mutex_destroy(&p->lock);
+    }
+    free(p->refs);
+    free(p->free_ids);
+    memset(p, 0, sizeof *p);
+}
+
+static int32_t alloc_locked(struct kv_pool *p)
+{
+    if (p->n_free == 0)
+        return -1;
+    int32_t b = p->free_ids[--p->n_free];
+    p->refs[b] = 1;
+    return b;
+}
+
+static void unref_locked(struct kv_pool *p, int32_t block)
+{
+    if (--p->refs[block] == 0)
+        p->free_ids[p->n_free++] = block;
+}
+
+int32_t kv_alloc(struct kv_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int32_t b = alloc_locked(p);
+    pthread_mutex_unlock(&p->lock);
+    return b;
+}
+
+void kv_ref(struct kv_pool *p, int32_t block)
+{
+    pthread_mutex_lock(&p->lock);
+    p->refs[block]++;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void kv_unref(struct kv_pool *p, int32_t block)
+{
+    pthread_mutex_lock(&p->lock);
+    unref_locked(p, block);
+    pthread_mutex_unlock(&p->lock);
+}
+
+int kv_used(struct kv_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int used = p->n_blocks - p->n_free;
+    pthread_mutex_unlock(&p->lock);
+    return used;
+}
+
+int kv_seq_push(struct kv_seq *s, int32_t block)
+{
+    if (s->n_blocks == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 8;
+        int32_t *b = realloc(s->blocks, (size_t)cap * sizeof *b);
+        if (!b)
+            return -1;
+        s->blocks = b;
+        s->cap = cap;
+    }
+    s->blocks[s->n_blocks++] = block;
+    return 0;
+}
+
+static int reserve_locked(struct kv_pool *p, struct kv_seq *s, int need)
+{
+    if (need > p->n_free)
+        return -1;
+    int have = s->n_blocks;
+    for (int i = 0; i < need; i++) {
+        int32_t b = alloc_locked(p);
+        if (kv_seq_push(s, b) < 0) {
+            unref_locked(p, b);
+            while (s->n_blocks > have)
+                unref_locked(p, s->blocks[--s->n_blocks]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int kv_seq_reserve(struct kv_pool *p, struct kv_seq *s, int n_tokens)
+{
+    int need = kv_blocks_for(p, n_tokens) - s->n_blocks;
+    if (need <= 0)
+        return 0;
+    pthread_mutex_lock(&p->lock);
+    int rc = reserve_locked(p, s, need);
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+void kv_seq_release(struct kv_pool *p, struct kv_seq *s)
+{
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < s->n_blocks; i++)
+        unref_locked(p, s->blocks[i]);
+    pthread_mutex_unlock(&p->lock);
+    free(s->blocks);
+    memset(s, 0, sizeof *s);
+}

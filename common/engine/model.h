@@ -1,0 +1,69 @@
+/* model.h — a Llama-family model as loaded from a Hugging Face folder: config.json parsed and
+ * checked, every weight found, shape-checked and made float32 (F32 tensors are used in place from
+ * the mapping; F16/BF16 are converted once at load). Matrices applied to the same input are stacked
+ * at load (q/k/v, gate/up) so each is one sgemm. Read-only after model_load, so any number of
+ * threads may run forward passes over it. */
+#ifndef PD_MODEL_H
+#define PD_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util/error.h"
+
+enum rope_kind { ROPE_DEFAULT, ROPE_LINEAR, ROPE_LLAMA3 };
+
+struct model_config {
+    char arch[64];      /* architectures[0], e.g. "LlamaForCausalLM" */
+    int dim;            /* hidden_size */
+    int n_layers;       /* num_hidden_layers */
+    int n_heads;        /* num_attention_heads */
+    int n_kv_heads;     /* num_key_value_heads */
+    int head_dim;       /* head_dim, or hidden_size / heads */
+    int hidden_dim;     /* intermediate_size */
+    int vocab_size;
+    int max_pos;        /* max_position_embeddings */
+    float norm_eps;     /* rms_norm_eps */
+    double rope_theta;
+    enum rope_kind rope_kind;
+    double rope_factor, rope_low_freq_factor, rope_high_freq_factor, rope_orig_max_pos;
+    bool tie_embeddings;
+    bool qkv_bias; /* Qwen2, or Llama with attention_bias */
+    bool o_bias;   /* Llama with attention_bias */
+    int n_eos;     /* end-of-sequence ids: generation_config.json, else config.json eos_token_id */
+    int32_t eos_ids[8];
+};
+
+struct layer_weights {
+    const float *attn_norm;            /* [dim] */
+    const float *wqkv;      /* [n_heads*hd + 2*kv_heads*hd][dim]: q_proj, k_proj, v_proj stacked */
+    const float *bqkv;      /* their biases stacked, or NULL */
+    const float *wo, *bo;   /* [dim][n_heads*hd]; bias or NULL */
+    const float *ffn_norm;  /* [dim] */
+    const float *w_gate_up; /* [2*hidden][dim]: gate_proj, up_proj stacked */
+    const float *w_down;    /* [dim][hidden] */
+};
+
+struct model {
+    struct model_config cfg;
+    const float *embed;   /* [vocab][dim] */
+    const float *norm;    /* [dim] */
+    const float *lm_head; /* [vocab][dim]; == embed when tied */
+    struct layer_weights *layers;
+    double *inv_freq;     /* [head_dim/2], RoPE frequencies after rope_scaling */
+    size_t weight_bytes;  /* float32 bytes read per token at batch 1 (all matrices + embedding row) */
+    struct st_set *st;
+    void **owned;         /* converted buffers */
+    int n_owned;
+};
+
+/* Parses DIR/config.json into cfg; refuses what pdserve does not run, naming the field. */
+int model_config_load(const char *dir, struct model_config *cfg, struct error *err);
+/* The same from config.json's text (len bytes, need not be NUL-terminated); eos ids from it alone. */
+int model_config_parse(const char *json, size_t len, struct model_config *cfg, struct error *err);
+/* Loads config and weights. NULL + err naming the file, tensor and problem on any mismatch. */
+struct model *model_load(const char *dir, struct error *err);
+void model_free(struct model *m);
+
+#endif

@@ -1,0 +1,267 @@
+/* sample.c — the sampler and RNG declared in sample.h.
+ *
+ * Order of stages (as vLLM): penalties on the raw logits, then temperature, then top-k, top-p and
+ * min-p truncation, then one draw from what is left. Everything is deterministic given the logits and
+ * the RNG state, so the same request sampled in two processes gives the same tokens. */
+#include "common/engine/sample.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void rng_seed(struct rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t rng_next(struct rng *r)
+{
+    uint64_t *s = r->s, result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double rng_uniform(struct rng *r)
+{
+    return (double)(rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+void sample_params_default(struct sample_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->temperature = 1.0f;
+    p->top_p = 1.0f;
+    p->repetition_penalty = 1.0f;
+    p->max_tokens = 16;
+}
+
+struct cand {
+    float logit;
+    int32_t id;
+};
+
+struct sampler {
+    int vocab;
+    struct cand *cands; /* [vocab] */
+    int32_t *counts;    /* [vocab] occurrences in the generated tokens, zeroed after use */
+};
+
+struct sampler *sampler_new(int vocab_size)
+{
+    struct sampler *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->vocab = vocab_size;
+    s->cands = malloc((size_t)vocab_size * sizeof *s->cands);
+    s->counts = calloc((size_t)vocab_size, sizeof *s->counts);
+    if (!s->cands || !s->counts) {
+        sampler_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void sampler_free(struct sampler *s)
+{
+    if (!s)
+        return;
+    free(s->cands);
+    free(s->counts);
+    free(s);
+}
+
+static bool in_vocab(const struct sampler *s, int32_t id)
+{
+    return id >= 0 && id < s->vocab;
+}
+
+/* HF's repetition penalty over prompt and generated tokens: a seen token's logit is divided by the
+ * penalty if positive, multiplied if negative, once however often it was seen. counts[] (all zero
+ * between calls) marks the tokens already done. */
+static void penalize_seen(struct sampler *s, float pen, float *logits, const int32_t *ids, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int32_t t = ids[i];
+        if (!in_vocab(s, t) || s->counts[t])
+            continue;
+        logits[t] = logits[t] > 0 ? logits[t] / pen : logits[t] * pen;
+        s->counts[t] = 1;
+    }
+}
+
+static void clear_counts(struct sampler *s, const int32_t *ids, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (in_vocab(s, ids[i]))
+            s->counts[ids[i]] = 0;
+}
+
+static void apply_penalties(struct sampler *s, const struct sample_params *p, float *logits,
+                            const int32_t *prompt, int n_prompt, const int32_t *gen, int n_gen)
+{
+    if (p->repetition_penalty != 1.0f && p->repetition_penalty > 0) {
+        penalize_seen(s, p->repetition_penalty, logits, prompt, n_prompt);
+        penalize_seen(s, p->repetition_penalty, logits, gen, n_gen);
+        clear_counts(s, prompt, n_prompt);
+        clear_counts(s, gen, n_gen);
+    }
+    if (p->presence_penalty == 0 && p->frequency_penalty == 0)
+        return;
+    for (int i = 0; i < n_gen; i++)
+        if (in_vocab(s, gen[i]))
+            s->counts[gen[i]]++;
+    for (int i = 0; i < n_gen; i++) {
+        int32_t t = gen[i];
+        if (!in_vocab(s, t) || s->counts[t] == 0)
+            continue;
+        logits[t] -= p->frequency_penalty * s->counts[t] + p->presence_penalty;
+        s->counts[t] = 0;
+    }
+}
+
+static int32_t argmax(const float *x, int n)
+{
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+static float log_softmax_at(const float *x, int n, int32_t id)
+{
+    float max = x[argmax(x, n)];
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)(x[i] - max));
+    return (float)((double)(x[id] - max) - log(sum));
+}
+
+static int cmp_cand_desc(const void *a, const void *b)
+{
+    const struct cand *x = a, *y = b;
+    if (x->logit != y->logit)
+        return x->logit < y->logit ? 1 : -1;
+    return x->id - y->id; /* ties broken by id: deterministic everywhere */
+}
+
+/* Moves the k best candidates to the front, sorted best first (quickselect, then sort k). */
+static void select_top(struct cand *c, int n, int k)
+{
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        struct cand pivot = c[(lo + hi) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (cmp_cand_desc(&c[i], &pivot) < 0)
+                i++;
+            while (cmp_cand_desc(&c[j], &pivot) > 0)
+                j--;
+            if (i <= j) {
+                struct cand t = c[i];
+                c[i++] = c[j];
+                c[j--] = t;
+            }
+        }
+        if (k - 1 <= j)
+            hi = j;
+        else if (k - 1 >= i)
+            lo = i;
+        else
+            break;
+    }
+    qsort(c, (size_t)k, sizeof *c, cmp_cand_desc);
+}
+
+/* How many of the sorted candidates survive top-p and min-p, given their probabilities. */
+static int truncate_sorted(const struct cand *c, int k, double total, const struct sample_params *p,
+                           bool *need_more)
+{
+    double max = c[0].logit, cum = 0;
+    *need_more = false;
+    for (int i = 0; i < k; i++) {
+        double prob = exp(c[i].logit - max) / total;
+        if (p->min_p > 0 && prob < p->min_p * (1.0 / total))
+            return i > 0 ? i : 1;
+        cum += prob;
+        if (p->top_p < 1.0f && cum >= p->top_p)
+            return i + 1;
+    }
+    *need_more = true; /* every candidate so far survives: more might */
+    return k;
+}
+
+static int32_t draw(const struct cand *c, int k, double max, struct rng *rng)
+{
+    double sum = 0;
+    for (int i = 0; i < k; i++)
+        sum += exp(c[i].logit - max);
+    double u = rng_uniform(rng) * sum;
+    for (int i = 0; i < k; i++) {
+        u -= exp(c[i].logit - max);
+        if (u < 0)
+            return c[i].id;
+    }
+    return c[k - 1].id;
+}
+
+static int32_t sample_truncated(struct sampler *s, const struct sample_params *p, struct rng *rng,
+                                const float *logits)
+{
+    int n = s->vocab;
+    float max = logits[argmax(logits, n)];
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        s->cands[i] = (struct cand){logits[i], i};
+        total += exp((double)(logits[i] - max));
+    }
+    int limit = p->top_k > 0 && p->top_k < n ? p->top_k : n;
+    if (limit == n && p->top_p >= 1.0f && p->min_p <= 0.0f)
+        return draw(s->cands, n, max, rng);
+    int k = limit < 64 ? limit : 64;
+    for (;;) {
+        select_top(s->cands, n, k);
+        bool need_more;
+        int keep = truncate_sorted(s->cands, k, total, p, &need_more);
+        if (!need_more || k == limit)
+            return draw(s->cands, keep, max, rng);
+        k = k * 4 < limit ? k * 4 : limit;
+    }
+}
+
+int32_t sampler_pick(struct sampler *s, const struct sample_params *p, struct rng *rng, float *logits,
+                     const int32_t *prompt, int n_prompt, const int32_t *generated, int n_generated,
+                     float *logprob)
+{
+    apply_penalties(s, p, logits, prompt, n_prompt, generated, n_generated);
+    int32_t id;
+    if (p->temperature <= 0.0f) {
+        id = argmax(logits, s->vocab);
+    } else {
+        for (int i = 0; i < s->vocab; i++)
+            logits[i] /= p->temperature;
+        id = sample_truncated(s, p, rng, logits);
+    }
+    if (logprob)
+        *logprob = log_softmax_at(logits, s->vocab, id);
+    return id;
+}

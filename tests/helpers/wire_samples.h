@@ -1,0 +1,182 @@
+/* wire_samples.h — test helpers shared by the wire unit test, the multi-process peer and the fuzz
+ * harness: a deterministic example of every message type (arrays malloc'd, so wire_msg_release
+ * frees them) and a field-by-field comparison. Header-only so each test program stays one file. */
+#ifndef PD_WIRE_SAMPLES_H
+#define PD_WIRE_SAMPLES_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/wire.h"
+
+static uint64_t ws_mix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void ws_params(struct sample_params *p, uint64_t *s)
+{
+    memset(p, 0, sizeof *p);
+    p->temperature = 0.7f;
+    p->top_p = 0.9f;
+    p->top_k = (int32_t)(ws_mix(s) % 100);
+    p->min_p = 0.05f;
+    p->repetition_penalty = 1.1f;
+    p->presence_penalty = -0.5f;
+    p->frequency_penalty = 0.25f;
+    p->seed = ws_mix(s);
+    p->max_tokens = 1 + (int32_t)(ws_mix(s) % 4096);
+    p->ignore_eos = ws_mix(s) & 1;
+    p->n_stop_ids = (int32_t)(ws_mix(s) % (SAMPLE_MAX_STOP_IDS + 1));
+    for (int i = 0; i < p->n_stop_ids; i++)
+        p->stop_ids[i] = (int32_t)(ws_mix(s) % 150000);
+}
+
+static int32_t *ws_ids(uint32_t n, uint64_t *s)
+{
+    int32_t *v = malloc((n ? n : 1) * sizeof *v);
+    for (uint32_t i = 0; i < n; i++)
+        v[i] = (int32_t)(ws_mix(s) % 200000) - 10; /* a few negatives: the wire must not care */
+    return v;
+}
+
+static void ws_register(struct wire_register *r, uint64_t *s)
+{
+    r->role = WIRE_ROLE_DECODE;
+    r->worker_id = (uint32_t)ws_mix(s);
+    r->max_batch = 64;
+    r->block_size = 16;
+    r->total_blocks = 4096;
+    snprintf(r->listen_addr, sizeof r->listen_addr, "10.0.0.%u:%u", (unsigned)(ws_mix(s) % 250),
+             (unsigned)(ws_mix(s) % 60000 + 1));
+    snprintf(r->model, sizeof r->model, "Qwen/Qwen2.5-0.5B");
+    r->pool.base = ws_mix(s);
+    r->pool.n_layers = 24;
+    r->pool.n_blocks = 4096;
+    r->pool.block_bytes = 2 * 16 * 2 * 64 * 4;
+    r->pool.rkey_len = 1 + (uint32_t)(ws_mix(s) % 200);
+    r->pool.rkey = malloc(r->pool.rkey_len);
+    for (uint32_t i = 0; i < r->pool.rkey_len; i++)
+        r->pool.rkey[i] = (uint8_t)ws_mix(s);
+}
+
+/* Fills m with an example of `type`, varied by seed. */
+static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
+{
+    uint64_t s = seed * 7919 + type;
+    memset(m, 0, sizeof *m);
+    m->type = type;
+    m->req_id = (type == WIRE_REGISTER || type == WIRE_LOAD) ? 0 : ws_mix(&s);
+    switch (type) {
+    case WIRE_REGISTER: ws_register(&m->u.reg, &s); break;
+    case WIRE_LOAD:
+        m->u.load = (struct wire_load){(uint32_t)ws_mix(&s), 3, 1234, 17, 900, 4096, (uint8_t)(ws_mix(&s) & 1)};
+        break;
+    case WIRE_GENERATE:
+        m->u.gen.decode_worker_id = 5;
+        snprintf(m->u.gen.decode_addr, sizeof m->u.gen.decode_addr, "127.0.0.1:%u", 1000 + (unsigned)(seed % 999));
+        m->u.gen.flags = WIRE_GEN_LOGPROBS;
+        ws_params(&m->u.gen.params, &s);
+        m->u.gen.n_prompt = (uint32_t)(ws_mix(&s) % 3000);
+        m->u.gen.prompt = ws_ids(m->u.gen.n_prompt, &s);
+        break;
+    case WIRE_KV_RESERVE: m->u.reserve = (struct wire_kv_reserve){(uint32_t)(ws_mix(&s) % 9000), 2}; break;
+    case WIRE_KV_GRANT:
+        m->u.grant.n_blocks = (uint32_t)(ws_mix(&s) % 600);
+        m->u.grant.blocks = (uint32_t *)ws_ids(m->u.grant.n_blocks, &s);
+        break;
+    case WIRE_KV_WAIT: m->u.wait.queue_position = (uint32_t)(ws_mix(&s) % 50); break;
+    case WIRE_KV_DONE:
+        m->u.done.first_token = 42;
+        m->u.done.first_logprob = -1.25f;
+        for (int i = 0; i < 4; i++)
+            m->u.done.rng.s[i] = ws_mix(&s);
+        m->u.done.flags = 0;
+        ws_params(&m->u.done.params, &s);
+        m->u.done.n_prompt = (uint32_t)(ws_mix(&s) % 3000);
+        m->u.done.prompt = ws_ids(m->u.done.n_prompt, &s);
+        break;
+    case WIRE_TOKENS:
+        m->u.tokens.finish = (uint8_t)(ws_mix(&s) % 5);
+        m->u.tokens.has_logprobs = ws_mix(&s) & 1;
+        m->u.tokens.n = (uint32_t)(ws_mix(&s) % 9);
+        m->u.tokens.tokens = ws_ids(m->u.tokens.n, &s);
+        if (m->u.tokens.has_logprobs) {
+            m->u.tokens.logprobs = malloc((m->u.tokens.n + 1) * sizeof(float));
+            for (uint32_t i = 0; i < m->u.tokens.n; i++)
+                m->u.tokens.logprobs[i] = -(float)(ws_mix(&s) % 1000) / 100.0f;
+        }
+        break;
+    case WIRE_ERROR:
+        m->u.error.code = WIRE_ERR_OVERLOADED;
+        snprintf(m->u.error.message, sizeof m->u.error.message, "decode worker %u has no free KV blocks",
+                 (unsigned)(seed % 10));
+        break;
+    }
+}
+
+static int ws_params_eq(const struct sample_params *a, const struct sample_params *b)
+{
+    return a->temperature == b->temperature && a->top_p == b->top_p && a->top_k == b->top_k &&
+           a->min_p == b->min_p && a->repetition_penalty == b->repetition_penalty &&
+           a->presence_penalty == b->presence_penalty && a->frequency_penalty == b->frequency_penalty &&
+           a->seed == b->seed && a->max_tokens == b->max_tokens && a->ignore_eos == b->ignore_eos &&
+           a->n_stop_ids == b->n_stop_ids &&
+           !memcmp(a->stop_ids, b->stop_ids, (size_t)a->n_stop_ids * sizeof a->stop_ids[0]);
+}
+
+#define WS_ARR_EQ(a, b, n) ((n) == 0 || !memcmp((a), (b), (size_t)(n) * sizeof *(a)))
+
+/* 1 if the two messages carry the same fields. */
+static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
+{
+    if (a->type != b->type || a->req_id != b->req_id)
+        return 0;
+    const struct wire_register *ra = &a->u.reg, *rb = &b->u.reg;
+    const struct wire_tokens *ta = &a->u.tokens, *tb = &b->u.tokens;
+    switch (a->type) {
+    case WIRE_REGISTER:
+        return ra->role == rb->role && ra->worker_id == rb->worker_id && ra->max_batch == rb->max_batch &&
+               ra->block_size == rb->block_size && ra->total_blocks == rb->total_blocks &&
+               !strcmp(ra->listen_addr, rb->listen_addr) && !strcmp(ra->model, rb->model) &&
+               ra->pool.base == rb->pool.base && ra->pool.n_layers == rb->pool.n_layers &&
+               ra->pool.n_blocks == rb->pool.n_blocks && ra->pool.block_bytes == rb->pool.block_bytes &&
+               ra->pool.rkey_len == rb->pool.rkey_len && WS_ARR_EQ(ra->pool.rkey, rb->pool.rkey, ra->pool.rkey_len);
+    case WIRE_LOAD: return !memcmp(&a->u.load, &b->u.load, sizeof a->u.load);
+    case WIRE_GENERATE:
+        return a->u.gen.decode_worker_id == b->u.gen.decode_worker_id &&
+               !strcmp(a->u.gen.decode_addr, b->u.gen.decode_addr) && a->u.gen.flags == b->u.gen.flags &&
+               ws_params_eq(&a->u.gen.params, &b->u.gen.params) && a->u.gen.n_prompt == b->u.gen.n_prompt &&
+               WS_ARR_EQ(a->u.gen.prompt, b->u.gen.prompt, a->u.gen.n_prompt);
+    case WIRE_KV_RESERVE:
+        return a->u.reserve.n_tokens == b->u.reserve.n_tokens &&
+               a->u.reserve.prefill_worker_id == b->u.reserve.prefill_worker_id;
+    case WIRE_KV_GRANT:
+        return a->u.grant.n_blocks == b->u.grant.n_blocks &&
+               WS_ARR_EQ(a->u.grant.blocks, b->u.grant.blocks, a->u.grant.n_blocks);
+    case WIRE_KV_WAIT: return a->u.wait.queue_position == b->u.wait.queue_position;
+    case WIRE_KV_DONE:
+        return a->u.done.first_token == b->u.done.first_token &&
+               a->u.done.first_logprob == b->u.done.first_logprob &&
+               !memcmp(a->u.done.rng.s, b->u.done.rng.s, sizeof a->u.done.rng.s) &&
+               a->u.done.flags == b->u.done.flags && ws_params_eq(&a->u.done.params, &b->u.done.params) &&
+               a->u.done.n_prompt == b->u.done.n_prompt &&
+               WS_ARR_EQ(a->u.done.prompt, b->u.done.prompt, a->u.done.n_prompt);
+    case WIRE_TOKENS:
+        return ta->finish == tb->finish && ta->has_logprobs == tb->has_logprobs && ta->n == tb->n &&
+               WS_ARR_EQ(ta->tokens, tb->tokens, ta->n) &&
+               (!ta->has_logprobs || WS_ARR_EQ(ta->logprobs, tb->logprobs, ta->n));
+    case WIRE_ERROR:
+        return a->u.error.code == b->u.error.code && !strcmp(a->u.error.message, b->u.error.message);
+    case WIRE_KV_ACK:
+    case WIRE_ABORT: return 1;
+    }
+    return 0;
+}
+
+#endif

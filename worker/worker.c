@@ -1,0 +1,421 @@
+/* worker.c — the daemon runtime shared by prefill, decode and colocated workers (worker.h):
+ * flags, start-up, the frontend connection and its reports, draining, systemd notification. */
+#include "worker/worker.h"
+
+#include <cblas.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "common/util/log.h"
+
+#define RECONNECT_MS 1000
+
+static void usage(FILE *f, const char *prog, bool colocated)
+{
+    fprintf(f,
+            "usage: %s --model DIR [options]\n"
+            "  --model DIR           Hugging Face model folder (config.json, *.safetensors)\n"
+            "  --frontend HOST:PORT  the frontend's UCX address (default 127.0.0.1:9000)\n"
+            "  --listen HOST:PORT    where this worker accepts peers (default 127.0.0.1:0 = any port)\n"
+            "  --advertise HOST:PORT address peers should use (default: the listen address)\n"
+            "  --id N                worker id, unique per role in the cluster (default: the pid)\n"
+            "  --threads N           compute threads (OpenBLAS; default 1)\n"
+            "  --kv-blocks N         KV cache blocks (default: --kv-gib)\n"
+            "  --kv-gib X            KV cache size in GiB (default 1)\n"
+            "  --block-size N        tokens per KV block (default 16)\n"
+            "  --max-batch N         sequences computed together (default 64)\n"
+            "  --token-budget N      tokens per forward pass, prompts chunked to fit (default 512)\n"
+            "  --load-interval-ms N  load report period (default 200)\n"
+            "  --drain-timeout S     seconds SIGTERM waits for in-flight work (default 30)\n"
+            "%s",
+            prog, colocated ? "  --colocated           also run prefill here (no separate prefill workers)\n" : "");
+}
+
+static void set_defaults(struct worker_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->frontend = "127.0.0.1:9000";
+    o->listen = "127.0.0.1:0";
+    o->id = (uint32_t)getpid();
+    o->threads = 1;
+    o->kv_gib = 1.0;
+    o->block_size = 16;
+    o->max_batch = 64;
+    o->token_budget = 512;
+    o->load_ms = 200;
+    o->drain_s = 30;
+}
+
+static int positive(const char *flag, const char *v, int *out)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n <= 0 || n > 1 << 30) {
+        fprintf(stderr, "%s must be a positive integer, got \"%s\"\n", flag, v);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+int worker_parse_args(int argc, char **argv, const char *prog, bool allow_colocated, struct worker_opts *o)
+{
+    static const struct option longs[] = {
+        {"model", 1, 0, 'm'},      {"frontend", 1, 0, 'f'},   {"listen", 1, 0, 'l'},
+        {"advertise", 1, 0, 'a'},  {"id", 1, 0, 'i'},         {"threads", 1, 0, 't'},
+        {"kv-blocks", 1, 0, 'b'},  {"kv-gib", 1, 0, 'g'},     {"block-size", 1, 0, 's'},
+        {"max-batch", 1, 0, 'B'},  {"token-budget", 1, 0, 'T'}, {"load-interval-ms", 1, 0, 'L'},
+        {"drain-timeout", 1, 0, 'D'}, {"colocated", 0, 0, 'c'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
+    set_defaults(o);
+    int id = 0, rc = 0;
+    for (int c; rc == 0 && (c = getopt_long(argc, argv, "", longs, NULL)) != -1;) {
+        switch (c) {
+        case 'm': o->model_dir = optarg; break;
+        case 'f': o->frontend = optarg; break;
+        case 'l': o->listen = optarg; break;
+        case 'a': o->advertise = optarg; break;
+        case 'i': rc = positive("--id", optarg, &id), o->id = (uint32_t)id; break;
+        case 't': rc = positive("--threads", optarg, &o->threads); break;
+        case 'b': rc = positive("--kv-blocks", optarg, &o->kv_blocks); break;
+        case 'g': o->kv_gib = strtod(optarg, NULL); rc = o->kv_gib > 0 ? 0 : -1; break;
+        case 's': rc = positive("--block-size", optarg, &o->block_size); break;
+        case 'B': rc = positive("--max-batch", optarg, &o->max_batch); break;
+        case 'T': rc = positive("--token-budget", optarg, &o->token_budget); break;
+        case 'L': rc = positive("--load-interval-ms", optarg, &o->load_ms); break;
+        case 'D': rc = positive("--drain-timeout", optarg, &o->drain_s); break;
+        case 'c': o->colocated = true; rc = allow_colocated ? 0 : -1; break;
+        case 'h': usage(stdout, prog, allow_colocated); exit(0);
+        default: rc = -1;
+        }
+    }
+    if (rc == 0 && (!o->model_dir || optind < argc)) {
+        fprintf(stderr, "%s: %s\n", prog, o->model_dir ? "unexpected argument" : "--model is required");
+        rc = -1;
+    }
+    if (rc < 0)
+        usage(stderr, prog, allow_colocated);
+    return rc;
+}
+
+void worker_status(struct worker *w, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    log_info("%s", buf);
+    sd_notifyf(0, "STATUS=%s", buf);
+}
+
+void worker_send_frontend(struct worker *w, const struct wire_msg *m)
+{
+    struct error err;
+    if (w->frontend && ucx_send(w->frontend, m, NULL, NULL, &err) < 0)
+        log_warn("sending %s to the frontend: %s", wire_type_name(m->type), err.msg);
+}
+
+void worker_send_error(struct worker *w, uint64_t req_id, uint32_t code, const char *fmt, ...)
+{
+    struct wire_msg m = {.type = WIRE_ERROR, .req_id = req_id};
+    m.u.error.code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m.u.error.message, sizeof m.u.error.message, fmt, ap);
+    va_end(ap);
+    log_warn("request %llu: %s", (unsigned long long)req_id, m.u.error.message);
+    worker_send_frontend(w, &m);
+}
+
+/* ---- the frontend connection ---- */
+
+static void on_registered(void *arg, int status, const char *reason)
+{
+    struct worker *w = arg;
+    if (status < 0)
+        return; /* the peer-lost callback reconnects */
+    w->registered = true;
+    sd_notify(0, "READY=1");
+    worker_status(w, "registered with the frontend at %s as %s worker %u", w->opts.frontend,
+                  w->role->role == WIRE_ROLE_PREFILL ? "prefill" : w->opts.colocated ? "colocated" : "decode",
+                  w->opts.id);
+}
+
+void worker_describe(struct worker *w, struct wire_register *r)
+{
+    r->role = w->opts.colocated ? WIRE_ROLE_COLOCATED : w->role->role;
+    r->worker_id = w->opts.id;
+    r->max_batch = (uint32_t)w->opts.max_batch;
+    r->block_size = (uint32_t)w->opts.block_size;
+    r->total_blocks = (uint32_t)w->engine.kv.n_blocks;
+    snprintf(r->listen_addr, sizeof r->listen_addr, "%s", w->role->listens ? w->advertise : "");
+    snprintf(r->model, sizeof r->model, "%s", w->opts.model_dir);
+    if (w->role->fill_register)
+        w->role->fill_register(w, r);
+}
+
+static void send_register(struct worker *w)
+{
+    struct wire_msg m = {.type = WIRE_REGISTER};
+    struct error err;
+    worker_describe(w, &m.u.reg);
+    if (ucx_send(w->frontend, &m, on_registered, w, &err) < 0)
+        log_warn("registering with the frontend: %s", err.msg);
+    free(m.u.reg.pool.rkey);
+}
+
+static void on_reconnect(uv_timer_t *t);
+
+static void connect_frontend(struct worker *w)
+{
+    struct error err;
+    if (ucx_connect(w->ucx, w->opts.frontend, &w->frontend, &err) < 0) {
+        log_warn("connecting to the frontend at %s: %s; retrying", w->opts.frontend, err.msg);
+        w->frontend = NULL;
+        uv_timer_start(&w->reconnect_timer, on_reconnect, RECONNECT_MS, 0);
+        return;
+    }
+    send_register(w);
+}
+
+static void on_reconnect(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    if (!w->frontend && !w->draining)
+        connect_frontend(w);
+}
+
+static void on_load_timer(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    if (w->opts.load_ms > 0 && (sd_watchdog_enabled(0, NULL) > 0))
+        sd_notify(0, "WATCHDOG=1");
+    if (!w->frontend)
+        return;
+    struct wire_msg m = {.type = WIRE_LOAD};
+    m.u.load.worker_id = w->opts.id;
+    m.u.load.total_blocks = (uint32_t)w->engine.kv.n_blocks;
+    m.u.load.free_blocks = (uint32_t)(w->engine.kv.n_blocks - kv_used(&w->engine.kv));
+    m.u.load.draining = w->draining;
+    w->role->fill_load(w, &m.u.load);
+    worker_send_frontend(w, &m);
+}
+
+/* ---- transport callbacks ---- */
+
+static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *msg, void *user)
+{
+    struct worker *w = user;
+    w->role->on_message(w, peer, msg);
+}
+
+static void on_peer_lost(struct ucx *u, struct ucx_peer *peer, const char *reason, void *user)
+{
+    struct worker *w = user;
+    if (peer != w->frontend) {
+        log_warn("peer %s lost: %s", ucx_peer_name(peer), reason);
+        if (w->role->on_peer_lost)
+            w->role->on_peer_lost(w, peer);
+        return;
+    }
+    log_warn("frontend %s lost: %s; reconnecting every %d ms", w->opts.frontend, reason, RECONNECT_MS);
+    w->frontend = NULL;
+    w->registered = false;
+    w->role->on_frontend_lost(w);
+    if (!w->draining)
+        uv_timer_start(&w->reconnect_timer, on_reconnect, RECONNECT_MS, 0);
+}
+
+static void on_mail(uv_async_t *a)
+{
+    struct worker *w = a->data;
+    for (struct mail *m = mailbox_take_all(&w->to_loop), *next; m; m = next) {
+        next = m->next;
+        w->role->on_mail(w, m);
+    }
+    if (w->role->after_mail)
+        w->role->after_mail(w);
+}
+
+/* ---- draining and shutdown ---- */
+
+static void stop_loop(struct worker *w)
+{
+    atomic_store(&w->stopping, true);
+    struct mail *wake = calloc(1, sizeof *wake); /* type 0: "look at stopping" */
+    if (wake)
+        mailbox_post(&w->to_engine, wake);
+    uv_timer_stop(&w->load_timer);
+    uv_timer_stop(&w->reconnect_timer);
+    uv_timer_stop(&w->drain_timer);
+    uv_signal_stop(&w->sigterm);
+    uv_signal_stop(&w->sigint);
+    uv_stop(&w->loop);
+}
+
+/* Work the frontend placed here before it heard we are draining can still arrive (a KV_RESERVE
+ * from a prefill worker that got the GENERATE): a drain lasts at least this long. */
+#define DRAIN_GRACE_MS 500
+
+static void on_drain_timer(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    uint64_t now = uv_now(&w->loop);
+    bool busy = w->role->busy(w) || now < w->drain_started_ms + DRAIN_GRACE_MS;
+    if (busy && now < w->drain_deadline_ms)
+        return;
+    if (busy)
+        log_warn("drain timeout (%d s): failing the requests still in flight", w->opts.drain_s);
+    w->role->on_frontend_lost(w); /* fails what is left, frees its blocks */
+    stop_loop(w);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct worker *w = s->data;
+    if (w->draining) {
+        log_warn("second signal: stopping now");
+        w->drain_deadline_ms = 0;
+        return;
+    }
+    w->draining = true;
+    w->drain_started_ms = uv_now(&w->loop);
+    w->drain_deadline_ms = w->drain_started_ms + (uint64_t)w->opts.drain_s * 1000;
+    sd_notify(0, "STOPPING=1");
+    on_load_timer(&w->load_timer); /* the frontend routes nothing new here from now on */
+    worker_status(w, "%s: draining (new requests refused, %d s for those in flight)", strsignal(signum),
+                  w->opts.drain_s);
+    uv_timer_start(&w->drain_timer, on_drain_timer, 0, 50);
+}
+
+/* ---- start-up ---- */
+
+static int load_engine(struct worker *w, struct error *err)
+{
+    openblas_set_num_threads(w->opts.threads);
+    if (!(w->model = model_load(w->opts.model_dir, err)))
+        return -1;
+    int blocks = w->opts.kv_blocks;
+    if (!blocks)
+        blocks = kv_blocks_in_bytes(&w->model->cfg, w->opts.block_size, (size_t)(w->opts.kv_gib * (1 << 30)));
+    if (blocks < 1)
+        return error_set(err, "--kv-gib %.3f holds no KV block of this model; raise it", w->opts.kv_gib);
+    return engine_init(&w->engine, w->model, blocks, w->opts.block_size, err);
+}
+
+/* A worker whose frontend and own listen/advertise addresses are all loopback ones talks to
+ * processes on this host only: keep UCX's transports off the other interfaces. */
+static void loopback_only(struct worker *w)
+{
+    const char *addrs[3] = {w->opts.frontend, w->role->listens ? w->opts.listen : NULL,
+                            w->role->listens ? w->opts.advertise : NULL};
+    char hosts[3][96];
+    const char *h[3];
+    int n = 0;
+    for (int i = 0; i < 3; i++) {
+        uint16_t port;
+        struct error ignored;
+        if (!addrs[i])
+            continue;
+        if (ucx_parse_addr(addrs[i], hosts[n], sizeof hosts[n], &port, &ignored) < 0)
+            return;
+        h[n] = hosts[n];
+        n++;
+    }
+    if (ucx_loopback_only_default(h, n))
+        log_info("every UCX address is a loopback one: UCX uses the lo interface only (set UCX_NET_DEVICES to "
+                 "change that)");
+}
+
+static int start_network(struct worker *w, struct error *err)
+{
+    struct ucx_handlers h = {NULL, on_message, on_peer_lost};
+    loopback_only(w);
+    if (ucx_create(&w->loop, &h, w, &w->ucx, err) < 0)
+        return -1;
+    if (w->role->listens) {
+        char host[96];
+        uint16_t port;
+        if (ucx_parse_addr(w->opts.listen, host, sizeof host, &port, err) < 0 ||
+            ucx_listen(w->ucx, host, port, err) < 0)
+            return error_wrap(err, "--listen %s", w->opts.listen);
+        if (w->opts.advertise)
+            snprintf(w->advertise, sizeof w->advertise, "%s", w->opts.advertise);
+        else
+            snprintf(w->advertise, sizeof w->advertise, "%s:%u", host, ucx_listen_port(w->ucx));
+    }
+    return 0;
+}
+
+static void *engine_thread(void *arg)
+{
+    struct worker *w = arg;
+    w->role->engine_main(w);
+    return NULL;
+}
+
+static void init_handles(struct worker *w)
+{
+    uv_timer_t *timers[] = {&w->load_timer, &w->reconnect_timer, &w->drain_timer};
+    for (int i = 0; i < 3; i++) {
+        uv_timer_init(&w->loop, timers[i]);
+        timers[i]->data = w;
+    }
+    uv_signal_init(&w->loop, &w->sigterm);
+    uv_signal_init(&w->loop, &w->sigint);
+    w->sigterm.data = w->sigint.data = w;
+    uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&w->sigint, on_signal, SIGINT);
+    uv_timer_start(&w->load_timer, on_load_timer, (uint64_t)w->opts.load_ms, (uint64_t)w->opts.load_ms);
+}
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int worker_main(const struct worker_opts *o, const struct worker_role *role, void *state)
+{
+    static struct worker w; /* one per process: signal handlers and systemd see this one */
+    struct error err;
+    w.opts = *o;
+    w.role = role;
+    w.state = state;
+    uv_loop_init(&w.loop);
+    if (load_engine(&w, &err) < 0 || start_network(&w, &err) < 0 ||
+        (role->start && role->start(&w, &err) < 0)) {
+        log_error("%s", err.msg);
+        return 1;
+    }
+    mailbox_init_thread(&w.to_engine);
+    mailbox_init_loop(&w.to_loop, &w.loop, on_mail, &w);
+    init_handles(&w);
+    pthread_create(&w.engine_thread, NULL, engine_thread, &w);
+    worker_status(&w, "model %s loaded: %d layers, KV pool %d blocks of %d tokens%s%s", o->model_dir,
+                  w.model->cfg.n_layers, w.engine.kv.n_blocks, o->block_size,
+                  role->listens ? ", listening on " : "", role->listens ? w.advertise : "");
+    connect_frontend(&w);
+    uv_run(&w.loop, UV_RUN_DEFAULT);
+
+    pthread_join(w.engine_thread, NULL);
+    if (role->stop)
+        role->stop(&w);
+    ucx_destroy(w.ucx);
+    mailbox_close(&w.to_loop);
+    uv_walk(&w.loop, close_handle, NULL);
+    uv_run(&w.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w.loop);
+    mailbox_destroy(&w.to_loop);
+    mailbox_destroy(&w.to_engine);
+    engine_destroy(&w.engine);
+    model_free(w.model);
+    log_info("stopped");
+    return 0;
+}

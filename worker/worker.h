@@ -1,0 +1,93 @@
+/* worker.h — what the prefill, decode and colocated daemons share: flags, model and engine set-up,
+ * the two threads (a libuv loop for the network, an engine thread for compute) and their mailboxes,
+ * the connection to the frontend (REGISTER, periodic LOAD, reconnect after either side restarts),
+ * SIGTERM draining, and systemd notification (READY, STATUS, WATCHDOG).
+ *
+ * A daemon fills a `struct worker_role` with its behaviour and calls worker_main(). Every role
+ * callback except engine_main runs on the loop thread; engine_main runs on the engine thread and
+ * returns when worker_stopping() says so. */
+#ifndef PD_WORKER_H
+#define PD_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "common/engine/engine.h"
+#include "common/util/mailbox.h"
+#include "common/engine/model.h"
+#include "proto/ucx.h"
+#include "proto/wire.h"
+
+struct worker_opts {
+    const char *model_dir, *frontend, *listen, *advertise, *name;
+    uint32_t id;
+    int threads, kv_blocks, block_size, max_batch, token_budget, load_ms, drain_s;
+    double kv_gib;
+    bool colocated;
+};
+
+struct worker;
+
+struct worker_role {
+    enum wire_role role;
+    bool listens; /* accepts peer connections (decode workers) */
+    /* After the model, engine and transport are up, before the first connection. Optional. */
+    int (*start)(struct worker *w, struct error *err);
+    /* At shutdown, after the engine thread has stopped, before the transport is destroyed. */
+    void (*stop)(struct worker *w);
+    void (*on_message)(struct worker *w, struct ucx_peer *from, struct wire_msg *msg);
+    void (*on_peer_lost)(struct worker *w, struct ucx_peer *peer);         /* not the frontend */
+    void (*on_frontend_lost)(struct worker *w);  /* abort everything the frontend was waiting for */
+    void (*on_mail)(struct worker *w, struct mail *m); /* from the engine thread; takes ownership */
+    void (*after_mail)(struct worker *w); /* once all mail queued so far was handed over; optional */
+    void (*fill_load)(struct worker *w, struct wire_load *load);
+    void (*fill_register)(struct worker *w, struct wire_register *reg); /* after the common fields */
+    bool (*busy)(struct worker *w); /* in-flight work that draining must wait for */
+    void (*engine_main)(struct worker *w);
+};
+
+struct worker {
+    struct worker_opts opts;
+    const struct worker_role *role;
+    void *state; /* the role's own */
+    uv_loop_t loop;
+    struct ucx *ucx;
+    struct ucx_peer *frontend; /* NULL while disconnected */
+    bool registered;
+    struct model *model;
+    struct engine engine;
+    struct mailbox to_engine, to_loop;
+    pthread_t engine_thread;
+    atomic_bool stopping;
+    bool draining;
+    uint64_t drain_started_ms, drain_deadline_ms;
+    uv_timer_t load_timer, reconnect_timer, drain_timer;
+    uv_signal_t sigterm, sigint;
+    char advertise[WIRE_ADDR_MAX];
+};
+
+/* Parses the flags every worker takes (see `usage`); daemon-specific ones are none so far but
+ * --colocated for decode. Exits on --help; returns -1 on a bad flag. */
+int worker_parse_args(int argc, char **argv, const char *prog, bool allow_colocated, struct worker_opts *o);
+/* Runs the daemon until SIGTERM/SIGINT has drained it: returns the process exit status. */
+int worker_main(const struct worker_opts *o, const struct worker_role *role, void *state);
+
+/* Sends to the frontend; a message while disconnected is dropped (the frontend forgot us anyway). */
+void worker_send_frontend(struct worker *w, const struct wire_msg *m);
+/* Fills the REGISTER that introduces this worker, to the frontend or to a peer worker: role, id,
+ * batch, KV layout, listen address, model, and what the role adds (a decode worker: its pool).
+ * r->pool.rkey, if set, is the caller's to free. */
+void worker_describe(struct worker *w, struct wire_register *r);
+/* The engine thread's view: true once the daemon is shutting down. */
+static inline bool worker_stopping(struct worker *w)
+{
+    return atomic_load(&w->stopping);
+}
+/* Convenience for roles: sends an ERROR for req_id to the frontend. */
+void worker_send_error(struct worker *w, uint64_t req_id, uint32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void worker_status(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
