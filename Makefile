@@ -23,7 +23,7 @@ BUILD   ?= build
 CC      ?= gcc
 OPT     ?= -O2 -march=native
 CFLAGS  ?= $(OPT) -g
-XCFLAGS := -std=c11 -D_GNU_SOURCE -fopenmp-simd -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla -pthread \
+XCFLAGS := -std=c11 -D_GNU_SOURCE -fopenmp-simd -Wall -Wextra -Wshadow -Wvla -pthread \
            -I. -I/usr/share/include/llhttp \
            $(shell pkg-config --cflags libuv jansson libpcre2-8 ucx openblas libsystemd 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs libuv jansson libpcre2-8 ucx openblas libsystemd 2>/dev/null) \

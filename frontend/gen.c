@@ -55,8 +55,7 @@ static void req_free(struct gen_req *g)
 
 static void count_finish(struct fe *fe, struct gen_seq *s)
 {
-    int f = s->finish < 0 ? SF_ABORT : s->finish;
-    fe->metrics.finished[f]++;
+    fe->metrics.finished[s->finish == FINISH_NONE ? FINISH_ABORT : s->finish]++;
     fe->metrics.generation_tokens += (uint64_t)s->n_tokens;
     if (s->n_tokens > 1)
         histogram_observe(&fe->metrics.tpot, secs(s->t_last - s->t_first) / (s->n_tokens - 1));
@@ -69,7 +68,7 @@ static void respond_whole(struct gen_req *g)
     for (int i = 0; i < g->n_seqs; i++) {
         struct gen_seq *s = &g->seqs[i];
         completion += s->n_tokens;
-        json_array_append_new(choices, oai_choice(&g->meta, s->index, s->out, s->out_len, gen_finish_name(s->finish),
+        json_array_append_new(choices, oai_choice(&g->meta, s->index, s->out, s->out_len, finish_name(s->finish),
                                                   json_incref(s->lp_all)));
     }
     char *body = oai_response(&g->meta, choices, g->prompt_tokens, completion);
@@ -110,8 +109,8 @@ static void req_fail(struct gen_req *g, int status, const char *message)
     struct fe *fe = g->fe;
     log_warn("gen: request %s failed: %s", g->meta.id, message);
     for (int i = 0; i < g->n_seqs; i++) {
-        if (g->seqs[i].finish == SF_RUNNING)
-            g->seqs[i].finish = SF_ERROR;
+        if (g->seqs[i].finish == FINISH_NONE)
+            g->seqs[i].finish = FINISH_ERROR;
         count_finish(fe, &g->seqs[i]);
     }
     if (g->http && g->api.stream) {
@@ -169,7 +168,7 @@ static int seq_init(struct gen_req *g, struct gen_seq *s, int index, int prompt_
     s->g = g;
     s->index = index;
     s->prompt_idx = prompt_idx;
-    s->finish = SF_RUNNING;
+    s->finish = FINISH_NONE;
     s->sp = g->api.sp;
     s->sp.seed = g->api.seed_given ? g->api.sp.seed + (uint64_t)j : random_seed();
     int room = fe->max_model_len - g->prompts.n_ids[prompt_idx];
@@ -198,8 +197,8 @@ static void on_client_gone(struct http_request *req, void *user)
     if (g->preparing)
         return; /* prep_done frees it */
     for (int i = 0; i < g->n_seqs; i++) {
-        if (g->seqs[i].finish == SF_RUNNING)
-            g->seqs[i].finish = SF_ABORT;
+        if (g->seqs[i].finish == FINISH_NONE)
+            g->seqs[i].finish = FINISH_ABORT;
         count_finish(g->fe, &g->seqs[i]);
     }
     req_free(g); /* releases every sequence with an ABORT to its workers */
@@ -343,7 +342,7 @@ static void on_tokens(struct gen_seq *s, const struct wire_tokens *t)
     gen_text_emit(s, done);
     if (done) {
         /* A stop string or our own length count ends it before the workers know: tell them. */
-        seq_release(s, t->finish == WIRE_FINISH_NONE);
+        seq_release(s, t->finish == FINISH_NONE);
         if (--g->n_live == 0)
             req_complete(g);
     }

@@ -12,7 +12,6 @@
 #include "frontend/prompt.h"
 #include "frontend/stopstr.h"
 
-enum seq_finish { SF_RUNNING = -1, SF_STOP = 0, SF_LENGTH = 1, SF_ABORT = 2, SF_ERROR = 3 };
 
 struct gen_req;
 
@@ -28,7 +27,7 @@ struct gen_seq {
     char *out;                  /* text to show: all of it (whole answer) or not yet sent (stream) */
     size_t out_len, out_cap;
     int n_tokens;
-    int finish;                 /* enum seq_finish */
+    enum finish finish;         /* FINISH_NONE while it runs */
     bool role_sent;
     bool started;               /* a token arrived: too late to re-route */
     int tries;
@@ -73,7 +72,6 @@ struct gen_req {
 int gen_text_tokens(struct gen_seq *s, const struct wire_tokens *t);
 /* Sends what s has ready as one SSE chunk (stream only); with `final`, the finish_reason too. */
 void gen_text_emit(struct gen_seq *s, bool final);
-const char *gen_finish_name(int finish);
 void gen_seq_text_free(struct gen_seq *s);
 
 #endif

@@ -8,17 +8,6 @@
 
 #include "common/util/log.h"
 
-const char *gen_finish_name(int finish)
-{
-    switch (finish) {
-    case SF_STOP: return "stop";
-    case SF_LENGTH: return "length";
-    case SF_ABORT: return "abort";
-    case SF_ERROR: return "error";
-    default: return NULL;
-    }
-}
-
 static int lp_add(struct gen_seq *s, struct fe *fe, int32_t id, float lp)
 {
     if (s->n_lp == s->lp_cap) {
@@ -102,24 +91,21 @@ static void flush_text(struct gen_seq *s)
 int gen_text_tokens(struct gen_seq *s, const struct wire_tokens *t)
 {
     struct fe *fe = s->g->fe;
-    for (uint32_t i = 0; i < t->n && s->finish == SF_RUNNING; i++) {
+    for (uint32_t i = 0; i < t->n && s->finish == FINISH_NONE; i++) {
         s->n_tokens++;
         if (s->g->api.logprobs && t->logprobs && lp_add(s, fe, t->tokens[i], t->logprobs[i]))
             log_warn("gen: out of memory recording logprobs");
         if (push_token(s, t->tokens[i]))
-            s->finish = SF_STOP; /* a stop string: the workers are told to stop by the caller */
+            s->finish = FINISH_STOP; /* a stop string: the workers are told to stop by the caller */
     }
-    if (s->finish == SF_RUNNING && t->finish != WIRE_FINISH_NONE) {
-        s->finish = t->finish == WIRE_FINISH_STOP     ? SF_STOP
-                    : t->finish == WIRE_FINISH_LENGTH ? SF_LENGTH
-                    : t->finish == WIRE_FINISH_ABORT  ? SF_ABORT
-                                                      : SF_ERROR;
+    if (s->finish == FINISH_NONE && t->finish != FINISH_NONE) {
+        s->finish = t->finish; /* the decoder checked it is an enum finish */
         flush_text(s);
-    } else if (s->finish == SF_RUNNING && s->n_tokens >= s->sp.max_tokens) {
-        s->finish = SF_LENGTH; /* the worker will say so too; do not wait for it */
+    } else if (s->finish == FINISH_NONE && s->n_tokens >= s->sp.max_tokens) {
+        s->finish = FINISH_LENGTH; /* the worker will say so too; do not wait for it */
         flush_text(s);
     }
-    return s->finish != SF_RUNNING;
+    return s->finish != FINISH_NONE;
 }
 
 void gen_text_emit(struct gen_seq *s, bool final)
@@ -130,7 +116,7 @@ void gen_text_emit(struct gen_seq *s, bool final)
         return;
     }
     bool role_first = g->api.kind == API_CHAT && !s->role_sent;
-    const char *finish = final ? gen_finish_name(s->finish) : NULL;
+    const char *finish = final && s->finish != FINISH_NONE ? finish_name(s->finish) : NULL;
     if (!g->http || (!s->out_len && !role_first && !finish && !s->n_lp))
         return;
     char *chunk = oai_sse_chunk(&g->meta, s->index, s->out, s->out_len, finish, role_first, lp_take(s));

@@ -118,11 +118,10 @@ static void put_workers(struct out *o, struct cluster *c, const char *model)
 char *metrics_render(const struct metrics *m, struct cluster *c, int running, const char *model, size_t *len)
 {
     struct out o = {0};
-    static const char *reasons[MF_COUNT] = {"stop", "length", "abort", "error"};
     put(&o, "# HELP pdserve:request_success_total Finished sequences by finish reason.\n"
             "# TYPE pdserve:request_success_total counter\n");
-    for (int i = 0; i < MF_COUNT; i++)
-        put(&o, "pdserve:request_success_total{model_name=\"%s\",finished_reason=\"%s\"} %llu\n", model, reasons[i],
+    for (int i = FINISH_STOP; i < FINISH_COUNT; i++)
+        put(&o, "pdserve:request_success_total{model_name=\"%s\",finished_reason=\"%s\"} %llu\n", model, finish_name(i),
             (unsigned long long)m->finished[i]);
     put(&o, "# HELP pdserve:prompt_tokens_total Prompt tokens processed.\n# TYPE pdserve:prompt_tokens_total counter\n"
             "pdserve:prompt_tokens_total{model_name=\"%s\"} %llu\n", model, (unsigned long long)m->prompt_tokens);

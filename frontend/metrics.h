@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/engine/finish.h"
+
 #define METRICS_MAX_BUCKETS 20
 
 struct histogram {
@@ -19,10 +21,9 @@ struct histogram {
     double sum;
 };
 
-enum metrics_finish { MF_STOP, MF_LENGTH, MF_ABORT, MF_ERROR, MF_COUNT };
 
 struct metrics {
-    uint64_t finished[MF_COUNT];
+    uint64_t finished[FINISH_COUNT]; /* by enum finish; [FINISH_NONE] stays 0 */
     uint64_t prompt_tokens, generation_tokens;
     uint64_t http_requests[6]; /* by status class: 1xx..5xx, index 1..5 */
     struct histogram ttft, tpot, e2e, queue, fe_token;

@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(FINISH_NONE == 0 && FINISH_STOP == 1 && FINISH_LENGTH == 2 && FINISH_ABORT == 3 &&
+                   FINISH_ERROR == 4 && FINISH_COUNT == 5,
+               "TOKENS carries enum finish as a u8: its values are part of the wire format");
+
 /* ---- writing ---- */
 
 void wire_buf_free(struct wire_buf *b)
@@ -527,8 +531,8 @@ int wire_encode_tokens(struct wire_buf *b, uint64_t req_id, const struct wire_to
 {
     if (m->n > WIRE_MAX_TOKENS)
         return error_set(err, "wire: %u tokens in one TOKENS message exceeds %u", m->n, WIRE_MAX_TOKENS);
-    if (m->finish > WIRE_FINISH_ERROR)
-        return error_set(err, "wire: finish reason %u is not one of enum wire_finish", m->finish);
+    if (m->finish >= FINISH_COUNT)
+        return error_set(err, "wire: finish reason %u is not one of enum finish", m->finish);
     int lp = m->has_logprobs && m->logprobs;
     struct wr w;
     begin(&w, b, WIRE_TOKENS, req_id);
@@ -563,7 +567,7 @@ int wire_decode_tokens(const uint8_t *p, size_t len, struct wire_tokens *out, st
     memset(out, 0, sizeof *out);
     out->finish = get_u8(&r);
     out->has_logprobs = get_u8(&r);
-    if (out->finish > WIRE_FINISH_ERROR || out->has_logprobs > 1)
+    if (out->finish >= FINISH_COUNT || out->has_logprobs > 1)
         r.bad = 1;
     out->tokens = get_i32s(&r, &out->n, WIRE_MAX_TOKENS);
     if (out->has_logprobs && !r.bad)

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "common/util/error.h"
+#include "common/engine/finish.h"
 #include "common/engine/sample.h"
 
 #define WIRE_MAGIC 0x57534450u /* "PDSW" read as little-endian bytes */
@@ -57,13 +58,6 @@ enum wire_type {
 
 enum wire_role { WIRE_ROLE_FRONTEND = 1, WIRE_ROLE_PREFILL = 2, WIRE_ROLE_DECODE = 3, WIRE_ROLE_COLOCATED = 4 };
 
-enum wire_finish {
-    WIRE_FINISH_NONE = 0, /* more tokens follow */
-    WIRE_FINISH_STOP = 1, /* EOS or a stop token */
-    WIRE_FINISH_LENGTH = 2,
-    WIRE_FINISH_ABORT = 3,
-    WIRE_FINISH_ERROR = 4,
-};
 
 struct wire_hdr {
     uint16_t version;
@@ -154,7 +148,7 @@ struct wire_kv_done {
 /* TOKENS: u8 finish, u8 has_logprobs, u32 n, i32 tokens[n], then f32 logprobs[n] if has_logprobs.
  * Prefill → frontend (the first token) and decode → frontend (the rest). */
 struct wire_tokens {
-    uint8_t finish; /* enum wire_finish */
+    uint8_t finish; /* enum finish (finish.h fixes its values) */
     uint8_t has_logprobs;
     uint32_t n;
     int32_t *tokens;  /* owned by the message */

@@ -4,12 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *finish_name(enum finish f)
-{
-    static const char *names[] = {"none", "stop", "length", "abort", "error"};
-    return names[f];
-}
-
 int seq_init(struct seq *s, uint64_t id, const int32_t *prompt, int n_prompt,
              const struct sample_params *params, struct error *err)
 {

@@ -12,13 +12,12 @@
 #include <stdint.h>
 
 #include "common/util/error.h"
+#include "common/engine/finish.h"
 #include "common/engine/forward.h"
 #include "common/engine/kvcache.h"
 #include "common/engine/model.h"
 #include "common/engine/sample.h"
 
-enum finish { FINISH_NONE, FINISH_STOP, FINISH_LENGTH, FINISH_ABORT, FINISH_ERROR };
-const char *finish_name(enum finish f); /* "stop", "length", ... as OpenAI spells them */
 
 struct seq {
     uint64_t id;

@@ -107,7 +107,7 @@ static void abort_req(struct req *r)
     send_msg(r->p, &m);
     send_msg(r->d, &m);
     r->aborted = true;
-    finish(r, WIRE_FINISH_ABORT, NULL);
+    finish(r, FINISH_ABORT, NULL);
 }
 
 static void start_requests(void)
@@ -147,7 +147,7 @@ static void on_tokens(struct req *r, struct wire_tokens *t)
         }
         r->tokens[r->n++] = t->tokens[i];
     }
-    if (t->finish != WIRE_FINISH_NONE)
+    if (t->finish != FINISH_NONE)
         finish(r, t->finish, NULL);
     else if (D.abort_mode && ((!strcmp(D.abort_mode, "first-token") && r->n >= 1) ||
                               (D.abort_after && r->n >= D.abort_after)))
@@ -178,7 +178,7 @@ static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *ms
     if (msg->type == WIRE_TOKENS)
         on_tokens(r, &msg->u.tokens);
     else if (msg->type == WIRE_ERROR)
-        finish(r, WIRE_FINISH_ERROR, msg->u.error.message);
+        finish(r, FINISH_ERROR, msg->u.error.message);
 }
 
 static void on_peer_lost(struct ucx *u, struct ucx_peer *peer, const char *reason, void *user)
@@ -193,7 +193,7 @@ static void on_peer_lost(struct ucx *u, struct ucx_peer *peer, const char *reaso
             /* what the frontend does: the request ends with an error */
             D.reqs[i].p = D.reqs[i].p == w ? NULL : D.reqs[i].p;
             D.reqs[i].d = D.reqs[i].d == w ? NULL : D.reqs[i].d;
-            finish(&D.reqs[i], WIRE_FINISH_ERROR, "worker lost");
+            finish(&D.reqs[i], FINISH_ERROR, "worker lost");
         }
 }
 
