@@ -1,9 +1,13 @@
 /* kv_xfer.c — KV blocks between pools: registering pools, packing and unpacking rkeys, and sending a
  * layer's blocks as runs of contiguous blocks (kv_xfer.h) — by RMA put, or over tcp as messages that
- * the receiver checks and copies into the pool it offered. */
+ * the receiver checks and copies into the pool it offered.
+ *
+ * A layer on top of the transport core (ucx_internal.h): it keeps each peer's remote pool in the
+ * peer's extension slot, counts its runs' completions itself, and claims the core's KV message id
+ * while it offers a pool. The core never calls in here by name. */
 #include "proto/kv_xfer.h"
 
-#include <endian.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +21,15 @@ struct kvx_pool {
     uint8_t *base;
     uint32_t n_layers, n_blocks;
     uint64_t block_bytes;
+    bool offered; /* described to peers: KV runs sent as messages land here */
 };
 
-/* The AM header of a KV run sent as a message (little-endian on the wire). */
-struct kvx_am_hdr {
-    uint32_t layer, dst, count, reserved;
+/* A peer's pool, once attached (the peer's extension slot). */
+struct kvx_remote {
+    ucp_rkey_h rkey;
+    uint64_t base, block_bytes;
+    uint32_t n_layers, n_blocks;
+    bool by_am; /* send runs as messages, not puts (RMA to this peer is tcp's emulation) */
 };
 
 /* The runs of one kvx_put_layer call; the caller's callback fires when the last one completes. */
@@ -104,16 +112,21 @@ void kvx_pool_unmap(struct kvx_pool *p)
 {
     if (!p)
         return;
-    if (p->u->rx_pool == p)
-        p->u->rx_pool = NULL;
+    if (p->offered)
+        ucx_am_release(p->u, UCX_AM_KV);
     ucp_mem_unmap(p->u->ctx, p->memh);
     free(p);
 }
 
-int kvx_pool_describe(const struct kvx_pool *p, struct wire_pool *out, struct error *err)
+static ucs_status_t on_kv_run(void *arg, const void *header, size_t header_length, void *data, size_t length,
+                             const ucp_am_recv_param_t *param);
+
+int kvx_pool_describe(struct kvx_pool *p, struct wire_pool *out, struct error *err)
 {
     *out = (struct wire_pool){(uint64_t)(uintptr_t)p->base, p->n_layers, p->n_blocks, p->block_bytes, 0, NULL};
-    p->u->rx_pool = p;
+    if (!p->offered && ucx_am_claim(p->u, UCX_AM_KV, on_kv_run, p, err) < 0)
+        return -1;
+    p->offered = true;
     if (!p->u->rma)
         return 0; /* no remote key: peers send the blocks as messages */
     void *rkey;
@@ -143,12 +156,14 @@ int kvx_pool_describe(const struct kvx_pool *p, struct wire_pool *out, struct er
  * puts, and so does a pool in shared memory this process has mapped (a put is a memcpy). UCX 1.13
  * has no query for an endpoint's transports, so this reads the endpoint's printed configuration
  * ("lane[1]: 0:tcp/lo.0 ... rma_bw#0 ..."). */
-static int kv_by_am(const struct ucx_peer *peer)
+static bool kv_by_am(const struct ucx_peer *peer, const struct kvx_remote *r)
 {
+    if (!r->rkey)
+        return true;
     if (ucx_kv_mode() != UCX_KV_AUTO)
         return ucx_kv_mode() == UCX_KV_AM;
     void *mapped;
-    if (ucp_rkey_ptr(peer->rkey, peer->rbase, &mapped) == UCS_OK)
+    if (ucp_rkey_ptr(r->rkey, r->base, &mapped) == UCS_OK)
         return 0;
     char *text = NULL;
     size_t len = 0;
@@ -157,12 +172,26 @@ static int kv_by_am(const struct ucx_peer *peer)
         return 1;
     ucp_ep_print_info(peer->ep, f);
     fclose(f);
-    int am = 1; /* no RMA lane at all: messages work everywhere */
+    bool am = true; /* no RMA lane at all: messages work everywhere */
     for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n"))
         if (strstr(line, "rma_bw#0"))
             am = strstr(line, ":tcp/") != NULL;
     free(text);
     return am;
+}
+
+static void remote_free(void *ext)
+{
+    struct kvx_remote *r = ext;
+    if (r->rkey)
+        ucp_rkey_destroy(r->rkey);
+    free(r);
+}
+
+/* The pool attached to peer, or NULL. */
+static const struct kvx_remote *remote_of(const struct ucx_peer *peer)
+{
+    return peer->ext_free == remote_free ? peer->ext : NULL;
 }
 
 int kvx_peer_attach(struct ucx_peer *peer, const struct wire_pool *remote, struct error *err)
@@ -180,20 +209,26 @@ int kvx_peer_attach(struct ucx_peer *peer, const struct wire_pool *remote, struc
             return error_set(err, "kv_xfer: unpacking the rkey of %s: %s (do both sides share a UCX_TLS "
                                   "transport that supports RMA?)", peer->name, ucs_status_string(st));
     }
-    if (peer->rkey)
-        ucp_rkey_destroy(peer->rkey);
-    peer->rkey = rkey;
-    peer->rbase = remote->base;
-    peer->rlayers = remote->n_layers;
-    peer->rblocks = remote->n_blocks;
-    peer->rblock_bytes = remote->block_bytes;
-    peer->kv_by_am = !rkey || kv_by_am(peer);
-    log_debug("kv_xfer: KV blocks to %s go by %s", peer->name, peer->kv_by_am ? "message (tcp)" : "RMA put");
+    struct kvx_remote *r = calloc(1, sizeof *r);
+    if (!r) {
+        if (rkey)
+            ucp_rkey_destroy(rkey);
+        return error_set(err, "kv_xfer: out of memory attaching the pool of %s", peer->name);
+    }
+    *r = (struct kvx_remote){rkey, remote->base, remote->block_bytes, remote->n_layers, remote->n_blocks, false};
+    r->by_am = kv_by_am(peer, r);
+    if (peer->ext_free)
+        peer->ext_free(peer->ext);
+    peer->ext = r;
+    peer->ext_free = remote_free;
+    log_debug("kv_xfer: KV blocks to %s go by %s", peer->name, r->by_am ? "message (tcp)" : "RMA put");
     return 0;
 }
 
-void kvx_batch_part_done(struct kvx_batch *b, ucs_status_t st)
+/* One run of a batch completed (inside progress): the caller's callback once the last one has. */
+static void batch_part_done(void *arg, ucs_status_t st)
 {
+    struct kvx_batch *b = arg;
     if (st != UCS_OK) {
         b->u->stats.put_errors++;
         if (b->status == UCS_OK)
@@ -206,24 +241,24 @@ void kvx_batch_part_done(struct kvx_batch *b, ucs_status_t st)
     free(b);
 }
 
-static int check_put(const struct ucx_peer *peer, const struct kvx_pool *local, uint32_t layer,
-                     const uint32_t *src, const uint32_t *dst, uint32_t n, struct error *err)
+static int check_put(const struct ucx_peer *peer, const struct kvx_remote *r, const struct kvx_pool *local,
+                     uint32_t layer, const uint32_t *src, const uint32_t *dst, uint32_t n, struct error *err)
 {
     if (peer->state != UCX_PEER_OPEN || !peer->ep)
         return error_set(err, "kv_xfer: peer %s is gone", peer->name);
-    if (!peer->rlayers)
+    if (!r)
         return error_set(err, "kv_xfer: no KV pool attached to peer %s (its REGISTER not seen yet?)", peer->name);
-    if (peer->rblock_bytes != local->block_bytes)
+    if (r->block_bytes != local->block_bytes)
         return error_set(err, "kv_xfer: block size differs: %llu bytes here, %llu at %s (different model or "
                               "block_size?)", (unsigned long long)local->block_bytes,
-                         (unsigned long long)peer->rblock_bytes, peer->name);
-    if (layer >= local->n_layers || layer >= peer->rlayers)
+                         (unsigned long long)r->block_bytes, peer->name);
+    if (layer >= local->n_layers || layer >= r->n_layers)
         return error_set(err, "kv_xfer: layer %u out of range (%u here, %u at %s)", layer, local->n_layers,
-                         peer->rlayers, peer->name);
+                         r->n_layers, peer->name);
     for (uint32_t i = 0; i < n; i++)
-        if (src[i] >= local->n_blocks || dst[i] >= peer->rblocks)
+        if (src[i] >= local->n_blocks || dst[i] >= r->n_blocks)
             return error_set(err, "kv_xfer: block pair %u -> %u out of range (%u here, %u at %s)", src[i],
-                             dst[i], local->n_blocks, peer->rblocks, peer->name);
+                             dst[i], local->n_blocks, r->n_blocks, peer->name);
     return 0;
 }
 
@@ -232,10 +267,10 @@ static int check_put(const struct ucx_peer *peer, const struct kvx_pool *local, 
 static ucs_status_ptr_t send_run(struct ucx_peer *peer, struct ucx_op *op, uint32_t layer, uint32_t dst,
                                  uint32_t count, const void *from, size_t bytes)
 {
-    struct kvx_am_hdr *h = malloc(sizeof *h);
+    uint8_t *h = malloc(WIRE_KV_RUN_SIZE);
     if (!h)
         return UCS_STATUS_PTR(UCS_ERR_NO_MEMORY);
-    *h = (struct kvx_am_hdr){htole32(layer), htole32(dst), htole32(count), 0};
+    wire_encode_kv_run(h, &(struct wire_kv_run){layer, dst, count});
     op->buf = h;
     ucp_request_param_t rp = {
         .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_FLAGS,
@@ -243,45 +278,47 @@ static ucs_status_ptr_t send_run(struct ucx_peer *peer, struct ucx_op *op, uint3
         .user_data = op,
         .flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER,
     };
-    return ucp_am_send_nbx(peer->ep, UCX_AM_KV, h, sizeof *h, from, bytes, &rp);
+    return ucp_am_send_nbx(peer->ep, UCX_AM_KV, h, WIRE_KV_RUN_SIZE, from, bytes, &rp);
 }
 
 /* Posts one run of `count` consecutive blocks; its completion counts down the batch. */
-static void put_run(struct ucx_peer *peer, const struct kvx_pool *local, struct kvx_batch *b, uint32_t layer,
-                    uint32_t src, uint32_t dst, uint32_t count)
+static void put_run(struct ucx_peer *peer, const struct kvx_remote *r, const struct kvx_pool *local,
+                    struct kvx_batch *b, uint32_t layer, uint32_t src, uint32_t dst, uint32_t count)
 {
     if (peer->state != UCX_PEER_OPEN || !peer->ep) { /* failed during an earlier run of this call */
-        kvx_batch_part_done(b, UCS_ERR_CONNECTION_RESET);
+        batch_part_done(b, UCS_ERR_CONNECTION_RESET);
         return;
     }
     struct ucx_op *op = ucx_op_new(peer, NULL, NULL);
     if (!op) {
-        kvx_batch_part_done(b, UCS_ERR_NO_MEMORY);
+        batch_part_done(b, UCS_ERR_NO_MEMORY);
         return;
     }
-    op->batch = b;
+    op->raw_done = batch_part_done;
+    op->raw_arg = b;
     size_t bytes = (size_t)count * local->block_bytes;
     const uint8_t *from = local->base + kvx_block_offset(layer, src, local->n_blocks, local->block_bytes);
     peer->u->stats.puts++;
     peer->u->stats.put_bytes += bytes;
-    if (peer->kv_by_am) {
+    if (r->by_am) {
         ucx_op_track(op, send_run(peer, op, layer, dst, count, from, bytes));
         return;
     }
-    uint64_t to = peer->rbase + kvx_block_offset(layer, dst, peer->rblocks, peer->rblock_bytes);
+    uint64_t to = r->base + kvx_block_offset(layer, dst, r->n_blocks, r->block_bytes);
     ucp_request_param_t rp = {
         .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_MEMH,
         .cb.send = ucx_op_request_cb,
         .user_data = op,
         .memh = local->memh,
     };
-    ucx_op_track(op, ucp_put_nbx(peer->ep, from, bytes, to, peer->rkey, &rp));
+    ucx_op_track(op, ucp_put_nbx(peer->ep, from, bytes, to, r->rkey, &rp));
 }
 
 int kvx_put_layer(struct ucx_peer *peer, const struct kvx_pool *local, uint32_t layer, const uint32_t *src,
                   const uint32_t *dst, uint32_t n, ucx_done_cb cb, void *arg, struct error *err)
 {
-    if (check_put(peer, local, layer, src, dst, n, err))
+    const struct kvx_remote *r = remote_of(peer);
+    if (check_put(peer, r, local, layer, src, dst, n, err))
         return -1;
     struct kvx_batch *b = calloc(1, sizeof *b);
     if (!b)
@@ -293,21 +330,20 @@ int kvx_put_layer(struct ucx_peer *peer, const struct kvx_pool *local, uint32_t 
         while (i + run < n && src[i + run] == src[i] + run && dst[i + run] == dst[i] + run)
             run++;
         b->pending++;
-        put_run(peer, local, b, layer, src[i], dst[i], run);
+        put_run(peer, r, local, b, layer, src[i], dst[i], run);
         i += run;
     }
-    kvx_batch_part_done(b, UCS_OK);
+    batch_part_done(b, UCS_OK);
     return 0;
 }
 
 int kvx_run_place(const void *header, size_t header_length, size_t length, uint32_t n_layers, uint32_t n_blocks,
                   uint64_t block_bytes, struct kvx_run *run)
 {
-    struct kvx_am_hdr h = {0};
-    if (header_length == sizeof h)
-        memcpy(&h, header, sizeof h);
-    *run = (struct kvx_run){le32toh(h.layer), le32toh(h.dst), le32toh(h.count), 0};
-    if (header_length != sizeof h || !run->count || run->layer >= n_layers || run->dst >= n_blocks ||
+    struct wire_kv_run h;
+    int bad = wire_decode_kv_run(header, header_length, &h);
+    *run = (struct kvx_run){h.layer, h.dst, h.count, 0};
+    if (bad || !run->count || run->layer >= n_layers || run->dst >= n_blocks ||
         run->count > n_blocks - run->dst || length != (size_t)run->count * block_bytes)
         return -1;
     run->offset = kvx_block_offset(run->layer, run->dst, n_blocks, block_bytes);
@@ -318,8 +354,6 @@ int kvx_run_place(const void *header, size_t header_length, size_t length, uint3
 static const char *run_refusal(const struct kvx_pool *pool, const struct ucx_peer *p, int rndv,
                                const void *header, size_t header_length, size_t length, struct kvx_run *run)
 {
-    if (!pool)
-        return "no pool offered";
     if (kvx_run_place(header, header_length, length, pool->n_layers, pool->n_blocks, pool->block_bytes, run))
         return "does not fit the pool";
     if (rndv)
@@ -329,13 +363,14 @@ static const char *run_refusal(const struct kvx_pool *pool, const struct ucx_pee
     return NULL;
 }
 
-/* A KV run sent as a message: checked against the pool this process offered, then copied into it.
- * A run that does not fit that pool exactly is refused and counted, never written. */
-ucs_status_t kvx_on_am(void *arg, const void *header, size_t header_length, void *data, size_t length,
-                       const ucp_am_recv_param_t *param)
+/* A KV run sent as a message (the handler of UCX_AM_KV while `arg`, a pool, is offered): checked
+ * against that pool, then copied into it. A run that does not fit it exactly is refused and
+ * counted, never written. */
+static ucs_status_t on_kv_run(void *arg, const void *header, size_t header_length, void *data, size_t length,
+                             const ucp_am_recv_param_t *param)
 {
-    struct ucx *u = arg;
-    const struct kvx_pool *pool = u->rx_pool;
+    const struct kvx_pool *pool = arg;
+    struct ucx *u = pool->u;
     struct ucx_peer *p = NULL;
     if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)
         p = ucx_peer_by_ep(u, param->reply_ep);

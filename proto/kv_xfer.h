@@ -41,9 +41,11 @@ void *kvx_pool_base(const struct kvx_pool *p);
  * then this, then ucx_destroy). */
 void kvx_pool_unmap(struct kvx_pool *p);
 
-/* Fills *out with the pool's address, layout and packed rkey for a REGISTER message. out->rkey is
- * malloc'd and owned by the caller (free it after encoding). */
-int kvx_pool_describe(const struct kvx_pool *p, struct wire_pool *out, struct error *err);
+/* Fills *out with the pool's address, layout and packed rkey for a REGISTER message, and offers the
+ * pool: from now on KV runs that peers send as messages land in it (one pool per process offers;
+ * kvx_pool_unmap withdraws it). out->rkey is malloc'd and owned by the caller (free it after
+ * encoding). */
+int kvx_pool_describe(struct kvx_pool *p, struct wire_pool *out, struct error *err);
 
 /* Unpacks a remote pool's rkey on this peer's endpoint and remembers its layout, replacing any
  * earlier one. Checks the layout is sane (non-empty, no overflow). */

@@ -28,8 +28,8 @@ struct ucx_op *ucx_op_new(struct ucx_peer *p, ucx_done_cb cb, void *arg)
 void ucx_op_finish(struct ucx_op *op, ucs_status_t st)
 {
     struct ucx_peer *p = op->peer;
-    if (op->batch) {
-        kvx_batch_part_done(op->batch, st);
+    if (op->raw_done) {
+        op->raw_done(op->raw_arg, st);
     } else {
         if (st != UCS_OK && op->is_send) {
             p->u->stats.send_errors++;
@@ -324,7 +324,22 @@ static ucs_status_t on_heartbeat(void *arg, const void *header, size_t header_le
     return UCS_OK;
 }
 
-static int set_handler(struct ucx *u, unsigned id, ucp_am_recv_callback_t cb, struct error *err)
+/* What arrives with an id reserved for a layer on top that has not claimed it (a process that
+ * offered no KV pool receiving KV runs): refused and counted, never read. */
+static ucs_status_t on_unclaimed(void *arg, const void *header, size_t header_length, void *data, size_t length,
+                                 const ucp_am_recv_param_t *param)
+{
+    struct ucx *u = arg;
+    (void)header, (void)header_length;
+    u->stats.rejected++;
+    if (u->stats.rejected <= 20 || u->stats.rejected % 1000 == 0)
+        log_warn("ucx: refused a %zu-byte message on an Active Message id nothing here uses", length);
+    if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV)
+        ucp_am_data_release(u->worker, data);
+    return UCS_OK;
+}
+
+int ucx_am_claim(struct ucx *u, unsigned id, ucp_am_recv_callback_t cb, void *arg, struct error *err)
 {
     ucp_am_handler_param_t hp = {
         .field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB |
@@ -332,7 +347,7 @@ static int set_handler(struct ucx *u, unsigned id, ucp_am_recv_callback_t cb, st
         .id = id,
         .flags = UCP_AM_FLAG_WHOLE_MSG,
         .cb = cb,
-        .arg = u,
+        .arg = arg,
     };
     ucs_status_t st = ucp_worker_set_am_recv_handler(u->worker, &hp);
     if (st != UCS_OK)
@@ -340,10 +355,17 @@ static int set_handler(struct ucx *u, unsigned id, ucp_am_recv_callback_t cb, st
     return 0;
 }
 
+void ucx_am_release(struct ucx *u, unsigned id)
+{
+    struct error err;
+    if (ucx_am_claim(u, id, on_unclaimed, u, &err) < 0)
+        log_warn("%s", err.msg);
+}
+
 int ucx_am_init(struct ucx *u, struct error *err)
 {
-    return set_handler(u, UCX_AM_ID, on_am, err) || set_handler(u, UCX_AM_HEARTBEAT, on_heartbeat, err) ||
-                   set_handler(u, UCX_AM_KV, kvx_on_am, err)
+    return ucx_am_claim(u, UCX_AM_ID, on_am, u, err) || ucx_am_claim(u, UCX_AM_HEARTBEAT, on_heartbeat, u, err) ||
+                   ucx_am_claim(u, UCX_AM_KV, on_unclaimed, u, err)
                ? -1
                : 0;
 }

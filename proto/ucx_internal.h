@@ -1,5 +1,7 @@
-/* ucx_internal.h — the transport's private structures, shared by ucx.c (context, loop, events),
- * ucx_peer.c (listener, endpoints, failure), ucx_am.c (messages) and kv_xfer.c (RMA). Not for use
+/* ucx_internal.h — the transport core's private structures, shared by ucx.c (context, loop, events),
+ * ucx_peer.c (listener, endpoints, failure) and ucx_am.c (messages), and the hooks a layer on top of
+ * the core uses (kv_xfer.c): a per-peer extension slot, operations whose completion that layer counts
+ * itself, and Active Message ids it claims. The core never calls such a layer by name. Not for use
  * outside proto/. */
 #ifndef PD_UCX_INTERNAL_H
 #define PD_UCX_INTERNAL_H
@@ -43,11 +45,10 @@ struct ucx_peer {
      * are held until then (ucx_am.c). Accepted peers are proven from the start. */
     int proven;
     struct ucx_op *held_head, *held_tail;
-    /* The remote KV pool (kv_xfer.c), once attached. */
-    ucp_rkey_h rkey;
-    uint64_t rbase, rblock_bytes;
-    uint32_t rlayers, rblocks;
-    int kv_by_am; /* send KV runs as messages, not puts (RMA over this peer is tcp's emulation) */
+    /* What a layer on top keeps per peer (kv_xfer.c: the remote pool); ext_free(ext) runs when the
+     * peer is freed. */
+    void *ext;
+    void (*ext_free)(void *ext);
 };
 
 struct ucx {
@@ -70,7 +71,6 @@ struct ucx {
     struct ucx_peer *peers;
     struct ucx_ev *ev_head, *ev_tail;
     struct ucx_stats stats;
-    const struct kvx_pool *rx_pool; /* the pool offered to peers (kvx_pool_describe): KV messages land here */
     int rma;                        /* UCP_FEATURE_RMA is on (ucx.c: only with RDMA, or asked for) */
 };
 
@@ -80,7 +80,10 @@ struct ucx_op {
     ucx_done_cb cb;
     void *arg;
     void *buf;            /* freed on completion (an encoded message) */
-    struct kvx_batch *batch; /* a put that belongs to a multi-run transfer (kv_xfer.c) */
+    /* Set by a layer that counts completions itself (kv_xfer.c's runs): called inside progress with
+     * the UCX status instead of queueing cb as a DONE event. */
+    void (*raw_done)(void *raw_arg, ucs_status_t st);
+    void *raw_arg;
     int is_send;             /* counts in stats.send_errors when it fails */
     int is_flush;            /* a held flush (else a held send of buf[len]) */
     size_t len;
@@ -110,17 +113,11 @@ void ucx_peers_close_all(struct ucx *u);
 /* Sends a heartbeat to every open peer and declares lost those silent for peer_timeout_ms. */
 void ucx_peers_heartbeat(struct ucx *u);
 
-/* kv_xfer.c: one run of a multi-run put finished; the handler of KV runs sent as messages. */
-struct kvx_batch;
-void kvx_batch_part_done(struct kvx_batch *b, ucs_status_t st);
-ucs_status_t kvx_on_am(void *arg, const void *header, size_t header_length, void *data, size_t length,
-                       const ucp_am_recv_param_t *param);
-
 /* ucx_am.c */
 #define UCX_AM_ID 7
 #define UCX_AM_HEARTBEAT 8 /* no data; sent with REPLY every UCX_HEARTBEAT_MS */
 #define UCX_HEARTBEAT_MS 1000
-#define UCX_AM_KV 9 /* a run of KV blocks: struct kvx_am_hdr as the AM header, the blocks as data */
+#define UCX_AM_KV 9 /* a run of KV blocks: wire_kv_run as the AM header, the blocks as data (kv_xfer.c) */
 void ucx_send_heartbeat(struct ucx_peer *p);
 /* Something arrived from p (inside progress): liveness, and the first time, proof that the
  * connection carries messages (an UCX_EV_PROVEN event then posts what was held). */
@@ -129,6 +126,12 @@ void ucx_peer_heard(struct ucx_peer *p);
 void ucx_peer_release_held(struct ucx_peer *p);
 void ucx_peer_fail_held(struct ucx_peer *p);
 int ucx_am_init(struct ucx *u, struct error *err);
+/* Hands Active Message id `id` to a layer on top: cb(arg, ...) receives what arrives with it from now
+ * on (UCP_AM_FLAG_WHOLE_MSG). Until an id the core reserved for such a layer (UCX_AM_KV) is claimed,
+ * the core refuses and counts what arrives with it. */
+int ucx_am_claim(struct ucx *u, unsigned id, ucp_am_recv_callback_t cb, void *arg, struct error *err);
+/* Gives a claimed id back to the core, which refuses what arrives with it again. */
+void ucx_am_release(struct ucx *u, unsigned id);
 
 /* A UCX request callback for every op: frees the request, queues the op's DONE, frees the op. */
 struct ucx_op *ucx_op_new(struct ucx_peer *p, ucx_done_cb cb, void *arg);

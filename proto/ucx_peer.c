@@ -41,8 +41,8 @@ void ucx_peer_unref(struct ucx_peer *p)
         pp = &(*pp)->next;
     if (*pp)
         *pp = p->next;
-    if (p->rkey)
-        ucp_rkey_destroy(p->rkey);
+    if (p->ext_free)
+        p->ext_free(p->ext);
     free(p);
 }
 

@@ -698,6 +698,30 @@ void wire_msg_release(struct wire_msg *m)
     memset(m, 0, sizeof *m);
 }
 
+/* ---- KV run headers (fixed size, no wire header of their own) ---- */
+
+void wire_encode_kv_run(uint8_t out[WIRE_KV_RUN_SIZE], const struct wire_kv_run *r)
+{
+    struct wire_buf b = {out, 0, WIRE_KV_RUN_SIZE}; /* exactly the four fields fit: never grown */
+    struct wr w = {&b, 0, 0};
+    put_u32(&w, r->layer);
+    put_u32(&w, r->dst);
+    put_u32(&w, r->count);
+    put_u32(&w, 0);
+}
+
+int wire_decode_kv_run(const void *buf, size_t len, struct wire_kv_run *out)
+{
+    struct rd r = {buf, len, 0, 0};
+    *out = (struct wire_kv_run){0};
+    if (len != WIRE_KV_RUN_SIZE)
+        return -1;
+    out->layer = get_u32(&r);
+    out->dst = get_u32(&r);
+    out->count = get_u32(&r);
+    return 0;
+}
+
 const char *wire_type_name(unsigned type)
 {
     static const char *names[] = {"?", "REGISTER", "LOAD", "GENERATE", "KV_RESERVE", "KV_GRANT",

@@ -170,6 +170,14 @@ struct wire_error {
     char message[WIRE_ERRMSG_MAX];
 };
 
+/* A KV run: the header of a run of KV blocks sent as a message rather than put (kv_xfer.h). It is
+ * the Active Message header, the blocks themselves the message data: 16 bytes, u32 layer, u32 dst
+ * (the first block), u32 count, u32 reserved 0. */
+#define WIRE_KV_RUN_SIZE 16
+struct wire_kv_run {
+    uint32_t layer, dst, count;
+};
+
 /* A message: header fields plus the payload of its type. */
 struct wire_msg {
     uint16_t type;
@@ -209,6 +217,12 @@ int wire_encode_abort(struct wire_buf *b, uint64_t req_id, struct error *err);
 int wire_encode_error(struct wire_buf *b, uint64_t req_id, const struct wire_error *m, struct error *err);
 /* Dispatches on m->type to the encoder above. */
 int wire_encode(struct wire_buf *b, const struct wire_msg *m, struct error *err);
+
+/* Writes a KV run header; it never fails. */
+void wire_encode_kv_run(uint8_t out[WIRE_KV_RUN_SIZE], const struct wire_kv_run *r);
+/* Reads one from `len` received bytes: -1 when len is not WIRE_KV_RUN_SIZE (*out is then zeroed).
+ * The reserved field is ignored; whether the run fits a pool is the receiver's check (kv_xfer.c). */
+int wire_decode_kv_run(const void *buf, size_t len, struct wire_kv_run *out);
 
 /* Parses and checks the 24-byte header of a received message of `len` bytes: magic, version, known
  * type, and length == len - 24. Returns 0 or -1 with err saying what was wrong. */

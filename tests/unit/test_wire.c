@@ -214,6 +214,21 @@ static void test_mutations(void)
     fprintf(stderr, "mutations: %d of %d still decoded (and re-encoded identically)\n", accepted, total);
 }
 
+/* The KV run header: its bytes, and a decoder that takes exactly 16 of them. */
+static void test_kv_run(void)
+{
+    uint8_t b[WIRE_KV_RUN_SIZE + 1];
+    static const uint8_t golden[WIRE_KV_RUN_SIZE] = {3, 0, 0, 0, 0x10, 0x20, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0};
+    wire_encode_kv_run(b, &(struct wire_kv_run){3, 0x2010, 7});
+    CHECK(memcmp(b, golden, sizeof golden) == 0);
+    struct wire_kv_run r;
+    CHECK(wire_decode_kv_run(b, WIRE_KV_RUN_SIZE, &r) == 0);
+    CHECK(r.layer == 3 && r.dst == 0x2010 && r.count == 7);
+    CHECK(wire_decode_kv_run(b, WIRE_KV_RUN_SIZE - 1, &r) < 0 && r.count == 0);
+    CHECK(wire_decode_kv_run(b, WIRE_KV_RUN_SIZE + 1, &r) < 0 && r.layer == 0);
+    CHECK(wire_decode_kv_run(NULL, 0, &r) < 0);
+}
+
 static void test_parse_addr(void)
 {
     char host[64];
@@ -238,6 +253,7 @@ int main(void)
 {
     RUN(test_round_trip_every_type);
     RUN(test_golden_bytes);
+    RUN(test_kv_run);
     RUN(test_truncated_and_padded);
     RUN(test_bad_header);
     RUN(test_lying_counts);
