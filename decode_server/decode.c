@@ -4,65 +4,108 @@
  *   KV_RESERVE ─▶ blocks free? KV_GRANT : KV_WAIT (FCFS; granted as blocks come back)
  *   KV_DONE    ─▶ the sequence (prompt + first token + sampler state) joins the running batch; KV_ACK
  *   tokens from the engine ─▶ TOKENS to the frontend, several per message when they piled up
- *   ABORT      ─▶ whatever the request holds is freed at once */
+ *   ABORT      ─▶ whatever the request holds is freed at once
+ *
+ * What a request needs to end (its abort mail to the engine) is allocated when it starts, so that
+ * ending a request never depends on an allocation. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode.h"
-#include "common/util/idmap.h"
-#include "proto/kv_xfer.h"
 #include "common/util/log.h"
+#include "decode.h"
 
-enum dreq_state { DR_WAITING, DR_GRANTED, DR_RUNNING };
+enum dreq_state {
+    DR_WAITING, /* reserved for, no blocks yet: in the wait queue */
+    DR_GRANTED, /* blocks granted: its prefill worker writes into them until its KV_DONE or ABORT */
+    DR_RUNNING, /* the engine has the sequence and its blocks */
+};
 
 struct dreq {
     uint64_t id;
-    enum dreq_state state;
-    struct ucx_peer *prefill; /* NULL when colocated */
+    enum dreq_state state; /* DR_WAITING until granted (a new request is not queued yet) */
+    struct ucx_peer *prefill; /* NULL when colocated, or once its prefill worker is gone */
     uint32_t n_tokens;        /* reserved for */
     struct kv_seq kv;         /* granted blocks until the engine takes them */
     bool logprobs;
     bool aborted;             /* ended by the frontend; its blocks wait for the prefill to stop writing */
+    struct dc_abort *abort;   /* posted to the engine if the request ends while running */
     struct dreq *next_waiting;
 };
 
-static struct idmap reqs;
-static struct dreq *wait_head, *wait_tail;
-static struct kvx_pool *pool;
+static struct dc_state *state_of(struct worker *w)
+{
+    return w->state;
+}
 
 static void send_simple(struct ucx_peer *p, uint16_t type, uint64_t id)
 {
     struct wire_msg m = {.type = type, .req_id = id};
     struct error err;
     if (p && ucx_send(p, &m, NULL, NULL, &err) < 0)
-        log_warn("sending %s: %s", wire_type_name(type), err.msg);
+        log_warn("request %llu: sending %s: %s", (unsigned long long)id, wire_type_name(type), err.msg);
 }
 
-static void unlink_waiting(struct dreq *r)
+/* Tells a prefill worker why its request cannot go on here; it passes the reason to the frontend. */
+static void refuse(struct ucx_peer *p, uint64_t id, uint32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void refuse(struct ucx_peer *p, uint64_t id, uint32_t code, const char *fmt, ...)
 {
-    struct dreq **pp = &wait_head, *prev = NULL;
+    struct wire_msg m = {.type = WIRE_ERROR, .req_id = id};
+    m.u.error.code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m.u.error.message, sizeof m.u.error.message, fmt, ap);
+    va_end(ap);
+    log_warn("request %llu from %s refused: %s", (unsigned long long)id, ucx_peer_name(p), m.u.error.message);
+    struct error err;
+    if (ucx_send(p, &m, NULL, NULL, &err) < 0)
+        log_warn("request %llu: sending ERROR: %s", (unsigned long long)id, err.msg);
+}
+
+/* A new request, known by id from now on; NULL when memory ran out. */
+static struct dreq *new_request(struct dc_state *d, uint64_t id, struct ucx_peer *prefill, uint32_t n_tokens)
+{
+    struct dreq *r = calloc(1, sizeof *r);
+    struct dc_abort *a = calloc(1, sizeof *a);
+    if (!r || !a || idmap_put(&d->reqs, id, r) < 0) {
+        free(r), free(a);
+        return NULL;
+    }
+    *r = (struct dreq){.id = id, .prefill = prefill, .n_tokens = n_tokens, .abort = a};
+    a->mail.type = DC_ABORT;
+    a->req_id = id;
+    return r;
+}
+
+static void unlink_waiting(struct dc_state *d, struct dreq *r)
+{
+    struct dreq **pp = &d->wait_head, *prev = NULL;
     for (; *pp && *pp != r; pp = &(*pp)->next_waiting)
         prev = *pp;
     if (!*pp)
         return;
     *pp = r->next_waiting;
-    if (wait_tail == r)
-        wait_tail = prev;
+    if (d->wait_tail == r)
+        d->wait_tail = prev;
+    d->n_waiting--;
 }
 
-/* Forgets r, giving back whatever it holds. */
-static void drop(struct worker *w, struct dreq *r)
+/* Forgets r, giving back whatever it holds. A running sequence is taken from the engine too, unless
+ * the engine itself ended it (`engine_done`). */
+static void forget(struct worker *w, struct dreq *r, bool engine_done)
 {
+    struct dc_state *d = state_of(w);
     if (r->state == DR_WAITING)
-        unlink_waiting(r);
-    else if (r->state == DR_RUNNING) {
-        struct dc_abort *m = calloc(1, sizeof *m);
-        m->mail.type = DC_ABORT;
-        m->req_id = r->id;
-        mailbox_post(&w->to_engine, &m->mail);
+        unlink_waiting(d, r);
+    if (r->state == DR_RUNNING && !engine_done) {
+        mailbox_post(&w->to_engine, &r->abort->mail);
+        r->abort = NULL;
     }
     kv_seq_release(&w->engine.kv, &r->kv);
-    idmap_del(&reqs, r->id);
+    idmap_del(&d->reqs, r->id);
+    free(r->abort);
     free(r);
 }
 
@@ -76,110 +119,183 @@ static void abort_request(struct worker *w, struct dreq *r)
         r->aborted = true;
         return;
     }
-    drop(w, r);
+    forget(w, r, false);
 }
 
-/* Blocks are granted only while a margin stays free for the running sequences to grow into. */
-static bool try_grant(struct worker *w, struct dreq *r)
+enum grant_result { GRANT_DONE, GRANT_LATER, GRANT_FAILED };
+
+/* Blocks are granted only while a margin stays free for the running sequences to grow into. On
+ * GRANT_DONE the caller marks r granted. */
+static enum grant_result try_grant(struct worker *w, struct dreq *r)
 {
     struct kv_pool *kv = &w->engine.kv;
     int margin = kv->n_blocks / 100 + 1, need = kv_blocks_for(kv, (int)r->n_tokens);
     if (kv->n_blocks - kv_used(kv) - need < margin && kv_used(kv) > 0)
-        return false;
+        return GRANT_LATER;
     if (kv_seq_reserve(kv, &r->kv, (int)r->n_tokens) < 0)
-        return false;
-    struct wire_msg m = {.type = WIRE_KV_GRANT, .req_id = r->id};
+        return GRANT_LATER;
     uint32_t *ids = malloc((size_t)r->kv.n_blocks * sizeof *ids);
+    if (!ids) {
+        kv_seq_release(kv, &r->kv);
+        return GRANT_FAILED;
+    }
     for (int i = 0; i < r->kv.n_blocks; i++)
         ids[i] = (uint32_t)r->kv.blocks[i];
+    struct wire_msg m = {.type = WIRE_KV_GRANT, .req_id = r->id};
     m.u.grant = (struct wire_kv_grant){(uint32_t)r->kv.n_blocks, ids};
     struct error err;
-    if (ucx_send(r->prefill, &m, NULL, NULL, &err) < 0)
+    if (ucx_send(r->prefill, &m, NULL, NULL, &err) < 0) /* its peer-lost handling gives the blocks back */
         log_warn("request %llu: KV_GRANT: %s", (unsigned long long)r->id, err.msg);
     free(ids);
-    r->state = DR_GRANTED;
-    return true;
+    return GRANT_DONE;
+}
+
+/* A reservation that could not be granted for want of memory ends with an error, not a stall. */
+static void grant_failed(struct worker *w, struct dreq *r)
+{
+    refuse(r->prefill, r->id, WIRE_ERR_INTERNAL, "the decode worker ran out of memory granting KV blocks");
+    forget(w, r, false);
 }
 
 static void grant_waiting(struct worker *w)
 {
-    while (wait_head && try_grant(w, wait_head)) {
-        struct dreq *r = wait_head;
-        wait_head = r->next_waiting;
-        if (!wait_head)
-            wait_tail = NULL;
+    struct dc_state *d = state_of(w);
+    for (struct dreq *r; (r = d->wait_head);) {
+        enum grant_result g = try_grant(w, r);
+        if (g == GRANT_LATER)
+            return;
+        if (g == GRANT_FAILED) {
+            grant_failed(w, r); /* unlinks it */
+            continue;
+        }
+        unlink_waiting(d, r);
+        r->state = DR_GRANTED;
     }
 }
 
 static void on_reserve(struct worker *w, struct ucx_peer *from, uint64_t id, struct wire_kv_reserve *res)
 {
+    struct dc_state *d = state_of(w);
     log_debug("request %llu: KV_RESERVE for %u tokens from %s", (unsigned long long)id, res->n_tokens,
               ucx_peer_name(from));
-    if (idmap_get(&reqs, id) || res->n_tokens == 0 || res->n_tokens >= (uint32_t)w->model->cfg.max_pos) {
-        struct wire_msg m = {.type = WIRE_ERROR, .req_id = id};
-        m.u.error.code = WIRE_ERR_PROTOCOL;
-        snprintf(m.u.error.message, sizeof m.u.error.message, "KV_RESERVE for %u tokens refused",
-                 res->n_tokens);
-        struct error err;
-        ucx_send(from, &m, NULL, NULL, &err);
+    if (idmap_get(&d->reqs, id)) {
+        refuse(from, id, WIRE_ERR_PROTOCOL, "request id %llu is already in use on this decode worker",
+               (unsigned long long)id);
         return;
     }
-    struct dreq *r = calloc(1, sizeof *r);
-    r->id = id;
-    r->prefill = from;
-    r->n_tokens = res->n_tokens;
-    idmap_put(&reqs, id, r);
-    if (!wait_head && try_grant(w, r))
+    if (res->n_tokens == 0 || res->n_tokens >= (uint32_t)w->model->cfg.max_pos) {
+        refuse(from, id, WIRE_ERR_BAD_REQUEST, "KV_RESERVE for %u tokens: the model's context is %d tokens",
+               res->n_tokens, w->model->cfg.max_pos);
         return;
+    }
+    struct dreq *r = new_request(d, id, from, res->n_tokens);
+    if (!r) {
+        refuse(from, id, WIRE_ERR_INTERNAL, "the decode worker ran out of memory taking the request");
+        return;
+    }
+    enum grant_result g = d->wait_head ? GRANT_LATER : try_grant(w, r);
+    if (g == GRANT_DONE) {
+        r->state = DR_GRANTED;
+        return;
+    }
+    if (g == GRANT_FAILED) {
+        grant_failed(w, r);
+        return;
+    }
     r->state = DR_WAITING;
-    uint32_t position = 0;
-    for (struct dreq *q = wait_head; q; q = q->next_waiting)
-        position++;
-    if (wait_tail)
-        wait_tail->next_waiting = r;
+    if (d->wait_tail)
+        d->wait_tail->next_waiting = r;
     else
-        wait_head = r;
-    wait_tail = r;
-    struct wire_msg m = {.type = WIRE_KV_WAIT, .req_id = id, .u.wait.queue_position = position};
+        d->wait_head = r;
+    d->wait_tail = r;
+    struct wire_msg m = {.type = WIRE_KV_WAIT, .req_id = id, .u.wait.queue_position = d->n_waiting++};
     struct error err;
-    ucx_send(from, &m, NULL, NULL, &err);
+    if (ucx_send(from, &m, NULL, NULL, &err) < 0)
+        log_warn("request %llu: KV_WAIT: %s", (unsigned long long)id, err.msg);
 }
 
-static void admit(struct worker *w, struct dreq *r, struct seq *s)
+/* A sequence for the engine, with its prompt; NULL with err set when it cannot be made. */
+static struct seq *new_seq(uint64_t id, const int32_t *prompt, uint32_t n_prompt, const struct sample_params *p,
+                           struct error *err)
+{
+    struct seq *s = calloc(1, sizeof *s);
+    if (!s) {
+        error_set(err, "out of memory");
+        return NULL;
+    }
+    if (engine_seq_init(s, id, prompt, (int)n_prompt, p, err) < 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void free_seq(struct worker *w, struct seq *s)
+{
+    if (s)
+        engine_seq_release(s, &w->engine.kv);
+    free(s);
+}
+
+/* Hands s to the engine: r is running from here. Returns -1 (s untouched) when memory ran out. */
+static int admit(struct worker *w, struct dreq *r, struct seq *s)
 {
     struct dc_admit *m = calloc(1, sizeof *m);
+    if (!m)
+        return -1;
     m->mail.type = DC_ADMIT;
     m->seq = s;
     r->state = DR_RUNNING;
     log_debug("request %llu admitted: %d prompt tokens", (unsigned long long)r->id, s->n_prompt);
     mailbox_post(&w->to_engine, &m->mail);
+    return 0;
 }
 
-static void on_kv_done(struct worker *w, struct dreq *r, struct wire_kv_done *d)
+/* The transfer is over but the sequence cannot run here: the frontend hears why, the prefill worker
+ * drops its copy, the blocks go. */
+static void reject_transfer(struct worker *w, struct dreq *r, uint32_t code, const char *why)
+{
+    worker_send_error(w, r->id, code, "%s", why);
+    send_simple(r->prefill, WIRE_ABORT, r->id);
+    forget(w, r, false);
+}
+
+static void on_kv_done(struct worker *w, struct dreq *r, struct wire_kv_done *dn)
 {
     struct error err;
-    struct seq *s = calloc(1, sizeof *s);
-    if (r->state != DR_GRANTED || d->n_prompt != r->n_tokens || !s ||
-        seq_init(s, r->id, d->prompt, (int)d->n_prompt, &d->params, &err) < 0 ||
-        seq_append(s, d->first_token) < 0) {
-        free(s ? s->tokens : NULL), free(s);
-        worker_send_error(w, r->id, WIRE_ERR_PROTOCOL, "KV_DONE does not match the reservation");
-        send_simple(r->prefill, WIRE_ABORT, r->id);
-        drop(w, r);
+    if (r->state != DR_GRANTED || dn->n_prompt != r->n_tokens) {
+        snprintf(err.msg, sizeof err.msg, "KV_DONE for %u prompt tokens does not match the reservation "
+                 "(%u tokens, %s)", dn->n_prompt, r->n_tokens, r->state == DR_GRANTED ? "granted" : "not granted");
+        reject_transfer(w, r, WIRE_ERR_PROTOCOL, err.msg);
         return;
     }
-    s->rng = d->rng; /* continue the prefill's random stream exactly */
-    s->last_logprob = d->first_logprob;
+    struct seq *s = new_seq(r->id, dn->prompt, dn->n_prompt, &dn->params, &err);
+    if (s && engine_seq_append(s, dn->first_token) < 0)
+        error_set(&err, "out of memory");
+    if (!s || s->n_tokens != s->n_prompt + 1) {
+        free_seq(w, s);
+        reject_transfer(w, r, WIRE_ERR_INTERNAL, err.msg);
+        return;
+    }
+    s->rng = dn->rng; /* continue the prefill's random stream exactly */
+    s->last_logprob = dn->first_logprob;
     s->n_cached = s->n_prompt;
     s->kv = r->kv; /* the blocks the prefill wrote go with the sequence */
     memset(&r->kv, 0, sizeof r->kv);
-    r->logprobs = d->flags & WIRE_GEN_LOGPROBS;
-    admit(w, r, s);
+    if (admit(w, r, s) < 0) {
+        r->kv = s->kv; /* given back with r */
+        memset(&s->kv, 0, sizeof s->kv);
+        free_seq(w, s);
+        reject_transfer(w, r, WIRE_ERR_INTERNAL, "the decode worker ran out of memory admitting the sequence");
+        return;
+    }
+    r->logprobs = dn->flags & WIRE_GEN_LOGPROBS;
     send_simple(r->prefill, WIRE_KV_ACK, r->id);
 }
 
 static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
 {
+    struct dc_state *d = state_of(w);
     struct error err;
     if (!w->opts.colocated) {
         worker_send_error(w, id, WIRE_ERR_PROTOCOL, "GENERATE sent to a decode-only worker");
@@ -189,59 +305,28 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
         worker_send_error(w, id, WIRE_ERR_OVERLOADED, "this worker is shutting down");
         return;
     }
-    if (g->n_prompt + 1 > (uint32_t)w->model->cfg.max_pos || idmap_get(&reqs, id)) {
+    if (idmap_get(&d->reqs, id)) {
+        worker_send_error(w, id, WIRE_ERR_PROTOCOL, "request id %llu is already in use on this worker",
+                          (unsigned long long)id);
+        return;
+    }
+    if (g->n_prompt + 1 > (uint32_t)w->model->cfg.max_pos) {
         worker_send_error(w, id, WIRE_ERR_BAD_REQUEST, "the prompt (%u tokens) does not fit the "
-                                 "model's context of %d", g->n_prompt, w->model->cfg.max_pos);
+                          "model's context of %d", g->n_prompt, w->model->cfg.max_pos);
         return;
     }
-    struct dreq *r = calloc(1, sizeof *r);
-    struct seq *s = calloc(1, sizeof *s);
-    if (!r || !s || seq_init(s, id, g->prompt, (int)g->n_prompt, &g->params, &err) < 0) {
-        free(r), free(s);
-        worker_send_error(w, id, WIRE_ERR_INTERNAL, "%s", err.msg);
+    struct seq *s = new_seq(id, g->prompt, g->n_prompt, &g->params, &err);
+    struct dreq *r = s ? new_request(d, id, NULL, g->n_prompt) : NULL;
+    if (!r) {
+        free_seq(w, s);
+        worker_send_error(w, id, WIRE_ERR_INTERNAL, "%s", s ? "out of memory" : err.msg);
         return;
     }
-    r->id = id;
-    r->n_tokens = g->n_prompt;
     r->logprobs = g->flags & WIRE_GEN_LOGPROBS;
-    idmap_put(&reqs, id, r);
-    admit(w, r, s);
-}
-
-static void send_pool(struct worker *w, struct ucx_peer *peer);
-
-static void decode_on_message(struct worker *w, struct ucx_peer *from, struct wire_msg *msg)
-{
-    struct dreq *r = idmap_get(&reqs, msg->req_id);
-    if (r && from != w->frontend && from != r->prefill)
-        r = NULL; /* only the frontend and the request's own prefill worker speak about it */
-    switch (msg->type) {
-    case WIRE_GENERATE: on_generate(w, msg->req_id, &msg->u.gen); break;
-    case WIRE_KV_RESERVE: on_reserve(w, from, msg->req_id, &msg->u.reserve); break;
-    case WIRE_REGISTER:
-        if (from != w->frontend && msg->u.reg.role == WIRE_ROLE_PREFILL)
-            send_pool(w, from);
-        break;
-    case WIRE_KV_DONE:
-        if (r && r->aborted) { /* the transfer is over: the blocks can go, and the prefill's copy */
-            send_simple(r->prefill, WIRE_ABORT, r->id);
-            drop(w, r);
-            grant_waiting(w);
-        } else if (r) {
-            on_kv_done(w, r, &msg->u.done);
-        }
-        break;
-    case WIRE_ABORT: /* from the frontend (client gone) or the prefill (request ended early) */
-        if (r) {
-            if (from == r->prefill)
-                drop(w, r);
-            else
-                abort_request(w, r);
-            grant_waiting(w);
-        }
-        break;
-    default:
-        log_warn("unexpected %s from %s", wire_type_name(msg->type), ucx_peer_name(from));
+    if (admit(w, r, s) < 0) {
+        free_seq(w, s);
+        forget(w, r, false);
+        worker_send_error(w, id, WIRE_ERR_INTERNAL, "out of memory");
     }
 }
 
@@ -259,14 +344,56 @@ static void send_pool(struct worker *w, struct ucx_peer *peer)
     free(m.u.reg.pool.rkey);
 }
 
+static void on_kv_done_msg(struct worker *w, struct dreq *r, struct wire_kv_done *dn)
+{
+    if (r->aborted) { /* the transfer is over: the blocks can go, and the prefill's copy */
+        send_simple(r->prefill, WIRE_ABORT, r->id);
+        forget(w, r, false);
+        grant_waiting(w);
+        return;
+    }
+    on_kv_done(w, r, dn);
+}
+
+static void decode_on_message(struct worker *w, struct ucx_peer *from, struct wire_msg *msg)
+{
+    struct dreq *r = idmap_get(&state_of(w)->reqs, msg->req_id);
+    if (r && from != w->frontend && from != r->prefill)
+        r = NULL; /* only the frontend and the request's own prefill worker speak about it */
+    switch (msg->type) {
+    case WIRE_GENERATE: on_generate(w, msg->req_id, &msg->u.gen); break;
+    case WIRE_KV_RESERVE: on_reserve(w, from, msg->req_id, &msg->u.reserve); break;
+    case WIRE_REGISTER:
+        if (from != w->frontend && msg->u.reg.role == WIRE_ROLE_PREFILL)
+            send_pool(w, from);
+        break;
+    case WIRE_KV_DONE:
+        if (r)
+            on_kv_done_msg(w, r, &msg->u.done);
+        break;
+    case WIRE_ABORT: /* from the frontend (client gone) or the prefill (request ended early) */
+        if (r) {
+            if (from == r->prefill)
+                forget(w, r, false);
+            else
+                abort_request(w, r);
+            grant_waiting(w);
+        }
+        break;
+    default:
+        log_warn("unexpected %s from %s", wire_type_name(msg->type), ucx_peer_name(from));
+    }
+}
+
 /* A prefill worker died: reservations it had not completed are given back and the frontend hears
  * that those requests are lost (it may already have their first token, and waits on us for the
  * rest); running sequences already have their KV and carry on. */
 static void decode_on_peer_lost(struct worker *w, struct ucx_peer *peer)
 {
+    struct dc_state *d = state_of(w);
     uint64_t id;
     void *v;
-    for (size_t i = 0; idmap_next(&reqs, &i, &id, &v);) {
+    for (size_t i = 0; idmap_next(&d->reqs, &i, &id, &v);) {
         struct dreq *r = v;
         if (r->prefill != peer)
             continue;
@@ -277,7 +404,7 @@ static void decode_on_peer_lost(struct worker *w, struct ucx_peer *peer)
         if (!r->aborted)
             worker_send_error(w, r->id, WIRE_ERR_PEER_LOST, "the prefill worker computing this request was "
                               "lost before its KV cache arrived");
-        drop(w, r);
+        forget(w, r, false);
     }
     grant_waiting(w);
 }
@@ -286,115 +413,122 @@ static void decode_on_frontend_lost(struct worker *w)
 {
     uint64_t id;
     void *v;
-    for (size_t i = 0; idmap_next(&reqs, &i, &id, &v);)
+    for (size_t i = 0; idmap_next(&state_of(w)->reqs, &i, &id, &v);)
         abort_request(w, v);
 }
 
-/* Token entries from the engine not yet sent, in the order they were produced. */
-static struct dc_token *pending;
-static int n_pending, cap_pending;
-
-static void send_tokens(struct worker *w, struct dreq *r, const int32_t *tokens, const float *logprobs,
-                        uint32_t n, enum finish f)
-{
-    struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
-    m.u.tokens = (struct wire_tokens){(uint8_t)f, r->logprobs, n, (int32_t *)tokens,
-                                      r->logprobs ? (float *)logprobs : NULL};
-    worker_send_frontend(w, &m);
-    if (f != FINISH_NONE) {
-        r->state = DR_GRANTED; /* the engine already dropped it: nothing to abort */
-        drop(w, r);
-    }
-}
-
+/* Token mail from the engine waits here until every mail queued so far has arrived (after_mail). */
 static void decode_on_mail(struct worker *w, struct mail *m)
 {
-    struct dc_tokens *t = (struct dc_tokens *)m;
-    if (n_pending + t->n > cap_pending) {
-        int cap = 2 * (n_pending + t->n);
-        struct dc_token *p = realloc(pending, (size_t)cap * sizeof *p);
-        if (!p) {
-            log_error("out of memory queueing %d tokens", t->n);
-            free(m);
-            return;
+    struct dc_state *d = state_of(w);
+    m->next = NULL;
+    if (d->tokens_tail)
+        d->tokens_tail->next = m;
+    else
+        d->tokens_head = m;
+    d->tokens_tail = m;
+}
+
+enum { TOKENS_PER_MSG = 256 }; /* a longer pile-up goes out in several TOKENS */
+
+/* Sends r's tokens from entry `e` of the mail list on (in order, across mails): each entry of r is
+ * marked sent, up to and including its finish. Returns r's finish reason. */
+static enum finish send_tokens(struct worker *w, struct dreq *r, struct dc_tokens *from, int e)
+{
+    int32_t tokens[TOKENS_PER_MSG];
+    float logprobs[TOKENS_PER_MSG];
+    uint32_t n = 0;
+    enum finish f = FINISH_NONE;
+    for (struct dc_tokens *t = from; t && f == FINISH_NONE; t = (struct dc_tokens *)t->mail.next, e = 0)
+        for (; e < t->n && f == FINISH_NONE; e++) {
+            struct dc_token *k = &t->t[e];
+            if (k->sent || k->req_id != r->id)
+                continue;
+            k->sent = true;
+            if (k->has_token) {
+                tokens[n] = k->token;
+                logprobs[n++] = k->logprob;
+            }
+            f = k->finish;
+            if (n == TOKENS_PER_MSG && f == FINISH_NONE) {
+                struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
+                m.u.tokens = (struct wire_tokens){FINISH_NONE, r->logprobs, n, tokens, r->logprobs ? logprobs : NULL};
+                worker_send_frontend(w, &m);
+                n = 0;
+            }
         }
-        pending = p;
-        cap_pending = cap;
+    if (n > 0 || f != FINISH_NONE) {
+        struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
+        m.u.tokens = (struct wire_tokens){(uint8_t)f, r->logprobs, n, tokens, r->logprobs ? logprobs : NULL};
+        worker_send_frontend(w, &m);
     }
-    memcpy(pending + n_pending, t->t, (size_t)t->n * sizeof *t->t);
-    n_pending += t->n;
-    free(m);
+    return f;
 }
 
 /* Everything that piled up goes out as one TOKENS message per request (coalescing when the loop
  * fell behind the engine). */
 static void decode_after_mail(struct worker *w)
 {
-    int32_t *tokens = malloc((size_t)(n_pending + 1) * sizeof *tokens);
-    float *logprobs = malloc((size_t)(n_pending + 1) * sizeof *logprobs);
-    for (int i = 0; i < n_pending && tokens && logprobs; i++) {
-        struct dreq *r = pending[i].token == -2 ? NULL : idmap_get(&reqs, pending[i].req_id);
-        if (!r)
-            continue;
-        uint32_t n = 0;
-        enum finish f = FINISH_NONE;
-        for (int j = i; j < n_pending && f == FINISH_NONE; j++) {
-            if (pending[j].req_id != r->id || pending[j].token == -2)
-                continue;
-            if (pending[j].token >= 0) {
-                tokens[n] = pending[j].token;
-                logprobs[n++] = pending[j].logprob;
-            }
-            f = pending[j].finish;
-            pending[j].token = -2; /* consumed */
+    struct dc_state *d = state_of(w);
+    for (struct mail *m = d->tokens_head; m; m = m->next) {
+        struct dc_tokens *t = (struct dc_tokens *)m;
+        for (int e = 0; e < t->n; e++) {
+            struct dreq *r = t->t[e].sent ? NULL : idmap_get(&d->reqs, t->t[e].req_id);
+            if (r && send_tokens(w, r, t, e) != FINISH_NONE)
+                forget(w, r, true); /* the engine already dropped the sequence */
         }
-        send_tokens(w, r, tokens, logprobs, n, f);
     }
-    free(tokens);
-    free(logprobs);
-    n_pending = 0;
+    for (struct mail *m = d->tokens_head, *next; m; m = next) {
+        next = m->next;
+        free(m);
+    }
+    d->tokens_head = d->tokens_tail = NULL;
     grant_waiting(w);
 }
 
 static void decode_fill_load(struct worker *w, struct wire_load *l)
 {
-    uint32_t waiting = 0;
-    for (struct dreq *q = wait_head; q; q = q->next_waiting)
-        waiting++;
-    l->queued_requests = waiting + atomic_load(&decode_load.waiting);
-    l->running = atomic_load(&decode_load.running);
+    struct dc_state *d = state_of(w);
+    l->queued_requests = d->n_waiting + atomic_load(&d->load.waiting);
+    l->running = atomic_load(&d->load.running);
 }
 
 static void decode_fill_register(struct worker *w, struct wire_register *reg)
 {
     struct error err;
-    if (kvx_pool_describe(pool, &reg->pool, &err) < 0)
+    if (kvx_pool_describe(state_of(w)->pool, &reg->pool, &err) < 0)
         log_warn("describing the KV pool: %s", err.msg);
 }
 
 static bool decode_busy(struct worker *w)
 {
-    return reqs.count > 0;
+    return state_of(w)->reqs.count > 0;
 }
 
 static int decode_start(struct worker *w, struct error *err)
 {
     struct kv_pool *kv = &w->engine.kv;
     return kvx_pool_map(w->ucx, kv->data, (uint32_t)kv->n_layers, (uint32_t)kv->n_blocks,
-                        kv->block_floats * sizeof(float), &pool, err);
+                        kv->block_floats * sizeof(float), &state_of(w)->pool, err);
 }
 
 static void decode_stop(struct worker *w)
 {
+    struct dc_state *d = state_of(w);
     uint64_t id;
     void *v;
-    for (size_t i = 0; idmap_next(&reqs, &i, &id, &v);) {
-        kv_seq_release(&w->engine.kv, &((struct dreq *)v)->kv);
-        free(v);
+    for (size_t i = 0; idmap_next(&d->reqs, &i, &id, &v);) {
+        struct dreq *r = v;
+        kv_seq_release(&w->engine.kv, &r->kv);
+        free(r->abort);
+        free(r);
     }
-    idmap_free(&reqs);
-    free(pending);
-    kvx_pool_unmap(pool);
+    idmap_free(&d->reqs);
+    for (struct mail *m = d->tokens_head, *next; m; m = next) {
+        next = m->next;
+        free(m);
+    }
+    kvx_pool_unmap(d->pool);
 }
 
 const struct worker_role decode_role = {

@@ -1,4 +1,4 @@
-/* decode.h — the decode worker's two halves and the mail between them.
+/* decode.h — the decode worker's two halves, the state they share and the mail between them.
  *
  * Loop thread (decode.c): grants KV blocks to prefill workers (KV_RESERVE → KV_GRANT or KV_WAIT,
  * FCFS), admits sequences on KV_DONE, accepts GENERATE itself in colocated mode, streams TOKENS to
@@ -6,12 +6,19 @@
  * Engine thread (decode_engine.c): continuous batching — sequences join and leave between
  * iterations, one forward pass per iteration for all of them (plus prompt chunks in colocated mode,
  * under the token budget); when the pool runs out, the newest sequence is preempted and later
- * recomputed rather than failed. */
+ * recomputed rather than failed.
+ *
+ * Everything the role keeps lives in one `struct dc_state`, reached as the worker's `state`: the loop
+ * thread owns all of it but `load`, which the engine thread publishes. */
 #ifndef PD_DECODE_H
 #define PD_DECODE_H
 
+#include <stdatomic.h>
+
 #include "common/engine/engine.h"
+#include "common/util/idmap.h"
 #include "common/util/mailbox.h"
+#include "proto/kv_xfer.h"
 #include "worker/worker.h"
 
 enum dc_mail_type {
@@ -33,7 +40,9 @@ struct dc_abort {
 
 struct dc_token {
     uint64_t req_id;
-    int32_t token; /* -1: no token, only a finish (abort, error) */
+    bool has_token; /* false: only a finish (abort, error) */
+    bool sent;      /* the loop has passed it on (coalescing several mails) */
+    int32_t token;
     float logprob;
     enum finish finish;
 };
@@ -44,12 +53,21 @@ struct dc_tokens {
     struct dc_token t[];
 };
 
+struct dreq;
+
+/* The role's state (see the top of this file). */
+struct dc_state {
+    struct idmap reqs;                  /* request id → struct dreq */
+    struct dreq *wait_head, *wait_tail; /* reservations waiting for blocks, oldest first */
+    uint32_t n_waiting;
+    struct kvx_pool *pool;              /* the engine's KV pool, registered with UCX */
+    struct mail *tokens_head, *tokens_tail; /* dc_tokens from the engine not yet passed on */
+    struct {
+        _Atomic uint32_t running, waiting; /* published by the engine thread each iteration */
+    } load;
+};
+
 void decode_engine_main(struct worker *w);
 extern const struct worker_role decode_role;
-
-struct dc_load {
-    _Atomic uint32_t running, waiting;
-};
-extern struct dc_load decode_load;
 
 #endif

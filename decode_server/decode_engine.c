@@ -9,8 +9,6 @@
 #include "decode.h"
 #include "common/util/log.h"
 
-struct dc_load decode_load;
-
 struct dc_engine {
     struct worker *w;
     struct seq **seqs; /* admitted, oldest first; the first max_batch of them run */
@@ -41,14 +39,14 @@ static int grow(struct dc_engine *de, int need)
     return 0;
 }
 
-static void emit(struct dc_engine *de, uint64_t id, int32_t token, float logprob, enum finish finish)
+static void emit(struct dc_engine *de, struct dc_token k)
 {
     int n = de->out ? de->out->n : 0;
     if (!de->out || n == de->out_cap) {
         int cap = n ? 2 * n : 64;
         struct dc_tokens *o = realloc(de->out, sizeof *o + (size_t)cap * sizeof(struct dc_token));
         if (!o) {
-            log_error("out of memory reporting tokens; request %llu loses one", (unsigned long long)id);
+            log_error("out of memory reporting tokens; request %llu loses one", (unsigned long long)k.req_id);
             return;
         }
         o->n = n;
@@ -56,7 +54,7 @@ static void emit(struct dc_engine *de, uint64_t id, int32_t token, float logprob
         de->out = o;
         de->out_cap = cap;
     }
-    de->out->t[de->out->n++] = (struct dc_token){id, token, logprob, finish};
+    de->out->t[de->out->n++] = k;
 }
 
 static void flush_tokens(struct dc_engine *de)
@@ -68,7 +66,7 @@ static void flush_tokens(struct dc_engine *de)
 
 static void remove_at(struct dc_engine *de, int i)
 {
-    seq_release(de->seqs[i], &de->w->engine.kv);
+    engine_seq_release(de->seqs[i], &de->w->engine.kv);
     free(de->seqs[i]);
     memmove(&de->seqs[i], &de->seqs[i + 1], (size_t)(de->n - i - 1) * sizeof *de->seqs);
     de->n--;
@@ -83,8 +81,8 @@ static void take_mail(struct dc_engine *de)
             if (grow(de, de->n + 1) == 0) {
                 de->seqs[de->n++] = s;
             } else {
-                emit(de, s->id, -1, 0, FINISH_ERROR);
-                seq_release(s, &de->w->engine.kv);
+                emit(de, (struct dc_token){.req_id = s->id, .finish = FINISH_ERROR});
+                engine_seq_release(s, &de->w->engine.kv);
                 free(s);
             }
         } else if (m->type == DC_ABORT) {
@@ -144,9 +142,11 @@ static void report_and_reap(struct dc_engine *de, int nb)
     for (int i = 0; i < nb; i++) {
         struct seq *s = de->batch[i];
         for (int t = de->before[i]; t < s->n_tokens; t++)
-            emit(de, s->id, s->tokens[t], s->last_logprob, t == s->n_tokens - 1 ? s->finish : FINISH_NONE);
+            emit(de, (struct dc_token){.req_id = s->id, .has_token = true, .token = s->tokens[t],
+                                       .logprob = s->last_logprob,
+                                       .finish = t == s->n_tokens - 1 ? s->finish : FINISH_NONE});
         if (de->before[i] == s->n_tokens && s->finish != FINISH_NONE) /* ended without a token */
-            emit(de, s->id, -1, 0, s->finish);
+            emit(de, (struct dc_token){.req_id = s->id, .finish = s->finish});
     }
     for (int i = 0; i < de->n;)
         if (de->seqs[i]->finish != FINISH_NONE)
@@ -186,11 +186,12 @@ static bool iterate(struct dc_engine *de)
 void decode_engine_main(struct worker *w)
 {
     struct dc_engine de = {.w = w};
+    struct dc_state *d = w->state;
     while (!worker_stopping(w)) {
         take_mail(&de);
         bool progressed = iterate(&de);
-        atomic_store(&decode_load.running, (uint32_t)(de.n < w->opts.max_batch ? de.n : w->opts.max_batch));
-        atomic_store(&decode_load.waiting, (uint32_t)(de.n > w->opts.max_batch ? de.n - w->opts.max_batch : 0));
+        atomic_store(&d->load.running, (uint32_t)(de.n < w->opts.max_batch ? de.n : w->opts.max_batch));
+        atomic_store(&d->load.waiting, (uint32_t)(de.n > w->opts.max_batch ? de.n - w->opts.max_batch : 0));
         if (!progressed)
             mailbox_wait(&w->to_engine, de.n ? 5 : 100);
     }

@@ -7,8 +7,9 @@
 int main(int argc, char **argv)
 {
     struct worker_opts opts;
+    struct dc_state state = {0};
     log_init("decode");
     if (worker_parse_args(argc, argv, "pdserve-decode", true, &opts) < 0)
         return 2;
-    return worker_main(&opts, &decode_role, NULL);
+    return worker_main(&opts, &decode_role, &state);
 }

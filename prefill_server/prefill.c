@@ -348,7 +348,7 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
     struct preq *r = calloc(1, sizeof *r);
     struct seq *s = calloc(1, sizeof *s);
     struct pf_new *m = calloc(1, sizeof *m);
-    if (!r || !s || !m || seq_init(s, id, g->prompt, (int)g->n_prompt, &g->params, &err) < 0 ||
+    if (!r || !s || !m || engine_seq_init(s, id, g->prompt, (int)g->n_prompt, &g->params, &err) < 0 ||
         !(r->dp = decode_peer(w, g->decode_worker_id, g->decode_addr, &err))) {
         free(r), free(s), free(m);
         worker_send_error(w, id, WIRE_ERR_INTERNAL, "%s", err.msg);

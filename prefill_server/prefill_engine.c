@@ -36,7 +36,7 @@ static int find(struct seq **list, int n, uint64_t id)
 
 static void drop(struct pf_engine *pe, struct seq **list, int *n, int i)
 {
-    seq_release(list[i], &pe->w->engine.kv);
+    engine_seq_release(list[i], &pe->w->engine.kv);
     free(list[i]);
     memmove(&list[i], &list[i + 1], (size_t)(*n - i - 1) * sizeof *list);
     (*n)--;
@@ -55,7 +55,7 @@ static void take_mail(struct pf_engine *pe)
                 pe->queue[pe->n_queue++] = s;
             } else {
                 announce_failed(pe, s->id, "out of memory queueing the prompt");
-                seq_release(s, &pe->w->engine.kv);
+                engine_seq_release(s, &pe->w->engine.kv);
                 free(s);
             }
         } else if (m->type == PF_FREE) {

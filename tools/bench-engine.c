@@ -125,7 +125,7 @@ static void make_seqs(struct seq *seqs, int n, int prompt_len, int max_tokens, i
     for (int s = 0; s < n; s++) {
         for (int i = 0; i < prompt_len; i++)
             prompt[i] = (int32_t)((s * 7919 + i * 104729) % vocab);
-        seq_init(&seqs[s], (uint64_t)s, prompt, prompt_len, &p, NULL);
+        engine_seq_init(&seqs[s], (uint64_t)s, prompt, prompt_len, &p, NULL);
     }
     free(prompt);
 }
@@ -144,7 +144,7 @@ static double decode_tps(struct engine *e, int batch, int steps)
     }
     run_seqs(e, seqs, batch, 1 << 20, &secs, &tokens);
     for (int s = 0; s < batch; s++)
-        seq_release(&seqs[s], &e->kv);
+        engine_seq_release(&seqs[s], &e->kv);
     free(seqs);
     return tokens / secs;
 }
@@ -183,7 +183,7 @@ int main(int argc, char **argv)
     double secs;
     int tokens;
     run_seqs(&e, &s, 1, prompt_len, &secs, &tokens);
-    seq_release(&s, &e.kv);
+    engine_seq_release(&s, &e.kv);
     double prefill_tps = prompt_len / secs, d1 = decode_tps(&e, 1, steps), d8 = decode_tps(&e, 8, steps),
            d32 = decode_tps(&e, 32, steps);
     double prefill_frac = prefill_tps * flops_per_token(&m->cfg) / 1e9 / gflops;

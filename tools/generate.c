@@ -165,7 +165,7 @@ static void print_text(const struct tokenizer *tok, struct seq *seqs, int n)
         char *text = NULL;
         size_t len = 0;
         struct error err;
-        if (tok_decode(tok, seqs[p].tokens + seqs[p].n_prompt, seq_n_generated(&seqs[p]), true, &text, &len,
+        if (tok_decode(tok, seqs[p].tokens + seqs[p].n_prompt, engine_seq_n_generated(&seqs[p]), true, &text, &len,
                        &err) < 0)
             fprintf(stderr, "pdserve-generate: %s\n", err.msg);
         else
@@ -178,7 +178,7 @@ static int dump_logits(struct engine *e, const int32_t *prompt, int n, const cha
                        struct error *err)
 {
     struct seq s;
-    if (seq_init(&s, 0, prompt, n, &(struct sample_params){.max_tokens = 1}, err) < 0)
+    if (engine_seq_init(&s, 0, prompt, n, &(struct sample_params){.max_tokens = 1}, err) < 0)
         return -1;
     int rc = -1;
     size_t vocab = (size_t)e->model->cfg.vocab_size;
@@ -204,7 +204,7 @@ static int dump_logits(struct engine *e, const int32_t *prompt, int n, const cha
     }
     rc = fclose(f) == 0 ? 0 : error_set(err, "%s: %s", path, strerror(errno));
 out:
-    seq_release(&s, &e->kv);
+    engine_seq_release(&s, &e->kv);
     free(pos), free(seq_of), free(want), free(logits);
     return rc;
 }
@@ -254,7 +254,7 @@ static void print_result(const struct opts *o, const struct tokenizer *tok, stru
         print_ids(seqs, n, batched);
     for (int p = 0; p < n; p++)
         log_info("sequence %d: %d prompt + %d generated tokens, finish reason %s", p, seqs[p].n_prompt,
-                 seq_n_generated(&seqs[p]), finish_name(seqs[p].finish));
+                 engine_seq_n_generated(&seqs[p]), finish_name(seqs[p].finish));
 }
 
 static int generate(struct engine *e, const struct opts *o, const struct tokenizer *tok, int32_t **ids,
@@ -264,7 +264,7 @@ static int generate(struct engine *e, const struct opts *o, const struct tokeniz
     struct seq **order = calloc((size_t)n, sizeof *order);
     int rc = 0;
     for (int p = 0; p < n && rc == 0; p++) {
-        rc = seq_init(&seqs[p], (uint64_t)p, ids[p], lens[p], &o->params, err);
+        rc = engine_seq_init(&seqs[p], (uint64_t)p, ids[p], lens[p], &o->params, err);
         order[p] = &seqs[p];
     }
     if (rc == 0 && o->sequential)
@@ -275,7 +275,7 @@ static int generate(struct engine *e, const struct opts *o, const struct tokeniz
     if (rc == 0)
         print_result(o, tok, seqs, n, batched);
     for (int p = 0; p < n; p++)
-        seq_release(&seqs[p], &e->kv);
+        engine_seq_release(&seqs[p], &e->kv);
     free(seqs);
     free(order);
     return rc;

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int seq_init(struct seq *s, uint64_t id, const int32_t *prompt, int n_prompt,
+int engine_seq_init(struct seq *s, uint64_t id, const int32_t *prompt, int n_prompt,
              const struct sample_params *params, struct error *err)
 {
     memset(s, 0, sizeof *s);
@@ -22,7 +22,7 @@ int seq_init(struct seq *s, uint64_t id, const int32_t *prompt, int n_prompt,
     return 0;
 }
 
-int seq_append(struct seq *s, int32_t token)
+int engine_seq_append(struct seq *s, int32_t token)
 {
     if (s->n_tokens == s->cap) {
         int cap = 2 * s->cap;
@@ -36,7 +36,7 @@ int seq_append(struct seq *s, int32_t token)
     return 0;
 }
 
-void seq_release(struct seq *s, struct kv_pool *kv)
+void engine_seq_release(struct seq *s, struct kv_pool *kv)
 {
     kv_seq_release(kv, &s->kv);
     free(s->tokens);
@@ -116,12 +116,12 @@ static bool is_stop_token(const struct engine *e, const struct seq *s, int32_t i
 int engine_sample(struct engine *e, struct seq *s, float *logits)
 {
     int32_t id = sampler_pick(e->sampler, &s->params, &s->rng, logits, s->tokens, s->n_prompt,
-                              s->tokens + s->n_prompt, seq_n_generated(s), &s->last_logprob);
-    if (seq_append(s, id) < 0)
+                              s->tokens + s->n_prompt, engine_seq_n_generated(s), &s->last_logprob);
+    if (engine_seq_append(s, id) < 0)
         return -1;
     if (is_stop_token(e, s, id))
         s->finish = FINISH_STOP;
-    else if (seq_n_generated(s) >= s->params.max_tokens || s->n_tokens >= e->model->cfg.max_pos)
+    else if (engine_seq_n_generated(s) >= s->params.max_tokens || s->n_tokens >= e->model->cfg.max_pos)
         s->finish = FINISH_LENGTH;
     return 0;
 }

@@ -31,12 +31,12 @@ struct seq {
     float last_logprob; /* of the newest sampled token */
 };
 
-int seq_init(struct seq *s, uint64_t id, const int32_t *prompt, int n_prompt,
+int engine_seq_init(struct seq *s, uint64_t id, const int32_t *prompt, int n_prompt,
              const struct sample_params *params, struct error *err);
-int seq_append(struct seq *s, int32_t token);
-/* Gives the blocks back and frees the tokens; the struct can be reused after seq_init. */
-void seq_release(struct seq *s, struct kv_pool *kv);
-static inline int seq_n_generated(const struct seq *s)
+int engine_seq_append(struct seq *s, int32_t token);
+/* Gives the blocks back and frees the tokens; the struct can be reused after engine_seq_init. */
+void engine_seq_release(struct seq *s, struct kv_pool *kv);
+static inline int engine_seq_n_generated(const struct seq *s)
 {
     return s->n_tokens - s->n_prompt;
 }
