@@ -6,8 +6,9 @@
 int main(int argc, char **argv)
 {
     struct worker_opts opts;
+    struct pf_state state = {0};
     log_init("prefill");
     if (worker_parse_args(argc, argv, "pdserve-prefill", false, &opts) < 0)
         return 2;
-    return worker_main(&opts, &prefill_role, NULL);
+    return worker_main(&opts, &prefill_role, &state);
 }

@@ -9,12 +9,12 @@
  * A request that ends early (abort, failure, a one-token answer) waits for its puts to complete and
  * flushes before telling the decode worker to drop its grant, so a late put can never land in blocks
  * the decode worker has given to someone else. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "common/util/idmap.h"
-#include "proto/kv_xfer.h"
 #include "common/util/log.h"
 #include "prefill.h"
 
@@ -31,18 +31,27 @@ struct dpeer {
     int n_waiting, cap_waiting;
 };
 
-static uv_timer_t hello_timer;
+enum preq_state {
+    PR_RESERVING, /* KV_RESERVE sent, or held until the decode worker's pool is known: no grant yet */
+    PR_PUSHING,   /* granted: each layer is put as soon as it is computed */
+    PR_FINISHING, /* every layer put and the first token sampled: flushing, then KV_DONE */
+    PR_HANDED,    /* KV_DONE sent: our copy goes when the decode worker's KV_ACK comes */
+    PR_ENDING,    /* ended early: waits for its puts, flushes, tells the decode worker, goes */
+};
 
 struct preq {
     uint64_t id;
-    struct dpeer *dp;
+    enum preq_state state;
+    struct worker *w;         /* completion callbacks get the request alone */
+    struct dpeer *dp;         /* NULL once the decode worker is lost */
     struct wire_kv_done done; /* prompt, params, flags; first token and rng once sampled */
     uint32_t *dst, n_dst;     /* granted decode blocks */
-    uint32_t *src, n_src;     /* our blocks, once the final step started */
-    bool granted, first_done, flushing, ending;
+    struct pf_final *final;   /* our blocks (final->blocks), once the step that completes the prompt started */
+    bool first_done;          /* the first token is sampled: done.first_token, first_logprob, rng are set */
     uint32_t layers_done, layers_pushed;
     int inflight; /* puts and flushes whose callbacks have not run */
     double forward_end_ms; /* when the first token arrived, i.e. the forward pass ended (for a log) */
+    struct pf_id *free_mail; /* PF_FREE for the engine, allocated with the request */
 };
 
 static double now_ms(void)
@@ -52,44 +61,45 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static struct idmap reqs, dpeers;
-static struct kvx_pool *local_pool;
+static struct pf_state *state_of(struct worker *w)
+{
+    return w->state;
+}
 
 static void send_to(struct ucx_peer *p, uint16_t type, uint64_t req_id)
 {
     struct wire_msg m = {.type = type, .req_id = req_id};
     struct error err;
     if (p && ucx_send(p, &m, NULL, NULL, &err) < 0)
-        log_warn("sending %s: %s", wire_type_name(type), err.msg);
+        log_warn("request %llu: sending %s: %s", (unsigned long long)req_id, wire_type_name(type), err.msg);
 }
 
-static void post_free(struct worker *w, uint64_t id)
+/* The engine drops the sequence (queued or held) and its blocks. */
+static void post_free(struct preq *r)
 {
-    struct pf_id *m = calloc(1, sizeof *m);
-    m->mail.type = PF_FREE;
-    m->req_id = id;
-    mailbox_post(&w->to_engine, &m->mail);
+    mailbox_post(&r->w->to_engine, &r->free_mail->mail);
+    r->free_mail = NULL;
 }
 
 static void destroy(struct preq *r)
 {
-    idmap_del(&reqs, r->id);
+    idmap_del(&state_of(r->w)->reqs, r->id);
     free(r->done.prompt);
     free(r->dst);
-    free(r->src);
+    free(r->final);
+    free(r->free_mail);
     free(r);
 }
 
 static void on_end_flushed(void *arg, int status, const char *reason);
 
 /* Continues ending r once nothing is in flight: the decode worker drops its grant, r goes. */
-static void maybe_destroy(struct worker *w, struct preq *r)
+static void maybe_destroy(struct preq *r)
 {
     if (r->inflight > 0)
         return;
-    if (r->dp && r->dp->peer && r->layers_pushed > 0 && !r->flushing) {
+    if (r->dp && r->dp->peer && r->layers_pushed > 0) {
         struct error err;
-        r->flushing = true;
         r->inflight++;
         if (ucx_flush(r->dp->peer, on_end_flushed, r, &err) == 0)
             return;
@@ -100,105 +110,110 @@ static void maybe_destroy(struct worker *w, struct preq *r)
     destroy(r);
 }
 
-static struct worker *the_worker;
-
 static void on_end_flushed(void *arg, int status, const char *reason)
 {
     struct preq *r = arg;
+    (void)status, (void)reason; /* flushed or failed, nothing of ours is in flight any more */
     r->inflight--;
-    r->layers_pushed = 0; /* flushed: nothing of ours is left in flight */
-    maybe_destroy(the_worker, r);
+    r->layers_pushed = 0;
+    maybe_destroy(r);
 }
 
 /* Ends r: the engine drops its sequence, the decode worker its grant (after our puts drained). */
-static void end_request(struct worker *w, struct preq *r)
+static void end_request(struct preq *r)
 {
-    if (r->ending)
+    if (r->state == PR_ENDING)
         return;
-    r->ending = true;
-    post_free(w, r->id);
-    maybe_destroy(w, r);
+    r->state = PR_ENDING;
+    post_free(r);
+    maybe_destroy(r);
 }
 
-static void fail_request(struct worker *w, struct preq *r, uint32_t code, const char *why)
+static void fail_request(struct preq *r, uint32_t code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail_request(struct preq *r, uint32_t code, const char *fmt, ...)
 {
-    worker_send_error(w, r->id, code, "%s", why);
-    end_request(w, r);
+    char why[WIRE_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    worker_send_error(r->w, r->id, code, "%s", why);
+    end_request(r);
 }
 
 /* A put or flush of r completed. Returns true when r needs nothing more from this completion: it
  * is ending (and may now be destroyed), or the transfer failed (and r with it). */
-static bool transfer_settled(struct worker *w, struct preq *r, int status)
+static bool transfer_settled(struct preq *r, int status, const char *reason)
 {
-    bool settled = r->ending || status < 0; /* r may be freed below */
+    bool settled = r->state == PR_ENDING || status < 0; /* r may be freed below */
     r->inflight--;
-    if (r->ending)
-        maybe_destroy(w, r);
+    if (r->state == PR_ENDING)
+        maybe_destroy(r);
     else if (status < 0)
-        fail_request(w, r, WIRE_ERR_PEER_LOST, "KV transfer to the decode worker failed");
+        fail_request(r, WIRE_ERR_PEER_LOST, "KV transfer to the decode worker failed: %s",
+                     reason ? reason : "unknown error");
     return settled;
 }
 
 static void on_kv_done_flushed(void *arg, int status, const char *reason)
 {
     struct preq *r = arg;
-    struct worker *w = the_worker;
-    r->flushing = false;
-    if (transfer_settled(w, r, status))
+    if (transfer_settled(r, status, reason))
         return;
     struct wire_msg m = {.type = WIRE_KV_DONE, .req_id = r->id, .u.done = r->done};
     struct error err;
     if (ucx_send(r->dp->peer, &m, NULL, NULL, &err) < 0) {
-        fail_request(w, r, WIRE_ERR_PEER_LOST, err.msg);
+        fail_request(r, WIRE_ERR_PEER_LOST, "sending KV_DONE: %s", err.msg);
         return;
     }
+    r->state = PR_HANDED;
     log_debug("request %llu: KV_DONE sent %.3f ms after its forward pass ended", (unsigned long long)r->id,
               now_ms() - r->forward_end_ms);
 }
 
-static void try_finish(struct worker *w, struct preq *r)
+static void try_finish(struct preq *r)
 {
-    if (r->ending || !r->first_done || r->flushing || r->inflight > 0 ||
-        r->layers_pushed < (uint32_t)w->model->cfg.n_layers)
+    if (r->state != PR_PUSHING || !r->first_done || r->inflight > 0 ||
+        r->layers_pushed < (uint32_t)r->w->model->cfg.n_layers)
         return;
     struct error err;
-    r->flushing = true;
+    r->state = PR_FINISHING;
     r->inflight++;
     if (ucx_flush(r->dp->peer, on_kv_done_flushed, r, &err) < 0) {
         r->inflight--;
-        r->flushing = false;
-        fail_request(w, r, WIRE_ERR_PEER_LOST, err.msg);
+        fail_request(r, WIRE_ERR_PEER_LOST, "flushing the KV transfer: %s", err.msg);
     }
 }
 
 static void on_put_done(void *arg, int status, const char *reason)
 {
     struct preq *r = arg;
-    if (!transfer_settled(the_worker, r, status))
-        try_finish(the_worker, r);
+    if (!transfer_settled(r, status, reason))
+        try_finish(r);
 }
 
 /* Pushes every layer that is computed and not yet sent, once the grant and the pool are known. */
-static void try_push(struct worker *w, struct preq *r)
+static void try_push(struct preq *r)
 {
-    if (r->ending || !r->granted || !r->src || !r->dp->attached)
+    if (r->state != PR_PUSHING || !r->final || !r->dp->attached)
         return;
-    if (r->n_dst < r->n_src) {
-        fail_request(w, r, WIRE_ERR_PROTOCOL, "the decode worker granted too few KV blocks");
+    if (r->n_dst < r->final->n_blocks) {
+        fail_request(r, WIRE_ERR_PROTOCOL, "the decode worker granted %u KV blocks; the prompt needs %u",
+                     r->n_dst, r->final->n_blocks);
         return;
     }
     while (r->layers_pushed < r->layers_done) {
         struct error err;
         r->inflight++;
-        if (kvx_put_layer(r->dp->peer, local_pool, r->layers_pushed, r->src, r->dst, r->n_src, on_put_done,
-                          r, &err) < 0) {
+        if (kvx_put_layer(r->dp->peer, state_of(r->w)->pool, r->layers_pushed, r->final->blocks, r->dst,
+                          r->final->n_blocks, on_put_done, r, &err) < 0) {
             r->inflight--;
-            fail_request(w, r, WIRE_ERR_PEER_LOST, err.msg);
+            fail_request(r, WIRE_ERR_PEER_LOST, "%s", err.msg);
             return;
         }
         r->layers_pushed++;
     }
-    try_finish(w, r);
+    try_finish(r);
 }
 
 /* ---- decode workers ---- */
@@ -213,28 +228,28 @@ static void send_hello(struct worker *w, struct dpeer *dp)
         log_warn("introducing ourselves to decode worker %s: %s", dp->addr, err.msg);
 }
 
-static void send_reserve(struct worker *w, struct preq *r)
+static void send_reserve(struct preq *r)
 {
     struct wire_msg m = {.type = WIRE_KV_RESERVE, .req_id = r->id};
     struct error err;
-    m.u.reserve = (struct wire_kv_reserve){r->done.n_prompt, w->opts.id};
+    m.u.reserve = (struct wire_kv_reserve){r->done.n_prompt, r->w->opts.id};
     if (ucx_send(r->dp->peer, &m, NULL, NULL, &err) < 0)
-        fail_request(w, r, WIRE_ERR_PEER_LOST, err.msg);
+        fail_request(r, WIRE_ERR_PEER_LOST, "sending KV_RESERVE: %s", err.msg);
 }
 
 /* KV_RESERVE now, or once the decode worker has answered our REGISTER. */
-static void reserve(struct worker *w, struct preq *r)
+static void reserve(struct preq *r)
 {
     struct dpeer *dp = r->dp;
     if (dp->attached) {
-        send_reserve(w, r);
+        send_reserve(r);
         return;
     }
     if (dp->n_waiting == dp->cap_waiting) {
         int cap = dp->cap_waiting ? 2 * dp->cap_waiting : 16;
         uint64_t *q = realloc(dp->waiting, (size_t)cap * sizeof *q);
         if (!q) {
-            fail_request(w, r, WIRE_ERR_INTERNAL, "out of memory");
+            fail_request(r, WIRE_ERR_INTERNAL, "out of memory");
             return;
         }
         dp->waiting = q;
@@ -245,11 +260,12 @@ static void reserve(struct worker *w, struct preq *r)
 
 static void on_hello_timer(uv_timer_t *t)
 {
+    struct worker *w = t->data;
     uint64_t id;
     void *v;
-    for (size_t i = 0; idmap_next(&dpeers, &i, &id, &v);)
+    for (size_t i = 0; idmap_next(&state_of(w)->dpeers, &i, &id, &v);)
         if (!((struct dpeer *)v)->attached)
-            send_hello(t->data, v);
+            send_hello(w, v);
 }
 
 static void free_dpeer(struct dpeer *dp)
@@ -260,33 +276,36 @@ static void free_dpeer(struct dpeer *dp)
 
 static struct dpeer *decode_peer(struct worker *w, uint32_t id, const char *addr, struct error *err)
 {
-    struct dpeer *dp = idmap_get(&dpeers, id);
+    struct pf_state *ps = state_of(w);
+    struct dpeer *dp = idmap_get(&ps->dpeers, id);
     if (dp && strcmp(dp->addr, addr) == 0)
         return dp;
     if (dp) { /* the decode worker came back elsewhere: the old endpoint is stale */
         ucx_peer_close(dp->peer);
-        idmap_del(&dpeers, id);
+        idmap_del(&ps->dpeers, id);
         free_dpeer(dp);
     }
     dp = calloc(1, sizeof *dp);
-    if (!dp) {
+    if (!dp || idmap_put(&ps->dpeers, id, dp) < 0) {
+        free(dp);
         error_set(err, "out of memory");
         return NULL;
     }
     dp->id = id;
     snprintf(dp->addr, sizeof dp->addr, "%s", addr);
     if (ucx_connect(w->ucx, addr, &dp->peer, err) < 0) {
+        idmap_del(&ps->dpeers, id);
         free(dp);
         return NULL;
     }
     ucx_peer_set_user(dp->peer, dp);
-    idmap_put(&dpeers, id, dp);
     send_hello(w, dp);
     return dp;
 }
 
 static void on_decode_register(struct worker *w, struct dpeer *dp, struct wire_register *reg)
 {
+    struct pf_state *ps = state_of(w);
     struct error err;
     log_debug("decode worker %u at %s: pool of %u blocks known", dp->id, dp->addr, reg->pool.n_blocks);
     if (kvx_peer_attach(dp->peer, &reg->pool, &err) < 0) {
@@ -295,38 +314,85 @@ static void on_decode_register(struct worker *w, struct dpeer *dp, struct wire_r
     }
     dp->attached = true;
     for (int i = 0; i < dp->n_waiting; i++) {
-        struct preq *r = idmap_get(&reqs, dp->waiting[i]);
-        if (r && !r->ending && r->dp == dp)
-            send_reserve(w, r);
+        struct preq *r = idmap_get(&ps->reqs, dp->waiting[i]);
+        if (r && r->state == PR_RESERVING && r->dp == dp)
+            send_reserve(r);
     }
     dp->n_waiting = 0;
     uint64_t id;
     void *v;
-    for (size_t i = 0; idmap_next(&reqs, &i, &id, &v);)
+    for (size_t i = 0; idmap_next(&ps->reqs, &i, &id, &v);)
         if (((struct preq *)v)->dp == dp)
-            try_push(w, v);
+            try_push(v);
 }
 
 static void on_decode_lost(struct worker *w, struct ucx_peer *peer)
 {
+    struct pf_state *ps = state_of(w);
     struct dpeer *dp = ucx_peer_user(peer);
     if (!dp)
         return;
     uint64_t id;
     void *v;
-    for (size_t i = 0; idmap_next(&reqs, &i, &id, &v);) {
+    for (size_t i = 0; idmap_next(&ps->reqs, &i, &id, &v);) {
         struct preq *r = v;
         if (r->dp != dp)
             continue;
         r->dp = NULL; /* nothing more goes to it; its callbacks still arrive (with errors) */
-        if (!r->ending)
-            fail_request(w, r, WIRE_ERR_PEER_LOST, "the decode worker serving this request was lost");
+        if (r->state != PR_ENDING)
+            fail_request(r, WIRE_ERR_PEER_LOST, "the decode worker serving this request was lost");
     }
-    idmap_del(&dpeers, dp->id);
+    idmap_del(&ps->dpeers, dp->id);
     free_dpeer(dp);
 }
 
 /* ---- requests ---- */
+
+/* The prompt as the engine will hold it, with its failure mail; NULL with err set. */
+static struct pf_new *new_prompt(uint64_t id, const struct wire_generate *g, struct error *err)
+{
+    struct pf_new *m = calloc(1, sizeof *m);
+    struct pf_seq *ps = calloc(1, sizeof *ps);
+    struct pf_failed *f = calloc(1, sizeof *f);
+    if (!m || !ps || !f) {
+        free(m), free(ps), free(f);
+        error_set(err, "out of memory");
+        return NULL;
+    }
+    if (engine_seq_init(&ps->seq, id, g->prompt, (int)g->n_prompt, &g->params, err) < 0) {
+        free(m), free(ps), free(f);
+        return NULL;
+    }
+    f->mail.type = PF_FAILED;
+    f->req_id = id;
+    ps->failed = f;
+    m->mail.type = PF_NEW;
+    m->ps = ps;
+    return m;
+}
+
+static void free_prompt(struct pf_new *m)
+{
+    free(m->ps->seq.tokens);
+    free(m->ps->failed);
+    free(m->ps);
+    free(m);
+}
+
+/* A new request, known by id from now on; NULL when memory ran out. */
+static struct preq *new_request(struct worker *w, uint64_t id)
+{
+    struct preq *r = calloc(1, sizeof *r);
+    struct pf_id *fm = calloc(1, sizeof *fm);
+    if (!r || !fm || idmap_put(&state_of(w)->reqs, id, r) < 0) {
+        free(r), free(fm);
+        return NULL;
+    }
+    fm->mail.type = PF_FREE;
+    fm->req_id = id;
+    *r = (struct preq){.id = id, .state = PR_RESERVING, .w = w, .free_mail = fm};
+    return r;
+}
 
 static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
 {
@@ -337,61 +403,68 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
     }
     if (g->n_prompt + 1 > (uint32_t)w->model->cfg.max_pos) {
         worker_send_error(w, id, WIRE_ERR_BAD_REQUEST, "the prompt (%u tokens) leaves no room in "
-                                 "the model's context of %d", g->n_prompt, w->model->cfg.max_pos);
+                          "the model's context of %d", g->n_prompt, w->model->cfg.max_pos);
         return;
     }
-    if (!g->decode_addr[0] || idmap_get(&reqs, id)) {
-        worker_send_error(w, id, WIRE_ERR_PROTOCOL, "GENERATE without a decode worker, or a "
-                                 "request id already in use");
+    if (!g->decode_addr[0]) {
+        worker_send_error(w, id, WIRE_ERR_PROTOCOL, "GENERATE names no decode worker");
         return;
     }
-    struct preq *r = calloc(1, sizeof *r);
-    struct seq *s = calloc(1, sizeof *s);
-    struct pf_new *m = calloc(1, sizeof *m);
-    if (!r || !s || !m || engine_seq_init(s, id, g->prompt, (int)g->n_prompt, &g->params, &err) < 0 ||
-        !(r->dp = decode_peer(w, g->decode_worker_id, g->decode_addr, &err))) {
-        free(r), free(s), free(m);
+    if (idmap_get(&state_of(w)->reqs, id)) {
+        worker_send_error(w, id, WIRE_ERR_PROTOCOL, "request id %llu is already in use on this prefill worker",
+                          (unsigned long long)id);
+        return;
+    }
+    struct pf_new *m = new_prompt(id, g, &err);
+    struct preq *r = NULL;
+    if (m && !(r = new_request(w, id)))
+        error_set(&err, "out of memory");
+    if (r && !(r->dp = decode_peer(w, g->decode_worker_id, g->decode_addr, &err))) {
+        destroy(r);
+        r = NULL;
+    }
+    if (!r) {
+        if (m)
+            free_prompt(m);
         worker_send_error(w, id, WIRE_ERR_INTERNAL, "%s", err.msg);
         return;
     }
-    r->id = id;
     r->done.params = g->params;
     r->done.flags = g->flags;
     r->done.n_prompt = g->n_prompt;
     r->done.prompt = g->prompt; /* taken from the message */
     g->prompt = NULL;
-    idmap_put(&reqs, id, r);
-    reserve(w, r);
-    m->mail.type = PF_NEW;
-    m->seq = s;
-    mailbox_post(&w->to_engine, &m->mail);
+    mailbox_post(&w->to_engine, &m->mail); /* before anything can end r: PF_FREE must follow PF_NEW */
+    reserve(r);
 }
 
 static void on_grant(struct worker *w, struct ucx_peer *from, struct preq *r, uint64_t id,
                      struct wire_kv_grant *g)
 {
-    if (!r || r->ending || r->granted) { /* gone already: give the blocks back */
+    (void)w;
+    if (!r || r->state != PR_RESERVING) { /* gone already, or granted twice: give the blocks back */
         send_to(from, WIRE_ABORT, id);
         return;
     }
     log_debug("request %llu: %u decode blocks granted", (unsigned long long)id, g->n_blocks);
-    r->granted = true;
+    r->state = PR_PUSHING;
     r->dst = g->blocks; /* taken */
     r->n_dst = g->n_blocks;
     g->blocks = NULL;
-    try_push(w, r);
+    try_push(r);
 }
 
 static void prefill_on_message(struct worker *w, struct ucx_peer *from, struct wire_msg *msg)
 {
-    struct preq *r = idmap_get(&reqs, msg->req_id);
+    struct pf_state *ps = state_of(w);
+    struct preq *r = idmap_get(&ps->reqs, msg->req_id);
     if (r && from != w->frontend && (!r->dp || from != r->dp->peer))
         r = NULL; /* only the frontend and the request's own decode worker speak about it */
     struct dpeer *dp;
     switch (msg->type) {
     case WIRE_GENERATE: on_generate(w, msg->req_id, &msg->u.gen); break;
     case WIRE_REGISTER: /* a decode worker's answer to our REGISTER: its pool */
-        if (from != w->frontend && (dp = idmap_get(&dpeers, msg->u.reg.worker_id)))
+        if (from != w->frontend && (dp = idmap_get(&ps->dpeers, msg->u.reg.worker_id)))
             on_decode_register(w, dp, &msg->u.reg);
         else
             log_warn("REGISTER from %s (worker %u) matches no decode worker we use", ucx_peer_name(from),
@@ -401,15 +474,15 @@ static void prefill_on_message(struct worker *w, struct ucx_peer *from, struct w
     case WIRE_KV_WAIT: log_debug("request %llu waits for decode KV (position %u)",
                                  (unsigned long long)msg->req_id, msg->u.wait.queue_position); break;
     case WIRE_KV_ACK: /* the decode worker has the sequence: our copy can go */
-        if (r && !r->ending && r->inflight == 0) {
-            post_free(w, r->id);
+        if (r && r->state == PR_HANDED && r->inflight == 0) {
+            post_free(r);
             destroy(r);
         }
         break;
-    case WIRE_ABORT: if (r) end_request(w, r); break;
+    case WIRE_ABORT: if (r) end_request(r); break;
     case WIRE_ERROR:
         if (r && from != w->frontend) /* the decode worker refused the request: pass its reason on */
-            fail_request(w, r, msg->u.error.code, msg->u.error.message);
+            fail_request(r, msg->u.error.code, "%s", msg->u.error.message);
         break;
     default:
         log_warn("unexpected %s from %s", wire_type_name(msg->type), ucx_peer_name(from));
@@ -425,7 +498,7 @@ static void on_first(struct worker *w, struct preq *r, struct pf_first *f)
     m.u.tokens = (struct wire_tokens){(uint8_t)f->finish, logprobs, 1, &f->token, logprobs ? &f->logprob : NULL};
     worker_send_frontend(w, &m);
     if (f->finish != FINISH_NONE) /* a one-token answer: the decode worker is not needed */ {
-        end_request(w, r);
+        end_request(r);
         return;
     }
     r->first_done = true;
@@ -433,32 +506,43 @@ static void on_first(struct worker *w, struct preq *r, struct pf_first *f)
     r->done.first_token = f->token;
     r->done.first_logprob = f->logprob;
     r->done.rng = f->rng;
-    try_finish(w, r);
+    try_finish(r);
+}
+
+static uint64_t mail_req_id(const struct mail *m)
+{
+    switch (m->type) {
+    case PF_FINAL: return ((const struct pf_final *)m)->req_id;
+    case PF_FIRST: return ((const struct pf_first *)m)->req_id;
+    case PF_FAILED: return ((const struct pf_failed *)m)->req_id;
+    default: return 0;
+    }
+}
+
+static void on_layer(struct worker *w, const struct pf_layer *l)
+{
+    for (uint32_t i = 0; i < l->n; i++) {
+        struct preq *r = idmap_get(&state_of(w)->reqs, l->req_ids[i]);
+        if (r && r->state != PR_ENDING) {
+            r->layers_done = l->layer + 1;
+            try_push(r);
+        }
+    }
 }
 
 static void prefill_on_mail(struct worker *w, struct mail *m)
 {
-    uint64_t id = m->type == PF_FINAL    ? ((struct pf_final *)m)->req_id
-                  : m->type == PF_FIRST  ? ((struct pf_first *)m)->req_id
-                  : m->type == PF_FAILED ? ((struct pf_failed *)m)->req_id
-                                         : 0;
-    struct preq *r = idmap_get(&reqs, id);
+    struct preq *r = idmap_get(&state_of(w)->reqs, mail_req_id(m));
+    bool live = r && r->state != PR_ENDING;
     if (m->type == PF_LAYER) {
-        struct pf_layer *l = (struct pf_layer *)m;
-        for (uint32_t i = 0; i < l->n; i++)
-            if ((r = idmap_get(&reqs, l->req_ids[i])) && !r->ending) {
-                r->layers_done = l->layer + 1;
-                try_push(w, r);
-            }
-    } else if (r && !r->ending && m->type == PF_FINAL) {
-        struct pf_final *f = (struct pf_final *)m;
-        r->src = malloc(f->n_blocks * sizeof *r->src);
-        memcpy(r->src, f->blocks, f->n_blocks * sizeof *r->src);
-        r->n_src = f->n_blocks;
-    } else if (r && !r->ending && m->type == PF_FIRST) {
+        on_layer(w, (struct pf_layer *)m);
+    } else if (live && m->type == PF_FINAL && !r->final) {
+        r->final = (struct pf_final *)m; /* kept: its block list is what the puts read */
+        return;
+    } else if (live && m->type == PF_FIRST) {
         on_first(w, r, (struct pf_first *)m);
-    } else if (r && !r->ending && m->type == PF_FAILED) {
-        fail_request(w, r, WIRE_ERR_OVERLOADED, ((struct pf_failed *)m)->message);
+    } else if (live && m->type == PF_FAILED) {
+        fail_request(r, WIRE_ERR_OVERLOADED, "%s", ((struct pf_failed *)m)->message);
     }
     free(m);
 }
@@ -469,45 +553,47 @@ static void prefill_on_frontend_lost(struct worker *w)
 {
     uint64_t id;
     void *v;
-    for (size_t i = 0; idmap_next(&reqs, &i, &id, &v);)
-        end_request(w, v);
+    for (size_t i = 0; idmap_next(&state_of(w)->reqs, &i, &id, &v);)
+        end_request(v);
 }
 
 static void prefill_fill_load(struct worker *w, struct wire_load *l)
 {
-    l->queued_requests = atomic_load(&prefill_load.queued_requests);
-    l->queued_tokens = atomic_load(&prefill_load.queued_tokens);
-    l->running = atomic_load(&prefill_load.held);
+    struct pf_state *ps = state_of(w);
+    l->queued_requests = atomic_load(&ps->load.queued_requests);
+    l->queued_tokens = atomic_load(&ps->load.queued_tokens);
+    l->running = atomic_load(&ps->load.held);
 }
 
 static bool prefill_busy(struct worker *w)
 {
-    return reqs.count > 0;
+    return state_of(w)->reqs.count > 0;
 }
 
 static int prefill_start(struct worker *w, struct error *err)
 {
+    struct pf_state *ps = state_of(w);
     struct kv_pool *kv = &w->engine.kv;
-    the_worker = w;
-    uv_timer_init(&w->loop, &hello_timer);
-    hello_timer.data = w;
-    uv_timer_start(&hello_timer, on_hello_timer, 1000, 1000);
+    uv_timer_init(&w->loop, &ps->hello_timer);
+    ps->hello_timer.data = w;
+    uv_timer_start(&ps->hello_timer, on_hello_timer, 1000, 1000);
     return kvx_pool_map(w->ucx, kv->data, (uint32_t)kv->n_layers, (uint32_t)kv->n_blocks,
-                        kv->block_floats * sizeof(float), &local_pool, err);
+                        kv->block_floats * sizeof(float), &ps->pool, err);
 }
 
 static void prefill_stop(struct worker *w)
 {
-    uv_timer_stop(&hello_timer); /* closed with every other handle when the loop winds down */
-    kvx_pool_unmap(local_pool);
+    struct pf_state *ps = state_of(w);
+    uv_timer_stop(&ps->hello_timer); /* closed with every other handle when the loop winds down */
+    kvx_pool_unmap(ps->pool);
     uint64_t id;
     void *v;
-    for (size_t i = 0; idmap_next(&reqs, &i, &id, &v);)
+    for (size_t i = 0; idmap_next(&ps->reqs, &i, &id, &v);)
         destroy(v);
-    for (size_t i = 0; idmap_next(&dpeers, &i, &id, &v);)
+    for (size_t i = 0; idmap_next(&ps->dpeers, &i, &id, &v);)
         free_dpeer(v);
-    idmap_free(&reqs);
-    idmap_free(&dpeers);
+    idmap_free(&ps->reqs);
+    idmap_free(&ps->dpeers);
 }
 
 const struct worker_role prefill_role = {

@@ -1,15 +1,22 @@
-/* prefill.h — the prefill worker's two halves and the mail between them.
+/* prefill.h — the prefill worker's two halves, the state they share and the mail between them.
  *
  * Loop thread (prefill.c): requests from the frontend, connections to decode workers, KV_RESERVE /
  * GRANT / WAIT, the layer-by-layer RMA pushes, KV_DONE, KV_ACK, aborts and failures.
  * Engine thread (prefill_engine.c): an FCFS queue of prompts, batched into forward passes under the
  * token budget (long prompts chunked), first-token sampling; sequences then stay "held" with their
- * KV blocks until the loop says the decode side has them (or the request ended). */
+ * KV blocks until the loop says the decode side has them (or the request ended).
+ *
+ * Everything the role keeps lives in one `struct pf_state`, reached as the worker's `state`: the loop
+ * thread owns all of it but `load`, which the engine thread publishes. */
 #ifndef PD_PREFILL_H
 #define PD_PREFILL_H
 
+#include <stdatomic.h>
+
 #include "common/engine/engine.h"
+#include "common/util/idmap.h"
 #include "common/util/mailbox.h"
+#include "proto/kv_xfer.h"
 #include "worker/worker.h"
 
 enum pf_mail_type {
@@ -24,9 +31,19 @@ enum pf_mail_type {
     PF_FAILED /* pf_failed: the prompt cannot be computed here */
 };
 
+struct pf_failed;
+
+/* A prompt as the engine holds it: the sequence, and the mail that reports its failure — allocated
+ * by the loop with the request, so that failing a prompt on the engine thread needs no allocation. */
+struct pf_seq {
+    struct seq seq;           /* first: the engine's lists hold &ps->seq */
+    struct pf_failed *failed; /* the engine's until posted */
+    bool doomed;              /* an announcement of it could not be made: fail it after this step */
+};
+
 struct pf_new {
     struct mail mail;
-    struct seq *seq; /* initialised by the loop, owned by the engine from here */
+    struct pf_seq *ps; /* initialised by the loop, owned by the engine from here */
 };
 
 struct pf_id {
@@ -60,18 +77,24 @@ struct pf_first {
 struct pf_failed {
     struct mail mail;
     uint64_t req_id;
-    char message[256];
+    char message[ERROR_MSG_MAX];
+};
+
+/* The role's state (see the top of this file). */
+struct pf_state {
+    struct idmap reqs;    /* request id → struct preq (prefill.c) */
+    struct idmap dpeers;  /* decode worker id → struct dpeer (prefill.c) */
+    struct kvx_pool *pool; /* the engine's KV pool, registered with UCX (puts read from it) */
+    uv_timer_t hello_timer; /* repeats our REGISTER to decode workers that have not answered */
+    /* What the engine thread publishes for load reports (read by the loop without a lock: a report
+     * that is one step stale is fine). */
+    struct {
+        _Atomic uint32_t queued_requests, queued_tokens, held;
+    } load;
 };
 
 /* Engine thread body (worker_role.engine_main). */
 void prefill_engine_main(struct worker *w);
 extern const struct worker_role prefill_role;
-
-/* What the engine thread publishes for load reports (read by the loop without a lock: a report
- * that is one step stale is fine). */
-struct pf_load {
-    _Atomic uint32_t queued_requests, queued_tokens, held;
-};
-extern struct pf_load prefill_load;
 
 #endif

@@ -7,15 +7,13 @@
 #include "common/util/log.h"
 #include "prefill.h"
 
-struct pf_load prefill_load;
-
 struct pf_engine {
     struct worker *w;
     struct seq **queue; /* prompts not yet fully computed, oldest first */
     int n_queue;
     struct seq **held; /* prompts computed, KV kept until PF_FREE */
     int n_held, cap;
-    uint64_t *final_ids; /* sequences whose prompt the current step completes */
+    struct seq **final; /* sequences whose prompt the current step completes */
     int n_final;
     struct step_result step; /* of the step in progress; filled before its first layer */
 };
@@ -34,29 +32,44 @@ static int find(struct seq **list, int n, uint64_t id)
     return -1;
 }
 
+static struct pf_seq *pf_seq_of(struct seq *s)
+{
+    return (struct pf_seq *)s; /* seq is its first member */
+}
+
 static void drop(struct pf_engine *pe, struct seq **list, int *n, int i)
 {
-    engine_seq_release(list[i], &pe->w->engine.kv);
-    free(list[i]);
+    struct pf_seq *ps = pf_seq_of(list[i]);
+    engine_seq_release(&ps->seq, &pe->w->engine.kv);
+    free(ps->failed);
+    free(ps);
     memmove(&list[i], &list[i + 1], (size_t)(*n - i - 1) * sizeof *list);
     (*n)--;
 }
 
+/* Tells the loop that s failed, with its preallocated mail (once). */
+static void announce_failed(struct pf_engine *pe, struct seq *s, const char *why)
+{
+    struct pf_seq *ps = pf_seq_of(s);
+    if (!ps->failed)
+        return;
+    snprintf(ps->failed->message, sizeof ps->failed->message, "%s", why);
+    post(pe->w, ps->failed, PF_FAILED);
+    ps->failed = NULL;
+}
+
 static bool grow_lists(struct pf_engine *pe);
-static void announce_failed(struct pf_engine *pe, uint64_t id, const char *why);
 
 static void take_mail(struct pf_engine *pe)
 {
     for (struct mail *m = mailbox_take_all(&pe->w->to_engine), *next; m; m = next) {
         next = m->next;
         if (m->type == PF_NEW) {
-            struct seq *s = ((struct pf_new *)m)->seq;
-            if (grow_lists(pe)) {
-                pe->queue[pe->n_queue++] = s;
-            } else {
-                announce_failed(pe, s->id, "out of memory queueing the prompt");
-                engine_seq_release(s, &pe->w->engine.kv);
-                free(s);
+            struct seq *s = &((struct pf_new *)m)->ps->seq;
+            pe->queue[pe->n_queue++] = s; /* grow_lists keeps room for one more */
+            if (!grow_lists(pe)) {
+                announce_failed(pe, s, "the prefill worker ran out of memory queueing the prompt");
+                drop(pe, pe->queue, &pe->n_queue, pe->n_queue - 1);
             }
         } else if (m->type == PF_FREE) {
             uint64_t id = ((struct pf_id *)m)->req_id;
@@ -87,68 +100,82 @@ static void on_layer(void *ctx, int layer)
     if (!pe->n_final)
         return;
     struct pf_layer *m = malloc(sizeof *m + (size_t)pe->n_final * sizeof(uint64_t));
+    if (!m) { /* the loop would wait for this layer for ever: fail them after the step instead */
+        for (int i = 0; i < pe->n_final; i++)
+            pf_seq_of(pe->final[i])->doomed = true;
+        return;
+    }
     m->layer = (uint32_t)layer;
     m->n = (uint32_t)pe->n_final;
-    memcpy(m->req_ids, pe->final_ids, (size_t)pe->n_final * sizeof(uint64_t));
+    for (int i = 0; i < pe->n_final; i++)
+        m->req_ids[i] = pe->final[i]->id;
     post(pe->w, m, PF_LAYER);
 }
 
 static void announce_final(struct pf_engine *pe, struct seq *s)
 {
+    pe->final[pe->n_final++] = s;
     struct pf_final *m = malloc(sizeof *m + (size_t)s->kv.n_blocks * sizeof(uint32_t));
+    if (!m) {
+        pf_seq_of(s)->doomed = true;
+        return;
+    }
     m->req_id = s->id;
     m->n_blocks = (uint32_t)s->kv.n_blocks;
     for (int b = 0; b < s->kv.n_blocks; b++)
         m->blocks[b] = (uint32_t)s->kv.blocks[b];
     post(pe->w, m, PF_FINAL);
-    pe->final_ids[pe->n_final++] = s->id;
 }
 
-static void announce_first(struct pf_engine *pe, struct seq *s)
+/* Returns false when memory ran out (s is then doomed). */
+static bool announce_first(struct pf_engine *pe, struct seq *s)
 {
     struct pf_first *m = calloc(1, sizeof *m);
+    if (!m) {
+        pf_seq_of(s)->doomed = true;
+        return false;
+    }
     m->req_id = s->id;
     m->token = s->tokens[s->n_tokens - 1];
     m->logprob = s->last_logprob;
     m->rng = s->rng;
     m->finish = s->finish;
     post(pe->w, m, PF_FIRST);
-}
-
-static void announce_failed(struct pf_engine *pe, uint64_t id, const char *why)
-{
-    struct pf_failed *m = calloc(1, sizeof *m);
-    m->req_id = id;
-    snprintf(m->message, sizeof m->message, "%s", why);
-    post(pe->w, m, PF_FAILED);
+    return true;
 }
 
 static void fail_head(struct pf_engine *pe, const char *why)
 {
-    announce_failed(pe, pe->queue[0]->id, why);
+    announce_failed(pe, pe->queue[0], why);
     drop(pe, pe->queue, &pe->n_queue, 0);
 }
 
 static void publish_load(struct pf_engine *pe)
 {
+    struct pf_state *ps = pe->w->state;
     uint32_t tokens = 0;
     for (int i = 0; i < pe->n_queue; i++)
         tokens += (uint32_t)(pe->queue[i]->n_tokens - pe->queue[i]->n_cached);
-    atomic_store(&prefill_load.queued_requests, (uint32_t)pe->n_queue);
-    atomic_store(&prefill_load.queued_tokens, tokens);
-    atomic_store(&prefill_load.held, (uint32_t)pe->n_held);
+    atomic_store(&ps->load.queued_requests, (uint32_t)pe->n_queue);
+    atomic_store(&ps->load.queued_tokens, tokens);
+    atomic_store(&ps->load.held, (uint32_t)pe->n_held);
 }
 
-/* After a step: prompts now complete get their first token announced and move to `held`. */
+/* After a step: prompts now complete get their first token announced and move to `held`; those an
+ * announcement failed for are failed instead. */
 static void finish_step(struct pf_engine *pe)
 {
     for (int i = 0; i < pe->n_queue;) {
         struct seq *s = pe->queue[i];
-        if (s->n_cached < s->n_prompt) {
+        if (!pf_seq_of(s)->doomed && s->n_cached < s->n_prompt) {
             i++;
             continue;
         }
-        announce_first(pe, s);
+        if (pf_seq_of(s)->doomed || !announce_first(pe, s)) {
+            announce_failed(pe, s, "the prefill worker ran out of memory reporting the prompt's progress");
+            drop(pe, pe->queue, &pe->n_queue, i);
+            continue;
+        }
         pe->held[pe->n_held++] = s;
         memmove(&pe->queue[i], &pe->queue[i + 1], (size_t)(pe->n_queue - i - 1) * sizeof *pe->queue);
         pe->n_queue--;
@@ -187,9 +214,9 @@ static bool grow_lists(struct pf_engine *pe)
     struct seq **h = realloc(pe->held, (size_t)cap * sizeof *h);
     if (h)
         pe->held = h;
-    uint64_t *f = realloc(pe->final_ids, (size_t)cap * sizeof *f);
+    struct seq **f = realloc(pe->final, (size_t)cap * sizeof *f);
     if (f)
-        pe->final_ids = f;
+        pe->final = f;
     if (!q || !h || !f)
         return false;
     pe->cap = cap;
@@ -199,7 +226,10 @@ static bool grow_lists(struct pf_engine *pe)
 void prefill_engine_main(struct worker *w)
 {
     struct pf_engine pe = {.w = w};
-    grow_lists(&pe);
+    if (!grow_lists(&pe)) {
+        log_error("out of memory starting the engine thread");
+        return;
+    }
     while (!worker_stopping(w)) {
         take_mail(&pe);
         bool progressed = pe.n_queue > 0 && step(&pe);
@@ -213,5 +243,5 @@ void prefill_engine_main(struct worker *w)
         drop(&pe, pe.held, &pe.n_held, 0);
     free(pe.queue);
     free(pe.held);
-    free(pe.final_ids);
+    free(pe.final);
 }

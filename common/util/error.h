@@ -6,8 +6,10 @@
 
 #include <stddef.h>
 
+#define ERROR_MSG_MAX 512
+
 struct error {
-    char msg[512];
+    char msg[ERROR_MSG_MAX];
 };
 
 /* Sets e->msg from a printf format (e may be NULL) and returns -1, so `return error_set(e, ...)`. */
