@@ -82,7 +82,7 @@ static int pool_register(struct ucx *u, void *base, uint32_t n_layers, uint32_t 
         return error_set(err, "kv_xfer: %s the %zu-byte KV pool: %s (locked-memory limit? ulimit -l; /dev/shm "
                               "size?)", base ? "registering" : "allocating", len, ucs_status_string(st));
     }
-    *p = (struct kvx_pool){u, p->memh, base ? base : attr.address, n_layers, n_blocks, block_bytes};
+    *p = (struct kvx_pool){u, p->memh, base ? base : attr.address, n_layers, n_blocks, block_bytes, false};
     if (!base)
         memset(p->base, 0, len);
     *out = p;
