@@ -82,6 +82,7 @@ static void on_register(struct cluster *c, struct ucx_peer *peer, struct wire_re
 
 static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *msg, void *user)
 {
+    (void)u;
     struct cluster *c = user;
     struct cl_worker *w = ucx_peer_user(peer);
     if (msg->type == WIRE_REGISTER) {
@@ -104,6 +105,7 @@ static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *ms
 
 static void on_peer_lost(struct ucx *u, struct ucx_peer *peer, const char *reason, void *user)
 {
+    (void)u;
     struct cl_worker *w = ucx_peer_user(peer);
     if (w)
         forget(user, w, reason, false);
@@ -202,13 +204,37 @@ static bool skipped(const struct cl_worker *w, struct skip s)
     return (w->role == s.role && w->id == s.id) || w->load.draining;
 }
 
-static struct cl_worker *pick_decode(struct cluster *c, uint8_t role, bool need_room, struct skip s)
+/* KV blocks a sequence of n_tokens positions takes on w. */
+static long blocks_needed(const struct cl_worker *w, uint32_t n_tokens)
+{
+    uint32_t bs = w->reg.block_size ? w->reg.block_size : 16;
+    return (long)(((uint64_t)n_tokens + bs - 1) / bs);
+}
+
+/* How well w suits a sequence of n_tokens positions: 2 with batch room and free blocks for all of
+ * it, 1 with batch room, 0 otherwise. */
+static int decode_fit(const struct cl_worker *w, uint32_t n_tokens)
+{
+    if (!has_room(w))
+        return 0;
+    return free_blocks(w) >= blocks_needed(w, n_tokens) ? 2 : 1;
+}
+
+/* The decode (or colocated) worker that suits the sequence best (decode_fit), the one with the most
+ * free blocks among equals; NULL when there is none. */
+static struct cl_worker *pick_decode(struct cluster *c, uint8_t role, uint32_t n_tokens, struct skip s)
 {
     struct cl_worker *best = NULL;
-    for (struct cl_worker *w = c->workers; w; w = w->next)
-        if (w->role == role && !skipped(w, s) && (!need_room || has_room(w)) &&
-            (!best || free_blocks(w) > free_blocks(best)))
+    int best_fit = -1;
+    for (struct cl_worker *w = c->workers; w; w = w->next) {
+        if (w->role != role || skipped(w, s))
+            continue;
+        int fit = decode_fit(w, n_tokens);
+        if (fit > best_fit || (fit == best_fit && free_blocks(w) > free_blocks(best))) {
             best = w;
+            best_fit = fit;
+        }
+    }
     return best;
 }
 
@@ -226,33 +252,33 @@ static struct cl_worker *pick_prefill(struct cluster *c, struct skip s)
     return best;
 }
 
-static int pick(struct cluster *c, struct skip s, struct cl_worker **p, struct cl_worker **d)
+static int pick(struct cluster *c, uint32_t n_tokens, struct skip s, struct cl_worker **p, struct cl_worker **d)
 {
-    *p = pick_prefill(c, s);
-    *d = pick_decode(c, WIRE_ROLE_DECODE, true, s);
-    if (!*d)
-        *d = pick_decode(c, WIRE_ROLE_DECODE, false, s);
-    if (*p && *d)
+    struct cl_worker *pf = pick_prefill(c, s), *dc = pick_decode(c, WIRE_ROLE_DECODE, n_tokens, s);
+    /* Colocated: it does both phases, so the decode-side rule (batch room, memory) decides. It is
+     * chosen when there is no prefill/decode pair, or when it has room the pair's decode worker lacks. */
+    struct cl_worker *co = pick_decode(c, WIRE_ROLE_COLOCATED, n_tokens, s);
+    if (pf && dc && (!co || decode_fit(dc, n_tokens) >= decode_fit(co, n_tokens))) {
+        *p = pf;
+        *d = dc;
         return 0;
-    /* Colocated: it does both phases, so the decode-side rule (memory, batch room) decides. */
-    *p = *d = pick_decode(c, WIRE_ROLE_COLOCATED, true, s);
-    if (!*p)
-        *p = *d = pick_decode(c, WIRE_ROLE_COLOCATED, false, s);
-    return *p ? 0 : -1;
+    }
+    *p = *d = co;
+    return co ? 0 : -1;
 }
 
 int cluster_pick(struct cluster *c, uint32_t n_tokens, struct cl_worker **p, struct cl_worker **d)
 {
-    return pick(c, (struct skip){0, 0}, p, d);
+    return pick(c, n_tokens, (struct skip){0, 0}, p, d);
 }
 
 int cluster_pick_except(struct cluster *c, uint32_t n_tokens, uint8_t role, uint32_t id, struct cl_worker **p,
                         struct cl_worker **d)
 {
-    return pick(c, (struct skip){role, id}, p, d) == 0 ? 0 : cluster_pick(c, n_tokens, p, d);
+    return pick(c, n_tokens, (struct skip){role, id}, p, d) == 0 ? 0 : cluster_pick(c, n_tokens, p, d);
 }
 
-int cluster_generate(struct cluster *c, struct cl_worker *p, struct cl_worker *d, uint64_t id,
+int cluster_generate(struct cl_worker *p, struct cl_worker *d, uint64_t id,
                      const struct sample_params *sp, bool logprobs, const int32_t *prompt, uint32_t n,
                      struct error *err)
 {

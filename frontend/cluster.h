@@ -55,8 +55,11 @@ int cluster_port(const struct cluster *c);
 /* Ready to serve: a prefill and a decode worker, or a colocated one. */
 bool cluster_ready(const struct cluster *c);
 
-/* Picks the workers for a prompt of n_tokens. *p receives the prefill (or colocated) worker, *d the
- * decode worker (the same one when colocated). Returns -1 when no suitable worker is registered. */
+/* Picks the workers for a sequence that will hold n_tokens KV positions (prompt + max_tokens): the
+ * prefill worker with the fewest queued prompt tokens, and the decode worker with batch room and free
+ * blocks for all of it — failing that, with batch room; failing that, any — and the most free
+ * blocks among equals. *p receives the prefill (or colocated) worker, *d the decode worker (the same
+ * one when colocated). Returns -1 when no suitable worker is registered. */
 int cluster_pick(struct cluster *c, uint32_t n_tokens, struct cl_worker **p, struct cl_worker **d);
 /* The same without the worker of that role and id — one that refused the sequence because it is
  * shutting down or full — unless no other can take it. */
@@ -64,7 +67,7 @@ int cluster_pick_except(struct cluster *c, uint32_t n_tokens, uint8_t role, uint
                         struct cl_worker **d);
 
 /* Sends GENERATE for sequence `id` to p (naming d), and counts it as in flight on both. */
-int cluster_generate(struct cluster *c, struct cl_worker *p, struct cl_worker *d, uint64_t id,
+int cluster_generate(struct cl_worker *p, struct cl_worker *d, uint64_t id,
                      const struct sample_params *sp, bool logprobs, const int32_t *prompt, uint32_t n,
                      struct error *err);
 /* The sequence ended (or was aborted): no longer in flight on w. */

@@ -144,11 +144,12 @@ static int seq_dispatch(struct gen_seq *s, struct apierr *e)
     const int32_t *ids = g->prompts.ids[s->prompt_idx];
     uint32_t n = (uint32_t)g->prompts.n_ids[s->prompt_idx];
     struct cl_worker *p, *d;
-    if (cluster_pick_except(fe->cluster, n, s->refused_role, s->refused_id, &p, &d))
+    uint32_t positions = n + (uint32_t)(s->sp.max_tokens > 0 ? s->sp.max_tokens : 0);
+    if (cluster_pick_except(fe->cluster, positions, s->refused_role, s->refused_id, &p, &d))
         return apierr_set(e, 503, NULL, "no_workers", "no worker is available to run the request; retry later");
     s->id = ++fe->next_seq;
     struct error err;
-    if (cluster_generate(fe->cluster, p, d, s->id, &s->sp, g->api.logprobs, ids, n, &err) ||
+    if (cluster_generate(p, d, s->id, &s->sp, g->api.logprobs, ids, n, &err) ||
         idmap_put(&fe->seqs, s->id, s)) {
         s->id = 0;
         return apierr_set(e, 503, NULL, "worker_unavailable", "sending the request to a worker failed: %s", err.msg);
@@ -191,6 +192,7 @@ static int seq_init(struct gen_req *g, struct gen_seq *s, int index, int prompt_
 
 static void on_client_gone(struct http_request *req, void *user)
 {
+    (void)req;
     struct gen_req *g = user;
     log_info("gen: client of %s went away; aborting its work on the workers", g->meta.id);
     g->http = NULL;

@@ -191,6 +191,7 @@ void http_conn_close(struct http_conn *c)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
+    (void)suggested;
     struct http_conn *c = h->data;
     size_t want = 65536;
     if (c->in_cap - c->in_len < want) {
@@ -207,6 +208,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
+    (void)buf;
     struct http_conn *c = st->data;
     if (n < 0) {
         http_conn_close(c); /* EOF or error: the client is gone; its request (if any) is aborted */

@@ -91,6 +91,7 @@ static int on_header_value(llhttp_t *l, const char *at, size_t n)
  * them without end: they count towards the head limit, as trailers do. */
 static int on_chunk_extension(llhttp_t *l, const char *at, size_t n)
 {
+    (void)at;
     struct http_parse *p = l->data;
     p->head_bytes += n;
     return p->head_bytes > p->lim->max_head ? limit(p, 431) : 0;

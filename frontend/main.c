@@ -10,6 +10,7 @@ static uv_signal_t sigs[2];
 
 static void close_signals(struct fe *fe)
 {
+    (void)fe;
     for (int i = 0; i < 2; i++)
         if (!uv_is_closing((uv_handle_t *)&sigs[i]))
             uv_close((uv_handle_t *)&sigs[i], NULL); /* with the server closed, the loop ends */

@@ -99,6 +99,8 @@ static void job_done(uv_work_t *w, int status)
 {
     struct tok_job *j = w->data;
     j->fe->n_preparing--;
+    if (status < 0) /* the job never ran: uv_queue_work refused it */
+        apierr_set(&j->err, 500, NULL, "internal_error", "tokenizing: %s", uv_strerror(status));
     if (j->req) {
         j->req->on_abort = NULL;
         j->req->user = NULL;
@@ -114,6 +116,7 @@ static void job_done(uv_work_t *w, int status)
 
 static void on_client_gone(struct http_request *req, void *user)
 {
+    (void)req;
     struct tok_job *j = user;
     j->req = NULL; /* job_done frees the job */
 }

@@ -107,7 +107,7 @@ int ucx_loopback_only_default(const char *const *hosts, int n)
 
 /* ---- events ---- */
 
-struct ucx_ev *ucx_ev_new(struct ucx *u, enum ucx_ev_kind kind, struct ucx_peer *peer)
+struct ucx_ev *ucx_ev_new(enum ucx_ev_kind kind, struct ucx_peer *peer)
 {
     struct ucx_ev *ev = calloc(1, sizeof *ev);
     if (!ev) {
@@ -134,7 +134,7 @@ void ucx_queue_done(struct ucx *u, struct ucx_peer *peer, ucx_done_cb cb, void *
 {
     if (!cb)
         return;
-    struct ucx_ev *ev = ucx_ev_new(u, UCX_EV_DONE, peer);
+    struct ucx_ev *ev = ucx_ev_new(UCX_EV_DONE, peer);
     if (!ev)
         return;
     ev->cb = cb;
@@ -228,6 +228,7 @@ static void pump(struct ucx *u)
 
 static void on_poll(uv_poll_t *h, int status, int events)
 {
+    (void)status, (void)events;
     pump(h->data);
 }
 

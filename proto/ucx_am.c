@@ -141,7 +141,7 @@ void ucx_peer_heard(struct ucx_peer *p)
     if (p->proven)
         return;
     p->proven = 1;
-    struct ucx_ev *ev = ucx_ev_new(p->u, UCX_EV_PROVEN, p);
+    struct ucx_ev *ev = ucx_ev_new(UCX_EV_PROVEN, p);
     if (ev)
         ucx_ev_push(p->u, ev);
 }
@@ -215,7 +215,7 @@ int ucx_flush(struct ucx_peer *p, ucx_done_cb cb, void *arg, struct error *err)
 static void accept_bytes(struct ucx *u, struct ucx_peer *p, const void *data, size_t len)
 {
     struct error err;
-    struct ucx_ev *ev = ucx_ev_new(u, UCX_EV_MSG, p);
+    struct ucx_ev *ev = ucx_ev_new(UCX_EV_MSG, p);
     if (!ev)
         return;
     if (wire_decode(data, len, &ev->msg, &err)) {
@@ -254,6 +254,7 @@ static void rndv_finish(struct rndv_recv *r, ucs_status_t st)
 
 static void on_rndv_done(void *request, ucs_status_t st, size_t length, void *user_data)
 {
+    (void)length;
     ucp_request_free(request);
     rndv_finish(user_data, st);
 }
@@ -286,6 +287,7 @@ static void recv_rndv(struct ucx *u, struct ucx_peer *p, void *desc, size_t len)
 static ucs_status_t on_am(void *arg, const void *header, size_t header_length, void *data, size_t length,
                           const ucp_am_recv_param_t *param)
 {
+    (void)header;
     struct ucx *u = arg;
     int rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
     struct ucx_peer *p = NULL;
@@ -313,6 +315,7 @@ static ucs_status_t on_am(void *arg, const void *header, size_t header_length, v
 static ucs_status_t on_heartbeat(void *arg, const void *header, size_t header_length, void *data, size_t length,
                                  const ucp_am_recv_param_t *param)
 {
+    (void)header, (void)header_length, (void)length;
     struct ucx *u = arg;
     struct ucx_peer *p = NULL;
     if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)

@@ -95,7 +95,7 @@ struct ucx_op {
  * anything else / unset: auto (RMA only with an RDMA device; docs/transport.md). */
 enum ucx_kv_mode { UCX_KV_AUTO, UCX_KV_PUT, UCX_KV_AM };
 enum ucx_kv_mode ucx_kv_mode(void);
-struct ucx_ev *ucx_ev_new(struct ucx *u, enum ucx_ev_kind kind, struct ucx_peer *peer);
+struct ucx_ev *ucx_ev_new(enum ucx_ev_kind kind, struct ucx_peer *peer);
 void ucx_ev_push(struct ucx *u, struct ucx_ev *ev);
 void ucx_queue_done(struct ucx *u, struct ucx_peer *peer, ucx_done_cb cb, void *arg, ucs_status_t st);
 /* Drains ucp_worker_progress with in_progress set. */

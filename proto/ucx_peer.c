@@ -56,6 +56,7 @@ struct ucx_peer *ucx_peer_by_ep(struct ucx *u, ucp_ep_h ep)
 
 static void on_close_done(void *request, ucs_status_t st, void *user_data)
 {
+    (void)st;
     struct ucx_peer *p = user_data;
     ucp_request_free(request);
     p->ep = NULL;
@@ -133,11 +134,12 @@ void ucx_peer_print_info(const struct ucx_peer *p, FILE *f)
 /* Called by UCX inside progress: remember it and report it from the loop. */
 static void on_ep_error(void *arg, ucp_ep_h ep, ucs_status_t st)
 {
+    (void)ep;
     struct ucx_peer *p = arg;
     if (p->state != UCX_PEER_OPEN)
         return;
     p->state = UCX_PEER_FAILED;
-    struct ucx_ev *ev = ucx_ev_new(p->u, UCX_EV_LOST, p);
+    struct ucx_ev *ev = ucx_ev_new(UCX_EV_LOST, p);
     if (ev) {
         snprintf(ev->reason, sizeof ev->reason, "%s", ucs_status_string(st));
         ucx_ev_push(p->u, ev);
@@ -169,7 +171,7 @@ void ucx_peers_heartbeat(struct ucx *u)
             continue;
         }
         p->state = UCX_PEER_FAILED;
-        struct ucx_ev *ev = ucx_ev_new(u, UCX_EV_LOST, p);
+        struct ucx_ev *ev = ucx_ev_new(UCX_EV_LOST, p);
         if (!ev)
             continue;
         snprintf(ev->reason, sizeof ev->reason, "nothing received for %llu ms (link cut, or the peer hangs)",
@@ -242,7 +244,7 @@ static void on_conn_request(ucp_conn_request_h req, void *arg)
     p->proven = 1; /* we answer only what came through it; our first send is the heartbeat that proves it to the client */
     u->stats.peers_accepted++;
     log_debug("ucx: accepted %s", name);
-    struct ucx_ev *ev = ucx_ev_new(u, UCX_EV_ACCEPT, p);
+    struct ucx_ev *ev = ucx_ev_new(UCX_EV_ACCEPT, p);
     if (ev)
         ucx_ev_push(u, ev);
 }

@@ -103,7 +103,7 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
     return rc;
 }
 
-void worker_status(struct worker *w, const char *fmt, ...)
+void worker_status(const char *fmt, ...)
 {
     char buf[256];
     va_list ap;
@@ -137,12 +137,13 @@ void worker_send_error(struct worker *w, uint64_t req_id, uint32_t code, const c
 
 static void on_registered(void *arg, int status, const char *reason)
 {
+    (void)reason;
     struct worker *w = arg;
     if (status < 0)
         return; /* the peer-lost callback reconnects */
     w->registered = true;
     sd_notify(0, "READY=1");
-    worker_status(w, "registered with the frontend at %s as %s worker %u", w->opts.frontend,
+    worker_status("registered with the frontend at %s as %s worker %u", w->opts.frontend,
                   w->role->role == WIRE_ROLE_PREFILL ? "prefill" : w->opts.colocated ? "colocated" : "decode",
                   w->opts.id);
 }
@@ -211,12 +212,14 @@ static void on_load_timer(uv_timer_t *t)
 
 static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *msg, void *user)
 {
+    (void)u;
     struct worker *w = user;
     w->role->on_message(w, peer, msg);
 }
 
 static void on_peer_lost(struct ucx *u, struct ucx_peer *peer, const char *reason, void *user)
 {
+    (void)u;
     struct worker *w = user;
     if (peer != w->frontend) {
         log_warn("peer %s lost: %s", ucx_peer_name(peer), reason);
@@ -289,7 +292,7 @@ static void on_signal(uv_signal_t *s, int signum)
     w->drain_deadline_ms = w->drain_started_ms + (uint64_t)w->opts.drain_s * 1000;
     sd_notify(0, "STOPPING=1");
     on_load_timer(&w->load_timer); /* the frontend routes nothing new here from now on */
-    worker_status(w, "%s: draining (new requests refused, %d s for those in flight)", strsignal(signum),
+    worker_status("%s: draining (new requests refused, %d s for those in flight)", strsignal(signum),
                   w->opts.drain_s);
     uv_timer_start(&w->drain_timer, on_drain_timer, 0, 50);
 }
@@ -377,6 +380,7 @@ static void init_handles(struct worker *w)
 
 static void close_handle(uv_handle_t *h, void *arg)
 {
+    (void)arg;
     if (!uv_is_closing(h))
         uv_close(h, NULL);
 }
@@ -398,7 +402,7 @@ int worker_main(const struct worker_opts *o, const struct worker_role *role, voi
     mailbox_init_loop(&w.to_loop, &w.loop, on_mail, &w);
     init_handles(&w);
     pthread_create(&w.engine_thread, NULL, engine_thread, &w);
-    worker_status(&w, "model %s loaded: %d layers, KV pool %d blocks of %d tokens%s%s", o->model_dir,
+    worker_status("model %s loaded: %d layers, KV pool %d blocks of %d tokens%s%s", o->model_dir,
                   w.model->cfg.n_layers, w.engine.kv.n_blocks, o->block_size,
                   role->listens ? ", listening on " : "", role->listens ? w.advertise : "");
     connect_frontend(&w);

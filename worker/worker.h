@@ -88,6 +88,7 @@ static inline bool worker_stopping(struct worker *w)
 /* Convenience for roles: sends an ERROR for req_id to the frontend. */
 void worker_send_error(struct worker *w, uint64_t req_id, uint32_t code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void worker_status(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Logs an operator-facing line and sets it as the systemd STATUS. */
+void worker_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -30,7 +30,7 @@ static bool parse_index(const char *s, long long *out)
     return *end == 0;
 }
 
-static struct tv index_seq(struct trt *rt, struct tv obj, long long i, int line)
+static struct tv index_seq(struct trt *rt, struct tv obj, long long i)
 {
     size_t n = obj.t == TV_LIST ? obj.l->n : tv_utf8_len(obj.s->s, obj.s->len);
     long long k = i < 0 ? i + (long long)n : i;
@@ -52,7 +52,7 @@ struct tv tgetattr(struct trt *rt, struct tv obj, const char *name, int line)
         if (v)
             return *v;
     } else if ((obj.t == TV_LIST || obj.t == TV_STR) && parse_index(name, &idx)) {
-        return index_seq(rt, obj, idx, line);
+        return index_seq(rt, obj, idx);
     }
     return tv_undef(rt, "'%s' has no attribute '%s'", obj_name(obj), name);
 }
@@ -63,7 +63,7 @@ struct tv tgetitem(struct trt *rt, struct tv obj, struct tv key, int line)
     if (key.t == TV_UNDEF)
         return tv_undef(rt, "'%s' has no item for an undefined key", obj_name(obj));
     if ((obj.t == TV_LIST || obj.t == TV_STR) && (key.t == TV_INT || key.t == TV_BOOL))
-        return index_seq(rt, obj, key.t == TV_INT ? key.i : key.b, line);
+        return index_seq(rt, obj, key.t == TV_INT ? key.i : key.b);
     if (key.t == TV_STR)
         return tgetattr(rt, obj, key.s->s, line);
     if (obj.t == TV_DICT || obj.t == TV_NS)

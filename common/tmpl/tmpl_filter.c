@@ -9,6 +9,10 @@
 
 #include "tmpl_internal.h"
 
+/* Every filter here has the signature of the filter table (runtime, value, arguments, line); the
+ * simple ones need only some of them. */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
 /* Jinja's soft_str: Undefined is "", everything else str(). */
 static struct tstr *sstr(struct trt *rt, struct tv v, int line)
 {

@@ -7,6 +7,10 @@
 
 #include "tmpl_internal.h"
 
+/* Every filter here has the signature of the filter table (runtime, value, arguments, line); the
+ * simple ones need only some of them. */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
 static struct tv attr_path(struct trt *rt, struct tv item, const struct tstr *path, int line)
 {
     const char *p = path->s;

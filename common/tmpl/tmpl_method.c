@@ -273,8 +273,7 @@ static struct tv dict_items(struct trt *rt, const struct tdict *d, int what)
 
 struct tv tdict_items(struct trt *rt, const struct tdict *d) { return dict_items(rt, d, 0); }
 
-static bool dict_method(struct trt *rt, const struct tdict *d, const char *name, struct targs *a, int line,
-                        struct tv *out)
+static bool dict_method(struct trt *rt, const struct tdict *d, const char *name, struct targs *a, struct tv *out)
 {
     if (!strcmp(name, "items")) *out = dict_items(rt, d, 0);
     else if (!strcmp(name, "keys")) *out = dict_items(rt, d, 1);
@@ -350,7 +349,7 @@ bool tmethod_call(struct trt *rt, struct tv self, const char *name, struct targs
     if (self.t == TV_DICT && self.d->is_loop && tloop_method(rt, self.d, name, a, line, out))
         return true;
     if (self.t == TV_DICT)
-        return dict_method(rt, self.d, name, a, line, out);
+        return dict_method(rt, self.d, name, a, out);
     if (self.t == TV_LIST)
         return list_method(rt, self.l, name, a, line, out);
     return false;

@@ -22,6 +22,7 @@ static uint64_t pool_base;
 static ucs_status_t on_message(void *arg, const void *header, size_t header_len, void *data, size_t len,
                                const ucp_am_recv_param_t *param)
 {
+    (void)arg, (void)header, (void)header_len;
     struct wire_msg m;
     struct error err;
     if (!(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) && wire_decode(data, len, &m, &err) == 0) {

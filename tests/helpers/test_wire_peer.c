@@ -94,6 +94,7 @@ static int pattern_check(const uint8_t *src, uint64_t bytes, uint64_t req, uint3
 
 static int send_or_fail(struct app *a, struct ucx_peer *p, const struct wire_msg *m)
 {
+    (void)a;
     struct error err;
     if (ucx_send(p, m, NULL, NULL, &err) == 0)
         return 0;
@@ -786,6 +787,7 @@ static int cmp_u64(const void *x, const void *y)
  * trip), as ucx_perftest's latency tests do. */
 static void lat_message(struct app *a, const struct wire_msg *m)
 {
+    (void)m;
     struct client *c = a->c;
     uint64_t now = uv_hrtime();
     if (!c->rtt)
@@ -833,6 +835,7 @@ static void sizes_start(struct app *a)
 
 static void sizes_message(struct app *a, const struct wire_msg *m)
 {
+    (void)m;
     if (++a->c->done == a->c->count) {
         fprintf(stdout, "sizes: %u messages of every size came back\n", a->c->done);
         uv_stop(a->loop);
@@ -871,6 +874,7 @@ static void client_registered(struct app *a, const struct wire_register *r)
 
 static void on_message(struct ucx *u, struct ucx_peer *p, struct wire_msg *m, void *user)
 {
+    (void)u;
     struct app *a = user;
     const char *mode = a->o.mode;
     if (!strcmp(mode, "serve"))
@@ -891,11 +895,13 @@ static void on_message(struct ucx *u, struct ucx_peer *p, struct wire_msg *m, vo
 
 static void on_accept(struct ucx *u, struct ucx_peer *p, void *user)
 {
+    (void)u;
     server_accept(user, p);
 }
 
 static void on_peer_lost(struct ucx *u, struct ucx_peer *p, const char *reason, void *user)
 {
+    (void)u;
     struct app *a = user;
     if (!strcmp(a->o.mode, "serve"))
         server_lost(a, p, reason);
@@ -945,11 +951,13 @@ static int parse(int argc, char **argv, struct opts *o)
 
 static void on_signal(uv_signal_t *h, int signum)
 {
+    (void)signum;
     uv_stop(h->loop);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
 {
+    (void)arg;
     if (!uv_is_closing(h))
         uv_close(h, NULL);
 }

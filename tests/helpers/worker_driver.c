@@ -156,6 +156,7 @@ static void on_tokens(struct req *r, struct wire_tokens *t)
 
 static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *msg, void *user)
 {
+    (void)u, (void)user;
     struct wk *w = ucx_peer_user(peer);
     if (msg->type == WIRE_REGISTER && !w && D.n_workers < MAX_WORKERS) {
         w = &D.workers[D.n_workers++];
@@ -183,6 +184,7 @@ static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *ms
 
 static void on_peer_lost(struct ucx *u, struct ucx_peer *peer, const char *reason, void *user)
 {
+    (void)u, (void)user;
     struct wk *w = ucx_peer_user(peer);
     if (!w)
         return;
@@ -209,6 +211,7 @@ static bool pools_idle(void)
 
 static void on_timer(uv_timer_t *t)
 {
+    (void)t;
     if (!D.started) {
         bool ready = D.want_colocated ? count_role(WIRE_ROLE_COLOCATED) >= D.want_colocated
                                       : count_role(WIRE_ROLE_PREFILL) >= D.want_prefill &&

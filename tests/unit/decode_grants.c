@@ -57,7 +57,7 @@ static bool wait_for(const bool *flag, double ms)
     return *flag;
 }
 
-static void on_tick(uv_timer_t *t) {}
+static void on_tick(uv_timer_t *t) { (void)t;}
 
 static void send_to(struct ucx_peer *p, struct wire_msg *m)
 {
@@ -91,6 +91,7 @@ static void kv_done(uint64_t id, uint32_t n_tokens)
 
 static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *msg, void *user)
 {
+    (void)u, (void)user;
     uint64_t id = msg->req_id;
     if (msg->type == WIRE_REGISTER && peer == T.decode) {
         T.pool_known = true;
@@ -122,6 +123,7 @@ static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *ms
 
 static void on_peer_lost(struct ucx *u, struct ucx_peer *peer, const char *reason, void *user)
 {
+    (void)u, (void)user;
     fprintf(stderr, "decode_grants: peer %s lost: %s\n", ucx_peer_name(peer), reason);
     if (peer == T.decode)
         T.decode = NULL;

@@ -44,10 +44,11 @@ static void stream_tick(uv_timer_t *t)
     }
 }
 
-static void on_hang_abort(struct http_request *req, void *user) { atomic_fetch_add(&aborts, 1); }
+static void on_hang_abort(struct http_request *req, void *user) { (void)req, (void)user; atomic_fetch_add(&aborts, 1); }
 
 static void handler(struct http_request *req, void *ctx)
 {
+    (void)ctx;
     if (strcmp(req->path, "/hello") == 0) {
         http_respond(req, 200, "text/plain", "hello", 5, NULL);
     } else if (strcmp(req->path, "/echo") == 0) {
@@ -74,6 +75,7 @@ static void on_stop(uv_async_t *a)
 
 static void *server_main(void *arg)
 {
+    (void)arg;
     uv_run(&loop, UV_RUN_DEFAULT);
     return NULL;
 }

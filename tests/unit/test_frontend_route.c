@@ -1,7 +1,7 @@
 /* test_frontend_route.c — the cluster's placement rules on hand-built registries (no network):
  * prefill = fewest queued prompt tokens (last LOAD plus what was sent since), decode = most free KV
  * blocks among workers with batch room (any worker when none has room), colocated only without a
- * prefill+decode pair, a worker that refused a sequence skipped on its retry unless it is the only one,
+ * prefill+decode pair or when only it has free blocks for the whole sequence, a worker that refused a sequence skipped on its retry unless it is the only one,
  * a worker whose LOAD says it is draining never picked, and /health readiness. */
 #include "frontend/cluster.c"
 
@@ -90,6 +90,11 @@ static void test_colocated(void)
     CHECK(p == c1 && d == c1);
     struct cl_worker *dd = add(&c, 3, WIRE_ROLE_DECODE, 0, 50, 0, 8);
     CHECK_EQ_INT(cluster_pick(&c, 10, &p, &d), 0);
+    CHECK(p == &W[2] && d == dd);
+    /* 50 free blocks of 16 tokens hold 800 positions: a 1,000-position sequence goes where it fits */
+    CHECK_EQ_INT(cluster_pick(&c, 1000, &p, &d), 0);
+    CHECK(p == c1 && d == c1);
+    CHECK_EQ_INT(cluster_pick(&c, 800, &p, &d), 0);
     CHECK(p == &W[2] && d == dd);
 }
 

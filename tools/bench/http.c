@@ -98,6 +98,7 @@ static const llhttp_settings_t *settings(void)
 /* One loop thread parses each read to the end before the next, so one buffer serves all. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
+    (void)h, (void)suggested;
     static char space[65536];
     buf->base = space;
     buf->len = sizeof space;
