@@ -20,7 +20,7 @@
 
 struct run_state {
     int cap;                /* tokens the buffers hold */
-    float *x, *xb, *xb2;    /* [cap][dim] residual stream and normed copies */
+    float *x, *xb;          /* [cap][dim] residual stream and its normed copy */
     float *qkv;             /* [cap][heads*hd + 2*kv_heads*hd] the stacked projection */
     float *q, *k, *v;       /* [cap][heads*hd], [cap][kv_heads*hd] ×2: its parts */
     float *att_out;         /* [cap][heads*hd] */
@@ -38,7 +38,7 @@ struct run_state *run_state_new(const struct model *m)
 
 static void free_buffers(struct run_state *s)
 {
-    float *bufs[] = {s->x, s->xb, s->xb2, s->qkv, s->q, s->k, s->v, s->att_out, s->hb, s->hb2};
+    float *bufs[] = {s->x, s->xb, s->qkv, s->q, s->k, s->v, s->att_out, s->hb, s->hb2};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
 }
@@ -60,7 +60,6 @@ static int grow(struct run_state *s, const struct model_config *c, int n_tokens,
                kv = (size_t)c->n_kv_heads * c->head_dim;
         s->x = malloc(n * c->dim * sizeof(float));
         s->xb = malloc(n * c->dim * sizeof(float));
-        s->xb2 = malloc(n * c->dim * sizeof(float));
         s->qkv = malloc(n * (q + 2 * kv) * sizeof(float));
         s->q = malloc(n * q * sizeof(float));
         s->k = malloc(n * kv * sizeof(float));
@@ -69,7 +68,7 @@ static int grow(struct run_state *s, const struct model_config *c, int n_tokens,
         s->hb = malloc(n * 2 * c->hidden_dim * sizeof(float));
         s->hb2 = malloc(n * c->hidden_dim * sizeof(float));
         s->cap = n_tokens;
-        if (!s->x || !s->xb || !s->xb2 || !s->qkv || !s->q || !s->k || !s->v || !s->att_out || !s->hb ||
+        if (!s->x || !s->xb || !s->qkv || !s->q || !s->k || !s->v || !s->att_out || !s->hb ||
             !s->hb2) {
             s->cap = 0;
             return -1;
