@@ -7,13 +7,15 @@
 #   common/tmpl/*.c     → $(BUILD)/libpdtmpl.a       Jinja templates, chat rendering
 #   proto/*.c           → $(BUILD)/libpdproto.a      wire protocol, UCX transport, KV transfer
 #   worker/*.c          → $(BUILD)/libpdworker.a     the runtime both worker daemons run on
-#   prefill_server/*.c  → $(BUILD)/pdserve-prefill
-#   decode_server/*.c   → $(BUILD)/pdserve-decode
+#   prefill_server/*.c  → $(BUILD)/pdserve-prefill    (all but main.c also → libpdprefill_server.a,
+#   decode_server/*.c   → $(BUILD)/pdserve-decode      libpddecode_server.a: tests drive the roles)
 #   frontend/*.c        → $(BUILD)/pdserve-frontend  (+ llhttp from Debian's node-llhttp)
 #   tools/NAME.c        → $(BUILD)/pdserve-NAME      single-file tools
 #   tools/NAME/*.c      → $(BUILD)/pdserve-NAME      multi-file tools
 #   tests/unit/NAME.c   → $(BUILD)/tests/NAME        unit tests (listed in tests/TESTS)
-#   tests/helpers/NAME.c → $(BUILD)/tests/NAME       programs tests drive (peers, probes, drivers)
+#   tests/drivers/NAME.c → $(BUILD)/tests/NAME       programs tests drive (peers, probes, drivers)
+#   tests/helpers/*.c   → $(BUILD)/libpdtesthelp.a   code tests share (tests/unit/failalloc_*.c are
+#                                                    linked with the allocation wrappers)
 #
 # Each library depends only on those after it in LIBS, so the link needs no --start-group: a call
 # that runs back up the list fails to link.
@@ -37,7 +39,7 @@ LLHTTP_SRC  := $(wildcard /usr/share/llhttp/*.c)
 TOOL_FILES  := $(patsubst tools/%.c,%,$(wildcard tools/*.c))
 TOOL_DIRS   := $(patsubst tools/%/,%,$(sort $(dir $(wildcard tools/*/*.c))))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/*.c)) \
-               $(patsubst tests/helpers/%.c,%,$(wildcard tests/helpers/*.c))
+               $(patsubst tests/drivers/%.c,%,$(wildcard tests/drivers/*.c))
 DAEMONS     := $(if $(wildcard prefill_server/*.c),pdserve-prefill) \
                $(if $(wildcard decode_server/*.c),pdserve-decode) \
                $(if $(wildcard frontend/*.c),pdserve-frontend)
@@ -65,17 +67,22 @@ $(BUILD)/obj/llhttp/%.o: /usr/share/llhttp/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(filter-out -W%,$(XCFLAGS)) -w -c $< -o $@
 
+# LIB_RULE(folder[, sources]): the folder's archive, of all its sources unless told which.
 define LIB_RULE
-$(call lib_of,$(1)): $(call obj,$(wildcard $(1)/*.c))
+$(call lib_of,$(1)): $(call obj,$(or $(2),$(wildcard $(1)/*.c)))
 	@rm -f $$@; ar rcs $$@ $$^
 endef
 $(foreach l,$(LAYERS),$(eval $(call LIB_RULE,$(l))))
 $(BUILD)/libllhttp.a: $(patsubst /usr/share/llhttp/%.c,$(BUILD)/obj/llhttp/%.o,$(LLHTTP_SRC))
 	@rm -f $@; ar rcs $@ $^
 
-$(BUILD)/pdserve-prefill: $(call obj,$(wildcard prefill_server/*.c)) $(LIBS)
+ROLES     := prefill_server decode_server
+ROLE_LIBS := $(foreach r,$(ROLES),$(call lib_of,$(r)))
+$(foreach r,$(ROLES),$(eval $(call LIB_RULE,$(r),$(filter-out $(r)/main.c,$(wildcard $(r)/*.c)))))
+
+$(BUILD)/pdserve-prefill: $(call obj,prefill_server/main.c) $(call lib_of,prefill_server) $(LIBS)
 	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
-$(BUILD)/pdserve-decode: $(call obj,$(wildcard decode_server/*.c)) $(LIBS)
+$(BUILD)/pdserve-decode: $(call obj,decode_server/main.c) $(call lib_of,decode_server) $(LIBS)
 	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
 $(BUILD)/pdserve-frontend: $(call obj,$(wildcard frontend/*.c)) $(LIBS)
 	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
@@ -91,10 +98,18 @@ $(BUILD)/pdserve-$(1): $(call obj,$(wildcard tools/$(1)/*.c)) $(LIBS)
 endef
 $(foreach t,$(TOOL_DIRS),$(eval $(call TOOL_DIR_RULE,$(t))))
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBS)
+TESTHELP := $(BUILD)/libpdtesthelp.a
+$(TESTHELP): $(call obj,$(wildcard tests/helpers/*.c))
+	@rm -f $@; ar rcs $@ $^
+FAILALLOC_LD := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
+
+$(BUILD)/tests/failalloc_%: $(BUILD)/obj/tests/unit/failalloc_%.o $(TESTHELP) $(ROLE_LIBS) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(XCFLAGS) $(FAILALLOC_LD) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTHELP) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
-$(BUILD)/tests/%: $(BUILD)/obj/tests/helpers/%.o $(LIBS)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/drivers/%.o $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
 

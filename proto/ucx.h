@@ -34,7 +34,7 @@ struct ucx_stats {
     uint64_t msgs_rx, msgs_tx;   /* messages received (valid) and sent */
     uint64_t bytes_rx, bytes_tx; /* their sizes including the wire header */
     uint64_t rejected;           /* received messages that failed wire_decode (bad magic/version/type/length) */
-    uint64_t send_errors;        /* sends that completed with an error */
+    uint64_t send_errors;        /* sends that failed: refused at once (ucx_send's -1) or completed with an error */
     uint64_t peers_accepted, peers_connected, peers_lost;
     uint64_t puts, put_bytes, put_errors; /* KV runs sent by kv_xfer (puts or messages), bytes, failures */
     uint64_t kv_rx, kv_rx_bytes, kv_rejected; /* KV runs received as messages, their bytes, refused ones */

@@ -165,14 +165,15 @@ static int send_buf(struct ucx_peer *p, uint8_t *data, size_t len, ucx_done_cb c
 
 int ucx_send(struct ucx_peer *p, const struct wire_msg *m, ucx_done_cb cb, void *arg, struct error *err)
 {
-    if (peer_usable(p, err))
-        return -1;
     struct wire_buf b = {0};
-    if (wire_encode(&b, m, err)) {
+    int rc = peer_usable(p, err);
+    if (rc == 0 && (rc = wire_encode(&b, m, err)) < 0)
         wire_buf_free(&b);
-        return -1;
-    }
-    return send_buf(p, b.data, b.len, cb, arg, err);
+    if (rc == 0)
+        rc = send_buf(p, b.data, b.len, cb, arg, err); /* frees the buffer when it fails */
+    if (rc < 0)
+        p->u->stats.send_errors++;
+    return rc;
 }
 
 int ucx_send_raw(struct ucx_peer *p, const void *buf, size_t len, struct error *err)

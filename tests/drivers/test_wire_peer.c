@@ -996,7 +996,7 @@ int main(int argc, char **argv)
     struct app *a = &app;
     struct error err;
     if (parse(argc, argv, &a->o)) {
-        fprintf(stderr, "usage: see the comment at the top of tests/unit/test_wire_peer.c\n");
+        fprintf(stderr, "usage: see the comment at the top of tests/drivers/test_wire_peer.c\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
