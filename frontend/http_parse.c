@@ -46,6 +46,34 @@ static int limit(struct http_parse *p, int status)
     return -1;
 }
 
+/* A request llhttp 8 lets through but RFC 9112 rejects: 400 with why. */
+static int reject(struct http_parse *p, const char *fmt, const char *name)
+{
+    snprintf(p->err_reason, sizeof p->err_reason, fmt, name);
+    return limit(p, 400);
+}
+
+/* RFC 9110 §5.6.2: a field name is a token. llhttp 8 passes trailing whitespace ("Host : x") on to
+ * the name, which a lenient proxy in front might have read as "Host". */
+static bool is_token(const char *s, size_t n)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~";
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !(s[i] && strchr(tchar, s[i])))
+            return false;
+    return n > 0;
+}
+
+/* RFC 9112 §5.2: obsolete line folding (CRLF then a space or tab) is rejected, as is any control
+ * character but HTAB in a value. llhttp 8 accepts the folding and passes its CRLF on. */
+static bool value_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
 static int head_add(struct http_parse *p, char **buf, size_t *len, size_t *cap, const char *at, size_t n)
 {
     p->head_bytes += n;
@@ -81,9 +109,16 @@ static int on_header_field(llhttp_t *l, const char *at, size_t n)
     return head_add(p, &p->hname, &p->hname_len, &p->hname_cap, at, n);
 }
 
+/* A value arrives in pieces where the bytes fed were cut, and where llhttp 8 joined an obsolete
+ * folded line (CRLF then a space or tab) to it, which RFC 9112 §5.2 says to reject: a piece that
+ * does not start where the last one ended in the stream is such a fold. */
 static int on_header_value(llhttp_t *l, const char *at, size_t n)
 {
     struct http_parse *p = l->data;
+    uint64_t start = p->fed + (uint64_t)(at - p->feed);
+    if (p->hval_len > 0 && start != p->hval_end)
+        return reject(p, "header %s uses obsolete line folding", p->hname ? p->hname : "?");
+    p->hval_end = start + n;
     return head_add(p, &p->hval, &p->hval_len, &p->hval_cap, at, n);
 }
 
@@ -119,6 +154,12 @@ static int on_header_value_complete(llhttp_t *l)
     p->head_bytes += 4; /* ": " and CRLF count towards the head limit too */
     if (r->n_headers >= p->lim->max_headers || p->head_bytes > p->lim->max_head)
         return limit(p, 431);
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)(p->hname_len < 48 ? p->hname_len : 48), p->hname ? p->hname : "");
+    if (!is_token(p->hname, p->hname_len))
+        return reject(p, "header name \"%s\" is not a token (no whitespace before the colon)", name);
+    if (!value_ok(p->hval, p->hval_len))
+        return reject(p, "header %s has a control character or obsolete line folding", name);
     if (header_push(r, &p->hdr_cap, &h))
         return limit(p, 500);
     h->name = strndup(p->hname ? p->hname : "", p->hname_len);
@@ -231,20 +272,24 @@ static void set_error(struct http_parse *p, struct http_parse_error *e)
         snprintf(e->message, sizeof e->message, "out of memory while reading the request");
     } else {
         e->code = "bad_http";
-        snprintf(e->message, sizeof e->message, "malformed HTTP request: %s", llhttp_get_error_reason(&p->llh));
+        snprintf(e->message, sizeof e->message, "malformed HTTP request: %s",
+                 p->err_reason[0] ? p->err_reason : llhttp_get_error_reason(&p->llh));
     }
 }
 
 enum http_parse_result http_parse_feed(struct http_parse *p, const char *data, size_t len, size_t *used,
                                        struct http_request **req, struct http_parse_error *e)
 {
+    p->feed = data;
     llhttp_errno_t rc = llhttp_execute(&p->llh, data, len);
     if (rc == HPE_OK) {
         *used = len;
+        p->fed += len;
         return HTTP_PARSE_MORE;
     }
     if (rc == HPE_PAUSED) {
         *used = (size_t)(llhttp_get_error_pos(&p->llh) - data);
+        p->fed += *used;
         llhttp_resume(&p->llh);
         *req = p->done;
         p->done = NULL;

@@ -44,6 +44,10 @@ struct http_parse {
     size_t url_len, url_cap, hname_len, hname_cap, hval_len, hval_cap, body_cap;
     int hdr_cap;
     int err_status;                /* set by a callback that hit a limit */
+    char err_reason[160];          /* a 400 of ours: why (else llhttp's reason is given) */
+    const char *feed;              /* the bytes being fed, which start at offset fed of the stream */
+    uint64_t fed;
+    uint64_t hval_end;             /* stream offset just past the header value's last piece */
     struct http_request *done;     /* completed by the last feed */
 };
 
