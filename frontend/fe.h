@@ -50,6 +50,7 @@ struct fe {
     struct tokenizer *tok;
     struct chat_template *chat; /* NULL: the model has no template; chat requests get 400 */
     int max_model_len;
+    int vocab_size;             /* config.json's; 0 if unknown (see fe_vocab_size) */
     char served_name[128];
     struct http_server *http;
     struct cluster *cluster;
@@ -67,6 +68,9 @@ struct fe {
     bool watchdog_on;
 };
 
+/* Token ids below this are valid in prompts and /detokenize: the larger of config.json's vocab_size
+ * and the tokenizer's size. Ids past the tokenizer's last token (a padded vocabulary) decode to "". */
+int fe_vocab_size(const struct fe *fe);
 /* Loads the tokenizer, template and context length from cfg.model_dir. */
 int fe_load_model(struct fe *fe, struct error *err);
 /* Starts the HTTP server and the UCX listener on fe->loop. */
