@@ -34,6 +34,7 @@ struct fe_config {
     int max_inflight;     /* sequences in flight; more → 429 */
     int stale_ms;         /* forget a worker silent this long */
     int drain_ms;         /* SIGTERM waits this long for requests in flight */
+    int logprobs_mode;    /* enum sample_logprobs_mode for requests that do not name one */
 };
 
 /* Parses argv (and PDSERVE_API_KEY) into c. Exits 0 on --help; returns -1 with err on a bad flag. */
