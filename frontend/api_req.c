@@ -227,6 +227,19 @@ static int parse_logprobs(struct api_request *r, json_t *b, struct apierr *e)
     return 0;
 }
 
+/* Extension (vLLM's logprobs-mode, per request): which distribution logprobs come from. */
+static int parse_logprobs_mode(struct api_request *r, json_t *b, struct apierr *e)
+{
+    json_t *m = field(b, "logprobs_mode");
+    r->logprobs_mode = -1;
+    if (!m)
+        return 0;
+    r->logprobs_mode = sample_logprobs_mode_parse(json_string_value(m));
+    if (r->logprobs_mode < 0)
+        return BAD(e, "logprobs_mode", "'logprobs_mode' must be \"raw_logprobs\" or \"processed_logprobs\"");
+    return 0;
+}
+
 static int parse_stream(struct api_request *r, json_t *b, struct apierr *e)
 {
     if (get_bool(b, "stream", &r->stream, e))
@@ -254,8 +267,8 @@ static int parse_body(enum api_kind kind, json_t *b, struct api_request *r, stru
         return apierr_set(e, 500, NULL, "internal_error", "out of memory");
     if (kind == API_COMPLETION ? parse_prompt(r, b, e) : parse_messages(r, b, e))
         return -1;
-    if (parse_sampling(r, b, e) || parse_logprobs(r, b, e) || parse_stream(r, b, e) ||
-        get_bool(b, "skip_special_tokens", &r->skip_special_tokens, e))
+    if (parse_sampling(r, b, e) || parse_logprobs(r, b, e) || parse_logprobs_mode(r, b, e) ||
+        parse_stream(r, b, e) || get_bool(b, "skip_special_tokens", &r->skip_special_tokens, e))
         return -1;
     return 0;
 }

@@ -47,6 +47,7 @@ struct api_request {
     bool echo;                   /* completions: prompt text first */
     bool logprobs;               /* chosen-token logprobs wanted */
     int top_logprobs;            /* completions' integer `logprobs`, or chat's `top_logprobs` */
+    int logprobs_mode;           /* extension: enum sample_logprobs_mode; -1 = not given (--logprobs-mode) */
     bool skip_special_tokens;    /* vLLM extension; default true */
 };
 

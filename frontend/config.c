@@ -38,7 +38,10 @@ static void usage(FILE *f)
             "  --idle-timeout-ms N      idle keep-alive connection closed after (default 60000)\n"
             "  --worker-timeout-ms N    forget a worker silent this long (default 5000)\n"
             "  --drain-timeout-ms N     on SIGTERM, wait this long for requests in flight (default 30000);\n"
-            "                           a second signal stops at once\n");
+            "                           a second signal stops at once\n"
+            "  --logprobs-mode M        what reported logprobs are, unless a request's logprobs_mode says:\n"
+            "                           raw_logprobs (default: the model's log-softmax, before penalties\n"
+            "                           and temperature, as vLLM) or processed_logprobs (after them)\n");
 }
 
 /* A key is what a client can send after "Bearer ": printable ASCII, no spaces (RFC 6750's token
@@ -148,6 +151,10 @@ static int one_flag(struct fe_config *c, int opt, const char *v, const char *fla
     case 'I': return num(flag, v, 1, 1 << 30, &c->http.idle_timeout_ms, err);
     case 'w': return num(flag, v, 100, 1 << 30, &c->stale_ms, err);
     case 'D': return num(flag, v, 0, 1 << 30, &c->drain_ms, err);
+    case 'M':
+        if ((c->logprobs_mode = sample_logprobs_mode_parse(v)) < 0)
+            return error_set(err, "--logprobs-mode %s: expected raw_logprobs or processed_logprobs", v);
+        return 0;
     default: return error_set(err, "unknown flag (see --help)");
     }
 }
@@ -191,7 +198,7 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
         {"max-model-len", 1, 0, 'L'}, {"max-body-bytes", 1, 0, 'b'}, {"max-header-bytes", 1, 0, 'e'},
         {"max-connections", 1, 0, 'c'}, {"max-inflight", 1, 0, 'i'}, {"header-timeout-ms", 1, 0, 't'},
         {"body-timeout-ms", 1, 0, 'T'}, {"idle-timeout-ms", 1, 0, 'I'}, {"worker-timeout-ms", 1, 0, 'w'},
-        {"drain-timeout-ms", 1, 0, 'D'},
+        {"drain-timeout-ms", 1, 0, 'D'}, {"logprobs-mode", 1, 0, 'M'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     defaults(c);
     int opt, idx;

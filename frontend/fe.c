@@ -9,20 +9,34 @@
 #include "common/util/log.h"
 #include "common/util/modelfile.h"
 
-static int read_max_len(const char *dir, struct error *err)
+/* config.json's max_position_embeddings (unless --max-model-len was given) and vocab_size. A model's
+ * vocabulary is often padded past its tokenizer (to a multiple of 64 or 128), so it can generate
+ * ids the tokenizer has no token for: those are valid ids everywhere and decode to "". */
+static int read_model_config(struct fe *fe, struct error *err)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
+    snprintf(path, sizeof path, "%s/config.json", fe->cfg.model_dir);
     json_error_t je;
     json_t *cfg = mf_load_json(path, 0, &je);
-    if (!cfg)
+    if (!cfg && !fe->max_model_len)
         return error_set(err, "%s: %s; give --max-model-len to run without it", path, je.text);
     json_t *v = json_object_get(cfg, "max_position_embeddings");
     int n = json_is_integer(v) ? (int)json_integer_value(v) : 0;
+    v = json_object_get(cfg, "vocab_size");
+    if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < (1 << 30))
+        fe->vocab_size = (int)json_integer_value(v);
     json_decref(cfg);
-    if (n < 2)
+    if (!fe->max_model_len && n < 2)
         return error_set(err, "%s has no max_position_embeddings; give --max-model-len", path);
-    return n;
+    if (!fe->max_model_len)
+        fe->max_model_len = n;
+    return 0;
+}
+
+int fe_vocab_size(const struct fe *fe)
+{
+    int t = tok_vocab_size(fe->tok);
+    return fe->vocab_size > t ? fe->vocab_size : t;
 }
 
 static void default_name(struct fe *fe)
@@ -54,14 +68,10 @@ int fe_load_model(struct fe *fe, struct error *err)
     if (!fe->chat)
         log_warn("no chat template (%s): /v1/chat/completions will answer 400", cerr.msg);
     fe->max_model_len = fe->cfg.max_model_len;
-    if (!fe->max_model_len) {
-        int n = read_max_len(fe->cfg.model_dir, err);
-        if (n < 0)
-            return -1;
-        fe->max_model_len = n;
-    }
-    log_info("model %s: vocabulary %d, context %d tokens, served as \"%s\"", fe->cfg.model_dir,
-             tok_vocab_size(fe->tok), fe->max_model_len, fe->served_name);
+    if (read_model_config(fe, err))
+        return -1;
+    log_info("model %s: vocabulary %d (tokenizer %d), context %d tokens, served as \"%s\"", fe->cfg.model_dir,
+             fe_vocab_size(fe), tok_vocab_size(fe->tok), fe->max_model_len, fe->served_name);
     return 0;
 }
 

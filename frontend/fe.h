@@ -34,6 +34,7 @@ struct fe_config {
     int max_inflight;     /* sequences in flight; more → 429 */
     int stale_ms;         /* forget a worker silent this long */
     int drain_ms;         /* SIGTERM waits this long for requests in flight */
+    int logprobs_mode;    /* enum sample_logprobs_mode for requests that do not name one */
 };
 
 /* Parses argv (and PDSERVE_API_KEY) into c. Exits 0 on --help; returns -1 with err on a bad flag. */
@@ -50,6 +51,7 @@ struct fe {
     struct tokenizer *tok;
     struct chat_template *chat; /* NULL: the model has no template; chat requests get 400 */
     int max_model_len;
+    int vocab_size;             /* config.json's; 0 if unknown (see fe_vocab_size) */
     char served_name[128];
     struct http_server *http;
     struct cluster *cluster;
@@ -67,6 +69,9 @@ struct fe {
     bool watchdog_on;
 };
 
+/* Token ids below this are valid in prompts and /detokenize: the larger of config.json's vocab_size
+ * and the tokenizer's size. Ids past the tokenizer's last token (a padded vocabulary) decode to "". */
+int fe_vocab_size(const struct fe *fe);
 /* Loads the tokenizer, template and context length from cfg.model_dir. */
 int fe_load_model(struct fe *fe, struct error *err);
 /* Starts the HTTP server and the UCX listener on fe->loop. */

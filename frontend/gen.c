@@ -171,6 +171,7 @@ static int seq_init(struct gen_req *g, struct gen_seq *s, int index, int prompt_
     s->prompt_idx = prompt_idx;
     s->finish = FINISH_NONE;
     s->sp = g->api.sp;
+    s->sp.logprobs_mode = (uint8_t)(g->api.logprobs_mode >= 0 ? g->api.logprobs_mode : fe->cfg.logprobs_mode);
     s->sp.seed = g->api.seed_given ? g->api.sp.seed + (uint64_t)j : random_seed();
     int room = fe->max_model_len - g->prompts.n_ids[prompt_idx];
     if (s->sp.max_tokens > room)

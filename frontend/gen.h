@@ -33,10 +33,9 @@ struct gen_seq {
     int tries;
     uint8_t refused_role;       /* the worker that last refused it as overloaded: not retried there */
     uint32_t refused_id;
-    char **lp_text;             /* logprobs of tokens not yet shaped */
-    float *lp;
+    struct oai_lp *lp;          /* logprobs of tokens not yet shaped; the last may still be growing */
     int n_lp, lp_cap;
-    size_t text_offset;         /* completions logprobs' text_offset */
+    size_t text_offset;         /* completions logprobs' text_offset (characters) */
     json_t *lp_all;             /* whole answer: logprobs collected so far */
     uint64_t t_first, t_last;
     /* The first token comes from the prefill worker, the rest from the decode worker, on another

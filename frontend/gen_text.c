@@ -8,42 +8,79 @@
 
 #include "common/util/log.h"
 
-static int lp_add(struct gen_seq *s, struct fe *fe, int32_t id, float lp)
+static void lp_entry_free(struct oai_lp *t)
 {
+    free(t->text);
+    free(t->bytes);
+}
+
+/* Appends n bytes to a logprob entry's text. */
+static int lp_append_text(struct oai_lp *t, const char *p, size_t n)
+{
+    char *nt = realloc(t->text, t->len + n + 1);
+    if (!nt)
+        return -1;
+    memcpy(nt + t->len, p, n);
+    t->len += n;
+    nt[t->len] = 0;
+    t->text = nt;
+    return 0;
+}
+
+/* Records token id with its text in context: `piece` is what the detokenizer appended for it, whose
+ * first `carried` bytes finish the previous token's text (a SentencePiece byte-token run flushed by
+ * the token after it). A token that is part of a character split over several tokens (bytes held
+ * before or after it) keeps its own raw bytes for chat's "bytes", so they concatenate to the text's. */
+static int lp_add(struct gen_seq *s, int32_t id, float lp, const char *piece, size_t len, size_t carried,
+                  bool split_char)
+{
+    if (carried && s->n_lp && lp_append_text(&s->lp[s->n_lp - 1], piece, carried))
+        return -1;
     if (s->n_lp == s->lp_cap) {
         int ncap = s->lp_cap ? s->lp_cap * 2 : 16;
-        char **nt = realloc(s->lp_text, (size_t)ncap * sizeof *nt);
-        if (!nt)
-            return -1;
-        s->lp_text = nt;
-        float *nl = realloc(s->lp, (size_t)ncap * sizeof *nl);
+        struct oai_lp *nl = realloc(s->lp, (size_t)ncap * sizeof *nl);
         if (!nl)
             return -1;
         s->lp = nl;
         s->lp_cap = ncap;
     }
-    char *text = NULL;
-    size_t len;
-    struct error err;
-    if (tok_decode(fe->tok, &id, 1, false, &text, &len, &err))
+    struct oai_lp t = {.logprob = lp};
+    if (lp_append_text(&t, piece + carried, len - carried))
         return -1;
-    s->lp_text[s->n_lp] = text;
-    s->lp[s->n_lp++] = lp;
+    size_t n_raw = 0;
+    const char *raw = split_char ? tok_id_bytes(s->g->fe->tok, id, &n_raw) : NULL;
+    if (raw && !(t.bytes = malloc(n_raw ? n_raw : 1))) {
+        free(t.text);
+        return -1;
+    }
+    if (raw) {
+        memcpy(t.bytes, raw, n_raw);
+        t.n_bytes = n_raw;
+    }
+    s->lp[s->n_lp++] = t;
     return 0;
 }
 
-/* Logprobs gathered since the last chunk, shaped for the kind, and forgotten here. */
+/* Logprobs gathered since the last chunk, shaped for the kind, and forgotten here. While the
+ * detokenizer holds bytes back, the newest token's text may still grow: it waits for the next chunk. */
+static int lp_ready(const struct gen_seq *s)
+{
+    return s->n_lp - (s->n_lp && s->finish == FINISH_NONE && tok_stream_pending(s->ts));
+}
+
 static json_t *lp_take(struct gen_seq *s)
 {
-    if (!s->n_lp)
+    int n = lp_ready(s);
+    if (!n)
         return NULL;
     struct gen_req *g = s->g;
-    json_t *j = oai_logprobs(g->api.kind, s->lp_text, s->lp, s->n_lp, s->text_offset, g->api.top_logprobs > 0);
-    for (int i = 0; i < s->n_lp; i++) {
-        s->text_offset += strlen(s->lp_text[i]);
-        free(s->lp_text[i]);
+    json_t *j = oai_logprobs(g->api.kind, s->lp, n, s->text_offset, g->api.top_logprobs > 0);
+    for (int i = 0; i < n; i++) {
+        s->text_offset += oai_text_chars(s->lp[i].text, s->lp[i].len);
+        lp_entry_free(&s->lp[i]);
     }
-    s->n_lp = 0;
+    memmove(s->lp, s->lp + n, (size_t)(s->n_lp - n) * sizeof *s->lp);
+    s->n_lp -= n;
     return j;
 }
 
@@ -65,15 +102,20 @@ static void lp_collect(struct gen_seq *s)
     json_decref(j);
 }
 
-/* Text that became complete with token id goes through the stop strings; 1 = a stop string hit. */
-static int push_token(struct gen_seq *s, int32_t id)
+/* Text that became complete with token id goes through the stop strings; 1 = a stop string hit.
+ * With logprobs wanted (lp non-NULL), the token's text in context is recorded with *lp. */
+static int push_token(struct gen_seq *s, int32_t id, const float *lp)
 {
     struct error err;
     s->piece.len = 0;
+    bool held_before = tok_stream_pending(s->ts);
     if (tok_stream_push(s->ts, id, &s->piece, &err)) {
         log_warn("gen: detokenizing token %d failed: %s", id, err.msg);
         return 0;
     }
+    if (lp && lp_add(s, id, *lp, s->piece.data ? s->piece.data : "", s->piece.len, tok_stream_carried(s->ts),
+                     held_before || tok_stream_pending(s->ts)))
+        log_warn("gen: out of memory recording logprobs");
     if (!s->piece.len)
         return 0;
     return stopstr_feed(&s->stop, s->piece.data, s->piece.len, &s->out, &s->out_len, &s->out_cap) == 1;
@@ -83,19 +125,21 @@ static void flush_text(struct gen_seq *s)
 {
     struct error err;
     s->piece.len = 0;
-    if (tok_stream_finish(s->ts, &s->piece, &err) == 0 && s->piece.len)
+    if (tok_stream_finish(s->ts, &s->piece, &err) == 0 && s->piece.len) {
+        /* what was held back (an unfinished character, now U+FFFD) is the last token's */
+        if (s->n_lp && lp_append_text(&s->lp[s->n_lp - 1], s->piece.data, s->piece.len))
+            log_warn("gen: out of memory recording logprobs");
         stopstr_feed(&s->stop, s->piece.data, s->piece.len, &s->out, &s->out_len, &s->out_cap);
+    }
     stopstr_flush(&s->stop, &s->out, &s->out_len, &s->out_cap);
 }
 
 int gen_text_tokens(struct gen_seq *s, const struct wire_tokens *t)
 {
-    struct fe *fe = s->g->fe;
+    bool want_lp = s->g->api.logprobs && t->logprobs;
     for (uint32_t i = 0; i < t->n && s->finish == FINISH_NONE; i++) {
         s->n_tokens++;
-        if (s->g->api.logprobs && t->logprobs && lp_add(s, fe, t->tokens[i], t->logprobs[i]))
-            log_warn("gen: out of memory recording logprobs");
-        if (push_token(s, t->tokens[i]))
+        if (push_token(s, t->tokens[i], want_lp ? &t->logprobs[i] : NULL))
             s->finish = FINISH_STOP; /* a stop string: the workers are told to stop by the caller */
     }
     if (s->finish == FINISH_NONE && t->finish != FINISH_NONE) {
@@ -117,7 +161,7 @@ void gen_text_emit(struct gen_seq *s, bool final)
     }
     bool role_first = g->api.kind == API_CHAT && !s->role_sent;
     const char *finish = final && s->finish != FINISH_NONE ? finish_name(s->finish) : NULL;
-    if (!g->http || (!s->out_len && !role_first && !finish && !s->n_lp))
+    if (!g->http || (!s->out_len && !role_first && !finish && !lp_ready(s)))
         return;
     char *chunk = oai_sse_chunk(&g->meta, s->index, s->out, s->out_len, finish, role_first, lp_take(s));
     s->role_sent = true;
@@ -137,10 +181,8 @@ void gen_seq_text_free(struct gen_seq *s)
     free(s->out);
     s->out = NULL;
     for (int i = 0; i < s->n_lp; i++)
-        free(s->lp_text[i]);
-    free(s->lp_text);
+        lp_entry_free(&s->lp[i]);
     free(s->lp);
-    s->lp_text = NULL;
     s->lp = NULL;
     s->n_lp = 0;
     json_decref(s->lp_all);

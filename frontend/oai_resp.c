@@ -20,40 +20,54 @@ void oai_meta_init(struct oai_meta *m, enum api_kind kind, const char *model, bo
     m->usage_null = usage_null;
 }
 
-static json_t *bytes_of(const char *s)
+size_t oai_text_chars(const char *text, size_t len)
 {
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)text[i] & 0xC0) != 0x80; /* count every byte that starts a character */
+    return n;
+}
+
+static json_t *bytes_of(const struct oai_lp *t)
+{
+    const unsigned char *p = (const unsigned char *)(t->bytes ? t->bytes : t->text);
+    size_t n = t->bytes ? t->n_bytes : t->len;
     json_t *a = json_array();
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        json_array_append_new(a, json_integer(*p));
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_integer(p[i]));
     return a;
 }
 
-static json_t *chat_logprobs(char *const *texts, const float *lps, int n, bool want_top)
+static json_t *chat_logprobs(const struct oai_lp *toks, int n, bool want_top)
 {
     json_t *content = json_array();
     for (int i = 0; i < n; i++) {
+        const struct oai_lp *t = &toks[i];
         json_t *top = json_array();
         if (want_top)
-            json_array_append_new(top, json_pack("{s:s, s:f, s:o}", "token", texts[i], "logprob", (double)lps[i],
-                                             "bytes", bytes_of(texts[i])));
-        json_array_append_new(content, json_pack("{s:s, s:f, s:o, s:o}", "token", texts[i], "logprob",
-                                                 (double)lps[i], "bytes", bytes_of(texts[i]), "top_logprobs", top));
+            json_array_append_new(top, json_pack("{s:s%, s:f, s:o}", "token", t->text, t->len, "logprob",
+                                                 (double)t->logprob, "bytes", bytes_of(t)));
+        json_array_append_new(content, json_pack("{s:s%, s:f, s:o, s:o}", "token", t->text, t->len, "logprob",
+                                                 (double)t->logprob, "bytes", bytes_of(t), "top_logprobs", top));
     }
     return json_pack("{s:o}", "content", content);
 }
 
-json_t *oai_logprobs(enum api_kind kind, char *const *texts, const float *lps, int n, size_t offset,
-                     bool want_top)
+json_t *oai_logprobs(enum api_kind kind, const struct oai_lp *toks, int n, size_t offset, bool want_top)
 {
     if (kind == API_CHAT)
-        return chat_logprobs(texts, lps, n, want_top);
+        return chat_logprobs(toks, n, want_top);
     json_t *tokens = json_array(), *tlp = json_array(), *top = json_array(), *offs = json_array();
     for (int i = 0; i < n; i++) {
-        json_array_append_new(tokens, json_string(texts[i]));
-        json_array_append_new(tlp, json_real(lps[i]));
-        json_array_append_new(top, want_top ? json_pack("{s:f}", texts[i], (double)lps[i]) : json_null());
+        const struct oai_lp *t = &toks[i];
+        json_array_append_new(tokens, json_stringn(t->text, t->len));
+        json_array_append_new(tlp, json_real(t->logprob));
+        json_t *one = want_top ? json_object() : json_null();
+        if (want_top)
+            json_object_setn_new(one, t->text, t->len, json_real(t->logprob));
+        json_array_append_new(top, one);
         json_array_append_new(offs, json_integer((json_int_t)offset));
-        offset += strlen(texts[i]);
+        offset += oai_text_chars(t->text, t->len);
     }
     return json_pack("{s:o, s:o, s:o, s:o}", "tokens", tokens, "token_logprobs", tlp, "top_logprobs", top,
                      "text_offset", offs);

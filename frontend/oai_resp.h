@@ -29,12 +29,24 @@ struct oai_meta {
 /* Fills id and created for a new response. */
 void oai_meta_init(struct oai_meta *m, enum api_kind kind, const char *model, bool usage_null);
 
+/* One generated token as logprobs show it. */
+struct oai_lp {
+    char *text;      /* its text in context: what the incremental detokenizer emitted for it (gen_text.c) */
+    size_t len;
+    char *bytes;     /* chat's "bytes" when they are not text's: the token's raw bytes when it is part of a
+                        character split over several tokens (its text is then "" or the whole character) */
+    size_t n_bytes;
+    float logprob;
+};
+
 /* Logprobs of some tokens, shaped for the kind: completions {"tokens","token_logprobs",
  * "top_logprobs","text_offset"}, chat {"content":[{"token","logprob","bytes","top_logprobs"}]}.
- * texts[i] is token i's own text; text_offset starts at `offset`. Returns a new reference. The wire
- * carries only the chosen token's logprob, so each top_logprobs list holds that token alone. */
-json_t *oai_logprobs(enum api_kind kind, char *const *texts, const float *lps, int n, size_t offset,
-                     bool want_top);
+ * text_offset starts at `offset` and counts characters (code points, as Python's len in vLLM and
+ * OpenAI). Returns a new reference. The wire carries only the chosen token's logprob, so each
+ * top_logprobs list holds that token alone. */
+json_t *oai_logprobs(enum api_kind kind, const struct oai_lp *toks, int n, size_t offset, bool want_top);
+/* Characters (code points) in UTF-8 text: what a token adds to text_offset. */
+size_t oai_text_chars(const char *text, size_t len);
 
 /* One streamed chunk for choice `index`: text (may be empty), finish ("stop", "length" or NULL),
  * role_first (chat: the first chunk of a choice carries the role), logprobs (stolen; may be NULL).

@@ -47,7 +47,7 @@ static int encode(struct fe *fe, const char *text, bool add_special, int32_t **i
 
 static int from_ids(struct fe *fe, const struct api_prompt *p, int32_t **ids, char **text, struct apierr *e)
 {
-    int vocab = tok_vocab_size(fe->tok);
+    int vocab = fe_vocab_size(fe);
     for (int i = 0; i < p->n_ids; i++)
         if (p->ids[i] >= vocab)
             return apierr_set(e, 400, "prompt", "invalid_value", "token id %d is outside the vocabulary (size %d)",

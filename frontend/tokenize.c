@@ -64,7 +64,7 @@ static char *detokenize_body(struct fe *fe, const char *body, size_t len, struct
     json_t *toks = json_object_get(b, "tokens");
     size_t n = json_array_size(toks);
     int32_t *ids = malloc((n + 1) * sizeof *ids);
-    int vocab = tok_vocab_size(fe->tok);
+    int vocab = fe_vocab_size(fe);
     bool ok = json_is_array(toks) && ids;
     for (size_t i = 0; ok && i < n; i++) {
         json_t *t = json_array_get(toks, i);
@@ -77,7 +77,7 @@ static char *detokenize_body(struct fe *fe, const char *body, size_t len, struct
     size_t text_len;
     struct error err;
     if (!ok)
-        apierr_set(e, 400, "tokens", "invalid_value", "'tokens' must be a list of token ids below %d", vocab);
+        apierr_set(e, 400, "tokens", "invalid_value", "'tokens' must be a list of token ids from 0 to %d (the model's vocabulary)", vocab - 1);
     else if (tok_decode(fe->tok, ids, (int)n, false, &text, &text_len, &err))
         apierr_set(e, 500, NULL, "tokenizer_error", "%s", err.msg);
     free(ids);

@@ -220,12 +220,16 @@ static int rd_done(struct rd *r, const char *what, struct error *err)
 
 /* ---- sampling parameters, shared by GENERATE and KV_DONE ----
  * f32 temperature, f32 top_p, i32 top_k, f32 min_p, f32 repetition_penalty, f32 presence_penalty,
- * f32 frequency_penalty, u64 seed, i32 max_tokens, u8 ignore_eos, u32 n_stop_ids, i32 stop_ids[]. */
+ * f32 frequency_penalty, u64 seed, i32 max_tokens, u8 ignore_eos, u8 logprobs_mode, u32 n_stop_ids,
+ * i32 stop_ids[]. */
 
 static int put_params(struct wr *w, const struct sample_params *p, struct error *err)
 {
     if (p->n_stop_ids < 0 || p->n_stop_ids > SAMPLE_MAX_STOP_IDS)
         return error_set(err, "wire: %d stop token ids (at most %d)", p->n_stop_ids, SAMPLE_MAX_STOP_IDS);
+    if (p->logprobs_mode >= SAMPLE_LOGPROBS_MODES)
+        return error_set(err, "wire: logprobs mode %u is not one of the %d known", p->logprobs_mode,
+                         SAMPLE_LOGPROBS_MODES);
     put_f32(w, p->temperature);
     put_f32(w, p->top_p);
     put_i32(w, p->top_k);
@@ -236,6 +240,7 @@ static int put_params(struct wr *w, const struct sample_params *p, struct error 
     put_u64(w, p->seed);
     put_i32(w, p->max_tokens);
     put_u8(w, p->ignore_eos ? 1 : 0);
+    put_u8(w, p->logprobs_mode);
     put_i32s(w, p->stop_ids, (uint32_t)p->n_stop_ids);
     return 0;
 }
@@ -253,6 +258,7 @@ static void get_params(struct rd *r, struct sample_params *p)
     p->seed = get_u64(r);
     p->max_tokens = get_i32(r);
     uint8_t ignore_eos = get_u8(r);
+    p->logprobs_mode = get_u8(r);
     uint32_t n = get_count(r, SAMPLE_MAX_STOP_IDS, 4);
     for (uint32_t i = 0; i < n; i++)
         p->stop_ids[i] = get_i32(r);
@@ -263,7 +269,7 @@ static void get_params(struct rd *r, struct sample_params *p)
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (!isfinite(f[i]))
             r->bad = 1;
-    if (ignore_eos > 1)
+    if (ignore_eos > 1 || p->logprobs_mode >= SAMPLE_LOGPROBS_MODES)
         r->bad = 1;
 }
 

@@ -29,7 +29,7 @@
 #include "common/engine/sample.h"
 
 #define WIRE_MAGIC 0x57534450u /* "PDSW" read as little-endian bytes */
-#define WIRE_VERSION 2 /* 2: LOAD carries the draining flag */
+#define WIRE_VERSION 3 /* 2: LOAD carries the draining flag; 3: sampling params carry the logprobs mode */
 #define WIRE_HDR_SIZE 24
 
 /* Limits a decoder enforces before it allocates anything. */

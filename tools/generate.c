@@ -92,6 +92,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
         default: usage(stderr); return -1;
         }
     }
+    if (o->budget < 1 || o->block_size < 1 || o->params.max_tokens < 0) {
+        fprintf(stderr, "pdserve-generate: --token-budget and --block-size must be at least 1, "
+                        "--max-tokens at least 0\n");
+        return -1;
+    }
     if (!o->model || !!o->prompt + !!o->chat + !!o->prompt_ids != 1) {
         fprintf(stderr, "pdserve-generate: --model and one of --prompt, --chat, --prompt-ids are required\n");
         usage(stderr);
@@ -209,27 +214,59 @@ out:
     return rc;
 }
 
-/* Steps every unfinished sequence together until all are done (continuous batching in miniature). */
+/* --no-cache: a sequence that has just been given a token forgets its cache, so the next token is
+ * computed from scratch. One still part-way through its recompute (longer than the token budget, so
+ * computed in chunks over several steps) keeps what it has: dropping that too would undo each chunk
+ * before the next and never reach a token. */
+static void forget_cache_after_token(struct engine *e, struct seq **seqs, int n, const int *before)
+{
+    for (int i = 0; i < n; i++)
+        if (seqs[i]->n_tokens != before[i]) {
+            kv_seq_release(&e->kv, &seqs[i]->kv);
+            seqs[i]->n_cached = 0;
+        }
+}
+
+/* Steps every unfinished sequence together until all are done (continuous batching in miniature).
+ * A step computes up to `budget` uncached tokens, so more than (live tokens / budget) + 2 steps in a
+ * row without a new token means no progress: that is an error, never an endless loop. */
 static int run_batch(struct engine *e, struct seq **seqs, int n, const struct opts *o, struct error *err)
 {
+    int *before = malloc((size_t)n * sizeof *before), idle_steps = 0;
+    if (!before)
+        return error_set(err, "out of memory");
+    int rc = 0;
     for (;;) {
-        int live = 0;
-        for (int i = 0; i < n; i++)
+        int live = 0, live_tokens = 0;
+        for (int i = 0; i < n; i++) {
+            before[i] = seqs[i]->n_tokens;
             live += seqs[i]->finish == FINISH_NONE;
+            live_tokens += seqs[i]->finish == FINISH_NONE ? seqs[i]->n_tokens : 0;
+        }
         if (!live)
-            return 0;
-        if (o->no_cache)
-            for (int i = 0; i < n; i++) {
-                kv_seq_release(&e->kv, &seqs[i]->kv);
-                seqs[i]->n_cached = 0;
-            }
+            break;
         struct step_result r;
-        if (engine_step(e, seqs, n, o->budget, NULL, NULL, &r, err) < 0)
-            return -1;
-        if (r.n_tokens == 0)
-            return error_set(err, "the KV pool (%d blocks) cannot hold these sequences; raise --kv-blocks",
-                             e->kv.n_blocks);
+        if ((rc = engine_step(e, seqs, n, o->budget, NULL, NULL, &r, err)) < 0)
+            break;
+        if (r.n_tokens == 0) {
+            rc = error_set(err, "the KV pool (%d blocks) cannot hold these sequences; raise --kv-blocks",
+                           e->kv.n_blocks);
+            break;
+        }
+        bool progress = false;
+        for (int i = 0; i < n; i++)
+            progress |= seqs[i]->n_tokens != before[i];
+        idle_steps = progress ? 0 : idle_steps + 1;
+        if (idle_steps > live_tokens / o->budget + 2) {
+            rc = error_set(err, "no sequence got a token in %d steps (%d tokens live, --token-budget %d); "
+                                "this is a bug, please report it", idle_steps, live_tokens, o->budget);
+            break;
+        }
+        if (o->no_cache)
+            forget_cache_after_token(e, seqs, n, before);
     }
+    free(before);
+    return rc;
 }
 
 static void print_ids(struct seq *seqs, int n, bool batched)

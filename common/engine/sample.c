@@ -63,7 +63,25 @@ struct sampler {
     int vocab;
     struct cand *cands; /* [vocab] */
     int32_t *counts;    /* [vocab] occurrences in the generated tokens, zeroed after use */
+    float *raw;         /* [vocab] the logits as the model gave them, for raw logprobs */
 };
+
+const char *sample_logprobs_mode_name(int mode)
+{
+    switch (mode) {
+    case SAMPLE_LOGPROBS_RAW: return "raw_logprobs";
+    case SAMPLE_LOGPROBS_PROCESSED: return "processed_logprobs";
+    default: return NULL;
+    }
+}
+
+int sample_logprobs_mode_parse(const char *name)
+{
+    for (int m = 0; m < SAMPLE_LOGPROBS_MODES; m++)
+        if (name && strcmp(name, sample_logprobs_mode_name(m)) == 0)
+            return m;
+    return -1;
+}
 
 struct sampler *sampler_new(int vocab_size)
 {
@@ -73,7 +91,8 @@ struct sampler *sampler_new(int vocab_size)
     s->vocab = vocab_size;
     s->cands = malloc((size_t)vocab_size * sizeof *s->cands);
     s->counts = calloc((size_t)vocab_size, sizeof *s->counts);
-    if (!s->cands || !s->counts) {
+    s->raw = malloc((size_t)vocab_size * sizeof *s->raw);
+    if (!s->cands || !s->counts || !s->raw) {
         sampler_free(s);
         return NULL;
     }
@@ -86,6 +105,7 @@ void sampler_free(struct sampler *s)
         return;
     free(s->cands);
     free(s->counts);
+    free(s->raw);
     free(s);
 }
 
@@ -252,6 +272,10 @@ int32_t sampler_pick(struct sampler *s, const struct sample_params *p, struct rn
                      const int32_t *prompt, int n_prompt, const int32_t *generated, int n_generated,
                      float *logprob)
 {
+    /* the stages below change logits in place: keep the model's own for a raw logprob */
+    bool raw = logprob && p->logprobs_mode == SAMPLE_LOGPROBS_RAW;
+    if (raw)
+        memcpy(s->raw, logits, (size_t)s->vocab * sizeof *logits);
     apply_penalties(s, p, logits, prompt, n_prompt, generated, n_generated);
     int32_t id;
     if (p->temperature <= 0.0f) {
@@ -262,6 +286,6 @@ int32_t sampler_pick(struct sampler *s, const struct sample_params *p, struct rn
         id = sample_truncated(s, p, rng, logits);
     }
     if (logprob)
-        *logprob = log_softmax_at(logits, s->vocab, id);
+        *logprob = log_softmax_at(raw ? s->raw : logits, s->vocab, id);
     return id;
 }

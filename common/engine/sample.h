@@ -21,6 +21,16 @@ void rng_seed(struct rng *r, uint64_t seed);
 uint64_t rng_next(struct rng *r);
 double rng_uniform(struct rng *r); /* in [0, 1) */
 
+/* Which distribution a reported logprob is taken from (vLLM's logprobs-mode). RAW, the default: the
+ * model's own log_softmax(logits), before any penalty or temperature. PROCESSED: after the penalties
+ * and temperature, i.e. the distribution top-k/top-p/min-p then truncate (that truncation is not
+ * applied to the logprob). */
+enum sample_logprobs_mode { SAMPLE_LOGPROBS_RAW = 0, SAMPLE_LOGPROBS_PROCESSED = 1, SAMPLE_LOGPROBS_MODES };
+/* "raw_logprobs" / "processed_logprobs", as vLLM spells them; NULL for an unknown mode. */
+const char *sample_logprobs_mode_name(int mode);
+/* The mode spelled `name`, or -1. */
+int sample_logprobs_mode_parse(const char *name);
+
 /* What a request asks of the sampler. Neutral values switch a stage off. */
 struct sample_params {
     float temperature;        /* 0: greedy (argmax) */
@@ -35,6 +45,7 @@ struct sample_params {
     bool ignore_eos;     /* keep going past the model's EOS tokens */
     int32_t n_stop_ids;  /* extra token ids that end the sequence */
     int32_t stop_ids[SAMPLE_MAX_STOP_IDS];
+    uint8_t logprobs_mode; /* enum sample_logprobs_mode: what *logprob of sampler_pick means */
 };
 
 void sample_params_default(struct sample_params *p);
@@ -46,7 +57,7 @@ void sampler_free(struct sampler *s);
 
 /* Picks the next token. `logits` (vocab_size floats) is modified in place. `prompt` and `generated`
  * are the sequence so far (for penalties). Returns the token id; *logprob (if non-NULL) receives the
- * log-probability of the chosen token under the distribution after penalties and temperature. */
+ * log-probability of the chosen token under the distribution p->logprobs_mode names. */
 int32_t sampler_pick(struct sampler *s, const struct sample_params *p, struct rng *rng, float *logits,
                      const int32_t *prompt, int n_prompt, const int32_t *generated, int n_generated,
                      float *logprob);

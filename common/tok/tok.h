@@ -59,6 +59,15 @@ int tok_decode(const struct tokenizer *t, const int32_t *ids, int n, bool skip_s
 struct tok_stream *tok_stream_new(const struct tokenizer *t, bool skip_special);
 /* Appends to *out the text that became complete with this token (often nothing, e.g. half an emoji). */
 int tok_stream_push(struct tok_stream *s, int32_t id, struct tok_buf *out, struct error *err);
+/* Whether bytes of pushed tokens are held back (an unfinished UTF-8 character, or a SentencePiece
+ * run of <0xNN> byte tokens that has not ended): the text of the last token may still grow. */
+bool tok_stream_pending(const struct tok_stream *s);
+/* How many bytes at the start of what the last tok_stream_push appended belong to the tokens before
+ * it: a SentencePiece byte-token run is emitted by the token after the run, but it is the run's own
+ * text (the last byte token's, in context). 0 for ByteLevel, where the token completing a character
+ * emits it as its own. With this, each token's "text in context" (OpenAI logprobs' token strings)
+ * concatenates to the decoded text. */
+size_t tok_stream_carried(const struct tok_stream *s);
 /* End of the stream: appends what is still held back (an unfinished UTF-8 sequence becomes U+FFFD). */
 int tok_stream_finish(struct tok_stream *s, struct tok_buf *out, struct error *err);
 void tok_stream_free(struct tok_stream *s);

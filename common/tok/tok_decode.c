@@ -15,6 +15,7 @@ struct tok_stream {
     bool skip_special;
     struct tok_str pend;   /* ByteLevel: unfinished UTF-8; SentencePiece: the current byte-token run */
     int strip_left;        /* leading strip characters still to drop (0 once text has been emitted) */
+    size_t carried;        /* bytes the last push appended for earlier tokens (see tok_stream_carried) */
 };
 
 struct tok_stream *tok_stream_new(const struct tokenizer *t, bool skip_special)
@@ -97,14 +98,28 @@ int tok_stream_push(struct tok_stream *s, int32_t id, struct tok_buf *out, struc
     if (s->skip_special && (t->flags[id] & TOK_F_SPECIAL))
         return 0;
     int rc;
+    s->carried = 0;
     if (t->byte_level) {
         rc = tok_str_put(&s->pend, tok_piece(t, id), t->piece_len[id]) || drain_utf8(s, out, false);
     } else if (t->dec_byte_fallback && (t->flags[id] & TOK_F_BYTE)) {
         rc = tok_str_put(&s->pend, &t->byte_val[id], 1);
     } else {
-        rc = flush_byte_run(s, out) || emit(s, tok_piece(t, id), t->piece_len[id], out);
+        size_t before = out->len;
+        rc = flush_byte_run(s, out);
+        s->carried = out->len - before;
+        rc = rc || emit(s, tok_piece(t, id), t->piece_len[id], out);
     }
     return rc ? error_set(err, "tokenizer: out of memory while decoding") : 0;
+}
+
+bool tok_stream_pending(const struct tok_stream *s)
+{
+    return s->pend.len > 0;
+}
+
+size_t tok_stream_carried(const struct tok_stream *s)
+{
+    return s->carried;
 }
 
 int tok_stream_finish(struct tok_stream *s, struct tok_buf *out, struct error *err)

@@ -32,6 +32,7 @@ static void ws_params(struct sample_params *p, uint64_t *s)
     p->seed = ws_mix(s);
     p->max_tokens = 1 + (int32_t)(ws_mix(s) % 4096);
     p->ignore_eos = ws_mix(s) & 1;
+    p->logprobs_mode = (uint8_t)(ws_mix(s) % SAMPLE_LOGPROBS_MODES);
     p->n_stop_ids = (int32_t)(ws_mix(s) % (SAMPLE_MAX_STOP_IDS + 1));
     for (int i = 0; i < p->n_stop_ids; i++)
         p->stop_ids[i] = (int32_t)(ws_mix(s) % 150000);
@@ -126,7 +127,7 @@ static int ws_params_eq(const struct sample_params *a, const struct sample_param
            a->min_p == b->min_p && a->repetition_penalty == b->repetition_penalty &&
            a->presence_penalty == b->presence_penalty && a->frequency_penalty == b->frequency_penalty &&
            a->seed == b->seed && a->max_tokens == b->max_tokens && a->ignore_eos == b->ignore_eos &&
-           a->n_stop_ids == b->n_stop_ids &&
+           a->logprobs_mode == b->logprobs_mode && a->n_stop_ids == b->n_stop_ids &&
            !memcmp(a->stop_ids, b->stop_ids, (size_t)a->n_stop_ids * sizeof a->stop_ids[0]);
 }
 

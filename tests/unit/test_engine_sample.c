@@ -50,6 +50,43 @@ static void greedy_and_logprob(void)
     sampler_free(s);
 }
 
+/* Issue 20: logprobs are the model's raw log_softmax by default (as vLLM's raw_logprobs), whatever the
+ * temperature and penalties; processed_logprobs is the distribution after them. */
+static void logprobs_modes(void)
+{
+    struct sampler *s = sampler_new(V);
+    const float raw[V] = {0, 1, 5, 2, 0, 0, 0, 0};
+    double z = 5 + exp(1) + exp(5) + exp(2);
+    const int32_t seen[] = {2};
+    for (int mode = 0; mode < SAMPLE_LOGPROBS_MODES; mode++) {
+        struct sample_params p;
+        sample_params_default(&p);
+        p.temperature = 0.5f;
+        p.repetition_penalty = 2.0f; /* token 2 was seen: its logit 5 becomes 2.5 */
+        p.logprobs_mode = (uint8_t)mode;
+        struct rng r;
+        rng_seed(&r, 3);
+        float l[V], lp;
+        memcpy(l, raw, sizeof l);
+        int32_t id = sampler_pick(s, &p, &r, l, seen, 1, NULL, 0, &lp);
+        double want;
+        if (mode == SAMPLE_LOGPROBS_RAW) {
+            want = raw[id] - log(z);
+        } else {
+            double x[V], zp = 0;
+            for (int i = 0; i < V; i++)
+                zp += exp(x[i] = (i == 2 ? 2.5 : raw[i]) / 0.5);
+            want = x[id] - log(zp);
+        }
+        CHECK_MSG(fabs(lp - want) < 1e-5, "%s: token %d logprob %f, want %f", sample_logprobs_mode_name(mode), id,
+                  lp, want);
+    }
+    CHECK(sample_logprobs_mode_parse("raw_logprobs") == SAMPLE_LOGPROBS_RAW);
+    CHECK(sample_logprobs_mode_parse("processed_logprobs") == SAMPLE_LOGPROBS_PROCESSED);
+    CHECK(sample_logprobs_mode_parse("raw_logits") == -1 && sample_logprobs_mode_parse(NULL) == -1);
+    sampler_free(s);
+}
+
 /* Frequencies of 20000 draws against the probabilities the stage should leave. */
 static void check_distribution(struct sample_params *p, const float *l, const double *want)
 {
@@ -137,6 +174,7 @@ int main(void)
 {
     RUN(rng_state_travels);
     RUN(greedy_and_logprob);
+    RUN(logprobs_modes);
     RUN(truncation_stages);
     RUN(penalties);
     RUN(same_seed_same_tokens);

@@ -213,10 +213,9 @@ static void test_shapes(void)
     free(c);
     oai_meta_init(&m, API_COMPLETION, "tiny", false);
     CHECK(strncmp(m.id, "cmpl-", 5) == 0);
-    char *lt[] = {"a", "bc"};
-    float lp[] = {-0.5f, -1.5f};
+    struct oai_lp lt[] = {{.text = "a", .len = 1, .logprob = -0.5f}, {.text = "bc", .len = 2, .logprob = -1.5f}};
     json_t *choices = json_array();
-    json_array_append_new(choices, oai_choice(&m, 0, "abc", 3, "length", oai_logprobs(API_COMPLETION, lt, lp, 2, 0, 1)));
+    json_array_append_new(choices, oai_choice(&m, 0, "abc", 3, "length", oai_logprobs(API_COMPLETION, lt, 2, 0, 1)));
     char *body = oai_response(&m, choices, 5, 2);
     j = json_loads(body, 0, NULL);
     CHECK_EQ_STR(json_string_value(json_object_get(j, "object")), "text_completion");

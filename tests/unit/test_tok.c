@@ -133,7 +133,9 @@ static void test_byte_level(void)
     struct tok_buf out = {0};
     CHECK(tok_stream_push(s, 0, &out, &err) == 0 && out.len == 1);
     CHECK(tok_stream_push(s, 13, &out, &err) == 0 && out.len == 1);       /* é is held back ... */
+    CHECK(tok_stream_pending(s));
     CHECK(tok_stream_push(s, 14, &out, &err) == 0 && out.len == 3);       /* ... until complete */
+    CHECK(!tok_stream_pending(s) && tok_stream_carried(s) == 0); /* ByteLevel: é is the completing token's */
     CHECK(tok_stream_push(s, 13, &out, &err) == 0 && tok_stream_finish(s, &out, &err) == 0);
     CHECK(out.len == 6 && !memcmp(out.data, "a\xC3\xA9\xEF\xBF\xBD", 6));
     tok_buf_free(&out);
@@ -247,7 +249,15 @@ static void test_sentencepiece(void)
     CHECK(tok_stream_push(s, 1, &out, &err) == 0 && tok_stream_push(s, 259, &out, &err) == 0 && out.len == 0);
     CHECK(tok_stream_push(s, E4, &out, &err) == 0 && tok_stream_push(s, B8, &out, &err) == 0 && out.len == 0);
     CHECK(tok_stream_push(s, AD, &out, &err) == 0 && out.len == 0);          /* a run is held until it ends */
+    CHECK(tok_stream_pending(s));
     CHECK(tok_stream_push(s, 262, &out, &err) == 0 && out.len == 5 && !strcmp(out.data, "中 a"));
+    /* the run's 3 bytes are the byte tokens' text (logprobs' token strings); " a" is 262's own */
+    CHECK(tok_stream_carried(s) == 3 && !tok_stream_pending(s));
+    out.len = 0;
+    CHECK(tok_stream_push(s, 262, &out, &err) == 0 && out.len == 2 && tok_stream_carried(s) == 0);
+    CHECK(tok_stream_push(s, E4, &out, &err) == 0 && tok_stream_pending(s) && tok_stream_carried(s) == 0);
+    out.len = 0;
+    CHECK(tok_stream_finish(s, &out, &err) == 0 && out.len == 3 && !tok_stream_pending(s)); /* U+FFFD */
     tok_buf_free(&out);
     tok_stream_free(s);
     tok_free(t);

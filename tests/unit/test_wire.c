@@ -46,7 +46,7 @@ static void test_golden_bytes(void)
     struct wire_buf b = {0};
     struct error err;
     CHECK(wire_encode_load(&b, &l, &err) == 0);
-    static const uint8_t want[] = {'P', 'D', 'S', 'W', 2, 0, 2, 0, 25, 0, 0, 0, 0, 0, 0, 0,
+    static const uint8_t want[] = {'P', 'D', 'S', 'W', 3, 0, 2, 0, 25, 0, 0, 0, 0, 0, 0, 0,
                                    0,   0,   0,   0,   0, 0, 0, 0, 1,  0, 0, 0, 2, 0, 0, 0,
                                    3,   0,   0,   0,   4, 0, 0, 0, 5,  0, 0, 0, 4, 3, 2, 1, 1};
     CHECK_EQ_INT(b.len, sizeof want);
@@ -112,7 +112,8 @@ static void test_bad_header(void)
     struct wire_msg m;
     encode_sample(WIRE_ABORT, 1, &b, &m);
     CHECK(decode_fails(&b, 0, "XDSW", 4));
-    CHECK(decode_fails(&b, 4, "\x03\x00", 2));   /* version 3 */
+    CHECK(decode_fails(&b, 4, "\x04\x00", 2));   /* version 4 */
+    CHECK(decode_fails(&b, 4, "\x02\x00", 2));   /* version 2 (sampling params without the logprobs mode) */
     CHECK(decode_fails(&b, 4, "\x01\x00", 2));   /* version 1 (LOAD without the draining flag) */
     CHECK(decode_fails(&b, 4, "\x00\x00", 2));   /* version 0 */
     CHECK(decode_fails(&b, 6, "\x00\x00", 2));   /* type 0 */
@@ -159,7 +160,9 @@ static void test_bad_params(void)
     CHECK(decode_fails(&b, params, "\x00\x00\xc0\x7f", 4));      /* temperature NaN */
     CHECK(decode_fails(&b, params + 4, "\x00\x00\x80\x7f", 4));  /* top_p +inf */
     CHECK(decode_fails(&b, params + 40, "\x02", 1));             /* ignore_eos 2 */
-    CHECK(decode_fails(&b, params + 41, "\x11\x00\x00\x00", 4)); /* 17 stop ids */
+    CHECK(decode_fails(&b, params + 41, "\x02", 1));             /* logprobs mode 2 */
+    CHECK(!decode_fails(&b, params + 41, "\x01", 1));            /* processed logprobs */
+    CHECK(decode_fails(&b, params + 42, "\x11\x00\x00\x00", 4)); /* 17 stop ids */
     CHECK(!decode_fails(&b, params, "\x00\x00\x00\x00", 4));     /* temperature 0 is fine */
     wire_msg_release(&m);
     wire_buf_free(&b);
@@ -171,6 +174,10 @@ static void test_encoder_refuses(void)
     struct error err;
     struct wire_generate g = {0};
     g.params.n_stop_ids = SAMPLE_MAX_STOP_IDS + 1;
+    CHECK(wire_encode_generate(&b, 1, &g, &err) == -1);
+    CHECK_EQ_INT(b.len, 0);
+    g.params.n_stop_ids = 0;
+    g.params.logprobs_mode = SAMPLE_LOGPROBS_MODES;
     CHECK(wire_encode_generate(&b, 1, &g, &err) == -1);
     CHECK_EQ_INT(b.len, 0);
     struct wire_error e = {.code = 1};

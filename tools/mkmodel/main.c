@@ -16,6 +16,7 @@ struct opts {
     const char *out, *tokenizer;
     uint64_t seed;
     int shards;
+    int vocab_pad;  /* ids past the tokenizer's last token */
     bool vocab_set;
 };
 
@@ -27,7 +28,9 @@ static void usage(FILE *f)
             "         [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N]\n"
             "         [--intermediate N] [--vocab N] [--max-pos N] [--rope-theta X] [--rms-eps X]\n"
             "         [--rope-scaling-llama3 FACTOR,LOW_FREQ,HIGH_FREQ,ORIG_MAX_POS] [--no-rope-scaling]\n"
-            "         [--tie | --no-tie]\n"
+            "         [--tie | --no-tie] [--vocab-pad N]\n"
+            "--vocab-pad N: vocab_size = the tokenizer's tokens + N, the N padded ids with ordinary random\n"
+            "  weights, so the model generates ids the tokenizer has no token for (as padded vocabularies do)\n"
             "presets: %s (default tiny)\n"
             "See docs/models.md.\n",
             mk_preset_names());
@@ -78,7 +81,7 @@ static int parse_dtype(const char *s, enum mk_dtype *d, struct error *err)
 }
 
 enum { O_HIDDEN = 256, O_LAYERS, O_HEADS, O_KV, O_HD, O_INTER, O_VOCAB, O_MAXPOS, O_THETA, O_EPS,
-       O_LLAMA3, O_NOSCALE, O_TIE, O_NOTIE, O_SHARDS, O_ARCH, O_TOK };
+       O_LLAMA3, O_NOSCALE, O_TIE, O_NOTIE, O_SHARDS, O_ARCH, O_TOK, O_PAD };
 
 static const struct option long_opts[] = {
     {"out", 1, 0, 'o'}, {"preset", 1, 0, 'p'}, {"dtype", 1, 0, 'd'}, {"seed", 1, 0, 's'},
@@ -87,7 +90,7 @@ static const struct option long_opts[] = {
     {"head-dim", 1, 0, O_HD}, {"intermediate", 1, 0, O_INTER}, {"vocab", 1, 0, O_VOCAB},
     {"max-pos", 1, 0, O_MAXPOS}, {"rope-theta", 1, 0, O_THETA}, {"rms-eps", 1, 0, O_EPS},
     {"rope-scaling-llama3", 1, 0, O_LLAMA3}, {"no-rope-scaling", 0, 0, O_NOSCALE},
-    {"tie", 0, 0, O_TIE}, {"no-tie", 0, 0, O_NOTIE}, {"shards", 1, 0, O_SHARDS},
+    {"tie", 0, 0, O_TIE}, {"no-tie", 0, 0, O_NOTIE}, {"shards", 1, 0, O_SHARDS}, {"vocab-pad", 1, 0, O_PAD},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 
 /* Shape flags that take a positive int, and where they go. */
@@ -150,6 +153,11 @@ static int apply_flag(int opt, const char *arg, struct mk_config *c, struct opts
             return -1;
         o->shards = (int)v;
         return 0;
+    case O_PAD:
+        if (parse_int("--vocab-pad", arg, 0, 1 << 20, &v, err) < 0)
+            return -1;
+        o->vocab_pad = (int)v;
+        return 0;
     default: return error_set(err, "unknown flag (see --help)");
     }
 }
@@ -203,6 +211,17 @@ static int fit_vocab(struct mk_config *c, const struct opts *o, struct error *er
     return 0;
 }
 
+/* After the tokenizer is written: --vocab-pad makes vocab_size its size + N, ids it has no token for. */
+static void pad_vocab(struct mk_config *c, struct mk_specials *sp, int pad)
+{
+    sp->n_live_rows = sp->n_tokens;
+    if (!pad)
+        return;
+    c->vocab = sp->n_tokens + pad;
+    sp->n_live_rows = c->vocab;
+    log_info("vocab: %d = %d tokenizer tokens + %d padded ids", c->vocab, sp->n_tokens, pad);
+}
+
 static double params(const struct mk_config *c)
 {
     double d = c->hidden, q = (double)c->heads * c->head_dim, kv = (double)c->kv_heads * c->head_dim;
@@ -215,7 +234,7 @@ static int run(int argc, char **argv, struct error *err)
 {
     struct mk_config c;
     struct opts o = {.seed = 1, .shards = 1};
-    struct mk_specials sp = {-1, -1, -1, 0};
+    struct mk_specials sp = {-1, -1, -1, 0, 0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (parse_args(argc, argv, &c, &o, err) < 0 || fit_vocab(&c, &o, err) < 0 ||
@@ -223,8 +242,10 @@ static int run(int argc, char **argv, struct error *err)
         return -1;
     if (mkdir(o.out, 0755) != 0 && errno != EEXIST)
         return error_set(err, "--out %s: cannot create the folder: %s", o.out, strerror(errno));
-    if (mk_write_tokenizer(o.out, o.tokenizer, &c, &sp, err) < 0 ||
-        mk_write_hf_config(o.out, &c, &sp, err) < 0 || mk_write_weights(o.out, &c, &sp, o.seed,
+    if (mk_write_tokenizer(o.out, o.tokenizer, &c, &sp, err) < 0)
+        return -1;
+    pad_vocab(&c, &sp, o.vocab_pad);
+    if (mk_write_hf_config(o.out, &c, &sp, err) < 0 || mk_write_weights(o.out, &c, &sp, o.seed,
                                                                         o.shards, err) < 0)
         return -1;
     clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -29,7 +29,9 @@ struct mk_config {
 struct mk_specials {
     int bos, eos;           /* config.json bos_token_id / eos_token_id */
     int eot;                /* end of a chat turn (<|im_end|>, <|eot_id|>): generation stops there too */
-    int n_tokens;           /* ids 0..n_tokens-1 exist in the tokenizer; rows above are zero */
+    int n_tokens;           /* ids 0..n_tokens-1 exist in the tokenizer */
+    int n_live_rows;        /* embedding/lm_head rows with ordinary weights (n_tokens + --vocab-pad);
+                               rows above are scaled down (weights.c) */
 };
 
 /* presets.c: fills c with preset `name`; lists the names on failure. */

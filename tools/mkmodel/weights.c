@@ -81,7 +81,7 @@ void mk_tensor_fill(const struct mk_config *c, const struct mk_specials *sp, uin
     uint64_t key = name_key(seed, t->name);
     int vocab_rows = strcmp(t->name, "lm_head.weight") == 0 ||
                      strcmp(t->name, "model.embed_tokens.weight") == 0;
-    int64_t unused_from = vocab_rows ? (int64_t)sp->n_tokens * t->cols : INT64_MAX;
+    int64_t unused_from = vocab_rows ? (int64_t)sp->n_live_rows * t->cols : INT64_MAX;
     for (size_t i = 0; i < n; i++) {
         int64_t idx = first + (int64_t)i;
         double a = idx >= unused_from ? amp * UNUSED_ROW_SCALE : amp;
