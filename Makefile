@@ -197,4 +197,7 @@ install: all
 clean:
 	rm -rf build build-asan
 
--include $(shell find $(BUILD)/obj $(BUILD)/fuzz/obj -name '*.d' 2>/dev/null)
+# Dependency files of sources that still exist: one left by a file since moved would name a rule
+# for an object nothing can build.
+-include $(foreach d,$(shell find $(BUILD)/obj $(BUILD)/fuzz/obj -name '*.d' 2>/dev/null),\
+           $(if $(wildcard $(patsubst $(BUILD)/fuzz/obj/%.d,%.c,$(patsubst $(BUILD)/obj/%.d,%.c,$(d)))),$(d)))
