@@ -31,6 +31,7 @@ struct dreq {
     bool logprobs;
     bool aborted;             /* ended by the frontend; its blocks wait for the prefill to stop writing */
     struct dc_abort *abort;   /* posted to the engine if the request ends while running */
+    uint64_t waiting_since;   /* uv_now() when it joined the wait queue */
     struct dreq *next_waiting;
 };
 
@@ -122,6 +123,13 @@ static void abort_request(struct worker *w, struct dreq *r)
     forget(w, r, false);
 }
 
+/* Whether a sequence of n_tokens positions fits the whole pool. */
+static bool fits_pool(struct worker *w, uint32_t n_tokens)
+{
+    const struct kv_pool *kv = &w->engine.kv;
+    return ((uint64_t)n_tokens + (uint64_t)kv->block_size - 1) / (uint64_t)kv->block_size <= (uint64_t)kv->n_blocks;
+}
+
 enum grant_result { GRANT_DONE, GRANT_LATER, GRANT_FAILED };
 
 /* Blocks are granted only while a margin stays free for the running sequences to grow into. On
@@ -173,6 +181,22 @@ static void grant_waiting(struct worker *w)
     }
 }
 
+/* FCFS cannot starve a request: every one queued fits the pool alone, so the head is granted once
+ * the sequences before it have finished. But an overloaded worker can make it wait long: past
+ * --kv-wait-timeout the prefill worker hears "overloaded", and the frontend answers 503 or tries
+ * another decode worker. */
+static void on_wait_timer(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    struct dc_state *d = state_of(w);
+    uint64_t limit = (uint64_t)w->opts.kv_wait_s * 1000, now = uv_now(&w->loop);
+    for (struct dreq *r; (r = d->wait_head) && now - r->waiting_since >= limit;) {
+        refuse(r->prefill, r->id, WIRE_ERR_OVERLOADED, "waited %d s for KV blocks on a busy decode worker "
+               "(--kv-wait-timeout); retry later", w->opts.kv_wait_s);
+        forget(w, r, false);
+    }
+}
+
 static void on_reserve(struct worker *w, struct ucx_peer *from, uint64_t id, struct wire_kv_reserve *res)
 {
     struct dc_state *d = state_of(w);
@@ -186,6 +210,12 @@ static void on_reserve(struct worker *w, struct ucx_peer *from, uint64_t id, str
     if (res->n_tokens == 0 || res->n_tokens >= (uint32_t)w->model->cfg.max_pos) {
         refuse(from, id, WIRE_ERR_BAD_REQUEST, "KV_RESERVE for %u tokens: the model's context is %d tokens",
                res->n_tokens, w->model->cfg.max_pos);
+        return;
+    }
+    if (!fits_pool(w, res->n_tokens + 1)) { /* it could never be granted: refused now, never queued */
+        refuse(from, id, WIRE_ERR_BAD_REQUEST, "the prompt (%u tokens) and its first generated token need "
+               "more KV cache than this decode worker's whole pool holds (%d tokens)", res->n_tokens,
+               w->engine.kv.n_blocks * w->engine.kv.block_size);
         return;
     }
     struct dreq *r = new_request(d, id, from, res->n_tokens);
@@ -203,6 +233,7 @@ static void on_reserve(struct worker *w, struct ucx_peer *from, uint64_t id, str
         return;
     }
     r->state = DR_WAITING;
+    r->waiting_since = uv_now(&w->loop);
     if (d->wait_tail)
         d->wait_tail->next_waiting = r;
     else
@@ -313,6 +344,12 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
     if (g->n_prompt + 1 > (uint32_t)w->model->cfg.max_pos) {
         worker_send_error(w, id, WIRE_ERR_BAD_REQUEST, "the prompt (%u tokens) does not fit the "
                           "model's context of %d", g->n_prompt, w->model->cfg.max_pos);
+        return;
+    }
+    if (!fits_pool(w, g->n_prompt + 1)) {
+        worker_send_error(w, id, WIRE_ERR_BAD_REQUEST, "the prompt (%u tokens) and its first generated token "
+                          "need more KV cache than this worker's whole pool holds (%d tokens)", g->n_prompt,
+                          w->engine.kv.n_blocks * w->engine.kv.block_size);
         return;
     }
     struct seq *s = new_seq(id, g->prompt, g->n_prompt, &g->params, &err);
@@ -431,6 +468,24 @@ static void decode_on_mail(struct worker *w, struct mail *m)
 
 enum { TOKENS_PER_MSG = 256 }; /* a longer pile-up goes out in several TOKENS */
 
+/* A sequence the engine ended with an error: the frontend gets an ERROR saying why, never a TOKENS
+ * whose finish is "error" (which it would have to pass on as a 200). */
+static void send_failure(struct worker *w, struct dreq *r, enum dc_error why)
+{
+    switch (why) {
+    case DC_ERR_KV_FULL:
+        worker_send_error(w, r->id, WIRE_ERR_BAD_REQUEST, "the sequence outgrew this decode worker's whole KV "
+                          "pool (%d tokens); shorten the prompt or lower max_tokens",
+                          w->engine.kv.n_blocks * w->engine.kv.block_size);
+        break;
+    case DC_ERR_STEP:
+        worker_send_error(w, r->id, WIRE_ERR_INTERNAL, "the decode worker's forward pass failed (see its log)");
+        break;
+    default:
+        worker_send_error(w, r->id, WIRE_ERR_INTERNAL, "the decode worker ran out of memory");
+    }
+}
+
 /* Sends r's tokens from entry `e` of the mail list on (in order, across mails): each entry of r is
  * marked sent, up to and including its finish. Returns r's finish reason. */
 static enum finish send_tokens(struct worker *w, struct dreq *r, struct dc_tokens *from, int e)
@@ -439,6 +494,7 @@ static enum finish send_tokens(struct worker *w, struct dreq *r, struct dc_token
     float logprobs[TOKENS_PER_MSG];
     uint32_t n = 0;
     enum finish f = FINISH_NONE;
+    enum dc_error why = DC_ERR_NONE;
     for (struct dc_tokens *t = from; t && f == FINISH_NONE; t = (struct dc_tokens *)t->mail.next, e = 0)
         for (; e < t->n && f == FINISH_NONE; e++) {
             struct dc_token *k = &t->t[e];
@@ -450,6 +506,7 @@ static enum finish send_tokens(struct worker *w, struct dreq *r, struct dc_token
                 logprobs[n++] = k->logprob;
             }
             f = k->finish;
+            why = k->error;
             if (n == TOKENS_PER_MSG && f == FINISH_NONE) {
                 struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
                 m.u.tokens = (struct wire_tokens){FINISH_NONE, r->logprobs, n, tokens, r->logprobs ? logprobs : NULL};
@@ -457,11 +514,14 @@ static enum finish send_tokens(struct worker *w, struct dreq *r, struct dc_token
                 n = 0;
             }
         }
-    if (n > 0 || f != FINISH_NONE) {
+    enum finish sent = f == FINISH_ERROR ? FINISH_NONE : f;
+    if (n > 0 || sent != FINISH_NONE) {
         struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
-        m.u.tokens = (struct wire_tokens){(uint8_t)f, r->logprobs, n, tokens, r->logprobs ? logprobs : NULL};
+        m.u.tokens = (struct wire_tokens){(uint8_t)sent, r->logprobs, n, tokens, r->logprobs ? logprobs : NULL};
         worker_send_frontend(w, &m);
     }
+    if (f == FINISH_ERROR)
+        send_failure(w, r, why);
     return f;
 }
 
@@ -508,6 +568,10 @@ static bool decode_busy(struct worker *w)
 static int decode_start(struct worker *w, struct error *err)
 {
     struct kv_pool *kv = &w->engine.kv;
+    struct dc_state *d = state_of(w);
+    uv_timer_init(&w->loop, &d->wait_timer);
+    d->wait_timer.data = w;
+    uv_timer_start(&d->wait_timer, on_wait_timer, 1000, 1000);
     return kvx_pool_map(w->ucx, kv->data, (uint32_t)kv->n_layers, (uint32_t)kv->n_blocks,
                         kv->block_floats * sizeof(float), &state_of(w)->pool, err);
 }
@@ -515,6 +579,7 @@ static int decode_start(struct worker *w, struct error *err)
 static void decode_stop(struct worker *w)
 {
     struct dc_state *d = state_of(w);
+    uv_timer_stop(&d->wait_timer); /* closed with every other handle when the loop winds down */
     uint64_t id;
     void *v;
     for (size_t i = 0; idmap_next(&d->reqs, &i, &id, &v);) {

@@ -38,6 +38,14 @@ struct dc_abort {
     uint64_t req_id;
 };
 
+/* Why the engine ended a sequence with FINISH_ERROR: the loop tells the frontend in an ERROR. */
+enum dc_error {
+    DC_ERR_NONE,
+    DC_ERR_KV_FULL, /* it alone outgrew the whole KV pool */
+    DC_ERR_STEP,    /* the forward pass failed */
+    DC_ERR_NOMEM,   /* the engine thread ran out of memory taking it */
+};
+
 struct dc_token {
     uint64_t req_id;
     bool has_token; /* false: only a finish (abort, error) */
@@ -45,6 +53,7 @@ struct dc_token {
     int32_t token;
     float logprob;
     enum finish finish;
+    enum dc_error error; /* with FINISH_ERROR */
 };
 
 struct dc_tokens {
@@ -60,6 +69,7 @@ struct dc_state {
     struct idmap reqs;                  /* request id → struct dreq */
     struct dreq *wait_head, *wait_tail; /* reservations waiting for blocks, oldest first */
     uint32_t n_waiting;
+    uv_timer_t wait_timer;              /* refuses reservations that waited longer than --kv-wait-timeout */
     struct kvx_pool *pool;              /* the engine's KV pool, registered with UCX */
     struct mail *tokens_head, *tokens_tail; /* dc_tokens from the engine not yet passed on */
     struct {

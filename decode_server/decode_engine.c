@@ -81,7 +81,7 @@ static void take_mail(struct dc_engine *de)
             if (grow(de, de->n + 1) == 0) {
                 de->seqs[de->n++] = s;
             } else {
-                emit(de, (struct dc_token){.req_id = s->id, .finish = FINISH_ERROR});
+                emit(de, (struct dc_token){.req_id = s->id, .finish = FINISH_ERROR, .error = DC_ERR_NOMEM});
                 engine_seq_release(s, &de->w->engine.kv);
                 free(s);
             }
@@ -137,16 +137,20 @@ static bool preempt_newest(struct dc_engine *de)
     return false;
 }
 
-static void report_and_reap(struct dc_engine *de, int nb)
+/* Reports the batch's new tokens and finishes; a sequence that ended with FINISH_ERROR this
+ * iteration did so for `why`. */
+static void report_and_reap(struct dc_engine *de, int nb, enum dc_error why)
 {
     for (int i = 0; i < nb; i++) {
         struct seq *s = de->batch[i];
+        enum dc_error error = s->finish == FINISH_ERROR ? why : DC_ERR_NONE;
         for (int t = de->before[i]; t < s->n_tokens; t++)
             emit(de, (struct dc_token){.req_id = s->id, .has_token = true, .token = s->tokens[t],
                                        .logprob = s->last_logprob,
-                                       .finish = t == s->n_tokens - 1 ? s->finish : FINISH_NONE});
+                                       .finish = t == s->n_tokens - 1 ? s->finish : FINISH_NONE,
+                                       .error = t == s->n_tokens - 1 ? error : DC_ERR_NONE});
         if (de->before[i] == s->n_tokens && s->finish != FINISH_NONE) /* ended without a token */
-            emit(de, (struct dc_token){.req_id = s->id, .finish = s->finish});
+            emit(de, (struct dc_token){.req_id = s->id, .finish = s->finish, .error = error});
     }
     for (int i = 0; i < de->n;)
         if (de->seqs[i]->finish != FINISH_NONE)
@@ -165,10 +169,12 @@ static bool iterate(struct dc_engine *de)
         return false;
     struct step_result r;
     struct error err;
+    enum dc_error why = DC_ERR_NONE;
     if (engine_step(&w->engine, de->batch, nb, w->opts.token_budget, NULL, NULL, &r, &err) < 0) {
         log_error("decode step failed: %s; failing the batch", err.msg);
         for (int i = 0; i < nb; i++)
             de->batch[i]->finish = FINISH_ERROR;
+        why = DC_ERR_STEP;
     } else if (r.out_of_blocks && !preempt_newest(de)) {
         /* Nobody newer to preempt: wait for older sequences to finish — unless this one alone
          * holds every block in use, and so can never fit. */
@@ -177,9 +183,10 @@ static bool iterate(struct dc_engine *de)
             log_error("request %llu (%d tokens) needs more KV blocks than the whole pool; ending it",
                       (unsigned long long)s->id, s->n_tokens);
             s->finish = FINISH_ERROR;
+            why = DC_ERR_KV_FULL;
         }
     }
-    report_and_reap(de, nb);
+    report_and_reap(de, nb, why);
     return r.n_tokens > 0;
 }
 

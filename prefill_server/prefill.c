@@ -406,6 +406,12 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
                           "the model's context of %d", g->n_prompt, w->model->cfg.max_pos);
         return;
     }
+    const struct kv_pool *kv = &w->engine.kv;
+    if (((uint64_t)g->n_prompt + (uint64_t)kv->block_size - 1) / (uint64_t)kv->block_size > (uint64_t)kv->n_blocks) {
+        worker_send_error(w, id, WIRE_ERR_BAD_REQUEST, "the prompt (%u tokens) needs more KV cache than this "
+                          "prefill worker's whole pool holds (%d tokens)", g->n_prompt, kv->n_blocks * kv->block_size);
+        return;
+    }
     if (!g->decode_addr[0]) {
         worker_send_error(w, id, WIRE_ERR_PROTOCOL, "GENERATE names no decode worker");
         return;

@@ -32,6 +32,8 @@ static void usage(FILE *f, const char *prog, bool colocated)
             "  --token-budget N      tokens per forward pass, prompts chunked to fit (default 512)\n"
             "  --load-interval-ms N  load report period (default 200)\n"
             "  --drain-timeout S     seconds SIGTERM waits for in-flight work (default 30)\n"
+            "  --kv-wait-timeout S   decode: seconds a request may wait for KV blocks before it is\n"
+            "                        refused as overloaded (503 at the frontend; default 30)\n"
             "%s",
             prog, colocated ? "  --colocated           also run prefill here (no separate prefill workers)\n" : "");
 }
@@ -49,6 +51,7 @@ static void set_defaults(struct worker_opts *o)
     o->token_budget = 512;
     o->load_ms = 200;
     o->drain_s = 30;
+    o->kv_wait_s = 30;
 }
 
 static int positive(const char *flag, const char *v, int *out)
@@ -71,6 +74,7 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
         {"kv-blocks", 1, 0, 'b'},  {"kv-gib", 1, 0, 'g'},     {"block-size", 1, 0, 's'},
         {"max-batch", 1, 0, 'B'},  {"token-budget", 1, 0, 'T'}, {"load-interval-ms", 1, 0, 'L'},
         {"drain-timeout", 1, 0, 'D'}, {"colocated", 0, 0, 'c'}, {"help", 0, 0, 'h'},
+        {"kv-wait-timeout", 1, 0, 'W'},
         {0, 0, 0, 0}};
     set_defaults(o);
     int id = 0, rc = 0;
@@ -89,6 +93,7 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
         case 'T': rc = positive("--token-budget", optarg, &o->token_budget); break;
         case 'L': rc = positive("--load-interval-ms", optarg, &o->load_ms); break;
         case 'D': rc = positive("--drain-timeout", optarg, &o->drain_s); break;
+        case 'W': rc = positive("--kv-wait-timeout", optarg, &o->kv_wait_s); break;
         case 'c': o->colocated = true; rc = allow_colocated ? 0 : -1; break;
         case 'h': usage(stdout, prog, allow_colocated); exit(0);
         default: rc = -1;

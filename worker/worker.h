@@ -24,6 +24,7 @@ struct worker_opts {
     const char *model_dir, *frontend, *listen, *advertise, *name;
     uint32_t id;
     int threads, kv_blocks, block_size, max_batch, token_budget, load_ms, drain_s;
+    int kv_wait_s; /* a decode worker refuses a reservation that waited this long for blocks */
     double kv_gib;
     bool colocated;
 };

@@ -286,6 +286,8 @@ static bool run(long n)
         free(s);
     }
     decode_role.stop(&T.w);
+    uv_close((uv_handle_t *)&T.st.wait_timer, NULL); /* the worker closes it with the loop */
+    uv_run(&T.w.loop, UV_RUN_NOWAIT);
     CHECK_MSG(kv_used(&T.w.engine.kv) == 0, "run %ld: %d KV blocks were not given back", n, kv_used(&T.w.engine.kv));
     return fired;
 }
