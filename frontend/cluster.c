@@ -2,6 +2,7 @@
  * cluster.h). */
 #include "frontend/cluster.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,9 @@ struct cluster {
     struct cl_worker *workers;
     uv_timer_t stale_timer;
     int stale_ms;
+    /* The largest KV pool, in tokens, of a worker that can prefill and of one that can decode (0:
+     * none registered); kept by the loop, read by the thread pool's prompt checks. */
+    _Atomic int max_prompt, max_seq;
 };
 
 static uint64_t now_ms(struct cluster *c) { return uv_now(c->loop); }
@@ -31,6 +35,33 @@ const char *cluster_role_name(uint8_t role)
 
 /* Unlinks and frees w after telling the request layer; closes the peer if asked (not when UCX already
  * reported it lost). */
+static int pool_tokens(const struct cl_worker *w)
+{
+    uint64_t t = (uint64_t)w->reg.total_blocks * w->reg.block_size;
+    return t > (uint64_t)INT32_MAX ? INT32_MAX : (int)t;
+}
+
+/* After the registry changed: the largest pools. */
+static void update_limits(struct cluster *c)
+{
+    int prompt = 0, seq = 0;
+    for (struct cl_worker *w = c->workers; w; w = w->next) {
+        int t = pool_tokens(w);
+        if ((w->role == WIRE_ROLE_PREFILL || w->role == WIRE_ROLE_COLOCATED) && t > prompt)
+            prompt = t;
+        if ((w->role == WIRE_ROLE_DECODE || w->role == WIRE_ROLE_COLOCATED) && t > seq)
+            seq = t;
+    }
+    atomic_store(&c->max_prompt, prompt);
+    atomic_store(&c->max_seq, seq);
+}
+
+void cluster_limits(struct cluster *c, int *max_prompt, int *max_seq)
+{
+    *max_prompt = c ? atomic_load(&c->max_prompt) : 0;
+    *max_seq = c ? atomic_load(&c->max_seq) : 0;
+}
+
 static void forget(struct cluster *c, struct cl_worker *w, const char *reason, bool close_peer)
 {
     for (struct cl_worker **pp = &c->workers; *pp; pp = &(*pp)->next)
@@ -46,6 +77,7 @@ static void forget(struct cluster *c, struct cl_worker *w, const char *reason, b
         ucx_peer_close(w->peer);
     }
     free(w);
+    update_limits(c);
 }
 
 static void on_register(struct cluster *c, struct ucx_peer *peer, struct wire_register *r)
@@ -75,6 +107,7 @@ static void on_register(struct cluster *c, struct ucx_peer *peer, struct wire_re
     w->role = r->role;
     w->load.free_blocks = w->load.total_blocks = r->total_blocks;
     w->last_seen_ms = now_ms(c);
+    update_limits(c);
     log_info("cluster: %s worker %u registered from %s (model %s, %u KV blocks of %u tokens, batch %u, peers at %s)",
              cluster_role_name(w->role), w->id, ucx_peer_name(peer), r->model, r->total_blocks, r->block_size,
              r->max_batch, r->listen_addr[0] ? r->listen_addr : "-");

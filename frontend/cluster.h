@@ -52,6 +52,10 @@ struct cluster *cluster_new(uv_loop_t *loop, const char *host, int port, int sta
 void cluster_free(struct cluster *c);
 int cluster_port(const struct cluster *c);
 
+/* The largest KV pool, in tokens, among the registered workers that can prefill (*max_prompt) and
+ * that can decode (*max_seq); 0 where none is registered. Safe from any thread (c may be NULL). */
+void cluster_limits(struct cluster *c, int *max_prompt, int *max_seq);
+
 /* Ready to serve: a prefill and a decode worker, or a colocated one. */
 bool cluster_ready(const struct cluster *c);
 

@@ -39,6 +39,20 @@ int fe_vocab_size(const struct fe *fe)
     return fe->vocab_size > t ? fe->vocab_size : t;
 }
 
+int fe_max_model_len(struct fe *fe)
+{
+    int max_prompt, max_seq;
+    cluster_limits(fe->cluster, &max_prompt, &max_seq);
+    return max_seq > 0 && max_seq < fe->max_model_len ? max_seq : fe->max_model_len;
+}
+
+int fe_max_prompt_len(struct fe *fe)
+{
+    int max_prompt, max_seq, n = fe_max_model_len(fe) - 1; /* room for one generated token */
+    cluster_limits(fe->cluster, &max_prompt, &max_seq);
+    return max_prompt > 0 && max_prompt < n ? max_prompt : n;
+}
+
 static void default_name(struct fe *fe)
 {
     if (fe->cfg.served_name) {

@@ -60,7 +60,8 @@ struct fe {
     uint64_t next_seq;
     int n_inflight;             /* sequences in flight */
     int n_preparing;            /* requests being parsed and tokenized on the thread pool (gen.c, tokenize.c) */
-    char *models_json;          /* the /v1/models answer, built once */
+    char *models_json;          /* the /v1/models answer, rebuilt when max_model_len changes */
+    int models_len;             /* the max_model_len it says */
     bool draining;              /* new generation requests get 503 */
     uv_timer_t drain_timer;
     uint64_t drain_deadline;
@@ -72,6 +73,11 @@ struct fe {
 /* Token ids below this are valid in prompts and /detokenize: the larger of config.json's vocab_size
  * and the tokenizer's size. Ids past the tokenizer's last token (a padded vocabulary) decode to "". */
 int fe_vocab_size(const struct fe *fe);
+/* The longest sequence (prompt + completion) the deployment can hold: the model's context (or
+ * --max-model-len) or, when smaller, the largest decode worker's KV pool. Safe from any thread. */
+int fe_max_model_len(struct fe *fe);
+/* The longest prompt: less than fe_max_model_len, and within the largest prefill worker's pool. */
+int fe_max_prompt_len(struct fe *fe);
 /* Loads the tokenizer, template and context length from cfg.model_dir. */
 int fe_load_model(struct fe *fe, struct error *err);
 /* Starts the HTTP server and the UCX listener on fe->loop. */

@@ -173,7 +173,7 @@ static int seq_init(struct gen_req *g, struct gen_seq *s, int index, int prompt_
     s->sp = g->api.sp;
     s->sp.logprobs_mode = (uint8_t)(g->api.logprobs_mode >= 0 ? g->api.logprobs_mode : fe->cfg.logprobs_mode);
     s->sp.seed = g->api.seed_given ? g->api.sp.seed + (uint64_t)j : random_seed();
-    int room = fe->max_model_len - g->prompts.n_ids[prompt_idx];
+    int room = fe_max_model_len(fe) - g->prompts.n_ids[prompt_idx];
     if (s->sp.max_tokens > room)
         s->sp.max_tokens = room;
     s->ts = tok_stream_new(fe->tok, g->api.skip_special_tokens);
@@ -420,6 +420,11 @@ void gen_on_message(void *user, struct cl_worker *from, struct wire_msg *msg)
     struct gen_seq *s = idmap_get(&fe->seqs, msg->req_id);
     if (!s)
         return; /* a sequence already ended (aborted, stopped): late tokens are expected */
+    if (msg->type == WIRE_TOKENS && msg->u.tokens.finish == FINISH_ERROR) {
+        /* Workers say why in an ERROR; a bare "error" finish is still a failure, never a 200. */
+        seq_retry_or_fail(s, 500, "a worker ended the sequence with an error");
+        return;
+    }
     if (msg->type == WIRE_TOKENS) {
         bool split = s->p && s->d && s->p != s->d;
         if (split && from == s->d && !s->first_seen) {

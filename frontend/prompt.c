@@ -19,21 +19,29 @@ int prompt_render_chat(struct fe *fe, json_t *messages, bool add_generation_prom
     return 0;
 }
 
+/* The deployment's limits (fe_max_model_len) are the model's context, or the workers' KV pools where
+ * those hold less: a request over them could never be placed, so it is refused here at once rather
+ * than left to wait on a worker. */
 static int check_len(struct fe *fe, struct api_request *r, int n, struct apierr *e)
 {
     const char *what = r->kind == API_CHAT ? "messages" : "prompt";
-    long max_len = fe->max_model_len;
+    long max_len = fe_max_model_len(fe), max_prompt = fe_max_prompt_len(fe);
+    const char *why = max_len < fe->max_model_len ? " (what the decode workers' KV cache holds)" : "";
     if (n == 0)
         return apierr_set(e, 400, what, "invalid_value", "the %s is empty after tokenization", what);
     if (n >= max_len)
         return apierr_set(e, 400, what, "context_length_exceeded",
-                          "This model's maximum context length is %ld tokens. However, your %s has %d tokens; "
-                          "shorten it", max_len, what, n);
+                          "This model's maximum context length is %ld tokens%s. However, your %s has %d tokens; "
+                          "shorten it", max_len, why, what, n);
+    if (n > max_prompt)
+        return apierr_set(e, 400, what, "context_length_exceeded",
+                          "This deployment's prefill workers hold at most %ld prompt tokens of KV cache. However, "
+                          "your %s has %d tokens; shorten it", max_prompt, what, n);
     if (r->sp.max_tokens > 0 && n + (long)r->sp.max_tokens > max_len)
         return apierr_set(e, 400, "max_tokens", "context_length_exceeded",
-                          "This model's maximum context length is %ld tokens. However, you requested %ld tokens "
+                          "This model's maximum context length is %ld tokens%s. However, you requested %ld tokens "
                           "(%d in the %s, %d for the completion). Reduce the length of the %s or the completion.",
-                          max_len, n + (long)r->sp.max_tokens, n, what, r->sp.max_tokens, what);
+                          max_len, why, n + (long)r->sp.max_tokens, n, what, r->sp.max_tokens, what);
     return 0;
 }
 
@@ -98,7 +106,7 @@ int prompt_prepare(struct fe *fe, struct api_request *r, struct prompt_set *ps, 
         int longest = 0;
         for (int i = 0; i < n; i++)
             longest = ps->n_ids[i] > longest ? ps->n_ids[i] : longest;
-        r->sp.max_tokens = fe->max_model_len - longest;
+        r->sp.max_tokens = fe_max_model_len(fe) - longest;
     }
     return 0;
 }

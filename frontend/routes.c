@@ -56,13 +56,19 @@ static void metrics(struct fe *fe, struct http_request *req)
     free(text);
 }
 
-/* The answer never changes, so it is built once (it is what load balancers poll). */
+/* Built again only when the deployment's max_model_len changed (it is what load balancers poll). */
 static void models(struct fe *fe, struct http_request *req)
 {
+    int max_len = fe_max_model_len(fe);
+    if (fe->models_json && fe->models_len != max_len) {
+        free(fe->models_json);
+        fe->models_json = NULL;
+    }
     if (!fe->models_json) {
+        fe->models_len = max_len;
         json_t *m = json_pack("{s:s, s:s, s:I, s:s, s:s, s:n, s:i}", "id", fe->served_name, "object", "model",
                               "created", (json_int_t)0, "owned_by", "pdserve", "root", fe->cfg.model_dir, "parent",
-                              "max_model_len", fe->max_model_len);
+                              "max_model_len", max_len);
         json_t *o = json_pack("{s:s, s:[o]}", "object", "list", "data", m);
         fe->models_json = json_dumps(o, JSON_COMPACT);
         json_decref(o);

@@ -54,7 +54,7 @@ static char *tokenize_body(struct fe *fe, const char *body, size_t len, struct a
     for (int i = 0; i < n; i++)
         json_array_append_new(toks, json_integer(ids[i]));
     free(ids);
-    return dump(json_pack("{s:i, s:i, s:o}", "count", n, "max_model_len", fe->max_model_len, "tokens", toks));
+    return dump(json_pack("{s:i, s:i, s:o}", "count", n, "max_model_len", fe_max_model_len(fe), "tokens", toks));
 }
 
 /* {"tokens":[...]} in; {"prompt": text} out. */

@@ -30,7 +30,7 @@ start_frontend
 start_prefill pre2
 start_decode dec2
 wait_health 200
-curl -sN "$BASE/v1/completions" -d "${body/1500/30000}" >"$WORK/s2.out" &
+curl -sN "$BASE/v1/completions" -d "${body/1500/8000}" >"$WORK/s2.out" &  # within the 512 x 16-token decode pool
 c2=$!
 for _ in $(seq 100); do [ "$(metric pdserve:num_requests_running)" = 1 ] && break; sleep 0.02; done
 kill -TERM "$PID_fe"; sleep 0.1; kill -INT "$PID_fe"
