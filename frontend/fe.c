@@ -3,6 +3,7 @@
 #include "frontend/fe.h"
 
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,9 +90,37 @@ int fe_load_model(struct fe *fe, struct error *err)
     return 0;
 }
 
+/* File descriptors besides clients' connections: listeners, UCX (its sockets and event fds), the
+ * thread pool, model and log files. */
+#define FD_HEADROOM 256
+
+/* Every client connection is a file descriptor: over the open-file limit, libuv accepts and drops
+ * extra clients with a reset, where --max-connections answers them 503. So the soft limit goes up
+ * to the hard one, and if that is still short, --max-connections comes down to fit, with a warning. */
+static void fit_open_files(struct fe *fe)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+            return;
+    }
+    rlim_t need = (rlim_t)fe->cfg.http.max_conns + FD_HEADROOM;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return;
+    int fit = rl.rlim_cur > 2 * FD_HEADROOM ? (int)(rl.rlim_cur - FD_HEADROOM) : (int)(rl.rlim_cur / 2);
+    log_warn("the open-file limit is %llu: --max-connections lowered from %d to %d so that clients over it "
+             "get a 503 rather than a reset; raise the limit (ulimit -n, LimitNOFILE=) to serve more",
+             (unsigned long long)rl.rlim_cur, fe->cfg.http.max_conns, fit);
+    fe->cfg.http.max_conns = fit > 0 ? fit : 1;
+}
+
 int fe_start(struct fe *fe, struct error *err)
 {
     metrics_init(&fe->metrics);
+    fit_open_files(fe);
     struct cluster_handlers h = {.on_message = gen_on_message, .on_worker_lost = gen_on_worker_lost};
     fe->cluster = cluster_new(fe->loop, fe->cfg.ucx_host, fe->cfg.ucx_port, fe->cfg.stale_ms, &h, fe, err);
     if (!fe->cluster)

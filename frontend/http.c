@@ -281,7 +281,8 @@ static void on_connection(uv_stream_t *ls, int status)
 {
     struct http_server *s = ls->data;
     if (status < 0) {
-        log_warn("http: accept failed: %s", uv_strerror(status));
+        log_limited(&s->accept_log, 60000, LOG_WARN, "http: accept failed: %s (open-file limit? ulimit -n, "
+                    "LimitNOFILE=)", uv_strerror(status));
         return;
     }
     struct http_conn *c = calloc(1, sizeof *c);
@@ -304,7 +305,8 @@ static void on_connection(uv_stream_t *ls, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     http_parse_init(&c->parser, &s->lim, on_parse_phase, c);
     if (s->n_conns > s->lim.max_conns) {
-        log_warn("http: %d connections open, the limit; refusing one (raise --max-connections)", s->lim.max_conns);
+        log_limited(&s->refused_log, 60000, LOG_WARN, "http: %d connections open, the limit; refusing one "
+                    "(raise --max-connections)", s->lim.max_conns);
         http_conn_fail(c, 503, "too_many_connections", "the server has too many open connections; retry later");
         return;
     }

@@ -3,6 +3,7 @@
 #ifndef PD_HTTP_CONN_H
 #define PD_HTTP_CONN_H
 
+#include "common/util/log.h"
 #include "frontend/http_parse.h"
 
 enum conn_phase { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY };
@@ -22,6 +23,7 @@ struct http_server {
     bool draining;        /* not accepting; connections close after their current answer */
     bool listener_closed;
     struct http_conn *conns; /* doubly linked */
+    struct log_limit refused_log, accept_log; /* floods of refused connections log one line a minute */
 };
 
 struct http_conn {

@@ -125,6 +125,7 @@ static void end_request(struct preq *r)
     if (r->state == PR_ENDING)
         return;
     r->state = PR_ENDING;
+    pf_cancel_add(&state_of(r->w)->cancel, r->id);
     post_free(r);
     maybe_destroy(r);
 }
@@ -485,7 +486,11 @@ static void prefill_on_message(struct worker *w, struct ucx_peer *from, struct w
             destroy(r);
         }
         break;
-    case WIRE_ABORT: if (r) end_request(r); break;
+    case WIRE_ABORT:
+        log_debug("request %llu: ABORT from %s", (unsigned long long)msg->req_id, ucx_peer_name(from));
+        if (r)
+            end_request(r);
+        break;
     case WIRE_ERROR:
         if (r && from != w->frontend) /* the decode worker refused the request: pass its reason on */
             fail_request(r, msg->u.error.code, "%s", msg->u.error.message);
@@ -580,6 +585,7 @@ static int prefill_start(struct worker *w, struct error *err)
 {
     struct pf_state *ps = state_of(w);
     struct kv_pool *kv = &w->engine.kv;
+    pf_cancel_init(&ps->cancel);
     uv_timer_init(&w->loop, &ps->hello_timer);
     ps->hello_timer.data = w;
     uv_timer_start(&ps->hello_timer, on_hello_timer, 1000, 1000);
@@ -600,6 +606,7 @@ static void prefill_stop(struct worker *w)
         free_dpeer(v);
     idmap_free(&ps->reqs);
     idmap_free(&ps->dpeers);
+    pf_cancel_destroy(&ps->cancel);
 }
 
 const struct worker_role prefill_role = {

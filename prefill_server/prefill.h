@@ -11,6 +11,7 @@
 #ifndef PD_PREFILL_H
 #define PD_PREFILL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "common/engine/engine.h"
@@ -80,12 +81,27 @@ struct pf_failed {
     char message[ERROR_MSG_MAX];
 };
 
+/* Requests the loop has ended whose PF_FREE the engine has not taken yet (cancel.c). */
+#define PF_CANCEL_MAX 256
+struct pf_cancel {
+    pthread_mutex_t lock;
+    uint64_t ids[PF_CANCEL_MAX];
+    int n;
+};
+void pf_cancel_init(struct pf_cancel *c);
+void pf_cancel_destroy(struct pf_cancel *c);
+void pf_cancel_add(struct pf_cancel *c, uint64_t id);    /* loop thread, when it ends a request */
+void pf_cancel_remove(struct pf_cancel *c, uint64_t id); /* engine thread, taking its PF_FREE */
+/* Engine thread: whether every one of seqs[0..n) is listed (n > 0). */
+bool pf_cancel_all(struct pf_cancel *c, struct seq *const *seqs, int n);
+
 /* The role's state (see the top of this file). */
 struct pf_state {
     struct idmap reqs;    /* request id → struct preq (prefill.c) */
     struct idmap dpeers;  /* decode worker id → struct dpeer (prefill.c) */
     struct kvx_pool *pool; /* the engine's KV pool, registered with UCX (puts read from it) */
     uv_timer_t hello_timer; /* repeats our REGISTER to decode workers that have not answered */
+    struct pf_cancel cancel;  /* shared with the engine thread */
     /* What the engine thread publishes for load reports (read by the loop without a lock: a report
      * that is one step stale is fine). */
     struct {

@@ -73,9 +73,13 @@ static void take_mail(struct pf_engine *pe)
             }
         } else if (m->type == PF_FREE) {
             uint64_t id = ((struct pf_id *)m)->req_id;
+            pf_cancel_remove(&((struct pf_state *)pe->w->state)->cancel, id);
             int i;
-            if ((i = find(pe->queue, pe->n_queue, id)) >= 0)
+            if ((i = find(pe->queue, pe->n_queue, id)) >= 0) {
+                log_debug("request %llu: dropped with %d of its %d prompt tokens computed", (unsigned long long)id,
+                          pe->queue[i]->n_cached, pe->queue[i]->n_prompt);
                 drop(pe, pe->queue, &pe->n_queue, i);
+            }
             else if ((i = find(pe->held, pe->n_held, id)) >= 0)
                 drop(pe, pe->held, &pe->n_held, i);
         }
@@ -87,10 +91,13 @@ static void take_mail(struct pf_engine *pe)
  * prompts this step completes; then announce every layer as it lands in the cache. */
 static void announce_final(struct pf_engine *pe, struct seq *s);
 
-static void on_layer(void *ctx, int layer)
+static bool on_layer(void *ctx, int layer)
 {
     struct pf_engine *pe = ctx;
     struct engine *e = &pe->w->engine;
+    struct pf_state *ps = pe->w->state;
+    if (pf_cancel_all(&ps->cancel, pe->queue, pe->step.n_scheduled))
+        return false; /* every prompt in this pass was ended: stop between layers */
     if (layer == 0) {
         pe->n_final = 0;
         for (int i = 0; i < pe->step.n_tokens; i++)
@@ -98,18 +105,19 @@ static void on_layer(void *ctx, int layer)
                 announce_final(pe, pe->queue[e->seq_of[i]]);
     }
     if (!pe->n_final)
-        return;
+        return true;
     struct pf_layer *m = malloc(sizeof *m + (size_t)pe->n_final * sizeof(uint64_t));
     if (!m) { /* the loop would wait for this layer for ever: fail them after the step instead */
         for (int i = 0; i < pe->n_final; i++)
             pf_seq_of(pe->final[i])->doomed = true;
-        return;
+        return true;
     }
     m->layer = (uint32_t)layer;
     m->n = (uint32_t)pe->n_final;
     for (int i = 0; i < pe->n_final; i++)
         m->req_ids[i] = pe->final[i]->id;
     post(pe->w, m, PF_LAYER);
+    return true;
 }
 
 static void announce_final(struct pf_engine *pe, struct seq *s)

@@ -184,7 +184,7 @@ static int ensure_logits(struct engine *e, int rows)
 }
 
 int engine_step(struct engine *e, struct seq **seqs, int n, int token_budget,
-                void (*on_layer)(void *ctx, int layer), void *ctx, struct step_result *res,
+                bool (*on_layer)(void *ctx, int layer), void *ctx, struct step_result *res,
                 struct error *err)
 {
     if (build_batch(e, seqs, n, token_budget, res) < 0)
@@ -196,8 +196,13 @@ int engine_step(struct engine *e, struct seq **seqs, int n, int token_budget,
         return error_set(err, "out of memory for %d rows of logits", rows);
     struct fwd_batch b = {res->n_tokens, e->tok, e->pos, e->seq_of, e->want, e->tables,
                           res->n_scheduled, on_layer, ctx};
-    if (forward(e->model, &e->kv, e->rs, &b, e->logits, err) < 0)
+    int rc = forward(e->model, &e->kv, e->rs, &b, e->logits, err);
+    if (rc < 0)
         return -1;
+    if (rc == FORWARD_STOPPED) {
+        res->stopped = true;
+        return 0;
+    }
     int row = 0;
     for (int i = 0; i < res->n_tokens; i++) {
         struct seq *s = seqs[e->seq_of[i]];

@@ -62,15 +62,17 @@ struct step_result {
     int n_scheduled; /* seqs[0..n_scheduled) took part; the next one could not get KV blocks */
     int n_tokens;    /* tokens computed */
     bool out_of_blocks;
+    bool stopped;    /* on_layer stopped the pass: nothing was cached or sampled */
 };
 
 /* Advances seqs (in priority order) by one forward pass of at most token_budget tokens; a sequence
  * with more uncached tokens than the budget left gets a chunk. Sequences already finished are
  * skipped. Scheduling stops at the first sequence the KV pool cannot hold (out_of_blocks). Each
  * sequence that ends the step fully cached gets one sampled token (and maybe a finish reason).
- * on_layer (may be NULL) is forward()'s per-layer hook. */
+ * on_layer (may be NULL) is forward()'s per-layer hook; when it stops the pass, res->stopped is set
+ * and the sequences are as they were (but for KV blocks reserved for the step). */
 int engine_step(struct engine *e, struct seq **seqs, int n, int token_budget,
-                void (*on_layer)(void *ctx, int layer), void *ctx, struct step_result *res,
+                bool (*on_layer)(void *ctx, int layer), void *ctx, struct step_result *res,
                 struct error *err);
 
 /* Samples the next token of s from a row of logits and appends it, setting s->finish when the

@@ -228,7 +228,8 @@ static void attention(const struct model_config *c, const struct kv_pool *kv, st
                         b->pos[i], s->att, s->att_out + i * qrow + (size_t)h * hd);
 }
 
-static void layer_forward(const struct model *m, struct kv_pool *kv, struct run_state *s,
+/* One layer; false when the layer hook stopped the pass. */
+static bool layer_forward(const struct model *m, struct kv_pool *kv, struct run_state *s,
                           const struct fwd_batch *b, int l)
 {
     const struct model_config *c = &m->cfg;
@@ -245,8 +246,8 @@ static void layer_forward(const struct model *m, struct kv_pool *kv, struct run_
         rope(s->k + (size_t)i * kv_dim, c->n_kv_heads, c->head_dim, b->pos[i], m->inv_freq);
     }
     cache_store(kv, b, l, s->k, s->v);
-    if (b->on_layer)
-        b->on_layer(b->ctx, l);
+    if (b->on_layer && !b->on_layer(b->ctx, l))
+        return false;
     attention(c, kv, s, b, l);
     matmul(s->x, s->att_out, w->wo, n, q_dim, dim, 1.0f);
     add_bias(s->x, w->bo, n, dim);
@@ -255,6 +256,7 @@ static void layer_forward(const struct model *m, struct kv_pool *kv, struct run_
     matmul(s->hb, s->xb, w->w_gate_up, n, dim, 2 * c->hidden_dim, 0.0f);
     swiglu(s->hb2, s->hb, n, c->hidden_dim);
     matmul(s->x, s->hb2, w->w_down, n, c->hidden_dim, dim, 1.0f);
+    return true;
 }
 
 /* Every token's position must have a block, and every token id must be in the vocabulary. */
@@ -304,7 +306,8 @@ int forward(const struct model *m, struct kv_pool *kv, struct run_state *s, cons
         memcpy(s->x + (size_t)i * c->dim, m->embed + (size_t)b->tokens[i] * c->dim,
                (size_t)c->dim * sizeof(float));
     for (int l = 0; l < c->n_layers; l++)
-        layer_forward(m, kv, s, b, l);
+        if (!layer_forward(m, kv, s, b, l))
+            return FORWARD_STOPPED;
     final_logits(m, s, b, logits);
     return 0;
 }

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "common/util/error.h"
+#include <stdbool.h>
+
 #include "common/engine/kvcache.h"
 #include "common/engine/model.h"
 
@@ -24,8 +26,9 @@ struct fwd_batch {
     const struct kv_seq *const *seqs; /* block tables, covering every position up to pos */
     int n_seqs;
     /* Called on the calling thread once layer `layer`'s K and V for the whole batch are in the
-     * cache (before that layer's attention), so they can be shipped while the rest computes. */
-    void (*on_layer)(void *ctx, int layer);
+     * cache (before that layer's attention), so they can be shipped while the rest computes.
+     * Returning false stops the pass there: nobody wants its result any more. */
+    bool (*on_layer)(void *ctx, int layer);
     void *ctx;
 };
 
@@ -33,7 +36,10 @@ struct run_state; /* scratch activations, grown on demand; one per thread */
 struct run_state *run_state_new(const struct model *m);
 void run_state_free(struct run_state *s);
 
-/* logits receives one row of vocab_size floats per token with want_logits set. */
+/* logits receives one row of vocab_size floats per token with want_logits set. Returns 0, -1 with
+ * err set, or FORWARD_STOPPED when on_layer stopped the pass (logits and later layers' K and V are
+ * then not computed). */
+#define FORWARD_STOPPED 1
 int forward(const struct model *m, struct kv_pool *kv, struct run_state *s, const struct fwd_batch *b,
             float *logits, struct error *err);
 

@@ -44,11 +44,10 @@ int log_enabled(enum log_level level)
     return (int)level >= log_level;
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+/* Writes one line; `suffix` (may be "") follows the message. */
+static void log_line(enum log_level level, const char *suffix, const char *fmt, va_list ap)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
-    if (!log_enabled(level))
-        return;
     char line[2048];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -57,10 +56,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
     int n = snprintf(line, sizeof line, "%02d:%02d:%02d.%03ld %-5s %s: ", tm.tm_hour, tm.tm_min,
                      tm.tm_sec, ts.tv_nsec / 1000000, names[level], log_tag);
     int start = n;
-    va_list ap;
-    va_start(ap, fmt);
     n += vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    va_end(ap);
+    if (n < (int)sizeof line - 2)
+        n += snprintf(line + n, sizeof line - (size_t)n - 1, "%s", suffix);
     if (n > (int)sizeof line - 2)
         n = (int)sizeof line - 2;
     for (int i = start; i < n; i++)
@@ -69,4 +67,37 @@ void log_msg(enum log_level level, const char *fmt, ...)
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    if (!log_enabled(level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(level, "", fmt, ap);
+    va_end(ap);
+}
+
+void log_limited(struct log_limit *l, int interval_ms, enum log_level level, const char *fmt, ...)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    unsigned long long now = (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+    if (now < l->next_ms) {
+        l->left_out++;
+        return;
+    }
+    char suffix[96] = "";
+    if (l->left_out)
+        snprintf(suffix, sizeof suffix, " (and %llu more like this in the last %d s)", l->left_out,
+                 interval_ms / 1000);
+    l->left_out = 0;
+    l->next_ms = now + (unsigned long long)interval_ms;
+    if (!log_enabled(level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(level, suffix, fmt, ap);
+    va_end(ap);
 }

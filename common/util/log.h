@@ -12,6 +12,16 @@ void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* One cause of a line that a flood could repeat without end (refused connections, failed accepts):
+ * at most one line per interval, which says how many like it were left out since the last.
+ * Zero-initialise one per cause; it belongs to one thread. */
+struct log_limit {
+    unsigned long long next_ms; /* no line before this (monotonic clock) */
+    unsigned long long left_out; /* events since the last line */
+};
+void log_limited(struct log_limit *l, int interval_ms, enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #define log_debug(...) (log_enabled(LOG_DEBUG) ? log_msg(LOG_DEBUG, __VA_ARGS__) : (void)0)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)

@@ -1,6 +1,7 @@
 /* test_log.c — the logger writes one line per event, with the level and tag, drops what is below the
  * level, and turns control bytes inside a message (newlines, terminal escapes a peer could put into a
- * name it sends) into '?', so no one outside the process can forge a log line. */
+ * name it sends) into '?', so no one outside the process can forge a log line; a flood of one cause
+ * (log_limited) gives one line per interval that counts what it left out. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,6 +45,15 @@ static void long_line(void)
     log_error("%s", big);
 }
 
+static void flood(void)
+{
+    struct log_limit l = {0};
+    for (int i = 0; i < 10000; i++)
+        log_limited(&l, 60000, LOG_WARN, "refused connection %d", i);
+    l.next_ms = 0; /* as if the interval had passed */
+    log_limited(&l, 60000, LOG_WARN, "refused connection %d", 10000);
+}
+
 static int count(const char *s, char c)
 {
     int n = 0;
@@ -68,5 +78,10 @@ int main(void)
     out = capture(long_line);
     CHECK_EQ_INT(count(out, '\n'), 1);
     CHECK(strlen(out) < 2100 && out[strlen(out) - 1] == '\n');
+
+    out = capture(flood);
+    CHECK_EQ_INT(count(out, '\n'), 2);
+    CHECK(strstr(out, "refused connection 0\n") != NULL);
+    CHECK(strstr(out, "refused connection 10000 (and 9999 more like this in the last 60 s)\n") != NULL);
     return check_report();
 }
