@@ -56,22 +56,33 @@ void kv_pool_destroy(struct kv_pool *p)
     }
     free(p->refs);
     free(p->free_ids);
+    kv_prefix_free(p);
     memset(p, 0, sizeof *p);
 }
 
+/* A free block, else the least recently used cached one nobody holds. */
 static int32_t alloc_locked(struct kv_pool *p)
 {
-    if (p->n_free == 0)
-        return -1;
-    int32_t b = p->free_ids[--p->n_free];
-    p->refs[b] = 1;
+    int32_t b = p->n_free > 0 ? p->free_ids[--p->n_free] : kv_prefix_evict_locked(p);
+    if (b >= 0)
+        p->refs[b] = 1;
     return b;
 }
 
 static void unref_locked(struct kv_pool *p, int32_t block)
 {
-    if (--p->refs[block] == 0)
+    if (--p->refs[block] > 0)
+        return;
+    if (kv_prefix_cached_locked(p, block))
+        kv_prefix_park_locked(p, block);
+    else
         p->free_ids[p->n_free++] = block;
+}
+
+/* Blocks an allocation can have: free ones and cached ones nobody holds. */
+static int available_locked(const struct kv_pool *p)
+{
+    return p->n_free + (p->prefix ? p->prefix->n_lru : 0);
 }
 
 int32_t kv_alloc(struct kv_pool *p)
@@ -99,7 +110,7 @@ void kv_unref(struct kv_pool *p, int32_t block)
 int kv_used(struct kv_pool *p)
 {
     pthread_mutex_lock(&p->lock);
-    int used = p->n_blocks - p->n_free;
+    int used = p->n_blocks - available_locked(p);
     pthread_mutex_unlock(&p->lock);
     return used;
 }
@@ -120,7 +131,7 @@ int kv_seq_push(struct kv_seq *s, int32_t block)
 
 static int reserve_locked(struct kv_pool *p, struct kv_seq *s, int need)
 {
-    if (need > p->n_free)
+    if (need > available_locked(p))
         return -1;
     int have = s->n_blocks;
     for (int i = 0; i < need; i++) {
@@ -149,7 +160,7 @@ int kv_seq_reserve(struct kv_pool *p, struct kv_seq *s, int n_tokens)
 void kv_seq_release(struct kv_pool *p, struct kv_seq *s)
 {
     pthread_mutex_lock(&p->lock);
-    for (int i = 0; i < s->n_blocks; i++)
+    for (int i = s->n_blocks - 1; i >= 0; i--) /* last first: a cached prefix is evicted from its tail */
         unref_locked(p, s->blocks[i]);
     pthread_mutex_unlock(&p->lock);
     free(s->blocks);
