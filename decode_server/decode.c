@@ -27,6 +27,7 @@ struct dreq {
     enum dreq_state state; /* DR_WAITING until granted (a new request is not queued yet) */
     struct ucx_peer *prefill; /* NULL when colocated, or once its prefill worker is gone */
     uint32_t n_tokens;        /* reserved for */
+    uint32_t n_cached;        /* leading blocks of kv our prefix cache held: the prefill does not send them */
     struct kv_seq kv;         /* granted blocks until the engine takes them */
     bool logprobs;
     bool aborted;             /* ended by the frontend; its blocks wait for the prefill to stop writing */
@@ -137,8 +138,9 @@ enum grant_result { GRANT_DONE, GRANT_LATER, GRANT_FAILED };
 static enum grant_result try_grant(struct worker *w, struct dreq *r)
 {
     struct kv_pool *kv = &w->engine.kv;
-    int margin = kv->n_blocks / 100 + 1, need = kv_blocks_for(kv, (int)r->n_tokens);
-    if (kv->n_blocks - kv_used(kv) - need < margin && kv_used(kv) > 0)
+    int margin = kv->n_blocks / 100 + 1, need = kv_blocks_for(kv, (int)r->n_tokens) - r->kv.n_blocks;
+    int used = kv_used(kv);
+    if (kv->n_blocks - used - need < margin && used > r->kv.n_blocks)
         return GRANT_LATER;
     if (kv_seq_reserve(kv, &r->kv, (int)r->n_tokens) < 0)
         return GRANT_LATER;
@@ -150,7 +152,7 @@ static enum grant_result try_grant(struct worker *w, struct dreq *r)
     for (int i = 0; i < r->kv.n_blocks; i++)
         ids[i] = (uint32_t)r->kv.blocks[i];
     struct wire_msg m = {.type = WIRE_KV_GRANT, .req_id = r->id};
-    m.u.grant = (struct wire_kv_grant){(uint32_t)r->kv.n_blocks, ids};
+    m.u.grant = (struct wire_kv_grant){(uint32_t)r->kv.n_blocks, ids, r->n_cached};
     struct error err;
     if (ucx_send(r->prefill, &m, NULL, NULL, &err) < 0) /* its peer-lost handling gives the blocks back */
         log_warn("request %llu: KV_GRANT: %s", (unsigned long long)r->id, err.msg);
@@ -222,6 +224,11 @@ static void on_reserve(struct worker *w, struct ucx_peer *from, uint64_t id, str
     if (!r) {
         refuse(from, id, WIRE_ERR_INTERNAL, "the decode worker ran out of memory taking the request");
         return;
+    }
+    if (res->prompt && res->n_prompt == res->n_tokens) { /* what our prefix cache holds is not sent */
+        uint64_t chain;
+        int full = (int)(res->n_tokens / (uint32_t)w->engine.kv.block_size);
+        r->n_cached = (uint32_t)kv_prefix_match(&w->engine.kv, res->prompt, full, &r->kv, &chain);
     }
     enum grant_result g = d->wait_head ? GRANT_LATER : try_grant(w, r);
     if (g == GRANT_DONE) {
@@ -495,6 +502,7 @@ static enum finish send_tokens(struct worker *w, struct dreq *r, struct dc_token
     uint32_t n = 0;
     enum finish f = FINISH_NONE;
     enum dc_error why = DC_ERR_NONE;
+    uint32_t cached = 0;
     for (struct dc_tokens *t = from; t && f == FINISH_NONE; t = (struct dc_tokens *)t->mail.next, e = 0)
         for (; e < t->n && f == FINISH_NONE; e++) {
             struct dc_token *k = &t->t[e];
@@ -507,9 +515,11 @@ static enum finish send_tokens(struct worker *w, struct dreq *r, struct dc_token
             }
             f = k->finish;
             why = k->error;
+            cached = k->cached_tokens > cached ? k->cached_tokens : cached;
             if (n == TOKENS_PER_MSG && f == FINISH_NONE) {
                 struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
-                m.u.tokens = (struct wire_tokens){FINISH_NONE, r->logprobs, n, tokens, r->logprobs ? logprobs : NULL};
+                m.u.tokens = (struct wire_tokens){FINISH_NONE, r->logprobs, n, tokens, r->logprobs ? logprobs : NULL,
+                                                  cached};
                 worker_send_frontend(w, &m);
                 n = 0;
             }
@@ -517,7 +527,8 @@ static enum finish send_tokens(struct worker *w, struct dreq *r, struct dc_token
     enum finish sent = f == FINISH_ERROR ? FINISH_NONE : f;
     if (n > 0 || sent != FINISH_NONE) {
         struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
-        m.u.tokens = (struct wire_tokens){(uint8_t)sent, r->logprobs, n, tokens, r->logprobs ? logprobs : NULL};
+        m.u.tokens = (struct wire_tokens){(uint8_t)sent, r->logprobs, n, tokens, r->logprobs ? logprobs : NULL,
+                                          cached};
         worker_send_frontend(w, &m);
     }
     if (f == FINISH_ERROR)

@@ -54,6 +54,7 @@ struct dc_token {
     float logprob;
     enum finish finish;
     enum dc_error error; /* with FINISH_ERROR */
+    uint32_t cached_tokens; /* colocated: prompt tokens the prefix cache held when it started */
 };
 
 struct dc_tokens {

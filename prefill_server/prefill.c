@@ -27,6 +27,7 @@ struct dpeer {
     char addr[WIRE_ADDR_MAX];
     struct ucx_peer *peer;
     bool attached; /* its pool (REGISTER) is known */
+    uint64_t prefix_salt; /* its prefix cache's, from that REGISTER: ours too, and it is sent prompts */
     uint64_t *waiting; /* requests whose KV_RESERVE waits for that */
     int n_waiting, cap_waiting;
 };
@@ -46,6 +47,7 @@ struct preq {
     struct dpeer *dp;         /* NULL once the decode worker is lost */
     struct wire_kv_done done; /* prompt, params, flags; first token and rng once sampled */
     uint32_t *dst, n_dst;     /* granted decode blocks */
+    uint32_t n_dst_cached;    /* leading granted blocks the decode worker's cache holds already */
     struct pf_final *final;   /* our blocks (final->blocks), once the step that completes the prompt started */
     bool first_done;          /* the first token is sampled: done.first_token, first_logprob, rng are set */
     uint32_t layers_done, layers_pushed;
@@ -193,26 +195,32 @@ static void on_put_done(void *arg, int status, const char *reason)
         try_finish(r);
 }
 
-/* Pushes every layer that is computed and not yet sent, once the grant and the pool are known. */
+/* Pushes every layer that is computed and not yet sent, once the grant and the pool are known: all
+ * of the prompt's blocks but those the decode worker's prefix cache holds. */
 static void try_push(struct preq *r)
 {
     if (r->state != PR_PUSHING || !r->final || !r->dp->attached)
         return;
-    if (r->n_dst < r->final->n_blocks) {
+    struct pf_state *ps = state_of(r->w);
+    uint32_t n = r->final->n_blocks, skip = r->n_dst_cached < n ? r->n_dst_cached : n;
+    if (r->n_dst < n) {
         fail_request(r, WIRE_ERR_PROTOCOL, "the decode worker granted %u KV blocks; the prompt needs %u",
-                     r->n_dst, r->final->n_blocks);
+                     r->n_dst, n);
         return;
     }
+    uint64_t block_bytes = r->w->engine.kv.block_floats * sizeof(float);
     while (r->layers_pushed < r->layers_done) {
         struct error err;
         r->inflight++;
-        if (kvx_put_layer(r->dp->peer, state_of(r->w)->pool, r->layers_pushed, r->final->blocks, r->dst,
-                          r->final->n_blocks, on_put_done, r, &err) < 0) {
+        if (kvx_put_layer(r->dp->peer, ps->pool, r->layers_pushed, r->final->blocks + skip, r->dst + skip,
+                          n - skip, on_put_done, r, &err) < 0) {
             r->inflight--;
             fail_request(r, WIRE_ERR_PEER_LOST, "%s", err.msg);
             return;
         }
         r->layers_pushed++;
+        ps->kv_bytes_sent += (n - skip) * block_bytes;
+        ps->kv_bytes_saved += skip * block_bytes;
     }
     try_finish(r);
 }
@@ -233,7 +241,12 @@ static void send_reserve(struct preq *r)
 {
     struct wire_msg m = {.type = WIRE_KV_RESERVE, .req_id = r->id};
     struct error err;
-    m.u.reserve = (struct wire_kv_reserve){r->done.n_prompt, r->w->opts.id};
+    m.u.reserve = (struct wire_kv_reserve){.n_tokens = r->done.n_prompt, .prefill_worker_id = r->w->opts.id};
+    uint64_t salt = kv_prefix_salt(&r->w->engine.kv);
+    if (salt && salt == r->dp->prefix_salt) { /* it can find the prompt's blocks in its cache */
+        m.u.reserve.n_prompt = r->done.n_prompt;
+        m.u.reserve.prompt = r->done.prompt;
+    }
     if (ucx_send(r->dp->peer, &m, NULL, NULL, &err) < 0)
         fail_request(r, WIRE_ERR_PEER_LOST, "sending KV_RESERVE: %s", err.msg);
 }
@@ -314,6 +327,7 @@ static void on_decode_register(struct worker *w, struct dpeer *dp, struct wire_r
         return;
     }
     dp->attached = true;
+    dp->prefix_salt = reg->prefix_salt;
     for (int i = 0; i < dp->n_waiting; i++) {
         struct preq *r = idmap_get(&ps->reqs, dp->waiting[i]);
         if (r && r->state == PR_RESERVING && r->dp == dp)
@@ -457,6 +471,7 @@ static void on_grant(struct worker *w, struct ucx_peer *from, struct preq *r, ui
     r->state = PR_PUSHING;
     r->dst = g->blocks; /* taken */
     r->n_dst = g->n_blocks;
+    r->n_dst_cached = g->n_cached;
     g->blocks = NULL;
     try_push(r);
 }
@@ -506,7 +521,8 @@ static void on_first(struct worker *w, struct preq *r, struct pf_first *f)
 {
     struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
     bool logprobs = r->done.flags & WIRE_GEN_LOGPROBS;
-    m.u.tokens = (struct wire_tokens){(uint8_t)f->finish, logprobs, 1, &f->token, logprobs ? &f->logprob : NULL};
+    m.u.tokens = (struct wire_tokens){(uint8_t)f->finish, logprobs, 1, &f->token, logprobs ? &f->logprob : NULL,
+                                      f->cached_tokens};
     worker_send_frontend(w, &m);
     if (f->finish != FINISH_NONE) /* a one-token answer: the decode worker is not needed */ {
         end_request(r);
@@ -574,6 +590,8 @@ static void prefill_fill_load(struct worker *w, struct wire_load *l)
     l->queued_requests = atomic_load(&ps->load.queued_requests);
     l->queued_tokens = atomic_load(&ps->load.queued_tokens);
     l->running = atomic_load(&ps->load.held);
+    l->kv_bytes_sent = ps->kv_bytes_sent;
+    l->kv_bytes_saved = ps->kv_bytes_saved;
 }
 
 static bool prefill_busy(struct worker *w)

@@ -73,6 +73,7 @@ struct pf_first {
     float logprob;
     struct rng rng; /* after the draw: the decode side continues from here */
     enum finish finish;
+    uint32_t cached_tokens; /* prompt tokens the prefix cache held */
 };
 
 struct pf_failed {
@@ -102,6 +103,7 @@ struct pf_state {
     struct kvx_pool *pool; /* the engine's KV pool, registered with UCX (puts read from it) */
     uv_timer_t hello_timer; /* repeats our REGISTER to decode workers that have not answered */
     struct pf_cancel cancel;  /* shared with the engine thread */
+    uint64_t kv_bytes_sent, kv_bytes_saved; /* pushed to decode workers, and not pushed: they had it */
     /* What the engine thread publishes for load reports (read by the loop without a lock: a report
      * that is one step stale is fine). */
     struct {

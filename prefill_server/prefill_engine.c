@@ -148,6 +148,7 @@ static bool announce_first(struct pf_engine *pe, struct seq *s)
     m->logprob = s->last_logprob;
     m->rng = s->rng;
     m->finish = s->finish;
+    m->cached_tokens = (uint32_t)s->n_cache_hit;
     post(pe->w, m, PF_FIRST);
     return true;
 }

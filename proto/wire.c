@@ -82,6 +82,13 @@ static void put_str(struct wr *w, const char *s)
     put_bytes(w, s, n);
 }
 
+static void put_u64s(struct wr *w, const uint64_t *v, uint32_t n)
+{
+    put_u32(w, n);
+    for (uint32_t i = 0; i < n; i++)
+        put_u64(w, v[i]);
+}
+
 static void put_i32s(struct wr *w, const int32_t *v, uint32_t n)
 {
     put_u32(w, n);
@@ -191,6 +198,22 @@ static uint32_t get_count(struct rd *r, uint32_t max, size_t elem_size)
     return n;
 }
 
+static uint64_t *get_u64s(struct rd *r, uint32_t *count, uint32_t max)
+{
+    uint32_t n = get_count(r, max, 8);
+    *count = n;
+    if (r->bad)
+        return NULL;
+    uint64_t *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+    if (!v) {
+        r->bad = 1;
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        v[i] = get_u64(r);
+    return v;
+}
+
 static int32_t *get_i32s(struct rd *r, uint32_t *count, uint32_t max)
 {
     uint32_t n = get_count(r, max, 4);
@@ -297,6 +320,7 @@ int wire_encode_register(struct wire_buf *b, const struct wire_register *m, stru
     put_u64(&w, m->pool.block_bytes);
     put_u32(&w, m->pool.rkey_len);
     put_bytes(&w, m->pool.rkey, m->pool.rkey_len);
+    put_u64(&w, m->prefix_salt);
     return finish(&w, err);
 }
 
@@ -326,6 +350,7 @@ int wire_decode_register(const uint8_t *p, size_t len, struct wire_register *out
         out->pool.rkey_len = n;
         r.pos += n;
     }
+    out->prefix_salt = get_u64(&r);
     if (rd_done(&r, "REGISTER", err)) {
         free(out->pool.rkey);
         out->pool.rkey = NULL;
@@ -338,6 +363,9 @@ int wire_decode_register(const uint8_t *p, size_t len, struct wire_register *out
 
 int wire_encode_load(struct wire_buf *b, const struct wire_load *m, struct error *err)
 {
+    if (m->n_added > WIRE_MAX_PREFIX_KEYS || m->n_evicted > WIRE_MAX_PREFIX_KEYS)
+        return error_set(err, "wire: LOAD with %u/%u prefix keys exceeds %u", m->n_added, m->n_evicted,
+                         WIRE_MAX_PREFIX_KEYS);
     struct wr w;
     begin(&w, b, WIRE_LOAD, 0);
     put_u32(&w, m->worker_id);
@@ -347,12 +375,20 @@ int wire_encode_load(struct wire_buf *b, const struct wire_load *m, struct error
     put_u32(&w, m->free_blocks);
     put_u32(&w, m->total_blocks);
     put_u8(&w, m->draining);
+    put_u8(&w, m->keys_reset);
+    put_u64s(&w, m->added, m->n_added);
+    put_u64s(&w, m->evicted, m->n_evicted);
+    put_u64(&w, m->query_tokens);
+    put_u64(&w, m->hit_tokens);
+    put_u64(&w, m->kv_bytes_sent);
+    put_u64(&w, m->kv_bytes_saved);
     return finish(&w, err);
 }
 
 int wire_decode_load(const uint8_t *p, size_t len, struct wire_load *out, struct error *err)
 {
     struct rd r = {p, len, 0, 0};
+    memset(out, 0, sizeof *out);
     out->worker_id = get_u32(&r);
     out->queued_requests = get_u32(&r);
     out->queued_tokens = get_u32(&r);
@@ -360,9 +396,22 @@ int wire_decode_load(const uint8_t *p, size_t len, struct wire_load *out, struct
     out->free_blocks = get_u32(&r);
     out->total_blocks = get_u32(&r);
     out->draining = get_u8(&r);
-    if (out->draining > 1)
-        return error_set(err, "wire: LOAD with draining flag %u", out->draining);
-    return rd_done(&r, "LOAD", err);
+    out->keys_reset = get_u8(&r);
+    if (out->draining > 1 || out->keys_reset > 1)
+        return error_set(err, "wire: LOAD with draining flag %u, keys_reset %u", out->draining, out->keys_reset);
+    out->added = get_u64s(&r, &out->n_added, WIRE_MAX_PREFIX_KEYS);
+    out->evicted = r.bad ? NULL : get_u64s(&r, &out->n_evicted, WIRE_MAX_PREFIX_KEYS);
+    out->query_tokens = get_u64(&r);
+    out->hit_tokens = get_u64(&r);
+    out->kv_bytes_sent = get_u64(&r);
+    out->kv_bytes_saved = get_u64(&r);
+    if (rd_done(&r, "LOAD", err)) {
+        free(out->added);
+        free(out->evicted);
+        out->added = out->evicted = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- GENERATE ---- */
@@ -407,19 +456,34 @@ int wire_decode_generate(const uint8_t *p, size_t len, struct wire_generate *out
 
 int wire_encode_kv_reserve(struct wire_buf *b, uint64_t req_id, const struct wire_kv_reserve *m, struct error *err)
 {
+    if (m->n_prompt > WIRE_MAX_TOKENS)
+        return error_set(err, "wire: KV_RESERVE prompt of %u tokens exceeds %u", m->n_prompt, WIRE_MAX_TOKENS);
     struct wr w;
     begin(&w, b, WIRE_KV_RESERVE, req_id);
     put_u32(&w, m->n_tokens);
     put_u32(&w, m->prefill_worker_id);
+    put_i32s(&w, m->prompt, m->n_prompt);
     return finish(&w, err);
 }
 
 int wire_decode_kv_reserve(const uint8_t *p, size_t len, struct wire_kv_reserve *out, struct error *err)
 {
     struct rd r = {p, len, 0, 0};
+    memset(out, 0, sizeof *out);
     out->n_tokens = get_u32(&r);
     out->prefill_worker_id = get_u32(&r);
-    return rd_done(&r, "KV_RESERVE", err);
+    out->prompt = get_i32s(&r, &out->n_prompt, WIRE_MAX_TOKENS);
+    if (rd_done(&r, "KV_RESERVE", err)) {
+        free(out->prompt);
+        out->prompt = NULL;
+        out->n_prompt = 0;
+        return -1;
+    }
+    if (!out->n_prompt) { /* an empty array: no prompt */
+        free(out->prompt);
+        out->prompt = NULL;
+    }
+    return 0;
 }
 
 int wire_encode_kv_grant(struct wire_buf *b, uint64_t req_id, const struct wire_kv_grant *m, struct error *err)
@@ -431,6 +495,7 @@ int wire_encode_kv_grant(struct wire_buf *b, uint64_t req_id, const struct wire_
     put_u32(&w, m->n_blocks);
     for (uint32_t i = 0; i < m->n_blocks; i++)
         put_u32(&w, m->blocks[i]);
+    put_u32(&w, m->n_cached);
     return finish(&w, err);
 }
 
@@ -440,6 +505,9 @@ int wire_decode_kv_grant(const uint8_t *p, size_t len, struct wire_kv_grant *out
     uint32_t n;
     out->blocks = (uint32_t *)get_i32s(&r, &n, WIRE_MAX_BLOCKS);
     out->n_blocks = n;
+    out->n_cached = get_u32(&r);
+    if (out->n_cached > n)
+        r.bad = 1;
     if (rd_done(&r, "KV_GRANT", err)) {
         free(out->blocks);
         out->blocks = NULL;
@@ -547,6 +615,7 @@ int wire_encode_tokens(struct wire_buf *b, uint64_t req_id, const struct wire_to
     put_i32s(&w, m->tokens, m->n);
     for (uint32_t i = 0; lp && i < m->n; i++)
         put_f32(&w, m->logprobs[i]);
+    put_u32(&w, m->cached_tokens);
     return finish(&w, err);
 }
 
@@ -578,6 +647,7 @@ int wire_decode_tokens(const uint8_t *p, size_t len, struct wire_tokens *out, st
     out->tokens = get_i32s(&r, &out->n, WIRE_MAX_TOKENS);
     if (out->has_logprobs && !r.bad)
         out->logprobs = get_logprobs(&r, out->n);
+    out->cached_tokens = get_u32(&r);
     if (rd_done(&r, "TOKENS", err)) {
         free(out->tokens);
         free(out->logprobs);
@@ -695,6 +765,11 @@ void wire_msg_release(struct wire_msg *m)
     case WIRE_REGISTER: free(m->u.reg.pool.rkey); break;
     case WIRE_GENERATE: free(m->u.gen.prompt); break;
     case WIRE_KV_GRANT: free(m->u.grant.blocks); break;
+    case WIRE_KV_RESERVE: free(m->u.reserve.prompt); break;
+    case WIRE_LOAD:
+        free(m->u.load.added);
+        free(m->u.load.evicted);
+        break;
     case WIRE_KV_DONE: free(m->u.done.prompt); break;
     case WIRE_TOKENS:
         free(m->u.tokens.tokens);

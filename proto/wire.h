@@ -29,7 +29,9 @@
 #include "common/engine/sample.h"
 
 #define WIRE_MAGIC 0x57534450u /* "PDSW" read as little-endian bytes */
-#define WIRE_VERSION 3 /* 2: LOAD carries the draining flag; 3: sampling params carry the logprobs mode */
+#define WIRE_VERSION 4 /* 2: LOAD carries the draining flag; 3: sampling params carry the logprobs mode;
+                          4: prefix caching (REGISTER's salt, LOAD's cache events and counters,
+                          KV_RESERVE's prompt, KV_GRANT's cached blocks, TOKENS' cached tokens) */
 #define WIRE_HDR_SIZE 24
 
 /* Limits a decoder enforces before it allocates anything. */
@@ -40,6 +42,7 @@
 #define WIRE_ADDR_MAX 128            /* "host:port", incl. NUL */
 #define WIRE_NAME_MAX 128            /* model name, incl. NUL */
 #define WIRE_ERRMSG_MAX 1024         /* ERROR text, incl. NUL */
+#define WIRE_MAX_PREFIX_KEYS 16384   /* prefix-cache keys added or evicted in one LOAD */
 
 enum wire_type {
     WIRE_REGISTER = 1,
@@ -78,8 +81,8 @@ struct wire_pool {
 
 /* REGISTER: u8 role, u32 worker_id, u32 max_batch, u32 block_size, u32 total_blocks,
  * str listen_addr, str model, u64 pool.base, u32 n_layers, u32 n_blocks, u64 block_bytes,
- * u32 rkey_len, rkey bytes. Sent by a worker to the frontend, and by a decode worker to each prefill
- * worker that connects to it. */
+ * u32 rkey_len, rkey bytes, u64 prefix_salt. Sent by a worker to the frontend, and by a decode worker
+ * to each prefill worker that connects to it. */
 struct wire_register {
     uint8_t role; /* enum wire_role */
     uint32_t worker_id;
@@ -89,9 +92,12 @@ struct wire_register {
     char listen_addr[WIRE_ADDR_MAX]; /* where peers connect to it, "host:port"; "" if it does not listen */
     char model[WIRE_NAME_MAX];
     struct wire_pool pool;
+    uint64_t prefix_salt; /* the key its prefix cache chains from (kvcache.h); 0: no prefix cache */
 };
 
-/* LOAD: six u32 in this order. A worker's periodic report to the frontend. */
+/* LOAD: six u32 in this order, u8 draining, then the prefix cache: u8 keys_reset, u32 n_added,
+ * u64 added[n_added], u32 n_evicted, u64 evicted[n_evicted], u64 query_tokens, u64 hit_tokens,
+ * u64 kv_bytes_sent, u64 kv_bytes_saved. A worker's periodic report to the frontend. */
 struct wire_load {
     uint32_t worker_id;
     uint32_t queued_requests;
@@ -100,6 +106,13 @@ struct wire_load {
     uint32_t free_blocks;
     uint32_t total_blocks;
     uint8_t draining; /* 1 after SIGTERM: route nothing new here (what was routed is still served) */
+    /* Prefix-cache keys cached and evicted since the last LOAD (owned by the message); keys_reset:
+     * forget every key known for this worker first (it lost track, or restarted). */
+    uint8_t keys_reset;
+    uint32_t n_added, n_evicted;
+    uint64_t *added, *evicted;
+    uint64_t query_tokens, hit_tokens;   /* prompt tokens looked up in its cache, and found */
+    uint64_t kv_bytes_sent, kv_bytes_saved; /* KV pushed to decode workers, and not pushed: they had it */
 };
 
 /* GENERATE: u32 decode_worker_id, str decode_addr, u8 flags, sampling params (see wire.c),
@@ -114,16 +127,22 @@ struct wire_generate {
     int32_t *prompt; /* owned by the message */
 };
 
-/* KV_RESERVE: u32 n_tokens, u32 prefill_worker_id. Prefill → decode: room for this many tokens. */
+/* KV_RESERVE: u32 n_tokens, u32 prefill_worker_id, u32 n_prompt, i32 prompt[n_prompt]. Prefill →
+ * decode: room for this many tokens; the prompt (or none) lets the decode worker find what of it its
+ * prefix cache holds already. */
 struct wire_kv_reserve {
     uint32_t n_tokens;
     uint32_t prefill_worker_id;
+    uint32_t n_prompt;
+    int32_t *prompt; /* owned by the message; NULL when n_prompt is 0 */
 };
 
-/* KV_GRANT: u32 n_blocks, u32 blocks[n_blocks]. Decode → prefill: write the KV here. */
+/* KV_GRANT: u32 n_blocks, u32 blocks[n_blocks], u32 n_cached. Decode → prefill: write the KV here,
+ * but for the first n_cached blocks, which already hold the prompt's KV (prefix cache). */
 struct wire_kv_grant {
     uint32_t n_blocks;
     uint32_t *blocks; /* owned by the message */
+    uint32_t n_cached;
 };
 
 /* KV_WAIT: u32 queue_position. Decode → prefill: no room yet; a KV_GRANT follows later. */
@@ -145,14 +164,15 @@ struct wire_kv_done {
 
 /* KV_ACK: empty. Decode → prefill: the sequence is admitted; the prefill may free its blocks. */
 
-/* TOKENS: u8 finish, u8 has_logprobs, u32 n, i32 tokens[n], then f32 logprobs[n] if has_logprobs.
- * Prefill → frontend (the first token) and decode → frontend (the rest). */
+/* TOKENS: u8 finish, u8 has_logprobs, u32 n, i32 tokens[n], then f32 logprobs[n] if has_logprobs,
+ * u32 cached_tokens. Prefill → frontend (the first token) and decode → frontend (the rest). */
 struct wire_tokens {
     uint8_t finish; /* enum finish (finish.h fixes its values) */
     uint8_t has_logprobs;
     uint32_t n;
     int32_t *tokens;  /* owned by the message */
     float *logprobs;  /* n floats or NULL; owned by the message */
+    uint32_t cached_tokens; /* in a sequence's first TOKENS: prompt tokens its prefix cache held */
 };
 
 /* ABORT: empty. */

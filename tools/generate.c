@@ -222,8 +222,7 @@ static void forget_cache_after_token(struct engine *e, struct seq **seqs, int n,
 {
     for (int i = 0; i < n; i++)
         if (seqs[i]->n_tokens != before[i]) {
-            kv_seq_release(&e->kv, &seqs[i]->kv);
-            seqs[i]->n_cached = 0;
+            engine_seq_uncache(seqs[i], &e->kv);
         }
 }
 

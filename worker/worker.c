@@ -32,6 +32,7 @@ static void usage(FILE *f, const char *prog, bool colocated)
             "  --token-budget N      tokens per forward pass, prompts chunked to fit (default 512)\n"
             "  --load-interval-ms N  load report period (default 200)\n"
             "  --drain-timeout S     seconds SIGTERM waits for in-flight work (default 30)\n"
+            "  --no-prefix-cache     do not keep and reuse the KV blocks of prompts already seen\n"
             "  --kv-wait-timeout S   decode: seconds a request may wait for KV blocks before it is\n"
             "                        refused as overloaded (503 at the frontend; default 30)\n"
             "%s",
@@ -74,7 +75,7 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
         {"kv-blocks", 1, 0, 'b'},  {"kv-gib", 1, 0, 'g'},     {"block-size", 1, 0, 's'},
         {"max-batch", 1, 0, 'B'},  {"token-budget", 1, 0, 'T'}, {"load-interval-ms", 1, 0, 'L'},
         {"drain-timeout", 1, 0, 'D'}, {"colocated", 0, 0, 'c'}, {"help", 0, 0, 'h'},
-        {"kv-wait-timeout", 1, 0, 'W'},
+        {"kv-wait-timeout", 1, 0, 'W'}, {"no-prefix-cache", 0, 0, 'P'},
         {0, 0, 0, 0}};
     set_defaults(o);
     int id = 0, rc = 0;
@@ -94,6 +95,7 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
         case 'L': rc = positive("--load-interval-ms", optarg, &o->load_ms); break;
         case 'D': rc = positive("--drain-timeout", optarg, &o->drain_s); break;
         case 'W': rc = positive("--kv-wait-timeout", optarg, &o->kv_wait_s); break;
+        case 'P': o->no_prefix_cache = true; break;
         case 'c': o->colocated = true; rc = allow_colocated ? 0 : -1; break;
         case 'h': usage(stdout, prog, allow_colocated); exit(0);
         default: rc = -1;
@@ -147,6 +149,7 @@ static void on_registered(void *arg, int status, const char *reason)
     if (status < 0)
         return; /* the peer-lost callback reconnects */
     w->registered = true;
+    w->keys_resync = true;
     sd_notify(0, "READY=1");
     worker_status("registered with the frontend at %s as %s worker %u", w->opts.frontend,
                   w->role->role == WIRE_ROLE_PREFILL ? "prefill" : w->opts.colocated ? "colocated" : "decode",
@@ -160,6 +163,7 @@ void worker_describe(struct worker *w, struct wire_register *r)
     r->max_batch = (uint32_t)w->opts.max_batch;
     r->block_size = (uint32_t)w->opts.block_size;
     r->total_blocks = (uint32_t)w->engine.kv.n_blocks;
+    r->prefix_salt = kv_prefix_salt(&w->engine.kv);
     snprintf(r->listen_addr, sizeof r->listen_addr, "%s", w->role->listens ? w->advertise : "");
     snprintf(r->model, sizeof r->model, "%s", w->opts.model_dir);
     if (w->role->fill_register)
@@ -197,6 +201,34 @@ static void on_reconnect(uv_timer_t *t)
         connect_frontend(w);
 }
 
+/* The prefix-cache keys added and evicted since the last report, for the frontend's KV-aware routing;
+ * all cached keys instead after registering, or when events were lost (keys_reset). */
+static void fill_prefix_keys(struct worker *w, struct wire_load *l)
+{
+    struct kv_pool *kv = &w->engine.kv;
+    if (!kv->prefix)
+        return;
+    kv_prefix_stats(kv, &l->query_tokens, &l->hit_tokens);
+    struct kv_event *ev = malloc(WIRE_MAX_PREFIX_KEYS * sizeof *ev);
+    l->added = malloc(WIRE_MAX_PREFIX_KEYS * sizeof *l->added);
+    l->evicted = malloc(WIRE_MAX_PREFIX_KEYS * sizeof *l->evicted);
+    bool lost = false;
+    int n = ev && l->added && l->evicted ? kv_prefix_events(kv, ev, WIRE_MAX_PREFIX_KEYS, &lost) : 0;
+    if (!ev || !l->added || !l->evicted || lost || w->keys_resync) {
+        l->keys_reset = 1;
+        l->n_added = l->added ? (uint32_t)kv_prefix_keys(kv, l->added, WIRE_MAX_PREFIX_KEYS) : 0;
+        w->keys_resync = !l->added; /* the events taken are in the snapshot */
+    } else {
+        for (int i = 0; i < n; i++) {
+            if (ev[i].added)
+                l->added[l->n_added++] = ev[i].key;
+            else
+                l->evicted[l->n_evicted++] = ev[i].key;
+        }
+    }
+    free(ev);
+}
+
 static void on_load_timer(uv_timer_t *t)
 {
     struct worker *w = t->data;
@@ -210,7 +242,10 @@ static void on_load_timer(uv_timer_t *t)
     m.u.load.free_blocks = (uint32_t)(w->engine.kv.n_blocks - kv_used(&w->engine.kv));
     m.u.load.draining = w->draining;
     w->role->fill_load(w, &m.u.load);
+    fill_prefix_keys(w, &m.u.load);
     worker_send_frontend(w, &m);
+    free(m.u.load.added);
+    free(m.u.load.evicted);
 }
 
 /* ---- transport callbacks ---- */
@@ -304,6 +339,15 @@ static void on_signal(uv_signal_t *s, int signum)
 
 /* ---- start-up ---- */
 
+/* What makes two workers' KV blocks interchangeable: the model's shape (prefix-cache keys chain from
+ * it, so the frontend and the other role find the same keys for the same tokens). */
+static uint64_t model_salt(const struct model_config *c)
+{
+    int32_t shape[] = {c->n_layers, c->dim, c->n_heads, c->n_kv_heads, c->head_dim, c->hidden_dim, c->vocab_size,
+                       c->max_pos, (int32_t)(c->rope_theta * 16), (int32_t)(c->norm_eps * 1e9f)};
+    return kv_block_key(0x70647365727665ull /* "pdserve" */, shape, (int)(sizeof shape / sizeof *shape));
+}
+
 static int load_engine(struct worker *w, struct error *err)
 {
     openblas_set_num_threads(w->opts.threads);
@@ -314,7 +358,9 @@ static int load_engine(struct worker *w, struct error *err)
         blocks = kv_blocks_in_bytes(&w->model->cfg, w->opts.block_size, (size_t)(w->opts.kv_gib * (1 << 30)));
     if (blocks < 1)
         return error_set(err, "--kv-gib %.3f holds no KV block of this model; raise it", w->opts.kv_gib);
-    return engine_init(&w->engine, w->model, blocks, w->opts.block_size, err);
+    if (engine_init(&w->engine, w->model, blocks, w->opts.block_size, err) < 0)
+        return -1;
+    return w->opts.no_prefix_cache ? 0 : kv_prefix_enable(&w->engine.kv, model_salt(&w->model->cfg), err);
 }
 
 /* A worker whose frontend and own listen/advertise addresses are all loopback ones talks to

@@ -27,6 +27,7 @@ struct worker_opts {
     int kv_wait_s; /* a decode worker refuses a reservation that waited this long for blocks */
     double kv_gib;
     bool colocated;
+    bool no_prefix_cache;
 };
 
 struct worker;
@@ -65,6 +66,7 @@ struct worker {
     bool draining;
     uint64_t drain_started_ms, drain_deadline_ms;
     uv_timer_t load_timer, reconnect_timer, drain_timer;
+    bool keys_resync; /* the next LOAD restarts the frontend's index of our cached blocks */
     uv_signal_t sigterm, sigint;
     char advertise[WIRE_ADDR_MAX];
 };

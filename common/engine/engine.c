@@ -36,6 +36,13 @@ int engine_seq_append(struct seq *s, int32_t token)
     return 0;
 }
 
+void engine_seq_uncache(struct seq *s, struct kv_pool *kv)
+{
+    kv_seq_release(kv, &s->kv);
+    s->n_cached = s->n_published = 0;
+    s->chain = 0;
+}
+
 void engine_seq_release(struct seq *s, struct kv_pool *kv)
 {
     kv_seq_release(kv, &s->kv);
@@ -146,9 +153,24 @@ static int schedule_seq(struct engine *e, struct seq *s, int seq_index, int n_ba
     return n;
 }
 
+/* A sequence with nothing cached starts from the cache's longest match of its tokens; its last token
+ * is always computed (its logits are wanted), so the blocks matched are never written. */
+static void match_prefix(struct engine *e, struct seq *s)
+{
+    if (!e->kv.prefix || s->n_cached != 0 || s->kv.n_blocks != 0 || s->finish != FINISH_NONE)
+        return;
+    int got = kv_prefix_match(&e->kv, s->tokens, (s->n_tokens - 1) / e->kv.block_size, &s->kv, &s->chain);
+    s->n_cached = got * e->kv.block_size;
+    s->n_published = got;
+    if (s->n_tokens == s->n_prompt)
+        s->n_cache_hit = s->n_cached;
+}
+
 static int build_batch(struct engine *e, struct seq **seqs, int n, int budget, struct step_result *res)
 {
     int total = 0;
+    for (int i = 0; i < n; i++)
+        match_prefix(e, seqs[i]);
     for (int i = 0; i < n; i++)
         if (seqs[i]->finish == FINISH_NONE)
             total += seqs[i]->n_tokens - seqs[i]->n_cached;
@@ -211,5 +233,8 @@ int engine_step(struct engine *e, struct seq **seqs, int n, int token_budget,
             engine_sample(e, s, e->logits + (size_t)row++ * e->model->cfg.vocab_size) < 0)
             return error_set(err, "out of memory appending a token");
     }
+    for (int i = 0; i < res->n_scheduled; i++)
+        kv_prefix_publish(&e->kv, seqs[i]->tokens, &seqs[i]->kv, &seqs[i]->n_published,
+                          seqs[i]->n_cached / e->kv.block_size, &seqs[i]->chain);
     return 0;
 }

@@ -29,11 +29,17 @@ struct seq {
     struct rng rng;
     enum finish finish;
     float last_logprob; /* of the newest sampled token */
+    /* Prefix caching (kvcache.h): blocks [0, n_published) are offered to the cache, chain is the key
+     * of the last one; n_cache_hit is how many prompt tokens came from the cache when it started. */
+    int n_published, n_cache_hit;
+    uint64_t chain;
 };
 
 int engine_seq_init(struct seq *s, uint64_t id, const int32_t *prompt, int n_prompt,
              const struct sample_params *params, struct error *err);
 int engine_seq_append(struct seq *s, int32_t token);
+/* Gives the blocks back and forgets what was cached: the tokens stay, to be computed again. */
+void engine_seq_uncache(struct seq *s, struct kv_pool *kv);
 /* Gives the blocks back and frees the tokens; the struct can be reused after engine_seq_init. */
 void engine_seq_release(struct seq *s, struct kv_pool *kv);
 static inline int engine_seq_n_generated(const struct seq *s)
@@ -69,6 +75,9 @@ struct step_result {
  * with more uncached tokens than the budget left gets a chunk. Sequences already finished are
  * skipped. Scheduling stops at the first sequence the KV pool cannot hold (out_of_blocks). Each
  * sequence that ends the step fully cached gets one sampled token (and maybe a finish reason).
+ * With the pool's prefix cache on, a sequence with nothing cached yet starts from the longest cached
+ * prefix of its tokens (all but its last token at most), and full blocks are offered to the cache
+ * as they are computed.
  * on_layer (may be NULL) is forward()'s per-layer hook; when it stops the pass, res->stopped is set
  * and the sequences are as they were (but for KV blocks reserved for the step). */
 int engine_step(struct engine *e, struct seq **seqs, int n, int token_budget,

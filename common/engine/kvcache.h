@@ -116,6 +116,8 @@ void kv_prefix_publish(struct kv_pool *p, const int32_t *tokens, const struct kv
  * dropped for want of room (the reader's index of this pool should be rebuilt). */
 int kv_prefix_events(struct kv_pool *p, struct kv_event *out, int max, bool *lost);
 void kv_prefix_stats(struct kv_pool *p, uint64_t *query_tokens, uint64_t *hit_tokens);
+/* Every cached key (up to max), and the events so far dropped: a snapshot to restart an index from. */
+int kv_prefix_keys(struct kv_pool *p, uint64_t *out, int max);
 /* Tests only: index keys by their low `bits` bits, so that different blocks collide. */
 void kv_prefix_test_key_bits(struct kv_pool *p, int bits);
 

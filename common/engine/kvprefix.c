@@ -269,6 +269,22 @@ int kv_prefix_events(struct kv_pool *p, struct kv_event *out, int max, bool *los
     return n;
 }
 
+int kv_prefix_keys(struct kv_pool *p, uint64_t *out, int max)
+{
+    struct kv_prefix *x = p->prefix;
+    int n = 0;
+    if (!x)
+        return 0;
+    pthread_mutex_lock(&p->lock);
+    for (int b = 0; b < p->n_blocks && n < max; b++)
+        if (x->key[b])
+            out[n++] = x->full_key[b];
+    x->n_events = 0; /* the snapshot says it all */
+    x->events_lost = false;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
 void kv_prefix_stats(struct kv_pool *p, uint64_t *query_tokens, uint64_t *hit_tokens)
 {
     struct kv_prefix *x = p->prefix;

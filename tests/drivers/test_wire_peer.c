@@ -141,7 +141,7 @@ static uint32_t *take_blocks(struct app *a, uint32_t n)
 static void send_grant(struct app *a, struct sreq *r)
 {
     struct wire_msg m = {.type = WIRE_KV_GRANT, .req_id = r->id};
-    m.u.grant = (struct wire_kv_grant){r->n_blocks, r->blocks};
+    m.u.grant = (struct wire_kv_grant){.n_blocks = r->n_blocks, .blocks = r->blocks};
     send_or_fail(a, r->peer, &m);
 }
 
@@ -405,7 +405,7 @@ static void start_request(struct app *a, struct creq *r)
     r->n = 1 + (uint32_t)rand() % maxb;
     c->started++;
     struct wire_msg m = {.type = WIRE_KV_RESERVE, .req_id = r->id};
-    m.u.reserve = (struct wire_kv_reserve){r->n * 16, 1};
+    m.u.reserve = (struct wire_kv_reserve){.n_tokens = r->n * 16, .prefill_worker_id = 1};
     send_or_fail(a, a->peer, &m);
 }
 

@@ -46,6 +46,14 @@ static int32_t *ws_ids(uint32_t n, uint64_t *s)
     return v;
 }
 
+static uint64_t *ws_keys(uint32_t n, uint64_t *s)
+{
+    uint64_t *v = malloc((n ? n : 1) * sizeof *v);
+    for (uint32_t i = 0; i < n; i++)
+        v[i] = ws_mix(s);
+    return v;
+}
+
 static void ws_register(struct wire_register *r, uint64_t *s)
 {
     r->role = WIRE_ROLE_DECODE;
@@ -64,6 +72,7 @@ static void ws_register(struct wire_register *r, uint64_t *s)
     r->pool.rkey = malloc(r->pool.rkey_len);
     for (uint32_t i = 0; i < r->pool.rkey_len; i++)
         r->pool.rkey[i] = (uint8_t)ws_mix(s);
+    r->prefix_salt = ws_mix(s);
 }
 
 /* Fills m with an example of `type`, varied by seed. */
@@ -76,7 +85,15 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
     switch (type) {
     case WIRE_REGISTER: ws_register(&m->u.reg, &s); break;
     case WIRE_LOAD:
-        m->u.load = (struct wire_load){(uint32_t)ws_mix(&s), 3, 1234, 17, 900, 4096, (uint8_t)(ws_mix(&s) & 1)};
+        m->u.load = (struct wire_load){.worker_id = (uint32_t)ws_mix(&s), .queued_requests = 3,
+                                       .queued_tokens = 1234, .running = 17, .free_blocks = 900,
+                                       .total_blocks = 4096, .draining = (uint8_t)(ws_mix(&s) & 1),
+                                       .keys_reset = (uint8_t)(ws_mix(&s) & 1), .query_tokens = ws_mix(&s),
+                                       .hit_tokens = 77, .kv_bytes_sent = ws_mix(&s), .kv_bytes_saved = 5};
+        m->u.load.n_added = (uint32_t)(ws_mix(&s) % 40);
+        m->u.load.added = ws_keys(m->u.load.n_added, &s);
+        m->u.load.n_evicted = (uint32_t)(ws_mix(&s) % 7);
+        m->u.load.evicted = ws_keys(m->u.load.n_evicted, &s);
         break;
     case WIRE_GENERATE:
         m->u.gen.decode_worker_id = 5;
@@ -86,10 +103,15 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
         m->u.gen.n_prompt = (uint32_t)(ws_mix(&s) % 3000);
         m->u.gen.prompt = ws_ids(m->u.gen.n_prompt, &s);
         break;
-    case WIRE_KV_RESERVE: m->u.reserve = (struct wire_kv_reserve){(uint32_t)(ws_mix(&s) % 9000), 2}; break;
+    case WIRE_KV_RESERVE:
+        m->u.reserve = (struct wire_kv_reserve){.n_tokens = (uint32_t)(ws_mix(&s) % 9000), .prefill_worker_id = 2};
+        m->u.reserve.n_prompt = seed & 1 ? (uint32_t)(ws_mix(&s) % 300) + 1 : 0;
+        m->u.reserve.prompt = m->u.reserve.n_prompt ? ws_ids(m->u.reserve.n_prompt, &s) : NULL;
+        break;
     case WIRE_KV_GRANT:
         m->u.grant.n_blocks = (uint32_t)(ws_mix(&s) % 600);
         m->u.grant.blocks = (uint32_t *)ws_ids(m->u.grant.n_blocks, &s);
+        m->u.grant.n_cached = m->u.grant.n_blocks / 3;
         break;
     case WIRE_KV_WAIT: m->u.wait.queue_position = (uint32_t)(ws_mix(&s) % 50); break;
     case WIRE_KV_DONE:
@@ -112,6 +134,7 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
             for (uint32_t i = 0; i < m->u.tokens.n; i++)
                 m->u.tokens.logprobs[i] = -(float)(ws_mix(&s) % 1000) / 100.0f;
         }
+        m->u.tokens.cached_tokens = (uint32_t)(ws_mix(&s) % 4000);
         break;
     case WIRE_ERROR:
         m->u.error.code = WIRE_ERR_OVERLOADED;
@@ -147,8 +170,19 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
                !strcmp(ra->listen_addr, rb->listen_addr) && !strcmp(ra->model, rb->model) &&
                ra->pool.base == rb->pool.base && ra->pool.n_layers == rb->pool.n_layers &&
                ra->pool.n_blocks == rb->pool.n_blocks && ra->pool.block_bytes == rb->pool.block_bytes &&
-               ra->pool.rkey_len == rb->pool.rkey_len && WS_ARR_EQ(ra->pool.rkey, rb->pool.rkey, ra->pool.rkey_len);
-    case WIRE_LOAD: return !memcmp(&a->u.load, &b->u.load, sizeof a->u.load);
+               ra->pool.rkey_len == rb->pool.rkey_len && WS_ARR_EQ(ra->pool.rkey, rb->pool.rkey, ra->pool.rkey_len) &&
+               ra->prefix_salt == rb->prefix_salt;
+    case WIRE_LOAD: {
+        const struct wire_load *la = &a->u.load, *lb = &b->u.load;
+        return la->worker_id == lb->worker_id && la->queued_requests == lb->queued_requests &&
+               la->queued_tokens == lb->queued_tokens && la->running == lb->running &&
+               la->free_blocks == lb->free_blocks && la->total_blocks == lb->total_blocks &&
+               la->draining == lb->draining && la->keys_reset == lb->keys_reset && la->n_added == lb->n_added &&
+               WS_ARR_EQ(la->added, lb->added, la->n_added) && la->n_evicted == lb->n_evicted &&
+               WS_ARR_EQ(la->evicted, lb->evicted, la->n_evicted) && la->query_tokens == lb->query_tokens &&
+               la->hit_tokens == lb->hit_tokens && la->kv_bytes_sent == lb->kv_bytes_sent &&
+               la->kv_bytes_saved == lb->kv_bytes_saved;
+    }
     case WIRE_GENERATE:
         return a->u.gen.decode_worker_id == b->u.gen.decode_worker_id &&
                !strcmp(a->u.gen.decode_addr, b->u.gen.decode_addr) && a->u.gen.flags == b->u.gen.flags &&
@@ -156,9 +190,11 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
                WS_ARR_EQ(a->u.gen.prompt, b->u.gen.prompt, a->u.gen.n_prompt);
     case WIRE_KV_RESERVE:
         return a->u.reserve.n_tokens == b->u.reserve.n_tokens &&
-               a->u.reserve.prefill_worker_id == b->u.reserve.prefill_worker_id;
+               a->u.reserve.prefill_worker_id == b->u.reserve.prefill_worker_id &&
+               a->u.reserve.n_prompt == b->u.reserve.n_prompt &&
+               WS_ARR_EQ(a->u.reserve.prompt, b->u.reserve.prompt, a->u.reserve.n_prompt);
     case WIRE_KV_GRANT:
-        return a->u.grant.n_blocks == b->u.grant.n_blocks &&
+        return a->u.grant.n_blocks == b->u.grant.n_blocks && a->u.grant.n_cached == b->u.grant.n_cached &&
                WS_ARR_EQ(a->u.grant.blocks, b->u.grant.blocks, a->u.grant.n_blocks);
     case WIRE_KV_WAIT: return a->u.wait.queue_position == b->u.wait.queue_position;
     case WIRE_KV_DONE:
@@ -171,7 +207,8 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
     case WIRE_TOKENS:
         return ta->finish == tb->finish && ta->has_logprobs == tb->has_logprobs && ta->n == tb->n &&
                WS_ARR_EQ(ta->tokens, tb->tokens, ta->n) &&
-               (!ta->has_logprobs || WS_ARR_EQ(ta->logprobs, tb->logprobs, ta->n));
+               (!ta->has_logprobs || WS_ARR_EQ(ta->logprobs, tb->logprobs, ta->n)) &&
+               ta->cached_tokens == tb->cached_tokens;
     case WIRE_ERROR:
         return a->u.error.code == b->u.error.code && !strcmp(a->u.error.message, b->u.error.message);
     case WIRE_KV_ACK:

@@ -204,7 +204,7 @@ static void deliver(struct ucx_peer *from, struct wire_msg *m)
 static void reserve(uint64_t id, uint32_t n_tokens)
 {
     struct wire_msg m = {.type = WIRE_KV_RESERVE, .req_id = id};
-    m.u.reserve = (struct wire_kv_reserve){n_tokens, 1};
+    m.u.reserve = (struct wire_kv_reserve){.n_tokens = n_tokens, .prefill_worker_id = 1};
     deliver(T.pf, &m);
 }
 

@@ -39,16 +39,24 @@ static void test_round_trip_every_type(void)
     }
 }
 
-/* The documented layout, byte for byte: a LOAD is header + six little-endian u32 + a u8. */
+/* The documented layout, byte for byte: a LOAD is header + six little-endian u32 + a u8, then the
+ * prefix cache's u8, two u64 arrays and four u64 counters. */
 static void test_golden_bytes(void)
 {
-    struct wire_load l = {1, 2, 3, 4, 5, 0x01020304, 1};
+    uint64_t added[1] = {0x1122334455667788ull};
+    struct wire_load l = {.worker_id = 1, .queued_requests = 2, .queued_tokens = 3, .running = 4, .free_blocks = 5,
+                          .total_blocks = 0x01020304, .draining = 1, .keys_reset = 1, .n_added = 1,
+                          .added = added, .query_tokens = 9, .kv_bytes_saved = 0x0a0b};
     struct wire_buf b = {0};
     struct error err;
     CHECK(wire_encode_load(&b, &l, &err) == 0);
-    static const uint8_t want[] = {'P', 'D', 'S', 'W', 3, 0, 2, 0, 25, 0, 0, 0, 0, 0, 0, 0,
+    static const uint8_t want[] = {'P', 'D', 'S', 'W', 4, 0, 2, 0, 74, 0, 0, 0, 0, 0, 0, 0,
                                    0,   0,   0,   0,   0, 0, 0, 0, 1,  0, 0, 0, 2, 0, 0, 0,
-                                   3,   0,   0,   0,   4, 0, 0, 0, 5,  0, 0, 0, 4, 3, 2, 1, 1};
+                                   3,   0,   0,   0,   4, 0, 0, 0, 5,  0, 0, 0, 4, 3, 2, 1, 1,
+                                   1,   1,   0,   0,   0, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
+                                   0,   0,   0,   0,   9, 0, 0, 0, 0, 0, 0, 0,
+                                   0,   0,   0,   0,   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                   0x0b, 0x0a, 0, 0,  0, 0, 0, 0};
     CHECK_EQ_INT(b.len, sizeof want);
     CHECK(b.len == sizeof want && !memcmp(b.data, want, sizeof want));
     wire_buf_free(&b);
@@ -112,7 +120,8 @@ static void test_bad_header(void)
     struct wire_msg m;
     encode_sample(WIRE_ABORT, 1, &b, &m);
     CHECK(decode_fails(&b, 0, "XDSW", 4));
-    CHECK(decode_fails(&b, 4, "\x04\x00", 2));   /* version 4 */
+    CHECK(decode_fails(&b, 4, "\x05\x00", 2));   /* version 5 */
+    CHECK(decode_fails(&b, 4, "\x03\x00", 2));   /* version 3 (no prefix caching) */
     CHECK(decode_fails(&b, 4, "\x02\x00", 2));   /* version 2 (sampling params without the logprobs mode) */
     CHECK(decode_fails(&b, 4, "\x01\x00", 2));   /* version 1 (LOAD without the draining flag) */
     CHECK(decode_fails(&b, 4, "\x00\x00", 2));   /* version 0 */
