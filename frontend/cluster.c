@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/engine/kvcache.h"
 #include "common/util/log.h"
 
 struct cluster {
@@ -76,6 +77,7 @@ static void forget(struct cluster *c, struct cl_worker *w, const char *reason, b
         ucx_peer_set_user(w->peer, NULL);
         ucx_peer_close(w->peer);
     }
+    idmap_free(&w->keys);
     free(w);
     update_limits(c);
 }
@@ -102,6 +104,7 @@ static void on_register(struct cluster *c, struct ucx_peer *peer, struct wire_re
     }
     free(r->pool.rkey);
     r->pool.rkey = NULL;
+    idmap_free(&w->keys); /* a worker registering again starts its index over (its LOADs resend it) */
     w->reg = *r;
     w->id = r->worker_id;
     w->role = r->role;
@@ -111,6 +114,27 @@ static void on_register(struct cluster *c, struct ucx_peer *peer, struct wire_re
     log_info("cluster: %s worker %u registered from %s (model %s, %u KV blocks of %u tokens, batch %u, peers at %s)",
              cluster_role_name(w->role), w->id, ucx_peer_name(peer), r->model, r->total_blocks, r->block_size,
              r->max_batch, r->listen_addr[0] ? r->listen_addr : "-");
+}
+
+/* A worker's load report: its queue and pool, and what its prefix cache added and evicted. */
+static void on_load(struct cl_worker *w, struct wire_load *l)
+{
+    if (l->keys_reset)
+        idmap_free(&w->keys);
+    for (uint32_t i = 0; i < l->n_evicted; i++)
+        idmap_del(&w->keys, l->evicted[i]);
+    for (uint32_t i = 0; i < l->n_added; i++)
+        if (idmap_put(&w->keys, l->added[i], w) < 0)
+            break; /* out of memory: routing just knows less */
+    w->query_tokens = l->query_tokens;
+    w->hit_tokens = l->hit_tokens;
+    w->kv_bytes_sent = l->kv_bytes_sent;
+    w->kv_bytes_saved = l->kv_bytes_saved;
+    w->load = *l;
+    w->load.added = w->load.evicted = NULL; /* the message's, released after this */
+    w->load.n_added = w->load.n_evicted = 0;
+    w->loaded = true;
+    w->pend_tokens = w->pend_blocks = w->pend_seqs = 0;
 }
 
 static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *msg, void *user)
@@ -128,9 +152,7 @@ static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *ms
     }
     w->last_seen_ms = now_ms(c);
     if (msg->type == WIRE_LOAD) {
-        w->load = msg->u.load;
-        w->loaded = true;
-        w->pend_tokens = w->pend_blocks = w->pend_seqs = 0;
+        on_load(w, &msg->u.load);
     } else if (msg->type == WIRE_TOKENS || msg->type == WIRE_ERROR) {
         c->h.on_message(c->user, w, msg);
     }
@@ -198,6 +220,7 @@ void cluster_free(struct cluster *c)
     while (c->workers) {
         struct cl_worker *w = c->workers;
         c->workers = w->next;
+        idmap_free(&w->keys);
         free(w);
     }
     ucx_destroy(c->ucx);
@@ -237,78 +260,128 @@ static bool skipped(const struct cl_worker *w, struct skip s)
     return (w->role == s.role && w->id == s.id) || w->load.draining;
 }
 
+static uint32_t block_size(const struct cl_worker *w) { return w->reg.block_size ? w->reg.block_size : 16; }
+
 /* KV blocks a sequence of n_tokens positions takes on w. */
 static long blocks_needed(const struct cl_worker *w, uint32_t n_tokens)
 {
-    uint32_t bs = w->reg.block_size ? w->reg.block_size : 16;
-    return (long)(((uint64_t)n_tokens + bs - 1) / bs);
+    return (long)(((uint64_t)n_tokens + block_size(w) - 1) / block_size(w));
 }
 
-/* How well w suits a sequence of n_tokens positions: 2 with batch room and free blocks for all of
- * it, 1 with batch room, 0 otherwise. */
-static int decode_fit(const struct cl_worker *w, uint32_t n_tokens)
+/* The prompt's prefix-cache keys as w's cache names them, computed once per salt and block size. */
+struct prompt_keys {
+    uint64_t salt;
+    uint32_t block_size, n;
+    uint64_t *key;
+};
+
+/* How many leading full blocks of the prompt w's cache holds, as far as its LOADs said (a hint: the
+ * worker itself confirms by the tokens). */
+static uint32_t cached_blocks(const struct cl_worker *w, const struct cl_seq *s, struct prompt_keys *k)
+{
+    if (!w->reg.prefix_salt || !w->keys.count || !s->prompt)
+        return 0;
+    uint32_t bs = block_size(w), full = s->n_prompt / bs;
+    if (k->salt != w->reg.prefix_salt || k->block_size != bs) {
+        free(k->key);
+        *k = (struct prompt_keys){w->reg.prefix_salt, bs, 0, malloc((size_t)(full ? full : 1) * sizeof *k->key)};
+        uint64_t chain = k->salt;
+        for (uint32_t i = 0; k->key && i < full; i++)
+            k->key[k->n++] = chain = kv_block_key(chain, s->prompt + (size_t)i * bs, (int)bs);
+    }
+    uint32_t n = 0;
+    while (n < k->n && idmap_get(&w->keys, k->key[n]))
+        n++;
+    return n;
+}
+
+/* How well w suits the sequence: 2 with batch room and blocks for all of it (free, or holding its
+ * prompt), 1 with batch room, 0 otherwise. */
+static int decode_fit(const struct cl_worker *w, const struct cl_seq *s, uint32_t cached)
 {
     if (!has_room(w))
         return 0;
-    return free_blocks(w) >= blocks_needed(w, n_tokens) ? 2 : 1;
+    return free_blocks(w) + (long)cached >= blocks_needed(w, s->n_positions) ? 2 : 1;
 }
 
 /* The decode (or colocated) worker that suits the sequence best (decode_fit), the one with the most
- * free blocks among equals; NULL when there is none. */
-static struct cl_worker *pick_decode(struct cluster *c, uint8_t role, uint32_t n_tokens, struct skip s)
+ * blocks free or holding the prompt among equals; NULL when there is none. */
+static struct cl_worker *pick_decode(struct cluster *c, uint8_t role, struct cl_seq *s, struct prompt_keys *k,
+                                     struct skip sk, uint32_t *cached)
 {
     struct cl_worker *best = NULL;
     int best_fit = -1;
+    long best_room = 0;
     for (struct cl_worker *w = c->workers; w; w = w->next) {
-        if (w->role != role || skipped(w, s))
+        if (w->role != role || skipped(w, sk))
             continue;
-        int fit = decode_fit(w, n_tokens);
-        if (fit > best_fit || (fit == best_fit && free_blocks(w) > free_blocks(best))) {
+        uint32_t have = cached_blocks(w, s, k);
+        int fit = decode_fit(w, s, have);
+        long room = free_blocks(w) + (long)have;
+        if (fit > best_fit || (fit == best_fit && room > best_room)) {
             best = w;
             best_fit = fit;
+            best_room = room;
+            *cached = have;
         }
     }
     return best;
 }
 
-static struct cl_worker *pick_prefill(struct cluster *c, struct skip s)
+/* The prefill worker with the least prompt work to do before this prompt is done: what it has
+ * queued, what we sent it since, and this prompt but what its cache holds (its last token is always
+ * computed). */
+static struct cl_worker *pick_prefill(struct cluster *c, struct cl_seq *s, struct prompt_keys *k, struct skip sk,
+                                      uint32_t *cached)
 {
     struct cl_worker *best = NULL;
     uint64_t best_q = 0;
     for (struct cl_worker *w = c->workers; w; w = w->next) {
-        uint64_t q = (uint64_t)w->load.queued_tokens + w->pend_tokens;
-        if (w->role == WIRE_ROLE_PREFILL && !skipped(w, s) && (!best || q < best_q)) {
+        if (w->role != WIRE_ROLE_PREFILL || skipped(w, sk))
+            continue;
+        uint32_t have = cached_blocks(w, s, k), max = s->n_prompt ? (s->n_prompt - 1) / block_size(w) : 0;
+        have = have < max ? have : max;
+        uint64_t q = (uint64_t)w->load.queued_tokens + w->pend_tokens + s->n_prompt - (uint64_t)have * block_size(w);
+        if (!best || q < best_q) {
             best = w;
             best_q = q;
+            *cached = have;
         }
     }
     return best;
 }
 
-static int pick(struct cluster *c, uint32_t n_tokens, struct skip s, struct cl_worker **p, struct cl_worker **d)
+static int pick(struct cluster *c, struct cl_seq *s, struct skip sk, struct cl_worker **p, struct cl_worker **d)
 {
-    struct cl_worker *pf = pick_prefill(c, s), *dc = pick_decode(c, WIRE_ROLE_DECODE, n_tokens, s);
+    struct prompt_keys k = {0};
+    uint32_t pf_cached = 0, dc_cached = 0, co_cached = 0;
+    struct cl_worker *pf = pick_prefill(c, s, &k, sk, &pf_cached);
+    struct cl_worker *dc = pick_decode(c, WIRE_ROLE_DECODE, s, &k, sk, &dc_cached);
     /* Colocated: it does both phases, so the decode-side rule (batch room, memory) decides. It is
      * chosen when there is no prefill/decode pair, or when it has room the pair's decode worker lacks. */
-    struct cl_worker *co = pick_decode(c, WIRE_ROLE_COLOCATED, n_tokens, s);
-    if (pf && dc && (!co || decode_fit(dc, n_tokens) >= decode_fit(co, n_tokens))) {
+    struct cl_worker *co = pick_decode(c, WIRE_ROLE_COLOCATED, s, &k, sk, &co_cached);
+    free(k.key);
+    if (pf && dc && (!co || decode_fit(dc, s, dc_cached) >= decode_fit(co, s, co_cached))) {
         *p = pf;
         *d = dc;
+        s->prefill_cached = pf_cached;
+        s->decode_cached = dc_cached;
         return 0;
     }
     *p = *d = co;
+    s->prefill_cached = s->decode_cached = co_cached;
     return co ? 0 : -1;
 }
 
-int cluster_pick(struct cluster *c, uint32_t n_tokens, struct cl_worker **p, struct cl_worker **d)
+int cluster_pick(struct cluster *c, struct cl_seq *s, struct cl_worker **p, struct cl_worker **d)
 {
-    return pick(c, n_tokens, (struct skip){0, 0}, p, d);
+    return pick(c, s, (struct skip){0, 0}, p, d);
 }
 
-int cluster_pick_except(struct cluster *c, uint32_t n_tokens, uint8_t role, uint32_t id, struct cl_worker **p,
+int cluster_pick_except(struct cluster *c, struct cl_seq *s, uint8_t role, uint32_t id, struct cl_worker **p,
                         struct cl_worker **d)
 {
-    return pick(c, n_tokens, (struct skip){role, id}, p, d) == 0 ? 0 : cluster_pick(c, n_tokens, p, d);
+    return pick(c, s, (struct skip){role, id}, p, d) == 0 ? 0 : cluster_pick(c, s, p, d);
 }
 
 int cluster_generate(struct cl_worker *p, struct cl_worker *d, uint64_t id,

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "common/util/error.h"
+#include "common/util/idmap.h"
 #include "proto/ucx.h"
 #include "proto/wire.h"
 
@@ -33,7 +34,18 @@ struct cl_worker {
     uint32_t pend_blocks;      /* KV blocks our requests will take, since its last LOAD */
     uint32_t pend_seqs;        /* sequences sent since its last LOAD */
     int inflight;              /* sequences of ours it holds now */
+    struct idmap keys;         /* prefix-cache keys of the blocks it holds cached (from LOAD) */
+    uint64_t query_tokens, hit_tokens, kv_bytes_sent, kv_bytes_saved; /* its last LOAD's counters */
     struct cl_worker *next;
+};
+
+/* What placement needs to know of a sequence: its prompt (for the workers' prefix caches) and the KV
+ * positions it will hold (prompt + max_tokens). `cached` is filled by the pick: how many blocks of
+ * the prompt the chosen prefill and decode workers hold. */
+struct cl_seq {
+    const int32_t *prompt;
+    uint32_t n_prompt, n_positions;
+    uint32_t prefill_cached, decode_cached; /* blocks, out */
 };
 
 struct cluster_handlers {
@@ -59,15 +71,16 @@ void cluster_limits(struct cluster *c, int *max_prompt, int *max_seq);
 /* Ready to serve: a prefill and a decode worker, or a colocated one. */
 bool cluster_ready(const struct cluster *c);
 
-/* Picks the workers for a sequence that will hold n_tokens KV positions (prompt + max_tokens): the
- * prefill worker with the fewest queued prompt tokens, and the decode worker with batch room and free
- * blocks for all of it — failing that, with batch room; failing that, any — and the most free
- * blocks among equals. *p receives the prefill (or colocated) worker, *d the decode worker (the same
- * one when colocated). Returns -1 when no suitable worker is registered. */
-int cluster_pick(struct cluster *c, uint32_t n_tokens, struct cl_worker **p, struct cl_worker **d);
+/* Picks the workers for a sequence: the prefill worker with the least prompt work queued, counting
+ * this prompt less what its prefix cache holds; and the decode worker with batch room and free blocks
+ * for all of the sequence — failing that, with batch room; failing that, any — and, among equals, the
+ * most blocks free or already holding the prompt (its cache; they need not be sent). *p receives
+ * the prefill (or colocated) worker, *d the decode worker (the same one when colocated). Returns -1
+ * when no suitable worker is registered. */
+int cluster_pick(struct cluster *c, struct cl_seq *s, struct cl_worker **p, struct cl_worker **d);
 /* The same without the worker of that role and id — one that refused the sequence because it is
  * shutting down or full — unless no other can take it. */
-int cluster_pick_except(struct cluster *c, uint32_t n_tokens, uint8_t role, uint32_t id, struct cl_worker **p,
+int cluster_pick_except(struct cluster *c, struct cl_seq *s, uint8_t role, uint32_t id, struct cl_worker **p,
                         struct cl_worker **d);
 
 /* Sends GENERATE for sequence `id` to p (naming d), and counts it as in flight on both. */

@@ -61,6 +61,20 @@ static void count_finish(struct fe *fe, struct gen_seq *s)
         histogram_observe(&fe->metrics.tpot, secs(s->t_last - s->t_first) / (s->n_tokens - 1));
 }
 
+/* Prompt tokens the workers' prefix caches held: per prompt, what its sequences' workers said. */
+static long cached_tokens(const struct gen_req *g)
+{
+    long sum = 0;
+    for (int p = 0; p < g->prompts.n; p++) {
+        uint32_t most = 0;
+        for (int i = 0; i < g->n_seqs; i++)
+            if (g->seqs[i].prompt_idx == p && g->seqs[i].cached_tokens > most)
+                most = g->seqs[i].cached_tokens;
+        sum += most;
+    }
+    return sum;
+}
+
 static void respond_whole(struct gen_req *g)
 {
     json_t *choices = json_array();
@@ -71,7 +85,7 @@ static void respond_whole(struct gen_req *g)
         json_array_append_new(choices, oai_choice(&g->meta, s->index, s->out, s->out_len, finish_name(s->finish),
                                                   json_incref(s->lp_all)));
     }
-    char *body = oai_response(&g->meta, choices, g->prompt_tokens, completion);
+    char *body = oai_response(&g->meta, choices, g->prompt_tokens, completion, cached_tokens(g));
     fe_respond_json(g->fe, g->http, 200, body ? body : "{}");
     free(body);
 }
@@ -88,7 +102,7 @@ static void req_complete(struct gen_req *g)
             long completion = 0;
             for (int i = 0; i < g->n_seqs; i++)
                 completion += g->seqs[i].n_tokens;
-            char *u = oai_sse_usage(&g->meta, g->prompt_tokens, completion);
+            char *u = oai_sse_usage(&g->meta, g->prompt_tokens, completion, cached_tokens(g));
             if (u)
                 http_stream_write(g->http, u, strlen(u));
             free(u);
@@ -144,8 +158,8 @@ static int seq_dispatch(struct gen_seq *s, struct apierr *e)
     const int32_t *ids = g->prompts.ids[s->prompt_idx];
     uint32_t n = (uint32_t)g->prompts.n_ids[s->prompt_idx];
     struct cl_worker *p, *d;
-    uint32_t positions = n + (uint32_t)(s->sp.max_tokens > 0 ? s->sp.max_tokens : 0);
-    if (cluster_pick_except(fe->cluster, positions, s->refused_role, s->refused_id, &p, &d))
+    struct cl_seq need = {ids, n, n + (uint32_t)(s->sp.max_tokens > 0 ? s->sp.max_tokens : 0), 0, 0};
+    if (cluster_pick_except(fe->cluster, &need, s->refused_role, s->refused_id, &p, &d))
         return apierr_set(e, 503, NULL, "no_workers", "no worker is available to run the request; retry later");
     s->id = ++fe->next_seq;
     struct error err;
@@ -341,6 +355,8 @@ static void on_tokens(struct gen_seq *s, const struct wire_tokens *t)
         histogram_observe(&g->fe->metrics.ttft, secs(now - g->t0));
     }
     s->t_last = now;
+    if (t->cached_tokens > s->cached_tokens)
+        s->cached_tokens = t->cached_tokens;
     bool done = gen_text_tokens(s, t);
     gen_text_emit(s, done);
     if (done) {

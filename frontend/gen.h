@@ -28,6 +28,7 @@ struct gen_seq {
     size_t out_len, out_cap;
     int n_tokens;
     enum finish finish;         /* FINISH_NONE while it runs */
+    uint32_t cached_tokens;     /* prompt tokens the prefill (or colocated) worker's prefix cache held */
     bool role_sent;
     bool started;               /* a token arrived: too late to re-route */
     int tries;

@@ -93,6 +93,30 @@ static void put_hist(struct out *o, const struct histogram *h, const char *model
         model, (unsigned long long)h->count);
 }
 
+/* Each worker's prefix cache and KV transfer, as its last LOAD said (counters since it started). */
+static void put_prefix_cache(struct out *o, struct cluster *c, const char *model)
+{
+    static const char *const names[4][2] = {
+        {"pdserve:prefix_cache_queries_total", "Prompt tokens looked up in the worker's prefix cache."},
+        {"pdserve:prefix_cache_hits_total", "Prompt tokens found in the worker's prefix cache (not computed)."},
+        {"pdserve:kv_transfer_bytes_total", "KV cache bytes the prefill worker pushed to decode workers."},
+        {"pdserve:kv_transfer_saved_bytes_total", "KV cache bytes not pushed: the decode worker's cache had them."},
+    };
+    put(o, "# HELP pdserve:prefix_cache_blocks Blocks the worker's prefix cache holds, as the frontend's routing "
+           "index knows them.\n# TYPE pdserve:prefix_cache_blocks gauge\n");
+    for (struct cl_worker *w = cluster_workers(c); w; w = w->next)
+        put(o, "pdserve:prefix_cache_blocks{model_name=\"%s\",worker=\"%u\",role=\"%s\"} %zu\n", model, w->id,
+            cluster_role_name(w->role), w->keys.count);
+    for (int k = 0; k < 4; k++) {
+        put(o, "# HELP %s %s\n# TYPE %s counter\n", names[k][0], names[k][1], names[k][0]);
+        for (struct cl_worker *w = cluster_workers(c); w; w = w->next) {
+            uint64_t v[4] = {w->query_tokens, w->hit_tokens, w->kv_bytes_sent, w->kv_bytes_saved};
+            put(o, "%s{model_name=\"%s\",worker=\"%u\",role=\"%s\"} %llu\n", names[k][0], model, w->id,
+                cluster_role_name(w->role), (unsigned long long)v[k]);
+        }
+    }
+}
+
 static void put_workers(struct out *o, struct cluster *c, const char *model)
 {
     uint64_t waiting = 0;
@@ -113,6 +137,7 @@ static void put_workers(struct out *o, struct cluster *c, const char *model)
     put(o, "# HELP pdserve:workers Registered workers by role.\n# TYPE pdserve:workers gauge\n");
     for (uint8_t r = WIRE_ROLE_PREFILL; r <= WIRE_ROLE_COLOCATED; r++)
         put(o, "pdserve:workers{role=\"%s\"} %d\n", cluster_role_name(r), n_role[r]);
+    put_prefix_cache(o, c, model);
 }
 
 char *metrics_render(const struct metrics *m, struct cluster *c, int running, const char *model, size_t *len)

@@ -123,17 +123,19 @@ char *oai_sse_chunk(const struct oai_meta *m, int index, const char *text, size_
     return dump_sse(o);
 }
 
-static json_t *usage(long p, long c)
+/* OpenAI's usage, with prompt_tokens_details.cached_tokens: prompt tokens served from the prefix cache. */
+static json_t *usage(long p, long c, long cached)
 {
-    return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)p, "completion_tokens", (json_int_t)c,
-                     "total_tokens", (json_int_t)(p + c));
+    return json_pack("{s:I, s:I, s:I, s:{s:I}}", "prompt_tokens", (json_int_t)p, "completion_tokens", (json_int_t)c,
+                     "total_tokens", (json_int_t)(p + c), "prompt_tokens_details", "cached_tokens",
+                     (json_int_t)cached);
 }
 
-char *oai_sse_usage(const struct oai_meta *m, long prompt_tokens, long completion_tokens)
+char *oai_sse_usage(const struct oai_meta *m, long prompt_tokens, long completion_tokens, long cached_tokens)
 {
     json_t *o = envelope(m, true);
     json_object_set_new(o, "choices", json_array());
-    json_object_set_new(o, "usage", usage(prompt_tokens, completion_tokens));
+    json_object_set_new(o, "usage", usage(prompt_tokens, completion_tokens, cached_tokens));
     return dump_sse(o);
 }
 
@@ -151,11 +153,12 @@ json_t *oai_choice(const struct oai_meta *m, int index, const char *text, size_t
     return c;
 }
 
-char *oai_response(const struct oai_meta *m, json_t *choices, long prompt_tokens, long completion_tokens)
+char *oai_response(const struct oai_meta *m, json_t *choices, long prompt_tokens, long completion_tokens,
+                   long cached_tokens)
 {
     json_t *o = envelope(m, false);
     json_object_set_new(o, "choices", choices);
-    json_object_set_new(o, "usage", usage(prompt_tokens, completion_tokens));
+    json_object_set_new(o, "usage", usage(prompt_tokens, completion_tokens, cached_tokens));
     char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(o);
     return s;

@@ -54,13 +54,14 @@ size_t oai_text_chars(const char *text, size_t len);
 char *oai_sse_chunk(const struct oai_meta *m, int index, const char *text, size_t len, const char *finish,
                     bool role_first, json_t *logprobs);
 /* The usage chunk that ends an include_usage stream. */
-char *oai_sse_usage(const struct oai_meta *m, long prompt_tokens, long completion_tokens);
+char *oai_sse_usage(const struct oai_meta *m, long prompt_tokens, long completion_tokens, long cached_tokens);
 
 /* A choice of a whole (non-streamed) answer; logprobs stolen (may be NULL). New reference. */
 json_t *oai_choice(const struct oai_meta *m, int index, const char *text, size_t len, const char *finish,
                    json_t *logprobs);
 /* The whole answer; choices stolen. Returns the JSON text, malloc'd. */
-char *oai_response(const struct oai_meta *m, json_t *choices, long prompt_tokens, long completion_tokens);
+char *oai_response(const struct oai_meta *m, json_t *choices, long prompt_tokens, long completion_tokens,
+                   long cached_tokens);
 
 /* An error in a stream: `data: {"error":{…}}\n\n`, as vLLM sends when generation fails midway. */
 char *oai_sse_error(int status, const char *message);

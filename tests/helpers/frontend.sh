@@ -37,7 +37,7 @@ start_frontend() {
     for _ in $(seq 300); do curl -s -o /dev/null "$BASE/health" && return 0; sleep 0.1; done
     echo "frontend did not come up"; cat "$WORK/fe.log"; exit 1
 }
-start_prefill() { start "${1:-pre}" $BUILD/pdserve-prefill --model "$MODEL" --frontend 127.0.0.1:$UCX_PORT --kv-blocks 512 --load-interval-ms 100; }
+start_prefill() { start "${1:-pre}" $BUILD/pdserve-prefill --model "$MODEL" --frontend 127.0.0.1:$UCX_PORT --kv-blocks 512 --load-interval-ms 100 "${@:2}"; }
 start_decode() { start "${1:-dec}" $BUILD/pdserve-decode --model "$MODEL" --frontend 127.0.0.1:$UCX_PORT --kv-blocks 512 --load-interval-ms 100 "${@:2}"; }
 
 # wait_health CODE: until /health answers CODE (30 s: ASan builds on a loaded machine are slow).

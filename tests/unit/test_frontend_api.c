@@ -216,7 +216,7 @@ static void test_shapes(void)
     struct oai_lp lt[] = {{.text = "a", .len = 1, .logprob = -0.5f}, {.text = "bc", .len = 2, .logprob = -1.5f}};
     json_t *choices = json_array();
     json_array_append_new(choices, oai_choice(&m, 0, "abc", 3, "length", oai_logprobs(API_COMPLETION, lt, 2, 0, 1)));
-    char *body = oai_response(&m, choices, 5, 2);
+    char *body = oai_response(&m, choices, 5, 2, 4);
     j = json_loads(body, 0, NULL);
     CHECK_EQ_STR(json_string_value(json_object_get(j, "object")), "text_completion");
     ch = json_array_get(json_object_get(j, "choices"), 0);
@@ -225,6 +225,8 @@ static void test_shapes(void)
     json_t *offs = json_object_get(json_object_get(ch, "logprobs"), "text_offset");
     CHECK_EQ_INT(json_integer_value(json_array_get(offs, 1)), 1);
     CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "usage"), "total_tokens")), 7);
+    json_t *details = json_object_get(json_object_get(j, "usage"), "prompt_tokens_details");
+    CHECK_EQ_INT(json_integer_value(json_object_get(details, "cached_tokens")), 4);
     json_decref(j);
     free(body);
     char *err = apierr_json_simple(413, "request_too_large", "too big");

@@ -9,6 +9,8 @@
 
 static struct cl_worker W[8];
 
+#define NEED(n) (&(struct cl_seq){.n_positions = (n)})
+
 static struct cl_worker *add(struct cluster *c, int i, uint8_t role, uint32_t queued_tokens, uint32_t free_blocks,
                              uint32_t running, uint32_t max_batch)
 {
@@ -40,7 +42,7 @@ static void test_ready(void)
     CHECK(cluster_ready(&c2));
     struct cluster c3 = {0};
     struct cl_worker *p, *d;
-    CHECK_EQ_INT(cluster_pick(&c3, 10, &p, &d), -1);
+    CHECK_EQ_INT(cluster_pick(&c3, NEED(10), &p, &d), -1);
 }
 
 static void test_prefill_least_queued(void)
@@ -51,11 +53,11 @@ static void test_prefill_least_queued(void)
     add(&c, 2, WIRE_ROLE_PREFILL, 300, 0, 0, 8);
     add(&c, 3, WIRE_ROLE_DECODE, 0, 100, 0, 8);
     struct cl_worker *p, *d;
-    CHECK_EQ_INT(cluster_pick(&c, 10, &p, &d), 0);
+    CHECK_EQ_INT(cluster_pick(&c, NEED(10), &p, &d), 0);
     CHECK(p == p1);
     /* what we sent since its last report counts too */
     p1->pend_tokens = 250;
-    CHECK_EQ_INT(cluster_pick(&c, 10, &p, &d), 0);
+    CHECK_EQ_INT(cluster_pick(&c, NEED(10), &p, &d), 0);
     CHECK_EQ_INT(p->id, 102);
 }
 
@@ -67,15 +69,15 @@ static void test_decode_most_free_with_room(void)
     struct cl_worker *d2 = add(&c, 2, WIRE_ROLE_DECODE, 0, 400, 3, 8);
     add(&c, 3, WIRE_ROLE_DECODE, 0, 300, 0, 8);
     struct cl_worker *p, *d;
-    CHECK_EQ_INT(cluster_pick(&c, 10, &p, &d), 0);
+    CHECK_EQ_INT(cluster_pick(&c, NEED(10), &p, &d), 0);
     CHECK(d == d2);
     d2->pend_blocks = 150; /* blocks our recent requests will take */
-    CHECK_EQ_INT(cluster_pick(&c, 10, &p, &d), 0);
+    CHECK_EQ_INT(cluster_pick(&c, NEED(10), &p, &d), 0);
     CHECK_EQ_INT(d->id, 103);
     /* nobody has batch room: the most free blocks anyway (it queues, never drops) */
     W[2].load.running = 8;
     W[3].load.running = 8;
-    CHECK_EQ_INT(cluster_pick(&c, 10, &p, &d), 0);
+    CHECK_EQ_INT(cluster_pick(&c, NEED(10), &p, &d), 0);
     CHECK_EQ_INT(d->id, 101);
 }
 
@@ -86,15 +88,15 @@ static void test_colocated(void)
     struct cl_worker *c1 = add(&c, 1, WIRE_ROLE_COLOCATED, 0, 600, 0, 8);
     add(&c, 2, WIRE_ROLE_PREFILL, 0, 0, 0, 8); /* a prefill alone is no pair */
     struct cl_worker *p, *d;
-    CHECK_EQ_INT(cluster_pick(&c, 10, &p, &d), 0);
+    CHECK_EQ_INT(cluster_pick(&c, NEED(10), &p, &d), 0);
     CHECK(p == c1 && d == c1);
     struct cl_worker *dd = add(&c, 3, WIRE_ROLE_DECODE, 0, 50, 0, 8);
-    CHECK_EQ_INT(cluster_pick(&c, 10, &p, &d), 0);
+    CHECK_EQ_INT(cluster_pick(&c, NEED(10), &p, &d), 0);
     CHECK(p == &W[2] && d == dd);
     /* 50 free blocks of 16 tokens hold 800 positions: a 1,000-position sequence goes where it fits */
-    CHECK_EQ_INT(cluster_pick(&c, 1000, &p, &d), 0);
+    CHECK_EQ_INT(cluster_pick(&c, NEED(1000), &p, &d), 0);
     CHECK(p == c1 && d == c1);
-    CHECK_EQ_INT(cluster_pick(&c, 800, &p, &d), 0);
+    CHECK_EQ_INT(cluster_pick(&c, NEED(800), &p, &d), 0);
     CHECK(p == &W[2] && d == dd);
 }
 
@@ -106,19 +108,56 @@ static void test_except_refusing_worker(void)
     add(&c, 2, WIRE_ROLE_DECODE, 0, 900, 0, 8);
     add(&c, 3, WIRE_ROLE_DECODE, 0, 100, 0, 8);
     struct cl_worker *p, *d;
-    CHECK_EQ_INT(cluster_pick_except(&c, 10, WIRE_ROLE_PREFILL, 100, &p, &d), 0);
+    CHECK_EQ_INT(cluster_pick_except(&c, NEED(10), WIRE_ROLE_PREFILL, 100, &p, &d), 0);
     CHECK(p->id == 101 && d->id == 102);
-    CHECK_EQ_INT(cluster_pick_except(&c, 10, WIRE_ROLE_DECODE, 102, &p, &d), 0);
+    CHECK_EQ_INT(cluster_pick_except(&c, NEED(10), WIRE_ROLE_DECODE, 102, &p, &d), 0);
     CHECK(p->id == 100 && d->id == 103);
     /* the same id in another role is another worker */
-    CHECK_EQ_INT(cluster_pick_except(&c, 10, WIRE_ROLE_DECODE, 100, &p, &d), 0);
+    CHECK_EQ_INT(cluster_pick_except(&c, NEED(10), WIRE_ROLE_DECODE, 100, &p, &d), 0);
     CHECK(p->id == 100 && d->id == 102);
     /* the only worker of its role is still used */
     struct cluster c2 = {0};
     add(&c2, 4, WIRE_ROLE_PREFILL, 0, 0, 0, 8);
     add(&c2, 5, WIRE_ROLE_DECODE, 0, 100, 0, 8);
-    CHECK_EQ_INT(cluster_pick_except(&c2, 10, WIRE_ROLE_DECODE, 105, &p, &d), 0);
+    CHECK_EQ_INT(cluster_pick_except(&c2, NEED(10), WIRE_ROLE_DECODE, 105, &p, &d), 0);
     CHECK(p->id == 104 && d->id == 105);
+}
+
+/* KV-aware: among equally loaded workers, the ones whose prefix caches hold the prompt. */
+static void test_prefix_cache_aware(void)
+{
+    struct cluster c = {0};
+    struct cl_worker *p1 = add(&c, 0, WIRE_ROLE_PREFILL, 100, 0, 0, 8), *p2 = add(&c, 1, WIRE_ROLE_PREFILL, 100, 0, 0, 8);
+    struct cl_worker *d1 = add(&c, 2, WIRE_ROLE_DECODE, 0, 500, 0, 8), *d2 = add(&c, 3, WIRE_ROLE_DECODE, 0, 500, 0, 8);
+    int32_t prompt[100];
+    for (int i = 0; i < 100; i++)
+        prompt[i] = 7 * i + 1;
+    uint64_t salt = 12345, chain = salt, keys[6];
+    for (int i = 0; i < 6; i++)
+        keys[i] = chain = kv_block_key(chain, prompt + i * 16, 16);
+    for (int i = 0; i < 4; i++)
+        W[i].reg.prefix_salt = salt;
+    for (int i = 0; i < 6; i++)
+        idmap_put(&p2->keys, keys[i], p2), idmap_put(&d1->keys, keys[i], d1);
+    idmap_put(&p1->keys, keys[1], p1); /* a block in the middle without the start is no prefix */
+    struct cl_seq s = {prompt, 100, 120, 0, 0};
+    struct cl_worker *p, *d;
+    CHECK_EQ_INT(cluster_pick(&c, &s, &p, &d), 0);
+    CHECK(p == p2 && d == d1);
+    CHECK_EQ_INT(s.prefill_cached, 6); /* (100 - 1) / 16: all it holds, the last token still computed */
+    CHECK_EQ_INT(s.decode_cached, 6);
+    p2->load.queued_tokens = 200; /* 96 cached tokens do not outweigh 100 more queued */
+    CHECK_EQ_INT(cluster_pick(&c, &s, &p, &d), 0);
+    CHECK(p == p1);
+    p2->reg.prefix_salt = 999; /* its keys chain from another salt: the prompt matches nothing there */
+    d2->load.free_blocks = 501;
+    idmap_put(&d2->keys, keys[0], d2);
+    p2->load.queued_tokens = 100;
+    CHECK_EQ_INT(cluster_pick(&c, &s, &p, &d), 0);
+    CHECK(p == p1 && s.prefill_cached == 0);
+    CHECK(d == d1); /* 500 free + 6 cached beats 501 + 1 */
+    for (int i = 0; i < 4; i++)
+        idmap_free(&W[i].keys);
 }
 
 static void test_draining_never_picked(void)
@@ -130,13 +169,13 @@ static void test_draining_never_picked(void)
     add(&c, 3, WIRE_ROLE_DECODE, 0, 100, 0, 8);
     p0->load.draining = d2->load.draining = 1;
     struct cl_worker *p, *d;
-    CHECK_EQ_INT(cluster_pick(&c, 10, &p, &d), 0);
+    CHECK_EQ_INT(cluster_pick(&c, NEED(10), &p, &d), 0);
     CHECK(p->id == 101 && d->id == 103);
-    CHECK_EQ_INT(cluster_pick_except(&c, 10, WIRE_ROLE_PREFILL, 101, &p, &d), 0); /* only it is left */
+    CHECK_EQ_INT(cluster_pick_except(&c, NEED(10), WIRE_ROLE_PREFILL, 101, &p, &d), 0); /* only it is left */
     CHECK(p->id == 101 && d->id == 103);
     struct cluster c2 = {0};
     add(&c2, 4, WIRE_ROLE_COLOCATED, 0, 100, 0, 8)->load.draining = 1;
-    CHECK_EQ_INT(cluster_pick(&c2, 10, &p, &d), -1); /* 503: nothing to route to */
+    CHECK_EQ_INT(cluster_pick(&c2, NEED(10), &p, &d), -1); /* 503: nothing to route to */
 }
 
 int main(void)
@@ -147,5 +186,6 @@ int main(void)
     RUN(test_colocated);
     RUN(test_except_refusing_worker);
     RUN(test_draining_never_picked);
+    RUN(test_prefix_cache_aware);
     return check_report();
 }
