@@ -152,9 +152,9 @@ static void test_prefix_cache_aware(void)
     p2->reg.prefix_salt = 999; /* its keys chain from another salt: the prompt matches nothing there */
     d2->load.free_blocks = 501;
     idmap_put(&d2->keys, keys[0], d2);
-    p2->load.queued_tokens = 100;
+    p2->load.queued_tokens = 150;
     CHECK_EQ_INT(cluster_pick(&c, &s, &p, &d), 0);
-    CHECK(p == p1 && s.prefill_cached == 0);
+    CHECK(p == p1 && s.prefill_cached == 0); /* p1's lone middle block is no prefix */
     CHECK(d == d1); /* 500 free + 6 cached beats 501 + 1 */
     for (int i = 0; i < 4; i++)
         idmap_free(&W[i].keys);
