@@ -51,7 +51,7 @@ TESTBIN := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all deps test asan fuzz soak bench bench-engine bench-transport bench-pipeline bench-goodput run clean install
+.PHONY: all deps test asan fuzz soak bench bench-engine bench-transport bench-pipeline bench-goodput bench-prefix run clean install
 all: $(BINS) $(TESTBIN)
 
 deps:
@@ -163,7 +163,7 @@ soak: deps
 	@BUILD=$(BUILD) ./tests/soak/soak.sh
 
 # Benchmarks print ratios against a baseline measured in the same invocation; tests never time things.
-bench: bench-engine bench-transport bench-pipeline bench-goodput
+bench: bench-engine bench-transport bench-pipeline bench-goodput bench-prefix
 
 bench-engine: deps all
 	@BUILD=$(BUILD) ./tests/bench/engine.sh
@@ -171,6 +171,8 @@ bench-transport: deps all
 	@BUILD=$(BUILD) ./tests/bench/transport.sh
 bench-pipeline: deps all
 	@BUILD=$(BUILD) ./tests/bench/pipeline.sh
+bench-prefix: deps all
+	@BUILD=$(BUILD) ./tests/bench/prefix.sh
 bench-goodput: deps all
 	@BUILD=$(BUILD) ./tests/bench/goodput.sh
 

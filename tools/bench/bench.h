@@ -22,7 +22,7 @@
 
 /* ---- opts.c: command-line options ------------------------------------------------------------ */
 
-enum bench_dataset { BENCH_DATASET_RANDOM, BENCH_DATASET_SHAREGPT };
+enum bench_dataset { BENCH_DATASET_RANDOM, BENCH_DATASET_SHAREGPT, BENCH_DATASET_MULTITURN };
 
 #define BENCH_MAX_RATES 64
 
@@ -34,6 +34,7 @@ struct bench_opts {
     const char *dataset_path;   /* ShareGPT JSON file */
     int input_len, output_len;  /* random dataset; output_len also overrides ShareGPT's when set */
     int output_len_set;         /* --output-len was given */
+    int prefix_len, turns;      /* multi-turn: the shared system prompt, turns per conversation */
     double range_ratio;         /* lengths drawn uniformly from len*(1-r) .. len*(1+r) */
     int vocab_size;             /* token ids of random prompts are drawn from [0, vocab_size) */
     const char *tokenizer_dir;  /* --tokenizer: exact text lengths (chat, ShareGPT) */

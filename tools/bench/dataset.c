@@ -91,6 +91,45 @@ static int make_random(const struct bench_opts *o, const struct tokenizer *tok,
     return 0;
 }
 
+/* Multi-turn conversations, as chat and agent clients send them: every request resends the whole
+ * history. All conversations open with the same --prefix-len system prompt; turn t of a conversation
+ * is that prompt, then for each earlier turn its --input-len user tokens and an --output-len reply,
+ * then this turn's user tokens. Requests go turn by turn (every conversation's first turn, then
+ * every second turn...), so a conversation's history was sent shortly before. */
+static int make_multiturn(const struct bench_opts *o, struct bench_prompt *p, struct error *err)
+{
+    struct rng rng;
+    rng_seed(&rng, o->seed);
+    int turns = o->turns, convs = (o->num_prompts + turns - 1) / turns;
+    int per_turn = o->input_len + o->output_len, longest = o->prefix_len + turns * per_turn;
+    int *system = malloc(sizeof(int) * (size_t)(o->prefix_len ? o->prefix_len : 1));
+    int *history = malloc(sizeof(int) * (size_t)convs * (size_t)turns * (size_t)per_turn);
+    if (!system || !history) {
+        free(system), free(history);
+        return error_set(err, "out of memory building %d conversations", convs);
+    }
+    for (int j = 0; j < o->prefix_len; j++)
+        system[j] = bench_rng_int(&rng, 0, o->vocab_size - 1);
+    for (size_t j = 0; j < (size_t)convs * turns * per_turn; j++)
+        history[j] = bench_rng_int(&rng, 0, o->vocab_size - 1);
+    for (int i = 0; i < o->num_prompts; i++) {
+        int turn = i / convs, conv = i % convs, n = o->prefix_len + turn * per_turn + o->input_len;
+        p[i].ids = malloc(sizeof(int) * (size_t)longest);
+        if (!p[i].ids) {
+            free(system), free(history);
+            return error_set(err, "out of memory building prompt %d", i);
+        }
+        memcpy(p[i].ids, system, sizeof(int) * (size_t)o->prefix_len);
+        memcpy(p[i].ids + o->prefix_len, history + (size_t)conv * turns * per_turn,
+               sizeof(int) * (size_t)(n - o->prefix_len));
+        p[i].n_ids = p[i].input_len = n;
+        p[i].output_len = o->output_len;
+    }
+    free(system);
+    free(history);
+    return 0;
+}
+
 /* Without the model's tokenizer, a token is counted as four bytes of English text, the usual
  * rule of thumb; the server's usage block gives the exact counts in the result. */
 static int count_tokens(const struct tokenizer *tok, const char *s, int *n, struct error *err)
@@ -204,8 +243,9 @@ int bench_prompts_make(const struct bench_opts *o, struct bench_prompt **out, st
         free(p);
         return error_wrap(err, "--tokenizer %s", o->tokenizer_dir);
     }
-    int rc = o->dataset == BENCH_DATASET_RANDOM ? make_random(o, tok, p, err)
-                                                : make_sharegpt(o, tok, p, err);
+    int rc = o->dataset == BENCH_DATASET_RANDOM      ? make_random(o, tok, p, err)
+             : o->dataset == BENCH_DATASET_MULTITURN ? make_multiturn(o, p, err)
+                                                     : make_sharegpt(o, tok, p, err);
     tok_free(tok);
     if (rc < 0) {
         bench_prompts_free(p, o->num_prompts);

@@ -17,7 +17,11 @@ void bench_opts_usage(FILE *f)
         "target:    --base-url http://HOST:PORT (default http://127.0.0.1:8000)\n"
         "           --endpoint /v1/completions|/v1/chat/completions   --model NAME\n"
         "           --api-key KEY   --timeout SECONDS (per request, default 600)\n"
-        "workload:  --dataset random | --dataset sharegpt FILE   --num-prompts N (default 100)\n"
+        "workload:  --dataset random | --dataset sharegpt FILE | --dataset multi-turn\n"
+        "           --num-prompts N (default 100)\n"
+        "           multi-turn: conversations of --turns N (4) sharing a --prefix-len N (1000) token\n"
+        "           system prompt, each turn --input-len new tokens after the history so far (the\n"
+        "           earlier turns and a --output-len reply each), resent every turn\n"
         "           --input-len N (1024)  --output-len N (128)  --range-ratio R (0)\n"
         "           --vocab-size N (1000; random token-id prompts are drawn below it)\n"
         "           --tokenizer DIR (the model's tokenizer.json: exact chat/ShareGPT lengths)\n"
@@ -87,6 +91,8 @@ static void defaults(struct bench_opts *o)
     o->model = "default";
     o->input_len = 1024;
     o->output_len = 128;
+    o->prefix_len = 1000;
+    o->turns = 4;
     o->vocab_size = 1000;
     o->num_prompts = 100;
     o->request_rate = INFINITY;
@@ -155,6 +161,7 @@ static const struct opt_def opt_defs[] = {
     {"--tokenizer", OPT_STR, F(tokenizer_dir), 0},
     {"--input-len", OPT_INT, F(input_len), 1},     {"--output-len", OPT_INT, F(output_len), 1},
     {"--vocab-size", OPT_INT, F(vocab_size), 1},   {"--num-prompts", OPT_INT, F(num_prompts), 1},
+    {"--prefix-len", OPT_INT, F(prefix_len), 0},   {"--turns", OPT_INT, F(turns), 1},
     {"--max-concurrency", OPT_INT, F(max_concurrency), 1},
     {"--sweep-steps", OPT_INT, F(sweep_steps), 0}, {"--range-ratio", OPT_NUM, F(range_ratio), 0},
     {"--burstiness", OPT_NUM, F(burstiness), 1e-3}, {"--slo-ttft-ms", OPT_NUM, F(slo_ttft_ms), 0},
@@ -206,8 +213,10 @@ static int parse_special(char **argv, int argc, int *i, struct bench_opts *o, st
             o->dataset = BENCH_DATASET_RANDOM;
         else if (v && !strcmp(v, "sharegpt"))
             o->dataset = BENCH_DATASET_SHAREGPT;
+        else if (v && !strcmp(v, "multi-turn"))
+            o->dataset = BENCH_DATASET_MULTITURN;
         else
-            *rc = error_set(err, "--dataset: want random or sharegpt FILE, got '%s'", v ? v : "");
+            *rc = error_set(err, "--dataset: want random, sharegpt FILE or multi-turn, got '%s'", v ? v : "");
         ++*i;
         /* vLLM spells the file --dataset-path; we also take it right after the name. */
         if (!*rc && o->dataset == BENCH_DATASET_SHAREGPT && *i + 1 < argc && argv[*i + 1][0] != '-')
@@ -224,6 +233,8 @@ static int check_opts(struct bench_opts *o, struct error *err)
     if (o->endpoint[0] != '/')
         return error_set(err, "--endpoint must be a path such as /v1/completions");
     o->chat = strstr(o->endpoint, "chat") != NULL;
+    if (o->dataset == BENCH_DATASET_MULTITURN && o->chat)
+        return error_set(err, "--dataset multi-turn sends token-id prompts: use --endpoint /v1/completions");
     if (o->dataset == BENCH_DATASET_SHAREGPT && !o->dataset_path)
         return error_set(err, "--dataset sharegpt needs a file: --dataset sharegpt FILE");
     if (o->range_ratio >= 1.0)
