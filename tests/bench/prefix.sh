@@ -9,6 +9,7 @@ source "$(dirname "$0")/../helpers/frontend.sh"
 PREFIX_LEN=${PREFIX_LEN:-1000} SUFFIX_LEN=${SUFFIX_LEN:-50} REPLY_LEN=${REPLY_LEN:-16} TURNS=${TURNS:-4}
 CONVS=${CONVS:-8}
 model=$BUILD/models/small
+mkdir -p "$BUILD/models"
 [ -f "$model/config.json" ] || $BUILD/pdserve-mkmodel --out "$model" --preset small --seed 1 >/dev/null
 MODEL=$model
 run() { # run LABEL colocated|disagg [worker flags...]: one cluster, one bench run, one result line
