@@ -18,7 +18,7 @@ run() { # run LABEL colocated|disagg [worker flags...]: one cluster, one bench r
     start_frontend
     if [ "$kind" = colocated ]; then start_decode colo --colocated "$@"; else start_prefill pre "$@"; start_decode dec "$@"; fi
     wait_health 200
-    $BUILD/pdserve-bench --base-url "$BASE" --model model --dataset multi-turn --prefix-len "$PREFIX_LEN" \
+    $BUILD/pdserve-bench --base-url "$BASE" --model small --dataset multi-turn --prefix-len "$PREFIX_LEN" \
         --input-len "$SUFFIX_LEN" --output-len "$REPLY_LEN" --turns "$TURNS" --num-prompts $((CONVS * TURNS)) \
         --vocab-size 2000 --ignore-eos --max-concurrency 1 --no-progress --save-result "$WORK/$label.json" >/dev/null
     curl -s "$BASE/metrics" >"$WORK/$label.metrics"
@@ -36,6 +36,8 @@ def metric(label, name):
 rows = {}
 for label in ("nocache", "cache", "colocated"):
     r = json.load(open(f"{work}/{label}.json"))
+    if r["completed"] != n:
+        sys.exit(f"{label}: {r['completed']} of {n} requests completed; see the result file")
     q, h = metric(label, "pdserve:prefix_cache_queries_total"), metric(label, "pdserve:prefix_cache_hits_total")
     rows[label] = (r["mean_ttft_ms"], r["median_ttft_ms"], metric(label, "pdserve:kv_transfer_bytes_total") / n,
                    h / q if q else 0.0)

@@ -52,7 +52,7 @@ int main(int argc, char **argv)
         char rate[32];
         snprintf(rate, sizeof rate, o.n_rates || o.sweep_auto ? "swept" : "%g req/s", o.request_rate);
         log_info("%d %s prompts to %s%s, rate %s", o.num_prompts,
-                 o.dataset == BENCH_DATASET_RANDOM ? "random" : "sharegpt", o.base_url, o.endpoint,
+                 o.dataset == BENCH_DATASET_RANDOM ? "random" : o.dataset == BENCH_DATASET_MULTITURN ? "multi-turn" : "sharegpt", o.base_url, o.endpoint,
                  isinf(o.request_rate) && !o.n_rates && !o.sweep_auto ? "inf" : rate);
         rc = o.n_rates || o.sweep_auto ? bench_sweep(&o, &t, prompts, &err)
                                        : run_single(&o, &t, prompts, &err);

@@ -85,8 +85,9 @@ static void put_config(json_t *res, const struct bench_opts *o, double rate)
     json_object_set_new(res, "label", json_string(o->label));
     json_object_set_new(res, "base_url", json_string(o->base_url));
     json_object_set_new(res, "endpoint", json_string(o->endpoint));
-    json_object_set_new(res, "dataset", json_string(o->dataset == BENCH_DATASET_RANDOM ? "random"
-                                                                                    : "sharegpt"));
+    json_object_set_new(res, "dataset", json_string(o->dataset == BENCH_DATASET_RANDOM      ? "random"
+                                                     : o->dataset == BENCH_DATASET_MULTITURN ? "multi-turn"
+                                                                                             : "sharegpt"));
     json_object_set_new(res, "num_prompts", json_integer(o->num_prompts));
     json_object_set_new(res, "request_rate", isinf(rate) ? json_string("inf") : json_real(rate));
     json_object_set_new(res, "burstiness", json_real(o->burstiness));
