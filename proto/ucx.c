@@ -20,6 +20,7 @@
 #define UCX_BUSY_POLL_MS 1
 #define UCX_ARM_TRIES 16
 #define UCX_PEER_TIMEOUT_MS 6000 /* silence after which a peer is lost; PDSERVE_PEER_TIMEOUT_MS */
+#define UCX_HANDSHAKE_MS 5000    /* an unauthenticated connection's lifetime; PDSERVE_HANDSHAKE_TIMEOUT_MS */
 
 /* Defaults applied unless the variable is already set (docs/transport.md says why each). The third
  * column names the transports a variable belongs to: it is set only when UCX_TLS may select one of
@@ -245,6 +246,7 @@ static void on_timer(uv_timer_t *h)
 static void on_heartbeat_timer(uv_timer_t *h)
 {
     ucx_peers_heartbeat(h->data);
+    ucx_ctl_sweep(h->data);
     pump(h->data);
 }
 
@@ -305,6 +307,12 @@ static int create_context(struct ucx *u, struct error *err)
     st = ucp_worker_create(u->ctx, &wp, &u->worker);
     if (st != UCS_OK)
         return error_set(err, "ucx: ucp_worker_create: %s", ucs_status_string(st));
+    st = ucp_worker_get_address(u->worker, &u->addr, &u->addr_len);
+    if (st != UCS_OK)
+        return error_set(err, "ucx: ucp_worker_get_address: %s", ucs_status_string(st));
+    if (u->addr_len > HS_ADDR_MAX)
+        return error_set(err, "ucx: this worker's UCX address is %zu bytes, the handshake carries at most %d: "
+                              "narrow UCX_TLS or UCX_NET_DEVICES", u->addr_len, HS_ADDR_MAX);
     return 0;
 }
 
@@ -337,9 +345,9 @@ static int hook_loop(struct ucx *u, struct error *err)
 
 static void teardown_ucp(struct ucx *u)
 {
-    if (u->listener)
-        ucp_listener_destroy(u->listener);
-    u->listener = NULL;
+    if (u->addr)
+        ucp_worker_release_address(u->worker, u->addr);
+    u->addr = NULL;
     if (u->worker)
         ucp_worker_destroy(u->worker);
     u->worker = NULL;
@@ -359,6 +367,10 @@ int ucx_create(uv_loop_t *loop, const struct ucx_handlers *h, void *user, struct
     const char *t = getenv("PDSERVE_PEER_TIMEOUT_MS");
     if (t && atoll(t) > 0)
         u->peer_timeout_ms = (uint64_t)atoll(t);
+    u->handshake_ms = UCX_HANDSHAKE_MS;
+    t = getenv("PDSERVE_HANDSHAKE_TIMEOUT_MS");
+    if (t && atoll(t) > 0)
+        u->handshake_ms = (uint64_t)atoll(t);
     u->user = user;
     if (create_context(u, err) || ucx_am_init(u, err) || hook_loop(u, err)) {
         ucx_destroy(u);
@@ -376,30 +388,32 @@ void ucx_close_all(struct ucx *u)
     dispatch(u);
 }
 
-static void on_handle_closed(uv_handle_t *h)
+void ucx_handle_unref(struct ucx *u)
 {
-    struct ucx *u = h->data;
     if (--u->handles_open == 0)
         free(u);
+}
+
+void ucx_handle_closed(uv_handle_t *h)
+{
+    ucx_handle_unref(h->data);
 }
 
 void ucx_destroy(struct ucx *u)
 {
     if (!u)
         return;
-    if (u->listener)
-        ucp_listener_destroy(u->listener);
-    u->listener = NULL;
     ucx_close_all(u);
+    ucx_ctl_close_all(u);
     teardown_ucp(u);
     if (!u->handles_open) {
         free(u);
         return;
     }
-    uv_close((uv_handle_t *)&u->poll, on_handle_closed);
-    uv_close((uv_handle_t *)&u->prepare, on_handle_closed);
-    uv_close((uv_handle_t *)&u->timer, on_handle_closed);
-    uv_close((uv_handle_t *)&u->heartbeat, on_handle_closed);
+    uv_close((uv_handle_t *)&u->poll, ucx_handle_closed);
+    uv_close((uv_handle_t *)&u->prepare, ucx_handle_closed);
+    uv_close((uv_handle_t *)&u->timer, ucx_handle_closed);
+    uv_close((uv_handle_t *)&u->heartbeat, ucx_handle_closed);
 }
 
 void ucx_progress_all(struct ucx *u)
