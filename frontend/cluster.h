@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "common/util/error.h"
+#include "proto/cluster_key.h"
 #include "proto/ucx.h"
 #include "proto/wire.h"
 
@@ -45,8 +46,9 @@ struct cluster_handlers {
 
 struct cluster;
 
-/* Listens for workers on host:port (UCX). stale_ms: forget a worker that sent nothing for that long. */
-struct cluster *cluster_new(uv_loop_t *loop, const char *host, int port, int stale_ms,
+/* Listens for workers on host:port (the transport's control listener); a worker joins only after proving
+ * `key` (empty: no key, loopback clusters). stale_ms: forget a worker that sent nothing for that long. */
+struct cluster *cluster_new(uv_loop_t *loop, const char *host, int port, int stale_ms, const struct ckey *key,
                             const struct cluster_handlers *h, void *user, struct error *err);
 /* Closes every peer and the transport; run the loop once more afterwards so handles close. */
 void cluster_free(struct cluster *c);

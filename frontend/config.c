@@ -25,6 +25,9 @@ static void usage(FILE *f)
             "  --served-model-name S    the name clients use (default: the folder's name)\n"
             "  --ucx-host ADDR          where workers register (default 127.0.0.1)\n"
             "  --ucx-port N             UCX port for workers (default 9000)\n"
+            "  --cluster-key-file FILE  the key every daemon of the cluster shares: peers must prove it\n"
+            "                           before they join (default: systemd credential pdserve-cluster-key)\n"
+            "  --insecure-cluster       allow a non-loopback --ucx-host without a cluster key\n"
             "  --api-key KEY            require 'Authorization: Bearer KEY' (repeatable; visible in ps:\n"
             "                           prefer --api-key-file or PDSERVE_API_KEY)\n"
             "  --api-key-file FILE      keys, one a line; PDSERVE_API_KEY adds one more\n"
@@ -148,6 +151,8 @@ static int one_flag(struct fe_config *c, int opt, const char *v, const char *fla
     case 'I': return num(flag, v, 1, 1 << 30, &c->http.idle_timeout_ms, err);
     case 'w': return num(flag, v, 100, 1 << 30, &c->stale_ms, err);
     case 'D': return num(flag, v, 0, 1 << 30, &c->drain_ms, err);
+    case 'C': c->cluster_key_file = v; return 0;
+    case 'X': c->insecure_cluster = true; return 0;
     default: return error_set(err, "unknown flag (see --help)");
     }
 }
@@ -191,7 +196,7 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
         {"max-model-len", 1, 0, 'L'}, {"max-body-bytes", 1, 0, 'b'}, {"max-header-bytes", 1, 0, 'e'},
         {"max-connections", 1, 0, 'c'}, {"max-inflight", 1, 0, 'i'}, {"header-timeout-ms", 1, 0, 't'},
         {"body-timeout-ms", 1, 0, 'T'}, {"idle-timeout-ms", 1, 0, 'I'}, {"worker-timeout-ms", 1, 0, 'w'},
-        {"drain-timeout-ms", 1, 0, 'D'},
+        {"drain-timeout-ms", 1, 0, 'D'}, {"cluster-key-file", 1, 0, 'C'}, {"insecure-cluster", 0, 0, 'X'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     defaults(c);
     int opt, idx;

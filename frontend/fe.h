@@ -34,6 +34,8 @@ struct fe_config {
     int max_inflight;     /* sequences in flight; more → 429 */
     int stale_ms;         /* forget a worker silent this long */
     int drain_ms;         /* SIGTERM waits this long for requests in flight */
+    const char *cluster_key_file; /* NULL: systemd's credential, or none */
+    bool insecure_cluster;        /* no key needed on a non-loopback --ucx-host */
 };
 
 /* Parses argv (and PDSERVE_API_KEY) into c. Exits 0 on --help; returns -1 with err on a bad flag. */

@@ -82,7 +82,7 @@ static void set_env_defaults(void)
     set_shm_fifo_default("SYSV");
 }
 
-static int is_loopback(const char *host)
+int ucx_host_is_loopback(const char *host)
 {
     struct in_addr a4;
     struct in6_addr a6;
@@ -100,7 +100,7 @@ int ucx_loopback_only_default(const char *const *hosts, int n)
     if (n < 1 || getenv("UCX_NET_DEVICES"))
         return 0;
     for (int i = 0; i < n; i++)
-        if (!hosts[i] || !is_loopback(hosts[i]))
+        if (!hosts[i] || !ucx_host_is_loopback(hosts[i]))
             return 0;
     setenv("UCX_NET_DEVICES", "lo", 0);
     return 1;

@@ -135,6 +135,9 @@ void ucx_peer_print_info(const struct ucx_peer *p, FILE *f);
  * connection manager was given), reachable from other machines. Returns 1 when it set it. */
 int ucx_loopback_only_default(const char *const *hosts, int n);
 
+/* Whether host ("localhost", or a literal address) is a loopback one (127.0.0.0/8, ::1). */
+int ucx_host_is_loopback(const char *host);
+
 /* Splits "host:port" (host may be a name, an IPv4 address or [IPv6]) into host[hostlen] and *port
  * (0..65535; 0 means "any free port" to ucx_listen). */
 int ucx_parse_addr(const char *addr, char *host, size_t hostlen, uint16_t *port, struct error *err);

@@ -26,6 +26,8 @@ struct worker_opts {
     int threads, kv_blocks, block_size, max_batch, token_budget, load_ms, drain_s;
     double kv_gib;
     bool colocated;
+    const char *cluster_key_file; /* NULL: systemd's credential, or none */
+    bool insecure_cluster;        /* non-loopback addresses without a cluster key */
 };
 
 struct worker;
