@@ -126,10 +126,17 @@ join_check "while 5000 idle connections are open"
 echo "ok   while they are open: a new worker joined in $JOIN_MS ms"
 wait $IDLE
 after "5000 idle connections"
-for port in $UCX_OWN; do
-    $ATTACK idle $port 1000 2 >/dev/null
-done
-after "1000 idle connections to each of UCX's own listeners"
+FE_OWN=$(ss -Hltnp | grep -E "pid=$PID_fe," | awk '{print $4}' | sed 's/.*://' |
+         grep -v -x -e "$HTTP_PORT" -e "$UCX_PORT" | head -1)
+$ATTACK idle $FE_OWN 5000 8 >"$WORK/idle2.txt" &
+IDLE=$!
+PIDS+=($IDLE)
+for _ in $(seq 300); do grep -q "connections open" "$WORK/idle2.txt" && break; sleep 0.1; done
+echo "ok   $(head -1 "$WORK/idle2.txt") to UCX's own tcp listener in the frontend: fds fe $(fds $PID_fe)"
+join_check "while 5000 idle connections to UCX's own listener are open"
+echo "ok   while they are open: a new worker joined in $JOIN_MS ms"
+wait $IDLE
+after "5000 idle connections to UCX's own listener"
 
 $ATTACK wrongkey $UCX_PORT "$WORK/wrong.key" || { echo "FAIL a wrong key was not refused"; exit 1; }
 grep -q "refused the peer at 127.0.0.1:[0-9]*: its handshake does not match" "$WORK/fe.log" ||
