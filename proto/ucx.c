@@ -26,7 +26,6 @@
  * column names the transports a variable belongs to: it is set only when UCX_TLS may select one of
  * them, because UCX warns about variables that no loaded transport reads. */
 static const char *const ucx_env_defaults[][3] = {
-    {"UCX_TCP_CM_REUSEADDR", "y", NULL},    /* a restarted daemon can listen on its port at once */
     {"UCX_KEEPALIVE_INTERVAL", "1s", NULL}, /* UCP-level liveness checks of idle endpoints */
     /* kernel tcp keepalive: a cut link is noticed in about 2 + 3 * 1 s */
     {"UCX_TCP_KEEPIDLE", "2s", "tcp"},
