@@ -89,9 +89,6 @@ void routes_handle(struct http_request *req, void *ctx);
 /* Answers with an OpenAI-shaped error and counts it. */
 void fe_respond_error(struct fe *fe, struct http_request *req, const struct apierr *e);
 void fe_respond_json(struct fe *fe, struct http_request *req, int status, const char *json);
-/* A NUL-terminated copy of req's body, for work on the thread pool: the HTTP request (its body too)
- * is freed when the client goes, maybe while that work runs. NULL when out of memory. */
-char *fe_body_copy(const struct http_request *req);
 
 /* tokenize.c: /tokenize and /detokenize, computed on the thread pool. */
 void fe_tokenize(struct fe *fe, struct http_request *req);
@@ -104,5 +101,9 @@ void gen_on_message(void *fe, struct cl_worker *from, struct wire_msg *msg);
 void gen_on_worker_lost(void *fe, struct cl_worker *w, const char *reason);
 /* Aborts every request in flight (shutdown). */
 void gen_abort_all(struct fe *fe);
+
+/* memory.c: the malloc policy (call once at start) and a trim when a burst of bodies is over. */
+void fe_memory_init(void);
+void fe_memory_body_done(struct fe *fe, size_t body_len);
 
 #endif
