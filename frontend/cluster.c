@@ -177,6 +177,8 @@ void cluster_free(struct cluster *c)
 
 int cluster_port(const struct cluster *c) { return ucx_listen_port(c->ucx); }
 
+const struct ucx_stats *cluster_ucx_stats(const struct cluster *c) { return ucx_stats(c->ucx); }
+
 bool cluster_ready(const struct cluster *c)
 {
     bool p = false, d = false;

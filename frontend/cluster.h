@@ -52,6 +52,8 @@ struct cluster *cluster_new(uv_loop_t *loop, const char *host, int port, int sta
                             const struct cluster_handlers *h, void *user, struct error *err);
 /* Closes every peer and the transport; run the loop once more afterwards so handles close. */
 void cluster_free(struct cluster *c);
+/* The transport's counters (handshakes, rejected messages) for /metrics. */
+const struct ucx_stats *cluster_ucx_stats(const struct cluster *c);
 int cluster_port(const struct cluster *c);
 
 /* Ready to serve: a prefill and a decode worker, or a colocated one. */

@@ -253,7 +253,7 @@ static void on_auth(struct ucx_ctl *c, const struct hs_msg *m)
         refuse(c, "its handshake does not match this cluster's key (start it with the same --cluster-key-file)");
         return;
     }
-    struct error err;
+    struct error err = {"cannot send WELCOME"};
     struct ucx_peer *p = ucx_peer_new(u, c->src);
     if (!p) {
         ctl_fail(c, UCX_CTL_GARBAGE, "out of memory");
@@ -342,7 +342,7 @@ static void on_welcome(struct ucx_ctl *c, const struct hs_msg *m)
 
 static void on_frame(struct ucx_ctl *c, const uint8_t *buf, size_t len)
 {
-    static struct hs_msg m; /* 8 KiB; the loop thread is the only one here */
+    struct hs_msg m; /* 8 KiB */
     struct error err;
     if (hs_decode(buf, len, &m, &err)) {
         ctl_fail(c, UCX_CTL_GARBAGE, err.msg);
@@ -441,7 +441,7 @@ static void make_room(struct ucx *u, const char *ip)
             if (!oldest || c->since <= oldest->since)
                 oldest = c;
         }
-        if (n >= limit && oldest) {
+        if (n > limit && oldest) {
             u->stats.hs_evicted++;
             if (log_allowed(u, UCX_CTL_FULL))
                 log_warn("ucx: %d unauthenticated connections%s%s: closing the oldest (%s) to make room", n,
@@ -550,8 +550,12 @@ void ucx_ctl_sweep(struct ucx *u)
     struct ucx_ctl *next;
     for (struct ucx_ctl *c = u->ctls; c; c = next) {
         next = c->next; /* failing may close c (never another connection) */
-        if (c->deadline && now >= c->deadline && !c->closing)
-            ctl_fail(c, UCX_CTL_TIMEOUT, c->state == CTL_UP ? "refused" : "no complete handshake within the deadline");
+        if (!c->deadline || now < c->deadline || c->closing)
+            continue;
+        if (c->state == CTL_UP) /* refused: its REFUSE had its time to leave */
+            ctl_close(c);
+        else
+            ctl_fail(c, UCX_CTL_TIMEOUT, "no complete handshake within the deadline");
     }
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hostile.py — an attacker on the cluster network, for tests/proto/hostile.sh. Each command attacks
-one port (the peer port of a daemon, or one of UCX's own tcp listeners) and prints one line saying
-what it did. It knows the handshake's framing (proto/handshake.h) only as far as an attacker could.
+one port of HOSTILE_HOST (default 127.0.0.1): the peer port of a daemon, or one of UCX's own tcp
+listeners; it prints one line saying what it did. It knows the handshake's framing (proto/handshake.h) only as far as an attacker could.
 
   random PORT N BYTES         N connections, each sends BYTES random bytes and closes
   sockcm PORT                 the packet that aborted UCX 1.13's sockcm listener: size_t 16, 8 zero
@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 
-HOST = "127.0.0.1"
+HOST = os.environ.get("HOSTILE_HOST", "127.0.0.1")  # the address attacked
 MAGIC, VERSION = 0x48534450, 1
 HELLO, CHALLENGE, AUTH, WELCOME, REFUSE = 1, 2, 3, 4, 5
 
@@ -150,7 +150,7 @@ def relay_once(listen_port, port, record):
     """Accepts one connection on listen_port and relays it to port, recording client frames."""
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((HOST, listen_port))
+    srv.bind(("127.0.0.1", listen_port))
     srv.listen(1)
     cli, _ = srv.accept()
     up = connect(port)

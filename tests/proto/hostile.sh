@@ -151,8 +151,10 @@ fi
 grep -q "refused by 127.0.0.1:$UCX_PORT" "$WORK/badw.log" && grep -q "refused by 127.0.0.1:$UCX_PORT" "$WORK/now.log" ||
     { echo "FAIL a refused worker does not say so:"; tail -3 "$WORK/badw.log" "$WORK/now.log"; exit 1; }
 stop badw; stop now
+refused=$(metric 'pdserve:cluster_handshakes_total{outcome="refused"}')
+[ "$refused" -ge 3 ] || { echo "FAIL /metrics counts $refused refused handshakes"; exit 1; }
 echo "ok   a handshake with a wrong key, a worker with another key and one with none: refused," \
-     "logged ($(grep -c 'refused the peer' "$WORK/fe.log") lines in the frontend's log)"
+     "logged ($(grep -c 'refused the peer' "$WORK/fe.log") lines in the frontend's log), $refused in /metrics"
 after "wrong keys"
 
 RELAY=$(free_port)
@@ -172,6 +174,7 @@ touch "$WORK/stop-load"
 wait "$LOAD" 2>/dev/null || true
 [ ! -s "$WORK/load-failures" ] || { echo "FAIL requests failed during the attacks:"; cat "$WORK/load-failures"; exit 1; }
 echo "ok   $(cat "$WORK/load-count") requests sent during the attacks, none failed"
+echo "ok   /metrics: $(curl -s "$BASE/metrics" | grep -E '^pdserve:cluster_(handshakes|messages)' | tr '\n' ' ')"
 lines=$(wc -l <"$WORK/fe.log")
 [ "$lines" -lt 400 ] || { echo "FAIL the frontend logged $lines lines: not rate-limited"; exit 1; }
 echo "ok   the frontend's log has $lines lines (rate-limited per cause)"
