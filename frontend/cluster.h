@@ -1,5 +1,6 @@
-/* cluster.h — the frontend's view of the workers: the UCX listener they register with, the registry
- * built from REGISTER and LOAD, DistServe-style placement, and failure detection.
+/* cluster.h — the frontend's view of the workers: the cluster port they join through (a keyed handshake,
+ * then UCX; proto/ucx.h), the registry built from REGISTER and LOAD, DistServe-style placement, and
+ * failure detection.
  *
  * Placement: the prefill worker with the fewest queued prompt tokens (its last LOAD plus what we sent
  * it since), and the decode worker with the most free KV blocks among those with room in their batch

@@ -24,7 +24,7 @@ static void usage(FILE *f)
             "  --model DIR              model folder: tokenizer.json, tokenizer_config.json, config.json\n"
             "  --served-model-name S    the name clients use (default: the folder's name)\n"
             "  --ucx-host ADDR          where workers register (default 127.0.0.1)\n"
-            "  --ucx-port N             UCX port for workers (default 9000)\n"
+            "  --ucx-port N             cluster port where workers join (default 9000)\n"
             "  --cluster-key-file FILE  the key every daemon of the cluster shares: peers must prove it\n"
             "                           before they join (default: systemd credential pdserve-cluster-key)\n"
             "  --insecure-cluster       allow a non-loopback --ucx-host without a cluster key\n"

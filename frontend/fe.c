@@ -124,6 +124,7 @@ void fe_drain(struct fe *fe, void (*done)(struct fe *fe))
 void fe_stop(struct fe *fe)
 {
     fe_notify_stopping(fe);
+    fe_memory_stop(fe);
     gen_abort_all(fe);
     if (fe->http)
         http_server_close(fe->http);

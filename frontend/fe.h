@@ -67,11 +67,14 @@ struct fe {
     void (*on_drained)(struct fe *fe);
     uv_timer_t watchdog;
     bool watchdog_on;
+    uv_timer_t trim_timer;      /* memory.c */
+    int trim_timer_state;       /* 0 not made yet, 1 made, -1 closed at shutdown */
+    size_t parsed_since_trim;
 };
 
 /* Loads the tokenizer, template and context length from cfg.model_dir. */
 int fe_load_model(struct fe *fe, struct error *err);
-/* Starts the HTTP server and the UCX listener on fe->loop. */
+/* Starts the HTTP server and the cluster port (workers join there, cluster.h) on fe->loop. */
 int fe_start(struct fe *fe, struct error *err);
 /* Graceful stop: no new connections or generation requests; when the requests in flight have
  * finished (or cfg.drain_ms passed) it stops as fe_stop and calls done. */
@@ -102,8 +105,10 @@ void gen_on_worker_lost(void *fe, struct cl_worker *w, const char *reason);
 /* Aborts every request in flight (shutdown). */
 void gen_abort_all(struct fe *fe);
 
-/* memory.c: the malloc policy (call once at start) and a trim when a burst of bodies is over. */
+/* memory.c: the malloc policy (call once at start), a trim when a burst of bodies is over, and the
+ * trim timer closed (fe_stop). */
 void fe_memory_init(void);
 void fe_memory_body_done(struct fe *fe, size_t body_len);
+void fe_memory_stop(struct fe *fe);
 
 #endif
