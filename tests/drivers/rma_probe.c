@@ -97,6 +97,7 @@ int main(int argc, char **argv)
     ucp_rkey_destroy(rkey);
     ucp_rkey_buffer_release(packed);
     ucp_mem_unmap(u->ctx, memh);
+    p->state = UCX_PEER_FAILED; /* a forced close: a flushing one would wait for the dropped put's answer */
     ucx_destroy(u);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
