@@ -179,7 +179,7 @@ static void on_stale_timer(uv_timer_t *t)
     }
 }
 
-struct cluster *cluster_new(uv_loop_t *loop, const char *host, int port, int stale_ms,
+struct cluster *cluster_new(uv_loop_t *loop, const char *host, int port, int stale_ms, const struct ckey *key,
                             const struct cluster_handlers *h, void *user, struct error *err)
 {
     struct cluster *c = calloc(1, sizeof *c);
@@ -199,12 +199,16 @@ struct cluster *cluster_new(uv_loop_t *loop, const char *host, int port, int sta
         free(c);
         return NULL;
     }
-    if (ucx_listen(c->ucx, host, (uint16_t)port, err)) {
+    if (ucx_set_cluster_key(c->ucx, key->bytes, key->len, err) || ucx_listen(c->ucx, host, (uint16_t)port, err)) {
         error_wrap(err, "--ucx-port %d", port);
         ucx_destroy(c->ucx);
         free(c);
         return NULL;
     }
+    if (key->len)
+        log_info("cluster: peers must prove the cluster key from %s", key->source);
+    else
+        log_info("cluster: no cluster key (loopback only); set --cluster-key-file to authenticate workers");
     uv_timer_init(loop, &c->stale_timer);
     c->stale_timer.data = c;
     uv_timer_start(&c->stale_timer, on_stale_timer, 500, 500);
@@ -228,6 +232,8 @@ void cluster_free(struct cluster *c)
 }
 
 int cluster_port(const struct cluster *c) { return ucx_listen_port(c->ucx); }
+
+const struct ucx_stats *cluster_ucx_stats(const struct cluster *c) { return ucx_stats(c->ucx); }
 
 bool cluster_ready(const struct cluster *c)
 {

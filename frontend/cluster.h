@@ -1,5 +1,6 @@
-/* cluster.h — the frontend's view of the workers: the UCX listener they register with, the registry
- * built from REGISTER and LOAD, DistServe-style placement, and failure detection.
+/* cluster.h — the frontend's view of the workers: the cluster port they join through (a keyed handshake,
+ * then UCX; proto/ucx.h), the registry built from REGISTER and LOAD, DistServe-style placement, and
+ * failure detection.
  *
  * Placement: the prefill worker with the fewest queued prompt tokens (its last LOAD plus what we sent
  * it since), and the decode worker with the most free KV blocks among those with room in their batch
@@ -19,6 +20,7 @@
 
 #include "common/util/error.h"
 #include "common/util/idmap.h"
+#include "proto/cluster_key.h"
 #include "proto/ucx.h"
 #include "proto/wire.h"
 
@@ -57,11 +59,14 @@ struct cluster_handlers {
 
 struct cluster;
 
-/* Listens for workers on host:port (UCX). stale_ms: forget a worker that sent nothing for that long. */
-struct cluster *cluster_new(uv_loop_t *loop, const char *host, int port, int stale_ms,
+/* Listens for workers on host:port (the transport's control listener); a worker joins only after proving
+ * `key` (empty: no key, loopback clusters). stale_ms: forget a worker that sent nothing for that long. */
+struct cluster *cluster_new(uv_loop_t *loop, const char *host, int port, int stale_ms, const struct ckey *key,
                             const struct cluster_handlers *h, void *user, struct error *err);
 /* Closes every peer and the transport; run the loop once more afterwards so handles close. */
 void cluster_free(struct cluster *c);
+/* The transport's counters (handshakes, rejected messages) for /metrics. */
+const struct ucx_stats *cluster_ucx_stats(const struct cluster *c);
 int cluster_port(const struct cluster *c);
 
 /* The largest KV pool, in tokens, among the registered workers that can prefill (*max_prompt) and

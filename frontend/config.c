@@ -24,12 +24,16 @@ static void usage(FILE *f)
             "  --model DIR              model folder: tokenizer.json, tokenizer_config.json, config.json\n"
             "  --served-model-name S    the name clients use (default: the folder's name)\n"
             "  --ucx-host ADDR          where workers register (default 127.0.0.1)\n"
-            "  --ucx-port N             UCX port for workers (default 9000)\n"
+            "  --ucx-port N             cluster port where workers join (default 9000)\n"
+            "  --cluster-key-file FILE  the key every daemon of the cluster shares: peers must prove it\n"
+            "                           before they join (default: systemd credential pdserve-cluster-key)\n"
+            "  --insecure-cluster       allow a non-loopback --ucx-host without a cluster key\n"
             "  --api-key KEY            require 'Authorization: Bearer KEY' (repeatable; visible in ps:\n"
             "                           prefer --api-key-file or PDSERVE_API_KEY)\n"
             "  --api-key-file FILE      keys, one a line; PDSERVE_API_KEY adds one more\n"
             "  --max-model-len N        context length (default: config.json max_position_embeddings)\n"
             "  --max-body-bytes N       request body limit (default 8388608) -> 413\n"
+            "  --max-buffered-bytes N   request bodies held across all connections (default 67108864) -> 503\n"
             "  --max-header-bytes N     request head limit (default 16384) -> 431\n"
             "  --max-connections N      open connections (default 4096) -> 503\n"
             "  --max-inflight N         sequences in flight (default 4096) -> 429\n"
@@ -143,6 +147,7 @@ static int one_flag(struct fe_config *c, int opt, const char *v, const char *fla
     case 'K': return key_file(c, v, err);
     case 'L': return num(flag, v, 2, 1 << 24, &c->max_model_len, err);
     case 'b': return set_size(flag, v, &c->http.max_body, err);
+    case 'B': return set_size(flag, v, &c->http.max_buffered, err);
     case 'e': return set_size(flag, v, &c->http.max_head, err);
     case 'c': return num(flag, v, 1, 1 << 20, &c->http.max_conns, err);
     case 'i': return num(flag, v, 1, 1 << 24, &c->max_inflight, err);
@@ -155,6 +160,8 @@ static int one_flag(struct fe_config *c, int opt, const char *v, const char *fla
         if ((c->logprobs_mode = sample_logprobs_mode_parse(v)) < 0)
             return error_set(err, "--logprobs-mode %s: expected raw_logprobs or processed_logprobs", v);
         return 0;
+    case 'C': c->cluster_key_file = v; return 0;
+    case 'X': c->insecure_cluster = true; return 0;
     default: return error_set(err, "unknown flag (see --help)");
     }
 }
@@ -195,10 +202,11 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
     static const struct option opts[] = {
         {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"model", 1, 0, 'm'}, {"served-model-name", 1, 0, 'n'},
         {"ucx-host", 1, 0, 'U'}, {"ucx-port", 1, 0, 'u'}, {"api-key", 1, 0, 'k'}, {"api-key-file", 1, 0, 'K'},
-        {"max-model-len", 1, 0, 'L'}, {"max-body-bytes", 1, 0, 'b'}, {"max-header-bytes", 1, 0, 'e'},
+        {"max-model-len", 1, 0, 'L'}, {"max-body-bytes", 1, 0, 'b'}, {"max-buffered-bytes", 1, 0, 'B'}, {"max-header-bytes", 1, 0, 'e'},
         {"max-connections", 1, 0, 'c'}, {"max-inflight", 1, 0, 'i'}, {"header-timeout-ms", 1, 0, 't'},
         {"body-timeout-ms", 1, 0, 'T'}, {"idle-timeout-ms", 1, 0, 'I'}, {"worker-timeout-ms", 1, 0, 'w'},
         {"drain-timeout-ms", 1, 0, 'D'}, {"logprobs-mode", 1, 0, 'M'},
+        {"drain-timeout-ms", 1, 0, 'D'}, {"cluster-key-file", 1, 0, 'C'}, {"insecure-cluster", 0, 0, 'X'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     defaults(c);
     int opt, idx;

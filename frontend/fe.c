@@ -1,6 +1,7 @@
 /* fe.c — the frontend's objects: loading the model's tokenizer, template and context length, and
  * starting/stopping the HTTP server and the worker listener together. */
 #include "frontend/fe.h"
+#include "proto/cluster_key.h"
 
 #include <stdio.h>
 #include <sys/resource.h>
@@ -122,7 +123,12 @@ int fe_start(struct fe *fe, struct error *err)
     metrics_init(&fe->metrics);
     fit_open_files(fe);
     struct cluster_handlers h = {.on_message = gen_on_message, .on_worker_lost = gen_on_worker_lost};
-    fe->cluster = cluster_new(fe->loop, fe->cfg.ucx_host, fe->cfg.ucx_port, fe->cfg.stale_ms, &h, fe, err);
+    struct ckey key;
+    if (ckey_load(fe->cfg.cluster_key_file, &key, err) ||
+        ckey_check(&key, &fe->cfg.ucx_host, 1, fe->cfg.insecure_cluster, err))
+        return -1;
+    fe->cluster = cluster_new(fe->loop, fe->cfg.ucx_host, fe->cfg.ucx_port, fe->cfg.stale_ms, &key, &h, fe, err);
+    ckey_wipe(&key);
     if (!fe->cluster)
         return -1;
     fe->http = http_server_new(fe->loop, fe->cfg.host, fe->cfg.port, &fe->cfg.http, routes_handle, fe, err);
@@ -171,6 +177,7 @@ void fe_drain(struct fe *fe, void (*done)(struct fe *fe))
 void fe_stop(struct fe *fe)
 {
     fe_notify_stopping(fe);
+    fe_memory_stop(fe);
     gen_abort_all(fe);
     if (fe->http)
         http_server_close(fe->http);

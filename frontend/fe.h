@@ -35,6 +35,8 @@ struct fe_config {
     int stale_ms;         /* forget a worker silent this long */
     int drain_ms;         /* SIGTERM waits this long for requests in flight */
     int logprobs_mode;    /* enum sample_logprobs_mode for requests that do not name one */
+    const char *cluster_key_file; /* NULL: systemd's credential, or none */
+    bool insecure_cluster;        /* no key needed on a non-loopback --ucx-host */
 };
 
 /* Parses argv (and PDSERVE_API_KEY) into c. Exits 0 on --help; returns -1 with err on a bad flag. */
@@ -68,6 +70,9 @@ struct fe {
     void (*on_drained)(struct fe *fe);
     uv_timer_t watchdog;
     bool watchdog_on;
+    uv_timer_t trim_timer;      /* memory.c */
+    int trim_timer_state;       /* 0 not made yet, 1 made, -1 closed at shutdown */
+    size_t parsed_since_trim;
 };
 
 /* Token ids below this are valid in prompts and /detokenize: the larger of config.json's vocab_size
@@ -80,7 +85,7 @@ int fe_max_model_len(struct fe *fe);
 int fe_max_prompt_len(struct fe *fe);
 /* Loads the tokenizer, template and context length from cfg.model_dir. */
 int fe_load_model(struct fe *fe, struct error *err);
-/* Starts the HTTP server and the UCX listener on fe->loop. */
+/* Starts the HTTP server and the cluster port (workers join there, cluster.h) on fe->loop. */
 int fe_start(struct fe *fe, struct error *err);
 /* Graceful stop: no new connections or generation requests; when the requests in flight have
  * finished (or cfg.drain_ms passed) it stops as fe_stop and calls done. */
@@ -98,9 +103,6 @@ void routes_handle(struct http_request *req, void *ctx);
 /* Answers with an OpenAI-shaped error and counts it. */
 void fe_respond_error(struct fe *fe, struct http_request *req, const struct apierr *e);
 void fe_respond_json(struct fe *fe, struct http_request *req, int status, const char *json);
-/* A NUL-terminated copy of req's body, for work on the thread pool: the HTTP request (its body too)
- * is freed when the client goes, maybe while that work runs. NULL when out of memory. */
-char *fe_body_copy(const struct http_request *req);
 
 /* tokenize.c: /tokenize and /detokenize, computed on the thread pool. */
 void fe_tokenize(struct fe *fe, struct http_request *req);
@@ -113,5 +115,11 @@ void gen_on_message(void *fe, struct cl_worker *from, struct wire_msg *msg);
 void gen_on_worker_lost(void *fe, struct cl_worker *w, const char *reason);
 /* Aborts every request in flight (shutdown). */
 void gen_abort_all(struct fe *fe);
+
+/* memory.c: the malloc policy (call once at start), a trim when a burst of bodies is over, and the
+ * trim timer closed (fe_stop). */
+void fe_memory_init(void);
+void fe_memory_body_done(struct fe *fe, size_t body_len);
+void fe_memory_stop(struct fe *fe);
 
 #endif

@@ -265,6 +265,11 @@ static void prep_done(uv_work_t *w, int status)
     struct apierr e;
     g->preparing = false;
     fe->n_preparing--;
+    free(g->body); /* parsed: a generation does not hold its request's body */
+    g->body = NULL;
+    if (req)
+        http_request_release_body(req);
+    fe_memory_body_done(fe, g->body_len);
     if (!req) { /* the client went away meanwhile */
         req_free(g);
         return;
@@ -316,7 +321,7 @@ static void prep_work(uv_work_t *w)
 void gen_start(struct fe *fe, struct http_request *req, enum api_kind kind)
 {
     struct gen_req *g = calloc(1, sizeof *g);
-    char *body = fe_body_copy(req);
+    char *body = http_request_take_body(req); /* the prep thread reads it, whatever happens to req */
     struct apierr e;
     if (!g || !body) {
         free(g), free(body);

@@ -25,6 +25,7 @@ void http_limits_default(struct http_limits *l)
     l->body_timeout_ms = 30000;
     l->idle_timeout_ms = 60000;
     l->max_write_queue = 64u << 20;
+    l->max_buffered = 64u << 20;
 }
 
 /* --- timers --------------------------------------------------------------------------------- */
@@ -304,6 +305,7 @@ static void on_connection(uv_stream_t *ls, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     http_parse_init(&c->parser, &s->lim, on_parse_phase, c);
+    c->parser.buffered = &s->buffered;
     if (s->n_conns > s->lim.max_conns) {
         log_limited(&s->refused_log, 60000, LOG_WARN, "http: %d connections open, the limit; refusing one "
                     "(raise --max-connections)", s->lim.max_conns);

@@ -30,10 +30,12 @@ struct http_limits {
     int body_timeout_ms;     /* from the end of the head to the end of the body */
     int idle_timeout_ms;     /* keep-alive connection with no request in progress */
     size_t max_write_queue;  /* bytes queued to a client that does not read; more → connection dropped */
+    size_t max_buffered;     /* request body bytes held across all connections; a body that does not
+                              * fit → 503 (before it is read when Content-Length announces it) */
 };
 
 /* Defaults: 8 MiB body, 16 KiB head, 100 headers, 4096 connections, 10 s head, 30 s body, 60 s idle,
- * 64 MiB write queue. */
+ * 64 MiB write queue, 64 MiB of request bodies buffered. */
 void http_limits_default(struct http_limits *l);
 
 struct http_header {
@@ -68,7 +70,16 @@ struct http_request {
     /* Internal. */
     int state;
     bool chunked_out;
+    size_t held;          /* body bytes counted against max_buffered until released */
+    size_t *held_total;   /* the server's count */
 };
+
+/* Moves the body to the caller, who frees it (free()); its bytes stay counted against max_buffered
+ * until http_request_release_body or the end of the request. req->body becomes NULL; body_len stays. */
+char *http_request_take_body(struct http_request *req);
+/* Frees the body if the request still has it and gives its bytes back to the max_buffered budget:
+ * call once the body is parsed, so a long generation does not hold it. */
+void http_request_release_body(struct http_request *req);
 
 /* Called once per complete request. It must end the request (now or later) or set on_abort. */
 typedef void (*http_handler_fn)(struct http_request *req, void *ctx);

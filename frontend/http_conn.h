@@ -19,6 +19,7 @@ struct http_server {
     void *ctx;
     int port;
     int n_conns;
+    size_t buffered;      /* request body bytes held by all connections (lim.max_buffered) */
     bool closing;
     bool draining;        /* not accepting; connections close after their current answer */
     bool listener_closed;

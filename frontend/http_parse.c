@@ -12,17 +12,33 @@
 
 static llhttp_settings_t settings;
 
+void http_request_release_body(struct http_request *r)
+{
+    free(r->body);
+    r->body = NULL;
+    if (r->held_total)
+        *r->held_total -= r->held;
+    r->held = 0;
+}
+
+char *http_request_take_body(struct http_request *r)
+{
+    char *b = r->body;
+    r->body = NULL;
+    return b;
+}
+
 void http_request_free(struct http_request *r)
 {
     if (!r)
         return;
+    http_request_release_body(r);
     for (int i = 0; i < r->n_headers; i++) {
         free(r->headers[i].name);
         free(r->headers[i].value);
     }
     free(r->headers);
     free(r->path);
-    free(r->body);
     free(r);
 }
 
@@ -80,6 +96,19 @@ static int head_add(struct http_parse *p, char **buf, size_t *len, size_t *cap, 
     if (p->head_bytes > p->lim->max_head)
         return limit(p, 431);
     return strbuf_append(buf, len, cap, at, n) ? limit(p, 500) : 0;
+}
+
+/* Counts n more body bytes of r against the budget of all connections, or refuses (503). */
+static int hold(struct http_parse *p, struct http_request *r, size_t n)
+{
+    if (!p->buffered)
+        return 0;
+    if (*p->buffered + n > p->lim->max_buffered)
+        return limit(p, 503);
+    *p->buffered += n;
+    r->held += n;
+    r->held_total = p->buffered;
+    return 0;
 }
 
 static int on_message_begin(llhttp_t *l)
@@ -201,6 +230,15 @@ static int on_headers_complete(llhttp_t *l)
         return limit(p, 500);
     if ((l->flags & F_CONTENT_LENGTH) && l->content_length > p->lim->max_body)
         return limit(p, 413);
+    /* The announced body is reserved whole and allocated once: no doubling while it arrives. */
+    if ((l->flags & F_CONTENT_LENGTH) && l->content_length > 0) {
+        if (hold(p, r, (size_t)l->content_length))
+            return -1;
+        r->body = malloc((size_t)l->content_length + 1);
+        if (!r->body)
+            return limit(p, 500);
+        p->body_cap = (size_t)l->content_length + 1;
+    }
     const char *expect = http_header(r, "expect");
     phase(p, HTTP_PARSE_BODY, expect && strcasecmp(expect, "100-continue") == 0 && l->http_minor >= 1);
     return 0;
@@ -212,6 +250,8 @@ static int on_body(llhttp_t *l, const char *at, size_t n)
     struct http_request *r = p->cur;
     if (r->body_len + n > p->lim->max_body)
         return limit(p, 413);
+    if (r->body_len + n > r->held && hold(p, r, r->body_len + n - r->held)) /* chunked: as it comes */
+        return -1;
     return strbuf_append(&r->body, &r->body_len, &p->body_cap, at, n) ? limit(p, 500) : 0;
 }
 
@@ -263,6 +303,10 @@ static void set_error(struct http_parse *p, struct http_parse_error *e)
     if (e->status == 413) {
         e->code = "request_too_large";
         snprintf(e->message, sizeof e->message, "request body is larger than the server accepts");
+    } else if (e->status == 503) {
+        e->code = "server_busy";
+        snprintf(e->message, sizeof e->message, "the server holds as many request bodies as it may "
+                 "(--max-buffered-bytes %zu); retry later", p->lim->max_buffered);
     } else if (e->status == 431) {
         e->code = "headers_too_large";
         snprintf(e->message, sizeof e->message, "request headers are larger than the server accepts");

@@ -35,6 +35,7 @@ typedef void (*http_parse_phase_fn)(void *user, enum http_parse_phase phase, boo
 struct http_parse {
     llhttp_t llh;                  /* http_major/http_minor: the version of the last request */
     const struct http_limits *lim; /* borrowed */
+    size_t *buffered;              /* the server's count of body bytes held (lim->max_buffered); borrowed */
     http_parse_phase_fn on_phase;
     void *user;
     /* Internal: the request under construction and its head. */

@@ -38,6 +38,7 @@ int main(int argc, char **argv)
     struct error err;
     log_init("frontend");
     signal(SIGPIPE, SIG_IGN);
+    fe_memory_init();
     if (fe_parse_args(argc, argv, &fe.cfg, &err)) {
         fprintf(stderr, "pdserve-frontend: %s\n", err.msg);
         return 2;

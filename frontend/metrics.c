@@ -140,6 +140,24 @@ static void put_workers(struct out *o, struct cluster *c, const char *model)
     put_prefix_cache(o, c, model);
 }
 
+/* What reached the cluster port: joined, refused (wrong key), failed (garbage, timeout, closed),
+ * evicted (over the caps); and UCX messages dropped (malformed, or without a peer's token). */
+static void put_cluster_port(struct out *o, struct cluster *c)
+{
+    const struct ucx_stats *s = cluster_ucx_stats(c);
+    put(o, "# HELP pdserve:cluster_handshakes_total Connections to the cluster port by outcome.\n"
+           "# TYPE pdserve:cluster_handshakes_total counter\n"
+           "pdserve:cluster_handshakes_total{outcome=\"ok\"} %llu\n"
+           "pdserve:cluster_handshakes_total{outcome=\"refused\"} %llu\n"
+           "pdserve:cluster_handshakes_total{outcome=\"failed\"} %llu\n"
+           "pdserve:cluster_handshakes_total{outcome=\"evicted\"} %llu\n",
+        (unsigned long long)s->hs_ok, (unsigned long long)s->hs_refused, (unsigned long long)s->hs_failed,
+        (unsigned long long)s->hs_evicted);
+    put(o, "# HELP pdserve:cluster_messages_rejected_total Messages from peers dropped: malformed, or without "
+           "an authenticated peer's token.\n# TYPE pdserve:cluster_messages_rejected_total counter\n"
+           "pdserve:cluster_messages_rejected_total %llu\n", (unsigned long long)s->rejected);
+}
+
 char *metrics_render(const struct metrics *m, struct cluster *c, int running, const char *model, size_t *len)
 {
     struct out o = {0};
@@ -160,8 +178,10 @@ char *metrics_render(const struct metrics *m, struct cluster *c, int running, co
     put(&o, "# HELP pdserve:num_requests_running Sequences in flight on the workers.\n"
             "# TYPE pdserve:num_requests_running gauge\npdserve:num_requests_running{model_name=\"%s\"} %d\n",
         model, running);
-    if (c)
+    if (c) {
         put_workers(&o, c, model);
+        put_cluster_port(&o, c);
+    }
     const struct histogram *hs[] = {&m->ttft, &m->tpot, &m->e2e, &m->queue, &m->fe_token};
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         put_hist(&o, hs[i], model);

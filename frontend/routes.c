@@ -10,15 +10,6 @@
 #include "frontend/fe.h"
 #include "common/util/log.h"
 
-char *fe_body_copy(const struct http_request *req)
-{
-    char *b = malloc(req->body_len + 1);
-    if (b) {
-        memcpy(b, req->body, req->body_len);
-        b[req->body_len] = 0;
-    }
-    return b;
-}
 
 void fe_respond_json(struct fe *fe, struct http_request *req, int status, const char *json)
 {

@@ -111,6 +111,7 @@ static void job_done(uv_work_t *w, int status)
     }
     free(j->answer);
     free(j->body);
+    fe_memory_body_done(j->fe, j->body_len);
     free(j);
 }
 
@@ -124,7 +125,7 @@ static void on_client_gone(struct http_request *req, void *user)
 static void start(struct fe *fe, struct http_request *req, bool detokenize)
 {
     struct tok_job *j = calloc(1, sizeof *j);
-    char *body = fe_body_copy(req);
+    char *body = http_request_take_body(req);
     if (!j || !body) {
         free(j), free(body);
         struct apierr e;

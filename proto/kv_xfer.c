@@ -267,18 +267,19 @@ static int check_put(const struct ucx_peer *peer, const struct kvx_remote *r, co
 static ucs_status_ptr_t send_run(struct ucx_peer *peer, struct ucx_op *op, uint32_t layer, uint32_t dst,
                                  uint32_t count, const void *from, size_t bytes)
 {
-    uint8_t *h = malloc(WIRE_KV_RUN_SIZE);
+    uint8_t *h = malloc(UCX_TOKEN_LEN + WIRE_KV_RUN_SIZE); /* the receiver's token, then the run */
     if (!h)
         return UCS_STATUS_PTR(UCS_ERR_NO_MEMORY);
-    wire_encode_kv_run(h, &(struct wire_kv_run){layer, dst, count});
+    memcpy(h, peer->tx_hdr, UCX_TOKEN_LEN);
+    wire_encode_kv_run(h + UCX_TOKEN_LEN, &(struct wire_kv_run){layer, dst, count});
     op->buf = h;
     ucp_request_param_t rp = {
         .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_FLAGS,
         .cb.send = ucx_op_request_cb,
         .user_data = op,
-        .flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER,
+        .flags = UCP_AM_SEND_FLAG_EAGER,
     };
-    return ucp_am_send_nbx(peer->ep, UCX_AM_KV, h, WIRE_KV_RUN_SIZE, from, bytes, &rp);
+    return ucp_am_send_nbx(peer->ep, UCX_AM_KV, h, UCX_TOKEN_LEN + WIRE_KV_RUN_SIZE, from, bytes, &rp);
 }
 
 /* Posts one run of `count` consecutive blocks; its completion counts down the batch. */
@@ -371,12 +372,12 @@ static ucs_status_t on_kv_run(void *arg, const void *header, size_t header_lengt
 {
     const struct kvx_pool *pool = arg;
     struct ucx *u = pool->u;
-    struct ucx_peer *p = NULL;
-    if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)
-        p = ucx_peer_by_ep(u, param->reply_ep);
+    struct ucx_peer *p = ucx_peer_by_header(u, header, header_length);
     struct kvx_run run = {0};
     int rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
-    const char *why = run_refusal(pool, p, rndv, header, header_length, length, &run);
+    const char *why = p ? run_refusal(pool, p, rndv, (const uint8_t *)header + UCX_TOKEN_LEN,
+                                      header_length - UCX_TOKEN_LEN, length, &run)
+                        : "from no authenticated peer";
     if (why) {
         u->stats.kv_rejected++;
         if (u->stats.kv_rejected <= 20 || u->stats.kv_rejected % 1000 == 0)

@@ -20,12 +20,12 @@
 #define UCX_BUSY_POLL_MS 1
 #define UCX_ARM_TRIES 16
 #define UCX_PEER_TIMEOUT_MS 6000 /* silence after which a peer is lost; PDSERVE_PEER_TIMEOUT_MS */
+#define UCX_HANDSHAKE_MS 5000    /* an unauthenticated connection's lifetime; PDSERVE_HANDSHAKE_TIMEOUT_MS */
 
 /* Defaults applied unless the variable is already set (docs/transport.md says why each). The third
  * column names the transports a variable belongs to: it is set only when UCX_TLS may select one of
  * them, because UCX warns about variables that no loaded transport reads. */
 static const char *const ucx_env_defaults[][3] = {
-    {"UCX_TCP_CM_REUSEADDR", "y", NULL},    /* a restarted daemon can listen on its port at once */
     {"UCX_KEEPALIVE_INTERVAL", "1s", NULL}, /* UCP-level liveness checks of idle endpoints */
     /* kernel tcp keepalive: a cut link is noticed in about 2 + 3 * 1 s */
     {"UCX_TCP_KEEPIDLE", "2s", "tcp"},
@@ -81,7 +81,7 @@ static void set_env_defaults(void)
     set_shm_fifo_default("SYSV");
 }
 
-static int is_loopback(const char *host)
+int ucx_host_is_loopback(const char *host)
 {
     struct in_addr a4;
     struct in6_addr a6;
@@ -99,7 +99,7 @@ int ucx_loopback_only_default(const char *const *hosts, int n)
     if (n < 1 || getenv("UCX_NET_DEVICES"))
         return 0;
     for (int i = 0; i < n; i++)
-        if (!hosts[i] || !is_loopback(hosts[i]))
+        if (!hosts[i] || !ucx_host_is_loopback(hosts[i]))
             return 0;
     setenv("UCX_NET_DEVICES", "lo", 0);
     return 1;
@@ -245,6 +245,7 @@ static void on_timer(uv_timer_t *h)
 static void on_heartbeat_timer(uv_timer_t *h)
 {
     ucx_peers_heartbeat(h->data);
+    ucx_ctl_sweep(h->data);
     pump(h->data);
 }
 
@@ -305,6 +306,12 @@ static int create_context(struct ucx *u, struct error *err)
     st = ucp_worker_create(u->ctx, &wp, &u->worker);
     if (st != UCS_OK)
         return error_set(err, "ucx: ucp_worker_create: %s", ucs_status_string(st));
+    st = ucp_worker_get_address(u->worker, &u->addr, &u->addr_len);
+    if (st != UCS_OK)
+        return error_set(err, "ucx: ucp_worker_get_address: %s", ucs_status_string(st));
+    if (u->addr_len > HS_ADDR_MAX)
+        return error_set(err, "ucx: this worker's UCX address is %zu bytes, the handshake carries at most %d: "
+                              "narrow UCX_TLS or UCX_NET_DEVICES", u->addr_len, HS_ADDR_MAX);
     return 0;
 }
 
@@ -337,9 +344,9 @@ static int hook_loop(struct ucx *u, struct error *err)
 
 static void teardown_ucp(struct ucx *u)
 {
-    if (u->listener)
-        ucp_listener_destroy(u->listener);
-    u->listener = NULL;
+    if (u->addr)
+        ucp_worker_release_address(u->worker, u->addr);
+    u->addr = NULL;
     if (u->worker)
         ucp_worker_destroy(u->worker);
     u->worker = NULL;
@@ -359,6 +366,10 @@ int ucx_create(uv_loop_t *loop, const struct ucx_handlers *h, void *user, struct
     const char *t = getenv("PDSERVE_PEER_TIMEOUT_MS");
     if (t && atoll(t) > 0)
         u->peer_timeout_ms = (uint64_t)atoll(t);
+    u->handshake_ms = UCX_HANDSHAKE_MS;
+    t = getenv("PDSERVE_HANDSHAKE_TIMEOUT_MS");
+    if (t && atoll(t) > 0)
+        u->handshake_ms = (uint64_t)atoll(t);
     u->user = user;
     if (create_context(u, err) || ucx_am_init(u, err) || hook_loop(u, err)) {
         ucx_destroy(u);
@@ -376,30 +387,32 @@ void ucx_close_all(struct ucx *u)
     dispatch(u);
 }
 
-static void on_handle_closed(uv_handle_t *h)
+void ucx_handle_unref(struct ucx *u)
 {
-    struct ucx *u = h->data;
     if (--u->handles_open == 0)
         free(u);
+}
+
+void ucx_handle_closed(uv_handle_t *h)
+{
+    ucx_handle_unref(h->data);
 }
 
 void ucx_destroy(struct ucx *u)
 {
     if (!u)
         return;
-    if (u->listener)
-        ucp_listener_destroy(u->listener);
-    u->listener = NULL;
     ucx_close_all(u);
+    ucx_ctl_close_all(u);
     teardown_ucp(u);
     if (!u->handles_open) {
         free(u);
         return;
     }
-    uv_close((uv_handle_t *)&u->poll, on_handle_closed);
-    uv_close((uv_handle_t *)&u->prepare, on_handle_closed);
-    uv_close((uv_handle_t *)&u->timer, on_handle_closed);
-    uv_close((uv_handle_t *)&u->heartbeat, on_handle_closed);
+    uv_close((uv_handle_t *)&u->poll, ucx_handle_closed);
+    uv_close((uv_handle_t *)&u->prepare, ucx_handle_closed);
+    uv_close((uv_handle_t *)&u->timer, ucx_handle_closed);
+    uv_close((uv_handle_t *)&u->heartbeat, ucx_handle_closed);
 }
 
 void ucx_progress_all(struct ucx *u)

@@ -1,7 +1,14 @@
 /* ucx.h — the pdserve transport: one UCP context and worker per process, driven from the process's
- * libuv loop; a listener on host:port; endpoints ("peers") to other pdserve processes; wire.h
+ * libuv loop; a control listener on host:port; endpoints ("peers") to other pdserve processes; wire.h
  * messages sent and received as UCX Active Messages; peer failure reported through a callback.
  * KV block transfer by RMA over the same peers is in kv_xfer.h.
+ *
+ * Joining: UCX's own connection manager is not used (its listener aborted the process on a crafted
+ * packet). The listening port is pdserve's TCP control listener; a connection there must pass the
+ * cluster handshake (handshake.h: challenge-response over the cluster key) within 5 s before the two
+ * sides swap UCX worker addresses and create endpoints from them. Unauthenticated connections are
+ * capped (ucx_ctl.c), and every UCX message must carry the token the handshake gave its sender. The
+ * control connection stays open while the peer lives: its close is the peer's loss.
  *
  * Threads: everything here runs on the loop thread, including every callback. An engine thread
  * that wants something sent hands it to the loop (a queue + uv_async_send) and the loop calls in.
@@ -38,7 +45,13 @@ struct ucx_stats {
     uint64_t peers_accepted, peers_connected, peers_lost;
     uint64_t puts, put_bytes, put_errors; /* KV runs sent by kv_xfer (puts or messages), bytes, failures */
     uint64_t kv_rx, kv_rx_bytes, kv_rejected; /* KV runs received as messages, their bytes, refused ones */
+    uint64_t hs_ok;        /* handshakes completed (either side) */
+    uint64_t hs_refused;   /* peers refused: their MAC did not match our cluster key */
+    uint64_t hs_failed;    /* unauthenticated connections ended otherwise: garbage, timeout, closed */
+    uint64_t hs_evicted;   /* unauthenticated connections closed to make room (caps in ucx_ctl.c) */
 };
+
+#define UCX_KEY_MAX 256 /* cluster key bytes */
 
 /* Completion of a send, put or flush: status 0 on success, -1 on failure with a reason (a UCX status
  * string, valid only during the call). Called on the loop thread, once. */
@@ -71,13 +84,19 @@ void ucx_destroy(struct ucx *u);
  * callback. ucx_destroy does this too. */
 void ucx_close_all(struct ucx *u);
 
-/* Listens on host:port ("0.0.0.0" for all interfaces; port 0 picks a free port). One per ucx. */
+/* Sets the cluster key both sides of every handshake must share (copied; len 0: none, which only
+ * matches a peer without one either). Call before listening or connecting. */
+int ucx_set_cluster_key(struct ucx *u, const void *key, size_t len, struct error *err);
+
+/* Listens for peers on host:port ("0.0.0.0" for all interfaces; port 0 picks a free port): the
+ * control listener, plain TCP. One per ucx. */
 int ucx_listen(struct ucx *u, const char *host, uint16_t port, struct error *err);
 /* The port actually listened on (after port 0), or 0 when not listening. */
 uint16_t ucx_listen_port(const struct ucx *u);
 
-/* Starts connecting to "host:port" and returns the peer at once: sends queue until the connection
- * is up. If it cannot be made, on_peer_lost reports it. */
+/* Starts connecting to "host:port" and returns the peer at once: sends queue until the handshake is
+ * done and the connection is up. If it cannot be made (unreachable, refused, wrong cluster key),
+ * on_peer_lost reports it with the reason. */
 int ucx_connect(struct ucx *u, const char *addr, struct ucx_peer **out, struct error *err);
 
 /* Encodes m and sends it. cb (optional) reports completion; without cb, a failure is counted in
@@ -115,6 +134,9 @@ void ucx_peer_print_info(const struct ucx_peer *p, FILE *f);
  * tcp transport otherwise opens listeners of its own on every interface (whatever address the
  * connection manager was given), reachable from other machines. Returns 1 when it set it. */
 int ucx_loopback_only_default(const char *const *hosts, int n);
+
+/* Whether host ("localhost", or a literal address) is a loopback one (127.0.0.0/8, ::1). */
+int ucx_host_is_loopback(const char *host);
 
 /* Splits "host:port" (host may be a name, an IPv4 address or [IPv6]) into host[hostlen] and *port
  * (0..65535; 0 means "any free port" to ucx_listen). */

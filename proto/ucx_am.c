@@ -1,9 +1,10 @@
 /* ucx_am.c — control messages as UCX Active Messages: the receive handler (eager and rendezvous),
  * sending encoded messages, flushing, and the request bookkeeping every UCX operation shares.
  *
- * Every message is sent with UCP_AM_SEND_FLAG_REPLY so the receiver learns which endpoint (peer) it
- * came from. The whole wire message (header + payload) is the AM data; the AM header is unused and
- * a message that carries one is rejected like any other malformed message. */
+ * The AM header of every message is the token the receiver gave the sender in the handshake
+ * (UCX_TOKEN_LEN bytes): it tells the receiver which peer sent it, and a message without the token of
+ * an authenticated peer is dropped and counted. The whole wire message (header + payload) is the AM
+ * data. */
 #include "ucx_internal.h"
 
 #include <stdlib.h>
@@ -67,9 +68,10 @@ static ucp_request_param_t op_param(struct ucx_op *op)
 
 /* ---- sending ---- */
 
+/* Open, connected or still connecting (sends are held until the endpoint exists and is proven). */
 static int peer_usable(struct ucx_peer *p, struct error *err)
 {
-    if (p->state != UCX_PEER_OPEN || !p->ep)
+    if (p->state != UCX_PEER_OPEN)
         return error_set(err, "ucx: peer %s is gone", p->name);
     return 0;
 }
@@ -77,9 +79,8 @@ static int peer_usable(struct ucx_peer *p, struct error *err)
 static void post_send(struct ucx_op *op)
 {
     ucp_request_param_t rp = op_param(op);
-    rp.op_attr_mask |= UCP_OP_ATTR_FIELD_FLAGS;
-    rp.flags = UCP_AM_SEND_FLAG_REPLY;
-    ucx_op_track(op, ucp_am_send_nbx(op->peer->ep, UCX_AM_ID, NULL, 0, op->buf, op->len, &rp));
+    ucx_op_track(op, ucp_am_send_nbx(op->peer->ep, UCX_AM_ID, op->peer->tx_hdr, UCX_TOKEN_LEN, op->buf, op->len,
+                                     &rp));
 }
 
 static void post_flush(struct ucx_op *op)
@@ -138,6 +139,10 @@ void ucx_peer_fail_held(struct ucx_peer *p)
 void ucx_peer_heard(struct ucx_peer *p)
 {
     p->last_rx = uv_now(p->u->loop);
+    if (!p->ep) { /* the peer's endpoint was up before ours: proven once ours exists */
+        p->heard_early = 1;
+        return;
+    }
     if (p->proven)
         return;
     p->proven = 1;
@@ -189,13 +194,13 @@ int ucx_send_raw(struct ucx_peer *p, const void *buf, size_t len, struct error *
 
 void ucx_send_heartbeat(struct ucx_peer *p)
 {
+    if (!p->ep)
+        return;
     struct ucx_op *op = ucx_op_new(p, NULL, NULL);
     if (!op)
         return;
     ucp_request_param_t rp = op_param(op);
-    rp.op_attr_mask |= UCP_OP_ATTR_FIELD_FLAGS;
-    rp.flags = UCP_AM_SEND_FLAG_REPLY;
-    ucx_op_track(op, ucp_am_send_nbx(p->ep, UCX_AM_HEARTBEAT, NULL, 0, NULL, 0, &rp));
+    ucx_op_track(op, ucp_am_send_nbx(p->ep, UCX_AM_HEARTBEAT, p->tx_hdr, UCX_TOKEN_LEN, NULL, 0, &rp));
 }
 
 int ucx_flush(struct ucx_peer *p, ucx_done_cb cb, void *arg, struct error *err)
@@ -288,19 +293,14 @@ static void recv_rndv(struct ucx *u, struct ucx_peer *p, void *desc, size_t len)
 static ucs_status_t on_am(void *arg, const void *header, size_t header_length, void *data, size_t length,
                           const ucp_am_recv_param_t *param)
 {
-    (void)header;
     struct ucx *u = arg;
     int rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
-    struct ucx_peer *p = NULL;
-    if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)
-        p = ucx_peer_by_ep(u, param->reply_ep);
-    if (!p || p->state != UCX_PEER_OPEN || header_length || length > WIRE_HDR_SIZE + (size_t)WIRE_MAX_PAYLOAD) {
-        if (p && p->state == UCX_PEER_OPEN) {
-            u->stats.rejected++;
-            if (u->stats.rejected <= 20 || u->stats.rejected % 1000 == 0)
-                log_warn("ucx: rejected a message from %s: %zu header bytes, %zu data bytes", p->name,
-                         header_length, length);
-        }
+    struct ucx_peer *p = ucx_peer_by_header(u, header, header_length);
+    if (!p || header_length != UCX_TOKEN_LEN || length > WIRE_HDR_SIZE + (size_t)WIRE_MAX_PAYLOAD) {
+        u->stats.rejected++;
+        if (u->stats.rejected <= 20 || u->stats.rejected % 1000 == 0)
+            log_warn("ucx: rejected a message from %s: %zu header bytes, %zu data bytes%s", p ? p->name : "?",
+                     header_length, length, p ? "" : " (no token of an authenticated peer)");
         if (rndv)
             ucp_am_data_release(u->worker, data);
         return UCS_OK;
@@ -316,12 +316,10 @@ static ucs_status_t on_am(void *arg, const void *header, size_t header_length, v
 static ucs_status_t on_heartbeat(void *arg, const void *header, size_t header_length, void *data, size_t length,
                                  const ucp_am_recv_param_t *param)
 {
-    (void)header, (void)header_length, (void)length;
+    (void)length;
     struct ucx *u = arg;
-    struct ucx_peer *p = NULL;
-    if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)
-        p = ucx_peer_by_ep(u, param->reply_ep);
-    if (p && p->state == UCX_PEER_OPEN)
+    struct ucx_peer *p = ucx_peer_by_header(u, header, header_length);
+    if (p && header_length == UCX_TOKEN_LEN)
         ucx_peer_heard(p);
     if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV)
         ucp_am_data_release(u->worker, data);

@@ -1,5 +1,6 @@
 /* ucx_internal.h — the transport core's private structures, shared by ucx.c (context, loop, events),
- * ucx_peer.c (listener, endpoints, failure) and ucx_am.c (messages), and the hooks a layer on top of
+ * ucx_ctl.c (the control listener and connections, the handshake), ucx_peer.c (endpoints, failure)
+ * and ucx_am.c (messages), and the hooks a layer on top of
  * the core uses (kv_xfer.c): a per-peer extension slot, operations whose completion that layer counts
  * itself, and Active Message ids it claims. The core never calls such a layer by name. Not for use
  * outside proto/. */
@@ -8,7 +9,18 @@
 
 #include <ucp/api/ucp.h>
 
+#include "proto/handshake.h"
 #include "proto/ucx.h"
+
+struct ucx_ctl; /* a control connection (ucx_ctl.c) */
+
+/* Every UCX message carries, as (the start of) its Active Message header, the token its receiver
+ * chose for the sender during the handshake: the receiver finds the peer by it and drops what
+ * carries no token of an authenticated peer (ucx_peer_by_header). */
+#define UCX_TOKEN_LEN 8
+
+/* Why an unauthenticated connection ended; each cause's log lines are rate-limited on their own. */
+enum ucx_ctl_cause { UCX_CTL_GARBAGE, UCX_CTL_TIMEOUT, UCX_CTL_KEY, UCX_CTL_FULL, UCX_CTL_CLOSED, UCX_CTL_CAUSES };
 
 /* Something that happened inside ucp_worker_progress, delivered afterwards (see ucx.h). */
 enum ucx_ev_kind { UCX_EV_ACCEPT, UCX_EV_MSG, UCX_EV_LOST, UCX_EV_DONE, UCX_EV_PROVEN };
@@ -39,10 +51,14 @@ struct ucx_peer {
     int refs;               /* the open endpoint, each queued event, each operation in flight */
     char name[WIRE_ADDR_MAX + 8];
     void *user;
+    struct ucx_ctl *ctl;    /* the control connection; closed when the peer is freed */
+    uint64_t rx_token;      /* what the peer puts in the headers of what it sends us (0: none yet) */
+    uint8_t tx_hdr[UCX_TOKEN_LEN]; /* what we put in ours: its token, little-endian */
+    int heard_early;        /* something arrived before our endpoint existed (see ucx_peer_heard) */
     uint64_t last_rx;       /* uv_now() when anything last arrived from it (liveness) */
-    /* A peer we connected to is unproven until something arrives from it: messages sent on a
-     * connection still being set up were seen to vanish (docs/transport.md), so sends and flushes
-     * are held until then (ucx_am.c). Accepted peers are proven from the start. */
+    /* A peer is unproven until our endpoint to it exists and something arrived from it: messages
+     * sent on a connection still being set up were seen to vanish (docs/transport.md), so sends
+     * and flushes are held until then (ucx_am.c). */
     int proven;
     struct ucx_op *held_head, *held_tail;
     /* What a layer on top keeps per peer (kv_xfer.c: the remote pool); ext_free(ext) runs when the
@@ -57,8 +73,15 @@ struct ucx {
     void *user;
     ucp_context_h ctx;
     ucp_worker_h worker;
-    ucp_listener_h listener;
+    uv_tcp_t *listener;  /* the control listener (ucx_ctl.c); NULL when not listening */
     uint16_t port;
+    struct ucx_ctl *ctls; /* every open control connection */
+    uint8_t key[UCX_KEY_MAX]; /* the cluster key (empty: none configured) */
+    size_t key_len;
+    ucp_address_t *addr; /* our UCX worker address, sent in the handshake */
+    size_t addr_len;
+    uint64_t handshake_ms;
+    struct { uint64_t window; unsigned lines, dropped; } log_limit[UCX_CTL_CAUSES];
     uv_poll_t poll;      /* the worker's event fd */
     uv_prepare_t prepare; /* progress before the loop sleeps: sends issued by callbacks go out */
     uv_timer_t timer;    /* safety net against a missed wake-up */
@@ -103,11 +126,27 @@ void ucx_progress_all(struct ucx *u);
 /* Progresses the worker and delivers events, without re-arming (for teardown). */
 void ucx_progress_once(struct ucx *u);
 
+/* ucx_ctl.c */
+/* Closes p's control connection, if any (the peer is being freed). */
+void ucx_ctl_detach(struct ucx_peer *p);
+/* Ends handshakes past their deadline (from the heartbeat timer). */
+void ucx_ctl_sweep(struct ucx *u);
+/* Closes the listener and every control connection (ucx_destroy). */
+void ucx_ctl_close_all(struct ucx *u);
+/* A uv close callback for a handle counted in u->handles_open whose data is u. */
+void ucx_handle_closed(uv_handle_t *h);
+void ucx_handle_unref(struct ucx *u);
+
 /* ucx_peer.c */
 struct ucx_peer *ucx_peer_new(struct ucx *u, const char *name);
+/* Creates p's endpoint from the UCX worker address the peer sent in the handshake. */
+int ucx_peer_create_ep(struct ucx_peer *p, const uint8_t *addr, size_t len, struct error *err);
+/* Marks an open peer failed and queues its loss with `reason` (once). */
+void ucx_peer_fail(struct ucx_peer *p, const char *reason);
+/* The open peer whose token starts `header` (UCX_TOKEN_LEN bytes), or NULL. */
+struct ucx_peer *ucx_peer_by_header(struct ucx *u, const void *header, size_t header_length);
 void ucx_peer_ref(struct ucx_peer *p);
 void ucx_peer_unref(struct ucx_peer *p);
-struct ucx_peer *ucx_peer_by_ep(struct ucx *u, ucp_ep_h ep);
 void ucx_peer_close_ep(struct ucx_peer *p, int force);
 void ucx_peers_close_all(struct ucx *u);
 /* Sends a heartbeat to every open peer and declares lost those silent for peer_timeout_ms. */

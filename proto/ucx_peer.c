@@ -1,6 +1,7 @@
-/* ucx_peer.c — endpoints: the listener and accepted connections, outgoing connections by host:port,
- * PEER-mode error handling, closing, and the reference count that keeps a peer alive while events
- * or operations still point at it (ucx.h describes the owner's view). */
+/* ucx_peer.c — endpoints: creating them from the worker address a handshake brought (ucx_ctl.c),
+ * finding a peer by the token its messages carry, PEER-mode error handling, closing, and the
+ * reference count that keeps a peer alive while events or operations still point at it (ucx.h
+ * describes the owner's view). */
 #include "ucx_internal.h"
 
 #include <arpa/inet.h>
@@ -43,15 +44,8 @@ void ucx_peer_unref(struct ucx_peer *p)
         *pp = p->next;
     if (p->ext_free)
         p->ext_free(p->ext);
+    ucx_ctl_detach(p); /* the other side sees the control connection close: the peer is gone */
     free(p);
-}
-
-struct ucx_peer *ucx_peer_by_ep(struct ucx *u, ucp_ep_h ep)
-{
-    for (struct ucx_peer *p = u->peers; p; p = p->next)
-        if (p->ep == ep && ep)
-            return p;
-    return NULL;
 }
 
 static void on_close_done(void *request, ucs_status_t st, void *user_data)
@@ -66,9 +60,13 @@ static void on_close_done(void *request, ucs_status_t st, void *user_data)
 /* Starts closing the endpoint (once); the peer's endpoint reference is dropped when UCX is done. */
 static void close_ep(struct ucx_peer *p, int force)
 {
-    if (!p->ep || p->closing)
+    if (p->closing)
         return;
     p->closing = 1;
+    if (!p->ep) { /* the handshake never got as far as an endpoint */
+        ucx_peer_unref(p);
+        return;
+    }
     ucp_request_param_t rp = {
         .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA |
                         (force ? UCP_OP_ATTR_FIELD_FLAGS : 0),
@@ -131,19 +129,23 @@ void ucx_peer_print_info(const struct ucx_peer *p, FILE *f)
 
 /* ---- failure ---- */
 
-/* Called by UCX inside progress: remember it and report it from the loop. */
-static void on_ep_error(void *arg, ucp_ep_h ep, ucs_status_t st)
+void ucx_peer_fail(struct ucx_peer *p, const char *reason)
 {
-    (void)ep;
-    struct ucx_peer *p = arg;
     if (p->state != UCX_PEER_OPEN)
         return;
     p->state = UCX_PEER_FAILED;
     struct ucx_ev *ev = ucx_ev_new(UCX_EV_LOST, p);
     if (ev) {
-        snprintf(ev->reason, sizeof ev->reason, "%s", ucs_status_string(st));
+        snprintf(ev->reason, sizeof ev->reason, "%s", reason);
         ucx_ev_push(p->u, ev);
     }
+}
+
+/* Called by UCX inside progress: remember it and report it from the loop. */
+static void on_ep_error(void *arg, ucp_ep_h ep, ucs_status_t st)
+{
+    (void)ep;
+    ucx_peer_fail(arg, ucs_status_string(st));
     /* The endpoint is closed by deliver(), after this progress call. Closing it from here made
      * things worse with UCX 1.13: a put from the dead peer still queued is then handled on the
      * closed endpoint, and UCX aborts the process when it cannot acknowledge it (see
@@ -170,140 +172,41 @@ void ucx_peers_heartbeat(struct ucx *u)
             ucx_send_heartbeat(p);
             continue;
         }
-        p->state = UCX_PEER_FAILED;
-        struct ucx_ev *ev = ucx_ev_new(UCX_EV_LOST, p);
-        if (!ev)
-            continue;
-        snprintf(ev->reason, sizeof ev->reason, "nothing received for %llu ms (link cut, or the peer hangs)",
+        char why[96];
+        snprintf(why, sizeof why, "nothing received for %llu ms (link cut, or the peer hangs)",
                  (unsigned long long)(now - p->last_rx));
-        ucx_ev_push(u, ev);
+        ucx_peer_fail(p, why);
     }
 }
 
-/* ---- addresses ---- */
+/* ---- creating endpoints ---- */
 
-static int resolve(const char *host, uint16_t port, int passive, struct sockaddr_storage *ss, socklen_t *len,
-                   struct error *err)
+int ucx_peer_create_ep(struct ucx_peer *p, const uint8_t *addr, size_t len, struct error *err)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = passive ? AI_PASSIVE : 0}, *res;
-    char ps[8];
-    snprintf(ps, sizeof ps, "%u", port);
-    int rc = getaddrinfo(host, ps, &hints, &res);
-    if (rc)
-        return error_set(err, "ucx: cannot resolve '%s': %s", host, gai_strerror(rc));
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
-static void format_sockaddr(const struct sockaddr_storage *ss, char *out, size_t n)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    uint16_t port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-        port = ntohs(a->sin_port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-        port = ntohs(a->sin6_port);
-    }
-    snprintf(out, n, ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
-}
-
-/* ---- listening and accepting ---- */
-
-/* Called by UCX inside progress with a new client: make its endpoint now (UCX requires an answer
- * to the request), tell the owner from the loop. */
-static void on_conn_request(ucp_conn_request_h req, void *arg)
-{
-    struct ucx *u = arg;
-    char name[WIRE_ADDR_MAX] = "?";
-    ucp_conn_request_attr_t attr = {.field_mask = UCP_CONN_REQUEST_ATTR_FIELD_CLIENT_ADDR};
-    if (ucp_conn_request_query(req, &attr) == UCS_OK)
-        format_sockaddr(&attr.client_address, name, sizeof name);
-    struct ucx_peer *p = ucx_peer_new(u, name);
-    if (!p) {
-        log_error("ucx: out of memory accepting %s; rejecting it", name);
-        ucp_listener_reject(u->listener, req);
-        return;
-    }
-    ucp_ep_params_t ep = {.field_mask = UCP_EP_PARAM_FIELD_CONN_REQUEST, .conn_request = req};
+    (void)len; /* UCX reads the address's own length fields; the handshake bounded the bytes */
+    ucp_ep_params_t ep = {.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS, .address = (const ucp_address_t *)addr};
     set_ep_common(&ep, p);
-    ucs_status_t st = ucp_ep_create(u->worker, &ep, &p->ep);
-    if (st != UCS_OK) {
-        log_error("ucx: accepting %s: ucp_ep_create: %s", name, ucs_status_string(st));
-        p->ep = NULL;
-        p->state = UCX_PEER_CLOSED;
-        ucx_peer_unref(p);
-        return;
-    }
-    p->proven = 1; /* we answer only what came through it; our first send is the heartbeat that proves it to the client */
-    u->stats.peers_accepted++;
-    log_debug("ucx: accepted %s", name);
-    struct ucx_ev *ev = ucx_ev_new(UCX_EV_ACCEPT, p);
-    if (ev)
-        ucx_ev_push(u, ev);
-}
-
-int ucx_listen(struct ucx *u, const char *host, uint16_t port, struct error *err)
-{
-    if (u->listener)
-        return error_set(err, "ucx: already listening on port %u", u->port);
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (resolve(host, port, 1, &ss, &len, err))
-        return -1;
-    ucp_listener_params_t lp = {
-        .field_mask = UCP_LISTENER_PARAM_FIELD_SOCK_ADDR | UCP_LISTENER_PARAM_FIELD_CONN_HANDLER,
-        .sockaddr = {.addr = (const struct sockaddr *)&ss, .addrlen = len},
-        .conn_handler = {.cb = on_conn_request, .arg = u},
-    };
-    ucs_status_t st = ucp_listener_create(u->worker, &lp, &u->listener);
-    if (st != UCS_OK)
-        return error_set(err, "ucx: cannot listen on %s:%u: %s (port in use, or no UCX sockaddr transport: "
-                              "check UCX_TLS includes tcp)", host, port, ucs_status_string(st));
-    ucp_listener_attr_t la = {.field_mask = UCP_LISTENER_ATTR_FIELD_SOCKADDR};
-    u->port = port;
-    if (ucp_listener_query(u->listener, &la) == UCS_OK)
-        u->port = ntohs(la.sockaddr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&la.sockaddr)->sin6_port
-                                                          : ((struct sockaddr_in *)&la.sockaddr)->sin_port);
-    log_info("ucx: listening on %s:%u", host, u->port);
-    return 0;
-}
-
-/* ---- connecting ---- */
-
-int ucx_connect(struct ucx *u, const char *addr, struct ucx_peer **out, struct error *err)
-{
-    char host[WIRE_ADDR_MAX];
-    uint16_t port;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (ucx_parse_addr(addr, host, sizeof host, &port, err) || resolve(host, port, 0, &ss, &len, err))
-        return -1;
-    if (port == 0)
-        return error_set(err, "ucx: cannot connect to '%s': port 0", addr);
-    struct ucx_peer *p = ucx_peer_new(u, addr);
-    if (!p)
-        return error_set(err, "ucx: out of memory connecting to %s", addr);
-    ucp_ep_params_t ep = {
-        .field_mask = UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR,
-        .flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER,
-        .sockaddr = {.addr = (const struct sockaddr *)&ss, .addrlen = len},
-    };
-    set_ep_common(&ep, p);
-    ucs_status_t st = ucp_ep_create(u->worker, &ep, &p->ep);
+    ucs_status_t st = ucp_ep_create(p->u->worker, &ep, &p->ep);
     if (st != UCS_OK) {
         p->ep = NULL;
-        p->state = UCX_PEER_CLOSED;
-        ucx_peer_unref(p);
-        return error_set(err, "ucx: connecting to %s: %s", addr, ucs_status_string(st));
+        return error_set(err, "ucx: endpoint to %s: ucp_ep_create: %s", p->name, ucs_status_string(st));
     }
-    u->stats.peers_connected++;
-    *out = p;
+    p->last_rx = uv_now(p->u->loop);
+    if (p->heard_early) /* its heartbeat came before our endpoint existed */
+        ucx_peer_heard(p);
     return 0;
+}
+
+struct ucx_peer *ucx_peer_by_header(struct ucx *u, const void *header, size_t header_length)
+{
+    if (header_length < UCX_TOKEN_LEN)
+        return NULL;
+    const uint8_t *h = header;
+    uint64_t t = 0;
+    for (int i = 0; i < UCX_TOKEN_LEN; i++)
+        t |= (uint64_t)h[i] << (8 * i);
+    for (struct ucx_peer *p = u->peers; p && t; p = p->next)
+        if (p->rx_token == t && p->state == UCX_PEER_OPEN)
+            return p;
+    return NULL;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/util/log.h"
+#include "proto/cluster_key.h"
 
 #define RECONNECT_MS 1000
 
@@ -20,7 +21,7 @@ static void usage(FILE *f, const char *prog, bool colocated)
     fprintf(f,
             "usage: %s --model DIR [options]\n"
             "  --model DIR           Hugging Face model folder (config.json, *.safetensors)\n"
-            "  --frontend HOST:PORT  the frontend's UCX address (default 127.0.0.1:9000)\n"
+            "  --frontend HOST:PORT  the frontend's cluster port (--ucx-port; default 127.0.0.1:9000)\n"
             "  --listen HOST:PORT    where this worker accepts peers (default 127.0.0.1:0 = any port)\n"
             "  --advertise HOST:PORT address peers should use (default: the listen address)\n"
             "  --id N                worker id, unique per role in the cluster (default: the pid)\n"
@@ -35,6 +36,9 @@ static void usage(FILE *f, const char *prog, bool colocated)
             "  --no-prefix-cache     do not keep and reuse the KV blocks of prompts already seen\n"
             "  --kv-wait-timeout S   decode: seconds a request may wait for KV blocks before it is\n"
             "                        refused as overloaded (503 at the frontend; default 30)\n"
+            "  --cluster-key-file F  the key every daemon of the cluster shares (default: systemd\n"
+            "                        credential pdserve-cluster-key; none: loopback addresses only)\n"
+            "  --insecure-cluster    allow non-loopback addresses without a cluster key\n"
             "%s",
             prog, colocated ? "  --colocated           also run prefill here (no separate prefill workers)\n" : "");
 }
@@ -76,6 +80,7 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
         {"max-batch", 1, 0, 'B'},  {"token-budget", 1, 0, 'T'}, {"load-interval-ms", 1, 0, 'L'},
         {"drain-timeout", 1, 0, 'D'}, {"colocated", 0, 0, 'c'}, {"help", 0, 0, 'h'},
         {"kv-wait-timeout", 1, 0, 'W'}, {"no-prefix-cache", 0, 0, 'P'},
+        {"cluster-key-file", 1, 0, 'K'}, {"insecure-cluster", 0, 0, 'X'},
         {0, 0, 0, 0}};
     set_defaults(o);
     int id = 0, rc = 0;
@@ -97,6 +102,8 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
         case 'W': rc = positive("--kv-wait-timeout", optarg, &o->kv_wait_s); break;
         case 'P': o->no_prefix_cache = true; break;
         case 'c': o->colocated = true; rc = allow_colocated ? 0 : -1; break;
+        case 'K': o->cluster_key_file = optarg; break;
+        case 'X': o->insecure_cluster = true; break;
         case 'h': usage(stdout, prog, allow_colocated); exit(0);
         default: rc = -1;
         }
@@ -363,35 +370,52 @@ static int load_engine(struct worker *w, struct error *err)
     return w->opts.no_prefix_cache ? 0 : kv_prefix_enable(&w->engine.kv, model_salt(&w->model->cfg), err);
 }
 
-/* A worker whose frontend and own listen/advertise addresses are all loopback ones talks to
- * processes on this host only: keep UCX's transports off the other interfaces. */
-static void loopback_only(struct worker *w)
+/* The hosts of the frontend's address and of our own listen/advertise addresses. */
+static int peer_hosts(struct worker *w, char hosts[3][96], const char *h[3], struct error *err)
 {
     const char *addrs[3] = {w->opts.frontend, w->role->listens ? w->opts.listen : NULL,
                             w->role->listens ? w->opts.advertise : NULL};
-    char hosts[3][96];
-    const char *h[3];
     int n = 0;
     for (int i = 0; i < 3; i++) {
         uint16_t port;
-        struct error ignored;
         if (!addrs[i])
             continue;
-        if (ucx_parse_addr(addrs[i], hosts[n], sizeof hosts[n], &port, &ignored) < 0)
-            return;
+        if (ucx_parse_addr(addrs[i], hosts[n], sizeof hosts[n], &port, err) < 0)
+            return -1;
         h[n] = hosts[n];
         n++;
     }
+    return n;
+}
+
+/* The cluster key, and the rule without one; then, when every address is a loopback one, UCX's
+ * transports kept off the other interfaces. */
+static int secure_network(struct worker *w, struct ckey *key, struct error *err)
+{
+    char hosts[3][96];
+    const char *h[3];
+    int n = peer_hosts(w, hosts, h, err);
+    if (n < 0 || ckey_load(w->opts.cluster_key_file, key, err) || ckey_check(key, h, n, w->opts.insecure_cluster, err))
+        return -1;
     if (ucx_loopback_only_default(h, n))
         log_info("every UCX address is a loopback one: UCX uses the lo interface only (set UCX_NET_DEVICES to "
                  "change that)");
+    return 0;
 }
 
 static int start_network(struct worker *w, struct error *err)
 {
     struct ucx_handlers h = {NULL, on_message, on_peer_lost};
-    loopback_only(w);
-    if (ucx_create(&w->loop, &h, w, &w->ucx, err) < 0)
+    struct ckey key;
+    if (secure_network(w, &key, err) < 0)
+        return -1;
+    int rc = ucx_create(&w->loop, &h, w, &w->ucx, err);
+    if (rc == 0)
+        rc = ucx_set_cluster_key(w->ucx, key.bytes, key.len, err);
+    if (rc == 0 && key.len)
+        log_info("peers must prove the cluster key from %s", key.source);
+    ckey_wipe(&key);
+    if (rc < 0)
         return -1;
     if (w->role->listens) {
         char host[96];

@@ -28,6 +28,8 @@ struct worker_opts {
     double kv_gib;
     bool colocated;
     bool no_prefix_cache;
+    const char *cluster_key_file; /* NULL: systemd's credential, or none */
+    bool insecure_cluster;        /* non-loopback addresses without a cluster key */
 };
 
 struct worker;

@@ -63,6 +63,9 @@ $BUILD/pdserve-mkmodel --out "$MODEL" --preset tiny --seed 5 >/dev/null 2>&1 || 
 # Each "host" gets its own /etc/pdserve (conf-NODE/) in the layout of the three-node example, and its
 # daemon is started with the command line its systemd unit would run (tests/deploy/unitexec.py).
 # UCX_TCP_PORT_RANGE keeps the tcp transport's listeners in the documented range (checked below).
+# Every daemon proves the same cluster key before it joins (non-loopback addresses need one).
+head -c 32 /dev/urandom | base64 >"$WORK/cluster.key"
+chmod 600 "$WORK/cluster.key"
 mkdir "$WORK/units"
 for u in deploy/*.service; do sed "s|@BINDIR@|$PWD/$BUILD|g" "$u" >"$WORK/units/$(basename "$u")"; done
 for n in fe p0 p1 d0 d1; do
@@ -70,13 +73,13 @@ for n in fe p0 p1 d0 d1; do
     cat >"$WORK/conf-$n/cluster.env" <<ENV
 PDSERVE_MODEL=$MODEL
 PDSERVE_FRONTEND=${IP[fe]}:9000
-PDSERVE_WORKER_ARGS=--kv-blocks 256 --load-interval-ms 100 --drain-timeout 10
+PDSERVE_WORKER_ARGS=--kv-blocks 256 --load-interval-ms 100 --drain-timeout 10 --cluster-key-file $WORK/cluster.key
 UCX_TLS=tcp
 UCX_NET_DEVICES=eth0
 UCX_TCP_PORT_RANGE=9200-9299
 ENV
     case $n in
-    fe) echo "PDSERVE_ARGS=--host ${IP[fe]} --port 8000 --ucx-host ${IP[fe]} --ucx-port 9000 --worker-timeout-ms 3000" ;;
+    fe) echo "PDSERVE_ARGS=--host ${IP[fe]} --port 8000 --ucx-host ${IP[fe]} --ucx-port 9000 --worker-timeout-ms 3000 --cluster-key-file $WORK/cluster.key" ;;
     p*) printf 'PDSERVE_ID=%s\nPDSERVE_LOG=debug\n' "${ID[$n]}" ;;
     d*) printf 'PDSERVE_ID=%s\nPDSERVE_LOG=debug\nPDSERVE_ARGS=--listen 0.0.0.0:9100 --advertise %s:9100\n' "${ID[$n]}" "${IP[$n]}" ;;
     esac >"$WORK/conf-$n/$([ $n = fe ] && echo frontend || echo $n).env"

@@ -264,7 +264,25 @@ def prompt():
     return out
 
 
-GENERATORS = {"prompt": prompt, "tmpl": tmpl, "chat": chat, "tokenizer_json": tokenizer_json, "http": http, "request": request, "config": config, "safetensors": safetensors}
+def handshake():
+    # proto/handshake.h: u32 magic "PDSH", u16 version 1, u16 type, u32 length, payload
+    import struct
+    f = lambda t, p: struct.pack("<IHHI", 0x48534450, 1, t, len(p)) + p
+    addr = bytes(range(200))
+    auth = f(3, b"\x11" * 32 + struct.pack("<QI", 7, len(addr)) + addr)
+    return {
+        "hello": f(1, b"\x01" * 32),
+        "challenge": f(2, b"\x02" * 32),
+        "auth": auth,
+        "welcome": f(4, b"\x22" * 32 + struct.pack("<QI", 9, 16) + b"\x33" * 16),
+        "refuse": f(5, struct.pack("<I", 9) + b"wrong key"),
+        "hello-auth": f(1, b"\x01" * 32) + auth,
+        "sockcm-shaped": struct.pack("<Q", 16) + b"\0" * 8 + b"\xab" * 64,
+        "oversized": struct.pack("<IHHI", 0x48534450, 1, 3, 1 << 30) + b"\0" * 16,
+    }
+
+
+GENERATORS = {"handshake": handshake, "prompt": prompt, "tmpl": tmpl, "chat": chat, "tokenizer_json": tokenizer_json, "http": http, "request": request, "config": config, "safetensors": safetensors}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:

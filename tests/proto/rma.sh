@@ -2,9 +2,10 @@
 # A UCX peer cannot write into a pdserve process's memory by RMA over tcp. UCX emulates RMA over tcp
 # with messages whose handler writes wherever the message says, rkey or not, in any process that
 # enabled UCP_FEATURE_RMA. pdserve enables it only with an RDMA device or PDSERVE_KV_TRANSFER=put
-# (proto/ucx.c). tests/drivers/rma_probe.c plays the hostile peer: it reads the KV pool's address from
-# the REGISTER it is sent and puts 64 bytes there with a key of its own making. By default the pool
-# must stay untouched; with RMA forced on the same probe does write it (so the check can fail).
+# (proto/ucx.c). tests/drivers/rma_probe.c plays the hostile (but authenticated: it passes the
+# handshake) peer: it reads the KV pool's address from the REGISTER it is sent and puts 64 bytes
+# there with a key of its own making. By default the pool must stay untouched; with RMA forced on the
+# same probe does write it (so the check can fail).
 . "$(dirname "$0")/../helpers/proto.sh"
 PROBE="$BUILD/tests/rma_probe"
 [ -x "$PROBE" ] || die "$PROBE is not built"

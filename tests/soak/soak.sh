@@ -59,7 +59,7 @@ die() {
 make_model || die "pdserve-mkmodel"
 # Timeouts of 3 s so that the stalled clients of the mix get their 408 soon; a body limit of 256 KiB
 # so that the oversized bodies stay cheap (soak.py knows both).
-start_frontend --max-body-bytes 262144 --header-timeout-ms 3000 --body-timeout-ms 3000 --worker-timeout-ms 3000
+start_frontend --max-body-bytes 4194304 --header-timeout-ms 3000 --body-timeout-ms 3000 --worker-timeout-ms 3000
 
 # Workers: p1 p2 (prefill) and d1 d2 (decode), ids 1 and 2 per role, kept across restarts. LIFE[w]
 # counts a worker's runs; each run logs to w_LIFE.log and its pid is PID_w_LIFE (tests/helpers/frontend.sh's start).
