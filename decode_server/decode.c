@@ -381,7 +381,7 @@ static int decode_start(struct worker *w, struct error *err)
 {
     struct kv_pool *kv = &w->engine.kv;
     return kvx_pool_map(w->ucx, kv->data, (uint32_t)kv->n_layers, (uint32_t)kv->n_blocks,
-                        kv->block_floats * sizeof(float), &pool, err);
+                        kv->block_bytes, &pool, err);
 }
 
 static void decode_stop(struct worker *w)

@@ -289,6 +289,16 @@ static void on_decode_register(struct worker *w, struct dpeer *dp, struct wire_r
 {
     struct error err;
     log_debug("decode worker %u at %s: pool of %u blocks known", dp->id, dp->addr, reg->pool.n_blocks);
+    if (worker_check_pair(w, reg, &err) < 0) {
+        log_error("decode worker %s refused: %s", dp->addr, err.msg);
+        for (int i = 0; i < dp->n_waiting; i++) {
+            struct preq *r = idmap_get(&reqs, dp->waiting[i]);
+            if (r && !r->ending && r->dp == dp)
+                fail_request(w, r, WIRE_ERR_INTERNAL, err.msg);
+        }
+        dp->n_waiting = 0;
+        return;
+    }
     if (kvx_peer_attach(dp->peer, &reg->pool, &err) < 0) {
         log_error("decode worker %s: %s", dp->addr, err.msg);
         return;
@@ -493,7 +503,7 @@ static int prefill_start(struct worker *w, struct error *err)
     hello_timer.data = w;
     uv_timer_start(&hello_timer, on_hello_timer, 1000, 1000);
     return kvx_pool_map(w->ucx, kv->data, (uint32_t)kv->n_layers, (uint32_t)kv->n_blocks,
-                        kv->block_floats * sizeof(float), &local_pool, err);
+                        kv->block_bytes, &local_pool, err);
 }
 
 static void prefill_stop(struct worker *w)

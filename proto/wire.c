@@ -291,6 +291,8 @@ int wire_encode_register(struct wire_buf *b, const struct wire_register *m, stru
     put_u64(&w, m->pool.block_bytes);
     put_u32(&w, m->pool.rkey_len);
     put_bytes(&w, m->pool.rkey, m->pool.rkey_len);
+    put_u8(&w, m->kv_dtype);
+    put_u8(&w, m->weights);
     return finish(&w, err);
 }
 
@@ -320,6 +322,10 @@ int wire_decode_register(const uint8_t *p, size_t len, struct wire_register *out
         out->pool.rkey_len = n;
         r.pos += n;
     }
+    out->kv_dtype = get_u8(&r);
+    out->weights = get_u8(&r);
+    if (out->kv_dtype > 2 || out->weights > 1)
+        r.bad = 1;
     if (rd_done(&r, "REGISTER", err)) {
         free(out->pool.rkey);
         out->pool.rkey = NULL;

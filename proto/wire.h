@@ -29,7 +29,7 @@
 #include "common/engine/sample.h"
 
 #define WIRE_MAGIC 0x57534450u /* "PDSW" read as little-endian bytes */
-#define WIRE_VERSION 2 /* 2: LOAD carries the draining flag */
+#define WIRE_VERSION 3 /* 2: LOAD carries the draining flag; 3: REGISTER carries the KV dtype and weights */
 #define WIRE_HDR_SIZE 24
 
 /* Limits a decoder enforces before it allocates anything. */
@@ -78,8 +78,10 @@ struct wire_pool {
 
 /* REGISTER: u8 role, u32 worker_id, u32 max_batch, u32 block_size, u32 total_blocks,
  * str listen_addr, str model, u64 pool.base, u32 n_layers, u32 n_blocks, u64 block_bytes,
- * u32 rkey_len, rkey bytes. Sent by a worker to the frontend, and by a decode worker to each prefill
- * worker that connects to it. */
+ * u32 rkey_len, rkey bytes, u8 kv_dtype, u8 weights. Sent by a worker to the frontend, and by a
+ * decode worker to each prefill worker that connects to it, which refuses a decode worker whose KV
+ * dtype or weights differ from its own (the KV bytes it sends would be misread, or the tokens would
+ * differ from a colocated run). */
 struct wire_register {
     uint8_t role; /* enum wire_role */
     uint32_t worker_id;
@@ -89,6 +91,8 @@ struct wire_register {
     char listen_addr[WIRE_ADDR_MAX]; /* where peers connect to it, "host:port"; "" if it does not listen */
     char model[WIRE_NAME_MAX];
     struct wire_pool pool;
+    uint8_t kv_dtype; /* enum kn_dtype of the KV cache: 0 f32, 1 f16, 2 bf16 */
+    uint8_t weights;  /* enum model_weights: 0 as stored, 1 q8 */
 };
 
 /* LOAD: six u32 in this order. A worker's periodic report to the frontend. */

@@ -173,7 +173,7 @@ int main(int argc, char **argv)
     struct error err;
     struct model *m = model_load(dir, &err);
     struct engine e;
-    if (!m || engine_init(&e, m, 32 * ((prompt_len + steps + 32) / 16 + 2), 16, &err) < 0) {
+    if (!m || engine_init(&e, m, 32 * ((prompt_len + steps + 32) / 16 + 2), 16, KN_F16, threads, &err) < 0) {
         fprintf(stderr, "pdserve-bench-engine: %s\n", err.msg);
         return 1;
     }

@@ -63,6 +63,8 @@ static void ws_register(struct wire_register *r, uint64_t *s)
     r->pool.rkey = malloc(r->pool.rkey_len);
     for (uint32_t i = 0; i < r->pool.rkey_len; i++)
         r->pool.rkey[i] = (uint8_t)ws_mix(s);
+    r->kv_dtype = (uint8_t)(ws_mix(s) % 3);
+    r->weights = (uint8_t)(ws_mix(s) % 2);
 }
 
 /* Fills m with an example of `type`, varied by seed. */
@@ -146,7 +148,8 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
                !strcmp(ra->listen_addr, rb->listen_addr) && !strcmp(ra->model, rb->model) &&
                ra->pool.base == rb->pool.base && ra->pool.n_layers == rb->pool.n_layers &&
                ra->pool.n_blocks == rb->pool.n_blocks && ra->pool.block_bytes == rb->pool.block_bytes &&
-               ra->pool.rkey_len == rb->pool.rkey_len && WS_ARR_EQ(ra->pool.rkey, rb->pool.rkey, ra->pool.rkey_len);
+               ra->pool.rkey_len == rb->pool.rkey_len && WS_ARR_EQ(ra->pool.rkey, rb->pool.rkey, ra->pool.rkey_len) &&
+               ra->kv_dtype == rb->kv_dtype && ra->weights == rb->weights;
     case WIRE_LOAD: return !memcmp(&a->u.load, &b->u.load, sizeof a->u.load);
     case WIRE_GENERATE:
         return a->u.gen.decode_worker_id == b->u.gen.decode_worker_id &&

@@ -46,7 +46,7 @@ static void test_golden_bytes(void)
     struct wire_buf b = {0};
     struct error err;
     CHECK(wire_encode_load(&b, &l, &err) == 0);
-    static const uint8_t want[] = {'P', 'D', 'S', 'W', 2, 0, 2, 0, 25, 0, 0, 0, 0, 0, 0, 0,
+    static const uint8_t want[] = {'P', 'D', 'S', 'W', 3, 0, 2, 0, 25, 0, 0, 0, 0, 0, 0, 0,
                                    0,   0,   0,   0,   0, 0, 0, 0, 1,  0, 0, 0, 2, 0, 0, 0,
                                    3,   0,   0,   0,   4, 0, 0, 0, 5,  0, 0, 0, 4, 3, 2, 1, 1};
     CHECK_EQ_INT(b.len, sizeof want);
@@ -112,7 +112,8 @@ static void test_bad_header(void)
     struct wire_msg m;
     encode_sample(WIRE_ABORT, 1, &b, &m);
     CHECK(decode_fails(&b, 0, "XDSW", 4));
-    CHECK(decode_fails(&b, 4, "\x03\x00", 2));   /* version 3 */
+    CHECK(decode_fails(&b, 4, "\x04\x00", 2));   /* version 4 */
+    CHECK(decode_fails(&b, 4, "\x02\x00", 2));   /* version 2 (REGISTER without the KV dtype) */
     CHECK(decode_fails(&b, 4, "\x01\x00", 2));   /* version 1 (LOAD without the draining flag) */
     CHECK(decode_fails(&b, 4, "\x00\x00", 2));   /* version 0 */
     CHECK(decode_fails(&b, 6, "\x00\x00", 2));   /* type 0 */
@@ -146,6 +147,9 @@ static void test_lying_counts(void)
     CHECK(decode_fails(&b, WIRE_HDR_SIZE, "\x09", 1)); /* role 9 */
     CHECK(decode_fails(&b, WIRE_HDR_SIZE + 17, "\xff\x00\x00\x00", 4)); /* address longer than allowed */
     CHECK(decode_fails(&b, WIRE_HDR_SIZE + 21, "\x00", 1)); /* NUL inside the address */
+    CHECK(decode_fails(&b, b.len - 2, "\x03", 1));          /* KV dtype 3 (q8 is not a KV dtype) */
+    CHECK(decode_fails(&b, b.len - 1, "\x02", 1));          /* weights 2 */
+    CHECK(!decode_fails(&b, b.len - 2, "\x02\x01", 2));     /* bf16 KV, q8 weights */
     wire_msg_release(&m);
     wire_buf_free(&b);
 }
