@@ -12,6 +12,16 @@
 #define T5 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
 #define T5V __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
+/* The tiles' loops over rows must be unrolled for the accumulators to live in registers (GCC at
+ * -O2 does not do it by itself: the kernel ran at a fifth of the speed). */
+#define UNROLL _Pragma("GCC unroll 4")
+/* Weight rows are read 4 at a time only when there are this many activation rows to share them: with
+ * fewer, one row after another. Four interleaved row streams (2 KiB apart) defeat this VM's
+ * hardware prefetcher: a batch-1 F16 product read 10 GB/s that way and 26-28 GB/s one row at a time
+ * (a plain sequential read: 17-21 GB/s); at 4 rows, 36 vs 49 GFLOP/s; from 8 rows the 4-row tile
+ * wins (47 vs 45, at 16 rows 59 vs 41). A pair's result is the same either way (one accumulator per
+ * pair, the same k order), so this choice never changes a token. */
+#define TILE_ROWS_MIN_N 8
 
 T5 INLINE __m512 ld16_F32(const void *p, size_t k, __mmask16 m)
 {
@@ -38,33 +48,33 @@ T5 INLINE __m512 ld16(const void *p, size_t k, __mmask16 m, enum kn_dtype t)
                             int NR, int NI, float beta)                                                   \
     {                                                                                                      \
         __m512 acc[4][4];                                                                                  \
-        for (int a = 0; a < NR; a++)                                                                       \
-            for (int b = 0; b < NI; b++)                                                                   \
+        UNROLL for (int a = 0; a < NR; a++)                                                                       \
+            UNROLL for (int b = 0; b < NI; b++)                                                                   \
                 acc[a][b] = _mm512_setzero_ps();                                                           \
         int k = 0;                                                                                         \
         for (; k + 16 <= K; k += 16) {                                                                     \
             __m512 xv[4];                                                                                  \
-            for (int b = 0; b < NI; b++)                                                                   \
+            UNROLL for (int b = 0; b < NI; b++)                                                                   \
                 xv[b] = _mm512_loadu_ps(x + (size_t)b * K + k);                                            \
-            for (int a = 0; a < NR; a++) {                                                                 \
+            UNROLL for (int a = 0; a < NR; a++) {                                                                 \
                 __m512 wv = ld16_##T(w + a * wstride, k, 0xffff);                                          \
-                for (int b = 0; b < NI; b++)                                                               \
+                UNROLL for (int b = 0; b < NI; b++)                                                               \
                     acc[a][b] = _mm512_fmadd_ps(wv, xv[b], acc[a][b]);                                     \
             }                                                                                              \
         }                                                                                                  \
         if (k < K) {                                                                                       \
             __mmask16 m = (__mmask16)((1u << (K - k)) - 1);                                                \
             __m512 xv[4];                                                                                  \
-            for (int b = 0; b < NI; b++)                                                                   \
+            UNROLL for (int b = 0; b < NI; b++)                                                                   \
                 xv[b] = _mm512_maskz_loadu_ps(m, x + (size_t)b * K + k);                                   \
-            for (int a = 0; a < NR; a++) {                                                                 \
+            UNROLL for (int a = 0; a < NR; a++) {                                                                 \
                 __m512 wv = ld16_##T(w + a * wstride, k, m);                                               \
-                for (int b = 0; b < NI; b++)                                                               \
+                UNROLL for (int b = 0; b < NI; b++)                                                               \
                     acc[a][b] = _mm512_fmadd_ps(wv, xv[b], acc[a][b]);                                     \
             }                                                                                              \
         }                                                                                                  \
-        for (int a = 0; a < NR; a++)                                                                       \
-            for (int b = 0; b < NI; b++) {                                                                 \
+        UNROLL for (int a = 0; a < NR; a++)                                                                       \
+            UNROLL for (int b = 0; b < NI; b++) {                                                                 \
                 float s = _mm512_reduce_add_ps(acc[a][b]);                                                 \
                 float *o = y + (size_t)b * ldy + a;                                                        \
                 *o = beta == 0.0f ? s : beta * *o + s;                                                     \
@@ -74,7 +84,7 @@ T5 INLINE __m512 ld16(const void *p, size_t k, __mmask16 m, enum kn_dtype t)
                             int r0, int r1, float beta)                                                   \
     {                                                                                                      \
         int r = r0;                                                                                        \
-        for (; r + 4 <= r1; r += 4)                                                                        \
+        for (; n >= TILE_ROWS_MIN_N && r + 4 <= r1; r += 4)                                                \
             for (int i = 0; i < n; i += 4) {                                                               \
                 const float *xi = x + (size_t)i * K;                                                       \
                 float *yi = y + (size_t)i * ldy + r;                                                       \
@@ -189,27 +199,27 @@ T5 static void narrow_avx512(void *dst, const float *src, enum kn_dtype t, size_
     {                                                                                                      \
         int groups = kcols / KN_Q8_GROUP;                                                                  \
         __m256 acc[4][4];                                                                                  \
-        for (int a = 0; a < NR; a++)                                                                       \
-            for (int b = 0; b < NI; b++)                                                                   \
+        UNROLL for (int a = 0; a < NR; a++)                                                                       \
+            UNROLL for (int b = 0; b < NI; b++)                                                                   \
                 acc[a][b] = _mm256_setzero_ps();                                                           \
         for (int g = 0; g < groups; g++) {                                                                 \
             __m256i xv[4], ax[4];                                                                          \
-            for (int b = 0; b < NI; b++) {                                                                 \
+            UNROLL for (int b = 0; b < NI; b++) {                                                                 \
                 xv[b] = _mm256_loadu_si256((const __m256i *)(xq + (size_t)b * kcols + g * KN_Q8_GROUP));   \
                 ax[b] = _mm256_abs_epi8(xv[b]);                                                            \
             }                                                                                              \
-            for (int a = 0; a < NR; a++) {                                                                 \
+            UNROLL for (int a = 0; a < NR; a++) {                                                                 \
                 __m256i wv = _mm256_loadu_si256((const __m256i *)(wq + (size_t)a * kcols + g * KN_Q8_GROUP)); \
                 float dw = wd[(size_t)a * groups + g];                                                     \
-                for (int b = 0; b < NI; b++) {                                                             \
+                UNROLL for (int b = 0; b < NI; b++) {                                                             \
                     __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax[b], _mm256_sign_epi8(wv, xv[b])); \
                     acc[a][b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),                                     \
                                                 _mm256_set1_ps(dw * xd[(size_t)b * groups + g]), acc[a][b]); \
                 }                                                                                          \
             }                                                                                              \
         }                                                                                                  \
-        for (int a = 0; a < NR; a++)                                                                       \
-            for (int b = 0; b < NI; b++) {                                                                 \
+        UNROLL for (int a = 0; a < NR; a++)                                                                       \
+            UNROLL for (int b = 0; b < NI; b++) {                                                                 \
                 __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[a][b]), _mm256_extractf128_ps(acc[a][b], 1)); \
                 s = _mm_add_ps(s, _mm_movehl_ps(s, s));                                                    \
                 s = _mm_add_ss(s, _mm_movehdup_ps(s));                                                     \
