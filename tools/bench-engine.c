@@ -8,7 +8,8 @@
  * memory bandwidth from a large copy (bytes read + written per second) by as many threads. Prefill
  * is reported as a fraction of the sgemm rate (matrix FLOPs per token × tokens/s), batch-1 decode as
  * a fraction of the bandwidth bound (resident weight bytes read per token / bandwidth), batch-N decode
- * as a fraction of the token rate the sgemm rate allows. RSS is the process's after the runs: the
+ * as a fraction of the token rate the sgemm rate allows (its FLOPs per token include the lm_head:
+ * every decoded token needs its logits; a prompt only its last). RSS is the process's after the runs: the
  * weights as held plus the KV blocks touched (and this tool's small buffers). --check decodes 16
  * greedy tokens after the given prompt ids, to show another engine computes the same model. */
 #include <cblas.h>
@@ -263,8 +264,11 @@ int main(int argc, char **argv)
     char tokens[512] = "[]";
     if (check)
         check_tokens(&e, check, tokens, sizeof tokens);
-    double rss = rss_mib(), fpt = flops_per_token(&m->cfg);
-    double bound = gbps * 1e9 / (double)m->weight_bytes, sgemm_rate = gflops * 1e9 / fpt;
+    /* a decoded token also needs its logits: the lm_head counts in the rate the ceiling allows */
+    double rss = rss_mib(), fpt = flops_per_token(&m->cfg),
+           decode_fpt = fpt + 2.0 * m->cfg.vocab_size * m->cfg.dim;
+    double bound = gbps * 1e9 / (double)m->weight_bytes, sgemm_rate = gflops * 1e9 / fpt,
+           decode_rate = gflops * 1e9 / decode_fpt;
     const char *wname = weights == MODEL_WEIGHTS_Q8 ? "q8" : kn_dtype_name(m->dtype);
     if (json) {
         printf("{\"engine\":\"pdserve\",\"threads\":%d,\"weights\":\"%s\",\"kv\":\"%s\",\"kernels\":\"%s\","
@@ -278,7 +282,7 @@ int main(int argc, char **argv)
             printf("%s\"%d\":%.3f", i ? "," : "", lens[i], prefill[i] / sgemm_rate);
         printf("},\"decode\":%.2f,\"decode_of_bandwidth\":%.3f,\"decode_batch\":%d,\"decode_n\":%.2f,"
                "\"decode_n_of_sgemm\":%.3f,\"tokens\":%s,\"rss_mib\":%.1f}\n",
-               d1, d1 / bound, batch, dn, dn / sgemm_rate, tokens, rss);
+               d1, d1 / bound, batch, dn, dn / decode_rate, tokens, rss);
     } else {
         printf("%-28s threads=%d weights=%s kv=%s kernels=%s  sgemm %.1f GFLOP/s  copy %.1f GB/s  weights %.0f MiB\n",
                dir, threads, wname, kn_dtype_name((enum kn_dtype)kv_dtype), kn_ops()->name, gflops, gbps,
@@ -288,7 +292,7 @@ int main(int argc, char **argv)
                    prefill[i] / sgemm_rate);
         printf("  decode batch 1 : %8.1f tok/s  = %.2f of bandwidth bound (%.1f tok/s)\n", d1, d1 / bound, bound);
         printf("  decode batch %-2d: %8.1f tok/s  = %.2f of the sgemm-bound rate (%.1f tok/s), %.1fx batch 1\n", batch,
-               dn, dn / sgemm_rate, sgemm_rate, dn / d1);
+               dn, dn / decode_rate, decode_rate, dn / d1);
         printf("  RSS %.0f MiB (weights %.0f MiB + KV pool of %.0f MiB, touched as used)\n", rss,
                m->resident_bytes / 1048576.0, e.kv.bytes / 1048576.0);
         if (check)

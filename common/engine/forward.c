@@ -40,6 +40,10 @@
  * are 128 KiB, in L2 with their K and V tiles; each K/V tile is widened once per query tile. */
 #define ATT_Q_ROWS 256
 #define ATT_K_TILE 128
+/* The feed-forward block runs over at most this many tokens at a time, so its activations (gate|up
+ * and silu·up: 3 × intermediate floats a token, 66 KiB for the bench model) stay bounded for long
+ * prompts: a 2,048-token step needed 69 MiB for them, now 17 MiB; sgemm at 256 rows is as fast. */
+#define FFN_ROWS 256
 /* Rows of elementwise work per task; below 2 tasks' worth it runs on the calling thread. */
 #define ELEM_TASK_ROWS 8
 
@@ -58,8 +62,8 @@ struct run_state {
     float *x, *xb;          /* [cap][dim] residual stream and its normed copy */
     float *qkv;             /* [cap][heads*hd + 2*kv_heads*hd] the stacked projection: q | k | v */
     float *att_out;         /* [cap][heads*hd] */
-    float *hb;              /* [cap][2*hidden] gate | up */
-    float *hb2;             /* [cap][hidden] silu(gate)·up, contiguous for the down projection */
+    float *hb;              /* [FFN_ROWS][2*hidden] gate | up */
+    float *hb2;             /* [FFN_ROWS][hidden] silu(gate)·up, contiguous for the down projection */
     float *rope;            /* [cap][hd/2][2] cos, sin of each token's angles */
     int8_t *xq;             /* [cap][widest input rounded up to 32] activations for q8 products */
     float *xd;              /* their group scales */
@@ -167,8 +171,9 @@ static int grow(struct run_state *s, const struct model *m, int n_tokens, int ma
         s->xb = malloc(n * c->dim * sizeof(float));
         s->qkv = malloc(n * (q + 2 * kv) * sizeof(float));
         s->att_out = malloc(n * q * sizeof(float));
-        s->hb = malloc(n * 2 * c->hidden_dim * sizeof(float));
-        s->hb2 = malloc(n * c->hidden_dim * sizeof(float));
+        size_t ffn = n < FFN_ROWS ? n : FFN_ROWS;
+        s->hb = malloc(ffn * 2 * c->hidden_dim * sizeof(float));
+        s->hb2 = malloc(ffn * c->hidden_dim * sizeof(float));
         s->rope = malloc(n * (c->head_dim / 2) * 2 * sizeof(float) + 1);
         s->xq = malloc(n * kcols);
         s->xd = malloc(n * kcols / KN_Q8_GROUP * sizeof(float));
@@ -305,15 +310,12 @@ static void rope(float *vec, int n_heads, int hd, const float *cs)
 
 static void softmax(float *x, int n)
 {
-    float max = x[0], sum = 0.0f;
+    float max = x[0];
     for (int i = 1; i < n; i++)
         max = x[i] > max ? x[i] : max;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
+    float inv = 1.0f / kn_ops()->exp_sum(x, n, max);
     for (int i = 0; i < n; i++)
-        x[i] /= sum;
+        x[i] *= inv;
 }
 
 static void embed_row(const struct step *st, int i, int thread)
@@ -434,7 +436,7 @@ static void attend_one(const struct step *st, const struct att_task *t, float *a
  * running max m and sum l of exp(score - m); O and l are rescaled when m grows. Masked (future) keys
  * get weight 0. */
 static void online_softmax(float *S, int kt, float *O, float *M, float *L, int rows, int G, int hd,
-                           int first_pos, int k0, float scale)
+                           int first_pos, int k0)
 {
     for (int r = 0; r < rows; r++) {
         float *sr = S + (size_t)r * kt;
@@ -445,15 +447,9 @@ static void online_softmax(float *S, int kt, float *O, float *M, float *L, int r
             continue;
         }
         float mx = M[r];
-        for (int j = 0; j < valid; j++) {
-            sr[j] *= scale;
+        for (int j = 0; j < valid; j++)
             mx = sr[j] > mx ? sr[j] : mx;
-        }
-        float corr = expf(M[r] - mx), sum = 0.0f;
-        for (int j = 0; j < valid; j++) {
-            sr[j] = expf(sr[j] - mx);
-            sum += sr[j];
-        }
+        float corr = expf(M[r] - mx), sum = kn_ops()->exp_sum(sr, valid, mx);
         for (int j = valid; j < kt; j++)
             sr[j] = 0.0f;
         L[r] = L[r] * corr + sum;
@@ -465,7 +461,7 @@ static void online_softmax(float *S, int kt, float *O, float *M, float *L, int r
 }
 
 /* A tile of nq consecutive tokens of one sequence × the query heads of one KV head, against key
- * tiles through sgemm: S = Q·Kᵀ, online softmax, O += P·V. */
+ * tiles through sgemm: S = (Q/√hd)·Kᵀ, online softmax, O += P·V. */
 static void attend_tile(const struct step *st, const struct att_task *t, float *scratch)
 {
     const struct model_config *c = &st->m->cfg;
@@ -477,14 +473,15 @@ static void attend_tile(const struct step *st, const struct att_task *t, float *
     size_t qrow = (size_t)c->n_heads * hd + 2 * (size_t)c->n_kv_heads * hd, max_rows = (size_t)att_q_tokens(c) * G;
     float *Q = scratch, *O = Q + max_rows * hd, *K = O + max_rows * hd, *V = K + (size_t)ATT_K_TILE * hd,
           *S = V + (size_t)ATT_K_TILE * hd, *M = S + max_rows * ATT_K_TILE, *L = M + max_rows;
+    float scale = 1.0f / sqrtf((float)hd); /* folded into Q, so S comes out scaled */
     for (int r = 0; r < rows; r++) {
-        memcpy(Q + (size_t)r * hd, st->s->qkv + (size_t)(t->i0 + r / G) * qrow + (size_t)(t->kv_head * G + r % G) * hd,
-               (size_t)hd * sizeof(float));
+        const float *q = st->s->qkv + (size_t)(t->i0 + r / G) * qrow + (size_t)(t->kv_head * G + r % G) * hd;
+        for (int j = 0; j < hd; j++)
+            Q[(size_t)r * hd + j] = q[j] * scale;
         M[r] = -INFINITY;
         L[r] = 0.0f;
     }
     memset(O, 0, (size_t)rows * hd * sizeof(float));
-    float scale = 1.0f / sqrtf((float)hd);
     for (int k0 = 0; k0 <= last_pos; k0 += ATT_K_TILE) {
         int kt = last_pos + 1 - k0 < ATT_K_TILE ? last_pos + 1 - k0 : ATT_K_TILE;
         for (int j = 0; j < kt; j++) {
@@ -492,7 +489,7 @@ static void attend_tile(const struct step *st, const struct att_task *t, float *
             k->widen(V + (size_t)j * hd, cache_row(kv, sq, st->layer, t->kv_head, k0 + j, 1), kv->dtype, (size_t)hd);
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kt, hd, 1.0f, Q, hd, K, hd, 0.0f, S, kt);
-        online_softmax(S, kt, O, M, L, rows, G, hd, first_pos, k0, scale);
+        online_softmax(S, kt, O, M, L, rows, G, hd, first_pos, k0);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, kt, 1.0f, S, kt, V, hd, 1.0f, O, hd);
     }
     for (int r = 0; r < rows; r++) {
@@ -567,9 +564,12 @@ static void layer_forward(struct step *st, int l)
     add_bias(s->x, w->bo, n, c->dim);
 
     for_rows(st, n, ffn_norm_row);
-    matmul(st, s->hb, s->xb, &w->w_gate_up, n, 0.0f);
-    for_rows(st, n, swiglu_row);
-    matmul(st, s->x, s->hb2, &w->w_down, n, 1.0f);
+    for (int i0 = 0; i0 < n; i0 += FFN_ROWS) {
+        int m = n - i0 < FFN_ROWS ? n - i0 : FFN_ROWS;
+        matmul(st, s->hb, s->xb + (size_t)i0 * c->dim, &w->w_gate_up, m, 0.0f);
+        for_rows(st, m, swiglu_row);
+        matmul(st, s->x + (size_t)i0 * c->dim, s->hb2, &w->w_down, m, 1.0f);
+    }
 }
 
 /* Every token's position must have a block, and every token id must be in the vocabulary. */

@@ -220,8 +220,18 @@ static void axpys_c(float *out, const float *p, const void *v, size_t stride, in
     }
 }
 
+static float exp_sum_c(float *x, int n, float m)
+{
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        sum += x[i];
+    }
+    return sum;
+}
+
 static const struct kn_ops portable = {"portable", matmul_c, matmul_q8_c, quantize_q8_c, widen_c, narrow_c,
-                                       dots_c, axpys_c};
+                                       dots_c, axpys_c, exp_sum_c};
 
 const struct kn_ops *kn_ops_portable(void)
 {

@@ -59,6 +59,10 @@ struct kn_ops {
     void (*dots)(float *out, const float *q, const void *k, size_t stride, int n, int hd, enum kn_dtype t);
     /* out[0..hd) += Σ_j p[j]·v_j over the same kind of rows. */
     void (*axpys)(float *out, const float *p, const void *v, size_t stride, int n, int hd, enum kn_dtype t);
+    /* x[i] = exp(x[i] - m) for i < n (x[i] <= m), returns their sum: softmax's inner loop. Within 2
+     * float ulps of expf (a degree-6 polynomial on [-ln2/2, ln2/2]); results below 2^-126 (x - m <
+     * -87.34) are 0. */
+    float (*exp_sum)(float *x, int n, float m);
 };
 
 /* The table for this CPU (or PDSERVE_ISA); chosen on the first call, then constant. */

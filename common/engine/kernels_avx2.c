@@ -9,6 +9,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #define T2 __attribute__((target("avx2,fma,f16c")))
@@ -257,8 +258,47 @@ T2 static void matmul_q8_avx2(float *y, int ldy, const struct kn_q8_rows *x, int
     }
 }
 
+/* exp(x) for x <= 0 as in kernels_avx512.c, 2^n put into the exponent bits; x is clamped to -88
+ * first so the exponent field cannot wrap, and what falls below 2^-126 is flushed to 0. */
+T2 INLINE __m256 exp8(__m256 x)
+{
+    x = _mm256_max_ps(x, _mm256_set1_ps(-88.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145752f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860677e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i bits = _mm256_add_epi32(_mm256_castps_si256(p), _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23));
+    __m256 e = _mm256_castsi256_ps(bits);
+    return _mm256_and_ps(e, _mm256_cmp_ps(e, _mm256_set1_ps(1.17549435e-38f), _CMP_GE_OQ));
+}
+
+T2 static float exp_sum_avx2(float *x, int n, float m)
+{
+    __m256 sum = _mm256_setzero_ps(), mv = _mm256_set1_ps(m);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+        _mm256_storeu_ps(x + i, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    float s = hsum8(sum);
+    for (; i < n; i++) {
+        float tail[8] = {x[i] - m};
+        _mm256_storeu_ps(tail, exp8(_mm256_loadu_ps(tail)));
+        x[i] = tail[0];
+        s += tail[0];
+    }
+    return s;
+}
+
 static const struct kn_ops avx2 = {"avx2", matmul_avx2, matmul_q8_avx2, quantize_q8_avx2, widen_avx2,
-                                   narrow_avx2, dots_avx2, axpys_avx2};
+                                   narrow_avx2, dots_avx2, axpys_avx2, exp_sum_avx2};
 
 const struct kn_ops *kn_ops_avx2(void)
 {

@@ -264,8 +264,41 @@ T5V static void matmul_q8_vnni(float *y, int ldy, const struct kn_q8_rows *x, in
     }
 }
 
+/* exp(x) for x <= 0: 2^n · p(r), n = round(x·log2 e), r = x - n·ln2 (in two parts), p a degree-6
+ * Taylor polynomial (relative error < 2e-7 on |r| <= ln2/2); scalef does the 2^n, flushing what
+ * falls below the normal range to 0 (x < -87.34). */
+T5 INLINE __m512 exp16(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512 e = _mm512_scalef_ps(p, n);
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(e, _mm512_set1_ps(1.17549435e-38f), _CMP_GE_OQ), e);
+}
+
+T5 static float exp_sum_avx512(float *x, int n, float m)
+{
+    __m512 sum = _mm512_setzero_ps(), mv = _mm512_set1_ps(m);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), mv));
+        e = _mm512_maskz_mov_ps(k, e);
+        _mm512_mask_storeu_ps(x + i, k, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
 static struct kn_ops avx512 = {"avx512", matmul_avx512, NULL, NULL, widen_avx512, narrow_avx512, dots_avx512,
-                               axpys_avx512};
+                               axpys_avx512, exp_sum_avx512};
 
 const struct kn_ops *kn_ops_avx512(void)
 {

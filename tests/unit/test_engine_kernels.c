@@ -235,6 +235,28 @@ static void q8_matches_integer_math(void)
     }
 }
 
+static void exp_sum_matches_expf(void)
+{
+    enum { N = 1003 };
+    float x[N], y[N];
+    for (int ti = 0; ti < n_tables; ti++) {
+        for (int i = 0; i < N; i++)
+            x[i] = i == 0 ? 0.0f : i == 1 ? -87.0f : i == 2 ? -88.0f : i == 3 ? -1e-9f : frand() * 45 - 45;
+        memcpy(y, x, sizeof x);
+        float m = 0.5f, sum = tables[ti]->exp_sum(y, N, m);
+        double ref_sum = 0, worst = 0;
+        for (int i = 0; i < N; i++) {
+            double ref = exp((double)x[i] - m);
+            ref = ref < 1.17549435e-38 ? 0 : ref;
+            ref_sum += ref;
+            double e = ref ? fabs(y[i] - ref) / ref : fabs(y[i]);
+            worst = e > worst ? e : worst;
+        }
+        CHECK_MSG(worst < 3e-7, "%s exp_sum: relative error %g", tables[ti]->name, worst);
+        CHECK_MSG(fabs(sum - ref_sum) / ref_sum < 1e-6, "%s exp_sum: sum %g vs %g", tables[ti]->name, sum, ref_sum);
+    }
+}
+
 static void isa_can_be_forced(void)
 {
     const char *force = getenv("PDSERVE_ISA");
@@ -258,6 +280,7 @@ int main(void)
     RUN(attention_kernels_match_double);
     RUN(conversions_agree_bitwise);
     RUN(q8_matches_integer_math);
+    RUN(exp_sum_matches_expf);
     RUN(isa_can_be_forced);
     return check_report();
 }
