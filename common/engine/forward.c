@@ -17,7 +17,9 @@
 #include "common/engine/forward.h"
 
 #include <cblas.h>
+#include <malloc.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,25 +27,31 @@
 #include "common/engine/threadpool.h"
 
 /* Up to this many rows a product reads each weight once for all rows (kn_ops()->matmul); beyond it,
- * panels of weights widened to float32 go through sgemm, whose packing pays off. Measured on the
- * bench model (F16, 1024 × 2816): the small-M kernel runs at 60-70 GFLOP/s from 16 rows, sgemm with
- * widening at 80-95 GFLOP/s from 48. */
+ * panels of weights widened to float32 go through sgemm, whose packing pays off. Measured at one
+ * thread on the bench model's F16 matrices (a busy machine, so absolute numbers are low): small-M vs
+ * widened-panel sgemm, GFLOP/s — 5632 × 1024 at 16 rows 45 vs 26, 32 rows 45 vs 38, 48 rows 50 vs 46;
+ * 1024 × 2816 at 16 rows 51 vs 35, 32 rows 49 vs 56, 48 rows 56 vs 69. */
 #define SMALL_M_MAX 32
 /* Weight rows per sgemm panel: big enough that OpenBLAS packs efficiently (its N blocking), small
  * enough that a 1024-row matrix gives every one of 2 threads 2 panels; 256 × 2816 floats is 2.8 MiB
  * of widened weights per thread. */
 #define PANEL_ROWS 256
-/* Weight rows per task of the small-M kernel: a multiple of its 4-row tile; 64 rows of a 1024-column
- * F16 matrix is 128 KiB, enough work to hide a task hand-off (~1 µs). */
-#define SMALL_M_TASK_ROWS 64
+/* Tasks per thread of a small-M product: each task a contiguous run of weight rows, so every thread
+ * streams long sequential runs (the prefetcher ramps up once per run), with a second task each to even
+ * out a thread that started late. At least 64 rows (128 KiB of a 1024-column F16 matrix) a task, enough
+ * to hide a hand-off (~1 µs). Measured, batch-1 decode at 2 threads: 64-row tasks taken in turn 97
+ * tok/s; 2 runs a thread: see docs/engine.md. */
+#define SMALL_M_TASKS_PER_THREAD 2
+#define SMALL_M_MIN_TASK_ROWS 64
 /* Attention tiles: query rows (tokens × heads of a KV group) and keys per sgemm. 256 × 128 scores
  * are 128 KiB, in L2 with their K and V tiles; each K/V tile is widened once per query tile. */
 #define ATT_Q_ROWS 256
 #define ATT_K_TILE 128
 /* The feed-forward block runs over at most this many tokens at a time, so its activations (gate|up
  * and silu·up: 3 × intermediate floats a token, 66 KiB for the bench model) stay bounded for long
- * prompts: a 2,048-token step needed 69 MiB for them, now 17 MiB; sgemm at 256 rows is as fast. */
-#define FFN_ROWS 256
+ * prompts: a 2,048-token step needed 132 MiB for them, now 8.3 MiB (a worker's RSS counts them).
+ * sgemm at 128 rows is within noise of 256 on the bench model's prefill. */
+#define FFN_ROWS 128
 /* Rows of elementwise work per task; below 2 tasks' worth it runs on the calling thread. */
 #define ELEM_TASK_ROWS 8
 
@@ -53,20 +61,24 @@ struct att_task {
 };
 
 struct thread_scratch {
-    float *panel; /* PANEL_ROWS × widest input, widened weights */
+    float *panel; /* PANEL_ROWS × widest input, widened weights (once a batch is long enough) */
     float *att;   /* attention tiles, or one head's scores over the context */
 };
 
 struct run_state {
     int cap;                /* tokens the buffers hold */
-    float *x, *xb;          /* [cap][dim] residual stream and its normed copy */
-    float *qkv;             /* [cap][heads*hd + 2*kv_heads*hd] the stacked projection: q | k | v */
-    float *att_out;         /* [cap][heads*hd] */
-    float *hb;              /* [FFN_ROWS][2*hidden] gate | up */
+    /* Buffers a layer no longer needs are reused (a worker's RSS counts them): the normed input is
+     * consumed by the q/k/v product before attention writes att_out, and q/k/v by attention before
+     * the feed-forward block writes gate|up. */
+    float *x;               /* [cap][dim] residual stream */
+    float *xb;              /* [cap][max(dim, heads*hd)] normed copy of x ... */
+    float *att_out;         /* ... = xb: [cap][heads*hd] attention output */
+    float *qkv;             /* [cap][heads*hd + 2*kv_heads*hd] the stacked projection: q | k | v ... */
+    float *hb;              /* ... = qkv: [FFN_ROWS][2*hidden] gate | up */
     float *hb2;             /* [FFN_ROWS][hidden] silu(gate)·up, contiguous for the down projection */
     float *rope;            /* [cap][hd/2][2] cos, sin of each token's angles */
     int8_t *xq;             /* [cap][widest input rounded up to 32] activations for q8 products */
-    float *xd;              /* their group scales */
+    float *xd;              /* their group scales (both NULL unless the weights are q8) */
     struct att_task *tasks; /* attention work of this batch, longest first */
     int n_tasks, tasks_cap;
     size_t att_floats;      /* per-thread attention scratch */
@@ -114,7 +126,7 @@ int run_state_threads(const struct run_state *s)
 
 static void free_buffers(struct run_state *s)
 {
-    void *bufs[] = {s->x, s->xb, s->qkv, s->att_out, s->hb, s->hb2, s->rope, s->xq, s->xd};
+    void *bufs[] = {s->x, s->xb, s->qkv, s->hb2, s->rope, s->xq, s->xd}; /* att_out, hb: aliases */
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
 }
@@ -168,24 +180,27 @@ static int grow(struct run_state *s, const struct model *m, int n_tokens, int ma
                kv = (size_t)c->n_kv_heads * c->head_dim,
                kcols = ((size_t)widest_input(c) + KN_Q8_GROUP - 1) / KN_Q8_GROUP * KN_Q8_GROUP;
         s->x = malloc(n * c->dim * sizeof(float));
-        s->xb = malloc(n * c->dim * sizeof(float));
-        s->qkv = malloc(n * (q + 2 * kv) * sizeof(float));
-        s->att_out = malloc(n * q * sizeof(float));
-        size_t ffn = n < FFN_ROWS ? n : FFN_ROWS;
-        s->hb = malloc(ffn * 2 * c->hidden_dim * sizeof(float));
+        size_t ffn = n < FFN_ROWS ? n : FFN_ROWS, xb = n * (q > (size_t)c->dim ? q : (size_t)c->dim),
+               qkv = n * (q + 2 * kv), hb = ffn * 2 * c->hidden_dim;
+        s->xb = malloc(xb * sizeof(float));
+        s->qkv = malloc((qkv > hb ? qkv : hb) * sizeof(float));
+        s->att_out = s->xb;
+        s->hb = s->qkv;
         s->hb2 = malloc(ffn * c->hidden_dim * sizeof(float));
         s->rope = malloc(n * (c->head_dim / 2) * 2 * sizeof(float) + 1);
-        s->xq = malloc(n * kcols);
-        s->xd = malloc(n * kcols / KN_Q8_GROUP * sizeof(float));
+        bool q8 = m->layers[0].wqkv.dtype == KN_Q8;
+        s->xq = q8 ? malloc(n * kcols) : NULL;
+        s->xd = q8 ? malloc(n * kcols / KN_Q8_GROUP * sizeof(float)) : NULL;
         s->cap = n_tokens;
-        if (!s->x || !s->xb || !s->qkv || !s->att_out || !s->hb || !s->hb2 || !s->rope || !s->xq || !s->xd) {
+        if (!s->x || !s->xb || !s->qkv || !s->hb2 || !s->rope || (q8 && (!s->xq || !s->xd))) {
             s->cap = 0;
             return -1;
         }
+        malloc_trim(0); /* the smaller buffers just freed go back to the system, not stay in RSS */
     }
     size_t att = att_scratch_floats(c, max_ctx);
     for (int t = 0; t < s->threads; t++) {
-        if (!s->ts[t].panel && posix_memalign((void **)&s->ts[t].panel, 64,
+        if (n_tokens > SMALL_M_MAX && !s->ts[t].panel && posix_memalign((void **)&s->ts[t].panel, 64,
                                               (size_t)PANEL_ROWS * widest_input(c) * sizeof(float)) != 0) {
             s->ts[t].panel = NULL;
             return -1;
@@ -237,12 +252,21 @@ static void quantize_row(const struct step *st, int i, int thread)
                           st->x + (size_t)i * w->cols, w->cols, w->kcols);
 }
 
+static int small_m_task_rows(const struct step *st)
+{
+    int threads = st->s->threads, rows = st->w->rows;
+    int per = (rows + threads * SMALL_M_TASKS_PER_THREAD - 1) / (threads * SMALL_M_TASKS_PER_THREAD);
+    per = (per + 3) / 4 * 4; /* whole 4-row tiles */
+    return per < SMALL_M_MIN_TASK_ROWS ? SMALL_M_MIN_TASK_ROWS : per;
+}
+
 static void small_m_task(void *ctx, int task, int thread)
 {
     (void)thread;
     const struct step *st = ctx;
     const struct kn_mat *w = st->w;
-    int r0 = task * SMALL_M_TASK_ROWS, r1 = r0 + SMALL_M_TASK_ROWS < w->rows ? r0 + SMALL_M_TASK_ROWS : w->rows;
+    int per = small_m_task_rows(st);
+    int r0 = task * per, r1 = r0 + per < w->rows ? r0 + per : w->rows;
     if (w->dtype == KN_Q8) {
         struct kn_q8_rows xq = {st->s->xq, st->s->xd};
         kn_ops()->matmul_q8(st->y, w->rows, &xq, st->n, w, r0, r1, st->beta);
@@ -260,7 +284,7 @@ static void panel_task(void *ctx, int task, int thread)
     if (w->dtype == KN_F32)
         panel = (const float *)w->data + (size_t)r0 * w->cols;
     else if (w->dtype == KN_Q8)
-        kn_q8_dequant(st->s->ts[thread].panel, w, r0, r0 + rows);
+        kn_ops()->dequant_q8(st->s->ts[thread].panel, w, r0, r0 + rows);
     else
         kn_ops()->widen(st->s->ts[thread].panel, (const char *)w->data + (size_t)r0 * w->cols * kn_dtype_size(w->dtype),
                         w->dtype, (size_t)rows * w->cols);
@@ -279,7 +303,8 @@ static void matmul(const struct step *layer, float *y, const float *x, const str
     }
     if (w->dtype == KN_Q8)
         for_rows(&st, n, quantize_row);
-    tp_run(st.s->pool, (w->rows + SMALL_M_TASK_ROWS - 1) / SMALL_M_TASK_ROWS, small_m_task, &st);
+    int per = small_m_task_rows(&st);
+    tp_run(st.s->pool, (w->rows + per - 1) / per, small_m_task, &st);
 }
 
 /* ---- elementwise ---- */

@@ -220,6 +220,8 @@ static void axpys_c(float *out, const float *p, const void *v, size_t stride, in
     }
 }
 
+void kn_q8_dequant(float *dst, const struct kn_mat *w, int r0, int r1);
+
 static float exp_sum_c(float *x, int n, float m)
 {
     float sum = 0.0f;
@@ -231,7 +233,7 @@ static float exp_sum_c(float *x, int n, float m)
 }
 
 static const struct kn_ops portable = {"portable", matmul_c, matmul_q8_c, quantize_q8_c, widen_c, narrow_c,
-                                       dots_c, axpys_c, exp_sum_c};
+                                       dots_c, axpys_c, exp_sum_c, kn_q8_dequant};
 
 const struct kn_ops *kn_ops_portable(void)
 {

@@ -63,6 +63,9 @@ struct kn_ops {
      * float ulps of expf (a degree-6 polynomial on [-ln2/2, ln2/2]); results below 2^-126 (x - m <
      * -87.34) are 0. */
     float (*exp_sum)(float *x, int n, float m);
+    /* Rows [r0, r1) of a q8 matrix as float32, cols per row, into dst (the panels sgemm multiplies
+     * for long batches); exact (scale × int8 is one rounding), so every table gives the same bits. */
+    void (*dequant_q8)(float *dst, const struct kn_mat *w, int r0, int r1);
 };
 
 /* The table for this CPU (or PDSERVE_ISA); chosen on the first call, then constant. */
@@ -83,7 +86,7 @@ uint16_t kn_f32_to_f16(float f);
 float kn_bf16_to_f32(uint16_t h);
 uint16_t kn_f32_to_bf16(float f);
 
-/* Rows [r0, r1) of a q8 matrix as float32, cols per row, into dst (for the sgemm of long batches). */
+/* The portable dequant_q8. */
 void kn_q8_dequant(float *dst, const struct kn_mat *w, int r0, int r1);
 
 /* Bytes one matrix occupies resident (elements, or int8 + scales). */

@@ -297,8 +297,24 @@ T2 static float exp_sum_avx2(float *x, int n, float m)
     return s;
 }
 
+T2 static void dequant_q8_avx2(float *dst, const struct kn_mat *w, int r0, int r1)
+{
+    int groups = w->kcols / KN_Q8_GROUP;
+    for (int r = r0; r < r1; r++, dst += w->cols) {
+        const int8_t *q = w->q + (size_t)r * w->kcols;
+        const float *d = w->d + (size_t)r * groups;
+        int c = 0;
+        for (; c + 8 <= w->cols; c += 8) {
+            __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + c))));
+            _mm256_storeu_ps(dst + c, _mm256_mul_ps(_mm256_set1_ps(d[c / KN_Q8_GROUP]), v));
+        }
+        for (; c < w->cols; c++)
+            dst[c] = d[c / KN_Q8_GROUP] * (float)q[c];
+    }
+}
+
 static const struct kn_ops avx2 = {"avx2", matmul_avx2, matmul_q8_avx2, quantize_q8_avx2, widen_avx2,
-                                   narrow_avx2, dots_avx2, axpys_avx2, exp_sum_avx2};
+                                   narrow_avx2, dots_avx2, axpys_avx2, exp_sum_avx2, dequant_q8_avx2};
 
 const struct kn_ops *kn_ops_avx2(void)
 {

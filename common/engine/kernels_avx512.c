@@ -235,7 +235,7 @@ T5V static void matmul_q8_vnni(float *y, int ldy, const struct kn_q8_rows *x, in
 {
     int K = w->kcols, groups = K / KN_Q8_GROUP;
     for (int r = r0; r < r1;) {
-        int nr = r1 - r >= 4 ? 4 : 1;
+        int nr = n >= TILE_ROWS_MIN_N && r1 - r >= 4 ? 4 : 1; /* as for float weights */
         const int8_t *wq = w->q + (size_t)r * K;
         const float *wd = w->d + (size_t)r * groups;
         for (int i = 0; i < n; i += 4) {
@@ -297,8 +297,22 @@ T5 static float exp_sum_avx512(float *x, int n, float m)
     return _mm512_reduce_add_ps(sum);
 }
 
+T5 static void dequant_q8_avx512(float *dst, const struct kn_mat *w, int r0, int r1)
+{
+    int groups = w->kcols / KN_Q8_GROUP;
+    for (int r = r0; r < r1; r++, dst += w->cols) {
+        const int8_t *q = w->q + (size_t)r * w->kcols;
+        const float *d = w->d + (size_t)r * groups;
+        for (int c = 0; c < w->cols; c += 16) {
+            __mmask16 m = w->cols - c >= 16 ? 0xffff : (__mmask16)((1u << (w->cols - c)) - 1);
+            __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, q + c)));
+            _mm512_mask_storeu_ps(dst + c, m, _mm512_mul_ps(_mm512_set1_ps(d[c / KN_Q8_GROUP]), v));
+        }
+    }
+}
+
 static struct kn_ops avx512 = {"avx512", matmul_avx512, NULL, NULL, widen_avx512, narrow_avx512, dots_avx512,
-                               axpys_avx512, exp_sum_avx512};
+                               axpys_avx512, exp_sum_avx512, dequant_q8_avx512};
 
 const struct kn_ops *kn_ops_avx512(void)
 {

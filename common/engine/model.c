@@ -75,6 +75,17 @@ static void release_pages(const struct st_tensor *t)
         madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+/* A tensor read a row at a time in no order (the embedding): no readahead, and its pages leave the
+ * process until a row is read. */
+static void random_access(const struct st_tensor *t)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)t->data & ~((uintptr_t)page - 1),
+              e = (uintptr_t)t->data + (size_t)t->n_elems * st_dtype_size(t->dtype);
+    madvise((void *)a, e - a, MADV_RANDOM);
+    release_pages(t);
+}
+
 /* A float32 vector (norm weights, biases): in place for aligned F32, else converted once. */
 static const float *vector(struct model *m, const char *name, int64_t rows, struct error *err)
 {
@@ -145,6 +156,7 @@ static int matrix(struct model *m, struct kn_mat *w, const struct st_tensor *con
     if (in_place && ((uintptr_t)t[0]->data & (es - 1)) == 0) {
         w->data = t[0]->data;
         m->resident_bytes += (size_t)rows * cols * es;
+        random_access(t[0]);
         return 0;
     }
     char *buf = owned_buffer(m, (size_t)rows * cols * es, err);

@@ -228,10 +228,15 @@ static void q8_matches_integer_math(void)
                       cols, worst);
             CHECK_MSG(qerr < 2e-2, "q8 cols %d: quantization error %g of Σ|w·x|", cols, qerr);
         }
-        float *deq = malloc(sizeof(float) * rows * cols);
+        float *deq = malloc(sizeof(float) * rows * cols), *deq2 = malloc(sizeof(float) * rows * cols);
         kn_q8_dequant(deq, &w, 0, rows);
         CHECK_NEAR(deq[cols + 3], wd[groups + 0] * wq[kcols + 3], 0);
-        free(deq), free(wf), free(x), free(wq), free(xq), free(xq2), free(wd), free(xd), free(xd2), free(y);
+        for (int ti = 0; ti < n_tables; ti++) {
+            tables[ti]->dequant_q8(deq2, &w, 0, rows);
+            CHECK_MSG(!memcmp(deq, deq2, sizeof(float) * rows * cols), "%s dequant_q8 differs (cols %d)",
+                      tables[ti]->name, cols);
+        }
+        free(deq), free(deq2), free(wf), free(x), free(wq), free(xq), free(xq2), free(wd), free(xd), free(xd2), free(y);
     }
 }
 
