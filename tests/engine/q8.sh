@@ -24,11 +24,9 @@ for dtype in f32 f16; do
         args=()
         for i in $(seq 1 8); do
             p=$($PY -c "import random,sys; r=random.Random(int(sys.argv[1])); print([r.randrange(3, int(sys.argv[2])) for _ in range(64)])" "$i" "$vocab")
-            for w in stored q8; do
+            for w in stored q8; do # the prompt's logits, then 32 greedy tokens
                 PDSERVE_ISA=$isa $BUILD/pdserve-generate --model "$tmp/m_$dtype" --weights $w --prompt-ids "$p" \
-                    --dump-logits "$tmp/l_${w}_$i" --max-tokens 0 2>/dev/null
-                PDSERVE_ISA=$isa $BUILD/pdserve-generate --model "$tmp/m_$dtype" --weights $w --prompt-ids "$p" \
-                    --max-tokens 32 --ignore-eos --print-ids 2>/dev/null >"$tmp/g_${w}_$i"
+                    --dump-logits "$tmp/l_${w}_$i" --max-tokens 32 --ignore-eos --print-ids 2>/dev/null >"$tmp/g_${w}_$i"
             done
             args+=("logits:$tmp/l_stored_$i:$tmp/l_q8_$i" "gen:$tmp/g_stored_$i:$tmp/g_q8_$i")
         done
