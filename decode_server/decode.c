@@ -584,7 +584,7 @@ static int decode_start(struct worker *w, struct error *err)
     d->wait_timer.data = w;
     uv_timer_start(&d->wait_timer, on_wait_timer, 1000, 1000);
     return kvx_pool_map(w->ucx, kv->data, (uint32_t)kv->n_layers, (uint32_t)kv->n_blocks,
-                        kv->block_floats * sizeof(float), &state_of(w)->pool, err);
+                        kv->block_bytes, &state_of(w)->pool, err);
 }
 
 static void decode_stop(struct worker *w)

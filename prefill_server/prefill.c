@@ -208,7 +208,7 @@ static void try_push(struct preq *r)
                      r->n_dst, n);
         return;
     }
-    uint64_t block_bytes = r->w->engine.kv.block_floats * sizeof(float);
+    uint64_t block_bytes = r->w->engine.kv.block_bytes;
     while (r->layers_pushed < r->layers_done) {
         struct error err;
         r->inflight++;
@@ -322,6 +322,16 @@ static void on_decode_register(struct worker *w, struct dpeer *dp, struct wire_r
     struct pf_state *ps = state_of(w);
     struct error err;
     log_debug("decode worker %u at %s: pool of %u blocks known", dp->id, dp->addr, reg->pool.n_blocks);
+    if (worker_check_pair(w, reg, &err) < 0) {
+        log_error("decode worker %s refused: %s", dp->addr, err.msg);
+        for (int i = 0; i < dp->n_waiting; i++) {
+            struct preq *r = idmap_get(&ps->reqs, dp->waiting[i]);
+            if (r && r->state != PR_ENDING && r->dp == dp)
+                fail_request(r, WIRE_ERR_INTERNAL, "%s", err.msg);
+        }
+        dp->n_waiting = 0;
+        return;
+    }
     if (kvx_peer_attach(dp->peer, &reg->pool, &err) < 0) {
         log_error("decode worker %s: %s", dp->addr, err.msg);
         return;
@@ -608,7 +618,7 @@ static int prefill_start(struct worker *w, struct error *err)
     ps->hello_timer.data = w;
     uv_timer_start(&ps->hello_timer, on_hello_timer, 1000, 1000);
     return kvx_pool_map(w->ucx, kv->data, (uint32_t)kv->n_layers, (uint32_t)kv->n_blocks,
-                        kv->block_floats * sizeof(float), &ps->pool, err);
+                        kv->block_bytes, &ps->pool, err);
 }
 
 static void prefill_stop(struct worker *w)

@@ -321,6 +321,8 @@ int wire_encode_register(struct wire_buf *b, const struct wire_register *m, stru
     put_u32(&w, m->pool.rkey_len);
     put_bytes(&w, m->pool.rkey, m->pool.rkey_len);
     put_u64(&w, m->prefix_salt);
+    put_u8(&w, m->kv_dtype);
+    put_u8(&w, m->weights);
     return finish(&w, err);
 }
 
@@ -351,6 +353,10 @@ int wire_decode_register(const uint8_t *p, size_t len, struct wire_register *out
         r.pos += n;
     }
     out->prefix_salt = get_u64(&r);
+    out->kv_dtype = get_u8(&r);
+    out->weights = get_u8(&r);
+    if (out->kv_dtype > 2 || out->weights > 1)
+        r.bad = 1;
     if (rd_done(&r, "REGISTER", err)) {
         free(out->pool.rkey);
         out->pool.rkey = NULL;

@@ -29,9 +29,10 @@
 #include "common/engine/sample.h"
 
 #define WIRE_MAGIC 0x57534450u /* "PDSW" read as little-endian bytes */
-#define WIRE_VERSION 4 /* 2: LOAD carries the draining flag; 3: sampling params carry the logprobs mode;
+#define WIRE_VERSION 5 /* 2: LOAD carries the draining flag; 3: sampling params carry the logprobs mode;
                           4: prefix caching (REGISTER's salt, LOAD's cache events and counters,
-                          KV_RESERVE's prompt, KV_GRANT's cached blocks, TOKENS' cached tokens) */
+                          KV_RESERVE's prompt, KV_GRANT's cached blocks, TOKENS' cached tokens);
+                          5: REGISTER carries the KV dtype and weights */
 #define WIRE_HDR_SIZE 24
 
 /* Limits a decoder enforces before it allocates anything. */
@@ -81,8 +82,10 @@ struct wire_pool {
 
 /* REGISTER: u8 role, u32 worker_id, u32 max_batch, u32 block_size, u32 total_blocks,
  * str listen_addr, str model, u64 pool.base, u32 n_layers, u32 n_blocks, u64 block_bytes,
- * u32 rkey_len, rkey bytes, u64 prefix_salt. Sent by a worker to the frontend, and by a decode worker
- * to each prefill worker that connects to it. */
+ * u32 rkey_len, rkey bytes, u64 prefix_salt, u8 kv_dtype, u8 weights. Sent by a worker to the
+ * frontend, and by a decode worker to each prefill worker that connects to it, which refuses a decode
+ * worker whose KV dtype or weights differ from its own (the KV bytes it sends would be misread, or the
+ * tokens would differ from a colocated run). */
 struct wire_register {
     uint8_t role; /* enum wire_role */
     uint32_t worker_id;
@@ -93,6 +96,8 @@ struct wire_register {
     char model[WIRE_NAME_MAX];
     struct wire_pool pool;
     uint64_t prefix_salt; /* the key its prefix cache chains from (kvcache.h); 0: no prefix cache */
+    uint8_t kv_dtype; /* enum kn_dtype of the KV cache: 0 f32, 1 f16, 2 bf16 */
+    uint8_t weights;  /* enum model_weights: 0 as stored, 1 q8 */
 };
 
 /* LOAD: six u32 in this order, u8 draining, then the prefix cache: u8 keys_reset, u32 n_added,

@@ -1,12 +1,17 @@
 /* bench-engine.c — pdserve-bench-engine: the engine's prefill and decode speed next to this machine's
- * own ceilings, measured in the same run (`make bench-engine` drives it).
+ * own ceilings, measured in the same run (`make bench-engine` drives it, next to llama.cpp).
  *
- *   pdserve-bench-engine --model DIR [--threads N] [--prompt-len 256] [--decode-steps 32]
+ *   pdserve-bench-engine --model DIR [--threads N] [--prompt-lens 128,512,2048] [--decode-steps 64]
+ *                        [--batch 32] [--weights stored|q8] [--kv-dtype f16] [--check JSON] [--json]
  *
- * Ceilings: sgemm GFLOP/s from a large OpenBLAS product, and memory bandwidth from a large copy
- * (bytes read + written per second) by as many threads as the engine uses. Prefill is reported as a fraction of the sgemm rate (matrix
- * FLOPs per token × tokens/s), batch-1 decode as a fraction of the bandwidth bound (float32 weight
- * bytes per token / bandwidth). */
+ * Ceilings: sgemm GFLOP/s from a large OpenBLAS product on as many threads as the engine uses, and
+ * memory bandwidth from a large copy (bytes read + written per second) by as many threads. Prefill
+ * is reported as a fraction of the sgemm rate (matrix FLOPs per token × tokens/s), batch-1 decode as
+ * a fraction of the bandwidth bound (resident weight bytes read per token / bandwidth), batch-N decode
+ * as a fraction of the token rate the sgemm rate allows (its FLOPs per token include the lm_head:
+ * every decoded token needs its logits; a prompt only its last). RSS is the process's after the runs: the
+ * weights as held plus the KV blocks touched (and this tool's small buffers). --check decodes 16
+ * greedy tokens after the given prompt ids, to show another engine computes the same model. */
 #include <cblas.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -25,8 +30,9 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static double sgemm_gflops(void)
+static double sgemm_gflops(int threads)
 {
+    openblas_set_num_threads(threads);
     int n = 2048;
     float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
           *c = malloc(sizeof(float) * n * n);
@@ -40,6 +46,7 @@ static double sgemm_gflops(void)
         best = g > best ? g : best;
     }
     free(a), free(b), free(c);
+    openblas_set_num_threads(1);
     return best;
 }
 
@@ -114,7 +121,8 @@ static int run_seqs(struct engine *e, struct seq *seqs, int n, int budget, doubl
     return 0;
 }
 
-static void make_seqs(struct seq *seqs, int n, int prompt_len, int max_tokens, int vocab)
+/* The same prompt ids bench.mjs (llama.cpp) uses. */
+static void make_seqs(struct seq *seqs, int n, int prompt_len, int max_tokens, int vocab, int seed0)
 {
     struct sample_params p;
     sample_params_default(&p);
@@ -124,17 +132,34 @@ static void make_seqs(struct seq *seqs, int n, int prompt_len, int max_tokens, i
     int32_t *prompt = malloc((size_t)prompt_len * sizeof *prompt);
     for (int s = 0; s < n; s++) {
         for (int i = 0; i < prompt_len; i++)
-            prompt[i] = (int32_t)((s * 7919 + i * 104729) % vocab);
+            prompt[i] = 3 + (int32_t)(((long long)(s + seed0) * 7919 + (long long)i * 104729) % (vocab - 3));
         engine_seq_init(&seqs[s], (uint64_t)s, prompt, prompt_len, &p, NULL);
     }
     free(prompt);
 }
 
-/* Decode speed at a batch size: prompts are prefilled first (not timed), then decode_steps tokens. */
+/* Prefill tokens/s of one prompt computed in one step (best of reps). */
+static double prefill_tps(struct engine *e, int len, int reps)
+{
+    double best = 0;
+    for (int rep = 0; rep < reps; rep++) {
+        struct seq s;
+        make_seqs(&s, 1, len, 1, e->model->cfg.vocab_size, rep + 1);
+        double secs;
+        int tokens;
+        if (run_seqs(e, &s, 1, len, &secs, &tokens) == 0 && len / secs > best)
+            best = len / secs;
+        engine_seq_release(&s, &e->kv);
+    }
+    return best;
+}
+
+/* Decode speed at a batch size: 16-token prompts are prefilled first (not timed), then `steps`
+ * tokens each. */
 static double decode_tps(struct engine *e, int batch, int steps)
 {
     struct seq *seqs = calloc((size_t)batch, sizeof *seqs);
-    make_seqs(seqs, batch, 16, 1, e->model->cfg.vocab_size);
+    make_seqs(seqs, batch, 16, 1, e->model->cfg.vocab_size, 5);
     double secs;
     int tokens;
     run_seqs(e, seqs, batch, 1 << 20, &secs, &tokens); /* prefill + first token */
@@ -149,51 +174,130 @@ static double decode_tps(struct engine *e, int batch, int steps)
     return tokens / secs;
 }
 
+/* 16 greedy tokens after a prompt given as a JSON array of ids, into out as a JSON array. */
+static void check_tokens(struct engine *e, const char *json, char *out, size_t cap)
+{
+    int32_t ids[256];
+    int n = 0;
+    for (const char *p = json; *p && n < 256; p++)
+        if ((*p >= '0' && *p <= '9'))
+            ids[n++] = (int32_t)strtol(p, (char **)&p, 10), p--;
+    struct sample_params sp;
+    sample_params_default(&sp);
+    sp.temperature = 0;
+    sp.ignore_eos = true;
+    sp.max_tokens = 16;
+    struct seq s;
+    snprintf(out, cap, "[]");
+    if (n == 0 || engine_seq_init(&s, 1, ids, n, &sp, NULL) < 0)
+        return;
+    double secs;
+    int tokens;
+    run_seqs(e, &s, 1, 1 << 20, &secs, &tokens);
+    size_t len = 0;
+    for (int i = s.n_prompt; i < s.n_tokens && len + 16 < cap; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%d", i == s.n_prompt ? "[" : ",", s.tokens[i]);
+    snprintf(out + len, cap - len, "]");
+    engine_seq_release(&s, &e->kv);
+}
+
+static double rss_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kib = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %lf", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib / 1024;
+}
+
 int main(int argc, char **argv)
 {
-    const char *dir = NULL;
-    int threads = 1, prompt_len = 256, steps = 32;
+    const char *dir = NULL, *lens_arg = "128,512,2048", *check = NULL;
+    int threads = 1, steps = 64, batch = 32, json = 0, kv_dtype = KN_F16;
+    enum model_weights weights = MODEL_WEIGHTS_STORED;
     static const struct option longs[] = {{"model", 1, 0, 'm'}, {"threads", 1, 0, 't'},
-                                          {"prompt-len", 1, 0, 'p'}, {"decode-steps", 1, 0, 's'},
-                                          {0, 0, 0, 0}};
+                                          {"prompt-lens", 1, 0, 'p'}, {"decode-steps", 1, 0, 's'},
+                                          {"batch", 1, 0, 'b'}, {"weights", 1, 0, 'w'},
+                                          {"kv-dtype", 1, 0, 'k'}, {"check", 1, 0, 'c'},
+                                          {"json", 0, 0, 'j'}, {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", longs, NULL)) != -1;) {
         if (c == 'm') dir = optarg;
         else if (c == 't') threads = atoi(optarg);
-        else if (c == 'p') prompt_len = atoi(optarg);
+        else if (c == 'p') lens_arg = optarg;
         else if (c == 's') steps = atoi(optarg);
+        else if (c == 'b') batch = atoi(optarg);
+        else if (c == 'w') weights = strcmp(optarg, "q8") ? MODEL_WEIGHTS_STORED : MODEL_WEIGHTS_Q8;
+        else if (c == 'k') kv_dtype = kn_dtype_parse(optarg, 0);
+        else if (c == 'c') check = optarg;
+        else if (c == 'j') json = 1;
         else return 2;
     }
-    if (!dir) {
-        fprintf(stderr, "usage: pdserve-bench-engine --model DIR [--threads N] [--prompt-len N] "
-                        "[--decode-steps N]\n");
+    if (!dir || kv_dtype < 0) {
+        fprintf(stderr, "usage: pdserve-bench-engine --model DIR [--threads N] [--prompt-lens 128,512,2048] "
+                        "[--decode-steps N] [--batch N] [--weights stored|q8] [--kv-dtype f32|f16|bf16] "
+                        "[--check JSON] [--json]\n");
         return 2;
     }
+    int lens[8], n_lens = 0, max_len = 16;
+    for (const char *p = lens_arg; *p && n_lens < 8; p += *p == ',')
+        lens[n_lens] = (int)strtol(p, (char **)&p, 10), max_len = lens[n_lens] > max_len ? lens[n_lens] : max_len,
+        n_lens++;
     log_init("bench-engine");
-    openblas_set_num_threads(threads);
+    double gflops = sgemm_gflops(threads), gbps = copy_gbps(threads);
     struct error err;
-    struct model *m = model_load(dir, &err);
+    struct model *m = model_load_as(dir, weights, &err);
     struct engine e;
-    if (!m || engine_init(&e, m, 32 * ((prompt_len + steps + 32) / 16 + 2), 16, &err) < 0) {
+    int blocks = batch * ((16 + steps + 2) / 16 + 2) + max_len / 16 + 2;
+    if (!m || engine_init(&e, m, blocks, 16, (enum kn_dtype)kv_dtype, threads, &err) < 0) {
         fprintf(stderr, "pdserve-bench-engine: %s\n", err.msg);
         return 1;
     }
-    double gflops = sgemm_gflops(), gbps = copy_gbps(threads);
-    struct seq s;
-    make_seqs(&s, 1, prompt_len, 1, m->cfg.vocab_size);
-    double secs;
-    int tokens;
-    run_seqs(&e, &s, 1, prompt_len, &secs, &tokens);
-    engine_seq_release(&s, &e.kv);
-    double prefill_tps = prompt_len / secs, d1 = decode_tps(&e, 1, steps), d8 = decode_tps(&e, 8, steps),
-           d32 = decode_tps(&e, 32, steps);
-    double prefill_frac = prefill_tps * flops_per_token(&m->cfg) / 1e9 / gflops;
-    double bound = gbps * 1e9 / (double)m->weight_bytes;
-    printf("%-28s threads=%d  sgemm %.1f GFLOP/s  copy %.1f GB/s  weights %.0f MiB\n", dir, threads, gflops,
-           gbps, m->weight_bytes / 1048576.0);
-    printf("  prefill %4d tok: %8.1f tok/s  = %.2f of sgemm rate\n", prompt_len, prefill_tps, prefill_frac);
-    printf("  decode batch 1 : %8.1f tok/s  = %.2f of bandwidth bound (%.1f tok/s)\n", d1, d1 / bound, bound);
-    printf("  decode batch 8 : %8.1f tok/s  = %.1fx batch 1\n", d8, d8 / d1);
-    printf("  decode batch 32: %8.1f tok/s  = %.1fx batch 1\n", d32, d32 / d1);
+    decode_tps(&e, 1, 4); /* warm-up: every page of the weights touched, threads started */
+    double prefill[8];
+    for (int i = 0; i < n_lens; i++)
+        prefill[i] = prefill_tps(&e, lens[i], lens[i] >= 2048 ? 1 : 2);
+    double d1 = decode_tps(&e, 1, steps), dn = decode_tps(&e, batch, steps / 2 > 8 ? steps / 2 : 8);
+    char tokens[512] = "[]";
+    if (check)
+        check_tokens(&e, check, tokens, sizeof tokens);
+    /* a decoded token also needs its logits: the lm_head counts in the rate the ceiling allows */
+    double rss = rss_mib(), fpt = flops_per_token(&m->cfg),
+           decode_fpt = fpt + 2.0 * m->cfg.vocab_size * m->cfg.dim;
+    double bound = gbps * 1e9 / (double)m->weight_bytes, sgemm_rate = gflops * 1e9 / fpt,
+           decode_rate = gflops * 1e9 / decode_fpt;
+    const char *wname = weights == MODEL_WEIGHTS_Q8 ? "q8" : kn_dtype_name(m->dtype);
+    if (json) {
+        printf("{\"engine\":\"pdserve\",\"threads\":%d,\"weights\":\"%s\",\"kv\":\"%s\",\"kernels\":\"%s\","
+               "\"sgemm_gflops\":%.2f,\"copy_gbps\":%.2f,\"weight_mib\":%.1f,\"kv_pool_mib\":%.1f,\"prefill\":{",
+               threads, wname, kn_dtype_name((enum kn_dtype)kv_dtype), kn_ops()->name, gflops, gbps,
+               m->resident_bytes / 1048576.0, e.kv.bytes / 1048576.0);
+        for (int i = 0; i < n_lens; i++)
+            printf("%s\"%d\":%.2f", i ? "," : "", lens[i], prefill[i]);
+        printf("},\"prefill_of_sgemm\":{");
+        for (int i = 0; i < n_lens; i++)
+            printf("%s\"%d\":%.3f", i ? "," : "", lens[i], prefill[i] / sgemm_rate);
+        printf("},\"decode\":%.2f,\"decode_of_bandwidth\":%.3f,\"decode_batch\":%d,\"decode_n\":%.2f,"
+               "\"decode_n_of_sgemm\":%.3f,\"tokens\":%s,\"rss_mib\":%.1f}\n",
+               d1, d1 / bound, batch, dn, dn / decode_rate, tokens, rss);
+    } else {
+        printf("%-28s threads=%d weights=%s kv=%s kernels=%s  sgemm %.1f GFLOP/s  copy %.1f GB/s  weights %.0f MiB\n",
+               dir, threads, wname, kn_dtype_name((enum kn_dtype)kv_dtype), kn_ops()->name, gflops, gbps,
+               m->resident_bytes / 1048576.0);
+        for (int i = 0; i < n_lens; i++)
+            printf("  prefill %4d tok: %8.1f tok/s  = %.2f of sgemm rate\n", lens[i], prefill[i],
+                   prefill[i] / sgemm_rate);
+        printf("  decode batch 1 : %8.1f tok/s  = %.2f of bandwidth bound (%.1f tok/s)\n", d1, d1 / bound, bound);
+        printf("  decode batch %-2d: %8.1f tok/s  = %.2f of the sgemm-bound rate (%.1f tok/s), %.1fx batch 1\n", batch,
+               dn, dn / decode_rate, decode_rate, dn / d1);
+        printf("  RSS %.0f MiB (weights %.0f MiB + KV pool of %.0f MiB, touched as used)\n", rss,
+               m->resident_bytes / 1048576.0, e.kv.bytes / 1048576.0);
+        if (check)
+            printf("  greedy tokens after --check: %s\n", tokens);
+    }
     engine_destroy(&e);
     model_free(m);
     return 0;

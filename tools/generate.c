@@ -25,6 +25,8 @@ struct opts {
     const char *model, *prompt, *chat, *prompt_ids, *dump_logits;
     struct sample_params params;
     int threads, kv_blocks, block_size, budget;
+    enum kn_dtype kv_dtype;
+    enum model_weights weights;
     bool print_ids, no_cache, sequential;
 };
 
@@ -45,7 +47,9 @@ static void usage(FILE *f)
             "  --no-cache              recompute the whole sequence at every step\n"
             "  --sequential            decode batched prompts one after another\n"
             "  --dump-logits FILE      write float32 logits of every prompt position, [n][vocab]\n"
-            "  --threads N             OpenBLAS threads (default 1)\n"
+            "  --threads N             compute threads (default 1)\n"
+            "  --weights stored|q8     matrices as stored in the files, or int8 groups of 32 (default stored)\n"
+            "  --kv-dtype f32|f16|bf16 KV cache element type (default f16)\n"
             "  --kv-blocks N, --block-size N (default 16), --token-budget N (default 512)\n");
 }
 
@@ -60,10 +64,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"print-ids", 0, 0, 'I'},     {"no-cache", 0, 0, 'C'},     {"sequential", 0, 0, 'S'},
         {"dump-logits", 1, 0, 'D'},   {"threads", 1, 0, 'T'},      {"kv-blocks", 1, 0, 'B'},
         {"block-size", 1, 0, 'b'},    {"token-budget", 1, 0, 'g'}, {"help", 0, 0, 'h'},
+        {"kv-dtype", 1, 0, 'K'},      {"weights", 1, 0, 'W'},
         {0, 0, 0, 0}};
     sample_params_default(&o->params);
     o->params.temperature = 0;
-    o->threads = 1, o->block_size = 16, o->budget = 512;
+    o->threads = 1, o->block_size = 16, o->budget = 512, o->kv_dtype = KN_F16;
+    int t;
     for (int c; (c = getopt_long(argc, argv, "", longs, NULL)) != -1;) {
         switch (c) {
         case 'm': o->model = optarg; break;
@@ -88,6 +94,20 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'B': o->kv_blocks = atoi(optarg); break;
         case 'b': o->block_size = atoi(optarg); break;
         case 'g': o->budget = atoi(optarg); break;
+        case 'K':
+            if ((t = kn_dtype_parse(optarg, 0)) < 0) {
+                fprintf(stderr, "pdserve-generate: --kv-dtype %s: must be f32, f16 or bf16\n", optarg);
+                return -1;
+            }
+            o->kv_dtype = (enum kn_dtype)t;
+            break;
+        case 'W':
+            if (strcmp(optarg, "stored") && strcmp(optarg, "q8")) {
+                fprintf(stderr, "pdserve-generate: --weights %s: must be stored or q8\n", optarg);
+                return -1;
+            }
+            o->weights = strcmp(optarg, "q8") ? MODEL_WEIGHTS_STORED : MODEL_WEIGHTS_Q8;
+            break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -324,11 +344,10 @@ int main(int argc, char **argv)
     log_init("generate");
     if (parse_args(argc, argv, &o) < 0)
         return 2;
-    openblas_set_num_threads(o.threads);
     int32_t **ids = NULL;
     int *lens = NULL, n = 0, rc = 1;
     bool batched = false;
-    struct model *m = model_load(o.model, &err);
+    struct model *m = model_load_as(o.model, o.weights, &err);
     struct engine e = {0};
     struct tokenizer *tok = NULL;
     if (!m)
@@ -340,7 +359,7 @@ int main(int argc, char **argv)
     for (int p = 0; p < n; p++)
         max_len = lens[p] > max_len ? lens[p] : max_len;
     int blocks = o.kv_blocks ? o.kv_blocks : n * ((max_len + o.params.max_tokens) / o.block_size + 2);
-    if (engine_init(&e, m, blocks, o.block_size, &err) < 0)
+    if (engine_init(&e, m, blocks, o.block_size, o.kv_dtype, o.threads, &err) < 0)
         goto out;
     rc = 0;
     if (o.dump_logits)

@@ -25,7 +25,9 @@ static void usage(FILE *f, const char *prog, bool colocated)
             "  --listen HOST:PORT    where this worker accepts peers (default 127.0.0.1:0 = any port)\n"
             "  --advertise HOST:PORT address peers should use (default: the listen address)\n"
             "  --id N                worker id, unique per role in the cluster (default: the pid)\n"
-            "  --threads N           compute threads (OpenBLAS; default 1)\n"
+            "  --threads N           compute threads, all used by every step (default 1)\n"
+            "  --weights stored|q8   matrices as stored, or int8 groups of 32 (default stored)\n"
+            "  --kv-dtype f32|f16|bf16  KV cache element type (default f16)\n"
             "  --kv-blocks N         KV cache blocks (default: --kv-gib)\n"
             "  --kv-gib X            KV cache size in GiB (default 1)\n"
             "  --block-size N        tokens per KV block (default 16)\n"
@@ -50,6 +52,7 @@ static void set_defaults(struct worker_opts *o)
     o->listen = "127.0.0.1:0";
     o->id = (uint32_t)getpid();
     o->threads = 1;
+    o->kv_dtype = KN_F16;
     o->kv_gib = 1.0;
     o->block_size = 16;
     o->max_batch = 64;
@@ -71,6 +74,27 @@ static int positive(const char *flag, const char *v, int *out)
     return 0;
 }
 
+static int worker_parse_weights(const char *v, enum model_weights *out)
+{
+    if (strcmp(v, "stored") && strcmp(v, "q8")) {
+        fprintf(stderr, "--weights must be stored or q8, got \"%s\"\n", v);
+        return -1;
+    }
+    *out = strcmp(v, "q8") ? MODEL_WEIGHTS_STORED : MODEL_WEIGHTS_Q8;
+    return 0;
+}
+
+static int worker_parse_kv_dtype(const char *v, enum kn_dtype *out)
+{
+    int t = kn_dtype_parse(v, 0);
+    if (t < 0) {
+        fprintf(stderr, "--kv-dtype must be f32, f16 or bf16, got \"%s\"\n", v);
+        return -1;
+    }
+    *out = (enum kn_dtype)t;
+    return 0;
+}
+
 int worker_parse_args(int argc, char **argv, const char *prog, bool allow_colocated, struct worker_opts *o)
 {
     static const struct option longs[] = {
@@ -79,8 +103,9 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
         {"kv-blocks", 1, 0, 'b'},  {"kv-gib", 1, 0, 'g'},     {"block-size", 1, 0, 's'},
         {"max-batch", 1, 0, 'B'},  {"token-budget", 1, 0, 'T'}, {"load-interval-ms", 1, 0, 'L'},
         {"drain-timeout", 1, 0, 'D'}, {"colocated", 0, 0, 'c'}, {"help", 0, 0, 'h'},
-        {"kv-wait-timeout", 1, 0, 'W'}, {"no-prefix-cache", 0, 0, 'P'},
+        {"kv-wait-timeout", 1, 0, 'V'}, {"no-prefix-cache", 0, 0, 'P'},
         {"cluster-key-file", 1, 0, 'K'}, {"insecure-cluster", 0, 0, 'X'},
+        {"weights", 1, 0, 'W'},    {"kv-dtype", 1, 0, 'Q'},
         {0, 0, 0, 0}};
     set_defaults(o);
     int id = 0, rc = 0;
@@ -99,11 +124,13 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
         case 'T': rc = positive("--token-budget", optarg, &o->token_budget); break;
         case 'L': rc = positive("--load-interval-ms", optarg, &o->load_ms); break;
         case 'D': rc = positive("--drain-timeout", optarg, &o->drain_s); break;
-        case 'W': rc = positive("--kv-wait-timeout", optarg, &o->kv_wait_s); break;
+        case 'V': rc = positive("--kv-wait-timeout", optarg, &o->kv_wait_s); break;
         case 'P': o->no_prefix_cache = true; break;
         case 'c': o->colocated = true; rc = allow_colocated ? 0 : -1; break;
         case 'K': o->cluster_key_file = optarg; break;
         case 'X': o->insecure_cluster = true; break;
+        case 'W': rc = worker_parse_weights(optarg, &o->weights); break;
+        case 'Q': rc = worker_parse_kv_dtype(optarg, &o->kv_dtype); break;
         case 'h': usage(stdout, prog, allow_colocated); exit(0);
         default: rc = -1;
         }
@@ -173,8 +200,23 @@ void worker_describe(struct worker *w, struct wire_register *r)
     r->prefix_salt = kv_prefix_salt(&w->engine.kv);
     snprintf(r->listen_addr, sizeof r->listen_addr, "%s", w->role->listens ? w->advertise : "");
     snprintf(r->model, sizeof r->model, "%s", w->opts.model_dir);
+    r->kv_dtype = (uint8_t)w->engine.kv.dtype;
+    r->weights = (uint8_t)w->opts.weights;
     if (w->role->fill_register)
         w->role->fill_register(w, r);
+}
+
+int worker_check_pair(const struct worker *w, const struct wire_register *peer, struct error *err)
+{
+    if (peer->kv_dtype != (uint8_t)w->engine.kv.dtype)
+        return error_set(err, "its KV cache is %s and this worker's is %s: the KV blocks sent between them "
+                              "would be misread; start both with the same --kv-dtype",
+                         kn_dtype_name((enum kn_dtype)peer->kv_dtype), kn_dtype_name(w->engine.kv.dtype));
+    if (peer->weights != (uint8_t)w->opts.weights)
+        return error_set(err, "its weights are %s and this worker's are %s: the tokens would differ from "
+                              "one worker's; start both with the same --weights",
+                         model_weights_name((enum model_weights)peer->weights), model_weights_name(w->opts.weights));
+    return 0;
 }
 
 static void send_register(struct worker *w)
@@ -357,15 +399,14 @@ static uint64_t model_salt(const struct model_config *c)
 
 static int load_engine(struct worker *w, struct error *err)
 {
-    openblas_set_num_threads(w->opts.threads);
-    if (!(w->model = model_load(w->opts.model_dir, err)))
+    if (!(w->model = model_load_as(w->opts.model_dir, w->opts.weights, err)))
         return -1;
     int blocks = w->opts.kv_blocks;
     if (!blocks)
-        blocks = kv_blocks_in_bytes(&w->model->cfg, w->opts.block_size, (size_t)(w->opts.kv_gib * (1 << 30)));
+        blocks = kv_blocks_in_bytes(&w->model->cfg, w->opts.block_size, w->opts.kv_dtype, (size_t)(w->opts.kv_gib * (1 << 30)));
     if (blocks < 1)
         return error_set(err, "--kv-gib %.3f holds no KV block of this model; raise it", w->opts.kv_gib);
-    if (engine_init(&w->engine, w->model, blocks, w->opts.block_size, err) < 0)
+    if (engine_init(&w->engine, w->model, blocks, w->opts.block_size, w->opts.kv_dtype, w->opts.threads, err) < 0)
         return -1;
     return w->opts.no_prefix_cache ? 0 : kv_prefix_enable(&w->engine.kv, model_salt(&w->model->cfg), err);
 }

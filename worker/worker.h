@@ -25,6 +25,8 @@ struct worker_opts {
     uint32_t id;
     int threads, kv_blocks, block_size, max_batch, token_budget, load_ms, drain_s;
     int kv_wait_s; /* a decode worker refuses a reservation that waited this long for blocks */
+    enum model_weights weights; /* --weights */
+    enum kn_dtype kv_dtype;     /* --kv-dtype */
     double kv_gib;
     bool colocated;
     bool no_prefix_cache;
@@ -81,6 +83,9 @@ int worker_main(const struct worker_opts *o, const struct worker_role *role, voi
 
 /* Sends to the frontend; a message while disconnected is dropped (the frontend forgot us anyway). */
 void worker_send_frontend(struct worker *w, const struct wire_msg *m);
+/* A disaggregated peer must hold its KV cache in the same dtype and its weights the same way as this
+ * worker; -1 with the reason (and the flag to fix) otherwise. */
+int worker_check_pair(const struct worker *w, const struct wire_register *peer, struct error *err);
 /* Fills the REGISTER that introduces this worker, to the frontend or to a peer worker: role, id,
  * batch, KV layout, listen address, model, and what the role adds (a decode worker: its pool).
  * r->pool.rkey, if set, is the caller's to free. */

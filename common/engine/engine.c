@@ -1,6 +1,7 @@
 /* engine.c — sequences and the batched step (see engine.h). */
 #include "common/engine/engine.h"
 
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,13 +52,15 @@ void engine_seq_release(struct seq *s, struct kv_pool *kv)
     s->n_tokens = s->cap = s->n_cached = 0;
 }
 
-int engine_init(struct engine *e, const struct model *m, int n_blocks, int block_size, struct error *err)
+int engine_init(struct engine *e, const struct model *m, int n_blocks, int block_size, enum kn_dtype kv_dtype,
+                int threads, struct error *err)
 {
     memset(e, 0, sizeof *e);
     e->model = m;
-    if (kv_pool_init(&e->kv, &m->cfg, n_blocks, block_size, err) < 0)
+    if (kv_pool_init(&e->kv, &m->cfg, n_blocks, block_size, kv_dtype, err) < 0)
         return -1;
-    e->rs = run_state_new(m);
+    openblas_set_num_threads(1);
+    e->rs = run_state_new(m, threads);
     e->sampler = sampler_new(m->cfg.vocab_size);
     if (!e->rs || !e->sampler) {
         engine_destroy(e);

@@ -61,7 +61,11 @@ struct engine {
     int cap, tables_cap;
 };
 
-int engine_init(struct engine *e, const struct model *m, int n_blocks, int block_size, struct error *err);
+/* A KV pool of n_blocks × block_size positions in kv_dtype (KN_F32, KN_F16 or KN_BF16), and
+ * `threads` compute threads (the caller's included) for every part of a step. The engine's threads
+ * call OpenBLAS themselves, so this sets OpenBLAS's own thread count to 1 (process-wide). */
+int engine_init(struct engine *e, const struct model *m, int n_blocks, int block_size, enum kn_dtype kv_dtype,
+                int threads, struct error *err);
 void engine_destroy(struct engine *e);
 
 struct step_result {

@@ -10,35 +10,123 @@
  *     x += (silu(xb·Wgateᵀ) ⊙ xb·Wupᵀ) · Wdownᵀ
  *   logits = (rmsnorm(x) · norm) · lm_headᵀ
  *
- * Rows are tokens: every matrix product is one sgemm over the whole batch. */
+ * Rows are tokens. Every step is one parallel loop over the engine's threads (threadpool.h): matrix
+ * products split by output rows (weights read once for all rows of a short batch, or widened panel by
+ * panel into sgemm for a long one), attention split by (sequence, KV head, query tile), elementwise
+ * work by rows. The kernels behind the products are in kernels.h. */
 #include "common/engine/forward.h"
 
 #include <cblas.h>
+#include <malloc.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct run_state {
-    int cap;                /* tokens the buffers hold */
-    float *x, *xb;          /* [cap][dim] residual stream and its normed copy */
-    float *qkv;             /* [cap][heads*hd + 2*kv_heads*hd] the stacked projection */
-    float *q, *k, *v;       /* [cap][heads*hd], [cap][kv_heads*hd] ×2: its parts */
-    float *att_out;         /* [cap][heads*hd] */
-    float *hb;              /* [cap][2*hidden] gate | up, then silu(gate)·up in the first half */
-    float *hb2;             /* [cap][hidden] silu(gate)·up, contiguous for the down projection */
-    float *att;             /* [att_cap] scores of one head over its context */
-    int att_cap;
+#include "common/engine/kernels.h"
+#include "common/engine/threadpool.h"
+
+/* Up to this many rows a product reads each weight once for all rows (kn_ops()->matmul); beyond it,
+ * panels of weights widened to float32 go through sgemm, whose packing pays off. Measured at one
+ * thread on the bench model's F16 matrices (a busy machine, so absolute numbers are low): small-M vs
+ * widened-panel sgemm, GFLOP/s — 5632 × 1024 at 16 rows 45 vs 26, 32 rows 45 vs 38, 48 rows 50 vs 46;
+ * 1024 × 2816 at 16 rows 51 vs 35, 32 rows 49 vs 56, 48 rows 56 vs 69. */
+#define SMALL_M_MAX 32
+/* Weight rows per sgemm panel: big enough that OpenBLAS packs efficiently (its N blocking), small
+ * enough that a 1024-row matrix gives every one of 2 threads 2 panels; 256 × 2816 floats is 2.8 MiB
+ * of widened weights per thread. */
+#define PANEL_ROWS 256
+/* Tasks per thread of a small-M product: each task a contiguous run of weight rows, so every thread
+ * streams long sequential runs (the prefetcher ramps up once per run), with a second task each to even
+ * out a thread that started late. At least 64 rows (128 KiB of a 1024-column F16 matrix) a task, enough
+ * to hide a hand-off (~1 µs). Measured, batch-1 decode at 2 threads: 64-row tasks taken in turn 97
+ * tok/s; 2 runs a thread: see docs/engine.md. */
+#define SMALL_M_TASKS_PER_THREAD 2
+#define SMALL_M_MIN_TASK_ROWS 64
+/* Attention tiles: query rows (tokens × heads of a KV group) and keys per sgemm. 256 × 128 scores
+ * are 128 KiB, in L2 with their K and V tiles; each K/V tile is widened once per query tile. */
+#define ATT_Q_ROWS 256
+#define ATT_K_TILE 128
+/* The feed-forward block runs over at most this many tokens at a time, so its activations (gate|up
+ * and silu·up: 3 × intermediate floats a token, 66 KiB for the bench model) stay bounded for long
+ * prompts: a 2,048-token step needed 132 MiB for them, now 8.3 MiB (a worker's RSS counts them).
+ * sgemm at 128 rows is within noise of 256 on the bench model's prefill. */
+#define FFN_ROWS 128
+/* Rows of elementwise work per task; below 2 tasks' worth it runs on the calling thread. */
+#define ELEM_TASK_ROWS 8
+
+struct att_task {
+    int i0, nq; /* batch tokens [i0, i0 + nq): one sequence, consecutive positions */
+    int kv_head;
 };
 
-struct run_state *run_state_new(const struct model *m)
+struct thread_scratch {
+    float *panel; /* PANEL_ROWS × widest input, widened weights (once a batch is long enough) */
+    float *att;   /* attention tiles, or one head's scores over the context */
+};
+
+struct run_state {
+    int cap;                /* tokens the buffers hold */
+    /* Buffers a layer no longer needs are reused (a worker's RSS counts them): the normed input is
+     * consumed by the q/k/v product before attention writes att_out, and q/k/v by attention before
+     * the feed-forward block writes gate|up. */
+    float *x;               /* [cap][dim] residual stream */
+    float *xb;              /* [cap][max(dim, heads*hd)] normed copy of x ... */
+    float *att_out;         /* ... = xb: [cap][heads*hd] attention output */
+    float *qkv;             /* [cap][heads*hd + 2*kv_heads*hd] the stacked projection: q | k | v ... */
+    float *hb;              /* ... = qkv: [FFN_ROWS][2*hidden] gate | up */
+    float *hb2;             /* [FFN_ROWS][hidden] silu(gate)·up, contiguous for the down projection */
+    float *rope;            /* [cap][hd/2][2] cos, sin of each token's angles */
+    int8_t *xq;             /* [cap][widest input rounded up to 32] activations for q8 products */
+    float *xd;              /* their group scales (both NULL unless the weights are q8) */
+    struct att_task *tasks; /* attention work of this batch, longest first */
+    int n_tasks, tasks_cap;
+    size_t att_floats;      /* per-thread attention scratch */
+    int threads;
+    struct tp_pool *pool;
+    struct thread_scratch *ts; /* [threads] */
+};
+
+/* What every parallel loop of one layer reads. */
+struct step {
+    const struct model *m;
+    struct kv_pool *kv;
+    struct run_state *s;
+    const struct fwd_batch *b;
+    int layer;
+    /* the product being computed */
+    float *y;
+    const float *x;
+    const struct kn_mat *w;
+    int n;
+    float beta;
+};
+
+struct run_state *run_state_new(const struct model *m, int threads)
 {
     (void)m;
-    return calloc(1, sizeof(struct run_state));
+    struct run_state *s = calloc(1, sizeof *s);
+    struct error err;
+    if (!s)
+        return NULL;
+    s->threads = threads < 1 ? 1 : threads;
+    s->ts = calloc((size_t)s->threads, sizeof *s->ts);
+    if (!s->ts || (s->threads > 1 && !(s->pool = tp_new(s->threads, &err)))) {
+        free(s->ts);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int run_state_threads(const struct run_state *s)
+{
+    return s->threads;
 }
 
 static void free_buffers(struct run_state *s)
 {
-    float *bufs[] = {s->x, s->xb, s->qkv, s->q, s->k, s->v, s->att_out, s->hb, s->hb2};
+    void *bufs[] = {s->x, s->xb, s->qkv, s->hb2, s->rope, s->xq, s->xd}; /* att_out, hb: aliases */
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
 }
@@ -47,69 +135,179 @@ void run_state_free(struct run_state *s)
 {
     if (!s)
         return;
+    tp_free(s->pool);
     free_buffers(s);
-    free(s->att);
+    for (int t = 0; t < s->threads; t++) {
+        free(s->ts[t].panel);
+        free(s->ts[t].att);
+    }
+    free(s->ts);
+    free(s->tasks);
     free(s);
 }
 
-static int grow(struct run_state *s, const struct model_config *c, int n_tokens, int max_ctx)
+static int widest_input(const struct model_config *c)
 {
+    int q = c->n_heads * c->head_dim, w = c->dim > q ? c->dim : q;
+    return c->hidden_dim > w ? c->hidden_dim : w;
+}
+
+static int group_of(const struct model_config *c)
+{
+    return c->n_heads / c->n_kv_heads;
+}
+
+static int att_q_tokens(const struct model_config *c)
+{
+    int t = ATT_Q_ROWS / group_of(c);
+    return t < 1 ? 1 : t;
+}
+
+/* Per-thread attention floats: the tiles of attend_tile, or one head's scores over max_ctx. */
+static size_t att_scratch_floats(const struct model_config *c, int max_ctx)
+{
+    size_t rows = (size_t)att_q_tokens(c) * group_of(c), hd = (size_t)c->head_dim;
+    size_t tiles = 2 * rows * hd + 2 * (size_t)ATT_K_TILE * hd + rows * ATT_K_TILE + 2 * rows;
+    return tiles > (size_t)max_ctx ? tiles : (size_t)max_ctx;
+}
+
+static int grow(struct run_state *s, const struct model *m, int n_tokens, int max_ctx)
+{
+    const struct model_config *c = &m->cfg;
     if (n_tokens > s->cap) {
         free_buffers(s);
         size_t n = (size_t)n_tokens, q = (size_t)c->n_heads * c->head_dim,
-               kv = (size_t)c->n_kv_heads * c->head_dim;
+               kv = (size_t)c->n_kv_heads * c->head_dim,
+               kcols = ((size_t)widest_input(c) + KN_Q8_GROUP - 1) / KN_Q8_GROUP * KN_Q8_GROUP;
         s->x = malloc(n * c->dim * sizeof(float));
-        s->xb = malloc(n * c->dim * sizeof(float));
-        s->qkv = malloc(n * (q + 2 * kv) * sizeof(float));
-        s->q = malloc(n * q * sizeof(float));
-        s->k = malloc(n * kv * sizeof(float));
-        s->v = malloc(n * kv * sizeof(float));
-        s->att_out = malloc(n * q * sizeof(float));
-        s->hb = malloc(n * 2 * c->hidden_dim * sizeof(float));
-        s->hb2 = malloc(n * c->hidden_dim * sizeof(float));
+        size_t ffn = n < FFN_ROWS ? n : FFN_ROWS, xb = n * (q > (size_t)c->dim ? q : (size_t)c->dim),
+               qkv = n * (q + 2 * kv), hb = ffn * 2 * c->hidden_dim;
+        s->xb = malloc(xb * sizeof(float));
+        s->qkv = malloc((qkv > hb ? qkv : hb) * sizeof(float));
+        s->att_out = s->xb;
+        s->hb = s->qkv;
+        s->hb2 = malloc(ffn * c->hidden_dim * sizeof(float));
+        s->rope = malloc(n * (c->head_dim / 2) * 2 * sizeof(float) + 1);
+        bool q8 = m->layers[0].wqkv.dtype == KN_Q8;
+        s->xq = q8 ? malloc(n * kcols) : NULL;
+        s->xd = q8 ? malloc(n * kcols / KN_Q8_GROUP * sizeof(float)) : NULL;
         s->cap = n_tokens;
-        if (!s->x || !s->xb || !s->qkv || !s->q || !s->k || !s->v || !s->att_out || !s->hb ||
-            !s->hb2) {
+        if (!s->x || !s->xb || !s->qkv || !s->hb2 || !s->rope || (q8 && (!s->xq || !s->xd))) {
             s->cap = 0;
             return -1;
         }
+        malloc_trim(0); /* the smaller buffers just freed go back to the system, not stay in RSS */
     }
-    if (max_ctx > s->att_cap) {
-        free(s->att);
-        s->att = malloc((size_t)max_ctx * sizeof(float));
-        s->att_cap = s->att ? max_ctx : 0;
-        if (!s->att)
+    size_t att = att_scratch_floats(c, max_ctx);
+    for (int t = 0; t < s->threads; t++) {
+        if (n_tokens > SMALL_M_MAX && !s->ts[t].panel && posix_memalign((void **)&s->ts[t].panel, 64,
+                                              (size_t)PANEL_ROWS * widest_input(c) * sizeof(float)) != 0) {
+            s->ts[t].panel = NULL;
             return -1;
+        }
+        if (att > s->att_floats || !s->ts[t].att) {
+            free(s->ts[t].att);
+            if (posix_memalign((void **)&s->ts[t].att, 64, att * sizeof(float)) != 0) {
+                s->ts[t].att = NULL;
+                s->att_floats = 0;
+                return -1;
+            }
+        }
     }
+    if (att > s->att_floats)
+        s->att_floats = att;
     return 0;
 }
 
-/* Up to this many rows, one sgemv per row beats sgemm: sgemm packs the whole weight matrix on every
- * call, which for a few rows costs more than reading the weights once per row (measured on a quiet
- * machine, a 5632×2048 matrix: sgemv 2.3 ms a row; sgemm 8.7 ms for 2 rows, 8.9 for 4, 9.7 for 8).
- * Rows computed this way are also bitwise independent of how many rows share the batch. */
-#define GEMV_MAX_ROWS 3
+/* ---- parallel loops ---- */
 
-/* y[n][out] = x[n][in] · w[out][in]ᵀ + beta·y. */
-static void matmul(float *y, const float *x, const float *w, int n, int in, int out, float beta)
+struct rows_ctx {
+    const struct step *st;
+    int n;
+    void (*row)(const struct step *st, int i, int thread);
+};
+
+static void rows_task(void *ctx, int task, int thread)
 {
-    if (n <= GEMV_MAX_ROWS) {
-        for (int i = 0; i < n; i++)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x + (size_t)i * in, 1, beta,
-                        y + (size_t)i * out, 1);
+    const struct rows_ctx *r = ctx;
+    int i1 = (task + 1) * ELEM_TASK_ROWS < r->n ? (task + 1) * ELEM_TASK_ROWS : r->n;
+    for (int i = task * ELEM_TASK_ROWS; i < i1; i++)
+        r->row(r->st, i, thread);
+}
+
+/* row(st, i) for every i < n, over the threads. */
+static void for_rows(const struct step *st, int n, void (*row)(const struct step *st, int i, int thread))
+{
+    struct rows_ctx r = {st, n, row};
+    tp_run(st->s->pool, (n + ELEM_TASK_ROWS - 1) / ELEM_TASK_ROWS, rows_task, &r);
+}
+
+/* ---- matrix products ---- */
+
+static void quantize_row(const struct step *st, int i, int thread)
+{
+    (void)thread;
+    const struct kn_mat *w = st->w;
+    kn_ops()->quantize_q8(st->s->xq + (size_t)i * w->kcols, st->s->xd + (size_t)i * (w->kcols / KN_Q8_GROUP),
+                          st->x + (size_t)i * w->cols, w->cols, w->kcols);
+}
+
+static int small_m_task_rows(const struct step *st)
+{
+    int threads = st->s->threads, rows = st->w->rows;
+    int per = (rows + threads * SMALL_M_TASKS_PER_THREAD - 1) / (threads * SMALL_M_TASKS_PER_THREAD);
+    per = (per + 3) / 4 * 4; /* whole 4-row tiles */
+    return per < SMALL_M_MIN_TASK_ROWS ? SMALL_M_MIN_TASK_ROWS : per;
+}
+
+static void small_m_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const struct step *st = ctx;
+    const struct kn_mat *w = st->w;
+    int per = small_m_task_rows(st);
+    int r0 = task * per, r1 = r0 + per < w->rows ? r0 + per : w->rows;
+    if (w->dtype == KN_Q8) {
+        struct kn_q8_rows xq = {st->s->xq, st->s->xd};
+        kn_ops()->matmul_q8(st->y, w->rows, &xq, st->n, w, r0, r1, st->beta);
+    } else {
+        kn_ops()->matmul(st->y, w->rows, st->x, st->n, w, r0, r1, st->beta);
+    }
+}
+
+static void panel_task(void *ctx, int task, int thread)
+{
+    const struct step *st = ctx;
+    const struct kn_mat *w = st->w;
+    int r0 = task * PANEL_ROWS, rows = w->rows - r0 < PANEL_ROWS ? w->rows - r0 : PANEL_ROWS;
+    const float *panel = st->s->ts[thread].panel;
+    if (w->dtype == KN_F32)
+        panel = (const float *)w->data + (size_t)r0 * w->cols;
+    else if (w->dtype == KN_Q8)
+        kn_ops()->dequant_q8(st->s->ts[thread].panel, w, r0, r0 + rows);
+    else
+        kn_ops()->widen(st->s->ts[thread].panel, (const char *)w->data + (size_t)r0 * w->cols * kn_dtype_size(w->dtype),
+                        w->dtype, (size_t)rows * w->cols);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, st->n, rows, w->cols, 1.0f, st->x, w->cols, panel,
+                w->cols, st->beta, st->y + r0, w->rows);
+}
+
+/* y[n][out] = x[n][in] · wᵀ + beta·y. */
+static void matmul(const struct step *layer, float *y, const float *x, const struct kn_mat *w, int n, float beta)
+{
+    struct step st = *layer;
+    st.y = y, st.x = x, st.w = w, st.n = n, st.beta = beta;
+    if (n > SMALL_M_MAX) {
+        tp_run(st.s->pool, (w->rows + PANEL_ROWS - 1) / PANEL_ROWS, panel_task, &st);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, beta, y, out);
+    if (w->dtype == KN_Q8)
+        for_rows(&st, n, quantize_row);
+    int per = small_m_task_rows(&st);
+    tp_run(st.s->pool, (w->rows + per - 1) / per, small_m_task, &st);
 }
 
-static void add_bias(float *y, const float *bias, int n, int dim)
-{
-    if (!bias)
-        return;
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < dim; j++)
-            y[(size_t)i * dim + j] += bias[j];
-}
+/* ---- elementwise ---- */
 
 static void rmsnorm(float *out, const float *x, const float *w, int dim, float eps)
 {
@@ -121,22 +319,14 @@ static void rmsnorm(float *out, const float *x, const float *w, int dim, float e
         out[j] = x[j] * scale * w[j];
 }
 
-static void rmsnorm_rows(float *out, const float *x, const float *w, int n, int dim, float eps)
-{
-    for (int i = 0; i < n; i++)
-        rmsnorm(out + (size_t)i * dim, x + (size_t)i * dim, w, dim, eps);
-}
-
 /* Hugging Face's RoPE: element i pairs with i + hd/2 (rotate_half), not with its neighbour. */
-static void rope(float *vec, int n_heads, int hd, int pos, const double *inv_freq)
+static void rope(float *vec, int n_heads, int hd, const float *cs)
 {
     int half = hd / 2;
-    for (int i = 0; i < half; i++) {
-        double angle = pos * inv_freq[i];
-        float c = (float)cos(angle), s = (float)sin(angle);
-        for (int h = 0; h < n_heads; h++) {
-            float *p = vec + (size_t)h * hd;
-            float a = p[i], b = p[i + half];
+    for (int h = 0; h < n_heads; h++) {
+        float *p = vec + (size_t)h * hd;
+        for (int i = 0; i < half; i++) {
+            float c = cs[2 * i], s = cs[2 * i + 1], a = p[i], b = p[i + half];
             p[i] = a * c - b * s;
             p[i + half] = b * c + a * s;
         }
@@ -145,117 +335,267 @@ static void rope(float *vec, int n_heads, int hd, int pos, const double *inv_fre
 
 static void softmax(float *x, int n)
 {
-    float max = x[0], sum = 0.0f;
+    float max = x[0];
     for (int i = 1; i < n; i++)
         max = x[i] > max ? x[i] : max;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
+    float inv = 1.0f / kn_ops()->exp_sum(x, n, max);
     for (int i = 0; i < n; i++)
-        x[i] /= sum;
+        x[i] *= inv;
 }
 
-/* out[i][j] = silu(gate[i][j]) · up[i][j], where row i of gate_up is gate | up. */
-static void swiglu(float *out, const float *gate_up, int n, int hidden)
+static void embed_row(const struct step *st, int i, int thread)
 {
-    for (int i = 0; i < n; i++) {
-        const float *g = gate_up + (size_t)i * 2 * hidden, *u = g + hidden;
-        float *o = out + (size_t)i * hidden;
-        for (int j = 0; j < hidden; j++)
-            o[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+    (void)thread;
+    const struct model_config *c = &st->m->cfg;
+    model_embed_row(st->m, st->b->tokens[i], st->s->x + (size_t)i * c->dim);
+    float *cs = st->s->rope + (size_t)i * c->head_dim;
+    for (int j = 0; j < c->head_dim / 2; j++) {
+        double angle = st->b->pos[i] * st->m->inv_freq[j];
+        cs[2 * j] = (float)cos(angle);
+        cs[2 * j + 1] = (float)sin(angle);
     }
 }
 
-/* Splits each row of the stacked projection into q, k and v. */
-static void split_qkv(struct run_state *s, int n, int q_dim, int kv_dim)
+static void attn_norm_row(const struct step *st, int i, int thread)
 {
-    size_t row = (size_t)q_dim + 2 * (size_t)kv_dim;
-    for (int i = 0; i < n; i++) {
-        const float *src = s->qkv + i * row;
-        memcpy(s->q + (size_t)i * q_dim, src, (size_t)q_dim * sizeof(float));
-        memcpy(s->k + (size_t)i * kv_dim, src + q_dim, (size_t)kv_dim * sizeof(float));
-        memcpy(s->v + (size_t)i * kv_dim, src + q_dim + kv_dim, (size_t)kv_dim * sizeof(float));
-    }
+    (void)thread;
+    const struct model_config *c = &st->m->cfg;
+    rmsnorm(st->s->xb + (size_t)i * c->dim, st->s->x + (size_t)i * c->dim, st->m->layers[st->layer].attn_norm,
+            c->dim, c->norm_eps);
 }
 
-/* Copies each token's k and v rows into its slot of the paged cache. */
-static void cache_store(struct kv_pool *kv, const struct fwd_batch *b, int layer, const float *k,
-                        const float *v)
+static void ffn_norm_row(const struct step *st, int i, int thread)
 {
-    size_t row = (size_t)kv->n_kv_heads * kv->head_dim;
-    for (int i = 0; i < b->n_tokens; i++) {
-        const struct kv_seq *s = b->seqs[b->seq[i]];
-        int32_t block = s->blocks[b->pos[i] / kv->block_size];
-        size_t off = (size_t)(b->pos[i] % kv->block_size) * row;
-        memcpy(kv_k(kv, layer, block) + off, k + i * row, row * sizeof(float));
-        memcpy(kv_v(kv, layer, block) + off, v + i * row, row * sizeof(float));
-    }
+    (void)thread;
+    const struct model_config *c = &st->m->cfg;
+    rmsnorm(st->s->xb + (size_t)i * c->dim, st->s->x + (size_t)i * c->dim, st->m->layers[st->layer].ffn_norm,
+            c->dim, c->norm_eps);
 }
 
-/* out[hd] = softmax(q·Kᵀ / √hd) · V for one query head over positions 0..pos of its sequence. */
-static void attend_head(const struct kv_pool *kv, const struct kv_seq *s, int layer, int kv_head,
-                        const float *q, int pos, float *att, float *out)
+/* One token's q|k|v row: + bias, RoPE on q and k, then k and v into its cache slot (rounded to the
+ * cache's dtype). */
+static void qkv_row(const struct step *st, int i, int thread)
 {
-    int hd = kv->head_dim, bs = kv->block_size;
-    size_t row = (size_t)kv->n_kv_heads * hd;
+    (void)thread;
+    const struct model_config *c = &st->m->cfg;
+    const struct kv_pool *kv = st->kv;
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim, row = q_dim + 2 * kv_dim;
+    float *q = st->s->qkv + (size_t)i * row, *k = q + q_dim, *v = k + kv_dim;
+    const float *bias = st->m->layers[st->layer].bqkv;
+    if (bias)
+        for (int j = 0; j < row; j++)
+            q[j] += bias[j];
+    const float *cs = st->s->rope + (size_t)i * c->head_dim;
+    rope(q, c->n_heads, c->head_dim, cs);
+    rope(k, c->n_kv_heads, c->head_dim, cs);
+    const struct kv_seq *sq = st->b->seqs[st->b->seq[i]];
+    int pos = st->b->pos[i];
+    int32_t block = sq->blocks[pos / kv->block_size];
+    size_t off = (size_t)(pos % kv->block_size) * kv_dim * kn_dtype_size(kv->dtype);
+    kn_ops()->narrow((char *)kv_k(kv, st->layer, block) + off, k, kv->dtype, (size_t)kv_dim);
+    kn_ops()->narrow((char *)kv_v(kv, st->layer, block) + off, v, kv->dtype, (size_t)kv_dim);
+}
+
+static void swiglu_row(const struct step *st, int i, int thread)
+{
+    (void)thread;
+    int hidden = st->m->cfg.hidden_dim;
+    const float *g = st->s->hb + (size_t)i * 2 * hidden, *u = g + hidden;
+    float *o = st->s->hb2 + (size_t)i * hidden;
+    for (int j = 0; j < hidden; j++)
+        o[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+}
+
+static void add_bias(float *y, const float *bias, int n, int dim)
+{
+    if (!bias)
+        return;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < dim; j++)
+            y[(size_t)i * dim + j] += bias[j];
+}
+
+/* ---- attention ---- */
+
+/* The cache row of position p of a sequence (K or V), for one KV head. */
+static const void *cache_row(const struct kv_pool *kv, const struct kv_seq *sq, int layer, int kv_head, int p,
+                             int want_v)
+{
+    int32_t block = sq->blocks[p / kv->block_size];
+    size_t off = ((size_t)(p % kv->block_size) * kv->n_kv_heads + (size_t)kv_head) * kv->head_dim;
+    const char *base = want_v ? kv_v(kv, layer, block) : kv_k(kv, layer, block);
+    return base + off * kn_dtype_size(kv->dtype);
+}
+
+/* One token, the query heads of one KV head: scores over the context a cache block at a time,
+ * softmax, the weighted sum of V. */
+static void attend_one(const struct step *st, const struct att_task *t, float *att)
+{
+    const struct model_config *c = &st->m->cfg;
+    const struct kv_pool *kv = st->kv;
+    const struct kn_ops *k = kn_ops();
+    const struct kv_seq *sq = st->b->seqs[st->b->seq[t->i0]];
+    int hd = c->head_dim, bs = kv->block_size, pos = st->b->pos[t->i0], G = group_of(c);
+    size_t stride = (size_t)kv->n_kv_heads * hd, qrow = (size_t)c->n_heads * hd + 2 * (size_t)c->n_kv_heads * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int t = 0; t <= pos; t++) {
-        const float *k = kv_k(kv, layer, s->blocks[t / bs]) + (t % bs) * row + (size_t)kv_head * hd;
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot) /* a fixed vector order: fast and still deterministic */
-        for (int j = 0; j < hd; j++)
-            dot += q[j] * k[j];
-        att[t] = dot * scale;
-    }
-    softmax(att, pos + 1);
-    memset(out, 0, (size_t)hd * sizeof(float));
-    for (int t = 0; t <= pos; t++) {
-        const float *v = kv_v(kv, layer, s->blocks[t / bs]) + (t % bs) * row + (size_t)kv_head * hd;
-        for (int j = 0; j < hd; j++)
-            out[j] += att[t] * v[j];
+    for (int g = 0; g < G; g++) {
+        int h = t->kv_head * G + g;
+        const float *q = st->s->qkv + (size_t)t->i0 * qrow + (size_t)h * hd;
+        float *out = st->s->att_out + (size_t)t->i0 * c->n_heads * hd + (size_t)h * hd;
+        for (int p0 = 0; p0 <= pos; p0 += bs) {
+            int n = pos + 1 - p0 < bs ? pos + 1 - p0 : bs;
+            k->dots(att + p0, q, cache_row(kv, sq, st->layer, t->kv_head, p0, 0), stride, n, hd, kv->dtype);
+        }
+        for (int p = 0; p <= pos; p++)
+            att[p] *= scale;
+        softmax(att, pos + 1);
+        memset(out, 0, (size_t)hd * sizeof(float));
+        for (int p0 = 0; p0 <= pos; p0 += bs) {
+            int n = pos + 1 - p0 < bs ? pos + 1 - p0 : bs;
+            k->axpys(out, att + p0, cache_row(kv, sq, st->layer, t->kv_head, p0, 1), stride, n, hd, kv->dtype);
+        }
     }
 }
 
-static void attention(const struct model_config *c, const struct kv_pool *kv, struct run_state *s,
-                      const struct fwd_batch *b, int layer)
+/* Rows of P·V-weighted sums after one key tile, in the flash-attention way: for each query row, the
+ * running max m and sum l of exp(score - m); O and l are rescaled when m grows. Masked (future) keys
+ * get weight 0. */
+static void online_softmax(float *S, int kt, float *O, float *M, float *L, int rows, int G, int hd,
+                           int first_pos, int k0)
 {
-    int hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
-    size_t qrow = (size_t)c->n_heads * hd;
-    for (int i = 0; i < b->n_tokens; i++)
-        for (int h = 0; h < c->n_heads; h++)
-            attend_head(kv, b->seqs[b->seq[i]], layer, h / group, s->q + i * qrow + (size_t)h * hd,
-                        b->pos[i], s->att, s->att_out + i * qrow + (size_t)h * hd);
+    for (int r = 0; r < rows; r++) {
+        float *sr = S + (size_t)r * kt;
+        int valid = first_pos + r / G - k0 + 1;
+        valid = valid > kt ? kt : valid;
+        if (valid <= 0) {
+            memset(sr, 0, (size_t)kt * sizeof(float));
+            continue;
+        }
+        float mx = M[r];
+        for (int j = 0; j < valid; j++)
+            mx = sr[j] > mx ? sr[j] : mx;
+        float corr = expf(M[r] - mx), sum = kn_ops()->exp_sum(sr, valid, mx);
+        for (int j = valid; j < kt; j++)
+            sr[j] = 0.0f;
+        L[r] = L[r] * corr + sum;
+        M[r] = mx;
+        if (corr != 1.0f)
+            for (int j = 0; j < hd; j++)
+                O[(size_t)r * hd + j] *= corr;
+    }
 }
+
+/* A tile of nq consecutive tokens of one sequence × the query heads of one KV head, against key
+ * tiles through sgemm: S = (Q/√hd)·Kᵀ, online softmax, O += P·V. */
+static void attend_tile(const struct step *st, const struct att_task *t, float *scratch)
+{
+    const struct model_config *c = &st->m->cfg;
+    const struct kv_pool *kv = st->kv;
+    const struct kn_ops *k = kn_ops();
+    const struct kv_seq *sq = st->b->seqs[st->b->seq[t->i0]];
+    int hd = c->head_dim, G = group_of(c), rows = t->nq * G;
+    int first_pos = st->b->pos[t->i0], last_pos = st->b->pos[t->i0 + t->nq - 1];
+    size_t qrow = (size_t)c->n_heads * hd + 2 * (size_t)c->n_kv_heads * hd, max_rows = (size_t)att_q_tokens(c) * G;
+    float *Q = scratch, *O = Q + max_rows * hd, *K = O + max_rows * hd, *V = K + (size_t)ATT_K_TILE * hd,
+          *S = V + (size_t)ATT_K_TILE * hd, *M = S + max_rows * ATT_K_TILE, *L = M + max_rows;
+    float scale = 1.0f / sqrtf((float)hd); /* folded into Q, so S comes out scaled */
+    for (int r = 0; r < rows; r++) {
+        const float *q = st->s->qkv + (size_t)(t->i0 + r / G) * qrow + (size_t)(t->kv_head * G + r % G) * hd;
+        for (int j = 0; j < hd; j++)
+            Q[(size_t)r * hd + j] = q[j] * scale;
+        M[r] = -INFINITY;
+        L[r] = 0.0f;
+    }
+    memset(O, 0, (size_t)rows * hd * sizeof(float));
+    for (int k0 = 0; k0 <= last_pos; k0 += ATT_K_TILE) {
+        int kt = last_pos + 1 - k0 < ATT_K_TILE ? last_pos + 1 - k0 : ATT_K_TILE;
+        for (int j = 0; j < kt; j++) {
+            k->widen(K + (size_t)j * hd, cache_row(kv, sq, st->layer, t->kv_head, k0 + j, 0), kv->dtype, (size_t)hd);
+            k->widen(V + (size_t)j * hd, cache_row(kv, sq, st->layer, t->kv_head, k0 + j, 1), kv->dtype, (size_t)hd);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kt, hd, 1.0f, Q, hd, K, hd, 0.0f, S, kt);
+        online_softmax(S, kt, O, M, L, rows, G, hd, first_pos, k0);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, kt, 1.0f, S, kt, V, hd, 1.0f, O, hd);
+    }
+    for (int r = 0; r < rows; r++) {
+        float *out = st->s->att_out + (size_t)(t->i0 + r / G) * c->n_heads * hd + (size_t)(t->kv_head * G + r % G) * hd;
+        for (int j = 0; j < hd; j++)
+            out[j] = O[(size_t)r * hd + j] / L[r];
+    }
+}
+
+static void attention_task(void *ctx, int task, int thread)
+{
+    const struct step *st = ctx;
+    const struct att_task *t = &st->s->tasks[task];
+    if (t->nq == 1)
+        attend_one(st, t, st->s->ts[thread].att);
+    else
+        attend_tile(st, t, st->s->ts[thread].att);
+}
+
+/* Splits the batch into runs (consecutive tokens of one sequence at consecutive positions), each run
+ * into query tiles, each tile into its KV heads; the longest contexts first so the threads finish
+ * together. */
+static int plan_attention(struct run_state *s, const struct model_config *c, const struct fwd_batch *b)
+{
+    int qt = att_q_tokens(c), n = 0;
+    for (int i = 0; i < b->n_tokens;) {
+        int j = i + 1;
+        while (j < b->n_tokens && b->seq[j] == b->seq[i] && b->pos[j] == b->pos[j - 1] + 1)
+            j++;
+        for (int t0 = i; t0 < j; t0 += qt) {
+            if (n + c->n_kv_heads > s->tasks_cap) {
+                int cap = 2 * (n + c->n_kv_heads);
+                struct att_task *tk = realloc(s->tasks, (size_t)cap * sizeof *tk);
+                if (!tk)
+                    return -1;
+                s->tasks = tk;
+                s->tasks_cap = cap;
+            }
+            for (int h = 0; h < c->n_kv_heads; h++)
+                s->tasks[n++] = (struct att_task){t0, j - t0 < qt ? j - t0 : qt, h};
+        }
+        i = j;
+    }
+    s->n_tasks = n;
+    /* longest context first: a stable insertion by end position would do, but batches are sorted
+     * cheaply by reversing each run's tiles, which already puts the later (longer) tiles first */
+    for (int a = 0, z = n - 1; a < z; a++, z--) {
+        struct att_task tmp = s->tasks[a];
+        s->tasks[a] = s->tasks[z];
+        s->tasks[z] = tmp;
+    }
+    return 0;
+}
+
+/* ---- the layer ---- */
 
 /* One layer; false when the layer hook stopped the pass. */
-static bool layer_forward(const struct model *m, struct kv_pool *kv, struct run_state *s,
-                          const struct fwd_batch *b, int l)
+static bool layer_forward(struct step *st, int l)
 {
-    const struct model_config *c = &m->cfg;
-    const struct layer_weights *w = &m->layers[l];
-    int n = b->n_tokens, dim = c->dim, q_dim = c->n_heads * c->head_dim,
-        kv_dim = c->n_kv_heads * c->head_dim;
+    const struct model_config *c = &st->m->cfg;
+    const struct layer_weights *w = &st->m->layers[l];
+    struct run_state *s = st->s;
+    int n = st->b->n_tokens;
+    st->layer = l;
 
-    rmsnorm_rows(s->xb, s->x, w->attn_norm, n, dim, c->norm_eps);
-    matmul(s->qkv, s->xb, w->wqkv, n, dim, q_dim + 2 * kv_dim, 0.0f);
-    add_bias(s->qkv, w->bqkv, n, q_dim + 2 * kv_dim);
-    split_qkv(s, n, q_dim, kv_dim);
-    for (int i = 0; i < n; i++) {
-        rope(s->q + (size_t)i * q_dim, c->n_heads, c->head_dim, b->pos[i], m->inv_freq);
-        rope(s->k + (size_t)i * kv_dim, c->n_kv_heads, c->head_dim, b->pos[i], m->inv_freq);
-    }
-    cache_store(kv, b, l, s->k, s->v);
-    if (b->on_layer && !b->on_layer(b->ctx, l))
+    for_rows(st, n, attn_norm_row);
+    matmul(st, s->qkv, s->xb, &w->wqkv, n, 0.0f);
+    for_rows(st, n, qkv_row);
+    if (st->b->on_layer && !st->b->on_layer(st->b->ctx, l))
         return false;
-    attention(c, kv, s, b, l);
-    matmul(s->x, s->att_out, w->wo, n, q_dim, dim, 1.0f);
-    add_bias(s->x, w->bo, n, dim);
+    tp_run(s->pool, s->n_tasks, attention_task, st);
+    matmul(st, s->x, s->att_out, &w->wo, n, 1.0f);
+    add_bias(s->x, w->bo, n, c->dim);
 
-    rmsnorm_rows(s->xb, s->x, w->ffn_norm, n, dim, c->norm_eps);
-    matmul(s->hb, s->xb, w->w_gate_up, n, dim, 2 * c->hidden_dim, 0.0f);
-    swiglu(s->hb2, s->hb, n, c->hidden_dim);
-    matmul(s->x, s->hb2, w->w_down, n, c->hidden_dim, dim, 1.0f);
+    for_rows(st, n, ffn_norm_row);
+    for (int i0 = 0; i0 < n; i0 += FFN_ROWS) {
+        int m = n - i0 < FFN_ROWS ? n - i0 : FFN_ROWS;
+        matmul(st, s->hb, s->xb + (size_t)i0 * c->dim, &w->w_gate_up, m, 0.0f);
+        for_rows(st, m, swiglu_row);
+        matmul(st, s->x + (size_t)i0 * c->dim, s->hb2, &w->w_down, m, 1.0f);
+    }
     return true;
 }
 
@@ -278,17 +618,17 @@ static int check_batch(const struct model_config *c, const struct kv_pool *kv, c
     return 0;
 }
 
-static void final_logits(const struct model *m, struct run_state *s, const struct fwd_batch *b,
-                         float *logits)
+static void final_logits(struct step *st, float *logits)
 {
-    const struct model_config *c = &m->cfg;
+    const struct model_config *c = &st->m->cfg;
+    const struct fwd_batch *b = st->b;
     int n_out = 0;
     for (int i = 0; i < b->n_tokens; i++)
         if (b->want_logits[i])
-            rmsnorm(s->xb + (size_t)n_out++ * c->dim, s->x + (size_t)i * c->dim, m->norm, c->dim,
+            rmsnorm(st->s->xb + (size_t)n_out++ * c->dim, st->s->x + (size_t)i * c->dim, st->m->norm, c->dim,
                     c->norm_eps);
     if (n_out)
-        matmul(logits, s->xb, m->lm_head, n_out, c->dim, c->vocab_size, 0.0f);
+        matmul(st, logits, st->s->xb, &st->m->lm_head, n_out, 0.0f);
 }
 
 int forward(const struct model *m, struct kv_pool *kv, struct run_state *s, const struct fwd_batch *b,
@@ -300,14 +640,13 @@ int forward(const struct model *m, struct kv_pool *kv, struct run_state *s, cons
         return 0;
     if (check_batch(c, kv, b, &max_ctx, err) < 0)
         return -1;
-    if (grow(s, c, b->n_tokens, max_ctx) < 0)
+    if (grow(s, m, b->n_tokens, max_ctx) < 0 || plan_attention(s, c, b) < 0)
         return error_set(err, "out of memory for a batch of %d tokens", b->n_tokens);
-    for (int i = 0; i < b->n_tokens; i++)
-        memcpy(s->x + (size_t)i * c->dim, m->embed + (size_t)b->tokens[i] * c->dim,
-               (size_t)c->dim * sizeof(float));
+    struct step st = {.m = m, .kv = kv, .s = s, .b = b};
+    for_rows(&st, b->n_tokens, embed_row);
     for (int l = 0; l < c->n_layers; l++)
-        if (!layer_forward(m, kv, s, b, l))
+        if (!layer_forward(&st, l))
             return FORWARD_STOPPED;
-    final_logits(m, s, b, logits);
+    final_logits(&st, logits);
     return 0;
 }

@@ -32,8 +32,12 @@ struct fwd_batch {
     void *ctx;
 };
 
-struct run_state; /* scratch activations, grown on demand; one per thread */
-struct run_state *run_state_new(const struct model *m);
+/* Scratch activations, grown on demand, and the compute threads a forward pass runs on: `threads`
+ * in all, the caller's included. One forward at a time per run_state. NULL when out of memory or
+ * the threads cannot start. */
+struct run_state;
+struct run_state *run_state_new(const struct model *m, int threads);
+int run_state_threads(const struct run_state *s);
 void run_state_free(struct run_state *s);
 
 /* logits receives one row of vocab_size floats per token with want_logits set. Returns 0, -1 with

@@ -5,17 +5,19 @@
 #include <string.h>
 #include <sys/mman.h>
 
-int kv_blocks_in_bytes(const struct model_config *c, int block_size, size_t bytes)
+int kv_blocks_in_bytes(const struct model_config *c, int block_size, enum kn_dtype dtype, size_t bytes)
 {
-    size_t per_block = 2ull * block_size * c->n_kv_heads * c->head_dim * sizeof(float) * c->n_layers;
+    size_t per_block = 2ull * block_size * c->n_kv_heads * c->head_dim * kn_dtype_size(dtype) * c->n_layers;
     size_t n = bytes / per_block;
     return n > (1u << 30) ? (1 << 30) : (int)n;
 }
 
 int kv_pool_init(struct kv_pool *p, const struct model_config *c, int n_blocks, int block_size,
-                 struct error *err)
+                 enum kn_dtype dtype, struct error *err)
 {
     memset(p, 0, sizeof *p);
+    if (dtype != KN_F32 && dtype != KN_F16 && dtype != KN_BF16)
+        return error_set(err, "KV pool: dtype %s is not one of f32, f16, bf16", kn_dtype_name(dtype));
     if (n_blocks < 1 || block_size < 1 || block_size > 4096)
         return error_set(err, "KV pool: need at least one block and a block size in 1..4096 (got %d "
                               "blocks of %d)", n_blocks, block_size);
@@ -24,8 +26,10 @@ int kv_pool_init(struct kv_pool *p, const struct model_config *c, int n_blocks, 
     p->block_size = block_size;
     p->n_kv_heads = c->n_kv_heads;
     p->head_dim = c->head_dim;
-    p->block_floats = 2ull * block_size * c->n_kv_heads * c->head_dim;
-    p->bytes = (size_t)c->n_layers * n_blocks * p->block_floats * sizeof(float);
+    p->dtype = dtype;
+    p->block_elems = 2ull * block_size * c->n_kv_heads * c->head_dim;
+    p->block_bytes = p->block_elems * kn_dtype_size(dtype);
+    p->bytes = (size_t)c->n_layers * n_blocks * p->block_bytes;
     /* Anonymous mmap: page-aligned (UCX registers it whole) and committed only as it is touched. */
     void *mem = mmap(NULL, p->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     p->refs = calloc((size_t)n_blocks, sizeof *p->refs);
@@ -35,11 +39,12 @@ int kv_pool_init(struct kv_pool *p, const struct model_config *c, int n_blocks, 
             munmap(mem, p->bytes);
         free(p->refs);
         free(p->free_ids);
+        double mib = (double)p->bytes / 1048576.0;
         memset(p, 0, sizeof *p);
         return error_set(err, "KV pool: cannot allocate %d blocks (%.1f MiB); lower --kv-blocks or "
-                              "--kv-gib", n_blocks, (double)c->n_layers * n_blocks * 2 * block_size *
-                              c->n_kv_heads * c->head_dim * 4 / 1048576.0);
+                              "--kv-gib", n_blocks, mib);
     }
+    madvise(mem, p->bytes, MADV_HUGEPAGE); /* attention streams it: fewer TLB misses (see model.c) */
     p->data = mem;
     pthread_mutex_init(&p->lock, NULL);
     for (int i = 0; i < n_blocks; i++)

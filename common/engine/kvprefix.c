@@ -173,7 +173,7 @@ int kv_prefix_enable(struct kv_pool *p, uint64_t salt, struct error *err)
         x->table[i] = NONE;
     x->table_cap = cap;
     x->lru_head = x->lru_tail = NONE;
-    x->salt = mix(salt ^ ((uint64_t)p->block_size << 32) ^ (uint64_t)p->block_floats);
+    x->salt = mix(salt ^ ((uint64_t)p->block_size << 32) ^ (uint64_t)p->block_bytes ^ ((uint64_t)p->dtype << 56));
     x->key_mask = ~0ull;
     p->prefix = x;
     return 0;

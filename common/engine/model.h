@@ -1,8 +1,10 @@
 /* model.h — a Llama-family model as loaded from a Hugging Face folder: config.json parsed and
- * checked, every weight found, shape-checked and made float32 (F32 tensors are used in place from
- * the mapping; F16/BF16 are converted once at load). Matrices applied to the same input are stacked
- * at load (q/k/v, gate/up) so each is one sgemm. Read-only after model_load, so any number of
- * threads may run forward passes over it. */
+ * checked, every weight found and shape-checked. Matrices stay in the dtype they are stored in (F32,
+ * F16 or BF16), used in place from the file mapping, or with MODEL_WEIGHTS_Q8 are quantized to int8
+ * groups of 32 at load. Matrices applied to the same input are stacked at load (q/k/v, gate/up) so
+ * each is one product: a copy in the stored dtype, whose file pages are then dropped from the
+ * process. Norm weights and biases are float32. Read-only after model_load, so any number of threads
+ * may run forward passes over it. */
 #ifndef PD_MODEL_H
 #define PD_MODEL_H
 
@@ -11,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/util/error.h"
+#include "common/engine/kernels.h"
 
 enum rope_kind { ROPE_DEFAULT, ROPE_LINEAR, ROPE_LLAMA3 };
 
@@ -36,25 +39,32 @@ struct model_config {
 };
 
 struct layer_weights {
-    const float *attn_norm;            /* [dim] */
-    const float *wqkv;      /* [n_heads*hd + 2*kv_heads*hd][dim]: q_proj, k_proj, v_proj stacked */
-    const float *bqkv;      /* their biases stacked, or NULL */
-    const float *wo, *bo;   /* [dim][n_heads*hd]; bias or NULL */
-    const float *ffn_norm;  /* [dim] */
-    const float *w_gate_up; /* [2*hidden][dim]: gate_proj, up_proj stacked */
-    const float *w_down;    /* [dim][hidden] */
+    const float *attn_norm;    /* [dim] */
+    struct kn_mat wqkv;        /* [n_heads*hd + 2*kv_heads*hd][dim]: q_proj, k_proj, v_proj stacked */
+    const float *bqkv;         /* their biases stacked, or NULL */
+    struct kn_mat wo;          /* [dim][n_heads*hd] */
+    const float *bo;           /* or NULL */
+    const float *ffn_norm;     /* [dim] */
+    struct kn_mat w_gate_up;   /* [2*hidden][dim]: gate_proj, up_proj stacked */
+    struct kn_mat w_down;      /* [dim][hidden] */
 };
+
+/* How the matrices are held: as stored in the files, or quantized to int8 at load (--weights q8). */
+enum model_weights { MODEL_WEIGHTS_STORED = 0, MODEL_WEIGHTS_Q8 = 1 };
 
 struct model {
     struct model_config cfg;
-    const float *embed;   /* [vocab][dim] */
-    const float *norm;    /* [dim] */
-    const float *lm_head; /* [vocab][dim]; == embed when tied */
+    struct kn_mat embed;   /* [vocab][dim], as stored (one row read per token) */
+    const float *norm;     /* [dim] */
+    struct kn_mat lm_head; /* [vocab][dim]; the embedding itself when tied (unless quantized) */
     struct layer_weights *layers;
-    double *inv_freq;     /* [head_dim/2], RoPE frequencies after rope_scaling */
-    size_t weight_bytes;  /* float32 bytes read per token at batch 1 (all matrices + embedding row) */
+    double *inv_freq;      /* [head_dim/2], RoPE frequencies after rope_scaling */
+    enum model_weights weights;
+    enum kn_dtype dtype;   /* the matrices' dtype (the first matrix's if the files mix them) */
+    size_t weight_bytes;   /* resident matrix bytes read per token at batch 1 (+ one embedding row) */
+    size_t resident_bytes; /* every weight as held: what the model adds to a process's memory */
     struct st_set *st;
-    void **owned;         /* converted buffers */
+    void **owned;          /* converted buffers */
     int n_owned;
 };
 
@@ -64,6 +74,11 @@ int model_config_load(const char *dir, struct model_config *cfg, struct error *e
 int model_config_parse(const char *json, size_t len, struct model_config *cfg, struct error *err);
 /* Loads config and weights. NULL + err naming the file, tensor and problem on any mismatch. */
 struct model *model_load(const char *dir, struct error *err);
+/* The same with the matrices held as `weights` says. */
+struct model *model_load_as(const char *dir, enum model_weights weights, struct error *err);
+const char *model_weights_name(enum model_weights w); /* "stored", "q8" */
+/* Row `token` of the embedding as float32 into out[dim]. */
+void model_embed_row(const struct model *m, int32_t token, float *out);
 void model_free(struct model *m);
 
 #endif

@@ -108,7 +108,20 @@ def rope_inv_freq(cfg, head_dim):
     return np.where(wavelen > orig / low, inv / factor, np.where(wavelen < orig / high, inv, blended))
 
 
+def kv_round(x, dtype):
+    """K and V as the engine's cache holds them: rounded to f16 or bf16 (round-to-nearest-even)."""
+    if dtype == "f16":
+        return x.astype(np.float32).astype(np.float16).astype(np.float64)
+    if dtype == "bf16":
+        b = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+        b = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) << 16
+        return b.astype(np.uint32).view(np.float32).astype(np.float64)
+    return x
+
+
 class Model:
+    kv_dtype = "f32"
+
     def __init__(self, model_dir):
         with open(os.path.join(model_dir, "config.json")) as f:
             self.cfg = cfg = json.load(f)
@@ -149,6 +162,7 @@ class Model:
         q = self.rope(self.proj(l, "self_attn.q_proj", h).reshape(n, self.n_heads, self.hd), pos)
         k = self.rope(self.proj(l, "self_attn.k_proj", h).reshape(n, self.n_kv, self.hd), pos)
         v = self.proj(l, "self_attn.v_proj", h).reshape(n, self.n_kv, self.hd)
+        k, v = kv_round(k, self.kv_dtype), kv_round(v, self.kv_dtype)
         group = self.n_heads // self.n_kv
         k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
         scores = np.einsum("qhd,khd->hqk", q, k) / np.sqrt(self.hd)
@@ -284,11 +298,14 @@ def main():
     ap.add_argument("--ids", required=True, help="prompt token ids as a JSON array")
     ap.add_argument("--logits", help="compare: float32 [n_prompt][vocab] logits file")
     ap.add_argument("--tol", type=float, default=1e-4, help="compare: maximum relative error")
+    ap.add_argument("--kv-dtype", choices=["f32", "f16", "bf16"], default="f32",
+                    help="round K and V as a KV cache of this dtype does")
     args = ap.parse_args()
     ids = json.loads(args.ids)
     if not ids or not all(isinstance(i, int) for i in ids):
         fail("--ids must be a non-empty JSON array of token ids")
     model = Model(args.model)
+    model.kv_dtype = args.kv_dtype
     if max(ids) >= model.embed.shape[0] or min(ids) < 0:
         fail("--ids: token id out of range for vocab %d" % model.embed.shape[0])
     if args.command == "compare" and not args.logits:

@@ -73,6 +73,8 @@ static void ws_register(struct wire_register *r, uint64_t *s)
     for (uint32_t i = 0; i < r->pool.rkey_len; i++)
         r->pool.rkey[i] = (uint8_t)ws_mix(s);
     r->prefix_salt = ws_mix(s);
+    r->kv_dtype = (uint8_t)(ws_mix(s) % 3);
+    r->weights = (uint8_t)(ws_mix(s) % 2);
 }
 
 /* Fills m with an example of `type`, varied by seed. */
@@ -171,7 +173,7 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
                ra->pool.base == rb->pool.base && ra->pool.n_layers == rb->pool.n_layers &&
                ra->pool.n_blocks == rb->pool.n_blocks && ra->pool.block_bytes == rb->pool.block_bytes &&
                ra->pool.rkey_len == rb->pool.rkey_len && WS_ARR_EQ(ra->pool.rkey, rb->pool.rkey, ra->pool.rkey_len) &&
-               ra->prefix_salt == rb->prefix_salt;
+               ra->prefix_salt == rb->prefix_salt && ra->kv_dtype == rb->kv_dtype && ra->weights == rb->weights;
     case WIRE_LOAD: {
         const struct wire_load *la = &a->u.load, *lb = &b->u.load;
         return la->worker_id == lb->worker_id && la->queued_requests == lb->queued_requests &&

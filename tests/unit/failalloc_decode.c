@@ -127,7 +127,7 @@ static int setup(void)
     struct ucx_handlers other = {other_accept, other_message, other_lost};
     struct ucx_handlers mine = {NULL, decode_message, decode_lost};
     char addr[64];
-    if (kv_pool_init(&w->engine.kv, &T.model.cfg, POOL_BLOCKS, BLOCK, &err) < 0 ||
+    if (kv_pool_init(&w->engine.kv, &T.model.cfg, POOL_BLOCKS, BLOCK, KN_F16, &err) < 0 ||
         ucx_create(&w->loop, &other, NULL, &T.other, &err) < 0 || ucx_listen(T.other, "127.0.0.1", 0, &err) < 0 ||
         ucx_create(&w->loop, &mine, w, &w->ucx, &err) < 0 ||
         (snprintf(addr, sizeof addr, "127.0.0.1:%u", ucx_listen_port(T.other)),

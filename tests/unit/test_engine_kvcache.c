@@ -15,8 +15,9 @@ static void alloc_in_order_and_exhaust(void)
 {
     struct kv_pool p;
     struct model_config c = cfg();
-    CHECK(kv_pool_init(&p, &c, 5, 4, NULL) == 0);
-    CHECK_EQ_INT(p.block_floats, 2 * 4 * 2 * 8);
+    CHECK(kv_pool_init(&p, &c, 5, 4, KN_F32, NULL) == 0);
+    CHECK_EQ_INT(p.block_elems, 2 * 4 * 2 * 8);
+    CHECK_EQ_INT(p.block_bytes, 2 * 4 * 2 * 8 * 4);
     CHECK(((uintptr_t)p.data & 4095) == 0);
     for (int i = 0; i < 5; i++)
         CHECK_EQ_INT(kv_alloc(&p), i);
@@ -32,7 +33,7 @@ static void refcounts_share_blocks(void)
 {
     struct kv_pool p;
     struct model_config c = cfg();
-    CHECK(kv_pool_init(&p, &c, 2, 4, NULL) == 0);
+    CHECK(kv_pool_init(&p, &c, 2, 4, KN_F32, NULL) == 0);
     int32_t b = kv_alloc(&p);
     kv_ref(&p, b);
     kv_unref(&p, b);
@@ -46,19 +47,24 @@ static void layout_is_layer_major(void)
 {
     struct kv_pool p;
     struct model_config c = cfg();
-    CHECK(kv_pool_init(&p, &c, 4, 4, NULL) == 0);
-    CHECK(kv_k(&p, 0, 1) - kv_k(&p, 0, 0) == (long)p.block_floats);
-    CHECK(kv_k(&p, 1, 0) - kv_k(&p, 0, 0) == (long)(4 * p.block_floats));
-    CHECK(kv_v(&p, 2, 3) - kv_k(&p, 2, 3) == (long)(p.block_floats / 2));
-    CHECK((char *)(kv_k(&p, 2, 3) + p.block_floats) == (char *)p.data + p.bytes);
-    kv_pool_destroy(&p);
+    for (int t = KN_F32; t <= KN_BF16; t++) {
+        CHECK(kv_pool_init(&p, &c, 4, 4, (enum kn_dtype)t, NULL) == 0);
+        CHECK_EQ_INT(p.block_bytes, p.block_elems * (t == KN_F32 ? 4 : 2));
+        char *k01 = kv_k(&p, 0, 1), *k00 = kv_k(&p, 0, 0), *k10 = kv_k(&p, 1, 0), *k23 = kv_k(&p, 2, 3),
+             *v23 = kv_v(&p, 2, 3);
+        CHECK(k01 - k00 == (long)p.block_bytes);
+        CHECK(k10 - k00 == (long)(4 * p.block_bytes));
+        CHECK(v23 - k23 == (long)(p.block_bytes / 2));
+        CHECK(k23 + p.block_bytes == (char *)p.data + p.bytes);
+        kv_pool_destroy(&p);
+    }
 }
 
 static void reserve_is_all_or_nothing(void)
 {
     struct kv_pool p;
     struct model_config c = cfg();
-    CHECK(kv_pool_init(&p, &c, 4, 4, NULL) == 0);
+    CHECK(kv_pool_init(&p, &c, 4, 4, KN_F32, NULL) == 0);
     struct kv_seq a = {0}, b = {0};
     CHECK(kv_seq_reserve(&p, &a, 1) == 0);
     CHECK_EQ_INT(a.n_blocks, 1);
@@ -100,7 +106,7 @@ static void prefix_match_and_share(void)
 {
     struct kv_pool p;
     struct model_config c = cfg();
-    CHECK(kv_pool_init(&p, &c, 16, 4, NULL) == 0 && kv_prefix_enable(&p, 7, NULL) == 0);
+    CHECK(kv_pool_init(&p, &c, 16, 4, KN_F32, NULL) == 0 && kv_prefix_enable(&p, 7, NULL) == 0);
     int32_t a[40], b[40];
     fill(a, 40, 40, 1);
     struct kv_seq sa = computed(&p, a, 40);
@@ -129,7 +135,7 @@ static void prefix_eviction_order(void)
 {
     struct kv_pool p;
     struct model_config c = cfg();
-    CHECK(kv_pool_init(&p, &c, 8, 4, NULL) == 0 && kv_prefix_enable(&p, 7, NULL) == 0);
+    CHECK(kv_pool_init(&p, &c, 8, 4, KN_F32, NULL) == 0 && kv_prefix_enable(&p, 7, NULL) == 0);
     int32_t a[32];
     fill(a, 32, 32, 1);
     struct kv_seq sa = computed(&p, a, 32); /* the whole pool, cached */
@@ -160,7 +166,7 @@ static void prefix_collisions_caught(void)
 {
     struct kv_pool p;
     struct model_config c = cfg();
-    CHECK(kv_pool_init(&p, &c, 64, 4, NULL) == 0 && kv_prefix_enable(&p, 7, NULL) == 0);
+    CHECK(kv_pool_init(&p, &c, 64, 4, KN_F32, NULL) == 0 && kv_prefix_enable(&p, 7, NULL) == 0);
     kv_prefix_test_key_bits(&p, 2); /* four keys for everything: blocks collide all the time */
     int32_t t[8][16];
     struct kv_seq s[8];
@@ -190,10 +196,12 @@ static void bad_sizes_refused(void)
     struct kv_pool p;
     struct model_config c = cfg();
     struct error err;
-    CHECK(kv_pool_init(&p, &c, 0, 16, &err) == -1);
+    CHECK(kv_pool_init(&p, &c, 0, 16, KN_F32, &err) == -1);
     CHECK(strstr(err.msg, "block") != NULL);
-    CHECK(kv_pool_init(&p, &c, 4, 0, &err) == -1);
-    CHECK(kv_blocks_in_bytes(&c, 4, 3 * 2 * 4 * 2 * 8 * 4 * 10) == 10);
+    CHECK(kv_pool_init(&p, &c, 4, 0, KN_F32, &err) == -1);
+    CHECK(kv_blocks_in_bytes(&c, 4, KN_F32, 3 * 2 * 4 * 2 * 8 * 4 * 10) == 10);
+    CHECK(kv_blocks_in_bytes(&c, 4, KN_F16, 3 * 2 * 4 * 2 * 8 * 4 * 10) == 20);
+    CHECK(kv_pool_init(&p, &c, 4, 4, KN_Q8, &err) == -1 && strstr(err.msg, "q8"));
 }
 
 int main(void)
