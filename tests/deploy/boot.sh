@@ -76,10 +76,16 @@ ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%d", (b - a) / 1000 }'; 
 inside $M systemctl mask --runtime pdserve-frontend.service >/dev/null 2>&1
 inside $M systemctl start --no-block pdserve-decode@decode0.service
 for _ in $(seq 100); do [[ $(prop pdserve-decode@decode0.service StatusText) == model* ]] && break; sleep 0.1; done
-sleep 2
+dpid=$(prop pdserve-decode@decode0.service MainPID)
+# Longer than WatchdogSec: systemd arms the watchdog only once the service is ready, so a worker
+# waiting for its frontend (or loading a large model) is not killed for sending no WATCHDOG=1.
+wd=$(prop pdserve-decode@decode0.service WatchdogUSec); wd_s=${wd%s}
+sleep $((wd_s + 2))
 st=$(prop pdserve-decode@decode0.service ActiveState)/$(prop pdserve-decode@decode0.service SubState)
 [ "$st" = activating/start ] || fail "decode0 with no frontend is $st, expected activating/start (READY=1 too early?)"
-echo "ok   no frontend: decode0 stays $st, STATUS \"$(prop pdserve-decode@decode0.service StatusText | cut -c1-70)...\""
+[ "$(prop pdserve-decode@decode0.service MainPID)" = "$dpid" ] && [ "$(prop pdserve-decode@decode0.service NRestarts)" = 0 ] \
+    || fail "decode0 was restarted while waiting for its frontend"
+echo "ok   no frontend: decode0 stays $st for $((wd_s + 2)) s (> WatchdogSec=$wd, not killed), STATUS \"$(prop pdserve-decode@decode0.service StatusText | cut -c1-60)...\""
 inside $M systemctl unmask --runtime pdserve-frontend.service >/dev/null 2>&1
 t0=$EPOCHREALTIME
 inside $M systemctl start pdserve.target || fail "systemctl start pdserve.target"
@@ -109,7 +115,6 @@ inside $M grep -q ' bind:0' /proc/"$dpid"/numa_maps || fail "decode0's memory po
 echo "ok   the pin.conf drop-in holds under the hardening: decode0 on CPU $cpus, memory policy bind:0"
 
 # ---- the watchdog: a frozen worker is killed and restarted ----
-wd=$(prop pdserve-decode@decode0.service WatchdogUSec); wd_s=${wd%s}
 n0=$(prop pdserve-decode@decode0.service NRestarts)
 t0=$EPOCHREALTIME
 inside $M bash -c "kill -STOP $dpid"
@@ -117,7 +122,9 @@ wait_restart pdserve-decode@decode0.service "$dpid" "$n0" $((wd_s + 20))
 t_back=$EPOCHREALTIME
 t_wd=$(inside $M journalctl -u pdserve-decode@decode0.service -o short-unix --no-pager -g 'Watchdog timeout' | tail -n 1 | cut -d' ' -f1)
 [ -n "$t_wd" ] || fail "no 'Watchdog timeout' in the journal"
-inside $M journalctl -u pdserve-decode@decode0.service -o cat --no-pager | grep -q "Failed with result 'watchdog'" \
+# (grep on a variable, not a pipe: grep -q leaving early would fail the pipe under pipefail)
+jr=$(inside $M journalctl -u pdserve-decode@decode0.service -o cat --no-pager)
+grep -q "Failed with result 'watchdog'" <<<"$jr" \
     || fail "decode0 was restarted, but not by the watchdog"
 wd_after=$(awk -v a="$t0" -v b="$t_wd" 'BEGIN { printf "%.1f", b - a }')
 back_after=$(awk -v a="$t0" -v b="$t_back" 'BEGIN { printf "%.1f", b - a }')
@@ -226,7 +233,7 @@ done
 stop_s=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
 [ "$act" = "inactive " ] || fail "units still $act $limit s after systemctl stop pdserve.target"
 wait $LONG
-grep -q '"finish_reason":"length"' "$WORK/long.out" && tail -n 3 "$WORK/long.out" | grep -q 'data: \[DONE\]' \
+grep -q '"finish_reason":"length"' "$WORK/long.out" && [ "$(grep -v '^[[:space:]]*$' "$WORK/long.out" | tail -n 1 | tr -d '\r')" = "data: [DONE]" ] \
     && ! grep -q '"error"' "$WORK/long.out" || fail "the stream in flight did not finish during the drain: $(tail -c 300 "$WORK/long.out")"
 ntok=$(grep -c '"text"' "$WORK/long.out")
 for u in $UNITS; do

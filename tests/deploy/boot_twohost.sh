@@ -54,7 +54,7 @@ nsenter -t "${BOOT_LEADER[$N1]}" -n ip addr add $IP1/24 dev eth1 && nsenter -t "
     && nsenter -t "${BOOT_LEADER[$N1]}" -n ip link set eth1 up && nsenter -t "${BOOT_LEADER[$N2]}" -n ip link set eth1 up \
     || fail "addressing eth1"
 for n in $N1 $N2; do
-    inside $n ls /sys/class/net | grep -qx eth1 || fail "$n does not see eth1 in /sys/class/net: $(inside $n ls /sys/class/net | tr '\n' ' ')"
+    [[ " $(inside $n ls /sys/class/net | tr '\n' ' ') " == *" eth1 "* ]] || fail "$n does not see eth1 in /sys/class/net: $(inside $n ls /sys/class/net | tr '\n' ' ')"
 done
 # A moment for the link (and IPv6 duplicate address detection) to settle: UCX lists the interfaces
 # once, when a daemon starts, and one not yet running is left out for good.
@@ -73,7 +73,7 @@ sleep 3
 st=$(prop $N2 pdserve-decode@decode0.service ActiveState)
 [ "$st" = activating ] || fail "decode0 on node2 with no frontend is $st, expected activating"
 [ "$(prop $N2 pdserve-frontend.service ActiveState)" = inactive ] \
-    && inside $N2 journalctl -b --no-pager -o cat -u pdserve-frontend.service | grep -q 'ConditionPathExists=/etc/pdserve/frontend.env' \
+    && [[ $(inside $N2 journalctl -b --no-pager -o cat -u pdserve-frontend.service) == *ConditionPathExists=/etc/pdserve/frontend.env* ]] \
     || fail "pdserve-frontend.service on node2 (no frontend.env) was not skipped by its condition"
 echo "ok   node2 started first: decode0 $st (waiting for $IP1:9000), the frontend unit skipped there (no frontend.env)"
 inside $N1 timeout 60 systemctl start pdserve.target || fail "systemctl start pdserve.target on node1 (not ready within 60 s)"
