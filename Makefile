@@ -54,7 +54,7 @@ TESTBIN := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all deps test asan fuzz soak bench bench-engine bench-transport bench-pipeline bench-goodput bench-prefix run clean install
+.PHONY: all deps test test-deploy asan fuzz soak bench bench-engine bench-transport bench-pipeline bench-goodput bench-prefix run clean install
 all: $(BINS) $(TESTBIN)
 
 deps:
@@ -120,6 +120,14 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/drivers/%.o $(LIBS)
 test: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) ./tests/run $(T)
+
+# The systemd units booted for real (tests/TESTS.deploy, docs/deploy.md): Debian roots made by
+# debootstrap (cached in $(BUILD)/deploy-root/), `make install` into them, systemd-nspawn boots them.
+# Needs root; a step of its own in .ci/run. Ends with "N passed, N failed".
+test-deploy: deps
+	@./tools/deps.sh deploy
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) TESTS_FILE=tests/TESTS.deploy ./tests/run $(T)
 
 # The same tests, built and run under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan: deps

@@ -10,9 +10,12 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/util/log.h"
 
@@ -21,6 +24,8 @@
 #define UCX_ARM_TRIES 16
 #define UCX_PEER_TIMEOUT_MS 6000 /* silence after which a peer is lost; PDSERVE_PEER_TIMEOUT_MS */
 #define UCX_HANDSHAKE_MS 5000    /* an unauthenticated connection's lifetime; PDSERVE_HANDSHAKE_TIMEOUT_MS */
+#define UCX_NETDEV_POLL_MS 250    /* how often a daemon looks whether its UCX_NET_DEVICES came up */
+#define UCX_NETDEV_LOG_MS 10000   /* how often it says it is still waiting */
 
 /* Defaults applied unless the variable is already set (docs/transport.md says why each). The third
  * column names the transports a variable belongs to: it is set only when UCX_TLS may select one of
@@ -280,9 +285,66 @@ static int rma_wanted(void)
     return found;
 }
 
+/* 1 if the interface is up, running and has an address other than an IPv6 link-local one, 0 if it
+ * exists but is not yet, -1 if there is no interface of that name (an RDMA port such as mlx5_0:1). */
+static int netdev_ready(const struct ifaddrs *all, const char *name)
+{
+    int seen = -1;
+    for (const struct ifaddrs *a = all; a; a = a->ifa_next) {
+        if (strcmp(a->ifa_name, name) != 0)
+            continue;
+        seen = 0;
+        if (!(a->ifa_flags & IFF_UP) || !(a->ifa_flags & IFF_RUNNING) || !a->ifa_addr)
+            continue;
+        if (a->ifa_addr->sa_family == AF_INET ||
+            (a->ifa_addr->sa_family == AF_INET6 &&
+             !IN6_IS_ADDR_LINKLOCAL(&((const struct sockaddr_in6 *)(const void *)a->ifa_addr)->sin6_addr)))
+            return 1;
+    }
+    return seen;
+}
+
+/* UCX lists the network devices once, in ucp_init: an interface that is down or has no address then
+ * is left out for the daemon's life, and it reaches no peer ("Destination is unreachable") even after
+ * the link comes up. That is what happens to a daemon started at boot before its interface is up
+ * (network-online.target does not wait for every interface: ifupdown's allow-hotplug ones, say). So
+ * when UCX_NET_DEVICES names interfaces, wait until one of them is ready. Names that are no
+ * interface here (RDMA ports, typos) are left to UCX to judge, so a typo still fails at once. */
+static void wait_net_devices(void)
+{
+    const char *devs = getenv("UCX_NET_DEVICES");
+    if (!devs || !*devs || strcmp(devs, "all") == 0)
+        return;
+    for (long waited_ms = 0;; waited_ms += UCX_NETDEV_POLL_MS) {
+        struct ifaddrs *all;
+        if (getifaddrs(&all) != 0)
+            return;
+        int present = 0, ready = 0;
+        char list[512];
+        snprintf(list, sizeof list, "%s", devs);
+        char *save = NULL;
+        for (char *d = strtok_r(list, ",", &save); d; d = strtok_r(NULL, ",", &save)) {
+            int r = netdev_ready(all, d);
+            present += r >= 0;
+            ready += r > 0;
+        }
+        freeifaddrs(all);
+        if (!present || ready) {
+            if (waited_ms > 0)
+                log_info("ucx: a device of UCX_NET_DEVICES=%s is up after %.1f s", devs, waited_ms / 1000.0);
+            return;
+        }
+        if (waited_ms % UCX_NETDEV_LOG_MS == 0)
+            log_warn("ucx: waiting for a device of UCX_NET_DEVICES=%s to be up with an address (UCX only uses "
+                     "the devices that are up when it starts)", devs);
+        usleep(UCX_NETDEV_POLL_MS * 1000);
+    }
+}
+
 static int create_context(struct ucx *u, struct error *err)
 {
     set_env_defaults();
+    wait_net_devices();
     u->rma = rma_wanted();
     ucp_config_t *cfg;
     ucs_status_t st = ucp_config_read(NULL, NULL, &cfg);

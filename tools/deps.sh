@@ -1,10 +1,12 @@
 #!/bin/sh
 # Install the Debian packages pdserve builds, tests and runs with; a no-op when all are present.
-# Used by `make deps` (and so by `make run` and `make test`).
+# Used by `make deps` (and so by `make run` and `make test`). `deps.sh deploy` also installs what the
+# booted deployment tests need (`make test-deploy`): debootstrap and systemd-nspawn.
 set -eu
 PKGS="build-essential pkg-config libuv1-dev node-llhttp libucx-dev ucx-utils libopenblas-dev \
 libjansson-dev libpcre2-dev libsystemd-dev python3 python3-numpy python3-jinja2 iproute2 \
 clang libclang-rt-14-dev gnuplot-nox systemd wrk curl"
+[ "${1:-}" = deploy ] && PKGS="$PKGS debootstrap systemd-container"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,4 +1,4 @@
-/* log.h — one line per event on stderr: time, level, process tag, message. The level comes from
+/* log.h — one line per event on stderr: time (or, on the journal, the priority), level, process tag, message. The level comes from
  * PDSERVE_LOG (debug|info|warn|error, default info) or log_set_level(). Thread-safe: each line is
  * written with a single write(2). */
 #ifndef PD_LOG_H
@@ -6,7 +6,8 @@
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
-/* Tag printed on every line, e.g. "prefill:0"; the string must outlive all logging. */
+/* Tag printed on every line, e.g. "prefill:0"; the string must outlive all logging. Also looks whether
+ * stderr is the journal ($JOURNAL_STREAM): then lines carry a syslog priority prefix and no time. */
 void log_init(const char *tag);
 void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
