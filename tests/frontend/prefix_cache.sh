@@ -73,7 +73,8 @@ down
 HTTP_PORT=$(free_port); UCX_PORT=$(free_port); BASE="http://127.0.0.1:$HTTP_PORT"
 start_frontend
 start pre $BUILD/pdserve-prefill --model "$MODEL" --frontend 127.0.0.1:$UCX_PORT --kv-blocks 48 --load-interval-ms 100
-start dec $BUILD/pdserve-decode --model "$MODEL" --frontend 127.0.0.1:$UCX_PORT --kv-blocks 48 --load-interval-ms 100
+start dec $BUILD/pdserve-decode --model "$MODEL" --frontend 127.0.0.1:$UCX_PORT --kv-blocks 48 --load-interval-ms 100 \
+    --kv-wait-timeout 600 # 24 requests through a pool that holds two at a time: slow on a loaded machine
 wait_health 200
 answers small --prefixes 6 --concurrent | sed 's/^/     small pools, at once: /'
 same ref6 small
