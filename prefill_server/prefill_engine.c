@@ -191,6 +191,25 @@ static void finish_step(struct pf_engine *pe)
     }
 }
 
+/* The head of the queue cannot get its blocks and no computed prompt will give any back: the blocks
+ * are held by later prompts, partly computed (chunks) or matched in the prefix cache. The newest one
+ * gives its blocks up and is computed again later, so the queue moves in order instead of failing a
+ * prompt that fits the pool (prompts that cannot fit it are refused before they are queued).
+ * Returns false when there was nothing to take back. */
+static bool release_newest(struct pf_engine *pe)
+{
+    for (int i = pe->n_queue - 1; i > 0; i--) {
+        struct seq *s = pe->queue[i];
+        if (s->kv.n_blocks == 0)
+            continue;
+        log_info("prefill KV pool full: request %llu gives back its %d blocks for request %llu",
+                 (unsigned long long)s->id, s->kv.n_blocks, (unsigned long long)pe->queue[0]->id);
+        engine_seq_uncache(s, &pe->w->engine.kv);
+        return true;
+    }
+    return false;
+}
+
 /* One forward pass over the head of the queue. Returns false when there was nothing it could do. */
 static bool step(struct pf_engine *pe)
 {
@@ -202,7 +221,7 @@ static bool step(struct pf_engine *pe)
         fail_head(pe, err.msg);
         return true;
     }
-    if (pe->step.n_tokens == 0 && pe->step.out_of_blocks && pe->n_held == 0) {
+    if (pe->step.n_tokens == 0 && pe->step.out_of_blocks && pe->n_held == 0 && !release_newest(pe)) {
         fail_head(pe, "the prompt needs more KV blocks than this prefill worker's whole pool; raise "
                       "--kv-gib or --kv-blocks");
         return true;
