@@ -8,6 +8,7 @@
 #include "common/engine/kernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -316,10 +317,17 @@ T2 static void dequant_q8_avx2(float *dst, const struct kn_mat *w, int r0, int r
 static const struct kn_ops avx2 = {"avx2", matmul_avx2, matmul_q8_avx2, quantize_q8_avx2, widen_avx2,
                                    narrow_avx2, dots_avx2, axpys_avx2, exp_sum_avx2, dequant_q8_avx2};
 
+/* F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c". */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+
 const struct kn_ops *kn_ops_avx2(void)
 {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
         return &avx2;
     return NULL;
 }
