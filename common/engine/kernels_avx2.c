@@ -7,7 +7,7 @@
  * so one maddubs + madd gives 8 int32 partial dot products per 32 bytes. */
 #include "common/engine/kernels.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(PD_FUZZ_BUILD)
 #include <cpuid.h>
 #include <immintrin.h>
 #include <math.h>
