@@ -7,7 +7,7 @@
  * so one maddubs + madd gives 8 int32 partial dot products per 32 bytes. */
 #include "common/engine/kernels.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(PD_FUZZ_BUILD)
 #include <cpuid.h>
 #include <immintrin.h>
 #include <math.h>
@@ -317,11 +317,11 @@ T2 static void dequant_q8_avx2(float *dst, const struct kn_mat *w, int r0, int r
 static const struct kn_ops avx2 = {"avx2", matmul_avx2, matmul_q8_avx2, quantize_q8_avx2, widen_avx2,
                                    narrow_avx2, dots_avx2, axpys_avx2, exp_sum_avx2, dequant_q8_avx2};
 
-/* F16C from CPUID leaf 1 (clang's __builtin_cpu_supports does not know "f16c"). */
+/* F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c". */
 static int has_f16c(void)
 {
     unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
 }
 
 const struct kn_ops *kn_ops_avx2(void)

@@ -4,7 +4,7 @@
  * sizes need no scalar tail. */
 #include "common/engine/kernels.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(PD_FUZZ_BUILD)
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
