@@ -171,9 +171,7 @@ static void match_prefix(struct engine *e, struct seq *s)
 
 static int build_batch(struct engine *e, struct seq **seqs, int n, int budget, struct step_result *res)
 {
-    int total = 0;
-    for (int i = 0; i < n; i++)
-        match_prefix(e, seqs[i]);
+    int total = 0; /* an upper bound: a prefix found in the cache below computes less */
     for (int i = 0; i < n; i++)
         if (seqs[i]->finish == FINISH_NONE)
             total += seqs[i]->n_tokens - seqs[i]->n_cached;
@@ -185,6 +183,7 @@ static int build_batch(struct engine *e, struct seq **seqs, int n, int budget, s
         e->tables[i] = &seqs[i]->kv;
         if (seqs[i]->finish != FINISH_NONE || seqs[i]->n_cached == seqs[i]->n_tokens)
             continue;
+        match_prefix(e, seqs[i]); /* only now: a sequence that waits must not pin cached blocks */
         int got = schedule_seq(e, seqs[i], i, n_batch, budget - n_batch);
         if (got < 0) {
             res->out_of_blocks = true;
