@@ -1,16 +1,22 @@
 /* forward.c — the Llama-family forward pass (see forward.h), written in the order of the equations:
  *
- *   x  = embed[token]
+ *   x  = embed[token] · embed_scale                                  (scale: Gemma)
  *   for each layer:
  *     xb = rmsnorm(x) · attn_norm
- *     q, k, v = xb·[Wq;Wk;Wv]ᵀ (+b);  rope(q, k) at each token's position
+ *     q, k, v = xb·[Wq;Wk;Wv]ᵀ (+b)
+ *     q, k = rmsnorm(q) · q_norm, rmsnorm(k) · k_norm per head        (Qwen3, Gemma3)
+ *     rope(q, k) at each token's position
  *     cache[pos] = k, v
- *     x += attention(q, cache) · Woᵀ (+bo)
+ *     a = attention(q, cache, window, scale, softcap) · Woᵀ (+bo)
+ *     x += a                  or  x += rmsnorm(a) · post_attn_norm    (Gemma)
  *     xb = rmsnorm(x) · ffn_norm
- *     x += (silu(xb·Wgateᵀ) ⊙ xb·Wupᵀ) · Wdownᵀ
- *   logits = (rmsnorm(x) · norm) · lm_headᵀ
+ *     f = (act(xb·Wgateᵀ) ⊙ xb·Wupᵀ) · Wdownᵀ                         (act: silu, or gelu-tanh for Gemma)
+ *     x += f                  or  x += rmsnorm(f) · post_ffn_norm     (Gemma)
+ *   logits = (rmsnorm(x) · norm) · lm_headᵀ, soft-capped when final_softcap is set (Gemma2)
  *
- * Rows are tokens: every matrix product is one sgemm over the whole batch. */
+ * The per-architecture features are flags and optional weights (arch.c, model.c): absent ones cost
+ * nothing and leave the Llama path as it was. Rows are tokens: every matrix product is one sgemm over
+ * the whole batch. */
 #include "common/engine/forward.h"
 
 #include <cblas.h>
@@ -167,6 +173,38 @@ static void swiglu(float *out, const float *gate_up, int n, int hidden)
     }
 }
 
+/* out[i][j] = gelu_tanh(gate[i][j]) · up[i][j] (Gemma's GeGLU with gelu_pytorch_tanh). */
+static void geglu(float *out, const float *gate_up, int n, int hidden)
+{
+    const float k = 0.7978845608028654f; /* √(2/π) */
+    for (int i = 0; i < n; i++) {
+        const float *g = gate_up + (size_t)i * 2 * hidden, *u = g + hidden;
+        float *o = out + (size_t)i * hidden;
+        for (int j = 0; j < hidden; j++)
+            o[j] = 0.5f * g[j] * (1.0f + tanhf(k * (g[j] + 0.044715f * g[j] * g[j] * g[j]))) * u[j];
+    }
+}
+
+/* x = cap · tanh(x / cap): Gemma2's soft-capping of attention scores and logits. */
+static void softcap(float *x, size_t n, float cap)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = cap * tanhf(x[i] / cap);
+}
+
+static void scale(float *x, size_t n, float f)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] *= f;
+}
+
+/* y[n][dim] += x[n][dim] */
+static void add_rows(float *y, const float *x, int n, int dim)
+{
+    for (size_t i = 0; i < (size_t)n * dim; i++)
+        y[i] += x[i];
+}
+
 /* Splits each row of the stacked projection into q, k and v. */
 static void split_qkv(struct run_state *s, int n, int q_dim, int kv_dim)
 {
@@ -193,24 +231,36 @@ static void cache_store(struct kv_pool *kv, const struct fwd_batch *b, int layer
     }
 }
 
-/* out[hd] = softmax(q·Kᵀ / √hd) · V for one query head over positions 0..pos of its sequence. */
+/* How one layer's attention scores are formed: q·k · scale, soft-capped, over the last `window`
+ * positions (0: all). */
+struct attn_params {
+    float scale, softcap;
+    int window;
+};
+
+/* out[hd] = softmax(q·Kᵀ · scale) · V for one query head over positions first..pos of its sequence
+ * (first = 0, or pos - window + 1 on a sliding-window layer: the cache keeps every position, the
+ * window is a mask). */
 static void attend_head(const struct kv_pool *kv, const struct kv_seq *s, int layer, int kv_head,
-                        const float *q, int pos, float *att, float *out)
+                        const float *q, int pos, const struct attn_params *p, float *att, float *out)
 {
     int hd = kv->head_dim, bs = kv->block_size;
     size_t row = (size_t)kv->n_kv_heads * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int t = 0; t <= pos; t++) {
+    int first = p->window && pos >= p->window ? pos - p->window + 1 : 0;
+    att -= first; /* att[t] for t in first..pos */
+    for (int t = first; t <= pos; t++) {
         const float *k = kv_k(kv, layer, s->blocks[t / bs]) + (t % bs) * row + (size_t)kv_head * hd;
         float dot = 0.0f;
 #pragma omp simd reduction(+ : dot) /* a fixed vector order: fast and still deterministic */
         for (int j = 0; j < hd; j++)
             dot += q[j] * k[j];
-        att[t] = dot * scale;
+        att[t] = dot * p->scale;
     }
-    softmax(att, pos + 1);
+    if (p->softcap > 0)
+        softcap(att + first, (size_t)(pos + 1 - first), p->softcap);
+    softmax(att + first, pos + 1 - first);
     memset(out, 0, (size_t)hd * sizeof(float));
-    for (int t = 0; t <= pos; t++) {
+    for (int t = first; t <= pos; t++) {
         const float *v = kv_v(kv, layer, s->blocks[t / bs]) + (t % bs) * row + (size_t)kv_head * hd;
         for (int j = 0; j < hd; j++)
             out[j] += att[t] * v[j];
@@ -218,14 +268,30 @@ static void attend_head(const struct kv_pool *kv, const struct kv_seq *s, int la
 }
 
 static void attention(const struct model_config *c, const struct kv_pool *kv, struct run_state *s,
-                      const struct fwd_batch *b, int layer)
+                      const struct fwd_batch *b, int layer, int window)
 {
     int hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
     size_t qrow = (size_t)c->n_heads * hd;
+    /* longrope scales cos and sin by attention_factor: q·k by its square */
+    struct attn_params p = {c->attn_scale * (float)(c->rope_attn_factor * c->rope_attn_factor),
+                            c->attn_softcap, window};
     for (int i = 0; i < b->n_tokens; i++)
         for (int h = 0; h < c->n_heads; h++)
             attend_head(kv, b->seqs[b->seq[i]], layer, h / group, s->q + i * qrow + (size_t)h * hd,
-                        b->pos[i], s->att, s->att_out + i * qrow + (size_t)h * hd);
+                        b->pos[i], &p, s->att, s->att_out + i * qrow + (size_t)h * hd);
+}
+
+/* x += out·Wᵀ, or with a post-norm (Gemma) x += rmsnorm(out·Wᵀ) · post_norm; xb is scratch. */
+static void residual_add(const struct model_config *c, struct run_state *s, const float *out, const float *w,
+                         int n, int in, const float *post_norm)
+{
+    if (!post_norm) {
+        matmul(s->x, out, w, n, in, c->dim, 1.0f);
+        return;
+    }
+    matmul(s->xb, out, w, n, in, c->dim, 0.0f);
+    rmsnorm_rows(s->xb, s->xb, post_norm, n, c->dim, c->norm_eps);
+    add_rows(s->x, s->xb, n, c->dim);
 }
 
 /* One layer; false when the layer hook stopped the pass. */
@@ -241,21 +307,28 @@ static bool layer_forward(const struct model *m, struct kv_pool *kv, struct run_
     matmul(s->qkv, s->xb, w->wqkv, n, dim, q_dim + 2 * kv_dim, 0.0f);
     add_bias(s->qkv, w->bqkv, n, q_dim + 2 * kv_dim);
     split_qkv(s, n, q_dim, kv_dim);
+    if (w->q_norm) {
+        rmsnorm_rows(s->q, s->q, w->q_norm, n * c->n_heads, c->head_dim, c->norm_eps);
+        rmsnorm_rows(s->k, s->k, w->k_norm, n * c->n_kv_heads, c->head_dim, c->norm_eps);
+    }
     for (int i = 0; i < n; i++) {
-        rope(s->q + (size_t)i * q_dim, c->n_heads, c->head_dim, b->pos[i], m->inv_freq);
-        rope(s->k + (size_t)i * kv_dim, c->n_kv_heads, c->head_dim, b->pos[i], m->inv_freq);
+        rope(s->q + (size_t)i * q_dim, c->n_heads, c->head_dim, b->pos[i], w->inv_freq);
+        rope(s->k + (size_t)i * kv_dim, c->n_kv_heads, c->head_dim, b->pos[i], w->inv_freq);
     }
     cache_store(kv, b, l, s->k, s->v);
     if (b->on_layer && !b->on_layer(b->ctx, l))
         return false;
-    attention(c, kv, s, b, l);
-    matmul(s->x, s->att_out, w->wo, n, q_dim, dim, 1.0f);
-    add_bias(s->x, w->bo, n, dim);
+    attention(c, kv, s, b, l, w->window);
+    residual_add(c, s, s->att_out, w->wo, n, q_dim, w->post_attn_norm);
+    add_bias(s->x, w->bo, n, dim); /* only Llama's attention_bias has one, never with a post-norm */
 
     rmsnorm_rows(s->xb, s->x, w->ffn_norm, n, dim, c->norm_eps);
     matmul(s->hb, s->xb, w->w_gate_up, n, dim, 2 * c->hidden_dim, 0.0f);
-    swiglu(s->hb2, s->hb, n, c->hidden_dim);
-    matmul(s->x, s->hb2, w->w_down, n, c->hidden_dim, dim, 1.0f);
+    if (c->act == ACT_GELU_TANH)
+        geglu(s->hb2, s->hb, n, c->hidden_dim);
+    else
+        swiglu(s->hb2, s->hb, n, c->hidden_dim);
+    residual_add(c, s, s->hb2, w->w_down, n, c->hidden_dim, w->post_ffn_norm);
     return true;
 }
 
@@ -289,6 +362,8 @@ static void final_logits(const struct model *m, struct run_state *s, const struc
                     c->norm_eps);
     if (n_out)
         matmul(logits, s->xb, m->lm_head, n_out, c->dim, c->vocab_size, 0.0f);
+    if (n_out && c->final_softcap > 0)
+        softcap(logits, (size_t)n_out * c->vocab_size, c->final_softcap);
 }
 
 int forward(const struct model *m, struct kv_pool *kv, struct run_state *s, const struct fwd_batch *b,
@@ -305,6 +380,8 @@ int forward(const struct model *m, struct kv_pool *kv, struct run_state *s, cons
     for (int i = 0; i < b->n_tokens; i++)
         memcpy(s->x + (size_t)i * c->dim, m->embed + (size_t)b->tokens[i] * c->dim,
                (size_t)c->dim * sizeof(float));
+    if (c->embed_scale != 1.0f)
+        scale(s->x, (size_t)b->n_tokens * c->dim, c->embed_scale);
     for (int l = 0; l < c->n_layers; l++)
         if (!layer_forward(m, kv, s, b, l))
             return FORWARD_STOPPED;
