@@ -43,6 +43,7 @@ struct gguf_file {
     void **owned; /* widened or un-permuted tensor data */
     int n_owned;
     char arch[64];
+    bool meta_only; /* gguf_open_meta: shapes and metadata, tensor data not prepared */
 };
 
 /* A bounds-checked cursor over the file. */
@@ -385,7 +386,7 @@ static int read_tensors(struct gguf_file *g, struct rd *r, struct error *err)
     if (rc == 0)
         rc = index_names(g, err);
     int n_q8 = 0;
-    for (uint64_t i = 0; rc == 0 && i < n; i++)
+    for (uint64_t i = 0; rc == 0 && !g->meta_only && i < n; i++)
         if (types[i] == GGML_Q8_0 && (rc = widen_q8_0(g, &g->tensors[i], g->tensors[i].data, err)) == 0)
             n_q8++;
     if (rc == 0 && n_q8)
@@ -450,7 +451,7 @@ static int parse(struct gguf_file *g, struct error *err)
         return error_set(err, "%s: header claims %llu tensors, more than the file can hold", g->path,
                          (unsigned long long)n);
     g->n_tensors = n;
-    if (read_tensors(g, &r, err) < 0 || undo_permutation(g, err) < 0)
+    if (read_tensors(g, &r, err) < 0 || (!g->meta_only && undo_permutation(g, err) < 0))
         return -1;
     return 0;
 }
@@ -491,7 +492,7 @@ bool gguf_is_file(const char *path)
     return yes;
 }
 
-struct gguf_file *gguf_open(const char *path, struct error *err)
+static struct gguf_file *open_file(const char *path, bool meta_only, struct error *err)
 {
     struct gguf_file *g = calloc(1, sizeof *g);
     if (!g || !(g->path = strdup(path))) {
@@ -499,6 +500,7 @@ struct gguf_file *gguf_open(const char *path, struct error *err)
         error_set(err, "out of memory");
         return NULL;
     }
+    g->meta_only = meta_only;
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
@@ -523,6 +525,16 @@ struct gguf_file *gguf_open(const char *path, struct error *err)
         return NULL;
     }
     return finish_open(g, err);
+}
+
+struct gguf_file *gguf_open(const char *path, struct error *err)
+{
+    return open_file(path, false, err);
+}
+
+struct gguf_file *gguf_open_meta(const char *path, struct error *err)
+{
+    return open_file(path, true, err);
 }
 
 void gguf_close(struct gguf_file *g)

@@ -43,6 +43,9 @@ struct gguf_file;
 /* True when path is a regular file that starts with the GGUF magic. */
 bool gguf_is_file(const char *path);
 struct gguf_file *gguf_open(const char *path, struct error *err);
+/* The same checks, but tensor data is left as stored (no widening, no un-permuting): for readers of
+ * the metadata and shapes only (the tokenizer, the chat template, the frontend). */
+struct gguf_file *gguf_open_meta(const char *path, struct error *err);
 /* The same checks on a file already in memory (borrowed; must outlive the handle); name for messages. */
 struct gguf_file *gguf_open_buffer(const void *data, size_t size, const char *name, struct error *err);
 void gguf_close(struct gguf_file *g);

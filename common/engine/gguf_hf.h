@@ -6,6 +6,7 @@
 #define PD_GGUF_HF_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "common/engine/gguf.h"
 
@@ -16,9 +17,10 @@ json_t *gguf_hf_tokenizer(const struct gguf_file *g, struct error *err);
 /* tokenizer_config.json: bos/eos tokens, add_bos_token, chat_template. */
 json_t *gguf_hf_tokenizer_config(const struct gguf_file *g, struct error *err);
 
-/* `file` ("config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json") of the
- * model at `model`: read from the folder, or made from the GGUF file's metadata. NULL with *absent set
- * when the file does not exist (a GGUF file has no generation_config.json), else NULL + err. */
-json_t *model_json_load(const char *model, const char *file, bool *absent, struct error *err);
+/* `file` ("config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json") as the
+ * GGUF file at `path` describes it; the one way the tokenizer, the chat template and the frontend read
+ * a --model that is a .gguf file. NULL with *absent set for any other name (a GGUF file has no
+ * chat_template.jinja), else NULL + err on a bad file. */
+json_t *gguf_hf_file(const char *path, const char *file, bool *absent, struct error *err);
 
 #endif
