@@ -40,7 +40,8 @@ struct gguf_kv {
 
 struct gguf_file;
 
-/* True when path is a regular file that starts with the GGUF magic. */
+/* True when path is a regular file: a model given as one file is read as GGUF (a folder as Hugging
+ * Face's layout), and gguf_open says what is wrong when it is not a GGUF file. */
 bool gguf_is_file(const char *path);
 struct gguf_file *gguf_open(const char *path, struct error *err);
 /* The same checks, but tensor data is left as stored (no widening, no un-permuting): for readers of

@@ -104,7 +104,7 @@ $PY -c "import json,sys; p=sys.argv[1]; c=json.load(open(p)); c['attn_logit_soft
 p=$(ids 60 5 512)
 "$BUILD/pdserve-generate" --model "$tmp/g2" --prompt-ids "$p" --dump-logits "$tmp/logits" --max-tokens 0 2>/dev/null
 for edit in "c['sliding_window']=None" "c['attn_logit_softcapping']=None" "c['final_logit_softcapping']=None" \
-            "c['query_pre_attn_scalar']=64" "c['architectures']=['Gemma3ForCausalLM']; c['sliding_window_pattern']=2"; do
+            "c['query_pre_attn_scalar']=64" "c['architectures']=['Gemma3ForCausalLM']; c['sliding_window_pattern']=3"; do
     rm -rf "$tmp/g2x"; cp -r "$tmp/g2" "$tmp/g2x"
     $PY -c "import json,sys; p=sys.argv[1]; c=json.load(open(p)); $edit; json.dump(c, open(p,'w'))" "$tmp/g2x/config.json"
     r=passed; $REF compare --model "$tmp/g2x" --ids "$p" --logits "$tmp/logits" >/dev/null || r=failed

@@ -188,6 +188,9 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--q8", action="append", default=[], help="quantize tensors whose GGUF name contains this")
     ap.add_argument("--dtype", default="keep", choices=["keep", "f32", "f16"])
+    ap.add_argument("--dequant-out", help="also write a folder whose F32 safetensors hold the values the GGUF "
+                    "stores (Q8_0 tensors dequantized): the model the GGUF file must behave as")
+    ap.add_argument("--no-permute", action="store_true", help="skip llama.cpp's q/k permutation (a control)")
     args = ap.parse_args()
     cfg = json.load(open(os.path.join(args.model, "config.json")))
     arch = ARCH[cfg["architectures"][0]]
@@ -224,23 +227,58 @@ def main():
     add_tokenizer(wr, args.model, cfg)
 
     hf_dtype = cfg.get("torch_dtype", "float32")
+    dequant = {}
     for name in sorted(w, key=lambda k: (k != "model.embed_tokens.weight", k)):
         t = w[name]
         gname = gguf_name(name, arch)
-        if arch == "llama" and ".attn_q." in gname:
+        hf_value = t
+        if arch == "llama" and ".attn_q." in gname and not args.no_permute:
             t = permute(t, heads)
-        elif arch == "llama" and ".attn_k." in gname:
+        elif arch == "llama" and ".attn_k." in gname and not args.no_permute:
             t = permute(t, kv_heads)
         if arch.startswith("gemma") and name.endswith("norm.weight"):
             t = t + 1   # llama.cpp's RMSNorm is plain: the converter folds Gemma's (1 + w) in
         if any(s in gname for s in args.q8) and t.ndim == 2 and t.shape[1] % 32 == 0:
             wr.tensors.append((gname, GGML_Q8_0, list(t.shape), q8_0(t)))
+            hf_value = dequant_q8_0(q8_0(hf_value), hf_value.shape)   # rows permute, blocks do not
         else:
             # a norm + 1 is no longer exact in bf16: keep those in f32
             keep = "f32" if (arch.startswith("gemma") and name.endswith("norm.weight")) else args.dtype
             ty, data = tensor_bytes(t, keep, hf_dtype)
             wr.tensors.append((gname, ty, list(t.shape), data))
+            if ty == GGML_F16:
+                hf_value = hf_value.astype(np.float16).astype(np.float64)
+        dequant[name] = hf_value
     wr.write(args.out)
+    if args.dequant_out:
+        write_folder(args.model, args.dequant_out, dequant)
+
+
+def dequant_q8_0(data, shape):
+    blocks = np.frombuffer(data, dtype=[("d", "<f2"), ("q", "i1", 32)])
+    return (blocks["d"].astype(np.float64)[:, None] * blocks["q"].astype(np.float64)).reshape(shape)
+
+
+def write_folder(src, dst, tensors):
+    """A copy of the model folder with every tensor in F32 (one model.safetensors)."""
+    import shutil
+    os.makedirs(dst, exist_ok=True)
+    for f in os.listdir(src):
+        if f.endswith(".json") and not f.startswith("model.safetensors"):
+            shutil.copy(os.path.join(src, f), dst)
+    cfg = json.load(open(os.path.join(dst, "config.json")))
+    cfg["torch_dtype"] = "float32"
+    json.dump(cfg, open(os.path.join(dst, "config.json"), "w"))
+    header, off, blobs = {}, 0, []
+    for name, t in tensors.items():
+        b = np.asarray(t, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        off += len(b)
+        blobs.append(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(os.path.join(dst, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 if __name__ == "__main__":
