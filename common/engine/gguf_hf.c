@@ -111,6 +111,9 @@ json_t *gguf_hf_config(const struct gguf_file *g, struct error *err)
     }
     if (!strcmp(arch, "phi3"))
         copy_num(g, cfg, "rope.scaling.original_context_length", "original_max_position_embeddings", true);
+    if (!cfg)
+        error_set(err, "%s: the metadata does not make a config (out of memory, or a string that is not UTF-8)",
+                  gguf_name(g));
     return cfg;
 }
 

@@ -65,8 +65,10 @@ static int vocab_read(const struct gguf_file *g, struct vocab *v, struct error *
     const uint8_t *cur = v->tokens->p;
     for (uint64_t i = 0; i < v->n; i++) {
         v->text[i] = gguf_str_next(&cur, &v->len[i]);
-        if (memchr(v->text[i], 0, v->len[i]))
-            return error_set(err, "%s: token %llu contains a NUL byte", gguf_name(g), (unsigned long long)i);
+        json_t *utf8 = json_stringn(v->text[i], v->len[i]); /* NULL: not UTF-8, or a NUL inside */
+        if (!utf8 || memchr(v->text[i], 0, v->len[i]))
+            return error_set(err, "%s: token %llu is not a valid UTF-8 string", gguf_name(g), (unsigned long long)i);
+        json_decref(utf8);
         v->type[i] = types ? (int)gguf_array_num(types, i) : TT_NORMAL;
         v->score[i] = scores ? gguf_array_num(scores, i) : -(double)i;
     }
@@ -292,6 +294,9 @@ json_t *gguf_hf_tokenizer(const struct gguf_file *g, struct error *err)
                       (int)(len > 40 ? 40 : len), model);
     }
     vocab_free(&v);
+    if (!out && !err->msg[0]) /* a json_pack of the pieces failed */
+        error_set(err, "%s: tokenizer.ggml.* does not make a tokenizer (out of memory, or a string that is not "
+                       "UTF-8)", gguf_name(g));
     return out;
 }
 
