@@ -381,7 +381,8 @@ static int read_tensors(struct gguf_file *g, struct rd *r, struct error *err)
             rc = error_set(err, "%s: tensor %s: bytes [%llu, %llu) of the data section run past the end of the "
                                 "file (%llu data bytes)", g->path, g->raw[i], (unsigned long long)off,
                            (unsigned long long)(off + bytes), (unsigned long long)(g->size - data_start));
-        t->data = g->map + data_start + off;
+        else
+            t->data = g->map + data_start + off;
         t->dtype = types[i] == GGML_F32 ? ST_F32 : types[i] == GGML_BF16 ? ST_BF16 : ST_F16;
         range[i][1] = off + bytes;
         range[i][2] = i;
@@ -436,7 +437,7 @@ static int parse(struct gguf_file *g, struct error *err)
     const uint8_t *magic;
     uint32_t version = 0;
     if (!rd_take(&r, 4, &magic) || memcmp(magic, "GGUF", 4) != 0)
-        return error_set(err, "%s: not a GGUF file (no \"GGUF\" magic)", g->path);
+        return error_set(err, "%s: a regular file, not a model folder, and not a GGUF file (no \"GGUF\" magic)", g->path);
     if (!rd_u32(&r, &version) || (version != 2 && version != 3))
         return error_set(err, "%s: GGUF version %u is not supported (2 and 3 are)", g->path, version);
     g->version = version;

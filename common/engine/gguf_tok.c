@@ -65,8 +65,8 @@ static int vocab_read(const struct gguf_file *g, struct vocab *v, struct error *
     const uint8_t *cur = v->tokens->p;
     for (uint64_t i = 0; i < v->n; i++) {
         v->text[i] = gguf_str_next(&cur, &v->len[i]);
-        json_t *utf8 = json_stringn(v->text[i], v->len[i]); /* NULL: not UTF-8, or a NUL inside */
-        if (!utf8 || memchr(v->text[i], 0, v->len[i]))
+        json_t *utf8 = memchr(v->text[i], 0, v->len[i]) ? NULL : json_stringn(v->text[i], v->len[i]);
+        if (!utf8) /* a NUL inside, or not UTF-8 */
             return error_set(err, "%s: token %llu is not a valid UTF-8 string", gguf_name(g), (unsigned long long)i);
         json_decref(utf8);
         v->type[i] = types ? (int)gguf_array_num(types, i) : TT_NORMAL;

@@ -107,7 +107,7 @@ corrupt q4k blk.0.ffn_up.weight;      refused "Q4_K" "$tmp/bad.gguf" "tensor blk
 corrupt overlap blk.1.attn_v.weight;  refused "overlap" "$tmp/bad.gguf" "and blk.1.attn_v.weight overlap"
 corrupt swapdims blk.0.ffn_down.weight; refused "wrong shape" "$tmp/bad.gguf" "blk.0.ffn_down.weight) has shape"
 corrupt bigdims blk.0.attn_q.weight;  refused "huge dims" "$tmp/bad.gguf" "tensor blk.0.attn_q.weight"
-corrupt magic;   refused "bad magic" "$tmp/bad.gguf" "not a GGUF file (no \"GGUF\" magic)"
+corrupt magic;   refused "bad magic" "$tmp/bad.gguf" "not a model folder, and not a GGUF file (no \"GGUF\" magic)"
 corrupt version; refused "version 4" "$tmp/bad.gguf" "GGUF version 4 is not supported"
 corrupt counts;  refused "tensor count" "$tmp/bad.gguf" "more than the file can hold"
 corrupt strlen;  refused "string length" "$tmp/bad.gguf" "metadata key 0 is not a string inside the file"
