@@ -292,7 +292,7 @@ static int widen_q8_0(struct gguf_file *g, struct st_tensor *t, const uint8_t *s
  * "llama" architecture; put them back in Hugging Face's rotate_half order. */
 static int unpermute(struct gguf_file *g, struct st_tensor *t, int n_heads, struct error *err)
 {
-    int64_t rows = t->shape[0], row_bytes = (t->n_dims > 1 ? t->shape[1] : 1) * (int64_t)st_dtype_size(t->dtype);
+    int64_t rows = t->shape[0], row_bytes = t->n_elems / rows * (int64_t)st_dtype_size(t->dtype);
     if (n_heads <= 0 || rows % (2 * n_heads) != 0)
         return error_set(err, "%s: tensor %s: %lld rows do not split into %d heads of RoPE pairs", g->path,
                          g->raw[t - g->tensors], (long long)rows, n_heads);

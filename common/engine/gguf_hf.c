@@ -111,6 +111,13 @@ json_t *gguf_hf_config(const struct gguf_file *g, struct error *err)
     }
     if (!strcmp(arch, "phi3"))
         copy_num(g, cfg, "rope.scaling.original_context_length", "original_max_position_embeddings", true);
+    /* RoPE over part of each head (Phi-2, Phi-4-mini): the config parser refuses it by name */
+    int64_t rope_dims;
+    json_int_t hd = json_integer_value(json_object_get(cfg, "head_dim"));
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.dimension_count", arch);
+    if (gguf_get_int(g, key, &rope_dims) && hd > 0 && rope_dims != hd)
+        json_object_set_new(cfg, "partial_rotary_factor", json_real((double)rope_dims / (double)hd));
     if (!cfg)
         error_set(err, "%s: the metadata does not make a config (out of memory, or a string that is not UTF-8)",
                   gguf_name(g));
@@ -129,6 +136,46 @@ static void eos_ids(const struct gguf_file *g, struct model_config *c)
     }
 }
 
+/* llama.cpp stores Llama 3's rope scaling as a tensor of per-frequency divisors (rope_freqs) and Phi3's
+ * longrope as rope_factors_short/long: the divisors go where longrope's short factor goes. */
+static int rope_factor_tensor(const struct gguf_file *g, struct model_config *c, struct error *err)
+{
+    const char *name = c->family == ARCH_PHI3 ? "rope_factors_short.weight" : "rope_freqs.weight";
+    const struct st_tensor *t = gguf_find(g, name);
+    if (!t)
+        return 0;
+    int half = c->head_dim / 2;
+    if (t->n_dims != 1 || t->shape[0] != half || t->dtype != ST_F32 || half > MODEL_MAX_ROPE_FACTORS)
+        return error_set(err, "%s: tensor %s must be F32 [%d] (one RoPE divisor per frequency)", gguf_name(g),
+                         name, half);
+    float f[MODEL_MAX_ROPE_FACTORS];
+    memcpy(f, t->data, (size_t)half * sizeof *f);
+    for (int i = 0; i < half; i++) {
+        if (!(f[i] > 0) || !isfinite(f[i]))
+            return error_set(err, "%s: tensor %s[%d] = %g is not a positive divisor", gguf_name(g), name, i, f[i]);
+        c->rope_short_factor[i] = f[i];
+    }
+    if (c->rope_kind != ROPE_DEFAULT)
+        return error_set(err, "%s: both a rope scaling type and tensor %s: which one applies is unclear",
+                         gguf_name(g), name);
+    c->rope_kind = ROPE_LONGROPE;
+    double af = 1.0, orig;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.attn_factor", gguf_arch(g));
+    if (c->family == ARCH_PHI3 && !gguf_get_num(g, key, &af)) {
+        snprintf(key, sizeof key, "%s.rope.scaling.original_context_length", gguf_arch(g));
+        orig = gguf_get_num(g, key, &orig) ? orig : c->max_pos;
+        af = c->max_pos > orig ? sqrt(1 + log(c->max_pos / orig) / log(orig)) : 1.0;
+    }
+    if (!(af > 0) || !isfinite(af))
+        return error_set(err, "%s: %s must be a positive number", gguf_name(g), key);
+    c->rope_attn_factor = af;
+    if (c->family == ARCH_PHI3 && gguf_find(g, "rope_factors_long.weight"))
+        log_warn("%s: longrope's long factors (rope_factors_long) are not implemented: run this model with a "
+                 "context of at most its original_context_length (--max-model-len)", gguf_name(g));
+    return 0;
+}
+
 int gguf_model_config(const struct gguf_file *g, struct model_config *c, struct error *err)
 {
     json_t *cfg = gguf_hf_config(g, err);
@@ -144,6 +191,8 @@ int gguf_model_config(const struct gguf_file *g, struct model_config *c, struct 
         return error_wrap(err, "%s (the config its GGUF metadata describes)", gguf_name(g));
     c->n_eos = 0;
     eos_ids(g, c);
+    if (rope_factor_tensor(g, c, err) < 0)
+        return -1;
     /* llama.cpp's converter adds Gemma's 1 to the norm weights (its RMSNorm is plain) */
     if (c->family == ARCH_GEMMA2 || c->family == ARCH_GEMMA3)
         c->norm_offset = 0.0f;

@@ -11,6 +11,7 @@
  * Control tokens (type 3) become special added tokens, user-defined ones (type 4) plain added tokens;
  * BOS is added by a TemplateProcessing post-processor when tokenizer.ggml.add_bos_token says so. */
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,8 +70,12 @@ static int vocab_read(const struct gguf_file *g, struct vocab *v, struct error *
         if (!utf8) /* a NUL inside, or not UTF-8 */
             return error_set(err, "%s: token %llu is not a valid UTF-8 string", gguf_name(g), (unsigned long long)i);
         json_decref(utf8);
-        v->type[i] = types ? (int)gguf_array_num(types, i) : TT_NORMAL;
+        double ty = types ? gguf_array_num(types, i) : TT_NORMAL;
+        v->type[i] = ty >= 0 && ty <= 16 ? (int)ty : 0; /* an unknown type is no known kind */
         v->score[i] = scores ? gguf_array_num(scores, i) : -(double)i;
+        if (!isfinite(v->score[i]))
+            return error_set(err, "%s: tokenizer.ggml.scores[%llu] is not a finite number", gguf_name(g),
+                             (unsigned long long)i);
     }
     return 0;
 }

@@ -3,6 +3,8 @@
 #  - weights: for Llama (GQA, llama.cpp's q/k permutation undone), Qwen2 (biases), Qwen3, Gemma2
 #    (norms stored + 1, soft-capping, sliding window), Gemma3 and Phi3 (fused), a GGUF written by
 #    tests/engine/st2gguf.py gives the same greedy tokens as the folder, and bitwise the same logits;
+#    Llama 3 rope scaling as a rope_freqs tensor and Phi3 longrope as rope_factors tensors give the
+#    same tokens and logits within 1e-5;
 #    Q8_0 tensors give bitwise the logits of a folder holding their dequantized values (F16 likewise);
 #    a GGUF written without the permutation must not (control);
 #  - tokenizer: the vocabulary rebuilt from tokenizer.ggml.* gives the folder's tokenizer.json ids
@@ -31,6 +33,19 @@ same_model() { # same_model NAME FOLDER GGUF: tokens and logits identical
     else echo "ok   $1: same tokens and bitwise the same logits ($(echo "$a" | cut -c1-40)...)"; fi
 }
 
+close_model() { # close_model NAME FOLDER GGUF: tokens identical, logits within 1e-5 of the row scale
+    local a b
+    a=$(gen "$2" --max-tokens 24) && b=$(gen "$3" --max-tokens 24) || { fail "$1: $(tail -1 "$tmp/gen.log")"; return; }
+    gen "$2" --max-tokens 0 --dump-logits "$tmp/la" >/dev/null
+    gen "$3" --max-tokens 0 --dump-logits "$tmp/lb" >/dev/null
+    local err
+    err=$($PY -c "import numpy as np,sys; a=np.fromfile(sys.argv[1],'<f4').reshape(33,-1); b=np.fromfile(sys.argv[2],'<f4').reshape(33,-1); print('%.2e' % (np.abs(a-b).max(1)/np.abs(a).max(1)).max())" "$tmp/la" "$tmp/lb")
+    if [ "$a" != "$b" ]; then fail "$1: tokens differ: folder $a, gguf $b"
+    elif $PY -c "import sys; sys.exit(float(sys.argv[1]) > 1e-5)" "$err"; then
+        echo "ok   $1: same tokens, logits within $err of the row scale (RoPE divisors stored as f32)"
+    else fail "$1: logits differ by $err"; fi
+}
+
 echo "== weights"
 check() { # check NAME "st2gguf flags" mkmodel flags...
     local name=$1 conv=$2; shift 2
@@ -55,6 +70,16 @@ check llama_q8_0      "--q8 attn_ --q8 ffn_ --q8 output.weight --q8 token_embd" 
 check qwen3_q8_0      "--q8 attn_q. --q8 ffn_down"  --arch qwen3
 check phi3_q8_0_f16   "--q8 attn_qkv --dtype f16"  --arch phi3
 grep -q "Q8_0 tensors widened to float32" "$tmp/gen.log" || fail "no log line says Q8_0 tensors were widened"
+# rope scaling as llama.cpp stores it: Llama 3's as a rope_freqs tensor, Phi3's longrope as
+# rope_factors_short/long tensors and an attn_factor
+for spec in "llama3_rope_freqs:--preset tiny --rope-scaling-llama3 8,1,4,64 --rope-theta 500000" \
+            "phi3_rope_factors:--arch phi3 --longrope 64 --max-pos 512 --sliding-window 29"; do
+    name=${spec%%:*}
+    # shellcheck disable=SC2086
+    "$BUILD/pdserve-mkmodel" --out "$tmp/$name" --seed 22 ${spec#*:} >/dev/null 2>&1
+    $PY tests/engine/st2gguf.py --model "$tmp/$name" --out "$tmp/$name.gguf"
+    close_model "$name" "$tmp/$name" "$tmp/$name.gguf"
+done
 $PY tests/engine/st2gguf.py --model "$tmp/llama_gqa_bf16" --out "$tmp/noperm.gguf" --no-permute
 if [ "$(gen "$tmp/llama_gqa_bf16" --max-tokens 24)" = "$(gen "$tmp/noperm.gguf" --max-tokens 24)" ]; then
     fail "control: a GGUF without llama.cpp's q/k permutation gives the same tokens (is it undone at all?)"

@@ -219,9 +219,33 @@ def main():
         if cfg.get(key):
             wr.add(a + key, F32, cfg[key])
     rs = cfg.get("rope_scaling") or {}
-    if rs.get("rope_type", rs.get("type")) == "linear":
+    kind = rs.get("rope_type", rs.get("type"))
+    if kind == "linear":
         wr.add(a + "rope.scaling.type", STRING, "linear")
         wr.add(a + "rope.scaling.factor", F32, rs["factor"])
+    elif kind == "llama3":   # llama.cpp: per-frequency divisors in a rope_freqs tensor
+        freqs = 1.0 / cfg.get("rope_theta", 10000.0) ** (np.arange(0, hd, 2) / hd)
+        factor, low, high = rs["factor"], rs.get("low_freq_factor", 1.0), rs.get("high_freq_factor", 4.0)
+        old = rs.get("original_max_position_embeddings", 8192)
+        out = []
+        for f in freqs:
+            wavelen = 2 * np.pi / f
+            if wavelen < old / high:
+                out.append(1.0)
+            elif wavelen > old / low:
+                out.append(factor)
+            else:
+                smooth = (old / wavelen - low) / (high - low)
+                out.append(1 / ((1 - smooth) / factor + smooth))
+        wr.tensors.append(("rope_freqs.weight", GGML_F32, [hd // 2], np.asarray(out, "<f4").tobytes()))
+    elif kind in ("longrope", "su"):   # llama.cpp: rope_factors_short/long tensors + attn_factor
+        orig = cfg.get("original_max_position_embeddings", cfg["max_position_embeddings"])
+        wr.add(a + "rope.scaling.original_context_length", U32, orig)
+        ratio = cfg["max_position_embeddings"] / orig
+        wr.add(a + "rope.scaling.attn_factor", F32, np.sqrt(1 + np.log(ratio) / np.log(orig)) if ratio > 1 else 1.0)
+        for which in ("short", "long"):
+            wr.tensors.append(("rope_factors_%s.weight" % which, GGML_F32, [hd // 2],
+                               np.asarray(rs[which + "_factor"], "<f4").tobytes()))
     elif rs:
         sys.exit("st2gguf.py: rope_scaling %s is not written by this script" % rs)
     add_tokenizer(wr, args.model, cfg)
