@@ -247,23 +247,22 @@ static void attend_head(const struct kv_pool *kv, const struct kv_seq *s, int la
     int hd = kv->head_dim, bs = kv->block_size;
     size_t row = (size_t)kv->n_kv_heads * hd;
     int first = p->window && pos >= p->window ? pos - p->window + 1 : 0;
-    att -= first; /* att[t] for t in first..pos */
     for (int t = first; t <= pos; t++) {
         const float *k = kv_k(kv, layer, s->blocks[t / bs]) + (t % bs) * row + (size_t)kv_head * hd;
         float dot = 0.0f;
 #pragma omp simd reduction(+ : dot) /* a fixed vector order: fast and still deterministic */
         for (int j = 0; j < hd; j++)
             dot += q[j] * k[j];
-        att[t] = dot * p->scale;
+        att[t - first] = dot * p->scale;
     }
     if (p->softcap > 0)
-        softcap(att + first, (size_t)(pos + 1 - first), p->softcap);
-    softmax(att + first, pos + 1 - first);
+        softcap(att, (size_t)(pos + 1 - first), p->softcap);
+    softmax(att, pos + 1 - first);
     memset(out, 0, (size_t)hd * sizeof(float));
     for (int t = first; t <= pos; t++) {
         const float *v = kv_v(kv, layer, s->blocks[t / bs]) + (t % bs) * row + (size_t)kv_head * hd;
         for (int j = 0; j < hd; j++)
-            out[j] += att[t] * v[j];
+            out[j] += att[t - first] * v[j];
     }
 }
 
