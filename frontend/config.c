@@ -21,7 +21,8 @@ static void usage(FILE *f)
             "usage: pdserve-frontend --model DIR [options]\n"
             "  --host ADDR              HTTP address (default 127.0.0.1)\n"
             "  --port N                 HTTP port (default 8000)\n"
-            "  --model DIR              model folder: tokenizer.json, tokenizer_config.json, config.json\n"
+            "  --model DIR|FILE.gguf    model folder (tokenizer.json, tokenizer_config.json, config.json) or a\n"
+            "                           GGUF file (tokenizer and chat template from its metadata)\n"
             "  --served-model-name S    the name clients use (default: the folder's name)\n"
             "  --ucx-host ADDR          where workers register (default 127.0.0.1)\n"
             "  --ucx-port N             cluster port where workers join (default 9000)\n"
@@ -227,7 +228,7 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
         return error_set(err, "an argument that is not a flag follows the flags (not shown: it could be a key; "
                               "see --help)");
     if (!c->model_dir)
-        return error_set(err, "--model DIR is required (a folder with tokenizer.json)");
+        return error_set(err, "--model DIR is required (a folder with tokenizer.json, or a .gguf file)");
     return env_key(c, err);
 }
 

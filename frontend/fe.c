@@ -10,6 +10,7 @@
 
 #include "common/util/log.h"
 #include "common/util/modelfile.h"
+#include "common/engine/gguf_hf.h"
 
 /* config.json's max_position_embeddings (unless --max-model-len was given) and vocab_size. A model's
  * vocabulary is often padded past its tokenizer (to a multiple of 64 or 128), so it can generate
@@ -19,7 +20,12 @@ static int read_model_config(struct fe *fe, struct error *err)
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", fe->cfg.model_dir);
     json_error_t je;
-    json_t *cfg = mf_load_json(path, 0, &je);
+    bool absent;
+    struct error gerr;
+    json_t *cfg = gguf_is_file(fe->cfg.model_dir) ? gguf_hf_file(fe->cfg.model_dir, "config.json", &absent, &gerr)
+                                                   : mf_load_json(path, 0, &je);
+    if (!cfg && gguf_is_file(fe->cfg.model_dir))
+        return error_set(err, "%s", gerr.msg);
     if (!cfg && !fe->max_model_len)
         return error_set(err, "%s: %s; give --max-model-len to run without it", path, je.text);
     json_t *v = json_object_get(cfg, "max_position_embeddings");
@@ -74,7 +80,7 @@ static void default_name(struct fe *fe)
 int fe_load_model(struct fe *fe, struct error *err)
 {
     default_name(fe);
-    if (mf_check_dir(fe->cfg.model_dir, "--model", err))
+    if (!gguf_is_file(fe->cfg.model_dir) && mf_check_dir(fe->cfg.model_dir, "--model", err))
         return -1;
     fe->tok = tok_load(fe->cfg.model_dir, err);
     if (!fe->tok)

@@ -20,7 +20,7 @@ static void usage(FILE *f, const char *prog, bool colocated)
 {
     fprintf(f,
             "usage: %s --model DIR [options]\n"
-            "  --model DIR           Hugging Face model folder (config.json, *.safetensors)\n"
+            "  --model DIR           Hugging Face model folder (config.json, *.safetensors), or FILE.gguf\n"
             "  --frontend HOST:PORT  the frontend's cluster port (--ucx-port; default 127.0.0.1:9000)\n"
             "  --listen HOST:PORT    where this worker accepts peers (default 127.0.0.1:0 = any port)\n"
             "  --advertise HOST:PORT address peers should use (default: the listen address)\n"

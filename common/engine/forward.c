@@ -1,14 +1,21 @@
 /* forward.c — the Llama-family forward pass (see forward.h), written in the order of the equations:
  *
- *   x  = embed[token]
+ *   x  = embed[token] · embed_scale                                  (scale: Gemma)
  *   for each layer:
  *     xb = rmsnorm(x) · attn_norm
- *     q, k, v = xb·[Wq;Wk;Wv]ᵀ (+b);  rope(q, k) at each token's position
+ *     q, k, v = xb·[Wq;Wk;Wv]ᵀ (+b)
+ *     q, k = rmsnorm(q) · q_norm, rmsnorm(k) · k_norm per head        (Qwen3, Gemma3)
+ *     rope(q, k) at each token's position
  *     cache[pos] = k, v
- *     x += attention(q, cache) · Woᵀ (+bo)
+ *     a = attention(q, cache, window, scale, softcap) · Woᵀ (+bo)
+ *     x += a                  or  x += rmsnorm(a) · post_attn_norm    (Gemma)
  *     xb = rmsnorm(x) · ffn_norm
- *     x += (silu(xb·Wgateᵀ) ⊙ xb·Wupᵀ) · Wdownᵀ
- *   logits = (rmsnorm(x) · norm) · lm_headᵀ
+ *     f = (act(xb·Wgateᵀ) ⊙ xb·Wupᵀ) · Wdownᵀ                         (act: silu, or gelu-tanh for Gemma)
+ *     x += f                  or  x += rmsnorm(f) · post_ffn_norm     (Gemma)
+ *   logits = (rmsnorm(x) · norm) · lm_headᵀ, soft-capped when final_softcap is set (Gemma2)
+ *
+ * The per-architecture features are flags and optional weights (arch.c, model.c): absent ones cost
+ * nothing and leave the Llama path as it was.
  *
  * Rows are tokens. Every step is one parallel loop over the engine's threads (threadpool.h): matrix
  * products split by output rows (weights read once for all rows of a short batch, or widened panel by
@@ -74,9 +81,11 @@ struct run_state {
     float *xb;              /* [cap][max(dim, heads*hd)] normed copy of x ... */
     float *att_out;         /* ... = xb: [cap][heads*hd] attention output */
     float *qkv;             /* [cap][heads*hd + 2*kv_heads*hd] the stacked projection: q | k | v ... */
-    float *hb;              /* ... = qkv: [FFN_ROWS][2*hidden] gate | up */
-    float *hb2;             /* [FFN_ROWS][hidden] silu(gate)·up, contiguous for the down projection */
+    float *hb;              /* ... = qkv: [FFN_ROWS][2*hidden] gate | up ... */
+    float *sub;             /* ... = qkv: [cap][dim] a sublayer's output before its post-norm (Gemma) */
+    float *hb2;             /* [FFN_ROWS][hidden] act(gate)·up, contiguous for the down projection */
     float *rope;            /* [cap][hd/2][2] cos, sin of each token's angles */
+    float *rope_local;      /* the same at the windowed layers' own base (Gemma3), or NULL */
     int8_t *xq;             /* [cap][widest input rounded up to 32] activations for q8 products */
     float *xd;              /* their group scales (both NULL unless the weights are q8) */
     struct att_task *tasks; /* attention work of this batch, longest first */
@@ -100,6 +109,7 @@ struct step {
     const struct kn_mat *w;
     int n;
     float beta;
+    const float *norm; /* a post-norm's weight (post_norm_row) */
 };
 
 struct run_state *run_state_new(const struct model *m, int threads)
@@ -126,7 +136,7 @@ int run_state_threads(const struct run_state *s)
 
 static void free_buffers(struct run_state *s)
 {
-    void *bufs[] = {s->x, s->xb, s->qkv, s->hb2, s->rope, s->xq, s->xd}; /* att_out, hb: aliases */
+    void *bufs[] = {s->x, s->xb, s->qkv, s->hb2, s->rope, s->rope_local, s->xq, s->xd}; /* att_out, hb, sub: aliases */
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
 }
@@ -181,18 +191,21 @@ static int grow(struct run_state *s, const struct model *m, int n_tokens, int ma
                kcols = ((size_t)widest_input(c) + KN_Q8_GROUP - 1) / KN_Q8_GROUP * KN_Q8_GROUP;
         s->x = malloc(n * c->dim * sizeof(float));
         size_t ffn = n < FFN_ROWS ? n : FFN_ROWS, xb = n * (q > (size_t)c->dim ? q : (size_t)c->dim),
-               qkv = n * (q + 2 * kv), hb = ffn * 2 * c->hidden_dim;
+               qkv = n * (q + 2 * kv), hb = ffn * 2 * c->hidden_dim, sub = c->sandwich_norm ? n * c->dim : 0;
+        size_t shared = qkv > hb ? qkv : hb;
         s->xb = malloc(xb * sizeof(float));
-        s->qkv = malloc((qkv > hb ? qkv : hb) * sizeof(float));
+        s->qkv = malloc((shared > sub ? shared : sub) * sizeof(float));
         s->att_out = s->xb;
-        s->hb = s->qkv;
+        s->hb = s->sub = s->qkv;
         s->hb2 = malloc(ffn * c->hidden_dim * sizeof(float));
         s->rope = malloc(n * (c->head_dim / 2) * 2 * sizeof(float) + 1);
+        s->rope_local = m->inv_freq_local ? malloc(n * (c->head_dim / 2) * 2 * sizeof(float) + 1) : NULL;
         bool q8 = m->layers[0].wqkv.dtype == KN_Q8;
         s->xq = q8 ? malloc(n * kcols) : NULL;
         s->xd = q8 ? malloc(n * kcols / KN_Q8_GROUP * sizeof(float)) : NULL;
         s->cap = n_tokens;
-        if (!s->x || !s->xb || !s->qkv || !s->hb2 || !s->rope || (q8 && (!s->xq || !s->xd))) {
+        if (!s->x || !s->xb || !s->qkv || !s->hb2 || !s->rope || (m->inv_freq_local && !s->rope_local) ||
+            (q8 && (!s->xq || !s->xd))) {
             s->cap = 0;
             return -1;
         }
@@ -333,6 +346,13 @@ static void rope(float *vec, int n_heads, int hd, const float *cs)
     }
 }
 
+/* x = cap · tanh(x / cap): Gemma2's soft-capping of attention scores and logits. */
+static void softcap(float *x, size_t n, float cap)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = cap * tanhf(x[i] / cap);
+}
+
 static void softmax(float *x, int n)
 {
     float max = x[0];
@@ -343,17 +363,29 @@ static void softmax(float *x, int n)
         x[i] *= inv;
 }
 
+/* cs[hd/2][2] = cos, sin of pos · inv_freq. */
+static void rope_angles(float *cs, int pos, const double *inv_freq, int hd)
+{
+    for (int j = 0; j < hd / 2; j++) {
+        double angle = pos * inv_freq[j];
+        cs[2 * j] = (float)cos(angle);
+        cs[2 * j + 1] = (float)sin(angle);
+    }
+}
+
 static void embed_row(const struct step *st, int i, int thread)
 {
     (void)thread;
     const struct model_config *c = &st->m->cfg;
-    model_embed_row(st->m, st->b->tokens[i], st->s->x + (size_t)i * c->dim);
-    float *cs = st->s->rope + (size_t)i * c->head_dim;
-    for (int j = 0; j < c->head_dim / 2; j++) {
-        double angle = st->b->pos[i] * st->m->inv_freq[j];
-        cs[2 * j] = (float)cos(angle);
-        cs[2 * j + 1] = (float)sin(angle);
-    }
+    float *x = st->s->x + (size_t)i * c->dim;
+    model_embed_row(st->m, st->b->tokens[i], x);
+    if (c->embed_scale != 1.0f)
+        for (int j = 0; j < c->dim; j++)
+            x[j] *= c->embed_scale;
+    rope_angles(st->s->rope + (size_t)i * c->head_dim, st->b->pos[i], st->m->inv_freq, c->head_dim);
+    if (st->s->rope_local)
+        rope_angles(st->s->rope_local + (size_t)i * c->head_dim, st->b->pos[i], st->m->inv_freq_local,
+                    c->head_dim);
 }
 
 static void attn_norm_row(const struct step *st, int i, int thread)
@@ -372,20 +404,32 @@ static void ffn_norm_row(const struct step *st, int i, int thread)
             c->dim, c->norm_eps);
 }
 
-/* One token's q|k|v row: + bias, RoPE on q and k, then k and v into its cache slot (rounded to the
- * cache's dtype). */
+/* Each head of vec[n_heads][hd] = rmsnorm(head) · w (Qwen3's and Gemma3's q/k norms). */
+static void head_norm(float *vec, int n_heads, int hd, const float *w, float eps)
+{
+    for (int h = 0; h < n_heads; h++)
+        rmsnorm(vec + (size_t)h * hd, vec + (size_t)h * hd, w, hd, eps);
+}
+
+/* One token's q|k|v row: + bias, the q/k norms, RoPE on q and k (at the layer's base), then k and v
+ * into its cache slot (rounded to the cache's dtype). */
 static void qkv_row(const struct step *st, int i, int thread)
 {
     (void)thread;
     const struct model_config *c = &st->m->cfg;
     const struct kv_pool *kv = st->kv;
+    const struct layer_weights *w = &st->m->layers[st->layer];
     int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim, row = q_dim + 2 * kv_dim;
     float *q = st->s->qkv + (size_t)i * row, *k = q + q_dim, *v = k + kv_dim;
-    const float *bias = st->m->layers[st->layer].bqkv;
-    if (bias)
+    if (w->bqkv)
         for (int j = 0; j < row; j++)
-            q[j] += bias[j];
-    const float *cs = st->s->rope + (size_t)i * c->head_dim;
+            q[j] += w->bqkv[j];
+    if (w->q_norm) {
+        head_norm(q, c->n_heads, c->head_dim, w->q_norm, c->norm_eps);
+        head_norm(k, c->n_kv_heads, c->head_dim, w->k_norm, c->norm_eps);
+    }
+    bool local = st->s->rope_local && w->inv_freq == st->m->inv_freq_local;
+    const float *cs = (local ? st->s->rope_local : st->s->rope) + (size_t)i * c->head_dim;
     rope(q, c->n_heads, c->head_dim, cs);
     rope(k, c->n_kv_heads, c->head_dim, cs);
     const struct kv_seq *sq = st->b->seqs[st->b->seq[i]];
@@ -404,6 +448,51 @@ static void swiglu_row(const struct step *st, int i, int thread)
     float *o = st->s->hb2 + (size_t)i * hidden;
     for (int j = 0; j < hidden; j++)
         o[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+}
+
+/* gelu_tanh(gate) · up: Gemma's GeGLU with gelu_pytorch_tanh. */
+static void geglu_row(const struct step *st, int i, int thread)
+{
+    (void)thread;
+    const float k = 0.7978845608028654f; /* √(2/π) */
+    int hidden = st->m->cfg.hidden_dim;
+    const float *g = st->s->hb + (size_t)i * 2 * hidden, *u = g + hidden;
+    float *o = st->s->hb2 + (size_t)i * hidden;
+    for (int j = 0; j < hidden; j++)
+        o[j] = 0.5f * g[j] * (1.0f + tanhf(k * (g[j] + 0.044715f * g[j] * g[j] * g[j]))) * u[j];
+}
+
+/* y[i] += rmsnorm(sub[i]) · norm: a sublayer's output into the residual stream through its post-norm
+ * (Gemma); sub[i] is scratch. */
+static void post_norm_row(const struct step *st, int i, int thread)
+{
+    (void)thread;
+    const struct model_config *c = &st->m->cfg;
+    float *out = st->s->sub + (size_t)i * c->dim, *y = st->y + (size_t)i * c->dim;
+    rmsnorm(out, out, st->norm, c->dim, c->norm_eps);
+    for (int j = 0; j < c->dim; j++)
+        y[j] += out[j];
+}
+
+/* x[n][dim] += out·Wᵀ, or with a post-norm (Gemma) x += rmsnorm(out·Wᵀ) · post_norm. */
+static void residual(const struct step *st, float *x, const float *out, const struct kn_mat *w, int n,
+                     const float *post_norm)
+{
+    if (!post_norm) {
+        matmul(st, x, out, w, n, 1.0f);
+        return;
+    }
+    matmul(st, st->s->sub, out, w, n, 0.0f);
+    struct step p = *st;
+    p.y = x, p.norm = post_norm;
+    for_rows(&p, n, post_norm_row);
+}
+
+static void softcap_row(const struct step *st, int i, int thread)
+{
+    (void)thread;
+    int vocab = st->m->cfg.vocab_size;
+    softcap(st->y + (size_t)i * vocab, (size_t)vocab, st->m->cfg.final_softcap);
 }
 
 static void add_bias(float *y, const float *bias, int n, int dim)
@@ -427,55 +516,90 @@ static const void *cache_row(const struct kv_pool *kv, const struct kv_seq *sq, 
     return base + off * kn_dtype_size(kv->dtype);
 }
 
-/* One token, the query heads of one KV head: scores over the context a cache block at a time,
- * softmax, the weighted sum of V. */
+/* How a layer's attention scores are formed: q·k · scale, soft-capped when softcap > 0, over the last
+ * `window` positions (0: all; the cache keeps every position, the window is a mask). */
+struct attn_params {
+    float scale, softcap;
+    int window;
+};
+
+static struct attn_params attn_params(const struct step *st)
+{
+    const struct model_config *c = &st->m->cfg;
+    /* longrope scales cos and sin by attention_factor: q·k by its square */
+    return (struct attn_params){c->attn_scale * (float)(c->rope_attn_factor * c->rope_attn_factor),
+                                c->attn_softcap, st->m->layers[st->layer].window};
+}
+
+/* The first position a query at pos attends to. */
+static int window_start(const struct attn_params *p, int pos)
+{
+    return p->window && pos >= p->window ? pos - p->window + 1 : 0;
+}
+
+/* Positions [p0, p0 + n) of a run from p0 to last that stay in one cache block. */
+static int block_run(const struct kv_pool *kv, int p0, int last)
+{
+    int n = kv->block_size - p0 % kv->block_size;
+    return last + 1 - p0 < n ? last + 1 - p0 : n;
+}
+
+/* One token, the query heads of one KV head: scores over its window of the context a cache block at a
+ * time (att[] indexed from the window's start), softmax, the weighted sum of V. */
 static void attend_one(const struct step *st, const struct att_task *t, float *att)
 {
     const struct model_config *c = &st->m->cfg;
     const struct kv_pool *kv = st->kv;
     const struct kn_ops *k = kn_ops();
     const struct kv_seq *sq = st->b->seqs[st->b->seq[t->i0]];
-    int hd = c->head_dim, bs = kv->block_size, pos = st->b->pos[t->i0], G = group_of(c);
+    struct attn_params ap = attn_params(st);
+    int hd = c->head_dim, pos = st->b->pos[t->i0], G = group_of(c), first = window_start(&ap, pos);
+    int len = pos + 1 - first;
     size_t stride = (size_t)kv->n_kv_heads * hd, qrow = (size_t)c->n_heads * hd + 2 * (size_t)c->n_kv_heads * hd;
-    float scale = 1.0f / sqrtf((float)hd);
     for (int g = 0; g < G; g++) {
         int h = t->kv_head * G + g;
         const float *q = st->s->qkv + (size_t)t->i0 * qrow + (size_t)h * hd;
         float *out = st->s->att_out + (size_t)t->i0 * c->n_heads * hd + (size_t)h * hd;
-        for (int p0 = 0; p0 <= pos; p0 += bs) {
-            int n = pos + 1 - p0 < bs ? pos + 1 - p0 : bs;
-            k->dots(att + p0, q, cache_row(kv, sq, st->layer, t->kv_head, p0, 0), stride, n, hd, kv->dtype);
+        for (int p0 = first, n; p0 <= pos; p0 += n) {
+            n = block_run(kv, p0, pos);
+            k->dots(att + (p0 - first), q, cache_row(kv, sq, st->layer, t->kv_head, p0, 0), stride, n, hd,
+                    kv->dtype);
         }
-        for (int p = 0; p <= pos; p++)
-            att[p] *= scale;
-        softmax(att, pos + 1);
+        for (int p = 0; p < len; p++)
+            att[p] *= ap.scale;
+        if (ap.softcap > 0)
+            softcap(att, (size_t)len, ap.softcap);
+        softmax(att, len);
         memset(out, 0, (size_t)hd * sizeof(float));
-        for (int p0 = 0; p0 <= pos; p0 += bs) {
-            int n = pos + 1 - p0 < bs ? pos + 1 - p0 : bs;
-            k->axpys(out, att + p0, cache_row(kv, sq, st->layer, t->kv_head, p0, 1), stride, n, hd, kv->dtype);
+        for (int p0 = first, n; p0 <= pos; p0 += n) {
+            n = block_run(kv, p0, pos);
+            k->axpys(out, att + (p0 - first), cache_row(kv, sq, st->layer, t->kv_head, p0, 1), stride, n, hd,
+                     kv->dtype);
         }
     }
 }
 
 /* Rows of P·V-weighted sums after one key tile, in the flash-attention way: for each query row, the
- * running max m and sum l of exp(score - m); O and l are rescaled when m grows. Masked (future) keys
- * get weight 0. */
+ * running max m and sum l of exp(score - m); O and l are rescaled when m grows. Masked keys (future
+ * ones, and those before a sliding window's start) get weight 0. */
 static void online_softmax(float *S, int kt, float *O, float *M, float *L, int rows, int G, int hd,
-                           int first_pos, int k0)
+                           int first_pos, int k0, int window)
 {
     for (int r = 0; r < rows; r++) {
         float *sr = S + (size_t)r * kt;
-        int valid = first_pos + r / G - k0 + 1;
-        valid = valid > kt ? kt : valid;
-        if (valid <= 0) {
+        int pos = first_pos + r / G, end = pos - k0 + 1, lo = window ? pos - window + 1 - k0 : 0;
+        end = end > kt ? kt : end;
+        lo = lo < 0 ? 0 : lo;
+        if (end <= lo) {
             memset(sr, 0, (size_t)kt * sizeof(float));
             continue;
         }
         float mx = M[r];
-        for (int j = 0; j < valid; j++)
+        for (int j = lo; j < end; j++)
             mx = sr[j] > mx ? sr[j] : mx;
-        float corr = expf(M[r] - mx), sum = kn_ops()->exp_sum(sr, valid, mx);
-        for (int j = valid; j < kt; j++)
+        float corr = expf(M[r] - mx), sum = kn_ops()->exp_sum(sr + lo, end - lo, mx);
+        memset(sr, 0, (size_t)lo * sizeof(float));
+        for (int j = end; j < kt; j++)
             sr[j] = 0.0f;
         L[r] = L[r] * corr + sum;
         M[r] = mx;
@@ -486,35 +610,38 @@ static void online_softmax(float *S, int kt, float *O, float *M, float *L, int r
 }
 
 /* A tile of nq consecutive tokens of one sequence × the query heads of one KV head, against key
- * tiles through sgemm: S = (Q/√hd)·Kᵀ, online softmax, O += P·V. */
+ * tiles through sgemm: S = (Q·scale)·Kᵀ, soft-capped, online softmax, O += P·V. Key tiles start at
+ * the first query's window, so keys no query of the tile sees are never read. */
 static void attend_tile(const struct step *st, const struct att_task *t, float *scratch)
 {
     const struct model_config *c = &st->m->cfg;
     const struct kv_pool *kv = st->kv;
     const struct kn_ops *k = kn_ops();
     const struct kv_seq *sq = st->b->seqs[st->b->seq[t->i0]];
+    struct attn_params ap = attn_params(st);
     int hd = c->head_dim, G = group_of(c), rows = t->nq * G;
     int first_pos = st->b->pos[t->i0], last_pos = st->b->pos[t->i0 + t->nq - 1];
     size_t qrow = (size_t)c->n_heads * hd + 2 * (size_t)c->n_kv_heads * hd, max_rows = (size_t)att_q_tokens(c) * G;
     float *Q = scratch, *O = Q + max_rows * hd, *K = O + max_rows * hd, *V = K + (size_t)ATT_K_TILE * hd,
           *S = V + (size_t)ATT_K_TILE * hd, *M = S + max_rows * ATT_K_TILE, *L = M + max_rows;
-    float scale = 1.0f / sqrtf((float)hd); /* folded into Q, so S comes out scaled */
     for (int r = 0; r < rows; r++) {
         const float *q = st->s->qkv + (size_t)(t->i0 + r / G) * qrow + (size_t)(t->kv_head * G + r % G) * hd;
         for (int j = 0; j < hd; j++)
-            Q[(size_t)r * hd + j] = q[j] * scale;
+            Q[(size_t)r * hd + j] = q[j] * ap.scale; /* folded into Q, so S comes out scaled */
         M[r] = -INFINITY;
         L[r] = 0.0f;
     }
     memset(O, 0, (size_t)rows * hd * sizeof(float));
-    for (int k0 = 0; k0 <= last_pos; k0 += ATT_K_TILE) {
+    for (int k0 = window_start(&ap, first_pos); k0 <= last_pos; k0 += ATT_K_TILE) {
         int kt = last_pos + 1 - k0 < ATT_K_TILE ? last_pos + 1 - k0 : ATT_K_TILE;
         for (int j = 0; j < kt; j++) {
             k->widen(K + (size_t)j * hd, cache_row(kv, sq, st->layer, t->kv_head, k0 + j, 0), kv->dtype, (size_t)hd);
             k->widen(V + (size_t)j * hd, cache_row(kv, sq, st->layer, t->kv_head, k0 + j, 1), kv->dtype, (size_t)hd);
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kt, hd, 1.0f, Q, hd, K, hd, 0.0f, S, kt);
-        online_softmax(S, kt, O, M, L, rows, G, hd, first_pos, k0);
+        if (ap.softcap > 0)
+            softcap(S, (size_t)rows * kt, ap.softcap);
+        online_softmax(S, kt, O, M, L, rows, G, hd, first_pos, k0, ap.window);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, kt, 1.0f, S, kt, V, hd, 1.0f, O, hd);
     }
     for (int r = 0; r < rows; r++) {
@@ -586,15 +713,15 @@ static bool layer_forward(struct step *st, int l)
     if (st->b->on_layer && !st->b->on_layer(st->b->ctx, l))
         return false;
     tp_run(s->pool, s->n_tasks, attention_task, st);
-    matmul(st, s->x, s->att_out, &w->wo, n, 1.0f);
-    add_bias(s->x, w->bo, n, c->dim);
+    residual(st, s->x, s->att_out, &w->wo, n, w->post_attn_norm);
+    add_bias(s->x, w->bo, n, c->dim); /* only Llama's attention_bias has one, never with a post-norm */
 
     for_rows(st, n, ffn_norm_row);
     for (int i0 = 0; i0 < n; i0 += FFN_ROWS) {
         int m = n - i0 < FFN_ROWS ? n - i0 : FFN_ROWS;
         matmul(st, s->hb, s->xb + (size_t)i0 * c->dim, &w->w_gate_up, m, 0.0f);
-        for_rows(st, m, swiglu_row);
-        matmul(st, s->x + (size_t)i0 * c->dim, s->hb2, &w->w_down, m, 1.0f);
+        for_rows(st, m, c->act == ACT_GELU_TANH ? geglu_row : swiglu_row);
+        residual(st, s->x + (size_t)i0 * c->dim, s->hb2, &w->w_down, m, w->post_ffn_norm);
     }
     return true;
 }
@@ -627,8 +754,14 @@ static void final_logits(struct step *st, float *logits)
         if (b->want_logits[i])
             rmsnorm(st->s->xb + (size_t)n_out++ * c->dim, st->s->x + (size_t)i * c->dim, st->m->norm, c->dim,
                     c->norm_eps);
-    if (n_out)
-        matmul(st, logits, st->s->xb, &st->m->lm_head, n_out, 0.0f);
+    if (!n_out)
+        return;
+    matmul(st, logits, st->s->xb, &st->m->lm_head, n_out, 0.0f);
+    if (c->final_softcap > 0) {
+        struct step p = *st;
+        p.y = logits;
+        for_rows(&p, n_out, softcap_row);
+    }
 }
 
 int forward(const struct model *m, struct kv_pool *kv, struct run_state *s, const struct fwd_batch *b,

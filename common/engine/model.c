@@ -1,6 +1,6 @@
-/* model.c — finding, checking and preparing the weights of a model folder (see model.h): matrices in
- * place or stacked in their stored dtype, or quantized to q8; the RoPE frequencies its config asks
- * for. */
+/* model.c — finding, checking and preparing the weights of a model folder or GGUF file (see
+ * model.h): matrices in place or stacked in their stored dtype, or quantized to q8; the norm weights
+ * as the layer multiplies by them; the RoPE frequencies its config asks for. */
 #include "common/engine/model.h"
 
 #include <math.h>
@@ -12,16 +12,22 @@
 
 #include "common/util/log.h"
 #include "common/util/modelfile.h"
+#include "common/engine/gguf.h"
 #include "common/engine/safetensors.h"
+
+static const struct st_tensor *tensor_lookup(const struct model *m, const char *name)
+{
+    return m->gguf ? gguf_find(m->gguf, name) : st_find(m->st, name);
+}
 
 /* Finds tensor `name` and checks it has exactly the shape config.json implies ([rows] or
  * [rows, cols]). */
 static const struct st_tensor *find_tensor(struct model *m, const char *name, int64_t rows, int64_t cols,
                                            struct error *err)
 {
-    const struct st_tensor *t = st_find(m->st, name);
+    const struct st_tensor *t = tensor_lookup(m, name);
     if (!t) {
-        error_set(err, "tensor %s is missing from the model's safetensors files", name);
+        error_set(err, "tensor %s is missing from the model's %s", name, m->gguf ? "GGUF file" : "safetensors files");
         return NULL;
     }
     int want_dims = cols ? 2 : 1;
@@ -34,7 +40,8 @@ static const struct st_tensor *find_tensor(struct model *m, const char *name, in
         snprintf(want, sizeof want, "%lld, %lld", (long long)rows, (long long)cols);
     else
         snprintf(want, sizeof want, "%lld", (long long)rows);
-    error_set(err, "tensor %s (%s) has shape [%s], but config.json implies [%s]", name, t->file, got, want);
+    error_set(err, "tensor %s (%s) has shape [%s], but %s implies [%s]", name, t->file, got,
+              m->gguf ? "the GGUF metadata" : "config.json", want);
     return NULL;
 }
 
@@ -65,9 +72,12 @@ static void *owned_buffer(struct model *m, size_t bytes, struct error *err)
 }
 
 /* Drops the file pages wholly inside a tensor the model copied: they are not read again, and would
- * otherwise count in the process's resident memory next to the copy. */
-static void release_pages(const struct st_tensor *t)
+ * otherwise count in the process's resident memory next to the copy. Only pages of a file mapping: a
+ * GGUF tensor the reader widened or un-permuted is heap memory, which MADV_DONTNEED would zero. */
+static void release_pages(const struct model *m, const struct st_tensor *t)
 {
+    if (m->gguf && !gguf_in_mapping(m->gguf, t->data))
+        return;
     long page = sysconf(_SC_PAGESIZE);
     uintptr_t a = (uintptr_t)t->data, e = a + (size_t)t->n_elems * st_dtype_size(t->dtype);
     uintptr_t lo = (a + (uintptr_t)page - 1) & ~((uintptr_t)page - 1), hi = e & ~((uintptr_t)page - 1);
@@ -77,13 +87,15 @@ static void release_pages(const struct st_tensor *t)
 
 /* A tensor read a row at a time in no order (the embedding): no readahead, and its pages leave the
  * process until a row is read. */
-static void random_access(const struct st_tensor *t)
+static void random_access(const struct model *m, const struct st_tensor *t)
 {
+    if (m->gguf && !gguf_in_mapping(m->gguf, t->data))
+        return;
     long page = sysconf(_SC_PAGESIZE);
     uintptr_t a = (uintptr_t)t->data & ~((uintptr_t)page - 1),
               e = (uintptr_t)t->data + (size_t)t->n_elems * st_dtype_size(t->dtype);
     madvise((void *)a, e - a, MADV_RANDOM);
-    release_pages(t);
+    release_pages(m, t);
 }
 
 /* A float32 vector (norm weights, biases): in place for aligned F32, else converted once. */
@@ -99,6 +111,21 @@ static const float *vector(struct model *m, const char *name, int64_t rows, stru
     float *buf = owned_buffer(m, (size_t)t->n_elems * sizeof(float), err);
     if (buf)
         st_to_f32(buf, t->data, t->dtype, t->n_elems);
+    return buf;
+}
+
+/* An RMSNorm weight as the layer multiplies by it: Gemma's checkpoints store w for (1 + w). */
+static const float *norm_weight(struct model *m, const char *name, int64_t n, struct error *err)
+{
+    if (m->cfg.norm_offset == 0.0f)
+        return vector(m, name, n, err);
+    const struct st_tensor *t = find_tensor(m, name, n, 0, err);
+    float *buf = t ? owned_buffer(m, (size_t)n * sizeof(float), err) : NULL;
+    if (!buf)
+        return NULL;
+    st_to_f32(buf, t->data, t->dtype, n);
+    for (int64_t i = 0; i < n; i++)
+        buf[i] += m->cfg.norm_offset;
     return buf;
 }
 
@@ -147,7 +174,7 @@ static int matrix(struct model *m, struct kn_mat *w, const struct st_tensor *con
         for (int i = 0, r0 = 0; i < n; r0 += (int)t[i]->shape[0], i++) {
             if (quantize_into(w, r0, t[i], err) < 0)
                 return -1;
-            release_pages(t[i]);
+            release_pages(m, t[i]);
         }
         return 0;
     }
@@ -156,7 +183,7 @@ static int matrix(struct model *m, struct kn_mat *w, const struct st_tensor *con
     if (in_place && ((uintptr_t)t[0]->data & (es - 1)) == 0) {
         w->data = t[0]->data;
         m->resident_bytes += (size_t)rows * cols * es;
-        random_access(t[0]);
+        random_access(m, t[0]);
         return 0;
     }
     char *buf = owned_buffer(m, (size_t)rows * cols * es, err);
@@ -170,7 +197,7 @@ static int matrix(struct model *m, struct kn_mat *w, const struct st_tensor *con
         else
             st_to_f32((float *)buf, t[i]->data, t[i]->dtype, t[i]->n_elems);
         buf += bytes;
-        release_pages(t[i]);
+        release_pages(m, t[i]);
     }
     return 0;
 }
@@ -225,10 +252,10 @@ static const float *stacked_vector(struct model *m, int l, const char *const *su
     return buf;
 }
 
-static int load_layer(struct model *m, int l, struct error *err)
+/* q/k/v and gate/up stacked at load, or as Phi3 stores them, already fused in that order. */
+static int load_projections(struct model *m, int l, struct layer_weights *w, struct error *err)
 {
     const struct model_config *c = &m->cfg;
-    struct layer_weights *w = &m->layers[l];
     int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
     const int64_t qkv_rows[] = {q, kv, kv}, ffn_rows[] = {c->hidden_dim, c->hidden_dim};
     static const char *const qkv[] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
@@ -237,14 +264,40 @@ static int load_layer(struct model *m, int l, struct error *err)
                                            "self_attn.v_proj.bias"};
     static const char *const gate_up[] = {"mlp.gate_proj.weight", "mlp.up_proj.weight"};
     char name[160];
-#define LAYER(suffix) (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), name)
-    if (!(w->attn_norm = vector(m, LAYER("input_layernorm.weight"), c->dim, err)) ||
-        stacked(m, &w->wqkv, l, qkv, qkv_rows, 3, c->dim, err) < 0 ||
+    if (c->fused_qkv) {
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.qkv_proj.weight", l);
+        if (weight(m, &w->wqkv, name, q + 2 * kv, c->dim, err) < 0)
+            return -1;
+        snprintf(name, sizeof name, "model.layers.%d.mlp.gate_up_proj.weight", l);
+        return weight(m, &w->w_gate_up, name, 2 * (int64_t)c->hidden_dim, c->dim, err);
+    }
+    if (stacked(m, &w->wqkv, l, qkv, qkv_rows, 3, c->dim, err) < 0 ||
         (c->qkv_bias && !(w->bqkv = stacked_vector(m, l, qkv_bias, qkv_rows, 3, err))) ||
+        stacked(m, &w->w_gate_up, l, gate_up, ffn_rows, 2, c->dim, err) < 0)
+        return -1;
+    return 0;
+}
+
+static int load_layer(struct model *m, int l, struct error *err)
+{
+    const struct model_config *c = &m->cfg;
+    struct layer_weights *w = &m->layers[l];
+    int64_t q = (int64_t)c->n_heads * c->head_dim;
+    bool gemma = c->sandwich_norm;
+    char name[160];
+#define LAYER(suffix) (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), name)
+    w->window = c->sliding_window && c->layer_sliding[l] ? c->sliding_window : 0;
+    w->inv_freq = w->window && m->inv_freq_local ? m->inv_freq_local : m->inv_freq;
+    if (!(w->attn_norm = norm_weight(m, LAYER("input_layernorm.weight"), c->dim, err)) ||
+        load_projections(m, l, w, err) < 0 ||
+        (c->qk_norm && !(w->q_norm = norm_weight(m, LAYER("self_attn.q_norm.weight"), c->head_dim, err))) ||
+        (c->qk_norm && !(w->k_norm = norm_weight(m, LAYER("self_attn.k_norm.weight"), c->head_dim, err))) ||
         weight(m, &w->wo, LAYER("self_attn.o_proj.weight"), c->dim, q, err) < 0 ||
         (c->o_bias && !(w->bo = vector(m, LAYER("self_attn.o_proj.bias"), c->dim, err))) ||
-        !(w->ffn_norm = vector(m, LAYER("post_attention_layernorm.weight"), c->dim, err)) ||
-        stacked(m, &w->w_gate_up, l, gate_up, ffn_rows, 2, c->dim, err) < 0 ||
+        (gemma && !(w->post_attn_norm = norm_weight(m, LAYER("post_attention_layernorm.weight"), c->dim, err))) ||
+        !(w->ffn_norm = norm_weight(m, LAYER(gemma ? "pre_feedforward_layernorm.weight"
+                                                   : "post_attention_layernorm.weight"), c->dim, err)) ||
+        (gemma && !(w->post_ffn_norm = norm_weight(m, LAYER("post_feedforward_layernorm.weight"), c->dim, err))) ||
         weight(m, &w->w_down, LAYER("mlp.down_proj.weight"), c->dim, c->hidden_dim, err) < 0)
         return -1;
 #undef LAYER
@@ -283,7 +336,7 @@ static int load_embedding(struct model *m, struct error *err)
 static int load_weights(struct model *m, struct error *err)
 {
     const struct model_config *c = &m->cfg;
-    if (load_embedding(m, err) < 0 || !(m->norm = vector(m, "model.norm.weight", c->dim, err)))
+    if (load_embedding(m, err) < 0 || !(m->norm = norm_weight(m, "model.norm.weight", c->dim, err)))
         return -1;
     for (int l = 0; l < c->n_layers; l++)
         if (load_layer(m, l, err) < 0)
@@ -305,15 +358,20 @@ void model_embed_row(const struct model *m, int32_t token, float *out)
     kn_ops()->widen(out, (const char *)m->embed.data + (size_t)token * row * es, m->embed.dtype, row);
 }
 
-/* RoPE inverse frequencies as transformers computes them, including its llama3 and linear scaling. */
+/* RoPE inverse frequencies as transformers computes them, including its llama3, linear and longrope
+ * (short factor) scaling; windowed Gemma3 layers get their own base and no scaling. */
 static void rope_frequencies(struct model *m)
 {
     const struct model_config *c = &m->cfg;
     int half = c->head_dim / 2;
     for (int i = 0; i < half; i++) {
         double f = 1.0 / pow(c->rope_theta, (2.0 * i) / c->head_dim);
+        if (m->inv_freq_local)
+            m->inv_freq_local[i] = 1.0 / pow(c->rope_local_theta, (2.0 * i) / c->head_dim);
         if (c->rope_kind == ROPE_LINEAR) {
             f /= c->rope_factor;
+        } else if (c->rope_kind == ROPE_LONGROPE) {
+            f /= c->rope_short_factor[i];
         } else if (c->rope_kind == ROPE_LLAMA3) {
             double wavelen = 2 * M_PI / f;
             double low_wavelen = c->rope_orig_max_pos / c->rope_low_freq_factor;
@@ -343,20 +401,26 @@ struct model *model_load_as(const char *dir, enum model_weights weights, struct 
         return NULL;
     }
     m->weights = weights;
-    if (mf_check_dir(dir, "model folder", err) < 0 || model_config_load(dir, &m->cfg, err) < 0 ||
-        !(m->st = st_open_dir(dir, err)))
+    if (gguf_is_file(dir)) {
+        if (!(m->gguf = gguf_open(dir, err)) || gguf_model_config(m->gguf, &m->cfg, err) < 0)
+            goto fail;
+    } else if (mf_check_dir(dir, "model folder", err) < 0 || model_config_load(dir, &m->cfg, err) < 0 ||
+               !(m->st = st_open_dir(dir, err))) {
         goto fail;
+    }
     m->layers = calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
     m->inv_freq = calloc((size_t)m->cfg.head_dim / 2, sizeof *m->inv_freq);
-    if (!m->layers || !m->inv_freq) {
+    if (m->cfg.rope_local_theta > 0)
+        m->inv_freq_local = calloc((size_t)m->cfg.head_dim / 2, sizeof *m->inv_freq_local);
+    if (!m->layers || !m->inv_freq || (m->cfg.rope_local_theta > 0 && !m->inv_freq_local)) {
         error_set(err, "out of memory");
         goto fail;
     }
+    rope_frequencies(m); /* before the layers, which point at theirs */
     if (load_weights(m, err) < 0) {
         error_wrap(err, "%s", dir);
         goto fail;
     }
-    rope_frequencies(m);
     log_debug("model %s: %s, %d layers, dim %d, %d/%d heads, vocab %d, %s matrices, %.1f MiB resident", dir,
               m->cfg.arch, m->cfg.n_layers, m->cfg.dim, m->cfg.n_heads, m->cfg.n_kv_heads, m->cfg.vocab_size,
               kn_dtype_name(m->dtype), m->resident_bytes / 1048576.0);
@@ -375,6 +439,8 @@ void model_free(struct model *m)
     free(m->owned);
     free(m->layers);
     free(m->inv_freq);
+    free(m->inv_freq_local);
     st_close(m->st);
+    gguf_close(m->gguf);
     free(m);
 }

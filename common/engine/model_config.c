@@ -8,11 +8,9 @@
 #include <string.h>
 
 #include "common/util/log.h"
+#include "common/engine/arch.h"
 #include "common/engine/model.h"
 #include "common/util/modelfile.h"
-
-static const char *const supported_arch[] = {"LlamaForCausalLM", "MistralForCausalLM",
-                                             "Qwen2ForCausalLM"};
 
 static int get_int(json_t *root, const char *key, int dflt, int *out, struct error *err)
 {
@@ -54,11 +52,7 @@ static int parse_arch(json_t *root, struct model_config *c, struct error *err)
     if (!json_is_string(a))
         return error_set(err, "config.json: \"architectures\" must list the model class");
     snprintf(c->arch, sizeof c->arch, "%s", json_string_value(a));
-    for (size_t i = 0; i < sizeof supported_arch / sizeof *supported_arch; i++)
-        if (strcmp(c->arch, supported_arch[i]) == 0)
-            return 0;
-    return error_set(err, "config.json: architecture %s is not supported (LlamaForCausalLM, "
-                          "MistralForCausalLM and Qwen2ForCausalLM are)", c->arch);
+    return arch_lookup(c->arch, &c->family, err);
 }
 
 static int parse_rope_scaling(json_t *root, struct model_config *c, struct error *err)
@@ -75,6 +69,11 @@ static int parse_rope_scaling(json_t *root, struct model_config *c, struct error
         return error_set(err, "config.json: rope_scaling has no \"rope_type\"");
     if (strcmp(t, "default") == 0)
         return 0;
+    if (strcmp(t, "longrope") == 0 || strcmp(t, "su") == 0) {
+        if (c->family != ARCH_PHI3)
+            return error_set(err, "config.json: rope_scaling type \"%s\" is supported only for Phi3", t);
+        return arch_parse_longrope(root, rs, c, err);
+    }
     if (get_num(rs, "factor", -1, &c->rope_factor, err) < 0 || c->rope_factor < 0)
         return error_set(err, "config.json: rope_scaling.factor must be a positive number");
     if (strcmp(t, "linear") == 0) {
@@ -82,8 +81,8 @@ static int parse_rope_scaling(json_t *root, struct model_config *c, struct error
         return 0;
     }
     if (strcmp(t, "llama3") != 0)
-        return error_set(err, "config.json: rope_scaling type \"%s\" is not supported (default, linear "
-                              "and llama3 are)", t);
+        return error_set(err, "config.json: rope_scaling type \"%s\" is not supported (default, linear, "
+                              "llama3 and, for Phi3, longrope are)", t);
     c->rope_kind = ROPE_LLAMA3;
     if (get_num(rs, "low_freq_factor", 1, &c->rope_low_freq_factor, err) < 0 ||
         get_num(rs, "high_freq_factor", 4, &c->rope_high_freq_factor, err) < 0 ||
@@ -97,18 +96,9 @@ static int parse_rope_scaling(json_t *root, struct model_config *c, struct error
 /* Features of the family we do not implement are refused, not silently ignored. */
 static int check_unsupported(json_t *root, struct model_config *c, struct error *err)
 {
-    json_t *act = json_object_get(root, "hidden_act");
-    if (json_is_string(act) && strcmp(json_string_value(act), "silu") != 0)
-        return error_set(err, "config.json: hidden_act \"%s\" is not supported (silu is)",
-                         json_string_value(act));
+    (void)c;
     if (get_bool(root, "mlp_bias", false))
         return error_set(err, "config.json: mlp_bias=true is not supported");
-    json_t *sw = json_object_get(root, "sliding_window");
-    bool use_sw = strstr(c->arch, "Qwen2") ? get_bool(root, "use_sliding_window", false) : true;
-    if (use_sw && json_is_integer(sw) && json_integer_value(sw) < c->max_pos)
-        log_warn("config.json: sliding_window=%lld is smaller than the context; pdserve attends over the "
-                 "whole context, which matches the model only up to that length",
-                 (long long)json_integer_value(sw));
     return 0;
 }
 
@@ -149,7 +139,7 @@ static int parse_config(json_t *root, struct model_config *c, struct error *err)
     bool attention_bias = get_bool(root, "attention_bias", false);
     c->qkv_bias = qwen2 || attention_bias;
     c->o_bias = !qwen2 && attention_bias;
-    return 0;
+    return arch_parse(root, c, err);
 }
 
 /* eos_token_id may be one id or a list (Llama-3 instruct lists several). A negative id or one beyond

@@ -9,6 +9,7 @@
 #include "common/tmpl/chat.h"
 #include "common/util/log.h"
 #include "common/util/modelfile.h"
+#include "common/engine/gguf_hf.h"
 #include "common/tmpl/tmpl.h"
 
 #define CHAT_MAX_TEMPLATES 16
@@ -213,12 +214,15 @@ struct chat_template *chat_load(const char *model_dir, const char *template_name
     snprintf(path, sizeof(path), "%s/tokenizer_config.json", model_dir);
     /* INT_AS_REAL: configs carry integers like model_max_length = 1e30 that overflow jansson's int;
      * only strings are read from this file. */
-    json_t *config = mf_load_json(path, JSON_DECODE_INT_AS_REAL, &je);
+    bool gguf = gguf_is_file(model_dir), absent;
+    json_t *config = gguf ? gguf_hf_file(model_dir, "tokenizer_config.json", &absent, err)
+                          : mf_load_json(path, JSON_DECODE_INT_AS_REAL, &je);
     if (!config) {
-        error_set(err, "%s: %s (line %d); the model folder needs its tokenizer_config.json", path, je.text, je.line);
+        if (!gguf)
+            error_set(err, "%s: %s (line %d); the model folder needs its tokenizer_config.json", path, je.text, je.line);
         return NULL;
     }
-    if (template_files(config, model_dir, err)) {
+    if (!gguf && template_files(config, model_dir, err)) {
         json_decref(config);
         return NULL;
     }

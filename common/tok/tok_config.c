@@ -8,6 +8,7 @@
 
 #include "common/util/modelfile.h"
 #include "tok_impl.h"
+#include "common/engine/gguf_hf.h"
 
 static int ids_append(int32_t **v, int *n, int32_t id, struct error *err)
 {
@@ -81,6 +82,12 @@ static json_t *load_optional(const char *dir, const char *name, struct error *er
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     json_error_t je;
+    if (gguf_is_file(dir)) { /* the metadata stands in for the folder's files */
+        bool absent;
+        json_t *g = gguf_hf_file(dir, name, &absent, err);
+        *failed = !g && !absent;
+        return g;
+    }
     /* As reals: configs hold integers beyond int64 (model_max_length 1e30) that jansson refuses otherwise. */
     json_t *j = mf_load_json(path, JSON_DECODE_INT_AS_REAL, &je);
     if (!j && errno == ENOENT)

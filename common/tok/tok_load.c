@@ -9,6 +9,7 @@
 #include "common/util/log.h"
 #include "common/util/modelfile.h"
 #include "tok_impl.h"
+#include "common/engine/gguf_hf.h"
 
 #define TOK_MAX_IDS (1 << 21)   /* 2M ids: far above any real vocabulary, bounds what a bad file allocates */
 
@@ -58,9 +59,11 @@ struct tokenizer *tok_load(const char *model_dir, struct error *err)
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
     json_error_t je;
-    json_t *root = mf_load_json(path, 0, &je);
+    bool gguf = gguf_is_file(model_dir), absent;
+    json_t *root = gguf ? gguf_hf_file(model_dir, "tokenizer.json", &absent, err) : mf_load_json(path, 0, &je);
     if (!root) {
-        error_set(err, "%s: line %d column %d: %s", path, je.line, je.column, je.text);
+        if (!gguf)
+            error_set(err, "%s: line %d column %d: %s", path, je.line, je.column, je.text);
         return NULL;
     }
     struct tokenizer *t = calloc(1, sizeof *t);

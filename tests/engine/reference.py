@@ -28,6 +28,20 @@ The model, in order (Llama / Mistral / Qwen2, as in Hugging Face transformers):
                x += (att v) Wo^T;  h = rmsnorm(x) * w_post;  x += (silu(h Wg^T) * (h Wu^T)) Wd^T
     logits = (rmsnorm(x) * w_norm) lm_head^T        (lm_head = embed when tied)
 rmsnorm(x) = x / sqrt(mean(x^2) + eps).
+
+What the other architectures change (transformers' modeling_qwen3 / gemma2 / gemma3 / phi3):
+    Qwen3:  q, k = rmsnorm(q) * q_norm, rmsnorm(k) * k_norm per head, before RoPE; no biases.
+    Gemma2: x = embed[ids] * sqrt(hidden) (the scalar rounded to torch_dtype); every rmsnorm multiplies
+            by (1 + w); x += rmsnorm(attn) * (1 + w_post_attn); h = rmsnorm(x) * (1 + w_pre_ffn);
+            x += rmsnorm(gelu_tanh(h Wg^T) * (h Wu^T) Wd^T) * (1 + w_post_ffn);
+            scores = q k^T * query_pre_attn_scalar^-0.5, then cap * tanh(scores / cap);
+            logits = cap_f * tanh(logits / cap_f); layers 0, 2, 4... see only the last sliding_window
+            positions (key position > query position - sliding_window).
+    Gemma3: Gemma2 without soft-capping, plus Gemma q/k norms; windowed layers are all but every
+            sliding_window_pattern-th (layer_types when given), with RoPE base rope_local_base_freq.
+    Phi3:   qkv_proj = [q; k; v] and gate_up_proj = [gate; up] fused; sliding_window on every layer;
+            longrope: inverse frequencies divided by short_factor, cos and sin multiplied by
+            attention_factor = sqrt(1 + ln(max_pos / orig) / ln(orig)).
 """
 import argparse
 import json
@@ -90,14 +104,17 @@ def load_weights(model_dir):
     return weights
 
 
-def rope_inv_freq(cfg, head_dim):
+def rope_inv_freq(cfg, head_dim, theta=None, scaling=True):
     """theta^(-2i/d), then Llama 3's rope_scaling: long wavelengths slowed by `factor`, short ones
     kept, and a linear blend (in 1/wavelength) between the two cut-offs."""
-    inv = 1.0 / cfg.get("rope_theta", 10000.0) ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
-    rs = cfg.get("rope_scaling") or {}
+    theta = cfg.get("rope_theta", 10000.0) if theta is None else theta
+    inv = 1.0 / theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    rs = (cfg.get("rope_scaling") or {}) if scaling else {}
     kind = rs.get("rope_type", rs.get("type", "default"))
     if kind == "linear":
         return inv / rs["factor"]
+    if kind in ("longrope", "su"):
+        return inv / np.asarray(rs["short_factor"], dtype=np.float64)
     if kind != "llama3":
         return inv
     factor, low, high = rs["factor"], rs.get("low_freq_factor", 1.0), rs.get("high_freq_factor", 4.0)
@@ -119,12 +136,25 @@ def kv_round(x, dtype):
     return x
 
 
+def round_to(x, dtype):
+    """A Python float as transformers' tensor of torch_dtype holds it (Gemma's embedding normalizer)."""
+    if dtype == "bfloat16":
+        b = np.array([x], dtype="<f4").view("<u4").astype(np.uint64)
+        b = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) << 16
+        return float(b.astype("<u4").view("<f4")[0])
+    if dtype == "float16":
+        return float(np.float16(x))
+    return float(np.float32(x))
+
+
 class Model:
     kv_dtype = "f32"
 
     def __init__(self, model_dir):
         with open(os.path.join(model_dir, "config.json")) as f:
             self.cfg = cfg = json.load(f)
+        self.arch = cfg["architectures"][0]
+        self.gemma = self.arch in ("Gemma2ForCausalLM", "Gemma3ForCausalLM")
         self.w = load_weights(model_dir)
         self.dim = cfg["hidden_size"]
         self.n_layers = cfg["num_hidden_layers"]
@@ -136,18 +166,78 @@ class Model:
         self.embed = self.w["model.embed_tokens.weight"]
         tied = cfg.get("tie_word_embeddings", False) or "lm_head.weight" not in self.w
         self.lm_head = self.embed if tied else self.w["lm_head.weight"]
+        self.setup_arch(cfg)
+
+    def setup_arch(self, cfg):
+        """The per-architecture constants, each from the published config defaults."""
+        g2 = self.arch == "Gemma2ForCausalLM"
+        self.embed_scale = round_to(self.dim ** 0.5, cfg.get("torch_dtype")) if self.gemma else 1.0
+        self.norm_add = 1.0 if self.gemma else 0.0
+        self.scale = (cfg.get("query_pre_attn_scalar") or 256) ** -0.5 if self.gemma else self.hd ** -0.5
+        self.attn_cap = cfg.get("attn_logit_softcapping", 50.0 if g2 else None) if self.gemma else None
+        self.final_cap = cfg.get("final_logit_softcapping", 30.0 if g2 else None) if self.gemma else None
+        self.rope_mscale = 1.0
+        rs = cfg.get("rope_scaling") or {}
+        if rs.get("type", rs.get("rope_type")) in ("longrope", "su"):
+            orig = cfg.get("original_max_position_embeddings", cfg["max_position_embeddings"])
+            factor = cfg["max_position_embeddings"] / orig
+            self.rope_mscale = rs.get("attention_factor") or (
+                1.0 if factor <= 1 else np.sqrt(1 + np.log(factor) / np.log(orig)))
+        # sliding window per layer (None: the whole context)
+        sw = cfg.get("sliding_window")
+        if self.arch in ("Qwen2ForCausalLM", "Qwen3ForCausalLM", "LlamaForCausalLM"):
+            sw = None
+        types = cfg.get("layer_types")
+        if types is None:
+            pattern = {"Gemma2ForCausalLM": 2, "Gemma3ForCausalLM": cfg.get("sliding_window_pattern", 6)}.get(self.arch, 1)
+            types = ["sliding_attention" if pattern == 1 or (l + 1) % pattern else "full_attention"
+                     for l in range(self.n_layers)]
+        self.window = [sw if (sw and t == "sliding_attention") else None for t in types]
+        local = rope_inv_freq(cfg, self.hd, cfg.get("rope_local_base_freq", 10000.0), scaling=False)
+        self.layer_freq = [local if (self.arch == "Gemma3ForCausalLM" and self.window[l]) else self.inv_freq
+                           for l in range(self.n_layers)]
+        # Phi3's fused projections, split as its modeling code does (q | k | v rows; gate | up rows)
+        q, kv = self.n_heads * self.hd, self.n_kv * self.hd
+        for l in range(self.n_layers):
+            qkv = self.lw(l, "self_attn.qkv_proj.weight")
+            if qkv is not None:
+                pre = "model.layers.%d." % l
+                self.w[pre + "self_attn.q_proj.weight"] = qkv[:q]
+                self.w[pre + "self_attn.k_proj.weight"] = qkv[q:q + kv]
+                self.w[pre + "self_attn.v_proj.weight"] = qkv[q + kv:]
+                gu = self.lw(l, "mlp.gate_up_proj.weight")
+                half = gu.shape[0] // 2
+                self.w[pre + "mlp.gate_proj.weight"], self.w[pre + "mlp.up_proj.weight"] = gu[:half], gu[half:]
 
     def lw(self, layer, name):
         return self.w.get("model.layers.%d.%s" % (layer, name))
 
     def rmsnorm(self, x, weight):
-        return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.eps) * weight
+        return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.eps) * (self.norm_add + weight)
 
-    def rope(self, x, pos):
+    def qkv(self, l, h):
+        """q [n, H, hd], k, v [n, K, hd] before RoPE, q/k normed per head where the model has q_norm."""
+        n = h.shape[0]
+        q = self.proj(l, "self_attn.q_proj", h).reshape(n, self.n_heads, self.hd)
+        k = self.proj(l, "self_attn.k_proj", h).reshape(n, self.n_kv, self.hd)
+        v = self.proj(l, "self_attn.v_proj", h).reshape(n, self.n_kv, self.hd)
+        if self.lw(l, "self_attn.q_norm.weight") is not None:
+            q = self.rmsnorm(q, self.lw(l, "self_attn.q_norm.weight"))
+            k = self.rmsnorm(k, self.lw(l, "self_attn.k_norm.weight"))
+        return q, k, v
+
+    def cap(self, x, c):
+        return c * np.tanh(x / c) if c else x
+
+    def sublayer_out(self, l, y, norm):
+        """Gemma normalises a sub-layer's output before adding it to the residual stream."""
+        return self.rmsnorm(y, self.lw(l, norm)) if self.gemma else y
+
+    def rope(self, x, pos, inv_freq=None):
         """x [n, heads, hd] at positions pos [n]: x*cos + rotate_half(x)*sin."""
-        ang = np.outer(pos, self.inv_freq)                      # [n, hd/2]
-        cos = np.concatenate([np.cos(ang)] * 2, axis=-1)[:, None, :]
-        sin = np.concatenate([np.sin(ang)] * 2, axis=-1)[:, None, :]
+        ang = np.outer(pos, self.inv_freq if inv_freq is None else inv_freq)   # [n, hd/2]
+        cos = np.concatenate([np.cos(ang)] * 2, axis=-1)[:, None, :] * self.rope_mscale
+        sin = np.concatenate([np.sin(ang)] * 2, axis=-1)[:, None, :] * self.rope_mscale
         half = self.hd // 2
         rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
         return x * cos + rotated * sin
@@ -159,14 +249,20 @@ class Model:
 
     def attention(self, l, h, pos):
         n = h.shape[0]
-        q = self.rope(self.proj(l, "self_attn.q_proj", h).reshape(n, self.n_heads, self.hd), pos)
-        k = self.rope(self.proj(l, "self_attn.k_proj", h).reshape(n, self.n_kv, self.hd), pos)
-        v = self.proj(l, "self_attn.v_proj", h).reshape(n, self.n_kv, self.hd)
-        k, v = kv_round(k, self.kv_dtype), kv_round(v, self.kv_dtype)
+        q, k, v = self.qkv(l, h)
+        q, k = self.rope(q, pos, self.layer_freq[l]), self.rope(k, pos, self.layer_freq[l])
+        # the engine caches K before longrope's cos/sin factor (it folds the factor's square into the
+        # score scale), so K is rounded as it is without that factor
+        k = kv_round(k / self.rope_mscale, self.kv_dtype) * self.rope_mscale
+        v = kv_round(v, self.kv_dtype)
         group = self.n_heads // self.n_kv
         k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
-        scores = np.einsum("qhd,khd->hqk", q, k) / np.sqrt(self.hd)
-        scores = np.where(np.tril(np.ones((n, n), dtype=bool)), scores, -np.inf)
+        scores = self.cap(np.einsum("qhd,khd->hqk", q, k) * self.scale, self.attn_cap)
+        qi, ki = np.arange(n)[:, None], np.arange(n)[None, :]
+        allowed = ki <= qi
+        if self.window[l]:
+            allowed &= ki > qi - self.window[l]
+        scores = np.where(allowed, scores, -np.inf)
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
         att = scores / scores.sum(axis=-1, keepdims=True)
         out = np.einsum("hqk,khd->qhd", att, v).reshape(n, self.n_heads * self.hd)
@@ -175,16 +271,25 @@ class Model:
     def mlp(self, l, h):
         g = h @ self.lw(l, "mlp.gate_proj.weight").T
         u = h @ self.lw(l, "mlp.up_proj.weight").T
-        return (g / (1 + np.exp(-g)) * u) @ self.lw(l, "mlp.down_proj.weight").T
+        if self.gemma:   # gelu_pytorch_tanh
+            act = 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g ** 3)))
+        else:            # silu
+            act = g / (1 + np.exp(-g))
+        return (act * u) @ self.lw(l, "mlp.down_proj.weight").T
+
+    def ffn_norm(self):
+        return "pre_feedforward_layernorm.weight" if self.gemma else "post_attention_layernorm.weight"
 
     def forward(self, ids, pos=None):
         """Logits [len(ids), vocab] of every position, causal attention over the whole prompt."""
         pos = np.arange(len(ids), dtype=np.float64) if pos is None else np.asarray(pos, dtype=np.float64)
-        x = self.embed[np.asarray(ids)]
+        x = self.embed[np.asarray(ids)] * self.embed_scale
         for l in range(self.n_layers):
-            x = x + self.attention(l, self.rmsnorm(x, self.lw(l, "input_layernorm.weight")), pos)
-            x = x + self.mlp(l, self.rmsnorm(x, self.lw(l, "post_attention_layernorm.weight")))
-        return self.rmsnorm(x, self.w["model.norm.weight"]) @ self.lm_head.T
+            a = self.attention(l, self.rmsnorm(x, self.lw(l, "input_layernorm.weight")), pos)
+            x = x + self.sublayer_out(l, a, "post_attention_layernorm.weight")
+            f = self.mlp(l, self.rmsnorm(x, self.lw(l, self.ffn_norm())))
+            x = x + self.sublayer_out(l, f, "post_feedforward_layernorm.weight")
+        return self.cap(self.rmsnorm(x, self.w["model.norm.weight"]) @ self.lm_head.T, self.final_cap)
 
 
 def rel_error(got, ref):
@@ -228,29 +333,31 @@ def forward_stepwise(model, ids):
     half, group = model.hd // 2, model.n_heads // model.n_kv
     cache = [([], []) for _ in range(model.n_layers)]
 
-    def rotate(vec, p):
-        c = (vec[:half] + 1j * vec[half:]) * np.exp(1j * p * model.inv_freq)
+    def rotate(vec, p, freq):
+        c = (vec[:half] + 1j * vec[half:]) * np.exp(1j * p * freq) * model.rope_mscale
         return np.concatenate([c.real, c.imag])
 
     rows = []
     for p, tok in enumerate(ids):
-        x = model.embed[tok].copy()
+        x = model.embed[tok] * model.embed_scale
         for l in range(model.n_layers):
             h = model.rmsnorm(x, model.lw(l, "input_layernorm.weight"))
-            q = model.proj(l, "self_attn.q_proj", h).reshape(model.n_heads, model.hd)
-            k = model.proj(l, "self_attn.k_proj", h).reshape(model.n_kv, model.hd)
-            v = model.proj(l, "self_attn.v_proj", h).reshape(model.n_kv, model.hd)
-            cache[l][0].append(np.stack([rotate(k[j], p) for j in range(model.n_kv)]))
+            q, k, v = (t[0] for t in model.qkv(l, h[None, :]))
+            freq = model.layer_freq[l]
+            cache[l][0].append(np.stack([rotate(k[j], p, freq) for j in range(model.n_kv)]))
             cache[l][1].append(v)
-            ks, vs = np.stack(cache[l][0]), np.stack(cache[l][1])   # [t, kv, hd]
+            first = max(0, p - model.window[l] + 1) if model.window[l] else 0
+            ks, vs = np.stack(cache[l][0][first:]), np.stack(cache[l][1][first:])   # [t, kv, hd]
             out = []
             for j in range(model.n_heads):
-                s = ks[:, j // group, :] @ rotate(q[j], p) / np.sqrt(model.hd)
+                s = model.cap(ks[:, j // group, :] @ rotate(q[j], p, freq) * model.scale, model.attn_cap)
                 a = np.exp(s - s.max())
                 out.append((a / a.sum()) @ vs[:, j // group, :])
-            x = x + model.proj(l, "self_attn.o_proj", np.concatenate(out))
-            x = x + model.mlp(l, model.rmsnorm(x, model.lw(l, "post_attention_layernorm.weight")))
-        rows.append(model.rmsnorm(x, model.w["model.norm.weight"]) @ model.lm_head.T)
+            a = model.proj(l, "self_attn.o_proj", np.concatenate(out))
+            x = x + model.sublayer_out(l, a, "post_attention_layernorm.weight")
+            f = model.mlp(l, model.rmsnorm(x, model.lw(l, model.ffn_norm())))
+            x = x + model.sublayer_out(l, f, "post_feedforward_layernorm.weight")
+        rows.append(model.cap(model.rmsnorm(x, model.w["model.norm.weight"]) @ model.lm_head.T, model.final_cap))
     return np.stack(rows)
 
 

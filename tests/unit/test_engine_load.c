@@ -2,6 +2,8 @@
  * mismatch with config.json must be refused with a message naming the tensor and the problem, and
  * never read out of bounds (this test runs under ASan in `make asan`). */
 #include <jansson.h>
+#include <math.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -207,6 +209,61 @@ static void config_mismatch_refused(void)
     write_config(NULL, NULL);
 }
 
+/* config.json of another architecture: parsed with transformers' defaults, refusals named. */
+static int parse(const char *arch, const char *extra, struct model_config *c, struct error *err)
+{
+    char json[2048];
+    snprintf(json, sizeof json,
+             "{\"architectures\":[\"%s\"],\"hidden_size\":1152,\"num_hidden_layers\":12,"
+             "\"num_attention_heads\":4,\"num_key_value_heads\":1,\"head_dim\":256,\"intermediate_size\":64,"
+             "\"vocab_size\":10,\"max_position_embeddings\":4096%s%s}",
+             arch, extra[0] ? "," : "", extra);
+    memset(err, 0, sizeof *err);
+    return model_config_parse(json, strlen(json), c, err);
+}
+
+static void expect_config(const char *arch, const char *extra, const char *want)
+{
+    struct model_config c;
+    struct error err;
+    int rc = parse(arch, extra, &c, &err);
+    CHECK_MSG(rc < 0 && strstr(err.msg, want), "%s {%s}: expected an error containing \"%s\", got: %s", arch,
+              extra, want, rc < 0 ? err.msg : "(accepted)");
+}
+
+static void architectures(void)
+{
+    struct model_config c;
+    struct error err;
+    CHECK(parse("Gemma3ForCausalLM", "\"torch_dtype\":\"bfloat16\",\"sliding_window\":512", &c, &err) == 0);
+    CHECK(c.family == ARCH_GEMMA3 && c.qk_norm && c.sandwich_norm && c.act == ACT_GELU_TANH);
+    CHECK(c.embed_scale == 34.0f); /* √1152 = 33.94 in bfloat16, as transformers multiplies */
+    CHECK_NEAR(c.attn_scale, 1.0 / 16, 1e-9); /* query_pre_attn_scalar 256 by default */
+    CHECK(c.attn_softcap == 0 && c.final_softcap == 0 && c.rope_local_theta == 10000.0);
+    for (int l = 0; l < 12; l++)
+        CHECK_MSG(c.layer_sliding[l] == ((l + 1) % 6 != 0), "gemma3 layer %d windowed: %d", l, c.layer_sliding[l]);
+    CHECK(parse("Gemma2ForCausalLM", "\"sliding_window\":4096", &c, &err) == 0);
+    CHECK(c.attn_softcap == 50.0f && c.final_softcap == 30.0f && c.layer_sliding[0] && !c.layer_sliding[1]);
+    CHECK(c.embed_scale == (float)sqrt(1152.0)); /* no torch_dtype: float32 */
+    CHECK(parse("Qwen3ForCausalLM", "", &c, &err) == 0 && c.qk_norm && !c.qkv_bias && !c.sandwich_norm);
+    CHECK(parse("Phi3ForCausalLM", "\"sliding_window\":2047", &c, &err) == 0 && c.fused_qkv &&
+          c.sliding_window == 2047 && c.layer_sliding[11]);
+    CHECK(parse("MistralForCausalLM", "\"sliding_window\":100", &c, &err) == 0 && c.sliding_window == 100);
+
+    expect_config("FalconForCausalLM", "", "FalconForCausalLM is not supported (supported: LlamaForCausalLM");
+    expect_config("Gemma3ForConditionalGeneration", "", "Gemma3ForConditionalGeneration is not supported");
+    expect_config("Gemma2ForCausalLM", "\"hidden_activation\":\"silu\"", "hidden_activation \"silu\" is not supported");
+    expect_config("Qwen3ForCausalLM", "\"use_sliding_window\":true", "use_sliding_window=true is not supported");
+    expect_config("Phi3ForCausalLM", "\"partial_rotary_factor\":0.75", "partial_rotary_factor 0.75 is not supported");
+    expect_config("Phi3ForCausalLM", "\"rope_scaling\":{\"type\":\"longrope\",\"short_factor\":[1,2]}",
+                  "short_factor must list head_dim/2 = 128 numbers");
+    expect_config("LlamaForCausalLM", "\"rope_scaling\":{\"type\":\"longrope\",\"short_factor\":[1,2]}",
+                  "supported only for Phi3");
+    expect_config("Gemma2ForCausalLM", "\"sliding_window\":8,\"layer_types\":[\"full_attention\"]",
+                  "layer_types has 1 entries for 12 layers");
+    expect_config("Gemma2ForCausalLM", "\"attn_logit_softcapping\":-1", "\"attn_logit_softcapping\" must be a positive");
+}
+
 static void sharded_index(void)
 {
     char path[128];
@@ -362,6 +419,7 @@ int main(void)
     RUN(corrupt_files_refused);
     RUN(garbage_header_refused);
     RUN(config_mismatch_refused);
+    RUN(architectures);
     RUN(sharded_index);
     RUN(paths_validated);
     RUN(f16_values);

@@ -14,9 +14,13 @@ static json_t *id_or_null(int id)
 
 static const char *class_name(const char *arch)
 {
-    return strcmp(arch, "qwen2") == 0     ? "Qwen2ForCausalLM"
-           : strcmp(arch, "mistral") == 0 ? "MistralForCausalLM"
-                                          : "LlamaForCausalLM";
+    static const char *const names[][2] = {{"qwen2", "Qwen2ForCausalLM"},   {"qwen3", "Qwen3ForCausalLM"},
+                                           {"mistral", "MistralForCausalLM"}, {"gemma2", "Gemma2ForCausalLM"},
+                                           {"gemma3", "Gemma3ForCausalLM"},   {"phi3", "Phi3ForCausalLM"}};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcmp(arch, names[i][0]) == 0)
+            return names[i][1];
+    return "LlamaForCausalLM";
 }
 
 static const char *torch_dtype(enum mk_dtype d)
@@ -24,8 +28,22 @@ static const char *torch_dtype(enum mk_dtype d)
     return d == MK_F32 ? "float32" : d == MK_F16 ? "float16" : "bfloat16";
 }
 
+/* Phi-3's longrope factors: deterministic, distinct per frequency (1 + i/half, long twice that). */
+static json_t *longrope(const struct mk_config *c)
+{
+    json_t *s = json_array(), *l = json_array();
+    int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        json_array_append_new(s, json_real(1.0 + (double)i / half));
+        json_array_append_new(l, json_real(2.0 * (1.0 + (double)i / half)));
+    }
+    return json_pack("{s:o,s:o,s:s}", "long_factor", l, "short_factor", s, "type", "longrope");
+}
+
 static json_t *rope_scaling(const struct mk_config *c)
 {
+    if (c->longrope_orig)
+        return longrope(c);
     if (!c->rope_llama3)
         return json_null();
     return json_pack("{s:f,s:f,s:f,s:I,s:s}", "factor", c->rope_factor, "high_freq_factor", c->rope_high,
@@ -36,12 +54,32 @@ static json_t *rope_scaling(const struct mk_config *c)
 /* The keys only some architectures have. */
 static void arch_fields(json_t *o, const struct mk_config *c)
 {
-    if (strcmp(c->arch, "qwen2") == 0) {
+    json_t *sw = c->sliding_window ? json_integer(c->sliding_window) : json_null();
+    if (mk_is_gemma(c)) {
+        json_object_set_new(o, "attn_logit_softcapping", strcmp(c->arch, "gemma2") ? json_null() : json_real(50.0));
+        json_object_set_new(o, "final_logit_softcapping", strcmp(c->arch, "gemma2") ? json_null() : json_real(30.0));
+        json_object_set_new(o, "hidden_activation", json_string("gelu_pytorch_tanh"));
+        json_object_set_new(o, "query_pre_attn_scalar", json_integer(c->head_dim));
+        json_object_set_new(o, "sliding_window", sw);
+        json_object_set_new(o, "attention_bias", json_false());
+        if (strcmp(c->arch, "gemma3") == 0) {
+            json_object_set_new(o, "rope_local_base_freq", json_real(10000.0));
+            json_object_set_new(o, "sliding_window_pattern", json_integer(6));
+        }
+    } else if (strcmp(c->arch, "phi3") == 0) {
+        json_object_set_new(o, "original_max_position_embeddings",
+                            json_integer(c->longrope_orig ? c->longrope_orig : c->max_pos));
+        json_object_set_new(o, "sliding_window", sw);
+    } else if (strcmp(c->arch, "qwen3") == 0) {
+        json_object_set_new(o, "attention_bias", json_false());
+        json_object_set_new(o, "sliding_window", json_null());
+        json_object_set_new(o, "use_sliding_window", json_false());
+    } else if (strcmp(c->arch, "qwen2") == 0) {
         json_object_set_new(o, "max_window_layers", json_integer(c->layers));
         json_object_set_new(o, "sliding_window", json_integer(c->max_pos));
         json_object_set_new(o, "use_sliding_window", json_false());
     } else if (strcmp(c->arch, "mistral") == 0) {
-        json_object_set_new(o, "sliding_window", json_null());
+        json_object_set_new(o, "sliding_window", sw);
     } else {
         json_object_set_new(o, "attention_bias", json_boolean(c->qkv_bias));
         json_object_set_new(o, "mlp_bias", json_false());
@@ -67,7 +105,7 @@ int mk_write_hf_config(const char *dir, const struct mk_config *c, const struct 
     json_object_set_new(o, "bos_token_id", id_or_null(sp->bos));
     json_object_set_new(o, "eos_token_id", id_or_null(sp->eos));
     json_object_set_new(o, "head_dim", json_integer(c->head_dim));
-    json_object_set_new(o, "hidden_act", json_string("silu"));
+    json_object_set_new(o, "hidden_act", json_string(mk_is_gemma(c) ? "gelu_pytorch_tanh" : "silu"));
     json_object_set_new(o, "hidden_size", json_integer(c->hidden));
     json_object_set_new(o, "initializer_range", json_real(0.02));
     json_object_set_new(o, "intermediate_size", json_integer(c->intermediate));

@@ -24,11 +24,14 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: pdserve-mkmodel --out DIR [--preset NAME] [--dtype f32|f16|bf16] [--seed N]\n"
-            "         [--tokenizer tokenizer.json] [--shards N] [--arch llama|mistral|qwen2]\n"
+            "         [--tokenizer tokenizer.json] [--shards N] [--arch ARCH]\n"
             "         [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N]\n"
             "         [--intermediate N] [--vocab N] [--max-pos N] [--rope-theta X] [--rms-eps X]\n"
             "         [--rope-scaling-llama3 FACTOR,LOW_FREQ,HIGH_FREQ,ORIG_MAX_POS] [--no-rope-scaling]\n"
-            "         [--tie | --no-tie] [--vocab-pad N]\n"
+            "         [--tie | --no-tie] [--vocab-pad N] [--sliding-window N] [--longrope ORIG_MAX_POS]\n"
+            "ARCH: llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3\n"
+            "--sliding-window N: config.json sliding_window (gemma2/3, phi3, mistral); 0 for none\n"
+            "--longrope ORIG: phi3 rope_scaling of type longrope with original_max_position_embeddings ORIG\n"
             "--vocab-pad N: vocab_size = the tokenizer's tokens + N, the N padded ids with ordinary random\n"
             "  weights, so the model generates ids the tokenizer has no token for (as padded vocabularies do)\n"
             "presets: %s (default tiny)\n"
@@ -81,7 +84,7 @@ static int parse_dtype(const char *s, enum mk_dtype *d, struct error *err)
 }
 
 enum { O_HIDDEN = 256, O_LAYERS, O_HEADS, O_KV, O_HD, O_INTER, O_VOCAB, O_MAXPOS, O_THETA, O_EPS,
-       O_LLAMA3, O_NOSCALE, O_TIE, O_NOTIE, O_SHARDS, O_ARCH, O_TOK, O_PAD };
+       O_LLAMA3, O_NOSCALE, O_TIE, O_NOTIE, O_SHARDS, O_ARCH, O_TOK, O_PAD, O_SW, O_LONGROPE };
 
 static const struct option long_opts[] = {
     {"out", 1, 0, 'o'}, {"preset", 1, 0, 'p'}, {"dtype", 1, 0, 'd'}, {"seed", 1, 0, 's'},
@@ -91,6 +94,7 @@ static const struct option long_opts[] = {
     {"max-pos", 1, 0, O_MAXPOS}, {"rope-theta", 1, 0, O_THETA}, {"rms-eps", 1, 0, O_EPS},
     {"rope-scaling-llama3", 1, 0, O_LLAMA3}, {"no-rope-scaling", 0, 0, O_NOSCALE},
     {"tie", 0, 0, O_TIE}, {"no-tie", 0, 0, O_NOTIE}, {"shards", 1, 0, O_SHARDS}, {"vocab-pad", 1, 0, O_PAD},
+    {"sliding-window", 1, 0, O_SW}, {"longrope", 1, 0, O_LONGROPE},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 
 /* Shape flags that take a positive int, and where they go. */
@@ -152,6 +156,16 @@ static int apply_flag(int opt, const char *arg, struct mk_config *c, struct opts
         if (parse_int("--shards", arg, 1, 99999, &v, err) < 0)
             return -1;
         o->shards = (int)v;
+        return 0;
+    case O_SW:
+        if (parse_int("--sliding-window", arg, 0, 1 << 30, &v, err) < 0)
+            return -1;
+        c->sliding_window = (int)v;
+        return 0;
+    case O_LONGROPE:
+        if (parse_int("--longrope", arg, 1, 1 << 30, &v, err) < 0)
+            return -1;
+        c->longrope_orig = (int)v;
         return 0;
     case O_PAD:
         if (parse_int("--vocab-pad", arg, 0, 1 << 20, &v, err) < 0)

@@ -15,7 +15,7 @@ enum mk_dtype { MK_F32, MK_F16, MK_BF16 };
 
 /* The model's shape and everything else config.json states. */
 struct mk_config {
-    char arch[16];          /* "llama", "mistral" or "qwen2" */
+    char arch[16];          /* "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3" or "phi3" */
     int hidden, layers, heads, kv_heads, head_dim, intermediate, vocab, max_pos;
     double rope_theta, rms_eps;
     bool rope_llama3;       /* rope_scaling {"rope_type": "llama3", ...} as Llama 3.1/3.2 have it */
@@ -23,7 +23,11 @@ struct mk_config {
     bool tie;               /* tie_word_embeddings: no lm_head.weight tensor */
     bool qkv_bias;          /* q/k/v_proj.bias tensors (Qwen2) */
     enum mk_dtype dtype;
+    int sliding_window;     /* gemma2/3, phi3, mistral: config.json sliding_window (0: null) */
+    int longrope_orig;      /* phi3: rope_scaling longrope with this original_max_position_embeddings */
 };
+/* Architecture helpers (presets.c). */
+bool mk_is_gemma(const struct mk_config *c);
 
 /* Special token ids the config files name; -1 when the tokenizer has no such token. */
 struct mk_specials {

@@ -30,13 +30,30 @@ static void add(struct plan *p, const char *name, int64_t rows, int64_t cols)
     t->cols = cols;
 }
 
+/* add(p, "model.layers.L.<suffix>", rows, cols) */
+static void add_l(struct plan *p, int l, const char *suffix, int64_t rows, int64_t cols)
+{
+    char name[96];
+    snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix);
+    add(p, name, rows, cols);
+}
+
+/* Phi3 stores q/k/v and gate/up fused; Gemma has four norms per layer; Qwen3/Gemma3 q/k norms. */
 static void add_layer(struct plan *p, const struct mk_config *c, int l)
 {
     static const char *const qkv[] = {"q", "k", "v"};
     char name[96];
     int64_t q_out = (int64_t)c->heads * c->head_dim, kv_out = (int64_t)c->kv_heads * c->head_dim;
-    snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
-    add(p, name, c->hidden, 0);
+    bool gemma = mk_is_gemma(c), phi3 = strcmp(c->arch, "phi3") == 0;
+    add_l(p, l, "input_layernorm.weight", c->hidden, 0);
+    if (phi3) {
+        add_l(p, l, "self_attn.qkv_proj.weight", q_out + 2 * kv_out, c->hidden);
+        add_l(p, l, "self_attn.o_proj.weight", c->hidden, q_out);
+        add_l(p, l, "post_attention_layernorm.weight", c->hidden, 0);
+        add_l(p, l, "mlp.gate_up_proj.weight", 2 * (int64_t)c->intermediate, c->hidden);
+        add_l(p, l, "mlp.down_proj.weight", c->hidden, c->intermediate);
+        return;
+    }
     for (int i = 0; i < 3; i++) {
         int64_t out = i == 0 ? q_out : kv_out;
         snprintf(name, sizeof name, "model.layers.%d.self_attn.%s_proj.weight", l, qkv[i]);
@@ -46,16 +63,22 @@ static void add_layer(struct plan *p, const struct mk_config *c, int l)
             add(p, name, out, 0);
         }
     }
-    snprintf(name, sizeof name, "model.layers.%d.self_attn.o_proj.weight", l);
-    add(p, name, c->hidden, q_out);
-    snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-    add(p, name, c->hidden, 0);
+    if (!strcmp(c->arch, "qwen3") || !strcmp(c->arch, "gemma3")) {
+        add_l(p, l, "self_attn.q_norm.weight", c->head_dim, 0);
+        add_l(p, l, "self_attn.k_norm.weight", c->head_dim, 0);
+    }
+    add_l(p, l, "self_attn.o_proj.weight", c->hidden, q_out);
+    add_l(p, l, "post_attention_layernorm.weight", c->hidden, 0);
+    if (gemma)
+        add_l(p, l, "pre_feedforward_layernorm.weight", c->hidden, 0);
     snprintf(name, sizeof name, "model.layers.%d.mlp.gate_proj.weight", l);
     add(p, name, c->intermediate, c->hidden);
     snprintf(name, sizeof name, "model.layers.%d.mlp.up_proj.weight", l);
     add(p, name, c->intermediate, c->hidden);
     snprintf(name, sizeof name, "model.layers.%d.mlp.down_proj.weight", l);
     add(p, name, c->hidden, c->intermediate);
+    if (gemma)
+        add_l(p, l, "post_feedforward_layernorm.weight", c->hidden, 0);
 }
 
 static int64_t n_elems(const struct mk_tensor *t)
@@ -76,8 +99,8 @@ static const char *dtype_name(enum mk_dtype d)
 /* Lists the tensors and spreads them over the shards by size, in order, none empty. */
 static int plan_build(struct plan *p, const struct mk_config *c, int shards, struct error *err)
 {
-    p->t = calloc((size_t)c->layers * 12 + 4, sizeof *p->t);
-    p->shard = calloc((size_t)c->layers * 12 + 4, sizeof *p->shard);
+    p->t = calloc((size_t)c->layers * 16 + 4, sizeof *p->t);
+    p->shard = calloc((size_t)c->layers * 16 + 4, sizeof *p->shard);
     p->n = 0;
     if (!p->t || !p->shard)
         return error_set(err, "out of memory listing %d layers", c->layers);

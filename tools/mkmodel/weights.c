@@ -49,13 +49,19 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Standard deviation of tensor t's entries; *norm set for RMSNorm weights (centred on 1). */
-static double tensor_std(const struct mk_config *c, const struct mk_tensor *t, int *norm)
+/* Standard deviation of tensor t's entries; *centre is the mean (RMSNorm weights: 1, or for Gemma,
+ * whose norms multiply by 1 + w, 0 — and RESID_GAIN - 1 on the post-norms, which alone decide how much
+ * a sub-layer writes into the residual stream). */
+static double tensor_std(const struct mk_config *c, const struct mk_tensor *t, double *centre)
 {
     double fan_in = t->cols > 0 ? (double)t->cols : 1.0;
-    *norm = ends_with(t->name, "norm.weight");
-    if (*norm)
+    *centre = 0.0;
+    if (ends_with(t->name, "norm.weight")) {
+        bool post = ends_with(t->name, "post_attention_layernorm.weight") ||
+                    ends_with(t->name, "post_feedforward_layernorm.weight");
+        *centre = !mk_is_gemma(c) ? 1.0 : post ? RESID_GAIN - 1.0 : 0.0;
         return NORM_SPREAD / sqrt(3.0);
+    }
     if (strcmp(t->name, "lm_head.weight") == 0)
         return LOGIT_STD / sqrt(fan_in);
     if (strcmp(t->name, "model.embed_tokens.weight") == 0)
@@ -68,6 +74,8 @@ static double tensor_std(const struct mk_config *c, const struct mk_tensor *t, i
         return BIAS_STD;
     if (ends_with(t->name, "q_proj.weight") || ends_with(t->name, "k_proj.weight"))
         return QK_GAIN / sqrt(fan_in);
+    if (ends_with(t->name, "qkv_proj.weight")) /* q/k rows want QK_GAIN, v rows 1: in between */
+        return QK_GAIN / sqrt(fan_in);
     if (ends_with(t->name, "o_proj.weight") || ends_with(t->name, "down_proj.weight"))
         return RESID_GAIN / sqrt(fan_in);
     return 1.0 / sqrt(fan_in);
@@ -76,8 +84,8 @@ static double tensor_std(const struct mk_config *c, const struct mk_tensor *t, i
 void mk_tensor_fill(const struct mk_config *c, const struct mk_specials *sp, uint64_t seed,
                     const struct mk_tensor *t, int64_t first, float *out, size_t n)
 {
-    int norm;
-    double amp = tensor_std(c, t, &norm) * sqrt(3.0); /* uniform on [-amp, amp] */
+    double centre;
+    double amp = tensor_std(c, t, &centre) * sqrt(3.0); /* uniform on [-amp, amp] */
     uint64_t key = name_key(seed, t->name);
     int vocab_rows = strcmp(t->name, "lm_head.weight") == 0 ||
                      strcmp(t->name, "model.embed_tokens.weight") == 0;
@@ -87,7 +95,7 @@ void mk_tensor_fill(const struct mk_config *c, const struct mk_specials *sp, uin
         double a = idx >= unused_from ? amp * UNUSED_ROW_SCALE : amp;
         uint64_t r = mix64(key + (uint64_t)(idx + 1) * 0x9e3779b97f4a7c15ULL);
         double u = ((double)(r >> 40) + 0.5) * (1.0 / 16777216.0); /* (0,1), symmetric */
-        out[i] = (float)((norm ? 1.0 : 0.0) + (2.0 * u - 1.0) * a);
+        out[i] = (float)(centre + (2.0 * u - 1.0) * a);
     }
 }
 
