@@ -3,7 +3,7 @@
 # seeded-sampled, answered the same with the cache on as with it off — disaggregated (the decode
 # worker's grant says which prefix blocks it holds; those are not sent) and colocated — while
 # usage.prompt_tokens_details.cached_tokens and the workers' metrics show the reuse; the same under
-# eviction in small pools, with requests at once; a restarted worker's entries leave the frontend's
+# eviction in small pools (requests at once are the abort step's); a restarted worker's entries leave the frontend's
 # routing index.
 source "$(dirname "$0")/../helpers/frontend.sh"
 make_model
@@ -66,17 +66,16 @@ same ref colo
 cached_some colo
 down
 
-# eviction: pools of 48 blocks (16 tokens each) for conversations on 6 prefixes of 19 blocks, at once
+# eviction: pools of 64 blocks (16 tokens each) for conversations on 6 prefixes of 19 blocks
 cluster disagg --no-prefix-cache
 answers ref6 --prefixes 6 >/dev/null
 down
 HTTP_PORT=$(free_port); UCX_PORT=$(free_port); BASE="http://127.0.0.1:$HTTP_PORT"
 start_frontend
-start pre $BUILD/pdserve-prefill --model "$MODEL" --frontend 127.0.0.1:$UCX_PORT --kv-blocks 48 --load-interval-ms 100
-start dec $BUILD/pdserve-decode --model "$MODEL" --frontend 127.0.0.1:$UCX_PORT --kv-blocks 48 --load-interval-ms 100 \
-    --kv-wait-timeout 600 # 24 requests through a pool that holds two at a time: slow on a loaded machine
+start pre $BUILD/pdserve-prefill --model "$MODEL" --frontend 127.0.0.1:$UCX_PORT --kv-blocks 64 --load-interval-ms 100
+start dec $BUILD/pdserve-decode --model "$MODEL" --frontend 127.0.0.1:$UCX_PORT --kv-blocks 64 --load-interval-ms 100
 wait_health 200
-answers small --prefixes 6 --concurrent | sed 's/^/     small pools, at once: /'
+answers small --prefixes 6 | sed 's/^/     small pools: /'
 same ref6 small
 down
 
