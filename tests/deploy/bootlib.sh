@@ -16,7 +16,6 @@ BOOT_PKGS=systemd,systemd-sysv,dbus,libuv1,libjansson4,libucx0,libopenblas0,libp
 BOOT_KEY=$(echo "$BOOT_SUITE $BOOT_PKGS machine-id-empty" | sha256sum | cut -c1-12)
 BOOT_CACHE=$BUILD/deploy-root/$BOOT_SUITE-$BOOT_KEY
 declare -A BOOT_NSPAWN=() BOOT_LEADER=() BOOT_ROOT=() BOOT_EXIT=()
-BOOT_NETNS=()
 
 fail() {
     echo "FAIL $*"
@@ -170,9 +169,9 @@ boot_stop() {
 }
 
 boot_cleanup() {
-    local m ns
+    local m
+    # A container's network namespace, and the veth ends in it, go when the container does.
     for m in "${!BOOT_NSPAWN[@]}"; do boot_stop "$m"; done
-    for ns in "${BOOT_NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
     if [ -n "${KEEP:-}" ]; then
         echo "roots and logs kept in $WORK"
     else
