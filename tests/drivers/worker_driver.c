@@ -9,7 +9,8 @@
  * the frontend does (prefill: least queued tokens; decode: most free blocks), and prints one JSON
  * line per request: {"i", "tokens", "finish", "error", "ttft_ms", "e2e_ms"}. With --idle-pools it then
  * waits for every worker to report an empty KV pool and prints {"pools_idle": true|false}. Exit 0
- * when every request got an answer (tokens or an error) before the timeout. */
+ * when every request got an answer (tokens or an error) before the timeout. As in the frontend, a
+ * decode worker's tokens that overtake the prefill's first token wait for it. */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -38,6 +39,11 @@ struct req {
     struct wk *p, *d;
     double t0, ttft, e2e;
     bool aborted;
+    /* Prefill and decode workers reach us on separate connections, so the decode worker's tokens
+     * can overtake the prefill's first one: they wait here until it is in, as in the frontend. */
+    bool first_in;
+    int32_t *held;
+    int n_held, held_finish;
 };
 
 static struct {
@@ -134,24 +140,45 @@ static void start_requests(void)
     }
 }
 
-static void on_tokens(struct req *r, struct wire_tokens *t)
+static void take_tokens(struct req *r, const int32_t *tokens, uint32_t n, int finish_reason)
 {
     if (r->finish >= 0)
         return;
     if (r->n == 0)
         r->ttft = now_ms() - r->t0;
-    for (uint32_t i = 0; i < t->n; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         if (r->n == r->cap) {
             r->cap = r->cap ? 2 * r->cap : 64;
             r->tokens = realloc(r->tokens, (size_t)r->cap * sizeof *r->tokens);
         }
-        r->tokens[r->n++] = t->tokens[i];
+        r->tokens[r->n++] = tokens[i];
     }
-    if (t->finish != FINISH_NONE)
-        finish(r, t->finish, NULL);
+    if (finish_reason != FINISH_NONE)
+        finish(r, finish_reason, NULL);
     else if (D.abort_mode && ((!strcmp(D.abort_mode, "first-token") && r->n >= 1) ||
                               (D.abort_after && r->n >= D.abort_after)))
         abort_req(r);
+}
+
+static void on_tokens(struct req *r, const struct wk *from, const struct wire_tokens *t)
+{
+    bool split = r->p != r->d;
+    if (split && from == r->d && !r->first_in) {
+        if (t->n) {
+            r->held = realloc(r->held, (size_t)(r->n_held + (int)t->n) * sizeof *r->held);
+            if (!r->held)
+                abort();
+            memcpy(r->held + r->n_held, t->tokens, t->n * sizeof *r->held);
+            r->n_held += (int)t->n;
+        }
+        r->held_finish = t->finish;
+        return;
+    }
+    take_tokens(r, t->tokens, t->n, t->finish);
+    if (split && from == r->p && !r->first_in) {
+        r->first_in = true;
+        take_tokens(r, r->held, (uint32_t)r->n_held, r->held_finish);
+    }
 }
 
 static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *msg, void *user)
@@ -177,7 +204,7 @@ static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *ms
         return;
     struct req *r = &D.reqs[msg->req_id - 1];
     if (msg->type == WIRE_TOKENS)
-        on_tokens(r, &msg->u.tokens);
+        on_tokens(r, w, &msg->u.tokens);
     else if (msg->type == WIRE_ERROR)
         finish(r, FINISH_ERROR, msg->u.error.message);
 }
@@ -327,7 +354,7 @@ int main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     for (int i = 0; i < D.n_reqs; i++)
-        free(D.reqs[i].tokens), free(D.reqs[i].gen.prompt);
+        free(D.reqs[i].tokens), free(D.reqs[i].held), free(D.reqs[i].gen.prompt);
     free(D.reqs);
     return rc;
 }
