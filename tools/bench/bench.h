@@ -43,6 +43,7 @@ struct bench_opts {
     double burstiness;          /* gamma shape; 1 is Poisson */
     int max_concurrency;        /* 0: unbounded */
     uint64_t seed;
+    uint64_t prompt_variant;    /* 0, or the sweep's run number: random prompts' ids (not lengths) change */
     double slo_ttft_ms, slo_tpot_ms, slo_e2el_ms; /* 0: that SLO is not set */
     double attainment;          /* target share of requests meeting every SLO, for sweeps */
     const char *save_result;

@@ -75,6 +75,8 @@ static int make_random(const struct bench_opts *o, const struct tokenizer *tok,
         p[i].input_len = draw_len(&rng, o->input_len, o->range_ratio);
         p[i].output_len = draw_len(&rng, o->output_len, o->range_ratio);
     }
+    if (o->prompt_variant) /* another sweep run: the same lengths, other tokens */
+        rng_seed(&rng, o->seed ^ (o->prompt_variant * 0x9e3779b97f4a7c15ull));
     for (int i = 0; i < o->num_prompts; i++) {
         if (o->chat) {
             if (random_chat_text(tok, &rng, &p[i], err) < 0)

@@ -2,7 +2,8 @@
  * SLO attainment meets the target: DistServe's "max rate at 90% attainment", the number that says
  * how much traffic a deployment serves within its SLOs. With --sweep auto the rates are found by
  * doubling from --sweep-start until attainment falls below the target, then bisecting between the
- * last rate that met it and the first that did not. */
+ * last rate that met it and the first that did not. Each run of a random dataset sends prompts of
+ * its own (the same lengths), so a server's prefix cache cannot serve a run from an earlier one. */
 #include "bench.h"
 #include "common/util/log.h"
 
@@ -17,15 +18,36 @@ struct sweep {
     const struct http_target *t;
     const struct bench_prompt *prompts;
     json_t *runs;      /* one result object per measured rate, in the order measured */
+    int n_measured;
     double best;       /* highest rate meeting the target so far, 0 if none */
 };
+
+/* One run's prompts: random prompts differ from run to run (with the same lengths), so no run is
+ * served from the prefix cache an earlier run filled; datasets of real text repeat. */
+static int run_prompts(struct sweep *s, struct bench_opts *o, struct bench_prompt **p, struct error *err)
+{
+    *o = *s->o;
+    *p = (struct bench_prompt *)s->prompts;
+    if (o->dataset != BENCH_DATASET_RANDOM || s->n_measured == 0)
+        return 0;
+    o->prompt_variant = (uint64_t)s->n_measured;
+    return bench_prompts_make(o, p, err);
+}
 
 /* Runs one rate; *ok says whether its attainment met the target. */
 static int measure(struct sweep *s, double rate, int *ok, struct error *err)
 {
     struct bench_run run;
     struct bench_metrics m;
-    if (bench_run_once(s->o, s->t, s->prompts, rate, &run, err) < 0)
+    struct bench_opts o;
+    struct bench_prompt *prompts;
+    if (run_prompts(s, &o, &prompts, err) < 0)
+        return -1;
+    int ran = bench_run_once(&o, s->t, prompts, rate, &run, err);
+    if (prompts != s->prompts)
+        bench_prompts_free(prompts, o.num_prompts);
+    s->n_measured++;
+    if (ran < 0)
         return -1;
     int rc = bench_metrics_compute(s->o, &run, &m, err);
     if (rc == 0) {
