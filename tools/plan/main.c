@@ -1,0 +1,317 @@
+/* main.c — pdserve-plan: options, the placement report, and the systemd files of the chosen plan
+ * (docs/plan.md).
+ *
+ *   pdserve-plan --profile FILE [workload] [SLOs] [--nodes N --cores N] [--write-env DIR]
+ *   pdserve-plan simulate --profile FILE --deployment 1P+1D|2C [--threads N] --rate R[,R...] [--max-rate]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tools/plan/plan.h"
+
+struct opts {
+    const char *profile, *write_env, *rates;
+    struct workload w;
+    struct slo slo;
+    struct link link;
+    struct deployment dep; /* simulate */
+    double attainment;
+    int nodes, cores, json, max_rate, simulate;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pdserve-plan --profile FILE [options]          search the best deployment\n"
+            "       pdserve-plan simulate --profile FILE --deployment D --rate R[,R...] [options]\n"
+            "\n"
+            "  --profile FILE        passes measured by pdserve-bench-engine --profile (or a hand-written cost)\n"
+            "  --input-len N         prompt tokens (512)          --output-len N   generated tokens (64)\n"
+            "  --range-ratio R       lengths drawn from len·(1−R) … len·(1+R) (0)\n"
+            "  --dataset FILE        \"input output\" token counts a line, instead of the lengths\n"
+            "  --num-prompts N       requests per simulated run (1000)   --seed N   (0)\n"
+            "  --slo-ttft-ms MS      time to first token SLO (required)\n"
+            "  --slo-tpot-ms MS      time per output token SLO (required)\n"
+            "  --attainment A        share of requests that must meet both (0.9)\n"
+            "  --nodes N             machines in the cluster (1)   --cores N   cores each (2)\n"
+            "  --link-gbps G         KV transfer bandwidth between workers, GB/s (2)\n"
+            "  --link-latency-ms MS  per transfer: grant, last put, KV_DONE (1)\n"
+            "  --token-budget N      the workers' --token-budget (512)   --max-batch N  (64)\n"
+            "  --write-env DIR       write the chosen plan's /etc/pdserve files, one folder a node\n"
+            "  --json                one JSON object instead of the report\n"
+            "simulate:\n"
+            "  --deployment D        1P+1D (prefill + decode workers) or 2C (colocated workers)\n"
+            "  --threads N           threads per worker (1)\n"
+            "  --rate R[,R...]       request rates to simulate (req/s)\n"
+            "  --max-rate            also search the highest rate meeting --attainment\n");
+}
+
+static int parse_deployment(const char *s, struct deployment *d)
+{
+    int a, b;
+    char x, y, end;
+    if (sscanf(s, "%d%c+%d%c%c", &a, &x, &b, &y, &end) == 4 && (x | 32) == 'p' && (y | 32) == 'd' && a > 0 && b > 0)
+        return d->n_prefill = a, d->n_decode = b, d->n_coloc = 0, 0;
+    if (sscanf(s, "%d%c%c", &a, &x, &end) == 2 && (x | 32) == 'c' && a > 0)
+        return d->n_coloc = a, d->n_prefill = d->n_decode = 0, 0;
+    return -1;
+}
+
+static double num(const char *name, const char *v, double min)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || *end || end == v || !(x >= min)) {
+        fprintf(stderr, "pdserve-plan: %s %s: expected a number ≥ %g\n", name, v, min);
+        exit(2);
+    }
+    return x;
+}
+
+static void defaults(struct opts *o)
+{
+    *o = (struct opts){.w = {.input_len = 512, .output_len = 64, .n = 1000},
+                       .link = {.gbps = 2, .latency_ms = 1},
+                       .dep = {.threads = 1, .token_budget = 512, .max_batch = 64},
+                       .attainment = 0.9, .nodes = 1, .cores = 2};
+}
+
+static void parse(int argc, char **argv, struct opts *o)
+{
+    static const struct option longs[] = {
+        {"profile", 1, 0, 'p'},     {"input-len", 1, 0, 'i'},      {"output-len", 1, 0, 'o'},
+        {"range-ratio", 1, 0, 'r'}, {"dataset", 1, 0, 'D'},        {"num-prompts", 1, 0, 'n'},
+        {"seed", 1, 0, 's'},        {"slo-ttft-ms", 1, 0, 'T'},    {"slo-tpot-ms", 1, 0, 'P'},
+        {"attainment", 1, 0, 'a'},  {"nodes", 1, 0, 'N'},          {"cores", 1, 0, 'C'},
+        {"link-gbps", 1, 0, 'g'},   {"link-latency-ms", 1, 0, 'L'}, {"token-budget", 1, 0, 'b'},
+        {"max-batch", 1, 0, 'B'},   {"write-env", 1, 0, 'w'},      {"json", 0, 0, 'j'},
+        {"deployment", 1, 0, 'd'},  {"threads", 1, 0, 't'},        {"rate", 1, 0, 'R'},
+        {"max-rate", 0, 0, 'M'},    {"help", 0, 0, 'h'},           {0, 0, 0, 0}};
+    defaults(o);
+    if (argc > 1 && !strcmp(argv[1], "simulate"))
+        o->simulate = 1, argv++, argc--;
+    for (int c; (c = getopt_long(argc, argv, "", longs, NULL)) != -1;) {
+        switch (c) {
+        case 'p': o->profile = optarg; break;
+        case 'i': o->w.input_len = (int)num("--input-len", optarg, 1); break;
+        case 'o': o->w.output_len = (int)num("--output-len", optarg, 1); break;
+        case 'r': o->w.range_ratio = num("--range-ratio", optarg, 0); break;
+        case 'D': o->w.dataset = optarg; break;
+        case 'n': o->w.n = (int)num("--num-prompts", optarg, 1); break;
+        case 's': o->w.seed = (unsigned)num("--seed", optarg, 0); break;
+        case 'T': o->slo.ttft_ms = num("--slo-ttft-ms", optarg, 0); break;
+        case 'P': o->slo.tpot_ms = num("--slo-tpot-ms", optarg, 0); break;
+        case 'a': o->attainment = num("--attainment", optarg, 0); break;
+        case 'N': o->nodes = (int)num("--nodes", optarg, 1); break;
+        case 'C': o->cores = (int)num("--cores", optarg, 1); break;
+        case 'g': o->link.gbps = num("--link-gbps", optarg, 1e-6); break;
+        case 'L': o->link.latency_ms = num("--link-latency-ms", optarg, 0); break;
+        case 'b': o->dep.token_budget = (int)num("--token-budget", optarg, 1); break;
+        case 'B': o->dep.max_batch = (int)num("--max-batch", optarg, 1); break;
+        case 'w': o->write_env = optarg; break;
+        case 'j': o->json = 1; break;
+        case 'd':
+            if (parse_deployment(optarg, &o->dep))
+                fprintf(stderr, "pdserve-plan: --deployment %s: expected like 1P+1D or 2C\n", optarg), exit(2);
+            break;
+        case 't': o->dep.threads = (int)num("--threads", optarg, 1); break;
+        case 'R': o->rates = optarg; break;
+        case 'M': o->max_rate = 1; break;
+        case 'h': usage(stdout), exit(0);
+        default: usage(stderr), exit(2);
+        }
+    }
+    const char *missing = !o->profile ? "--profile" : !o->slo.ttft_ms ? "--slo-ttft-ms" : !o->slo.tpot_ms ? "--slo-tpot-ms"
+                        : o->simulate && !o->dep.n_coloc && !o->dep.n_prefill ? "--deployment"
+                        : o->simulate && !o->rates && !o->max_rate ? "--rate" : NULL;
+    if (missing || optind < argc)
+        fprintf(stderr, "pdserve-plan: %s\n", missing ? "missing" : "unexpected argument"), usage(stderr), exit(2);
+    if (o->attainment > 1)
+        fprintf(stderr, "pdserve-plan: --attainment is a share, 0 … 1\n"), exit(2);
+}
+
+/* One simulated run at `rate` (a node's rate × nodes: the cluster's). */
+static void print_result(const struct opts *o, double rate, int nodes, const struct sim_result *r)
+{
+    if (o->json)
+        printf("{\"rate\":%.6g,\"attainment\":%.4f,\"ttft_mean_ms\":%.3f,\"ttft_p90_ms\":%.3f,"
+               "\"tpot_mean_ms\":%.3f,\"tpot_p90_ms\":%.3f,\"throughput\":%.6g}\n",
+               rate, r->attainment, r->ttft_mean_ms, r->ttft_p90_ms, r->tpot_mean_ms, r->tpot_p90_ms, r->throughput);
+    else
+        printf("  %8.3f req/s  attainment %5.1f%%  TTFT mean %8.1f p90 %8.1f ms  TPOT mean %7.2f p90 %7.2f ms%s\n",
+               rate, 100 * r->attainment, r->ttft_mean_ms, r->ttft_p90_ms, r->tpot_mean_ms, r->tpot_p90_ms,
+               r->throughput < 0.8 * rate / nodes ? "  (overloaded: served at under 80% of this rate)" : "");
+}
+
+static int simulate_at(const struct opts *o, const struct profile *p, double rate)
+{
+    char err[256];
+    struct sim_result r;
+    struct request *reqs = workload_make(&o->w, rate, err, sizeof err);
+    if (!reqs || sim_run(p, &o->dep, &o->link, reqs, o->w.n, &o->slo, &r, err, sizeof err)) {
+        fprintf(stderr, "pdserve-plan: %s\n", err);
+        free(reqs);
+        return 1;
+    }
+    free(reqs);
+    print_result(o, rate, 1, &r);
+    return 0;
+}
+
+static int simulate(const struct opts *o, const struct profile *p)
+{
+    char name[64];
+    if (!o->json)
+        printf("%s on %s, %d in / %d out, %d requests a rate\n", deployment_name(&o->dep, name, sizeof name),
+               p->model, o->w.input_len, o->w.output_len, o->w.n);
+    for (const char *s = o->rates; s && *s; s += *s == ',') {
+        char *end;
+        double rate = strtod(s, &end);
+        if (end == s || rate <= 0)
+            return fprintf(stderr, "pdserve-plan: --rate %s: expected rates > 0, comma-separated\n", o->rates), 2;
+        if (simulate_at(o, p, rate))
+            return 1;
+        s = end;
+    }
+    if (o->max_rate) {
+        double r = search_max_rate(p, &o->dep, &o->link, &o->w, &o->slo, o->attainment);
+        printf(o->json ? "{\"max_rate\":%.6g}\n" : "  max rate at %.0f%% attainment: %.3f req/s\n",
+               o->json ? r : 100 * o->attainment, r);
+    }
+    return 0;
+}
+
+/* The chosen plan as /etc/pdserve files: DIR/nodeK/{cluster.env, NAME.env, pin drop-ins, units}. */
+static int write_node(const char *dir, int node, const struct deployment *d)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/node%d", dir, node + 1);
+    if (mkdir(dir, 0755) && errno != EEXIST)
+        return -1;
+    if (mkdir(path, 0755) && errno != EEXIST)
+        return -1;
+    int n = d->n_prefill + d->n_decode + d->n_coloc, rc = 0;
+    FILE *units = fopen((snprintf(path, sizeof path, "%s/node%d/units", dir, node + 1), path), "w");
+    FILE *env = fopen((snprintf(path, sizeof path, "%s/node%d/cluster.env", dir, node + 1), path), "w");
+    if (!units || !env)
+        rc = -1;
+    else
+        fprintf(env, "# written by pdserve-plan: add PDSERVE_MODEL and PDSERVE_FRONTEND\n"
+                     "PDSERVE_WORKER_ARGS=\"--threads %d --token-budget %d --max-batch %d\"\n",
+                d->threads, d->token_budget, d->max_batch);
+    for (int i = 0; i < n && rc == 0; i++) {
+        bool pf = i < d->n_prefill;
+        const char *kind = pf ? "prefill" : "decode";
+        int id = node * n + i + 1;
+        fprintf(units, "pdserve-%s@%s%d.service\n", kind, kind, id);
+        snprintf(path, sizeof path, "%s/node%d/%s%d.env", dir, node + 1, kind, id);
+        FILE *f = fopen(path, "w");
+        snprintf(path, sizeof path, "%s/node%d/pdserve-%s@%s%d.service.d", dir, node + 1, kind, kind, id);
+        if (!f || (mkdir(path, 0755) && errno != EEXIST))
+            rc = -1;
+        else
+            fprintf(f, "PDSERVE_ID=%d\nPDSERVE_ARGS=\"%s\"\n", id, d->n_coloc ? "--colocated" : "");
+        if (f)
+            fclose(f);
+        FILE *pin = rc ? NULL : fopen((strcat(path, "/pin.conf"), path), "w");
+        if (pin)
+            fprintf(pin, "[Service]\nCPUAffinity=%d-%d\n", i * d->threads, (i + 1) * d->threads - 1), fclose(pin);
+        else
+            rc = -1;
+    }
+    if (units)
+        fclose(units);
+    if (env)
+        fclose(env);
+    return rc;
+}
+
+struct candidate {
+    struct deployment d;
+    double rate; /* per node */
+};
+
+static void report_curve(const struct opts *o, const struct profile *p, const struct candidate *best)
+{
+    static const double at[] = {0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5};
+    printf("\npredicted attainment of the plan (cluster rate = %d × a node's):\n", o->nodes);
+    for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+        char err[256];
+        struct sim_result r;
+        struct request *reqs = workload_make(&o->w, best->rate * at[i], err, sizeof err);
+        if (reqs && !sim_run(p, &best->d, &o->link, reqs, o->w.n, &o->slo, &r, err, sizeof err))
+            print_result(o, best->rate * at[i] * o->nodes, o->nodes, &r);
+        free(reqs);
+    }
+}
+
+static void report(const struct opts *o, const struct profile *p, struct candidate *c, int n, int best)
+{
+    char name[64];
+    if (o->json) {
+        printf("{\"deployments\":[");
+        for (int i = 0; i < n; i++) {
+            int cores = (c[i].d.n_prefill + c[i].d.n_decode + c[i].d.n_coloc) * c[i].d.threads;
+            printf("%s{\"deployment\":\"%s\",\"cores\":%d,\"max_rate_per_node\":%.6g,\"goodput_per_core\":%.6g}",
+                   i ? "," : "", deployment_name(&c[i].d, name, sizeof name), cores, c[i].rate, c[i].rate / cores);
+        }
+        printf("],\"best\":\"%s\",\"cluster_rate\":%.6g}\n", deployment_name(&c[best].d, name, sizeof name),
+               c[best].rate * o->nodes);
+        return;
+    }
+    printf("%d in / %d out (±%.0f%%), SLOs TTFT %.0f ms, TPOT %.1f ms at %.0f%%; %d node(s) × %d cores\n\n",
+           o->w.input_len, o->w.output_len, 100 * o->w.range_ratio, o->slo.ttft_ms, o->slo.tpot_ms,
+           100 * o->attainment, o->nodes, o->cores);
+    printf("  %-12s %5s %16s %14s\n", "per node", "cores", "max rate/node", "goodput/core");
+    for (int i = 0; i < n; i++) {
+        int cores = (c[i].d.n_prefill + c[i].d.n_decode + c[i].d.n_coloc) * c[i].d.threads;
+        printf("  %-12s %5d %10.3f req/s %8.3f req/s%s\n", deployment_name(&c[i].d, name, sizeof name), cores,
+               c[i].rate, c[i].rate / cores, i == best ? "  <- best" : "");
+    }
+    printf("\nbest: %s on each of %d node(s): %.3f req/s in all\n", deployment_name(&c[best].d, name, sizeof name),
+           o->nodes, c[best].rate * o->nodes);
+    report_curve(o, p, &c[best]);
+}
+
+/* The best is the highest goodput per core; between near-equals (within 2%), the higher rate. */
+static int plan(const struct opts *o, const struct profile *p)
+{
+    struct candidate c[256];
+    struct deployment d[256];
+    int n = search_deployments(p, o->cores, o->dep.token_budget, o->dep.max_batch, d, 256), best = -1;
+    double best_gpc = 0;
+    for (int i = 0; i < n; i++) {
+        c[i] = (struct candidate){d[i], search_max_rate(p, &d[i], &o->link, &o->w, &o->slo, o->attainment)};
+        double gpc = c[i].rate / ((d[i].n_prefill + d[i].n_decode + d[i].n_coloc) * d[i].threads);
+        if (best < 0 || gpc > best_gpc * 1.02 || (gpc > best_gpc * 0.98 && c[i].rate > c[best].rate))
+            best = i, best_gpc = gpc > best_gpc ? gpc : best_gpc;
+    }
+    if (n == 0 || c[best].rate == 0)
+        return fprintf(stderr, "pdserve-plan: no deployment of %d cores meets these SLOs even unloaded\n", o->cores), 1;
+    report(o, p, c, n, best);
+    for (int k = 0; o->write_env && k < o->nodes; k++)
+        if (write_node(o->write_env, k, &c[best].d))
+            return fprintf(stderr, "pdserve-plan: cannot write %s: %s\n", o->write_env, strerror(errno)), 1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    struct profile p;
+    char err[512];
+    parse(argc, argv, &o);
+    if (profile_load(o.profile, &p, err, sizeof err))
+        return fprintf(stderr, "pdserve-plan: %s\n", err), 1;
+    if (!o.json)
+        for (int i = 0; i < p.n_models; i++)
+            if (p.by_threads[i].n_samples)
+                fprintf(stderr, "pdserve-plan: %d-thread cost fitted to %d passes, largest error %.1f%%\n",
+                        p.by_threads[i].threads, p.by_threads[i].n_samples, 100 * p.by_threads[i].max_rel_err);
+    return o.simulate ? simulate(&o, &p) : plan(&o, &p);
+}

@@ -1,0 +1,105 @@
+/* plan.h — pdserve-plan: DistServe's placement search for pdserve. A model's measured cost on the
+ * target hardware (a profile written by `pdserve-bench-engine --profile`), a workload, SLOs and a
+ * cluster go in; a discrete-event simulation of pdserve's router, batching, queues and KV transfers
+ * finds the deployment with the highest goodput per core.
+ *
+ *   profile.c  the cost of one forward pass, fitted to the profile's measured passes
+ *   workload.c requests: arrival times and prompt/output lengths (seeded)
+ *   sim.c      one deployment (prefill, decode and colocated workers) serving one workload
+ *   search.c   the highest rate meeting the attainment target; the deployments a cluster allows
+ *   main.c     options and the report */
+#ifndef PD_TOOLS_PLAN_H
+#define PD_TOOLS_PLAN_H
+
+#include <stdbool.h>
+
+/* Seconds for one forward pass of `threads` threads computing `tokens` new tokens whose attention
+ * spans `attn` (query, key) pairs in all and producing `logits` rows:
+ *   knots(tokens) + c[0] + c[1]·tokens + c[2]·attn + c[3]·logits
+ * where knots() interpolates linearly between values at measured token counts (a pass of 4 tokens
+ * costs far more than 4/64 of one of 64: small passes are bound by reading the weights, large ones
+ * by arithmetic). A measured profile is fitted as knots + c[2]·attn by least squares on relative
+ * error; a hand-written one gives c[] and no knots. */
+#define PLAN_MAX_KNOTS 16
+struct cost_model {
+    int threads;
+    double c[4];
+    int n_knots;
+    double knot_tokens[PLAN_MAX_KNOTS], knot_secs[PLAN_MAX_KNOTS];
+    double max_rel_err; /* of the fit over its samples */
+    int n_samples;
+};
+
+#define PLAN_MAX_THREADS 8
+
+struct profile {
+    char model[256];
+    double kv_bytes_per_token; /* every layer's K and V of one position */
+    int n_models;
+    struct cost_model by_threads[PLAN_MAX_THREADS]; /* those the profile measured */
+};
+
+int profile_load(const char *path, struct profile *p, char *err, int errlen);
+const struct cost_model *profile_cost(const struct profile *p, int threads);
+double pass_secs(const struct cost_model *m, double tokens, double attn, double logits);
+
+struct request {
+    double arrival; /* seconds from the start */
+    int in, out;    /* prompt tokens; generated tokens including the first */
+};
+
+struct workload {
+    int input_len, output_len; /* fixed lengths, or the middle of a range */
+    double range_ratio;        /* lengths drawn uniformly from len·(1−r) … len·(1+r) */
+    const char *dataset;       /* a file of "input output" lines, used instead when set */
+    int n;                     /* requests per simulated run */
+    unsigned seed;
+};
+
+/* n requests at Poisson rate `rate` (requests/s); NULL with a message in err on a bad dataset. */
+struct request *workload_make(const struct workload *w, double rate, char *err, int errlen);
+
+/* One deployment: n_prefill + n_decode workers (disaggregated) and n_coloc colocated ones, each with
+ * `threads` compute threads and pdserve's default token budget. */
+struct deployment {
+    int n_prefill, n_decode, n_coloc;
+    int threads;
+    int token_budget; /* tokens per pass (pdserve's --token-budget) */
+    int max_batch;    /* sequences per decode pass (--max-batch) */
+};
+
+struct link {
+    double gbps;       /* KV transfer bandwidth between a prefill and a decode worker, GB/s */
+    double latency_ms; /* per transfer: grant, last layer's put, KV_DONE */
+};
+
+struct slo {
+    double ttft_ms, tpot_ms;
+};
+
+struct sim_result {
+    int n;
+    double attainment;              /* share of requests meeting both SLOs */
+    double ttft_mean_ms, ttft_p90_ms;
+    double tpot_mean_ms, tpot_p90_ms;
+    double throughput; /* requests / (last finish − first arrival) */
+};
+
+/* Serve reqs (sorted by arrival) with d; every request's TTFT and TPOT measured as pdserve-bench does. */
+int sim_run(const struct profile *p, const struct deployment *d, const struct link *l, const struct request *reqs,
+            int n, const struct slo *s, struct sim_result *out, char *err, int errlen);
+
+/* The highest request rate whose attainment is at least `target` and that the deployment sustains:
+ * a run finished at under 80% of the offered rate is overloaded, however many of its finite number of
+ * requests met their SLOs. */
+double search_max_rate(const struct profile *p, const struct deployment *d, const struct link *l,
+                       const struct workload *w, const struct slo *s, double target);
+
+/* Deployments of one node of `cores` cores: every split into prefill, decode and colocated workers
+ * with the same thread count, at most `cap` of them; returns how many were written. */
+int search_deployments(const struct profile *p, int cores, int token_budget, int max_batch, struct deployment *out,
+                       int cap);
+
+const char *deployment_name(const struct deployment *d, char *buf, int len);
+
+#endif

@@ -1,0 +1,241 @@
+/* profile.c — the cost of a forward pass, from a profile file:
+ *
+ *   {"model": "...", "kv_bytes_per_token": 32768,
+ *    "passes": [{"threads": 1, "tokens": 128, "attn": 8256, "logits": 1, "secs": 0.31}, ...]}
+ *
+ * as `pdserve-bench-engine --profile` writes it (measured passes), or with
+ * "cost": [{"threads": 1, "c": [c0, c1, c2, c3]}] instead (a model written by hand). Measured passes
+ * are fitted per thread count (plan.h, struct cost_model) by least squares on relative error: pass
+ * times span 100×. An attention weight that fits negative is dropped and the knots refitted; knots
+ * are then made non-decreasing and positive. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/plan/plan.h"
+
+struct sample {
+    double tokens, attn, logits, secs;
+};
+
+#define MAX_UNKNOWNS (PLAN_MAX_KNOTS + 1)
+
+/* Solve the n×n system a·x = b in place (Gaussian elimination, partial pivoting); -1 if singular. */
+static int solve(double a[MAX_UNKNOWNS][MAX_UNKNOWNS], double *b, int n, double *x)
+{
+    for (int col = 0; col < n; col++) {
+        int piv = col;
+        for (int r = col + 1; r < n; r++)
+            if (fabs(a[r][col]) > fabs(a[piv][col]))
+                piv = r;
+        if (fabs(a[piv][col]) < 1e-300)
+            return -1;
+        for (int k = 0; k < n; k++) {
+            double t = a[col][k];
+            a[col][k] = a[piv][k], a[piv][k] = t;
+        }
+        double t = b[col];
+        b[col] = b[piv], b[piv] = t;
+        for (int r = col + 1; r < n; r++) {
+            double f = a[r][col] / a[col][col];
+            for (int k = col; k < n; k++)
+                a[r][k] -= f * a[col][k];
+            b[r] -= f * b[col];
+        }
+    }
+    for (int r = n - 1; r >= 0; r--) {
+        double v = b[r];
+        for (int k = r + 1; k < n; k++)
+            v -= a[r][k] * x[k];
+        x[r] = v / a[r][r];
+    }
+    return 0;
+}
+
+/* The weight of each knot in the value at `tokens` (hat functions; the ends extend linearly). */
+static void knot_weights(const struct cost_model *m, double tokens, double *w)
+{
+    int k = m->n_knots, i = 0;
+    memset(w, 0, sizeof *w * (size_t)k);
+    if (k == 1) {
+        w[0] = 1;
+        return;
+    }
+    while (i < k - 2 && tokens > m->knot_tokens[i + 1])
+        i++;
+    double f = (tokens - m->knot_tokens[i]) / (m->knot_tokens[i + 1] - m->knot_tokens[i]);
+    if (tokens < m->knot_tokens[0])
+        f = 0; /* below the smallest pass measured: its cost */
+    w[i] = 1 - f, w[i + 1] = f;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Knots at the distinct token counts measured (at most PLAN_MAX_KNOTS). */
+static int place_knots(const struct sample *s, int n, struct cost_model *m)
+{
+    double t[256];
+    for (int i = 0; i < n; i++)
+        t[i] = s[i].tokens;
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    m->n_knots = 0;
+    for (int i = 0; i < n; i++)
+        if ((i == 0 || t[i] != t[i - 1]) && m->n_knots < PLAN_MAX_KNOTS)
+            m->knot_tokens[m->n_knots++] = t[i];
+    return m->n_knots >= 1 ? 0 : -1;
+}
+
+/* Relative least squares for the knot values and, with `attn`, c[2]. */
+static int fit_knots(const struct sample *s, int n, bool attn, struct cost_model *m)
+{
+    int k = m->n_knots, u = k + attn;
+    double a[MAX_UNKNOWNS][MAX_UNKNOWNS] = {{0}}, b[MAX_UNKNOWNS] = {0}, x[MAX_UNKNOWNS] = {0};
+    double row[MAX_UNKNOWNS];
+    for (int i = 0; i < n; i++) {
+        double w = 1.0 / (s[i].secs * s[i].secs);
+        knot_weights(m, s[i].tokens, row);
+        row[k] = s[i].attn;
+        for (int r = 0; r < u; r++) {
+            for (int q = 0; q < u; q++)
+                a[r][q] += w * row[r] * row[q];
+            b[r] += w * row[r] * s[i].secs;
+        }
+    }
+    if (solve(a, b, u, x))
+        return -1;
+    memcpy(m->knot_secs, x, sizeof *x * (size_t)k);
+    memset(m->c, 0, sizeof m->c);
+    m->c[2] = attn ? x[k] : 0;
+    return 0;
+}
+
+static int fit(const struct sample *s, int n, struct cost_model *m)
+{
+    if (place_knots(s, n, m) || n < m->n_knots + 1)
+        return -1;
+    if (fit_knots(s, n, true, m) || (m->c[2] < 0 && fit_knots(s, n, false, m)))
+        return -1;
+    /* Noise in tiny passes can bend the fit: a pass never costs less than a smaller one, nor nothing. */
+    for (int i = 0; i < m->n_knots; i++)
+        m->knot_secs[i] = fmax(m->knot_secs[i], i ? m->knot_secs[i - 1] : 1e-6);
+    m->max_rel_err = 0;
+    for (int i = 0; i < n; i++) {
+        double e = fabs(pass_secs(m, s[i].tokens, s[i].attn, s[i].logits) - s[i].secs) / s[i].secs;
+        m->max_rel_err = e > m->max_rel_err ? e : m->max_rel_err;
+    }
+    m->n_samples = n;
+    return 0;
+}
+
+double pass_secs(const struct cost_model *m, double tokens, double attn, double logits)
+{
+    double t = m->c[0] + m->c[1] * tokens + m->c[2] * attn + m->c[3] * logits, w[PLAN_MAX_KNOTS];
+    if (m->n_knots) {
+        knot_weights(m, tokens, w);
+        for (int i = 0; i < m->n_knots; i++)
+            t += w[i] * m->knot_secs[i];
+    }
+    return t;
+}
+
+const struct cost_model *profile_cost(const struct profile *p, int threads)
+{
+    for (int i = 0; i < p->n_models; i++)
+        if (p->by_threads[i].threads == threads)
+            return &p->by_threads[i];
+    return NULL;
+}
+
+static struct cost_model *model_for(struct profile *p, int threads)
+{
+    struct cost_model *m = (struct cost_model *)profile_cost(p, threads);
+    if (m || p->n_models == PLAN_MAX_THREADS)
+        return m;
+    m = &p->by_threads[p->n_models++];
+    memset(m, 0, sizeof *m);
+    m->threads = threads;
+    return m;
+}
+
+static int load_costs(json_t *costs, struct profile *p, char *err, int errlen)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(costs, i, e) {
+        json_t *c = json_object_get(e, "c");
+        int threads = (int)json_integer_value(json_object_get(e, "threads"));
+        struct cost_model *m = threads > 0 ? model_for(p, threads) : NULL;
+        if (!m || !json_is_array(c) || json_array_size(c) != 4)
+            return snprintf(err, errlen, "cost[%zu]: needs \"threads\" ≥ 1 and \"c\": [4 numbers]", i), -1;
+        for (int j = 0; j < 4; j++)
+            m->c[j] = json_number_value(json_array_get(c, j));
+    }
+    return 0;
+}
+
+/* The measured passes of one thread count, fitted. */
+static int fit_passes(json_t *passes, int threads, struct profile *p, char *err, int errlen)
+{
+    struct sample s[256];
+    int n = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(passes, i, e) {
+        if (json_integer_value(json_object_get(e, "threads")) != threads || n == 256)
+            continue;
+        s[n] = (struct sample){json_number_value(json_object_get(e, "tokens")),
+                               json_number_value(json_object_get(e, "attn")),
+                               json_number_value(json_object_get(e, "logits")),
+                               json_number_value(json_object_get(e, "secs"))};
+        if (!(s[n].secs > 0))
+            return snprintf(err, errlen, "passes[%zu]: \"secs\" must be > 0", i), -1;
+        n++;
+    }
+    struct cost_model *m = model_for(p, threads);
+    if (!m || fit(s, n, m))
+        return snprintf(err, errlen, "%d-thread passes: need more passes than distinct token counts, "
+                                     "and two of the same token count with different attention", threads), -1;
+    return 0;
+}
+
+static int load_passes(json_t *passes, struct profile *p, char *err, int errlen)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(passes, i, e) {
+        int threads = (int)json_integer_value(json_object_get(e, "threads"));
+        if (threads < 1)
+            return snprintf(err, errlen, "passes[%zu]: needs \"threads\" ≥ 1", i), -1;
+        if (!profile_cost(p, threads) && fit_passes(passes, threads, p, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+int profile_load(const char *path, struct profile *p, char *err, int errlen)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root)
+        return snprintf(err, errlen, "%s: %s (line %d)", path, je.text, je.line), -1;
+    memset(p, 0, sizeof *p);
+    snprintf(p->model, sizeof p->model, "%s", json_string_value(json_object_get(root, "model")) ?: "");
+    p->kv_bytes_per_token = json_number_value(json_object_get(root, "kv_bytes_per_token"));
+    json_t *costs = json_object_get(root, "cost"), *passes = json_object_get(root, "passes");
+    int rc = -1;
+    if (json_is_array(costs))
+        rc = load_costs(costs, p, err, errlen);
+    else if (json_is_array(passes))
+        rc = load_passes(passes, p, err, errlen);
+    else
+        snprintf(err, errlen, "%s: neither \"passes\" nor \"cost\"", path);
+    json_decref(root);
+    if (rc == 0 && p->n_models == 0)
+        return snprintf(err, errlen, "%s: no passes", path), -1;
+    return rc;
+}

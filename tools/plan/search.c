@@ -1,0 +1,69 @@
+/* search.c — the two searches of the planner: for one deployment, the highest request rate at which
+ * the target share of requests meets both SLOs (DistServe's "max rate at 90% attainment", found by
+ * doubling then bisecting, each probe a whole simulated run with the same seed); and the deployments
+ * one node allows (every prefill:decode split and every colocated count, at each thread count the
+ * profile measured). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tools/plan/plan.h"
+
+static double attainment(const struct profile *p, const struct deployment *d, const struct link *l,
+                         const struct workload *w, const struct slo *s, double rate)
+{
+    char err[256];
+    struct sim_result r = {0};
+    struct request *reqs = workload_make(w, rate, err, sizeof err);
+    if (!reqs || sim_run(p, d, l, reqs, w->n, s, &r, err, sizeof err))
+        r.attainment = 0;
+    free(reqs);
+    return r.throughput >= 0.8 * rate ? r.attainment : 0;
+}
+
+double search_max_rate(const struct profile *p, const struct deployment *d, const struct link *l,
+                       const struct workload *w, const struct slo *s, double target)
+{
+    double lo = 0, hi = 0.01;
+    while (hi < 1e6 && attainment(p, d, l, w, s, hi) >= target)
+        lo = hi, hi *= 2;
+    if (lo == 0 && attainment(p, d, l, w, s, hi / 64) < target)
+        return 0; /* the SLOs cannot be met even unloaded */
+    for (int i = 0; i < 14; i++) {
+        double mid = (lo + hi) / 2;
+        if (attainment(p, d, l, w, s, mid) >= target)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int search_deployments(const struct profile *p, int cores, int token_budget, int max_batch, struct deployment *out,
+                       int cap)
+{
+    int n = 0;
+    for (int m = 0; m < p->n_models; m++) {
+        int t = p->by_threads[m].threads, workers = cores / t;
+        struct deployment base = {.threads = t, .token_budget = token_budget, .max_batch = max_batch};
+        for (int c = 1; c <= workers && n < cap; c++) {
+            out[n] = base;
+            out[n++].n_coloc = c;
+        }
+        for (int pf = 1; pf < workers; pf++)
+            for (int dc = 1; pf + dc <= workers && n < cap; dc++) {
+                out[n] = base;
+                out[n].n_prefill = pf;
+                out[n++].n_decode = dc;
+            }
+    }
+    return n;
+}
+
+const char *deployment_name(const struct deployment *d, char *buf, int len)
+{
+    if (d->n_coloc)
+        snprintf(buf, (size_t)len, "%dC×%dt", d->n_coloc, d->threads);
+    else
+        snprintf(buf, (size_t)len, "%dP+%dD×%dt", d->n_prefill, d->n_decode, d->threads);
+    return buf;
+}

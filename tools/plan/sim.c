@@ -1,0 +1,280 @@
+/* sim.c — a discrete-event simulation of one pdserve deployment serving a list of requests, with
+ * the scheduling rules of the real daemons (docs/workers.md):
+ *
+ *  - the frontend sends a prompt to the prefill worker with the fewest prompt tokens still to compute,
+ *    and reserves the decode (or colocated) worker with the fewest tokens reserved (prompt + output of
+ *    everything it holds): the most blocks free;
+ *  - a prefill worker runs FCFS passes of at most token_budget tokens, batching prompts and chunking
+ *    the long ones; a prompt's first token leaves at the end of the pass that completes it;
+ *  - its KV reaches the decode worker after the transfer, which overlaps the pass that computed it:
+ *    what the pass did not hide, plus a fixed latency (grant, last put, KV_DONE);
+ *  - a decode worker's pass runs every sequence it holds (up to max_batch), one token each; a
+ *    colocated worker's pass runs its decodes first, then prompt chunks in the rest of the budget.
+ *
+ * The cost of each pass comes from the profile (profile.c). TTFT and TPOT are measured as
+ * pdserve-bench measures them: TTFT from arrival to the first token, TPOT = (last − first) / (out − 1).
+ * KV pool limits and preemption are not modelled: plan with pools that hold the working set. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/plan/plan.h"
+
+enum role { PREFILL, DECODE, COLOC };
+
+struct sreq {
+    const struct request *r;
+    int done_prompt; /* prompt tokens computed */
+    int generated;   /* tokens generated, the first included */
+    double first, last, kv_ready;
+    int decoder; /* index of its decode or colocated worker */
+};
+
+struct list {
+    int *v, n, cap;
+};
+
+struct worker {
+    enum role role;
+    double busy_until; /* < 0: idle */
+    struct list queue;   /* prompts to compute, FCFS */
+    struct list running; /* decoding sequences */
+    struct list incoming; /* KV on its way (decode) */
+    struct list pass_prompts, pass_decodes; /* what the current pass computes */
+    int pass_tokens[1024];                  /* prompt tokens per entry of pass_prompts */
+    double queued_tokens, reserved_tokens;
+};
+
+struct sim {
+    const struct cost_model *cost;
+    const struct deployment *d;
+    const struct link *l;
+    double kv_bytes_per_token;
+    struct sreq *reqs;
+    struct worker *w;
+    int n_w, finished;
+};
+
+static void push(struct list *l, int x)
+{
+    if (l->n == l->cap && !(l->v = realloc(l->v, sizeof *l->v * (size_t)(l->cap = l->cap ? 2 * l->cap : 16))))
+        abort();
+    l->v[l->n++] = x;
+}
+
+static void remove_at(struct list *l, int i) { memmove(&l->v[i], &l->v[i + 1], sizeof *l->v * (size_t)(--l->n - i)); }
+
+/* The worker of a role with the least of `key`: queued prompt tokens or reserved tokens. */
+static int least(struct sim *s, enum role role, bool by_queue)
+{
+    int best = -1;
+    for (int i = 0; i < s->n_w; i++) {
+        struct worker *w = &s->w[i];
+        if (w->role != role)
+            continue;
+        double k = by_queue ? w->queued_tokens : w->reserved_tokens;
+        if (best < 0 || k < (by_queue ? s->w[best].queued_tokens : s->w[best].reserved_tokens))
+            best = i;
+    }
+    return best;
+}
+
+static void route(struct sim *s, int id)
+{
+    struct sreq *q = &s->reqs[id];
+    bool disagg = s->d->n_prefill > 0;
+    int prefiller = disagg ? least(s, PREFILL, true) : least(s, COLOC, false);
+    q->decoder = disagg ? least(s, DECODE, false) : prefiller;
+    push(&s->w[prefiller].queue, id);
+    s->w[prefiller].queued_tokens += q->r->in;
+    s->w[q->decoder].reserved_tokens += q->r->in + q->r->out;
+}
+
+/* Attention pairs of computing positions [from, from + k): Σ (position + 1). */
+static double attn_pairs(double from, double k) { return k * from + k * (k + 1) / 2; }
+
+/* Take prompt chunks FCFS into the pass, within `budget` tokens; their cost terms added to x. */
+static void take_prompts(struct sim *s, struct worker *w, int budget, double x[3])
+{
+    for (int i = 0; i < w->queue.n && budget > 0 && w->pass_prompts.n < 1024; i++) {
+        struct sreq *q = &s->reqs[w->queue.v[i]];
+        int k = q->r->in - q->done_prompt;
+        k = k < budget ? k : budget;
+        w->pass_tokens[w->pass_prompts.n] = k;
+        push(&w->pass_prompts, w->queue.v[i]);
+        budget -= k;
+        x[0] += k, x[1] += attn_pairs(q->done_prompt, k), x[2] += q->done_prompt + k == q->r->in;
+    }
+}
+
+static bool start_pass(struct sim *s, struct worker *w, double now)
+{
+    double x[3] = {0, 0, 0}; /* tokens, attention pairs, logits rows */
+    w->pass_prompts.n = w->pass_decodes.n = 0;
+    for (int i = 0; i < w->incoming.n; i++) { /* KV that has landed joins the batch */
+        struct sreq *q = &s->reqs[w->incoming.v[i]];
+        if (q->kv_ready <= now && w->running.n < s->d->max_batch)
+            push(&w->running, w->incoming.v[i]), remove_at(&w->incoming, i--);
+    }
+    for (int i = 0; i < w->running.n; i++) {
+        struct sreq *q = &s->reqs[w->running.v[i]];
+        push(&w->pass_decodes, w->running.v[i]);
+        x[0] += 1, x[1] += q->r->in + q->generated, x[2] += 1;
+    }
+    int room = s->d->max_batch - w->running.n;
+    if (w->role != DECODE && room > 0)
+        take_prompts(s, w, s->d->token_budget - w->pass_decodes.n, x);
+    if (x[0] == 0)
+        return false;
+    w->busy_until = now + pass_secs(s->cost, x[0], x[1], x[2]);
+    return true;
+}
+
+static void finish(struct sim *s, struct sreq *q, double t)
+{
+    q->last = t;
+    s->w[q->decoder].reserved_tokens -= q->r->in + q->r->out;
+    s->finished++;
+}
+
+/* A prompt whose last chunk this pass computed: first token out, then its KV or its decoding. */
+static void prompt_done(struct sim *s, struct worker *w, int id, double t, double pass)
+{
+    struct sreq *q = &s->reqs[id];
+    q->first = t, q->generated = 1;
+    if (q->r->out == 1) {
+        finish(s, q, t);
+        return;
+    }
+    if (w->role == COLOC) {
+        push(&w->running, id);
+        return;
+    }
+    double xfer = q->r->in * s->kv_bytes_per_token / (s->l->gbps * 1e9);
+    q->kv_ready = t + fmax(0, xfer - pass) + s->l->latency_ms * 1e-3;
+    push(&s->w[q->decoder].incoming, id);
+}
+
+static void end_pass(struct sim *s, struct worker *w, double t, double pass)
+{
+    w->busy_until = -1;
+    for (int i = 0; i < w->pass_decodes.n; i++) {
+        struct sreq *q = &s->reqs[w->pass_decodes.v[i]];
+        if (++q->generated == q->r->out) {
+            finish(s, q, t);
+            for (int j = 0; j < w->running.n; j++)
+                if (w->running.v[j] == w->pass_decodes.v[i])
+                    remove_at(&w->running, j);
+        }
+    }
+    for (int i = 0; i < w->pass_prompts.n; i++) {
+        int id = w->pass_prompts.v[i];
+        struct sreq *q = &s->reqs[id];
+        q->done_prompt += w->pass_tokens[i];
+        w->queued_tokens -= w->pass_tokens[i];
+        if (q->done_prompt < q->r->in)
+            continue;
+        for (int j = 0; j < w->queue.n; j++)
+            if (w->queue.v[j] == id)
+                remove_at(&w->queue, j);
+        prompt_done(s, w, id, t, pass);
+    }
+}
+
+/* The next time anything happens after `now`: an arrival, a pass ending, KV landing at an idle worker. */
+static double next_event(struct sim *s, double next_arrival)
+{
+    double t = next_arrival;
+    for (int i = 0; i < s->n_w; i++) {
+        struct worker *w = &s->w[i];
+        if (w->busy_until >= 0)
+            t = fmin(t, w->busy_until);
+        else
+            for (int j = 0; j < w->incoming.n; j++)
+                t = fmin(t, s->reqs[w->incoming.v[j]].kv_ready);
+    }
+    return t;
+}
+
+static void run(struct sim *s, const struct request *reqs, int n)
+{
+    int arrived = 0;
+    double now = 0, pass_start[64] = {0};
+    while (s->finished < n) {
+        now = next_event(s, arrived < n ? reqs[arrived].arrival : INFINITY);
+        if (!isfinite(now))
+            break; /* nothing can move: cannot happen with valid input */
+        while (arrived < n && reqs[arrived].arrival <= now)
+            route(s, arrived++);
+        for (int i = 0; i < s->n_w; i++)
+            if (s->w[i].busy_until >= 0 && s->w[i].busy_until <= now)
+                end_pass(s, &s->w[i], now, now - pass_start[i]);
+        for (int i = 0; i < s->n_w; i++)
+            if (s->w[i].busy_until < 0 && start_pass(s, &s->w[i], now))
+                pass_start[i] = now;
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double p90(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n ? v[(int)ceil(0.9 * n) - 1] : 0;
+}
+
+static void measure(const struct sim *s, int n, const struct slo *slo, struct sim_result *out)
+{
+    double *ttft = malloc(sizeof *ttft * (size_t)n), *tpot = malloc(sizeof *tpot * (size_t)n);
+    int met = 0, n_tpot = 0;
+    double end = 0;
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < n; i++) {
+        const struct sreq *q = &s->reqs[i];
+        end = fmax(end, q->last);
+        ttft[i] = (q->first - q->r->arrival) * 1e3;
+        double tp = q->r->out > 1 ? (q->last - q->first) * 1e3 / (q->r->out - 1) : 0;
+        if (q->r->out > 1)
+            tpot[n_tpot++] = tp, out->tpot_mean_ms += tp;
+        out->ttft_mean_ms += ttft[i];
+        met += ttft[i] <= slo->ttft_ms && tp <= slo->tpot_ms;
+    }
+    out->n = n;
+    out->attainment = (double)met / n;
+    out->throughput = n / fmax(end - s->reqs[0].r->arrival, 1e-9);
+    out->ttft_mean_ms /= n;
+    out->tpot_mean_ms = n_tpot ? out->tpot_mean_ms / n_tpot : 0;
+    out->ttft_p90_ms = p90(ttft, n);
+    out->tpot_p90_ms = p90(tpot, n_tpot);
+    free(ttft), free(tpot);
+}
+
+int sim_run(const struct profile *p, const struct deployment *d, const struct link *l, const struct request *reqs,
+            int n, const struct slo *slo, struct sim_result *out, char *err, int errlen)
+{
+    struct sim s = {.cost = profile_cost(p, d->threads), .d = d, .l = l, .kv_bytes_per_token = p->kv_bytes_per_token};
+    s.n_w = d->n_prefill + d->n_decode + d->n_coloc;
+    if (!s.cost)
+        return snprintf(err, errlen, "the profile has no %d-thread passes", d->threads), -1;
+    if (s.n_w > 64 || (d->n_coloc ? d->n_prefill + d->n_decode : !d->n_prefill || !d->n_decode))
+        return snprintf(err, errlen, "a deployment is prefill + decode workers or colocated ones (≤ 64)"), -1;
+    s.reqs = calloc((size_t)n, sizeof *s.reqs);
+    s.w = calloc((size_t)s.n_w, sizeof *s.w);
+    for (int i = 0; i < n; i++)
+        s.reqs[i].r = &reqs[i];
+    for (int i = 0; i < s.n_w; i++)
+        s.w[i].role = d->n_coloc ? COLOC : i < d->n_prefill ? PREFILL : DECODE, s.w[i].busy_until = -1;
+    run(&s, reqs, n);
+    measure(&s, n, slo, out);
+    for (int i = 0; i < s.n_w; i++) {
+        struct worker *w = &s.w[i];
+        free(w->queue.v), free(w->running.v), free(w->incoming.v), free(w->pass_prompts.v), free(w->pass_decodes.v);
+    }
+    free(s.w), free(s.reqs);
+    return 0;
+}
