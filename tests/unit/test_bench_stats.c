@@ -97,6 +97,11 @@ static void test_stream_chunks(void)
     CHECK(rc == 0 && !c.has_content); /* a chat stream's role-only first chunk */
     c = parse("{\"choices\":[{\"delta\":{\"content\":\"x\"}}]}", 1, &rc);
     CHECK(rc == 0 && c.has_content);
+    /* a token that decodes to U+0000 is valid JSON and a token (it failed one request a run) */
+    c = parse("{\"choices\":[{\"index\":0,\"text\":\"\\u0000\"}]}", 0, &rc);
+    CHECK(rc == 0 && c.has_content);
+    c = parse("{\"choices\":[{\"delta\":{\"content\":\"\\u0000 their\"}}]}", 1, &rc);
+    CHECK(rc == 0 && c.has_content);
     c = parse("{\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}", 0, &rc);
     CHECK(rc == 0 && c.has_usage && c.prompt_tokens == 7 && c.completion_tokens == 3);
     c = parse("{\"choices\":[],\"usage\":null}", 0, &rc);

@@ -1,7 +1,7 @@
 /* stream.c — reads one chunk of an OpenAI streaming response: does it carry generated text (the
  * chunks TTFT and ITL are timed on, as vLLM's benchmark times them), a usage block, the [DONE]
  * sentinel, or an error object. A chat stream's first chunk usually carries only the role: it is
- * not a token. */
+ * not a token. Text may hold U+0000 (a token can decode to it): it counts as content. */
 #include "bench.h"
 
 #include <string.h>
@@ -47,7 +47,8 @@ int stream_parse_chunk(const char *data, size_t len, int chat, struct stream_chu
         return 0;
     }
     json_error_t jerr;
-    json_t *root = json_loadb(data, len, 0, &jerr);
+    /* JSON_ALLOW_NUL: a token may decode to U+0000, which JSON escapes as \u0000 */
+    json_t *root = json_loadb(data, len, JSON_ALLOW_NUL, &jerr);
     if (!json_is_object(root)) {
         json_decref(root);
         return error_set(err, "invalid JSON in stream chunk: %s", root ? "not an object" : jerr.text);
