@@ -18,7 +18,7 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 fail() { echo "FAIL $*"; exit 1; }
 
-echo '{"model":"const","kv_bytes_per_token":1000,"cost":[{"threads":1,"c":[0.1,0,0,0]}]}' >"$TMP/const.json"
+echo '{"model":"const","kv_bytes_per_token":1000,"cost":[{"threads":1,"c":[0.1,0,0,0,0]}]}' >"$TMP/const.json"
 SIM=("$PLAN" simulate --profile "$TMP/const.json" --slo-ttft-ms 1000 --slo-tpot-ms 1000 --json)
 field() { python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())[sys.argv[1]])' "$1"; }
 

@@ -14,23 +14,26 @@
 
 #include "tools/bench-engine/bench_engine.h"
 
-static void add_pass(json_t *passes, int threads, double tokens, double attn, double logits, double secs)
+static void add_pass(json_t *passes, int threads, double tokens, double prompt_attn, double decode_attn,
+                     double logits, double secs)
 {
-    json_array_append_new(passes, json_pack("{s:i, s:f, s:f, s:f, s:f}", "threads", threads, "tokens", tokens,
-                                            "attn", attn, "logits", logits, "secs", secs));
+    json_array_append_new(passes, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "threads", threads, "tokens", tokens,
+                                            "prompt_attn", prompt_attn, "decode_attn", decode_attn, "logits",
+                                            logits, "secs", secs));
 }
 
-/* One prompt of len tokens in one pass (the best of reps). */
-static int prefill_pass(struct engine *e, int len, int reps, double *best)
+/* n prompts of len tokens in one pass (the best of reps). */
+static int prefill_pass(struct engine *e, int n, int len, int reps, double *best)
 {
+    struct seq s[8];
     *best = 0;
     for (int rep = 0; rep < reps; rep++) {
-        struct seq s;
         double secs;
-        int tokens;
-        make_seqs(&s, 1, len, 1, e->model->cfg.vocab_size, rep + 11);
-        int rc = run_seqs(e, &s, 1, len, &secs, &tokens);
-        engine_seq_release(&s, &e->kv);
+        int tokens, rc;
+        make_seqs(s, n, len, 1, e->model->cfg.vocab_size, rep * 8 + 11);
+        rc = run_seqs(e, s, n, n * len, &secs, &tokens);
+        for (int i = 0; i < n; i++)
+            engine_seq_release(&s[i], &e->kv);
         if (rc)
             return -1;
         *best = !*best || secs < *best ? secs : *best;
@@ -73,20 +76,23 @@ static json_t *load_or_new(const char *path, int threads, const char *model, dou
 
 int profile_write(struct engine *e, const char *model_dir, int threads, const char *path)
 {
-    static const int prompts[] = {16, 64, 256, 512}, batches[] = {1, 4, 16}, long_batches[] = {1, 8};
+    static const int prompts[][2] = {{1, 16}, {1, 64}, {1, 256}, {1, 512}, {4, 64}, {2, 256}};
+    static const int batches[] = {1, 4, 16}, long_batches[] = {1, 8};
     const struct kv_pool *kv = &e->kv;
     double kv_bytes = (double)kv->block_bytes * kv->n_layers / kv->block_size, secs, ctx;
     json_t *root = load_or_new(path, threads, model_dir, kv_bytes), *passes = json_object_get(root, "passes");
     int rc = 0;
-    for (size_t i = 0; i < sizeof prompts / sizeof *prompts && !rc; i++)
-        if (!(rc = prefill_pass(e, prompts[i], 2, &secs)))
-            add_pass(passes, threads, prompts[i], prompts[i] * (prompts[i] + 1) / 2.0, 1, secs);
+    for (size_t i = 0; i < sizeof prompts / sizeof *prompts && !rc; i++) {
+        int n = prompts[i][0], len = prompts[i][1];
+        if (!(rc = prefill_pass(e, n, len, 2, &secs)))
+            add_pass(passes, threads, n * len, n * len * (len + 1) / 2.0, 0, n, secs);
+    }
     for (size_t i = 0; i < sizeof batches / sizeof *batches && !rc; i++)
         if (!(rc = decode_pass(e, batches[i], 16, 16, &secs, &ctx)))
-            add_pass(passes, threads, batches[i], batches[i] * ctx, batches[i], secs);
+            add_pass(passes, threads, batches[i], 0, batches[i] * ctx, batches[i], secs);
     for (size_t i = 0; i < sizeof long_batches / sizeof *long_batches && !rc; i++)
         if (!(rc = decode_pass(e, long_batches[i], 256, 16, &secs, &ctx)))
-            add_pass(passes, threads, long_batches[i], long_batches[i] * ctx, long_batches[i], secs);
+            add_pass(passes, threads, long_batches[i], 0, long_batches[i] * ctx, long_batches[i], secs);
     if (!rc && json_dump_file(root, path, JSON_INDENT(1)))
         fprintf(stderr, "pdserve-bench-engine: cannot write %s\n", path), rc = -1;
     json_decref(root);

@@ -13,17 +13,23 @@
 
 #include <stdbool.h>
 
-/* Seconds for one forward pass of `threads` threads computing `tokens` new tokens whose attention
- * spans `attn` (query, key) pairs in all and producing `logits` rows:
- *   knots(tokens) + c[0] + c[1]·tokens + c[2]·attn + c[3]·logits
+/* What one forward pass computes: new tokens, the (query, key) pairs their attention spans —
+ * prompt tokens' (a matrix product per head) and decoded tokens' (a pass over the cached K/V, bound
+ * by memory) cost differently — and the logits rows it produces. */
+struct pass {
+    double tokens, prompt_attn, decode_attn, logits;
+};
+
+/* Seconds for a pass on `threads` threads:
+ *   knots(tokens) + c[0] + c[1]·tokens + c[2]·prompt_attn + c[3]·decode_attn + c[4]·logits
  * where knots() interpolates linearly between values at measured token counts (a pass of 4 tokens
  * costs far more than 4/64 of one of 64: small passes are bound by reading the weights, large ones
- * by arithmetic). A measured profile is fitted as knots + c[2]·attn by least squares on relative
- * error; a hand-written one gives c[] and no knots. */
+ * by arithmetic). A measured profile is fitted as knots + c[2]·prompt_attn + c[3]·decode_attn by
+ * least squares on relative error; a hand-written one gives c[] and no knots. */
 #define PLAN_MAX_KNOTS 16
 struct cost_model {
     int threads;
-    double c[4];
+    double c[5];
     int n_knots;
     double knot_tokens[PLAN_MAX_KNOTS], knot_secs[PLAN_MAX_KNOTS];
     double max_rel_err; /* of the fit over its samples */
@@ -41,7 +47,7 @@ struct profile {
 
 int profile_load(const char *path, struct profile *p, char *err, int errlen);
 const struct cost_model *profile_cost(const struct profile *p, int threads);
-double pass_secs(const struct cost_model *m, double tokens, double attn, double logits);
+double pass_secs(const struct cost_model *m, const struct pass *x);
 
 struct request {
     double arrival; /* seconds from the start */

@@ -1,12 +1,13 @@
 /* profile.c — the cost of a forward pass, from a profile file:
  *
  *   {"model": "...", "kv_bytes_per_token": 32768,
- *    "passes": [{"threads": 1, "tokens": 128, "attn": 8256, "logits": 1, "secs": 0.31}, ...]}
+ *    "passes": [{"threads": 1, "tokens": 128, "prompt_attn": 8256, "decode_attn": 0, "logits": 1,
+ *                "secs": 0.31}, ...]}
  *
  * as `pdserve-bench-engine --profile` writes it (measured passes), or with
- * "cost": [{"threads": 1, "c": [c0, c1, c2, c3]}] instead (a model written by hand). Measured passes
+ * "cost": [{"threads": 1, "c": [c0, c1, c2, c3, c4]}] instead (a model written by hand; plan.h). Measured passes
  * are fitted per thread count (plan.h, struct cost_model) by least squares on relative error: pass
- * times span 100×. An attention weight that fits negative is dropped and the knots refitted; knots
+ * times span 100×. An attention weight that fits negative is dropped and the rest refitted; knots
  * are then made non-decreasing and positive. */
 #include <jansson.h>
 #include <math.h>
@@ -16,10 +17,11 @@
 #include "tools/plan/plan.h"
 
 struct sample {
-    double tokens, attn, logits, secs;
+    struct pass x;
+    double secs;
 };
 
-#define MAX_UNKNOWNS (PLAN_MAX_KNOTS + 1)
+#define MAX_UNKNOWNS (PLAN_MAX_KNOTS + 2)
 
 /* Solve the n×n system a·x = b in place (Gaussian elimination, partial pivoting); -1 if singular. */
 static int solve(double a[MAX_UNKNOWNS][MAX_UNKNOWNS], double *b, int n, double *x)
@@ -81,7 +83,7 @@ static int place_knots(const struct sample *s, int n, struct cost_model *m)
 {
     double t[256];
     for (int i = 0; i < n; i++)
-        t[i] = s[i].tokens;
+        t[i] = s[i].x.tokens;
     qsort(t, (size_t)n, sizeof *t, cmp_double);
     m->n_knots = 0;
     for (int i = 0; i < n; i++)
@@ -90,16 +92,21 @@ static int place_knots(const struct sample *s, int n, struct cost_model *m)
     return m->n_knots >= 1 ? 0 : -1;
 }
 
-/* Relative least squares for the knot values and, with `attn`, c[2]. */
-static int fit_knots(const struct sample *s, int n, bool attn, struct cost_model *m)
+/* Relative least squares for the knot values and the attention weights that are `on`. */
+static int fit_knots(const struct sample *s, int n, const bool on[2], struct cost_model *m)
 {
-    int k = m->n_knots, u = k + attn;
+    int k = m->n_knots, u = k;
+    int col[2] = {on[0] ? u++ : -1, 0};
+    col[1] = on[1] ? u++ : -1;
     double a[MAX_UNKNOWNS][MAX_UNKNOWNS] = {{0}}, b[MAX_UNKNOWNS] = {0}, x[MAX_UNKNOWNS] = {0};
     double row[MAX_UNKNOWNS];
     for (int i = 0; i < n; i++) {
         double w = 1.0 / (s[i].secs * s[i].secs);
-        knot_weights(m, s[i].tokens, row);
-        row[k] = s[i].attn;
+        knot_weights(m, s[i].x.tokens, row);
+        if (on[0])
+            row[col[0]] = s[i].x.prompt_attn;
+        if (on[1])
+            row[col[1]] = s[i].x.decode_attn;
         for (int r = 0; r < u; r++) {
             for (int q = 0; q < u; q++)
                 a[r][q] += w * row[r] * row[q];
@@ -110,33 +117,41 @@ static int fit_knots(const struct sample *s, int n, bool attn, struct cost_model
         return -1;
     memcpy(m->knot_secs, x, sizeof *x * (size_t)k);
     memset(m->c, 0, sizeof m->c);
-    m->c[2] = attn ? x[k] : 0;
+    m->c[2] = on[0] ? x[col[0]] : 0;
+    m->c[3] = on[1] ? x[col[1]] : 0;
     return 0;
 }
 
 static int fit(const struct sample *s, int n, struct cost_model *m)
 {
-    if (place_knots(s, n, m) || n < m->n_knots + 1)
+    bool on[2] = {true, true};
+    if (place_knots(s, n, m) || n < m->n_knots + 2)
         return -1;
-    if (fit_knots(s, n, true, m) || (m->c[2] < 0 && fit_knots(s, n, false, m)))
-        return -1;
+    for (int round = 0; round < 3; round++) { /* a weight that fits negative is dropped */
+        if (fit_knots(s, n, on, m))
+            return -1;
+        if (m->c[2] >= 0 && m->c[3] >= 0)
+            break;
+        on[m->c[2] < m->c[3] ? 0 : 1] = false;
+    }
     /* Noise in tiny passes can bend the fit: a pass never costs less than a smaller one, nor nothing. */
     for (int i = 0; i < m->n_knots; i++)
         m->knot_secs[i] = fmax(m->knot_secs[i], i ? m->knot_secs[i - 1] : 1e-6);
     m->max_rel_err = 0;
     for (int i = 0; i < n; i++) {
-        double e = fabs(pass_secs(m, s[i].tokens, s[i].attn, s[i].logits) - s[i].secs) / s[i].secs;
+        double e = fabs(pass_secs(m, &s[i].x) - s[i].secs) / s[i].secs;
         m->max_rel_err = e > m->max_rel_err ? e : m->max_rel_err;
     }
     m->n_samples = n;
     return 0;
 }
 
-double pass_secs(const struct cost_model *m, double tokens, double attn, double logits)
+double pass_secs(const struct cost_model *m, const struct pass *x)
 {
-    double t = m->c[0] + m->c[1] * tokens + m->c[2] * attn + m->c[3] * logits, w[PLAN_MAX_KNOTS];
+    double t = m->c[0] + m->c[1] * x->tokens + m->c[2] * x->prompt_attn + m->c[3] * x->decode_attn +
+               m->c[4] * x->logits, w[PLAN_MAX_KNOTS];
     if (m->n_knots) {
-        knot_weights(m, tokens, w);
+        knot_weights(m, x->tokens, w);
         for (int i = 0; i < m->n_knots; i++)
             t += w[i] * m->knot_secs[i];
     }
@@ -170,9 +185,9 @@ static int load_costs(json_t *costs, struct profile *p, char *err, int errlen)
         json_t *c = json_object_get(e, "c");
         int threads = (int)json_integer_value(json_object_get(e, "threads"));
         struct cost_model *m = threads > 0 ? model_for(p, threads) : NULL;
-        if (!m || !json_is_array(c) || json_array_size(c) != 4)
-            return snprintf(err, errlen, "cost[%zu]: needs \"threads\" ≥ 1 and \"c\": [4 numbers]", i), -1;
-        for (int j = 0; j < 4; j++)
+        if (!m || !json_is_array(c) || json_array_size(c) != 5)
+            return snprintf(err, errlen, "cost[%zu]: needs \"threads\" ≥ 1 and \"c\": [5 numbers]", i), -1;
+        for (int j = 0; j < 5; j++)
             m->c[j] = json_number_value(json_array_get(c, j));
     }
     return 0;
@@ -188,9 +203,10 @@ static int fit_passes(json_t *passes, int threads, struct profile *p, char *err,
     json_array_foreach(passes, i, e) {
         if (json_integer_value(json_object_get(e, "threads")) != threads || n == 256)
             continue;
-        s[n] = (struct sample){json_number_value(json_object_get(e, "tokens")),
-                               json_number_value(json_object_get(e, "attn")),
-                               json_number_value(json_object_get(e, "logits")),
+        s[n] = (struct sample){{json_number_value(json_object_get(e, "tokens")),
+                                json_number_value(json_object_get(e, "prompt_attn")),
+                                json_number_value(json_object_get(e, "decode_attn")),
+                                json_number_value(json_object_get(e, "logits"))},
                                json_number_value(json_object_get(e, "secs"))};
         if (!(s[n].secs > 0))
             return snprintf(err, errlen, "passes[%zu]: \"secs\" must be > 0", i), -1;
@@ -198,8 +214,8 @@ static int fit_passes(json_t *passes, int threads, struct profile *p, char *err,
     }
     struct cost_model *m = model_for(p, threads);
     if (!m || fit(s, n, m))
-        return snprintf(err, errlen, "%d-thread passes: need more passes than distinct token counts, "
-                                     "and two of the same token count with different attention", threads), -1;
+        return snprintf(err, errlen, "%d-thread passes: need two more passes than distinct token "
+                                     "counts, with prompt and decode attention varying at equal token counts", threads), -1;
     return 0;
 }
 

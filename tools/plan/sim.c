@@ -94,8 +94,8 @@ static void route(struct sim *s, int id)
 /* Attention pairs of computing positions [from, from + k): Σ (position + 1). */
 static double attn_pairs(double from, double k) { return k * from + k * (k + 1) / 2; }
 
-/* Take prompt chunks FCFS into the pass, within `budget` tokens; their cost terms added to x. */
-static void take_prompts(struct sim *s, struct worker *w, int budget, double x[3])
+/* Take prompt chunks FCFS into the pass, within `budget` tokens, adding to what x computes. */
+static void take_prompts(struct sim *s, struct worker *w, int budget, struct pass *x)
 {
     for (int i = 0; i < w->queue.n && budget > 0 && w->pass_prompts.n < 1024; i++) {
         struct sreq *q = &s->reqs[w->queue.v[i]];
@@ -104,13 +104,14 @@ static void take_prompts(struct sim *s, struct worker *w, int budget, double x[3
         w->pass_tokens[w->pass_prompts.n] = k;
         push(&w->pass_prompts, w->queue.v[i]);
         budget -= k;
-        x[0] += k, x[1] += attn_pairs(q->done_prompt, k), x[2] += q->done_prompt + k == q->r->in;
+        x->tokens += k, x->prompt_attn += attn_pairs(q->done_prompt, k);
+        x->logits += q->done_prompt + k == q->r->in;
     }
 }
 
 static bool start_pass(struct sim *s, struct worker *w, double now)
 {
-    double x[3] = {0, 0, 0}; /* tokens, attention pairs, logits rows */
+    struct pass x = {0};
     w->pass_prompts.n = w->pass_decodes.n = 0;
     for (int i = 0; i < w->incoming.n; i++) { /* KV that has landed joins the batch */
         struct sreq *q = &s->reqs[w->incoming.v[i]];
@@ -120,14 +121,14 @@ static bool start_pass(struct sim *s, struct worker *w, double now)
     for (int i = 0; i < w->running.n; i++) {
         struct sreq *q = &s->reqs[w->running.v[i]];
         push(&w->pass_decodes, w->running.v[i]);
-        x[0] += 1, x[1] += q->r->in + q->generated, x[2] += 1;
+        x.tokens += 1, x.decode_attn += q->r->in + q->generated, x.logits += 1;
     }
     int room = s->d->max_batch - w->running.n;
     if (w->role != DECODE && room > 0)
-        take_prompts(s, w, s->d->token_budget - w->pass_decodes.n, x);
-    if (x[0] == 0)
+        take_prompts(s, w, s->d->token_budget - w->pass_decodes.n, &x);
+    if (x.tokens == 0)
         return false;
-    w->busy_until = now + pass_secs(s->cost, x[0], x[1], x[2]);
+    w->busy_until = now + pass_secs(s->cost, &x);
     return true;
 }
 
