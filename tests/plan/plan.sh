@@ -78,7 +78,7 @@ refused 2 "missing" --slo-ttft-ms 1 --slo-tpot-ms 1
 refused 2 "--deployment 3X" simulate --profile "$TMP/const.json" --deployment 3X --rate 1 --slo-ttft-ms 1 --slo-tpot-ms 1
 refused 2 "--attainment" --profile "$TMP/const.json" --attainment 2 --slo-ttft-ms 1 --slo-tpot-ms 1
 echo '{"passes":[{"threads":1,"tokens":1,"attn":1,"logits":1,"secs":1}]}' >"$TMP/few.json"
-refused 1 "need more passes" --profile "$TMP/few.json" --slo-ttft-ms 1 --slo-tpot-ms 1
+refused 1 "need two more passes" --profile "$TMP/few.json" --slo-ttft-ms 1 --slo-tpot-ms 1
 echo '{"passes":' >"$TMP/broken.json"
 refused 1 "broken.json" --profile "$TMP/broken.json" --slo-ttft-ms 1 --slo-tpot-ms 1
 refused 1 "no 2-thread" simulate --profile "$TMP/const.json" --deployment 1C --threads 2 --rate 1 --slo-ttft-ms 1 --slo-tpot-ms 1
