@@ -54,7 +54,7 @@ TESTBIN := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all deps test test-deploy asan fuzz soak bench bench-engine bench-transport bench-pipeline bench-goodput bench-prefix run clean install
+.PHONY: all deps test test-deploy asan fuzz soak bench bench-engine bench-transport bench-pipeline bench-goodput bench-prefix bench-plan run clean install
 all: $(BINS) $(TESTBIN)
 
 deps:
@@ -176,7 +176,7 @@ soak: deps
 	@BUILD=$(BUILD) ./tests/soak/soak.sh
 
 # Benchmarks print ratios against a baseline measured in the same invocation; tests never time things.
-bench: bench-engine bench-transport bench-pipeline bench-goodput bench-prefix
+bench: bench-engine bench-transport bench-pipeline bench-goodput bench-prefix bench-plan
 
 bench-engine: deps all
 	@BUILD=$(BUILD) ./tests/bench/engine.sh
@@ -188,6 +188,8 @@ bench-prefix: deps all
 	@BUILD=$(BUILD) ./tests/bench/prefix.sh
 bench-goodput: deps all
 	@BUILD=$(BUILD) ./tests/bench/goodput.sh
+bench-plan: deps all
+	@BUILD=$(BUILD) ./tests/bench/plan.sh
 
 run: deps all
 	@BUILD=$(BUILD) ./tools/run-local.sh
