@@ -20,6 +20,7 @@ struct cluster {
     /* The largest KV pool, in tokens, of a worker that can prefill and of one that can decode (0:
      * none registered); kept by the loop, read by the thread pool's prompt checks. */
     _Atomic int max_prompt, max_seq;
+    struct slo_route slo;
 };
 
 static uint64_t now_ms(struct cluster *c) { return uv_now(c->loop); }
@@ -334,9 +335,16 @@ static struct cl_worker *pick_decode(struct cluster *c, uint8_t role, struct cl_
     return best;
 }
 
-/* The prefill worker with the least prompt work to do before this prompt is done: what it has
- * queued, what we sent it since, and this prompt but what its cache holds (its last token is always
- * computed). */
+/* The prompt work w does before this prompt's first token: what it has queued, what we sent it
+ * since, and this prompt but the `have` blocks its cache holds (its last token is always computed). */
+static uint64_t queue_ahead(const struct cl_worker *w, const struct cl_seq *s, uint32_t *have)
+{
+    uint32_t max = s->n_prompt ? (s->n_prompt - 1) / block_size(w) : 0;
+    *have = *have < max ? *have : max;
+    return (uint64_t)w->load.queued_tokens + w->pend_tokens + s->n_prompt - (uint64_t)*have * block_size(w);
+}
+
+/* The prefill worker with the least prompt work to do before this prompt is done (queue_ahead). */
 static struct cl_worker *pick_prefill(struct cluster *c, struct cl_seq *s, struct prompt_keys *k, struct skip sk,
                                       uint32_t *cached)
 {
@@ -345,9 +353,8 @@ static struct cl_worker *pick_prefill(struct cluster *c, struct cl_seq *s, struc
     for (struct cl_worker *w = c->workers; w; w = w->next) {
         if (w->role != WIRE_ROLE_PREFILL || skipped(w, sk))
             continue;
-        uint32_t have = cached_blocks(w, s, k), max = s->n_prompt ? (s->n_prompt - 1) / block_size(w) : 0;
-        have = have < max ? have : max;
-        uint64_t q = (uint64_t)w->load.queued_tokens + w->pend_tokens + s->n_prompt - (uint64_t)have * block_size(w);
+        uint32_t have = cached_blocks(w, s, k);
+        uint64_t q = queue_ahead(w, s, &have);
         if (!best || q < best_q) {
             best = w;
             best_q = q;
@@ -357,27 +364,109 @@ static struct cl_worker *pick_prefill(struct cluster *c, struct cl_seq *s, struc
     return best;
 }
 
+/* The workers a sequence could go to: the best prefill worker, decode worker and colocated worker
+ * (NULL where there is none) and the prompt blocks each one's cache holds. */
+struct candidates {
+    struct cl_worker *pf, *dc, *co;
+    uint32_t pf_cached, dc_cached, co_cached;
+};
+
+static int take_split(struct cl_seq *s, const struct candidates *cd, struct cl_worker **p, struct cl_worker **d)
+{
+    uint32_t have = cd->pf_cached;
+    s->queue_ahead = (uint32_t)queue_ahead(cd->pf, s, &have);
+    *p = cd->pf;
+    *d = cd->dc;
+    s->prefill_cached = cd->pf_cached;
+    s->decode_cached = cd->dc_cached;
+    return 0;
+}
+
+static int take_local(struct cl_seq *s, const struct candidates *cd, struct cl_worker **p, struct cl_worker **d)
+{
+    uint32_t have = cd->co_cached;
+    if (!cd->co)
+        return -1;
+    s->queue_ahead = (uint32_t)queue_ahead(cd->co, s, &have);
+    *p = *d = cd->co;
+    s->prefill_cached = s->decode_cached = cd->co_cached;
+    return 0;
+}
+
+/* Colocated: it does both phases, so the decode-side rule (batch room, memory) decides. It is chosen
+ * when there is no prefill/decode pair, or when it has room the pair's decode worker lacks. */
+static int choose(const struct candidates *cd, struct cl_seq *s, struct cl_worker **p, struct cl_worker **d)
+{
+    if (cd->pf && cd->dc && (!cd->co || decode_fit(cd->dc, s, cd->dc_cached) >= decode_fit(cd->co, s, cd->co_cached)))
+        return take_split(s, cd, p, d);
+    return take_local(s, cd, p, d);
+}
+
+/* ms per prompt token assumed for a worker not measured yet: the mean of those measured, or 1. */
+static double fallback_ms_per_token(const struct cluster *c)
+{
+    double sum = 0;
+    int n = 0;
+    for (const struct cl_worker *w = c->workers; w; w = w->next)
+        if (w->slo.prefill_ms_per_token > 0)
+            sum += w->slo.prefill_ms_per_token, n++;
+    return n ? sum / n : 1.0;
+}
+
+/* SLO-aware (route_slo.h): the disaggregated path unless its TTFT breaks the SLO and local is better. */
+static int choose_slo(struct cluster *c, const struct candidates *cd, struct cl_seq *s, struct cl_worker **p,
+                      struct cl_worker **d)
+{
+    if (!cd->pf || !cd->dc)
+        return take_local(s, cd, p, d);
+    double fb = fallback_ms_per_token(c);
+    uint32_t pf_have = cd->pf_cached, co_have = cd->co_cached;
+    struct slo_paths paths = {.split_ms = slo_predict_ttft(&cd->pf->slo, (double)queue_ahead(cd->pf, s, &pf_have), fb)};
+    if (cd->co && decode_fit(cd->co, s, cd->co_cached) > 0) {
+        paths.local_ms = slo_predict_ttft(&cd->co->slo, (double)queue_ahead(cd->co, s, &co_have), fb);
+        paths.local_prompt_ms = slo_predict_ttft(&cd->co->slo, s->n_prompt - (double)co_have * block_size(cd->co), fb);
+        paths.out_tokens = s->n_positions - s->n_prompt;
+        if (slo_go_local(&c->slo, &paths, &cd->co->slo)) {
+            c->slo.n_local++;
+            return take_local(s, cd, p, d);
+        }
+    }
+    c->slo.n_split++;
+    return take_split(s, cd, p, d);
+}
+
+/* With SLOs, a colocated worker also decodes for pairs: the decode target is the better of the two. */
+static void slo_decode_target(struct candidates *cd, const struct cl_seq *s)
+{
+    if (cd->co && (!cd->dc || decode_fit(cd->co, s, cd->co_cached) > decode_fit(cd->dc, s, cd->dc_cached) ||
+                   (decode_fit(cd->co, s, cd->co_cached) == decode_fit(cd->dc, s, cd->dc_cached) &&
+                    free_blocks(cd->co) > free_blocks(cd->dc)))) {
+        cd->dc = cd->co;
+        cd->dc_cached = cd->co_cached;
+    }
+}
+
 static int pick(struct cluster *c, struct cl_seq *s, struct skip sk, struct cl_worker **p, struct cl_worker **d)
 {
     struct prompt_keys k = {0};
-    uint32_t pf_cached = 0, dc_cached = 0, co_cached = 0;
-    struct cl_worker *pf = pick_prefill(c, s, &k, sk, &pf_cached);
-    struct cl_worker *dc = pick_decode(c, WIRE_ROLE_DECODE, s, &k, sk, &dc_cached);
-    /* Colocated: it does both phases, so the decode-side rule (batch room, memory) decides. It is
-     * chosen when there is no prefill/decode pair, or when it has room the pair's decode worker lacks. */
-    struct cl_worker *co = pick_decode(c, WIRE_ROLE_COLOCATED, s, &k, sk, &co_cached);
+    struct candidates cd = {0};
+    cd.pf = pick_prefill(c, s, &k, sk, &cd.pf_cached);
+    cd.dc = pick_decode(c, WIRE_ROLE_DECODE, s, &k, sk, &cd.dc_cached);
+    cd.co = pick_decode(c, WIRE_ROLE_COLOCATED, s, &k, sk, &cd.co_cached);
     free(k.key);
-    if (pf && dc && (!co || decode_fit(dc, s, dc_cached) >= decode_fit(co, s, co_cached))) {
-        *p = pf;
-        *d = dc;
-        s->prefill_cached = pf_cached;
-        s->decode_cached = dc_cached;
-        return 0;
-    }
-    *p = *d = co;
-    s->prefill_cached = s->decode_cached = co_cached;
-    return co ? 0 : -1;
+    if (c->slo.ttft_ms <= 0)
+        return choose(&cd, s, p, d);
+    slo_decode_target(&cd, s);
+    return choose_slo(c, &cd, s, p, d);
 }
+
+void cluster_set_slo(struct cluster *c, double ttft_ms, double tpot_ms)
+{
+    c->slo.ttft_ms = ttft_ms;
+    c->slo.tpot_ms = tpot_ms;
+}
+
+const struct slo_route *cluster_slo(const struct cluster *c) { return &c->slo; }
 
 int cluster_pick(struct cluster *c, struct cl_seq *s, struct cl_worker **p, struct cl_worker **d)
 {

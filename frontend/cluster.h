@@ -5,7 +5,9 @@
  * Placement: the prefill worker with the fewest queued prompt tokens (its last LOAD plus what we sent
  * it since), and the decode worker with the most free KV blocks among those with room in their batch
  * (all of them if none has room: it queues the request, KV_WAIT, and never drops it). A colocated
- * worker does both; it is used when no prefill+decode pair is registered.
+ * worker does both; it is used when no prefill+decode pair is registered. With SLOs set
+ * (cluster_set_slo) a colocated worker is also a decode worker for pairs, and each sequence takes the
+ * disaggregated or the local path as route_slo.h decides.
  *
  * A worker is forgotten when its peer is lost or when it has not reported for stale_ms; it is
  * admitted again when it registers again (the workers reconnect by themselves). Everything here runs
@@ -23,6 +25,7 @@
 #include "proto/cluster_key.h"
 #include "proto/ucx.h"
 #include "proto/wire.h"
+#include "frontend/route_slo.h"
 
 struct cl_worker {
     uint32_t id;
@@ -38,6 +41,7 @@ struct cl_worker {
     int inflight;              /* sequences of ours it holds now */
     struct idmap keys;         /* prefix-cache keys of the blocks it holds cached (from LOAD) */
     uint64_t query_tokens, hit_tokens, kv_bytes_sent, kv_bytes_saved; /* its last LOAD's counters */
+    struct slo_costs slo;      /* measured online (route_slo.h) */
     struct cl_worker *next;
 };
 
@@ -48,6 +52,8 @@ struct cl_seq {
     const int32_t *prompt;
     uint32_t n_prompt, n_positions;
     uint32_t prefill_cached, decode_cached; /* blocks, out */
+    uint32_t queue_ahead; /* out: prompt tokens the chosen prefill (or colocated) worker computes up to this
+                           * prompt's last, this prompt's own included */
 };
 
 struct cluster_handlers {
@@ -88,6 +94,10 @@ int cluster_pick(struct cluster *c, struct cl_seq *s, struct cl_worker **p, stru
 int cluster_pick_except(struct cluster *c, struct cl_seq *s, uint8_t role, uint32_t id, struct cl_worker **p,
                         struct cl_worker **d);
 
+/* SLO-aware routing (route_slo.h) with these SLOs; ttft_ms 0 turns it off. */
+void cluster_set_slo(struct cluster *c, double ttft_ms, double tpot_ms);
+/* Its SLOs and how many sequences took each path, for /metrics. */
+const struct slo_route *cluster_slo(const struct cluster *c);
 /* Sends GENERATE for sequence `id` to p (naming d), and counts it as in flight on both. */
 int cluster_generate(struct cl_worker *p, struct cl_worker *d, uint64_t id,
                      const struct sample_params *sp, bool logprobs, const int32_t *prompt, uint32_t n,

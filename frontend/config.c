@@ -46,7 +46,12 @@ static void usage(FILE *f)
             "                           a second signal stops at once\n"
             "  --logprobs-mode M        what reported logprobs are, unless a request's logprobs_mode says:\n"
             "                           raw_logprobs (default: the model's log-softmax, before penalties\n"
-            "                           and temperature, as vLLM) or processed_logprobs (after them)\n");
+            "                           and temperature, as vLLM) or processed_logprobs (after them)\n"
+            "  --slo-ttft-ms N          SLO-aware routing (conditional disaggregation): a prompt whose\n"
+            "                           disaggregated TTFT would exceed N ms is prefilled on a colocated\n"
+            "                           worker if that is sooner; colocated workers also decode for the\n"
+            "                           prefill workers (default 0: off)\n"
+            "  --slo-tpot-ms N          with --slo-ttft-ms: only while that worker's TPOT stays within N ms\n");
 }
 
 /* A key is what a client can send after "Bearer ": printable ASCII, no spaces (RFC 6750's token
@@ -161,6 +166,8 @@ static int one_flag(struct fe_config *c, int opt, const char *v, const char *fla
         if ((c->logprobs_mode = sample_logprobs_mode_parse(v)) < 0)
             return error_set(err, "--logprobs-mode %s: expected raw_logprobs or processed_logprobs", v);
         return 0;
+    case 's': return num(flag, v, 0, 1 << 30, &c->slo_ttft_ms, err);
+    case 'S': return num(flag, v, 0, 1 << 30, &c->slo_tpot_ms, err);
     case 'C': c->cluster_key_file = v; return 0;
     case 'X': c->insecure_cluster = true; return 0;
     default: return error_set(err, "unknown flag (see --help)");
@@ -208,6 +215,7 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
         {"body-timeout-ms", 1, 0, 'T'}, {"idle-timeout-ms", 1, 0, 'I'}, {"worker-timeout-ms", 1, 0, 'w'},
         {"drain-timeout-ms", 1, 0, 'D'}, {"logprobs-mode", 1, 0, 'M'},
         {"drain-timeout-ms", 1, 0, 'D'}, {"cluster-key-file", 1, 0, 'C'}, {"insecure-cluster", 0, 0, 'X'},
+        {"slo-ttft-ms", 1, 0, 's'}, {"slo-tpot-ms", 1, 0, 'S'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     defaults(c);
     int opt, idx;

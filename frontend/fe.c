@@ -137,6 +137,10 @@ int fe_start(struct fe *fe, struct error *err)
     ckey_wipe(&key);
     if (!fe->cluster)
         return -1;
+    cluster_set_slo(fe->cluster, fe->cfg.slo_ttft_ms, fe->cfg.slo_tpot_ms);
+    if (fe->cfg.slo_ttft_ms)
+        log_info("SLO-aware routing: TTFT %d ms, TPOT %d ms%s", fe->cfg.slo_ttft_ms, fe->cfg.slo_tpot_ms,
+                 fe->cfg.slo_tpot_ms ? "" : " (not checked)");
     fe->http = http_server_new(fe->loop, fe->cfg.host, fe->cfg.port, &fe->cfg.http, routes_handle, fe, err);
     if (!fe->http) {
         cluster_free(fe->cluster);

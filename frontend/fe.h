@@ -37,6 +37,7 @@ struct fe_config {
     int logprobs_mode;    /* enum sample_logprobs_mode for requests that do not name one */
     const char *cluster_key_file; /* NULL: systemd's credential, or none */
     bool insecure_cluster;        /* no key needed on a non-loopback --ucx-host */
+    int slo_ttft_ms, slo_tpot_ms; /* SLO-aware routing (route_slo.h); 0: off */
 };
 
 /* Parses argv (and PDSERVE_API_KEY) into c. Exits 0 on --help; returns -1 with err on a bad flag. */

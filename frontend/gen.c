@@ -158,7 +158,7 @@ static int seq_dispatch(struct gen_seq *s, struct apierr *e)
     const int32_t *ids = g->prompts.ids[s->prompt_idx];
     uint32_t n = (uint32_t)g->prompts.n_ids[s->prompt_idx];
     struct cl_worker *p, *d;
-    struct cl_seq need = {ids, n, n + (uint32_t)(s->sp.max_tokens > 0 ? s->sp.max_tokens : 0), 0, 0};
+    struct cl_seq need = {ids, n, n + (uint32_t)(s->sp.max_tokens > 0 ? s->sp.max_tokens : 0), 0, 0, 0};
     if (cluster_pick_except(fe->cluster, &need, s->refused_role, s->refused_id, &p, &d))
         return apierr_set(e, 503, NULL, "no_workers", "no worker is available to run the request; retry later");
     s->id = ++fe->next_seq;
@@ -170,6 +170,8 @@ static int seq_dispatch(struct gen_seq *s, struct apierr *e)
     }
     s->p = p;
     s->d = d;
+    s->t_dispatch = uv_hrtime();
+    s->queue_ahead = need.queue_ahead;
     s->tries++;
     fe->n_inflight++;
     log_debug("gen: %s choice %d is request %llu on %s worker %u, decode worker %u", g->meta.id, s->index,
@@ -358,6 +360,10 @@ static void on_tokens(struct gen_seq *s, const struct wire_tokens *t)
         s->started = true;
         s->t_first = now;
         histogram_observe(&g->fe->metrics.ttft, secs(now - g->t0));
+        if (s->p) /* the router's measure of its prefill speed (route_slo.h) */
+            slo_observe_prefill(&s->p->slo, s->queue_ahead, (double)(now - s->t_dispatch) / 1e6);
+    } else if (s->d && t->n) {
+        slo_observe_tpot(&s->d->slo, (double)(now - s->t_last) / 1e6 / t->n);
     }
     s->t_last = now;
     if (t->cached_tokens > s->cached_tokens)

@@ -39,6 +39,8 @@ struct gen_seq {
     size_t text_offset;         /* completions logprobs' text_offset (characters) */
     json_t *lp_all;             /* whole answer: logprobs collected so far */
     uint64_t t_first, t_last;
+    uint64_t t_dispatch;        /* when GENERATE was sent */
+    uint32_t queue_ahead;       /* prompt tokens its prefill worker computed up to its first token */
     /* The first token comes from the prefill worker, the rest from the decode worker, on another
      * connection: decode tokens that overtake the first one wait here until it has arrived. */
     bool first_seen;

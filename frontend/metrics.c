@@ -140,6 +140,26 @@ static void put_workers(struct out *o, struct cluster *c, const char *model)
     put_prefix_cache(o, c, model);
 }
 
+/* SLO-aware routing (route_slo.h): each worker's costs as measured, and the paths taken. */
+static void put_router(struct out *o, struct cluster *c)
+{
+    const struct slo_route *r = cluster_slo(c);
+    put(o, "# HELP pdserve:router_prefill_ms_per_token Prefill time per queued prompt token, measured per "
+           "worker (dispatch to first token).\n# TYPE pdserve:router_prefill_ms_per_token gauge\n");
+    for (struct cl_worker *w = cluster_workers(c); w; w = w->next)
+        put(o, "pdserve:router_prefill_ms_per_token{worker=\"%u\",role=\"%s\"} %.6f\n", w->id,
+            cluster_role_name(w->role), w->slo.prefill_ms_per_token);
+    put(o, "# HELP pdserve:router_tpot_ms Time per output token measured per decoding worker.\n"
+           "# TYPE pdserve:router_tpot_ms gauge\n");
+    for (struct cl_worker *w = cluster_workers(c); w; w = w->next)
+        put(o, "pdserve:router_tpot_ms{worker=\"%u\",role=\"%s\"} %.6f\n", w->id, cluster_role_name(w->role),
+            w->slo.tpot_ms);
+    put(o, "# HELP pdserve:router_routed_total Sequences by path under SLO-aware routing.\n"
+           "# TYPE pdserve:router_routed_total counter\n"
+           "pdserve:router_routed_total{path=\"disaggregated\"} %llu\npdserve:router_routed_total{path=\"local\"} %llu\n",
+        (unsigned long long)r->n_split, (unsigned long long)r->n_local);
+}
+
 /* What reached the cluster port: joined, refused (wrong key), failed (garbage, timeout, closed),
  * evicted (over the caps); and UCX messages dropped (malformed, or without a peer's token). */
 static void put_cluster_port(struct out *o, struct cluster *c)
@@ -180,6 +200,7 @@ char *metrics_render(const struct metrics *m, struct cluster *c, int running, co
         model, running);
     if (c) {
         put_workers(&o, c, model);
+        put_router(&o, c);
         put_cluster_port(&o, c);
     }
     const struct histogram *hs[] = {&m->ttft, &m->tpot, &m->e2e, &m->queue, &m->fe_token};

@@ -2,8 +2,10 @@
  * prefill = fewest queued prompt tokens (last LOAD plus what was sent since), decode = most free KV
  * blocks among workers with batch room (any worker when none has room), colocated only without a
  * prefill+decode pair or when only it has free blocks for the whole sequence, a worker that refused a sequence skipped on its retry unless it is the only one,
- * a worker whose LOAD says it is draining never picked, and /health readiness. */
+ * a worker whose LOAD says it is draining never picked, and /health readiness; and SLO-aware routing
+ * (route_slo.h) under scripted loads and measured costs. */
 #include "frontend/cluster.c"
+#include "frontend/route_slo.c"
 
 #include "tests/helpers/check.h"
 
@@ -140,7 +142,7 @@ static void test_prefix_cache_aware(void)
     for (int i = 0; i < 6; i++)
         idmap_put(&p2->keys, keys[i], p2), idmap_put(&d1->keys, keys[i], d1);
     idmap_put(&p1->keys, keys[1], p1); /* a block in the middle without the start is no prefix */
-    struct cl_seq s = {prompt, 100, 120, 0, 0};
+    struct cl_seq s = {prompt, 100, 120, 0, 0, 0};
     struct cl_worker *p, *d;
     CHECK_EQ_INT(cluster_pick(&c, &s, &p, &d), 0);
     CHECK(p == p2 && d == d1);
@@ -178,6 +180,74 @@ static void test_draining_never_picked(void)
     CHECK_EQ_INT(cluster_pick(&c2, NEED(10), &p, &d), -1); /* 503: nothing to route to */
 }
 
+/* A sequence of n_prompt prompt tokens and out generated ones (the prompt's ids are not needed). */
+#define SEQ(np, out) (&(struct cl_seq){.n_prompt = (np), .n_positions = (np) + (out)})
+
+/* 1 prefill + 1 colocated worker, both measured at 1 ms per prompt token; SLOs 500 ms / 50 ms. */
+static void slo_cluster(struct cluster *c, uint32_t pf_queue, uint32_t co_queue, double co_tpot)
+{
+    memset(c, 0, sizeof *c);
+    cluster_set_slo(c, 500, 50);
+    add(c, 0, WIRE_ROLE_PREFILL, pf_queue, 0, 0, 8)->slo.prefill_ms_per_token = 1.0;
+    struct cl_worker *co = add(c, 1, WIRE_ROLE_COLOCATED, co_queue, 600, 2, 8);
+    co->slo.prefill_ms_per_token = 1.0;
+    co->slo.tpot_ms = co_tpot;
+}
+
+static void test_slo_routing(void)
+{
+    struct cluster c;
+    struct cl_worker *p, *d;
+    struct cl_seq s1 = {.n_prompt = 50, .n_positions = 150}, s2 = {.n_prompt = 400, .n_positions = 500};
+    /* the prefill queue (2,000 tokens = 2 s) would break the 500 ms TTFT SLO: a short prompt goes local */
+    slo_cluster(&c, 2000, 0, 20);
+    CHECK_EQ_INT(cluster_pick(&c, &s1, &p, &d), 0);
+    CHECK(p == &W[1] && d == &W[1]);
+    CHECK_EQ_INT((int)s1.queue_ahead, 50);
+    CHECK(c.slo.n_local == 1 && c.slo.n_split == 0);
+    /* an idle prefill worker meets the SLO: disaggregated, the colocated worker decoding it */
+    slo_cluster(&c, 0, 3000, 20);
+    CHECK_EQ_INT(cluster_pick(&c, &s2, &p, &d), 0);
+    CHECK(p == &W[0] && d == &W[1]);
+    CHECK_EQ_INT((int)s2.queue_ahead, 400);
+    /* both paths miss the SLO, and the colocated worker is busier: disaggregated */
+    slo_cluster(&c, 1000, 3000, 20);
+    CHECK_EQ_INT(cluster_pick(&c, SEQ(400, 100), &p, &d), 0);
+    CHECK(p == &W[0] && c.slo.n_split == 1);
+    /* local would be sooner, but 500 ms of prompt over 10 tokens adds 55 ms to a 20 ms TPOT */
+    slo_cluster(&c, 2000, 0, 20);
+    CHECK_EQ_INT(cluster_pick(&c, SEQ(500, 10), &p, &d), 0);
+    CHECK(p == &W[0] && d == &W[1]);
+    /* ... over 100 tokens it adds 5 ms: local */
+    CHECK_EQ_INT(cluster_pick(&c, SEQ(500, 100), &p, &d), 0);
+    CHECK(p == &W[1]);
+    /* off: the colocated worker is no pair's decode worker, and it takes everything */
+    slo_cluster(&c, 0, 0, 20);
+    cluster_set_slo(&c, 0, 0);
+    CHECK_EQ_INT(cluster_pick(&c, SEQ(50, 100), &p, &d), 0);
+    CHECK(p == &W[1] && d == &W[1]);
+}
+
+static void test_slo_estimates(void)
+{
+    struct slo_costs w = {0};
+    CHECK(slo_predict_ttft(&w, 100, 2.0) == 200); /* not measured: the fallback */
+    slo_observe_prefill(&w, 100, 50);
+    CHECK(w.prefill_ms_per_token == 0.5);
+    slo_observe_prefill(&w, 100, 100); /* EWMA: 0.8 × 0.5 + 0.2 × 1.0 */
+    CHECK(w.prefill_ms_per_token > 0.5999 && w.prefill_ms_per_token < 0.6001);
+    slo_observe_prefill(&w, 0, 100); /* nothing was ahead: no measure */
+    CHECK(w.prefill_ms_per_token > 0.5999 && w.prefill_ms_per_token < 0.6001);
+    slo_observe_tpot(&w, 10);
+    CHECK(w.tpot_ms == 10);
+    /* an unmeasured worker is assumed as fast as the mean of the measured ones */
+    struct cluster c = {0};
+    add(&c, 0, WIRE_ROLE_PREFILL, 0, 0, 0, 8)->slo.prefill_ms_per_token = 0.5;
+    add(&c, 1, WIRE_ROLE_COLOCATED, 0, 600, 0, 8)->slo.prefill_ms_per_token = 1.5;
+    add(&c, 2, WIRE_ROLE_DECODE, 0, 600, 0, 8);
+    CHECK(fallback_ms_per_token(&c) == 1.0);
+}
+
 int main(void)
 {
     RUN(test_ready);
@@ -187,5 +257,7 @@ int main(void)
     RUN(test_except_refusing_worker);
     RUN(test_draining_never_picked);
     RUN(test_prefix_cache_aware);
+    RUN(test_slo_routing);
+    RUN(test_slo_estimates);
     return check_report();
 }

@@ -1,0 +1,52 @@
+/* route_slo.h — SLO-aware routing, DistServe's conditional disaggregation (docs/frontend.md,
+ * "SLO-aware routing"). With --slo-ttft-ms the frontend chooses per sequence between the
+ * disaggregated path (a prefill worker computes the prompt and streams its KV to a decode worker) and
+ * the local one (a colocated worker, which also decodes, prefills the prompt itself), from live queue
+ * state and per-worker costs measured online:
+ *
+ *  - each worker's prefill speed, in ms per queued prompt token: from dispatch to first token over the
+ *    prompt tokens that were ahead of it (its own included), averaged (EWMA) over its sequences;
+ *  - each decode-capable worker's TPOT, averaged over the sequences it finished.
+ *
+ * The disaggregated path is taken whenever its predicted TTFT meets the SLO: it keeps prompt work out
+ * of the decode passes. Otherwise the local path is taken if it predicts a shorter TTFT and, with
+ * --slo-tpot-ms, its prompt's cost spread over this sequence's tokens keeps that worker's TPOT
+ * within the SLO. Everything here runs on the loop thread. */
+#ifndef PD_ROUTE_SLO_H
+#define PD_ROUTE_SLO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct cl_worker;
+
+/* Online costs of one worker (kept in struct cl_worker). 0: not measured yet. */
+struct slo_costs {
+    double prefill_ms_per_token;
+    double tpot_ms;
+};
+
+struct slo_route {
+    double ttft_ms, tpot_ms; /* 0: SLO-aware routing off */
+    uint64_t n_split, n_local; /* sequences routed each way while on */
+};
+
+/* The first token of a prompt arrived `ms` after dispatch; `tokens` prompt tokens were ahead of it on
+ * w, its own included. */
+void slo_observe_prefill(struct slo_costs *w, double tokens, double ms);
+/* A sequence decoded on w finished with this TPOT. */
+void slo_observe_tpot(struct slo_costs *w, double ms);
+/* Predicted TTFT on a worker with `tokens` prompt tokens to compute up to this prompt's last;
+ * `fallback` is the ms per token assumed until it has been measured. */
+double slo_predict_ttft(const struct slo_costs *w, double tokens, double fallback);
+/* The two paths for one sequence, as predicted. */
+struct slo_paths {
+    double split_ms, local_ms; /* TTFT each way */
+    double local_prompt_ms;    /* the colocated worker's time for this prompt alone */
+    uint32_t out_tokens;       /* the sequence's max_tokens */
+};
+
+/* Whether the local path is the one to take (rules above); local: the colocated worker's costs. */
+bool slo_go_local(const struct slo_route *r, const struct slo_paths *p, const struct slo_costs *local);
+
+#endif
