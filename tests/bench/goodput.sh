@@ -1,31 +1,32 @@
 #!/usr/bin/env bash
-# goodput.sh — `make bench-goodput`: does disaggregation pay on this machine? Two deployments of
-# the same model on the same two cores, the same workload and the same SLOs:
-#   disaggregated: one pdserve-prefill (core 0) + one pdserve-decode (core 1)
-#   colocated:     two pdserve-decode --colocated workers (core 0, core 1)
-# each behind a pdserve-frontend. For each, pdserve-bench --sweep auto finds the highest request
-# rate at which 90% of requests meet both SLOs (DistServe's "max rate at 90% attainment"); the
-# script prints both and their ratio, and writes the plots.
+# goodput.sh — `make bench-goodput`: which deployment of two cores serves the most requests within
+# their SLOs? Three deployments of the same model on the same two cores, one worker per core, each
+# behind a pdserve-frontend:
+#   disagg:  one pdserve-prefill (core 0) + one pdserve-decode (core 1)
+#   coloc:   two pdserve-decode --colocated workers
+#   slo:     one pdserve-prefill + one pdserve-decode --colocated, the frontend routing by the SLOs
+#            (--slo-ttft-ms/--slo-tpot-ms: conditional disaggregation, docs/frontend.md)
+# For each workload (GOODPUT_WORKLOADS, "IN:OUT ...": prompt and output tokens, ±25%) and SLO scale
+# (GOODPUT_SLO_SCALES), pdserve-bench --sweep auto finds each deployment's highest request rate at
+# which 90% of requests meet both SLOs (DistServe's "max rate at 90% attainment"); the script
+# prints them, the SLO-routed one over the better pure one, and the load average during each sweep.
 #
-# SLOs: unless GOODPUT_SLO_TTFT_MS / GOODPUT_SLO_TPOT_MS are set, they are the colocated
-# deployment's unloaded latencies (one request at a time) times GOODPUT_TTFT_SCALE and
-# GOODPUT_TPOT_SCALE (5 each; DistServe's "SLO scale"): room for some queueing before the first
-# token, and for a few prefills interleaved with a request's decoding.
-# Knobs (environment): GOODPUT_PRESET (small), GOODPUT_PROMPTS (20), GOODPUT_INPUT_LEN (256),
-# GOODPUT_OUTPUT_LEN (64), GOODPUT_OUT ($BUILD/bench-goodput), GOODPUT_ORDER ("coloc disagg":
-# which sweep runs first; swap it to see how much the machine's other work moved the result).
-# The load average during each sweep is printed at the end: the numbers mean something only on
-# a machine doing nothing else.
+# SLOs: the colocated deployment's unloaded TTFT and TPOT (one request at a time) times the scale
+# (DistServe's "SLO scale"), unless GOODPUT_SLO_TTFT_MS / GOODPUT_SLO_TPOT_MS are set.
+# Knobs (environment): GOODPUT_PRESET (small), GOODPUT_PROMPTS (100 a rate), GOODPUT_WORKLOADS
+# ("512:64 128:256": prefill-heavy, decode-heavy), GOODPUT_SLO_SCALES ("5"), GOODPUT_DEPLOYMENTS
+# ("coloc disagg slo", the order the sweeps run in), GOODPUT_OUT ($BUILD/bench-goodput; a folder per
+# workload and scale with every result, log and plot). The numbers mean something only on a machine
+# doing nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 PRESET=${GOODPUT_PRESET:-small}
-PROMPTS=${GOODPUT_PROMPTS:-20}
-TTFT_SCALE=${GOODPUT_TTFT_SCALE:-5}
-TPOT_SCALE=${GOODPUT_TPOT_SCALE:-5}
-IN=${GOODPUT_INPUT_LEN:-256}
-OUT=${GOODPUT_OUTPUT_LEN:-64}
-DIR=${GOODPUT_OUT:-$BUILD/bench-goodput}
+PROMPTS=${GOODPUT_PROMPTS:-100}
+WORKLOADS=${GOODPUT_WORKLOADS:-512:64 128:256}
+SCALES=${GOODPUT_SLO_SCALES:-5}
+DEPLOYMENTS=${GOODPUT_DEPLOYMENTS:-coloc disagg slo}
+OUTDIR=${GOODPUT_OUT:-$BUILD/bench-goodput}
 MODEL=$BUILD/models/$PRESET
 BENCH=$BUILD/pdserve-bench
 
@@ -36,7 +37,7 @@ for b in frontend prefill decode mkmodel bench; do
     fi
 done
 command -v taskset >/dev/null || { echo "bench-goodput: taskset (util-linux) is missing" >&2; exit 1; }
-mkdir -p "$DIR" "$BUILD/models"
+mkdir -p "$OUTDIR" "$BUILD/models"
 if [ ! -f "$MODEL/config.json" ]; then
     echo "writing $MODEL (random weights, preset $PRESET)..."
     "$BUILD/pdserve-mkmodel" --out "$MODEL" --preset "$PRESET" --seed 1 >/dev/null
@@ -54,27 +55,30 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# start_cluster disagg|coloc: a frontend and two workers pinned one per core; sets URL.
+# worker CORE NAME ARGS...: a worker pinned to CORE, logging to $DIR/NAME.log.
+worker() {
+    local core=$1 name=$2; shift 2
+    taskset -c "$core" "$@" --model "$MODEL" --frontend "127.0.0.1:$UCX" --threads 1 >"$DIR/$name.log" 2>&1 &
+    PIDS+=($!)
+}
+
+# start_cluster disagg|coloc|slo: a frontend and two workers pinned one per core; sets URL.
 start_cluster() {
-    local mode=$1 http ucx
-    http=$(free_port); ucx=$(free_port)
+    local mode=$1 http fe_flags=()
+    http=$(free_port); UCX=$(free_port)
     URL="http://127.0.0.1:$http"
-    "$BUILD/pdserve-frontend" --port "$http" --model "$MODEL" --ucx-port "$ucx" \
+    [ "$mode" = slo ] && fe_flags=(--slo-ttft-ms "$SLO_TTFT" --slo-tpot-ms "$SLO_TPOT")
+    "$BUILD/pdserve-frontend" --port "$http" --model "$MODEL" --ucx-port "$UCX" "${fe_flags[@]}" \
         >"$DIR/$mode-frontend.log" 2>&1 &
     PIDS+=($!)
-    local worker=(--model "$MODEL" --frontend "127.0.0.1:$ucx" --threads 1)
-    if [ "$mode" = disagg ]; then
-        taskset -c 0 "$BUILD/pdserve-prefill" "${worker[@]}" --id 1 >"$DIR/$mode-prefill.log" 2>&1 &
-        PIDS+=($!)
-        taskset -c 1 "$BUILD/pdserve-decode" "${worker[@]}" --id 2 >"$DIR/$mode-decode.log" 2>&1 &
-        PIDS+=($!)
-    else
-        for core in 0 1; do
-            taskset -c $core "$BUILD/pdserve-decode" --colocated "${worker[@]}" --id $((core + 1)) \
-                >"$DIR/$mode-worker$core.log" 2>&1 &
-            PIDS+=($!)
-        done
-    fi
+    case $mode in
+    disagg) worker 0 "$mode-prefill" "$BUILD/pdserve-prefill" --id 1
+            worker 1 "$mode-decode" "$BUILD/pdserve-decode" --id 2 ;;
+    coloc)  worker 0 "$mode-worker0" "$BUILD/pdserve-decode" --colocated --id 1
+            worker 1 "$mode-worker1" "$BUILD/pdserve-decode" --colocated --id 2 ;;
+    slo)    worker 0 "$mode-prefill" "$BUILD/pdserve-prefill" --id 1
+            worker 1 "$mode-worker1" "$BUILD/pdserve-decode" --colocated --id 2 ;;
+    esac
     # Ready when a real request completes end to end (model loaded, workers registered).
     for _ in $(seq 120); do
         if "$BENCH" --base-url "$URL" --model "$PRESET" --num-prompts 1 --input-len 4 --output-len 2 \
@@ -89,54 +93,69 @@ start_cluster() {
     exit 1
 }
 
-WORKLOAD=(--model "$PRESET" --dataset random --input-len "$IN" --output-len "$OUT" --range-ratio 0.25
-          --num-prompts "$PROMPTS" --seed 1 --ignore-eos --timeout 300 --attainment 0.9)
-
-# Unloaded latencies of the colocated baseline fix the SLOs (unless given) and the first rate.
-start_cluster coloc
-"$BENCH" --base-url "$URL" "${WORKLOAD[@]}" --num-prompts 4 --max-concurrency 1 --no-progress \
-    --save-result "$DIR/unloaded.json" >/dev/null
-read -r TTFT0 TPOT0 E2E0 < <(python3 -c 'import json, sys
+# slos SCALE: SLO_TTFT, SLO_TPOT and the first sweep rate from the colocated unloaded latencies.
+slos() {
+    start_cluster coloc
+    "$BENCH" --base-url "$URL" "${WORKLOAD[@]}" --num-prompts 4 --max-concurrency 1 --no-progress \
+        --save-result "$DIR/unloaded.json" >/dev/null
+    stop_cluster
+    read -r TTFT0 TPOT0 E2E0 < <(python3 -c 'import json, sys
 r = json.load(open(sys.argv[1]))
 print(r["median_ttft_ms"], r["median_tpot_ms"], r["median_e2el_ms"])' "$DIR/unloaded.json")
-SLO_TTFT=${GOODPUT_SLO_TTFT_MS:-$(python3 -c "print(round($TTFT_SCALE * $TTFT0))")}
-SLO_TPOT=${GOODPUT_SLO_TPOT_MS:-$(python3 -c "print(round($TPOT_SCALE * $TPOT0))")}
-START=$(python3 -c "print(round(1000 / $E2E0, 3))")
-echo "unloaded (colocated): TTFT $TTFT0 ms, TPOT $TPOT0 ms, E2E $E2E0 ms"
-echo "SLOs: TTFT <= $SLO_TTFT ms, TPOT <= $SLO_TPOT ms; sweeps start at $START req/s"
-SWEEP=(--slo-ttft-ms "$SLO_TTFT" --slo-tpot-ms "$SLO_TPOT" --sweep auto --sweep-start "$START"
-       --sweep-steps 3)
+    SLO_TTFT=${GOODPUT_SLO_TTFT_MS:-$(python3 -c "print(round($1 * $TTFT0))")}
+    SLO_TPOT=${GOODPUT_SLO_TPOT_MS:-$(python3 -c "print(round($1 * $TPOT0))")}
+    START=$(python3 -c "print(round(1000 / $E2E0, 3))")
+    echo "unloaded (colocated): TTFT $TTFT0 ms, TPOT $TPOT0 ms, E2E $E2E0 ms"
+    echo "SLOs (scale $1): TTFT <= $SLO_TTFT ms, TPOT <= $SLO_TPOT ms; sweeps start at $START req/s"
+}
 
-stop_cluster
-
-# sweep_deployment disagg|coloc: the whole sweep on a fresh cluster.
 sweep_deployment() {
-    local label="colocated (2 workers)"
-    [ "$1" = disagg ] && label="disaggregated (1P+1D)"
+    local label
+    case $1 in
+    disagg) label="disaggregated (1P+1D)" ;;
+    coloc)  label="colocated (2 workers)" ;;
+    slo)    label="SLO-routed (1P+1C)" ;;
+    esac
     start_cluster "$1"
-    "$BENCH" --base-url "$URL" "${WORKLOAD[@]}" "${SWEEP[@]}" --label "$label" \
+    "$BENCH" --base-url "$URL" "${WORKLOAD[@]}" --slo-ttft-ms "$SLO_TTFT" --slo-tpot-ms "$SLO_TPOT" \
+        --sweep auto --sweep-start "$START" --sweep-steps 3 --label "$label" \
         --save-result "$DIR/$1.json" | tee "$DIR/$1.txt"
     stop_cluster
 }
-for mode in ${GOODPUT_ORDER:-coloc disagg}; do
-    sweep_deployment "$mode"
+
+for wl in $WORKLOADS; do
+    IN=${wl%%:*} OUT=${wl##*:}
+    WORKLOAD=(--model "$PRESET" --dataset random --input-len "$IN" --output-len "$OUT" --range-ratio 0.25
+              --num-prompts "$PROMPTS" --seed 1 --ignore-eos --timeout 300 --attainment 0.9)
+    for scale in $SCALES; do
+        DIR=$OUTDIR/$IN-$OUT-x$scale
+        mkdir -p "$DIR"
+        echo "== workload $IN in / $OUT out, SLO scale $scale: $DIR"
+        slos "$scale"
+        for mode in $DEPLOYMENTS; do
+            sweep_deployment "$mode"
+        done
+        "$BENCH" plot --out "$DIR/plots" "$DIR"/*.json 2>/dev/null | tail -1 || true
+    done
 done
 
-"$BENCH" plot --out "$DIR/plots" "$DIR/disagg.json" "$DIR/coloc.json"
-python3 - "$DIR/disagg.json" "$DIR/coloc.json" <<'PY'
-import json, sys
-d, c = (json.load(open(f)) for f in sys.argv[1:])
-print()
-print(f"{'deployment':<28}{'max rate @90% attainment':>26}")
-for r in (d, c):
-    best = r["max_rate_at_attainment"]
-    print(f"{r['label']:<28}{(f'{best:.3f} req/s' if best else 'none'):>26}")
-db, cb = d["max_rate_at_attainment"], c["max_rate_at_attainment"]
-print(f"{'ratio (disagg / coloc)':<28}{(f'{db / cb:.2f}x' if db and cb else 'n/a'):>26}")
-# The two sweeps run one after the other: other work on the machine meanwhile skews one of them.
-for r in (d, c):
-    loads = [l for run in r["runs"] for l in run.get("load_average", []) if l >= 0]
-    if loads:
-        print(f"load average during {r['label']}: {min(loads):.1f} .. {max(loads):.1f}")
+python3 - "$OUTDIR" <<'PY'
+import glob, json, os, sys
+rows = []
+for d in sorted(glob.glob(os.path.join(sys.argv[1], "*-*-x*"))):
+    res = {m: json.load(open(f"{d}/{m}.json")) for m in ("disagg", "coloc", "slo") if os.path.exists(f"{d}/{m}.json")}
+    if res:
+        rows.append((os.path.basename(d), res))
+print(f"\n{'workload-SLO scale':<20}{'1P+1D':>10}{'2 coloc':>10}{'SLO-routed':>12}{'routed / best pure':>20}   load during sweeps")
+for name, res in rows:
+    rate = {m: r["max_rate_at_attainment"] for m, r in res.items()}
+    pure = max(rate.get("disagg", 0), rate.get("coloc", 0))
+    ratio = f"{rate['slo'] / pure:.2f}x" if "slo" in rate and pure else "n/a"
+    loads = []
+    for m, r in res.items():
+        l = [x for run in r["runs"] for x in run.get("load_average", []) if x >= 0]
+        loads.append(f"{m} {min(l):.1f}-{max(l):.1f}" if l else m)
+    cells = "".join(f"{rate[m]:>{w}.3f}" if m in rate else f"{'-':>{w}}" for m, w in (("disagg", 10), ("coloc", 10), ("slo", 12)))
+    print(f"{name:<20}{cells}{ratio:>20}   {', '.join(loads)}")
+print("(max rate at 90% attainment, req/s; plots in each workload's folder)")
 PY
-echo "plots: $DIR/plots/{attainment,goodput,ttft,tpot}.png"

@@ -1,50 +1,55 @@
 #!/usr/bin/env bash
 # plan.sh — `make bench-plan`: is pdserve-plan's simulator right about this machine? It measures,
-# then predicts, the same two deployments:
-#   1. `make bench-goodput`'s measurement (tests/bench/goodput.sh): the max rate at 90% attainment of
-#      1P+1D and of 2 colocated workers, one core each, with its workload and SLOs;
+# then predicts, the same deployments:
+#   1. `make bench-goodput` (tests/bench/goodput.sh): each deployment's max rate at 90% attainment,
+#      per workload and SLO scale;
 #   2. the model's profile on one core (pdserve-bench-engine --profile, pinned like the workers);
-#   3. pdserve-plan simulate --max-rate for each deployment with the same workload and SLOs;
-# and prints measured, simulated and their ratio (the target is within 15%), plus the planner's own
-# pick for this machine. PLAN_REUSE=1 reuses a finished bench-goodput in GOODPUT_OUT instead of step 1.
-# Knobs: those of goodput.sh (GOODPUT_*), PLAN_LINK_GBPS (KV transfer over loopback, 1).
+#   3. pdserve-plan simulate --max-rate for 1P+1D and 2 colocated workers with each measurement's
+#      workload and SLOs (the simulator does not model the SLO-routed deployment);
+# and prints measured, simulated and their ratio (the target is within 15%), then the planner's pick
+# for this machine on the first workload. PLAN_REUSE=1 reuses a finished bench-goodput in
+# GOODPUT_OUT instead of step 1. Knobs: goodput.sh's (GOODPUT_*), PLAN_LINK_GBPS (KV transfer
+# bandwidth over loopback, 1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 PRESET=${GOODPUT_PRESET:-small}
-IN=${GOODPUT_INPUT_LEN:-256}
-OUT=${GOODPUT_OUTPUT_LEN:-64}
-DIR=${GOODPUT_OUT:-$BUILD/bench-goodput}
+OUTDIR=${GOODPUT_OUT:-$BUILD/bench-goodput}
 LINK=${PLAN_LINK_GBPS:-1}
 
-if [ "${PLAN_REUSE:-0}" != 1 ] || [ ! -f "$DIR/disagg.json" ] || [ ! -f "$DIR/coloc.json" ]; then
+if [ "${PLAN_REUSE:-0}" != 1 ] || ! ls "$OUTDIR"/*-*-x*/coloc.json >/dev/null 2>&1; then
     ./tests/bench/goodput.sh
 fi
 echo
 echo "profiling $BUILD/models/$PRESET on core 0..."
-rm -f "$DIR/profile.json"
-taskset -c 0 "$BUILD/pdserve-bench-engine" --model "$BUILD/models/$PRESET" --threads 1 --profile "$DIR/profile.json"
+rm -f "$OUTDIR/profile.json"
+taskset -c 0 "$BUILD/pdserve-bench-engine" --model "$BUILD/models/$PRESET" --threads 1 --profile "$OUTDIR/profile.json"
 
-read -r TTFT TPOT < <(python3 -c 'import json, sys
+rows=()
+for dir in "$OUTDIR"/*-*-x*; do
+    [ -f "$dir/coloc.json" ] && [ -f "$dir/disagg.json" ] || continue
+    name=$(basename "$dir"); IN=${name%%-*}; rest=${name#*-}; OUT=${rest%%-*}
+    read -r TTFT TPOT < <(python3 -c 'import json, sys
 s = json.load(open(sys.argv[1]))["slo"]
-print(s["ttft_ms"], s["tpot_ms"])' "$DIR/coloc.json")
-WORKLOAD=(--profile "$DIR/profile.json" --input-len "$IN" --output-len "$OUT" --range-ratio 0.25
-          --slo-ttft-ms "$TTFT" --slo-tpot-ms "$TPOT" --attainment 0.9 --link-gbps "$LINK")
-simulated() {
-    "$BUILD/pdserve-plan" simulate "${WORKLOAD[@]}" --deployment "$1" --max-rate --json 2>/dev/null |
-        python3 -c 'import json, sys; print(json.loads(sys.stdin.readlines()[-1])["max_rate"])'
-}
-SIM_DISAGG=$(simulated 1P+1D)
-SIM_COLOC=$(simulated 2C)
-python3 - "$DIR/disagg.json" "$DIR/coloc.json" "$SIM_DISAGG" "$SIM_COLOC" "$TTFT" "$TPOT" <<'PY'
+print(s["ttft_ms"], s["tpot_ms"])' "$dir/coloc.json")
+    WORKLOAD=(--profile "$OUTDIR/profile.json" --input-len "$IN" --output-len "$OUT" --range-ratio 0.25
+              --slo-ttft-ms "$TTFT" --slo-tpot-ms "$TPOT" --attainment 0.9 --link-gbps "$LINK")
+    [ ${#rows[@]} -eq 0 ] && FIRST=("${WORKLOAD[@]}")
+    for dep in 1P+1D 2C; do
+        sim=$("$BUILD/pdserve-plan" simulate "${WORKLOAD[@]}" --deployment "$dep" --max-rate --json 2>/dev/null |
+              python3 -c 'import json, sys; print(json.loads(sys.stdin.readlines()[-1])["max_rate"])')
+        file=disagg; [ "$dep" = 2C ] && file=coloc
+        rows+=("$name $dep $dir/$file.json $sim")
+    done
+done
+[ ${#rows[@]} -gt 0 ] || { echo "bench-plan: no bench-goodput results in $OUTDIR" >&2; exit 1; }
+printf '%s\n' "${rows[@]}" | python3 -c '
 import json, sys
-measured = [json.load(open(f))["max_rate_at_attainment"] for f in sys.argv[1:3]]
-simulated = [float(x) for x in sys.argv[3:5]]
-print(f"\nSLOs TTFT {sys.argv[5]} ms, TPOT {sys.argv[6]} ms; max rate at 90% attainment (req/s):")
-print(f"{'deployment':<24}{'measured':>10}{'simulated':>11}{'sim / measured':>16}")
-for name, m, s in zip(["disaggregated (1P+1D)", "colocated (2 workers)"], measured, simulated):
-    ratio = f"{s / m:.2f}x" if m else "n/a"
-    print(f"{name:<24}{m:>10.3f}{s:>11.3f}{ratio:>16}")
-PY
+print(f"\n{\"workload-SLO scale\":<20}{\"deployment\":<12}{\"measured\":>10}{\"simulated\":>11}{\"sim / measured\":>16}")
+for line in sys.stdin:
+    name, dep, path, sim = line.split()
+    m, s = json.load(open(path))["max_rate_at_attainment"], float(sim)
+    print(f"{name:<20}{dep:<12}{m:>10.3f}{s:>11.3f}{(f\"{s / m:.2f}x\" if m else \"n/a\"):>16}")
+print("(max rate at 90% attainment, req/s)")'
 echo
-"$BUILD/pdserve-plan" "${WORKLOAD[@]}" --cores 2
+"$BUILD/pdserve-plan" "${FIRST[@]}" --cores 2
