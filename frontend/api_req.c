@@ -3,6 +3,8 @@
  * stop_token_ids, skip_special_tokens). A field that is absent or null takes its default. */
 #include "frontend/api_req.h"
 
+#include "frontend/api_fields.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +204,13 @@ static int parse_sampling(struct api_request *r, json_t *b, struct apierr *e)
     r->seed_given = field(b, "seed") != NULL;
     p->max_tokens = (int32_t)max_tokens;
     r->n = (int)n;
+    long long best_of = n;
+    if (r->kind == API_COMPLETION && get_int(b, "best_of", 1, 20, &best_of, e))
+        return -1;
+    if (best_of < n)
+        return BAD(e, "best_of", "'best_of' must be at least 'n' (%lld), got %lld", n, best_of);
+    if (best_of > n)
+        return BAD(e, "best_of", "'best_of' above 'n' is not supported yet");
     return parse_stop(r, b, e) || parse_stop_ids(r, b, e) ? -1 : 0;
 }
 
@@ -216,13 +225,23 @@ static int parse_logprobs(struct api_request *r, json_t *b, struct apierr *e)
             return -1;
         r->logprobs = k >= 0;
         r->top_logprobs = k > 0 ? (int)k : 0;
-        return get_bool(b, "echo", &r->echo, e);
+        if (k > 1)
+            return BAD(e, "logprobs", "'logprobs' above 1 is not supported yet: only the sampled token's "
+                                      "logprob is reported");
+        if (get_bool(b, "echo", &r->echo, e))
+            return -1;
+        if (r->echo && r->logprobs)
+            return BAD(e, "echo", "'echo' with 'logprobs' is not supported yet (no logprobs for prompt tokens)");
+        return 0;
     }
     long long k = 0;
     if (get_bool(b, "logprobs", &r->logprobs, e) || get_int(b, "top_logprobs", 0, API_MAX_LOGPROBS, &k, e))
         return -1;
     if (field(b, "top_logprobs") && !r->logprobs)
         return BAD(e, "top_logprobs", "'top_logprobs' needs 'logprobs' set to true");
+    if (k > 1)
+        return BAD(e, "top_logprobs", "'top_logprobs' above 1 is not supported yet: only the sampled token's "
+                                      "logprob is reported");
     r->top_logprobs = (int)k;
     return 0;
 }
@@ -260,7 +279,12 @@ static int parse_stream(struct api_request *r, json_t *b, struct apierr *e)
 
 static int parse_body(enum api_kind kind, json_t *b, struct api_request *r, struct apierr *e)
 {
+    if (api_fields_check(kind, b, e))
+        return -1;
     json_t *model = field(b, "model");
+    json_t *user = field(b, "user");
+    if (user && !json_is_string(user))
+        return BAD(e, "user", "'user' must be a string");
     if (model && !json_is_string(model))
         return BAD(e, "model", "'model' must be a string");
     if (model && !(r->model = strdup(json_string_value(model))))

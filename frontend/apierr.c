@@ -7,6 +7,21 @@
 
 #include <jansson.h>
 
+/* A string cut to fit its buffer may end inside a UTF-8 character (a client's field name, say): drop
+ * that partial character, so the body stays valid JSON text. */
+static void trim_partial_utf8(char *s)
+{
+    size_t len = strlen(s), i = len;
+    while (i > 0 && len - i < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+        i--;
+    if (i == 0)
+        return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (i - 1 + need > len)
+        s[i - 1] = 0;
+}
+
 int apierr_set(struct apierr *e, int status, const char *param, const char *code, const char *fmt, ...)
 {
     if (!e)
@@ -18,6 +33,8 @@ int apierr_set(struct apierr *e, int status, const char *param, const char *code
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
+    trim_partial_utf8(e->param);
+    trim_partial_utf8(e->message);
     return -1;
 }
 

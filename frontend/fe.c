@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/util/log.h"
 #include "common/util/modelfile.h"
@@ -77,6 +78,19 @@ static void default_name(struct fe *fe)
     snprintf(fe->served_name, sizeof fe->served_name, "%.*s", (int)sizeof fe->served_name - 1, base ? base + 1 : dir);
 }
 
+/* The same served model and config.json on the same build give the same fingerprint, as OpenAI's
+ * system_fingerprint names a backend configuration. */
+static void fingerprint(struct fe *fe)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    char conf[4096];
+    snprintf(conf, sizeof conf, "%s|%s|%s %s|%d", fe->served_name, fe->cfg.model_dir, __DATE__, __TIME__,
+             fe->max_model_len);
+    for (const char *p = conf; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+    snprintf(fe->fingerprint, sizeof fe->fingerprint, "fp_%010llx", (unsigned long long)(h & 0xffffffffffull));
+}
+
 int fe_load_model(struct fe *fe, struct error *err)
 {
     default_name(fe);
@@ -92,6 +106,8 @@ int fe_load_model(struct fe *fe, struct error *err)
     fe->max_model_len = fe->cfg.max_model_len;
     if (read_model_config(fe, err))
         return -1;
+    fingerprint(fe);
+    fe->created = (long long)time(NULL);
     log_info("model %s: vocabulary %d (tokenizer %d), context %d tokens, served as \"%s\"", fe->cfg.model_dir,
              fe_vocab_size(fe), tok_vocab_size(fe->tok), fe->max_model_len, fe->served_name);
     return 0;

@@ -56,6 +56,8 @@ struct fe {
     int max_model_len;
     int vocab_size;             /* config.json's; 0 if unknown (see fe_vocab_size) */
     char served_name[128];
+    char fingerprint[16];       /* system_fingerprint: "fp_" + a hash of the model and this build */
+    long long created;          /* unix seconds the model was loaded: /v1/models' "created" */
     struct http_server *http;
     struct cluster *cluster;
     struct metrics metrics;

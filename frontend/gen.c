@@ -336,6 +336,7 @@ void gen_start(struct fe *fe, struct http_request *req, enum api_kind kind)
     g->body = body;
     g->body_len = req->body_len;
     oai_meta_init(&g->meta, kind, fe->served_name, false); /* its id names the request in logs */
+    g->meta.fingerprint = fe->fingerprint;
     g->http = req;
     req->user = g;
     req->on_abort = on_client_gone;

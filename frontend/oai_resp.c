@@ -17,6 +17,7 @@ void oai_meta_init(struct oai_meta *m, enum api_kind kind, const char *model, bo
     m->kind = kind;
     m->created = (long long)time(NULL);
     m->model = model;
+    m->fingerprint = NULL;
     m->usage_null = usage_null;
 }
 
@@ -77,8 +78,11 @@ static json_t *envelope(const struct oai_meta *m, bool chunk)
 {
     const char *object = m->kind == API_CHAT ? (chunk ? "chat.completion.chunk" : "chat.completion")
                                              : "text_completion";
-    return json_pack("{s:s, s:s, s:I, s:s}", "id", m->id, "object", object, "created", (json_int_t)m->created,
-                     "model", m->model);
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "id", m->id, "object", object, "created", (json_int_t)m->created,
+                          "model", m->model);
+    if (o && m->fingerprint)
+        json_object_set_new(o, "system_fingerprint", json_string(m->fingerprint));
+    return o;
 }
 
 static char *dump_sse(json_t *o)
@@ -123,12 +127,13 @@ char *oai_sse_chunk(const struct oai_meta *m, int index, const char *text, size_
     return dump_sse(o);
 }
 
-/* OpenAI's usage, with prompt_tokens_details.cached_tokens: prompt tokens served from the prefix cache. */
+/* OpenAI's usage, with prompt_tokens_details.cached_tokens (prompt tokens served from the prefix cache)
+ * and completion_tokens_details (no reasoning tokens are told apart). */
 static json_t *usage(long p, long c, long cached)
 {
-    return json_pack("{s:I, s:I, s:I, s:{s:I}}", "prompt_tokens", (json_int_t)p, "completion_tokens", (json_int_t)c,
-                     "total_tokens", (json_int_t)(p + c), "prompt_tokens_details", "cached_tokens",
-                     (json_int_t)cached);
+    return json_pack("{s:I, s:I, s:I, s:{s:I}, s:{s:i}}", "prompt_tokens", (json_int_t)p, "completion_tokens",
+                     (json_int_t)c, "total_tokens", (json_int_t)(p + c), "prompt_tokens_details", "cached_tokens",
+                     (json_int_t)cached, "completion_tokens_details", "reasoning_tokens", 0);
 }
 
 char *oai_sse_usage(const struct oai_meta *m, long prompt_tokens, long completion_tokens, long cached_tokens)

@@ -23,10 +23,11 @@ struct oai_meta {
     char id[48];       /* "cmpl-<hex>" or "chatcmpl-<hex>" */
     long long created; /* unix seconds */
     const char *model; /* borrowed */
+    const char *fingerprint; /* system_fingerprint, borrowed; NULL: left out */
     bool usage_null;   /* stream with include_usage: every chunk has "usage": null */
 };
 
-/* Fills id and created for a new response. */
+/* Fills id and created for a new response (fingerprint NULL: set it after). */
 void oai_meta_init(struct oai_meta *m, enum api_kind kind, const char *model, bool usage_null);
 
 /* One generated token as logprobs show it. */

@@ -3,6 +3,7 @@
  * /v1/models). Generation is in gen.c, /tokenize and /detokenize in tokenize.c. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 #include <llhttp.h>
@@ -47,6 +48,13 @@ static void metrics(struct fe *fe, struct http_request *req)
     free(text);
 }
 
+static json_t *model_object(struct fe *fe, int max_len)
+{
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:n, s:i}", "id", fe->served_name, "object", "model", "created",
+                     (json_int_t)fe->created, "owned_by", "pdserve", "root", fe->cfg.model_dir, "parent",
+                     "max_model_len", max_len);
+}
+
 /* Built again only when the deployment's max_model_len changed (it is what load balancers poll). */
 static void models(struct fe *fe, struct http_request *req)
 {
@@ -57,14 +65,50 @@ static void models(struct fe *fe, struct http_request *req)
     }
     if (!fe->models_json) {
         fe->models_len = max_len;
-        json_t *m = json_pack("{s:s, s:s, s:I, s:s, s:s, s:n, s:i}", "id", fe->served_name, "object", "model",
-                              "created", (json_int_t)0, "owned_by", "pdserve", "root", fe->cfg.model_dir, "parent",
-                              "max_model_len", max_len);
-        json_t *o = json_pack("{s:s, s:[o]}", "object", "list", "data", m);
+        json_t *o = json_pack("{s:s, s:[o]}", "object", "list", "data", model_object(fe, max_len));
         fe->models_json = json_dumps(o, JSON_COMPACT);
         json_decref(o);
     }
     fe_respond_json(fe, req, 200, fe->models_json ? fe->models_json : "{}");
+}
+
+/* Percent-decodes src (a path segment) into dst; -1 on a bad escape or a NUL. */
+static int url_decode(const char *src, char *dst, size_t cap)
+{
+    size_t n = 0;
+    for (; *src && n + 1 < cap; src++) {
+        unsigned v;
+        if (*src == '%') {
+            if (!isxdigit((unsigned char)src[1]) || !isxdigit((unsigned char)src[2]) ||
+                sscanf(src + 1, "%2x", &v) != 1 || v == 0)
+                return -1;
+            dst[n++] = (char)v;
+            src += 2;
+        } else {
+            dst[n++] = *src;
+        }
+    }
+    dst[n] = 0;
+    return *src ? -1 : 0;
+}
+
+/* GET /v1/models/{model}: the served model, or OpenAI's 404 (ids may hold '/', as Hugging Face's do). */
+static void model_one(struct fe *fe, struct http_request *req)
+{
+    char id[256];
+    struct apierr e;
+    bool malformed = url_decode(req->path + strlen("/v1/models/"), id, sizeof id) != 0;
+    if (malformed || strcmp(id, fe->served_name)) {
+        apierr_set(&e, 404, "model", "model_not_found", "The model '%s' does not exist; this server serves '%s'",
+                   malformed ? "(malformed)" : id, fe->served_name);
+        fe_respond_error(fe, req, &e);
+        return;
+    }
+    json_t *m = model_object(fe, fe_max_model_len(fe));
+    char *body = m ? json_dumps(m, JSON_COMPACT) : NULL;
+    json_decref(m);
+    fe_respond_json(fe, req, 200, body ? body : "{}");
+    free(body);
 }
 
 static void generate(struct fe *fe, struct http_request *req, enum api_kind kind)
@@ -82,20 +126,22 @@ static void completions(struct fe *fe, struct http_request *req) { generate(fe, 
 static void chat(struct fe *fe, struct http_request *req) { generate(fe, req, API_CHAT); }
 
 struct route {
-    const char *path;
+    const char *path; /* the whole path, or with `prefix` its start */
     int method;
     bool auth;
     void (*fn)(struct fe *, struct http_request *);
+    bool prefix;
 };
 
 static const struct route routes[] = {
-    {"/v1/completions", HTTP_POST, true, completions},
-    {"/v1/chat/completions", HTTP_POST, true, chat},
-    {"/v1/models", HTTP_GET, true, models},
-    {"/tokenize", HTTP_POST, true, fe_tokenize},
-    {"/detokenize", HTTP_POST, true, fe_detokenize},
-    {"/health", HTTP_GET, false, health},
-    {"/metrics", HTTP_GET, false, metrics},
+    {"/v1/completions", HTTP_POST, true, completions, false},
+    {"/v1/chat/completions", HTTP_POST, true, chat, false},
+    {"/v1/models", HTTP_GET, true, models, false},
+    {"/v1/models/", HTTP_GET, true, model_one, true},
+    {"/tokenize", HTTP_POST, true, fe_tokenize, false},
+    {"/detokenize", HTTP_POST, true, fe_detokenize, false},
+    {"/health", HTTP_GET, false, health, false},
+    {"/metrics", HTTP_GET, false, metrics, false},
 };
 
 static bool authorized(struct fe *fe, struct http_request *req)
@@ -113,7 +159,7 @@ void routes_handle(struct http_request *req, void *ctx)
     const struct route *known = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
         const struct route *r = &routes[i];
-        if (strcmp(req->path, r->path) != 0)
+        if (r->prefix ? strncmp(req->path, r->path, strlen(r->path)) != 0 : strcmp(req->path, r->path) != 0)
             continue;
         known = r;
         if (req->method != r->method && !(r->method == HTTP_GET && req->method == HTTP_HEAD))

@@ -1,6 +1,7 @@
 /* test_frontend_api.c — the frontend's pure parts: request validation (every field, every error
  * names its field), stop strings with hold-back, and the OpenAI response/chunk shapes. */
 #include "frontend/api_req.c"
+#include "frontend/api_fields.c"
 #include "frontend/apierr.c"
 #include "frontend/oai_resp.c"
 #include "frontend/stopstr.c"
@@ -21,7 +22,7 @@ static void test_full_completion(void)
                    "{\"model\":\"m\",\"prompt\":\"hi\",\"max_tokens\":7,\"temperature\":0.5,\"top_p\":0.9,"
                    "\"top_k\":40,\"min_p\":0.05,\"seed\":42,\"stop\":[\"a\",\"bc\"],\"stop_token_ids\":[3,4],"
                    "\"n\":3,\"presence_penalty\":0.5,\"frequency_penalty\":-0.5,\"repetition_penalty\":1.1,"
-                   "\"ignore_eos\":true,\"logprobs\":2,\"echo\":true,\"stream\":true,"
+                   "\"ignore_eos\":true,\"logprobs\":1,\"echo\":false,\"best_of\":3,\"user\":\"u1\",\"stream\":true,"
                    "\"stream_options\":{\"include_usage\":true}}",
                    &r, &e);
     CHECK_MSG(rc == 0, "%s", e.message);
@@ -42,8 +43,8 @@ static void test_full_completion(void)
     CHECK_EQ_INT(r.n, 3);
     CHECK_NEAR(r.sp.frequency_penalty, -0.5, 1e-6);
     CHECK_NEAR(r.sp.repetition_penalty, 1.1, 1e-6);
-    CHECK(r.sp.ignore_eos && r.echo && r.stream && r.include_usage && r.logprobs);
-    CHECK_EQ_INT(r.top_logprobs, 2);
+    CHECK(r.sp.ignore_eos && !r.echo && r.stream && r.include_usage && r.logprobs);
+    CHECK_EQ_INT(r.top_logprobs, 1);
     api_request_free(&r);
 }
 
@@ -66,8 +67,8 @@ static void test_defaults_and_prompt_forms(void)
     CHECK(r.n_prompts == 2 && r.prompts[1].n_ids == 1 && r.sp.max_tokens == 4);
     api_request_free(&r);
     CHECK(parse(API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"logprobs\":true,"
-                          "\"top_logprobs\":3,\"chat_template_kwargs\":{\"enable_thinking\":false}}", &r, &e) == 0);
-    CHECK(r.messages && json_array_size(r.messages) == 1 && r.logprobs && r.top_logprobs == 3);
+                          "\"top_logprobs\":1,\"chat_template_kwargs\":{\"enable_thinking\":false}}", &r, &e) == 0);
+    CHECK(r.messages && json_array_size(r.messages) == 1 && r.logprobs && r.top_logprobs == 1);
     CHECK(json_is_false(json_object_get(r.chat_extra, "enable_thinking")));
     api_request_free(&r);
 }
@@ -131,12 +132,78 @@ static void test_errors_name_the_field(void)
     bad(API_COMPLETION, "{\"prompt\":\"x\",\"stream\":true,\"stream_options\":{\"include_usage\":3}}",
         "stream_options.include_usage");
     bad(API_COMPLETION, "{\"prompt\":\"x\",\"model\":3}", "model");
-    bad(API_CHAT, "{\"prompt\":\"x\"}", "messages");
+    bad(API_CHAT, "{\"prompt\":\"x\"}", "prompt"); /* a completions field: unrecognized here */
+    bad(API_CHAT, "{}", "messages");
     bad(API_CHAT, "{\"messages\":[]}", "messages");
     bad(API_CHAT, "{\"messages\":[{\"content\":\"x\"}]}", "messages");
     bad(API_CHAT, "{\"messages\":[{\"role\":\"user\"}],\"top_logprobs\":2}", "top_logprobs");
     bad(API_CHAT, "{\"messages\":[{\"role\":\"user\"}],\"logprobs\":true,\"top_logprobs\":21}", "top_logprobs");
     bad(API_CHAT, "{\"messages\":[{\"role\":\"user\"}],\"chat_template_kwargs\":[1]}", "chat_template_kwargs");
+}
+
+static void ok(enum api_kind k, const char *body)
+{
+    struct api_request r;
+    struct apierr e;
+    CHECK_MSG(parse(k, body, &r, &e) == 0, "refused %s: %s", body, e.message);
+    api_request_free(&r);
+}
+
+/* No field silently ignored (api_fields.c): unknown fields and unimplemented ones that ask for
+ * something get a 400 naming them; those values that ask for nothing pass. */
+static void test_fields_table(void)
+{
+    const char *c = "{\"prompt\":\"x\",", *m = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],";
+    char b[512];
+#define C(rest) (snprintf(b, sizeof b, "%s%s}", c, rest), b)
+#define M(rest) (snprintf(b, sizeof b, "%s%s}", m, rest), b)
+    bad(API_COMPLETION, C("\"temprature\":0.5"), "temprature");
+    bad(API_CHAT, M("\"echo\":true"), "echo");
+    bad(API_COMPLETION, C("\"messages\":[]"), "messages");
+    bad(API_COMPLETION, C("\"logit_bias\":{\"5\":10}"), "logit_bias");
+    bad(API_COMPLETION, C("\"logit_bias\":\"x\""), "logit_bias");
+    ok(API_COMPLETION, C("\"logit_bias\":{}"));
+    ok(API_COMPLETION, C("\"logit_bias\":null"));
+    bad(API_COMPLETION, C("\"suffix\":\"end\""), "suffix");
+    ok(API_COMPLETION, C("\"suffix\":\"\""));
+    bad(API_COMPLETION, C("\"best_of\":1,\"n\":2"), "best_of");
+    bad(API_COMPLETION, C("\"best_of\":3"), "best_of");
+    bad(API_COMPLETION, C("\"best_of\":21,\"n\":2"), "best_of");
+    ok(API_COMPLETION, C("\"best_of\":2,\"n\":2"));
+    bad(API_COMPLETION, C("\"logprobs\":2"), "logprobs");
+    bad(API_COMPLETION, C("\"logprobs\":0,\"echo\":true"), "echo");
+    ok(API_COMPLETION, C("\"echo\":true"));
+    bad(API_COMPLETION, C("\"user\":5"), "user");
+    bad(API_CHAT, M("\"logprobs\":true,\"top_logprobs\":5"), "top_logprobs");
+    ok(API_CHAT, M("\"logprobs\":true,\"top_logprobs\":1"));
+    bad(API_CHAT, M("\"response_format\":{\"type\":\"json_object\"}"), "response_format");
+    bad(API_CHAT, M("\"response_format\":\"nonsense\""), "response_format");
+    ok(API_CHAT, M("\"response_format\":{\"type\":\"text\"}"));
+    bad(API_CHAT, M("\"tool_choice\":\"required\""), "tool_choice");
+    bad(API_CHAT, M("\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}}"), "tool_choice");
+    ok(API_CHAT, M("\"tool_choice\":\"none\""));
+    bad(API_CHAT, M("\"functions\":[{\"name\":\"f\"}]"), "functions");
+    bad(API_CHAT, M("\"modalities\":[\"text\",\"audio\"]"), "modalities");
+    ok(API_CHAT, M("\"modalities\":[\"text\"]"));
+    bad(API_CHAT, M("\"store\":true"), "store");
+    ok(API_CHAT, M("\"store\":false"));
+    bad(API_CHAT, M("\"reasoning_effort\":\"high\""), "reasoning_effort");
+    bad(API_CHAT, M("\"service_tier\":\"flex\""), "service_tier");
+    ok(API_CHAT, M("\"service_tier\":\"auto\",\"user\":\"u\",\"parallel_tool_calls\":true"));
+#undef C
+#undef M
+    /* a long non-ASCII field name is cut on a character boundary: the error body stays valid JSON */
+    struct api_request r;
+    struct apierr e;
+    char body[600] = "{\"prompt\":\"x\",\"";
+    for (int i = 0; i < 100; i++)
+        strcat(body, "\u00e9");
+    strcat(body, "\":1}");
+    CHECK(parse(API_COMPLETION, body, &r, &e) == -1 && e.status == 400);
+    char *j = apierr_json(&e);
+    CHECK_MSG(j != NULL, "no JSON for a cut UTF-8 field name");
+    free(j);
+    api_request_free(&r);
 }
 
 /* Feeds pieces and returns everything released (flush at the end unless a stop matched). */
@@ -243,6 +310,7 @@ int main(void)
     RUN(test_full_completion);
     RUN(test_defaults_and_prompt_forms);
     RUN(test_errors_name_the_field);
+    RUN(test_fields_table);
     RUN(test_stop_strings);
     RUN(test_shapes);
     return check_report();
