@@ -191,7 +191,7 @@ bench-goodput: deps all
 bench-plan: deps all
 	@BUILD=$(BUILD) ./tests/bench/plan.sh
 
-run: deps all
+run: deps $(BINS)
 	@BUILD=$(BUILD) ./tools/run-local.sh
 
 # make install [PREFIX=/usr/local] [DESTDIR=staging root]: binaries, systemd units (paths rewritten to

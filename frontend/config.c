@@ -42,8 +42,9 @@ static void usage(FILE *f)
             "  --body-timeout-ms N      whole body must arrive within (default 30000) -> 408\n"
             "  --idle-timeout-ms N      idle keep-alive connection closed after (default 60000)\n"
             "  --worker-timeout-ms N    forget a worker silent this long (default 5000)\n"
-            "  --drain-timeout-ms N     on SIGTERM, wait this long for requests in flight (default 30000);\n"
-            "                           a second signal stops at once\n"
+            "  --drain-timeout S        on SIGTERM, wait this many seconds for requests in flight (default\n"
+            "                           30, as the workers' --drain-timeout); a second signal stops at once\n"
+            "  --drain-timeout-ms N     the same in milliseconds (the older flag)\n"
             "  --logprobs-mode M        what reported logprobs are, unless a request's logprobs_mode says:\n"
             "                           raw_logprobs (default: the model's log-softmax, before penalties\n"
             "                           and temperature, as vLLM) or processed_logprobs (after them)\n"
@@ -162,6 +163,11 @@ static int one_flag(struct fe_config *c, int opt, const char *v, const char *fla
     case 'I': return num(flag, v, 1, 1 << 30, &c->http.idle_timeout_ms, err);
     case 'w': return num(flag, v, 100, 1 << 30, &c->stale_ms, err);
     case 'D': return num(flag, v, 0, 1 << 30, &c->drain_ms, err);
+    case 'r':
+        if (num(flag, v, 0, 1 << 20, &c->drain_ms, err))
+            return -1;
+        c->drain_ms *= 1000;
+        return 0;
     case 'M':
         if ((c->logprobs_mode = sample_logprobs_mode_parse(v)) < 0)
             return error_set(err, "--logprobs-mode %s: expected raw_logprobs or processed_logprobs", v);
@@ -213,8 +219,8 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
         {"max-model-len", 1, 0, 'L'}, {"max-body-bytes", 1, 0, 'b'}, {"max-buffered-bytes", 1, 0, 'B'}, {"max-header-bytes", 1, 0, 'e'},
         {"max-connections", 1, 0, 'c'}, {"max-inflight", 1, 0, 'i'}, {"header-timeout-ms", 1, 0, 't'},
         {"body-timeout-ms", 1, 0, 'T'}, {"idle-timeout-ms", 1, 0, 'I'}, {"worker-timeout-ms", 1, 0, 'w'},
-        {"drain-timeout-ms", 1, 0, 'D'}, {"logprobs-mode", 1, 0, 'M'},
-        {"drain-timeout-ms", 1, 0, 'D'}, {"cluster-key-file", 1, 0, 'C'}, {"insecure-cluster", 0, 0, 'X'},
+        {"drain-timeout-ms", 1, 0, 'D'}, {"drain-timeout", 1, 0, 'r'}, {"logprobs-mode", 1, 0, 'M'},
+        {"cluster-key-file", 1, 0, 'C'}, {"insecure-cluster", 0, 0, 'X'},
         {"slo-ttft-ms", 1, 0, 's'}, {"slo-tpot-ms", 1, 0, 'S'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     defaults(c);
@@ -227,7 +233,9 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
         }
         if (opt == '?' || opt == ':')
             return bad_flag(argv[optind - 1], err);
-        if (one_flag(c, opt, optarg, argv[optind - 1], err))
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s", opts[idx].name);
+        if (one_flag(c, opt, optarg, flag, err))
             return -1;
         if (opt == 'k')
             hide_arg(optarg);

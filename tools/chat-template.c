@@ -22,9 +22,9 @@ struct opts {
     int bench;
 };
 
-static int usage(void)
+static int usage(FILE *f)
 {
-    fprintf(stderr, "usage: pdserve-chat-template MODEL_DIR [--template NAME] [--no-generation-prompt] "
+    fprintf(f, "usage: pdserve-chat-template MODEL_DIR [--template NAME] [--no-generation-prompt] "
                     "[--kwargs JSON] [--bench N] [MESSAGES_FILE]\n"
                     "       pdserve-chat-template --raw TEMPLATE_FILE [CONTEXT_JSON_FILE]\n");
     return 2;
@@ -148,9 +148,13 @@ static int run_raw(const struct opts *o)
 int main(int argc, char **argv)
 {
     struct opts o = { 0 };
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        usage(stdout);
+        return 0;
+    }
     log_init("chat-template");
     if (parse_opts(argc, argv, &o))
-        return usage();
+        return usage(stderr);
     if (o.raw)
         return run_raw(&o);
     struct error err = { 0 };

@@ -222,20 +222,29 @@ static void write_vocab(struct out *o, const struct model_config *c)
     kv_u32(o, "tokenizer.ggml.eos_token_id", 2);
 }
 
+static int usage(FILE *f)
+{
+    fprintf(f, "usage: pdserve-gguf --model DIR --out FILE.gguf [--type stored|q8_0]\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = NULL, *out_path = NULL, *type = "stored";
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        usage(stdout);
+        return 0;
+    }
+
     static const struct option longs[] = {{"model", 1, 0, 'm'}, {"out", 1, 0, 'o'}, {"type", 1, 0, 't'}, {0, 0, 0, 0}};
     for (int ch; (ch = getopt_long(argc, argv, "", longs, NULL)) != -1;) {
         if (ch == 'm') dir = optarg;
         else if (ch == 'o') out_path = optarg;
         else if (ch == 't') type = optarg;
-        else return 2;
+        else return usage(stderr);
     }
-    if (!dir || !out_path || (strcmp(type, "stored") && strcmp(type, "q8_0"))) {
-        fprintf(stderr, "usage: pdserve-gguf --model DIR --out FILE.gguf [--type stored|q8_0]\n");
-        return 2;
-    }
+    if (!dir || !out_path || (strcmp(type, "stored") && strcmp(type, "q8_0")))
+        return usage(stderr);
     log_init("gguf");
     struct error err;
     struct model_config c;

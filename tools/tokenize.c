@@ -17,9 +17,9 @@ struct opts {
     int bench;
 };
 
-static int usage(void)
+static int usage(FILE *f)
 {
-    fprintf(stderr, "usage: pdserve-tokenize MODEL_DIR [--add-special] [--parse-special] [--decode "
+    fprintf(f, "usage: pdserve-tokenize MODEL_DIR [--add-special] [--parse-special] [--decode "
                     "[--skip-special]] [--bench N] [FILE]\n");
     return 2;
 }
@@ -139,8 +139,12 @@ static int parse(int argc, char **argv, struct opts *o)
 int main(int argc, char **argv)
 {
     struct opts o = {0};
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        usage(stdout);
+        return 0;
+    }
     if (parse(argc, argv, &o))
-        return usage();
+        return usage(stderr);
     log_init("tokenize");
     struct error err = {{0}};
     struct tokenizer *t = tok_load(o.dir, &err);

@@ -164,6 +164,25 @@ static void test_errors_do_not_quote(void)
     fe_config_free(&c);
 }
 
+/* One unit with the workers: --drain-timeout in seconds; --drain-timeout-ms still works. And the SLO flags. */
+static void test_drain_and_slo_flags(void)
+{
+    struct fe_config c;
+    struct error err;
+    char *argv[17];
+    CHECK(parse(&c, &err, argv, "--drain-timeout", "5", NULL) == 0 && c.drain_ms == 5000);
+    fe_config_free(&c);
+    CHECK(parse(&c, &err, argv, "--drain-timeout-ms", "1500", NULL) == 0 && c.drain_ms == 1500);
+    fe_config_free(&c);
+    CHECK(parse(&c, &err, argv, NULL) == 0 && c.drain_ms == 30000 && c.slo_ttft_ms == 0);
+    fe_config_free(&c);
+    CHECK(parse(&c, &err, argv, "--drain-timeout", "-1", NULL) == -1 && strstr(err.msg, "--drain-timeout"));
+    fe_config_free(&c);
+    CHECK(parse(&c, &err, argv, "--slo-ttft-ms", "800", "--slo-tpot-ms", "40", NULL) == 0 && c.slo_ttft_ms == 800 &&
+          c.slo_tpot_ms == 40);
+    fe_config_free(&c);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR); /* the world-readable-file warning is not under test here */
@@ -175,6 +194,7 @@ int main(void)
     RUN(test_key_file);
     RUN(test_fail_closed);
     RUN(test_errors_do_not_quote);
+    RUN(test_drain_and_slo_flags);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

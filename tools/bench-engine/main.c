@@ -217,6 +217,14 @@ static double rss_mib(void)
     return kib / 1024;
 }
 
+static int usage(FILE *f)
+{
+    fprintf(f, "usage: pdserve-bench-engine --model DIR [--threads N] [--prompt-lens 128,512,2048] "
+               "[--decode-steps N] [--batch N] [--weights stored|q8] [--kv-dtype f32|f16|bf16] "
+               "[--check JSON] [--json] [--profile FILE]\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = NULL, *lens_arg = "128,512,2048", *check = NULL, *profile = NULL;
@@ -226,7 +234,7 @@ int main(int argc, char **argv)
                                           {"prompt-lens", 1, 0, 'p'}, {"decode-steps", 1, 0, 's'},
                                           {"batch", 1, 0, 'b'}, {"weights", 1, 0, 'w'},
                                           {"kv-dtype", 1, 0, 'k'}, {"check", 1, 0, 'c'},
-                                          {"json", 0, 0, 'j'}, {"profile", 1, 0, 'P'},
+                                          {"json", 0, 0, 'j'}, {"profile", 1, 0, 'P'}, {"help", 0, 0, 'h'},
                                           {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", longs, NULL)) != -1;) {
         if (c == 'm') dir = optarg;
@@ -239,14 +247,13 @@ int main(int argc, char **argv)
         else if (c == 'c') check = optarg;
         else if (c == 'j') json = 1;
         else if (c == 'P') profile = optarg;
-        else return 2;
+        else if (c == 'h') {
+            usage(stdout);
+            return 0;
+        } else return usage(stderr);
     }
-    if (!dir || kv_dtype < 0) {
-        fprintf(stderr, "usage: pdserve-bench-engine --model DIR [--threads N] [--prompt-lens 128,512,2048] "
-                        "[--decode-steps N] [--batch N] [--weights stored|q8] [--kv-dtype f32|f16|bf16] "
-                        "[--check JSON] [--json] [--profile FILE]\n");
-        return 2;
-    }
+    if (!dir || kv_dtype < 0)
+        return usage(stderr);
     int lens[8], n_lens = 0, max_len = 16;
     for (const char *p = lens_arg; *p && n_lens < 8; p += *p == ',')
         lens[n_lens] = (int)strtol(p, (char **)&p, 10), max_len = lens[n_lens] > max_len ? lens[n_lens] : max_len,
