@@ -47,7 +47,9 @@ grep -q "127.0.0.1:$HTTP_PORT is in use" "$WORK/busy.log" && [ $((SECONDS - star
 kill "$squatter"; wait "$squatter" 2>/dev/null || true
 # 2. a model folder the daemons refuse
 cp -r "$MODEL" "$WORK/broken"
-echo '{"architectures": ["NoSuchForCausalLM"], "model_type": "nope"}' >"$WORK/broken/config.json"
+python3 -c 'import json, sys
+c = json.load(open(sys.argv[1])); c["architectures"] = ["NoSuchForCausalLM"]; json.dump(c, open(sys.argv[1], "w"))' \
+    "$WORK/broken/config.json"
 start=$SECONDS
 if runlocal "$WORK/broken.log" MODEL="$WORK/broken"; then echo "FAIL run-local succeeded on a broken model"; exit 1; fi
 grep -q "exited (status [1-9]" "$WORK/broken.log" && grep -qi "NoSuchForCausalLM\|architecture" "$WORK/broken.log" &&

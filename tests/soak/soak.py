@@ -64,8 +64,8 @@ CASES = {
     "c-two-prompts": completion(["alpha beta", "gamma delta epsilon"], max_tokens=12, temperature=0, ignore_eos=True),
     "c-n2": completion("Once upon a time", n=2, max_tokens=20, temperature=0, ignore_eos=True),
     "c-stop": completion("Hello", stop=["ometres", "zzz"], max_tokens=16, temperature=0),  # stops mid-answer
-    "c-unknown-fields": completion("unknown fields are ignored", max_tokens=10, temperature=0,
-                                   bogus_field={"x": 1}, another_one=[1, 2]),
+    "c-asks-nothing": completion("unimplemented fields that ask for nothing pass", max_tokens=10, temperature=0,
+                                 logit_bias={}, suffix="", user="soak"),
     "c-one": completion("x", max_tokens=1, temperature=0),
     "c-multibyte": completion("héllo wörld ✓ 日本", max_tokens=24, temperature=0, ignore_eos=True),
     # greedy chat
@@ -390,6 +390,8 @@ def invalid_cases():
         ("top_p a string", http_request("POST", C, {**good, "top_p": "x"}), 400, "top_p", None),
         ("stop list too long", http_request("POST", C, {**good, "stop": ["a"] * 9}), 400, "stop", None),
         ("logprobs true on completions", http_request("POST", C, {**good, "logprobs": True}), 400, "logprobs", None),
+        ("an unknown field", http_request("POST", C, {**good, "bogus_field": {"x": 1}}), 400, "bogus_field", None),
+        ("logit_bias asked for", http_request("POST", C, {**good, "logit_bias": {"5": 10}}), 400, "logit_bias", None),
         ("stream_options without stream", http_request("POST", C, {**good, "stream_options": {"include_usage": True}}),
          400, "stream_options", None),
         ("prompt a number", http_request("POST", C, {**good, "prompt": 5}), 400, "prompt", None),
