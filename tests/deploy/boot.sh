@@ -36,7 +36,7 @@ boot_make_root $M
 ROOT=${BOOT_ROOT[$M]}
 # The one-node example as it is, but for a pool sized for the tiny model.
 cp deploy/examples/one-node/*.env "$ROOT/etc/pdserve/"
-sed -i 's|^PDSERVE_WORKER_ARGS=\(.*\)|PDSERVE_WORKER_ARGS=\1 --kv-blocks 512|' "$ROOT/etc/pdserve/cluster.env"
+sed -i 's|^PDSERVE_WORKER_ARGS=\(.*\)|PDSERVE_WORKER_ARGS=\1 --kv-blocks 1024|' "$ROOT/etc/pdserve/cluster.env"
 # The pinning drop-in of docs/deploy.md, on this machine's last core.
 PIN_CPU=$(($(nproc) - 1))
 install -d "$ROOT/etc/systemd/system/pdserve-decode@decode0.service.d"
@@ -239,9 +239,10 @@ echo "     e.g. $ex"
 # ---- stopping drains ----
 # `systemctl stop pdserve.target` returns once the target is stopped, which (ordering reversed on stop)
 # is before its daemons: they drain after it. So: wait for every unit to be inactive, within
-# TimeoutStopSec, and check how each exited.
+# TimeoutStopSec, and check how each exited. The stream is 10000 tokens (a pool of 1024 blocks of 16
+# holds it): the tiny model makes 4000 in about a second here, which sometimes ended before the stop.
 on_net $M curl -sN --max-time 120 "$FE/v1/completions" \
-    -d "{\"prompt\":\"$CANARY long\",\"max_tokens\":4000,\"ignore_eos\":true,\"stream\":true}" >"$WORK/long.out" &
+    -d "{\"prompt\":\"$CANARY long\",\"max_tokens\":10000,\"ignore_eos\":true,\"stream\":true}" >"$WORK/long.out" &
 LONG=$!
 for _ in $(seq 100); do
     [ "$(on_net $M curl -s "$FE/metrics" | awk '/^pdserve:num_requests_running/ { print $NF }')" = 1 ] && break
