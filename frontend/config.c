@@ -52,7 +52,11 @@ static void usage(FILE *f)
             "                           disaggregated TTFT would exceed N ms is prefilled on a colocated\n"
             "                           worker if that is sooner; colocated workers also decode for the\n"
             "                           prefill workers (default 0: off)\n"
-            "  --slo-tpot-ms N          with --slo-ttft-ms: only while that worker's TPOT stays within N ms\n");
+            "  --slo-tpot-ms N          with --slo-ttft-ms: only while that worker's TPOT stays within N ms\n"
+            "  --cors-origin ORIGIN     allow browsers on ORIGIN (or *): CORS headers on every answer, and\n"
+            "                           OPTIONS preflights answered 204 (default: none)\n"
+            "  --stats-interval-s N     a stats line (tokens/s, running, waiting, KV use) every N s while\n"
+            "                           there is work (default 10; 0: never)\n");
 }
 
 /* A key is what a client can send after "Bearer ": printable ASCII, no spaces (RFC 6750's token
@@ -130,6 +134,17 @@ static void defaults(struct fe_config *c)
     c->max_inflight = 4096;
     c->stale_ms = 5000;
     c->drain_ms = 30000;
+    c->stats_interval_s = 10;
+}
+
+/* An origin goes into a header line: printable ASCII, no spaces (e.g. https://app.example:8443, or *). */
+static int cors_ok(const char *v, struct error *err)
+{
+    size_t n = strlen(v);
+    for (size_t i = 0; i < n; i++)
+        if (!isgraph((unsigned char)v[i]))
+            return error_set(err, "--cors-origin: an origin is printable ASCII without spaces");
+    return n && n < 256 ? 0 : error_set(err, "--cors-origin: 1 to 255 characters");
 }
 
 static int set_size(const char *flag, const char *v, size_t *out, struct error *err)
@@ -172,6 +187,8 @@ static int one_flag(struct fe_config *c, int opt, const char *v, const char *fla
         if ((c->logprobs_mode = sample_logprobs_mode_parse(v)) < 0)
             return error_set(err, "--logprobs-mode %s: expected raw_logprobs or processed_logprobs", v);
         return 0;
+    case 'O': c->cors_origin = v; return cors_ok(v, err);
+    case 'Q': return num(flag, v, 0, 86400, &c->stats_interval_s, err);
     case 's': return num(flag, v, 0, 1 << 30, &c->slo_ttft_ms, err);
     case 'S': return num(flag, v, 0, 1 << 30, &c->slo_tpot_ms, err);
     case 'C': c->cluster_key_file = v; return 0;
@@ -221,7 +238,8 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
         {"body-timeout-ms", 1, 0, 'T'}, {"idle-timeout-ms", 1, 0, 'I'}, {"worker-timeout-ms", 1, 0, 'w'},
         {"drain-timeout-ms", 1, 0, 'D'}, {"drain-timeout", 1, 0, 'r'}, {"logprobs-mode", 1, 0, 'M'},
         {"cluster-key-file", 1, 0, 'C'}, {"insecure-cluster", 0, 0, 'X'},
-        {"slo-ttft-ms", 1, 0, 's'}, {"slo-tpot-ms", 1, 0, 'S'},
+        {"slo-ttft-ms", 1, 0, 's'}, {"slo-tpot-ms", 1, 0, 'S'}, {"cors-origin", 1, 0, 'O'},
+        {"stats-interval-s", 1, 0, 'Q'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     defaults(c);
     int opt, idx;

@@ -163,6 +163,7 @@ int fe_start(struct fe *fe, struct error *err)
         fe->cluster = NULL;
         return -1;
     }
+    oplog_start(fe);
     log_info("listening on http://%s:%d (workers register at %s:%d)%s", fe->cfg.host, http_server_port(fe->http),
              fe->cfg.ucx_host, cluster_port(fe->cluster),
              fe->cfg.n_keys ? "; API keys required" : "; no API key: any client that reaches the port may use it");
@@ -204,6 +205,7 @@ void fe_stop(struct fe *fe)
 {
     fe_notify_stopping(fe);
     fe_memory_stop(fe);
+    oplog_stop(fe);
     gen_abort_all(fe);
     if (fe->http)
         http_server_close(fe->http);

@@ -38,6 +38,8 @@ struct fe_config {
     const char *cluster_key_file; /* NULL: systemd's credential, or none */
     bool insecure_cluster;        /* no key needed on a non-loopback --ucx-host */
     int slo_ttft_ms, slo_tpot_ms; /* SLO-aware routing (route_slo.h); 0: off */
+    const char *cors_origin;      /* NULL: no CORS headers, OPTIONS is a 405 */
+    int stats_interval_s;         /* 0: no stats lines (oplog.c) */
 };
 
 /* Parses argv (and PDSERVE_API_KEY) into c. Exits 0 on --help; returns -1 with err on a bad flag. */
@@ -74,6 +76,10 @@ struct fe {
     uv_timer_t watchdog;
     bool watchdog_on;
     uv_timer_t trim_timer;      /* memory.c */
+    uv_timer_t stats_timer;     /* oplog.c */
+    bool stats_on;
+    uint64_t stats_prompt, stats_gen; /* token counts at the last stats line */
+    char cors_headers[512];
     int trim_timer_state;       /* 0 not made yet, 1 made, -1 closed at shutdown */
     size_t parsed_since_trim;
 };
@@ -118,6 +124,11 @@ void gen_on_message(void *fe, struct cl_worker *from, struct wire_msg *msg);
 void gen_on_worker_lost(void *fe, struct cl_worker *w, const char *reason);
 /* Aborts every request in flight (shutdown). */
 void gen_abort_all(struct fe *fe);
+
+/* oplog.c: request ids, the access log, the stats line and CORS headers (after the HTTP server starts). */
+void oplog_request_id(struct http_request *req);
+void oplog_start(struct fe *fe);
+void oplog_stop(struct fe *fe);
 
 /* memory.c: the malloc policy (call once at start), a trim when a burst of bodies is over, and the
  * trim timer closed (fe_stop). */

@@ -90,10 +90,34 @@ static void respond_whole(struct gen_req *g)
     free(body);
 }
 
+/* The access log's note (oplog.c): token counts and the first token's latency, never text. */
+static void note_request(struct gen_req *g)
+{
+    long out = 0;
+    uint64_t first = 0;
+    for (int i = 0; i < g->n_seqs; i++) {
+        out += g->seqs[i].n_tokens;
+        if (g->seqs[i].t_first && (!first || g->seqs[i].t_first < first))
+            first = g->seqs[i].t_first;
+    }
+    if (!g->http)
+        return;
+    int n = snprintf(g->http->note, sizeof g->http->note, "%s in=%ld out=%ld", g->meta.id, g->prompt_tokens, out);
+    if (first && n > 0 && (size_t)n < sizeof g->http->note)
+        snprintf(g->http->note + n, sizeof g->http->note - (size_t)n, " ttft=%.1fms",
+                 (double)(first - g->t0) / 1e6);
+}
+
 /* Every sequence has finished: the answer's end. */
 static void req_complete(struct gen_req *g)
 {
     struct fe *fe = g->fe;
+    note_request(g);
+    long out = 0;
+    for (int i = 0; i < g->n_seqs; i++)
+        out += g->seqs[i].n_tokens;
+    histogram_observe(&fe->metrics.prompt_len, (double)g->prompt_tokens);
+    histogram_observe(&fe->metrics.gen_len, (double)out);
     histogram_observe(&fe->metrics.e2e, secs(uv_hrtime() - g->t0));
     for (int i = 0; i < g->n_seqs; i++)
         count_finish(fe, &g->seqs[i]);
@@ -121,7 +145,8 @@ static void req_complete(struct gen_req *g)
 static void req_fail(struct gen_req *g, int status, const char *message)
 {
     struct fe *fe = g->fe;
-    log_warn("gen: request %s failed: %s", g->meta.id, message);
+    log_warn("gen: request %s (id %s) failed: %s", g->meta.id, g->rid, message);
+    note_request(g);
     for (int i = 0; i < g->n_seqs; i++) {
         if (g->seqs[i].finish == FINISH_NONE)
             g->seqs[i].finish = FINISH_ERROR;
@@ -174,7 +199,8 @@ static int seq_dispatch(struct gen_seq *s, struct apierr *e)
     s->queue_ahead = need.queue_ahead;
     s->tries++;
     fe->n_inflight++;
-    log_debug("gen: %s choice %d is request %llu on %s worker %u, decode worker %u", g->meta.id, s->index,
+    log_debug("gen: %s (id %s) choice %d is request %llu on %s worker %u, decode worker %u", g->meta.id, g->rid,
+              s->index,
               (unsigned long long)s->id, cluster_role_name(p->role), p->id, d->id);
     return 0;
 }
@@ -211,7 +237,7 @@ static void on_client_gone(struct http_request *req, void *user)
 {
     (void)req;
     struct gen_req *g = user;
-    log_info("gen: client of %s went away; aborting its work on the workers", g->meta.id);
+    log_info("gen: client of %s (id %s) went away; aborting its work on the workers", g->meta.id, g->rid);
     g->http = NULL;
     if (g->preparing)
         return; /* prep_done frees it */
@@ -337,6 +363,7 @@ void gen_start(struct fe *fe, struct http_request *req, enum api_kind kind)
     g->body_len = req->body_len;
     oai_meta_init(&g->meta, kind, fe->served_name, false); /* its id names the request in logs */
     g->meta.fingerprint = fe->fingerprint;
+    snprintf(g->rid, sizeof g->rid, "%s", req->id);
     g->http = req;
     req->user = g;
     req->on_abort = on_client_gone;
@@ -400,7 +427,7 @@ static void seq_retry_or_fail(struct gen_seq *s, int status, const char *why)
     struct apierr e;
     if (!s->started && s->tries < MAX_TRIES && status != 400) {
         if (seq_dispatch(s, &e) == 0) {
-            log_info("gen: %s re-routed (%s)", g->meta.id, msg);
+            log_info("gen: %s (id %s) re-routed (%s)", g->meta.id, g->rid, msg);
             return;
         }
         snprintf(msg, sizeof msg, "%s", e.message);

@@ -53,6 +53,7 @@ struct gen_req {
     struct http_request *http;  /* NULL once the client has gone */
     struct api_request api;
     struct oai_meta meta;
+    char rid[72];               /* the request's X-Request-Id, for log lines */
     struct prompt_set prompts;
     int n_seqs, n_live;
     struct gen_seq *seqs;

@@ -122,6 +122,8 @@ void http_conn_request_done(struct http_conn *c, struct http_request *req)
     bool keep = req->keep_alive && !c->srv->draining;
     if (c->active == req)
         c->active = NULL;
+    if (c->srv->on_done)
+        c->srv->on_done(req, false, c->srv->ctx);
     http_request_free(req);
     if (c->closed || c->closing || c->dead)
         return;
@@ -160,6 +162,8 @@ static void abort_active(struct http_conn *c)
     r->state = RQ_DONE;
     if (r->on_abort)
         r->on_abort(r, r->user);
+    if (c->srv->on_done)
+        c->srv->on_done(r, true, c->srv->ctx);
     http_request_free(r);
 }
 
@@ -265,13 +269,14 @@ void http_conn_fail(struct http_conn *c, int status, const char *code, const cha
         return;
     abort_active(c);
     char *body = apierr_json_simple(status, code, message);
-    char head[256];
+    char head[1024];
     size_t blen = body ? strlen(body) : 0;
     int hl = snprintf(head, sizeof head,
                       "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                      "Connection: close\r\n\r\n",
-                      status, http_status_text(status), blen);
-    http_conn_write(c, head, (size_t)hl);
+                      "Connection: close\r\n%s\r\n",
+                      status, http_status_text(status), blen,
+                      c->srv->response_headers ? c->srv->response_headers : "");
+    http_conn_write(c, head, hl < (int)sizeof head ? (size_t)hl : sizeof head - 1);
     if (body)
         http_conn_write(c, body, blen);
     free(body);
@@ -363,6 +368,8 @@ struct http_server *http_server_new(uv_loop_t *loop, const char *host, int port,
 }
 
 int http_server_port(const struct http_server *s) { return s->port; }
+void http_server_set_response_headers(struct http_server *s, const char *lines) { s->response_headers = lines; }
+void http_server_on_done(struct http_server *s, http_done_fn fn) { s->on_done = fn; }
 int http_server_conn_count(const struct http_server *s) { return s->n_conns; }
 
 /* The listener's close callback frees the server once http_server_close was called too. */

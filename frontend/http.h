@@ -60,6 +60,10 @@ struct http_request {
     size_t body_len;
     bool keep_alive;
     uint64_t received_ns; /* uv_hrtime() when the request was complete */
+    int status;           /* of the answer, once its head is written; 0 before */
+    char id[72];          /* sent back as X-Request-Id when set (by the handler) */
+    char note[128];       /* what the handler adds to the access log line (never content) */
+    const char *route;    /* static: the path as the access log names it (the handler sets it) */
 
     /* Set by the handler if it answers later: called once, on the loop thread, when the client has
      * gone (disconnect, write error, server shutdown) before the request ended. The handler must stop
@@ -99,6 +103,13 @@ void http_server_stop_accepting(struct http_server *s);
 /* Stops listening and closes every connection (in-flight requests get on_abort). The server is freed
  * once all its handles have closed, which needs the loop to run a little longer. */
 void http_server_close(struct http_server *s);
+
+/* Header lines (each ending "\r\n") added to every answer, e.g. CORS; borrowed, NULL for none. */
+void http_server_set_response_headers(struct http_server *s, const char *lines);
+/* Called when a dispatched request ends, answered (aborted false) or because its client went away
+ * (aborted true; req->status is what was sent, 0 if nothing), just before it is freed. */
+typedef void (*http_done_fn)(const struct http_request *req, bool aborted, void *ctx);
+void http_server_on_done(struct http_server *s, http_done_fn fn);
 
 /* Value of a header (name lower-case), or NULL. */
 const char *http_header(const struct http_request *req, const char *name);

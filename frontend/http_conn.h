@@ -25,6 +25,8 @@ struct http_server {
     bool listener_closed;
     struct http_conn *conns; /* doubly linked */
     struct log_limit refused_log, accept_log; /* floods of refused connections log one line a minute */
+    const char *response_headers; /* added to every answer */
+    http_done_fn on_done;
 };
 
 struct http_conn {

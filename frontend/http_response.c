@@ -97,14 +97,18 @@ static void write_head(struct http_request *r, int status, const char *ctype, lo
                        const char *extra)
 {
     char head[1024];
+    r->status = status;
     int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nServer: pdserve\r\nContent-Type: %s\r\n", status,
                      http_status_text(status), ctype ? ctype : "application/octet-stream");
     if (length >= 0)
         n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %lld\r\n", length);
     else if (r->chunked_out)
         n += snprintf(head + n, sizeof head - (size_t)n, "Transfer-Encoding: chunked\r\n");
-    n += snprintf(head + n, sizeof head - (size_t)n, "Connection: %s\r\n%s\r\n",
-                  r->keep_alive && !r->conn->srv->draining ? "keep-alive" : "close", extra ? extra : "");
+    if (r->id[0])
+        n += snprintf(head + n, sizeof head - (size_t)n, "X-Request-Id: %s\r\n", r->id);
+    n += snprintf(head + n, sizeof head - (size_t)n, "Connection: %s\r\n%s%s\r\n",
+                  r->keep_alive && !r->conn->srv->draining ? "keep-alive" : "close",
+                  r->conn->srv->response_headers ? r->conn->srv->response_headers : "", extra ? extra : "");
     if (n >= (int)sizeof head) {
         log_error("http: response head for status %d longer than %zu bytes; extra headers cut", status,
                   sizeof head);

@@ -33,6 +33,10 @@ void metrics_init(struct metrics *m)
               "Arrival to dispatch at the frontend (parse, template, tokenize, route).", lat, 19);
     hist_init(&m->fe_token, "pdserve:frontend_token_processing_seconds",
               "Frontend time per TOKENS message: detokenize, stop strings, shape and write the chunk.", tiny, 12);
+    static const double toks[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000,
+                                  100000, 200000};
+    hist_init(&m->prompt_len, "pdserve:request_prompt_tokens", "Prompt tokens per finished request.", toks, 17);
+    hist_init(&m->gen_len, "pdserve:request_generation_tokens", "Generated tokens per finished request.", toks, 17);
 }
 
 void histogram_observe(struct histogram *h, double v)
@@ -203,7 +207,7 @@ char *metrics_render(const struct metrics *m, struct cluster *c, int running, co
         put_router(&o, c);
         put_cluster_port(&o, c);
     }
-    const struct histogram *hs[] = {&m->ttft, &m->tpot, &m->e2e, &m->queue, &m->fe_token};
+    const struct histogram *hs[] = {&m->ttft, &m->tpot, &m->e2e, &m->queue, &m->fe_token, &m->prompt_len, &m->gen_len};
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         put_hist(&o, hs[i], model);
     *len = o.len;

@@ -27,6 +27,7 @@ struct metrics {
     uint64_t prompt_tokens, generation_tokens;
     uint64_t http_requests[6]; /* by status class: 1xx..5xx, index 1..5 */
     struct histogram ttft, tpot, e2e, queue, fe_token;
+    struct histogram prompt_len, gen_len; /* tokens per request (vLLM's request_*_tokens) */
 };
 
 void metrics_init(struct metrics *m);

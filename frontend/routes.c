@@ -127,6 +127,7 @@ static void chat(struct fe *fe, struct http_request *req) { generate(fe, req, AP
 
 struct route {
     const char *path; /* the whole path, or with `prefix` its start */
+    const char *log_as; /* the path in the access log: the route, never what a client put in it */
     int method;
     bool auth;
     void (*fn)(struct fe *, struct http_request *);
@@ -134,14 +135,14 @@ struct route {
 };
 
 static const struct route routes[] = {
-    {"/v1/completions", HTTP_POST, true, completions, false},
-    {"/v1/chat/completions", HTTP_POST, true, chat, false},
-    {"/v1/models", HTTP_GET, true, models, false},
-    {"/v1/models/", HTTP_GET, true, model_one, true},
-    {"/tokenize", HTTP_POST, true, fe_tokenize, false},
-    {"/detokenize", HTTP_POST, true, fe_detokenize, false},
-    {"/health", HTTP_GET, false, health, false},
-    {"/metrics", HTTP_GET, false, metrics, false},
+    {"/v1/completions", "/v1/completions", HTTP_POST, true, completions, false},
+    {"/v1/chat/completions", "/v1/chat/completions", HTTP_POST, true, chat, false},
+    {"/v1/models", "/v1/models", HTTP_GET, true, models, false},
+    {"/v1/models/", "/v1/models/{model}", HTTP_GET, true, model_one, true},
+    {"/tokenize", "/tokenize", HTTP_POST, true, fe_tokenize, false},
+    {"/detokenize", "/detokenize", HTTP_POST, true, fe_detokenize, false},
+    {"/health", "/health", HTTP_GET, false, health, false},
+    {"/metrics", "/metrics", HTTP_GET, false, metrics, false},
 };
 
 static bool authorized(struct fe *fe, struct http_request *req)
@@ -152,11 +153,31 @@ static bool authorized(struct fe *fe, struct http_request *req)
     return h && strncasecmp(h, "Bearer ", 7) == 0 && fe_config_key_ok(&fe->cfg, h + 7);
 }
 
+/* A browser's CORS preflight, with --cors-origin: allowed, with what it may send. */
+static bool preflight(struct fe *fe, struct http_request *req)
+{
+    if (!fe->cfg.cors_origin || req->method != HTTP_OPTIONS)
+        return false;
+    http_respond(req, 204, "text/plain", "", 0,
+                 "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+                 "Access-Control-Allow-Headers: Authorization, Content-Type, X-Request-Id\r\n"
+                 "Access-Control-Max-Age: 600\r\n");
+    return true;
+}
+
 void routes_handle(struct http_request *req, void *ctx)
 {
     struct fe *fe = ctx;
     struct apierr e;
     const struct route *known = NULL;
+    oplog_request_id(req);
+    req->route = "(no such path)";
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
+        if (routes[i].prefix ? !strncmp(req->path, routes[i].path, strlen(routes[i].path))
+                             : !strcmp(req->path, routes[i].path))
+            req->route = routes[i].log_as;
+    if (preflight(fe, req))
+        return;
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
         const struct route *r = &routes[i];
         if (r->prefix ? strncmp(req->path, r->path, strlen(r->path)) != 0 : strcmp(req->path, r->path) != 0)

@@ -20,9 +20,11 @@ for k in k2 k3; do
     [ "$code" = 200 ] && echo "ok   API key $k (from $([ $k = k2 ] && echo PDSERVE_API_KEY || echo --api-key-file)) accepted" || { echo "FAIL key $k: $code"; exit 1; }
 done
 ulimit -n 4096
-python3 tests/frontend/raw.py "$HTTP_PORT" k1
+python3 tests/frontend/raw.py "$HTTP_PORT" k1 | tee "$WORK/raw.out"
 wait_idle
 echo "ok   the hung-up requests were aborted: nothing running, every KV block free"
 aborts=$(metric 'pdserve:request_success_total{model_name="model",finished_reason="abort"}')
-[ "$aborts" -ge 2 ] && echo "ok   both aborts counted in /metrics ($aborts)" || { echo "FAIL no abort counted"; exit 1; }
+# An answer the server had finished before its client hung up (a fast model on a slow machine) is no abort.
+due=$(sed -n 's/^aborts due: //p' "$WORK/raw.out")
+[ "$aborts" -ge "$due" ] && echo "ok   $aborts aborts counted in /metrics ($due due)" || { echo "FAIL $aborts aborts counted, $due due"; exit 1; }
 stop_frontend

@@ -74,7 +74,7 @@ refused() { # refused EXIT_CODE MESSAGE ARGS...: the planner exits so, saying so
     set +e; "$PLAN" "$@" >/dev/null 2>"$TMP/err"; rc=$?; set -e
     [ $rc -eq "$want" ] && grep -q -- "$msg" "$TMP/err" || fail "$* gave $rc: $(cat "$TMP/err")"
 }
-refused 2 "missing" --slo-ttft-ms 1 --slo-tpot-ms 1
+refused 2 "missing --profile" --slo-ttft-ms 1 --slo-tpot-ms 1
 refused 2 "--deployment 3X" simulate --profile "$TMP/const.json" --deployment 3X --rate 1 --slo-ttft-ms 1 --slo-tpot-ms 1
 refused 2 "--attainment" --profile "$TMP/const.json" --attainment 2 --slo-ttft-ms 1 --slo-tpot-ms 1
 echo '{"passes":[{"threads":1,"tokens":1,"attn":1,"logits":1,"secs":1}]}' >"$TMP/few.json"

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,19 @@ struct opts {
     double attainment;
     int nodes, cores, json, max_rate, simulate;
 };
+
+/* Prints "pdserve-plan: MESSAGE" to stderr and returns code (the exit status to give). */
+static int die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int die(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "pdserve-plan: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
 
 static void usage(FILE *f)
 {
@@ -117,22 +131,25 @@ static void parse(int argc, char **argv, struct opts *o)
         case 'j': o->json = 1; break;
         case 'd':
             if (parse_deployment(optarg, &o->dep))
-                fprintf(stderr, "pdserve-plan: --deployment %s: expected like 1P+1D or 2C\n", optarg), exit(2);
+                exit(die(2, "--deployment %s: expected like 1P+1D or 2C", optarg));
             break;
         case 't': o->dep.threads = (int)num("--threads", optarg, 1); break;
         case 'R': o->rates = optarg; break;
         case 'M': o->max_rate = 1; break;
-        case 'h': usage(stdout), exit(0);
-        default: usage(stderr), exit(2);
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
         }
     }
     const char *missing = !o->profile ? "--profile" : !o->slo.ttft_ms ? "--slo-ttft-ms" : !o->slo.tpot_ms ? "--slo-tpot-ms"
                         : o->simulate && !o->dep.n_coloc && !o->dep.n_prefill ? "--deployment"
                         : o->simulate && !o->rates && !o->max_rate ? "--rate" : NULL;
-    if (missing || optind < argc)
-        fprintf(stderr, "pdserve-plan: %s\n", missing ? "missing" : "unexpected argument"), usage(stderr), exit(2);
+    if (missing || optind < argc) {
+        die(2, "%s %s", missing ? "missing" : "unexpected argument", missing ? missing : argv[optind]);
+        usage(stderr);
+        exit(2);
+    }
     if (o->attainment > 1)
-        fprintf(stderr, "pdserve-plan: --attainment is a share, 0 … 1\n"), exit(2);
+        exit(die(2, "--attainment is a share, 0 … 1"));
 }
 
 /* One simulated run at `rate` (a node's rate × nodes: the cluster's). */
@@ -154,9 +171,8 @@ static int simulate_at(const struct opts *o, const struct profile *p, double rat
     struct sim_result r;
     struct request *reqs = workload_make(&o->w, rate, err, sizeof err);
     if (!reqs || sim_run(p, &o->dep, &o->link, reqs, o->w.n, &o->slo, &r, err, sizeof err)) {
-        fprintf(stderr, "pdserve-plan: %s\n", err);
         free(reqs);
-        return 1;
+        return die(1, "%s", err);
     }
     free(reqs);
     print_result(o, rate, 1, &r);
@@ -173,7 +189,7 @@ static int simulate(const struct opts *o, const struct profile *p)
         char *end;
         double rate = strtod(s, &end);
         if (end == s || rate <= 0)
-            return fprintf(stderr, "pdserve-plan: --rate %s: expected rates > 0, comma-separated\n", o->rates), 2;
+            return die(2, "--rate %s: expected rates > 0, comma-separated", o->rates);
         if (simulate_at(o, p, rate))
             return 1;
         s = end;
@@ -186,49 +202,55 @@ static int simulate(const struct opts *o, const struct profile *p)
     return 0;
 }
 
+/* Writes a whole file under node_dir; -1 (errno set) on failure. */
+static int write_file(const char *node_dir, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int write_file(const char *node_dir, const char *name, const char *fmt, ...)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", node_dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    return fclose(f) ? -1 : 0;
+}
+
+static int make_dir(const char *path) { return mkdir(path, 0755) && errno != EEXIST ? -1 : 0; }
+
+/* One worker of a node: NAME.env with its cluster-unique id, and a drop-in pinning it to its cores. */
+static int write_worker(const char *node_dir, const struct deployment *d, int i, int id, char *units, size_t cap)
+{
+    const char *kind = i < d->n_prefill ? "prefill" : "decode";
+    char name[64], dropin[4200];
+    snprintf(name, sizeof name, "%s%d.env", kind, id);
+    snprintf(dropin, sizeof dropin, "%s/pdserve-%s@%s%d.service.d", node_dir, kind, kind, id);
+    snprintf(units + strlen(units), cap - strlen(units), "pdserve-%s@%s%d.service\n", kind, kind, id);
+    if (write_file(node_dir, name, "PDSERVE_ID=%d\nPDSERVE_ARGS=\"%s\"\n", id, d->n_coloc ? "--colocated" : "") ||
+        make_dir(dropin))
+        return -1;
+    return write_file(dropin, "pin.conf", "[Service]\nCPUAffinity=%d-%d\n", i * d->threads, (i + 1) * d->threads - 1);
+}
+
 /* The chosen plan as /etc/pdserve files: DIR/nodeK/{cluster.env, NAME.env, pin drop-ins, units}. */
 static int write_node(const char *dir, int node, const struct deployment *d)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/node%d", dir, node + 1);
-    if (mkdir(dir, 0755) && errno != EEXIST)
+    char node_dir[4096], units[4096] = "";
+    int n = d->n_prefill + d->n_decode + d->n_coloc;
+    snprintf(node_dir, sizeof node_dir, "%s/node%d", dir, node + 1);
+    if (make_dir(dir) || make_dir(node_dir))
         return -1;
-    if (mkdir(path, 0755) && errno != EEXIST)
+    if (write_file(node_dir, "cluster.env", "# written by pdserve-plan: add PDSERVE_MODEL and PDSERVE_FRONTEND\n"
+                   "PDSERVE_WORKER_ARGS=\"--threads %d --token-budget %d --max-batch %d\"\n",
+                   d->threads, d->token_budget, d->max_batch))
         return -1;
-    int n = d->n_prefill + d->n_decode + d->n_coloc, rc = 0;
-    FILE *units = fopen((snprintf(path, sizeof path, "%s/node%d/units", dir, node + 1), path), "w");
-    FILE *env = fopen((snprintf(path, sizeof path, "%s/node%d/cluster.env", dir, node + 1), path), "w");
-    if (!units || !env)
-        rc = -1;
-    else
-        fprintf(env, "# written by pdserve-plan: add PDSERVE_MODEL and PDSERVE_FRONTEND\n"
-                     "PDSERVE_WORKER_ARGS=\"--threads %d --token-budget %d --max-batch %d\"\n",
-                d->threads, d->token_budget, d->max_batch);
-    for (int i = 0; i < n && rc == 0; i++) {
-        bool pf = i < d->n_prefill;
-        const char *kind = pf ? "prefill" : "decode";
-        int id = node * n + i + 1;
-        fprintf(units, "pdserve-%s@%s%d.service\n", kind, kind, id);
-        snprintf(path, sizeof path, "%s/node%d/%s%d.env", dir, node + 1, kind, id);
-        FILE *f = fopen(path, "w");
-        snprintf(path, sizeof path, "%s/node%d/pdserve-%s@%s%d.service.d", dir, node + 1, kind, kind, id);
-        if (!f || (mkdir(path, 0755) && errno != EEXIST))
-            rc = -1;
-        else
-            fprintf(f, "PDSERVE_ID=%d\nPDSERVE_ARGS=\"%s\"\n", id, d->n_coloc ? "--colocated" : "");
-        if (f)
-            fclose(f);
-        FILE *pin = rc ? NULL : fopen((strcat(path, "/pin.conf"), path), "w");
-        if (pin)
-            fprintf(pin, "[Service]\nCPUAffinity=%d-%d\n", i * d->threads, (i + 1) * d->threads - 1), fclose(pin);
-        else
-            rc = -1;
-    }
-    if (units)
-        fclose(units);
-    if (env)
-        fclose(env);
-    return rc;
+    for (int i = 0; i < n; i++)
+        if (write_worker(node_dir, d, i, node * n + i + 1, units, sizeof units))
+            return -1;
+    return write_file(node_dir, "units", "%s", units);
 }
 
 struct candidate {
@@ -292,11 +314,11 @@ static int plan(const struct opts *o, const struct profile *p)
             best = i, best_gpc = gpc > best_gpc ? gpc : best_gpc;
     }
     if (n == 0 || c[best].rate == 0)
-        return fprintf(stderr, "pdserve-plan: no deployment of %d cores meets these SLOs even unloaded\n", o->cores), 1;
+        return die(1, "no deployment of %d cores meets these SLOs even unloaded", o->cores);
     report(o, p, c, n, best);
     for (int k = 0; o->write_env && k < o->nodes; k++)
         if (write_node(o->write_env, k, &c[best].d))
-            return fprintf(stderr, "pdserve-plan: cannot write %s: %s\n", o->write_env, strerror(errno)), 1;
+            return die(1, "cannot write %s: %s", o->write_env, strerror(errno));
     return 0;
 }
 
@@ -307,7 +329,7 @@ int main(int argc, char **argv)
     char err[512];
     parse(argc, argv, &o);
     if (profile_load(o.profile, &p, err, sizeof err))
-        return fprintf(stderr, "pdserve-plan: %s\n", err), 1;
+        return die(1, "%s", err);
     if (!o.json)
         for (int i = 0; i < p.n_models; i++)
             if (p.by_threads[i].n_samples)

@@ -46,6 +46,8 @@ struct profile {
 };
 
 int profile_load(const char *path, struct profile *p, char *err, int errlen);
+/* Formats a message into err (errlen bytes) and returns -1. */
+int plan_error(char *err, int errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 const struct cost_model *profile_cost(const struct profile *p, int threads);
 double pass_secs(const struct cost_model *m, const struct pass *x);
 

@@ -11,6 +11,7 @@
  * are then made non-decreasing and positive. */
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -146,6 +147,15 @@ static int fit(const struct sample *s, int n, struct cost_model *m)
     return 0;
 }
 
+int plan_error(char *err, int errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, (size_t)errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
 double pass_secs(const struct cost_model *m, const struct pass *x)
 {
     double t = m->c[0] + m->c[1] * x->tokens + m->c[2] * x->prompt_attn + m->c[3] * x->decode_attn +
@@ -186,7 +196,7 @@ static int load_costs(json_t *costs, struct profile *p, char *err, int errlen)
         int threads = (int)json_integer_value(json_object_get(e, "threads"));
         struct cost_model *m = threads > 0 ? model_for(p, threads) : NULL;
         if (!m || !json_is_array(c) || json_array_size(c) != 5)
-            return snprintf(err, errlen, "cost[%zu]: needs \"threads\" ≥ 1 and \"c\": [5 numbers]", i), -1;
+            return plan_error(err, errlen, "cost[%zu]: needs \"threads\" ≥ 1 and \"c\": [5 numbers]", i);
         for (int j = 0; j < 5; j++)
             m->c[j] = json_number_value(json_array_get(c, j));
     }
@@ -209,13 +219,13 @@ static int fit_passes(json_t *passes, int threads, struct profile *p, char *err,
                                 json_number_value(json_object_get(e, "logits"))},
                                json_number_value(json_object_get(e, "secs"))};
         if (!(s[n].secs > 0))
-            return snprintf(err, errlen, "passes[%zu]: \"secs\" must be > 0", i), -1;
+            return plan_error(err, errlen, "passes[%zu]: \"secs\" must be > 0", i);
         n++;
     }
     struct cost_model *m = model_for(p, threads);
     if (!m || fit(s, n, m))
-        return snprintf(err, errlen, "%d-thread passes: need two more passes than distinct token "
-                                     "counts, with prompt and decode attention varying at equal token counts", threads), -1;
+        return plan_error(err, errlen, "%d-thread passes: need two more passes than distinct token "
+                                     "counts, with prompt and decode attention varying at equal token counts", threads);
     return 0;
 }
 
@@ -226,7 +236,7 @@ static int load_passes(json_t *passes, struct profile *p, char *err, int errlen)
     json_array_foreach(passes, i, e) {
         int threads = (int)json_integer_value(json_object_get(e, "threads"));
         if (threads < 1)
-            return snprintf(err, errlen, "passes[%zu]: needs \"threads\" ≥ 1", i), -1;
+            return plan_error(err, errlen, "passes[%zu]: needs \"threads\" ≥ 1", i);
         if (!profile_cost(p, threads) && fit_passes(passes, threads, p, err, errlen))
             return -1;
     }
@@ -238,7 +248,7 @@ int profile_load(const char *path, struct profile *p, char *err, int errlen)
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root)
-        return snprintf(err, errlen, "%s: %s (line %d)", path, je.text, je.line), -1;
+        return plan_error(err, errlen, "%s: %s (line %d)", path, je.text, je.line);
     memset(p, 0, sizeof *p);
     snprintf(p->model, sizeof p->model, "%s", json_string_value(json_object_get(root, "model")) ?: "");
     p->kv_bytes_per_token = json_number_value(json_object_get(root, "kv_bytes_per_token"));
@@ -249,9 +259,9 @@ int profile_load(const char *path, struct profile *p, char *err, int errlen)
     else if (json_is_array(passes))
         rc = load_passes(passes, p, err, errlen);
     else
-        snprintf(err, errlen, "%s: neither \"passes\" nor \"cost\"", path);
+        plan_error(err, errlen, "%s: neither \"passes\" nor \"cost\"", path);
     json_decref(root);
     if (rc == 0 && p->n_models == 0)
-        return snprintf(err, errlen, "%s: no passes", path), -1;
+        return plan_error(err, errlen, "%s: no passes", path);
     return rc;
 }

@@ -261,9 +261,9 @@ int sim_run(const struct profile *p, const struct deployment *d, const struct li
     struct sim s = {.cost = profile_cost(p, d->threads), .d = d, .l = l, .kv_bytes_per_token = p->kv_bytes_per_token};
     s.n_w = d->n_prefill + d->n_decode + d->n_coloc;
     if (!s.cost)
-        return snprintf(err, errlen, "the profile has no %d-thread passes", d->threads), -1;
+        return plan_error(err, errlen, "the profile has no %d-thread passes", d->threads);
     if (s.n_w > 64 || (d->n_coloc ? d->n_prefill + d->n_decode : !d->n_prefill || !d->n_decode))
-        return snprintf(err, errlen, "a deployment is prefill + decode workers or colocated ones (≤ 64)"), -1;
+        return plan_error(err, errlen, "a deployment is prefill + decode workers or colocated ones (≤ 64)");
     s.reqs = calloc((size_t)n, sizeof *s.reqs);
     s.w = calloc((size_t)s.n_w, sizeof *s.w);
     for (int i = 0; i < n; i++)

@@ -30,7 +30,7 @@ static int read_dataset(const char *path, int (**pairs)[2], char *err, int errle
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return snprintf(err, errlen, "%s: cannot open", path), -1;
+        return plan_error(err, errlen, "%s: cannot open", path);
     int n = 0, cap = 0, in, out, line = 0;
     char buf[256];
     *pairs = NULL;
@@ -39,7 +39,7 @@ static int read_dataset(const char *path, int (**pairs)[2], char *err, int errle
         if (buf[0] == '#' || buf[0] == '\n')
             continue;
         if (sscanf(buf, "%d %d", &in, &out) != 2 || in < 1 || out < 1) {
-            snprintf(err, errlen, "%s:%d: expected \"input_tokens output_tokens\", both ≥ 1", path, line);
+            plan_error(err, errlen, "%s:%d: expected \"input_tokens output_tokens\", both ≥ 1", path, line);
             n = -1;
             break;
         }
@@ -49,7 +49,7 @@ static int read_dataset(const char *path, int (**pairs)[2], char *err, int errle
     }
     fclose(f);
     if (n == 0)
-        snprintf(err, errlen, "%s: no requests", path), n = -1;
+        n = plan_error(err, errlen, "%s: no requests", path);
     if (n < 0)
         free(*pairs), *pairs = NULL;
     return n;
