@@ -5,8 +5,9 @@
 #  - readiness: a decode worker started while the frontend is masked stays `activating` (no READY=1);
 #    `systemctl start pdserve.target` returns once the frontend is ready and both workers registered,
 #    /health is 200 at once, a completion answers;
-#  - the watchdog: a SIGSTOPped worker is killed (SIGABRT) by systemd after WatchdogSec and restarted;
-#    a SIGKILLed one is restarted by Restart=on-failure; both serve again;
+#  - the watchdog: a SIGSTOPped worker is killed (SIGABRT) by systemd after WatchdogSec and restarted,
+#    and so is a SIGSTOPped frontend (its workers, not restarted, register again by themselves);
+#    a SIGKILLed worker is restarted by Restart=on-failure; each time the cluster serves again;
 #  - UCX over tcp (the default) and shared memory (UCX_TLS=shm,tcp in cluster.env) under the hardening,
 #    and the pinning drop-in in force (CPU affinity, NUMA policy);
 #  - `systemd-analyze security` of each unit, recorded and at or under 3.5;
@@ -35,7 +36,7 @@ boot_make_root $M
 ROOT=${BOOT_ROOT[$M]}
 # The one-node example as it is, but for a pool sized for the tiny model.
 cp deploy/examples/one-node/*.env "$ROOT/etc/pdserve/"
-sed -i 's|^PDSERVE_WORKER_ARGS=\(.*\)|PDSERVE_WORKER_ARGS=\1 --kv-blocks 512|' "$ROOT/etc/pdserve/cluster.env"
+sed -i 's|^PDSERVE_WORKER_ARGS=\(.*\)|PDSERVE_WORKER_ARGS=\1 --kv-blocks 1024|' "$ROOT/etc/pdserve/cluster.env"
 # The pinning drop-in of docs/deploy.md, on this machine's last core.
 PIN_CPU=$(($(nproc) - 1))
 install -d "$ROOT/etc/systemd/system/pdserve-decode@decode0.service.d"
@@ -134,6 +135,34 @@ wait_health
 complete watchdog
 echo "ok   SIGSTOP decode0: systemd's watchdog fired after $wd_after s (WatchdogSec=$wd), SIGABRT, restarted and active again after $back_after s; serves"
 
+# ---- the frontend's watchdog: the same for a frozen frontend; the workers re-register by themselves ----
+fpid=$(prop pdserve-frontend.service MainPID)
+wpids="$(prop pdserve-prefill@prefill0.service MainPID) $(prop pdserve-decode@decode0.service MainPID)"
+n0=$(prop pdserve-frontend.service NRestarts)
+fwd=$(prop pdserve-frontend.service WatchdogUSec); fwd_s=${fwd%s}
+t0=$EPOCHREALTIME
+inside $M bash -c "kill -STOP $fpid"
+wait_restart pdserve-frontend.service "$fpid" "$n0" $((fwd_s + 20))
+t_back=$EPOCHREALTIME
+t_wd=$(inside $M journalctl -u pdserve-frontend.service -o short-unix --no-pager -g 'Watchdog timeout' | tail -n 1 | cut -d' ' -f1)
+[ -n "$t_wd" ] || fail "no 'Watchdog timeout' for the frontend in the journal"
+jr=$(inside $M journalctl -u pdserve-frontend.service -o cat --no-pager)
+grep -q "Failed with result 'watchdog'" <<<"$jr" || fail "the frontend was restarted, but not by the watchdog"
+wd_after=$(awk -v a="$t0" -v b="$t_wd" 'BEGIN { printf "%.1f", b - a }')
+back_after=$(awk -v a="$t0" -v b="$t_back" 'BEGIN { printf "%.1f", b - a }')
+# The frontend pings at half the period (sd_watchdog_enabled(3)), so systemd's timer, counted from the
+# last ping, runs out between WatchdogSec/2 and WatchdogSec after the freeze (the workers ping every
+# --load-interval-ms, so for them it is WatchdogSec).
+awk -v w="$wd_after" -v l="$fwd_s" 'BEGIN { exit !(w >= l / 2 - 1 && w <= l + 3) }' \
+    || fail "the frontend's watchdog fired $wd_after s after SIGSTOP, WatchdogSec=$fwd (pings every $((fwd_s / 2)) s)"
+wait_health
+t_health=$EPOCHREALTIME
+complete frontend-watchdog
+[ "$(prop pdserve-prefill@prefill0.service MainPID) $(prop pdserve-decode@decode0.service MainPID)" = "$wpids" ] \
+    || fail "the workers were restarted with the frontend; they should re-register by themselves"
+echo "ok   SIGSTOP the frontend: its watchdog fired after $wd_after s (WatchdogSec=$fwd), restarted and active after $back_after s;" \
+    "both workers (not restarted) re-registered, /health 200 after $(awk -v a="$t0" -v b="$t_health" 'BEGIN { printf "%.1f", b - a }') s; serves"
+
 # ---- Restart=on-failure after SIGKILL ----
 ppid_=$(prop pdserve-prefill@prefill0.service MainPID)
 n0=$(prop pdserve-prefill@prefill0.service NRestarts)
@@ -210,9 +239,10 @@ echo "     e.g. $ex"
 # ---- stopping drains ----
 # `systemctl stop pdserve.target` returns once the target is stopped, which (ordering reversed on stop)
 # is before its daemons: they drain after it. So: wait for every unit to be inactive, within
-# TimeoutStopSec, and check how each exited.
+# TimeoutStopSec, and check how each exited. The stream is 10000 tokens (a pool of 1024 blocks of 16
+# holds it): the tiny model makes 4000 in about a second here, which sometimes ended before the stop.
 on_net $M curl -sN --max-time 120 "$FE/v1/completions" \
-    -d "{\"prompt\":\"$CANARY long\",\"max_tokens\":4000,\"ignore_eos\":true,\"stream\":true}" >"$WORK/long.out" &
+    -d "{\"prompt\":\"$CANARY long\",\"max_tokens\":10000,\"ignore_eos\":true,\"stream\":true}" >"$WORK/long.out" &
 LONG=$!
 for _ in $(seq 100); do
     [ "$(on_net $M curl -s "$FE/metrics" | awk '/^pdserve:num_requests_running/ { print $NF }')" = 1 ] && break

@@ -4,8 +4,11 @@
 # veth pair made here (eth1 at both ends, the example's addresses 10.0.0.1 and 10.0.0.2; nothing else
 # reaches them). node1 runs the frontend and prefill0 with its pinning drop-in, node2 decode0, with the
 # three-node example's /etc/pdserve files as they are but for the model and sizes (tiny model, one
-# thread, this machine's cores). node2 is started first: its decode worker stays `activating` until
-# node1's frontend is up, then registers across the network. A completion (prompt computed on node1,
+# thread, this machine's cores), and the cluster key installed as the example's README says
+# (/etc/pdserve/cluster.key, root 0600, handed to each daemon by its cluster-key.conf drop-in as the
+# systemd credential pdserve-cluster-key). node2 is started first, with a wrong key: its decode worker
+# stays `activating` until node1's frontend is up, is refused there, and with the right key and a
+# restart registers across the network. A completion (prompt computed on node1,
 # KV shipped to node2 over UCX tcp on eth1, tokens generated there) answers; every listener is on a
 # documented port; `systemctl stop pdserve.target` on both exits every unit 0. Run by `make test-deploy`.
 set -uo pipefail
@@ -38,6 +41,12 @@ boot_make_root $N1
 conf node1 "${BOOT_ROOT[$N1]}"
 boot_make_root $N2
 conf node2 "${BOOT_ROOT[$N2]}"
+# The cluster key as the example's README says: made once, /etc/pdserve/cluster.key (root, 0600) on
+# every node; the cluster-key.conf drop-ins hand it to the daemons (LoadCredential=). node2 gets a
+# wrong one first, to see it refused; the right one is put in place below.
+KEY=$(head -c 32 /dev/urandom | base64)
+install -m 0600 /dev/stdin "${BOOT_ROOT[$N1]}/etc/pdserve/cluster.key" <<<"$KEY"
+head -c 32 /dev/urandom | base64 | install -m 0600 /dev/stdin "${BOOT_ROOT[$N2]}/etc/pdserve/cluster.key"
 # node2's decode worker is pinned to cores 2-31, which a small machine lacks: its last core instead.
 sed -i "s|^CPUAffinity=.*|CPUAffinity=$(($(nproc) - 1))|" "${BOOT_ROOT[$N2]}"/etc/systemd/system/pdserve-decode@decode0.service.d/pin.conf
 echo "ok   two roots with make install and the three-node example's node1 and node2 files"
@@ -59,7 +68,9 @@ done
 # A moment for the link (and IPv6 duplicate address detection) to settle: UCX lists the interfaces
 # once, when a daemon starts, and one not yet running is left out for good.
 for _ in $(seq 50); do
-    [ "$(nsenter -t "${BOOT_LEADER[$N1]}" -n cat /sys/class/net/eth1/operstate)" = up ] && break; sleep 0.1
+    # (inside, not on_net: only the container's own mount of /sys shows its network namespace)
+    [ "$(inside $N1 cat /sys/class/net/eth1/operstate 2>/dev/null)" = up ] && [ "$(inside $N2 cat /sys/class/net/eth1/operstate 2>/dev/null)" = up ] && break
+    sleep 0.1
 done
 sleep 2
 echo "ok   private network: $N1 ($IP1) and $N2 ($IP2) joined by a veth pair (eth1), nothing else reaches them"
@@ -77,9 +88,29 @@ st=$(prop $N2 pdserve-decode@decode0.service ActiveState)
     || fail "pdserve-frontend.service on node2 (no frontend.env) was not skipped by its condition"
 echo "ok   node2 started first: decode0 $st (waiting for $IP1:9000), the frontend unit skipped there (no frontend.env)"
 inside $N1 timeout 60 systemctl start pdserve.target || fail "systemctl start pdserve.target on node1 (not ready within 60 s)"
-for _ in $(seq 150); do [ "$(prop $N2 pdserve-decode@decode0.service ActiveState)" = active ] && break; sleep 0.1; done
+# Each daemon read the key from its credential (no --cluster-key-file anywhere in the example).
+for pair in "$N1 pdserve-frontend.service" "$N1 pdserve-prefill@prefill0.service" "$N2 pdserve-decode@decode0.service"; do
+    read -r n u <<<"$pair"
+    src=$(inside "$n" journalctl -b -u "$u" -o cat --no-pager -g 'prove the cluster key from' | tail -n 1)
+    [[ $src == *"systemd credential /run/credentials/$u/pdserve-cluster-key"* ]] \
+        || fail "$u on $n did not take the cluster key from its credential: '$src'"
+done
+cred=$(inside $N1 stat -c '%U %a' /run/credentials/pdserve-frontend.service/pdserve-cluster-key)
+[ "$cred" = "pdserve 400" ] || fail "the frontend's credential file is '$cred', expected pdserve 400"
+echo "ok   node1 started: frontend and prefill0 active; all three daemons took the key from the credential pdserve-cluster-key ($cred in /run/credentials/UNIT/), /etc/pdserve/cluster.key stays root 0600"
+# node2's wrong key: the frontend refuses decode0, which keeps retrying and stays activating.
+for _ in $(seq 100); do
+    inside $N1 journalctl -u pdserve-frontend.service -o cat --no-pager | grep -q "refused the peer at $IP2.*cluster's key" && break
+    sleep 0.1
+done
+ref=$(inside $N1 journalctl -u pdserve-frontend.service -o cat --no-pager | grep "refused the peer at $IP2" | tail -n 1)
+[ -n "$ref" ] || fail "decode0 with the wrong cluster key was not refused by the frontend"
+[ "$(prop $N2 pdserve-decode@decode0.service ActiveState)" = activating ] || fail "decode0 with the wrong key is $(prop $N2 pdserve-decode@decode0.service ActiveState)"
+echo "ok   decode0 with a wrong key: refused (frontend: \"${ref#*ucx: }\"), still activating"
+install -m 0600 /dev/stdin "${BOOT_ROOT[$N2]}/etc/pdserve/cluster.key" <<<"$KEY"
+inside $N2 timeout 60 systemctl restart pdserve-decode@decode0.service || fail "restarting decode0 with the right key"
 [ "$(prop $N2 pdserve-decode@decode0.service ActiveState)" = active ] || fail "decode0 on node2 never became active"
-echo "ok   node1 started: frontend and prefill0 active; decode0 on node2 registered across the network and is active"
+echo "ok   the right key on node2, decode0 restarted: registered across the network and active"
 p0=$(prop $N1 pdserve-prefill@prefill0.service MainPID)
 cpus=$(inside $N1 awk '/^Cpus_allowed_list/ { print $2 }' /proc/"$p0"/status)
 echo "ok   prefill0 pinned by the example's drop-in as written (CPUAffinity=1-15): runs on CPUs $cpus"
