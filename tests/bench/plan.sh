@@ -43,13 +43,17 @@ print(s["ttft_ms"], s["tpot_ms"])' "$dir/coloc.json")
     done
 done
 [ ${#rows[@]} -gt 0 ] || { echo "bench-plan: no bench-goodput results in $OUTDIR" >&2; exit 1; }
-printf '%s\n' "${rows[@]}" | python3 -c '
+printf '%s\n' "${rows[@]}" >"$OUTDIR/plan-rows.txt"
+python3 - "$OUTDIR/plan-rows.txt" <<'PY'
 import json, sys
-print(f"\n{\"workload-SLO scale\":<20}{\"deployment\":<12}{\"measured\":>10}{\"simulated\":>11}{\"sim / measured\":>16}")
-for line in sys.stdin:
+head = ("workload-SLO scale", "deployment", "measured", "simulated", "sim / measured")
+print(f"\n{head[0]:<20}{head[1]:<12}{head[2]:>10}{head[3]:>11}{head[4]:>16}")
+for line in open(sys.argv[1]):
     name, dep, path, sim = line.split()
     m, s = json.load(open(path))["max_rate_at_attainment"], float(sim)
-    print(f"{name:<20}{dep:<12}{m:>10.3f}{s:>11.3f}{(f\"{s / m:.2f}x\" if m else \"n/a\"):>16}")
-print("(max rate at 90% attainment, req/s)")'
+    ratio = f"{s / m:.2f}x" if m else "n/a"
+    print(f"{name:<20}{dep:<12}{m:>10.3f}{s:>11.3f}{ratio:>16}")
+print("(max rate at 90% attainment, req/s)")
+PY
 echo
 "$BUILD/pdserve-plan" "${FIRST[@]}" --cores 2
