@@ -3,7 +3,7 @@
  *
  *   GENERATE ─▶ KV_RESERVE to the decode worker, prompt to the engine
  *   KV_GRANT + decode pool known + layer computed ─▶ put that layer's blocks (one put per run)
- *   first token ─▶ TOKENS to the frontend at once
+ *   first token + decode worker's answer (KV_GRANT or KV_WAIT) ─▶ TOKENS to the frontend
  *   all layers put + first token ─▶ flush ─▶ KV_DONE ─▶ (KV_ACK) ─▶ blocks freed
  *
  * A request that ends early (abort, failure, a one-token answer) waits for its puts to complete and
@@ -50,6 +50,9 @@ struct preq {
     uint32_t n_dst_cached;    /* leading granted blocks the decode worker's cache holds already */
     struct pf_final *final;   /* our blocks (final->blocks), once the step that completes the prompt started */
     bool first_done;          /* the first token is sampled: done.first_token, first_logprob, rng are set */
+    bool accepted;            /* the decode worker answered KV_RESERVE with KV_GRANT or KV_WAIT */
+    bool announced;           /* the first token went to the frontend */
+    uint32_t cached_tokens;   /* prompt tokens our prefix cache held, for the first TOKENS */
     uint32_t layers_done, layers_pushed;
     int inflight; /* puts and flushes whose callbacks have not run */
     double forward_end_ms; /* when the first token arrived, i.e. the forward pass ended (for a log) */
@@ -469,6 +472,21 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
     reserve(r);
 }
 
+/* The first token goes to the frontend once the decode worker has taken the request: one that
+ * refuses it (a prompt its whole pool cannot hold) is answered with that error alone, never with a
+ * token first. The answer is a round trip the forward pass almost always outlasts. */
+static void announce_first(struct preq *r)
+{
+    if (!r->first_done || !r->accepted || r->announced)
+        return;
+    r->announced = true;
+    bool logprobs = r->done.flags & WIRE_GEN_LOGPROBS;
+    struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
+    m.u.tokens = (struct wire_tokens){FINISH_NONE, logprobs, 1, &r->done.first_token,
+                                      logprobs ? &r->done.first_logprob : NULL, r->cached_tokens};
+    worker_send_frontend(r->w, &m);
+}
+
 static void on_grant(struct worker *w, struct ucx_peer *from, struct preq *r, uint64_t id,
                      struct wire_kv_grant *g)
 {
@@ -483,6 +501,8 @@ static void on_grant(struct worker *w, struct ucx_peer *from, struct preq *r, ui
     r->n_dst = g->n_blocks;
     r->n_dst_cached = g->n_cached;
     g->blocks = NULL;
+    r->accepted = true;
+    announce_first(r);
     try_push(r);
 }
 
@@ -503,8 +523,14 @@ static void prefill_on_message(struct worker *w, struct ucx_peer *from, struct w
                      msg->u.reg.worker_id);
         break;
     case WIRE_KV_GRANT: on_grant(w, from, r, msg->req_id, &msg->u.grant); break;
-    case WIRE_KV_WAIT: log_debug("request %llu waits for decode KV (position %u)",
-                                 (unsigned long long)msg->req_id, msg->u.wait.queue_position); break;
+    case WIRE_KV_WAIT:
+        log_debug("request %llu waits for decode KV (position %u)", (unsigned long long)msg->req_id,
+                  msg->u.wait.queue_position);
+        if (r && r->state == PR_RESERVING) {
+            r->accepted = true;
+            announce_first(r);
+        }
+        break;
     case WIRE_KV_ACK: /* the decode worker has the sequence: our copy can go */
         if (r && r->state == PR_HANDED && r->inflight == 0) {
             post_free(r);
@@ -529,12 +555,12 @@ static void prefill_on_message(struct worker *w, struct ucx_peer *from, struct w
 
 static void on_first(struct worker *w, struct preq *r, struct pf_first *f)
 {
-    struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
-    bool logprobs = r->done.flags & WIRE_GEN_LOGPROBS;
-    m.u.tokens = (struct wire_tokens){(uint8_t)f->finish, logprobs, 1, &f->token, logprobs ? &f->logprob : NULL,
-                                      f->cached_tokens};
-    worker_send_frontend(w, &m);
-    if (f->finish != FINISH_NONE) /* a one-token answer: the decode worker is not needed */ {
+    if (f->finish != FINISH_NONE) { /* a one-token answer: the decode worker is not needed */
+        bool logprobs = r->done.flags & WIRE_GEN_LOGPROBS;
+        struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
+        m.u.tokens = (struct wire_tokens){(uint8_t)f->finish, logprobs, 1, &f->token,
+                                          logprobs ? &f->logprob : NULL, f->cached_tokens};
+        worker_send_frontend(w, &m);
         end_request(r);
         return;
     }
@@ -543,6 +569,8 @@ static void on_first(struct worker *w, struct preq *r, struct pf_first *f)
     r->done.first_token = f->token;
     r->done.first_logprob = f->logprob;
     r->done.rng = f->rng;
+    r->cached_tokens = f->cached_tokens;
+    announce_first(r);
     try_finish(r);
 }
 
