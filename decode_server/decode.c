@@ -30,6 +30,7 @@ struct dreq {
     uint32_t n_cached;        /* leading blocks of kv our prefix cache held: the prefill does not send them */
     struct kv_seq kv;         /* granted blocks until the engine takes them */
     bool logprobs;
+    uint8_t n_top;            /* alternatives reported with each token's logprob */
     bool aborted;             /* ended by the frontend; its blocks wait for the prefill to stop writing */
     struct dc_abort *abort;   /* posted to the engine if the request ends while running */
     uint64_t waiting_since;   /* uv_now() when it joined the wait queue */
@@ -328,6 +329,7 @@ static void on_kv_done(struct worker *w, struct dreq *r, struct wire_kv_done *dn
         return;
     }
     r->logprobs = dn->flags & WIRE_GEN_LOGPROBS;
+    r->n_top = r->logprobs ? dn->params.top_logprobs : 0;
     send_simple(r->prefill, WIRE_KV_ACK, r->id);
 }
 
@@ -367,6 +369,7 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
         return;
     }
     r->logprobs = g->flags & WIRE_GEN_LOGPROBS;
+    r->n_top = r->logprobs ? g->params.top_logprobs : 0;
     if (admit(w, r, s) < 0) {
         free_seq(w, s);
         forget(w, r, false);
@@ -493,44 +496,57 @@ static void send_failure(struct worker *w, struct dreq *r, enum dc_error why)
     }
 }
 
+/* One TOKENS message being filled. */
+struct tokens_out {
+    uint32_t n, cached;
+    int32_t tokens[TOKENS_PER_MSG];
+    float logprobs[TOKENS_PER_MSG];
+    int32_t top_ids[TOKENS_PER_MSG * SAMPLE_MAX_TOP_LOGPROBS];
+    float top_logprobs[TOKENS_PER_MSG * SAMPLE_MAX_TOP_LOGPROBS];
+};
+
+static void tokens_add(struct tokens_out *o, const struct dreq *r, const struct dc_token *k)
+{
+    o->tokens[o->n] = k->token;
+    o->logprobs[o->n] = k->logprob;
+    wire_tokens_fill_top(o->top_ids + o->n * r->n_top, o->top_logprobs + o->n * r->n_top, r->n_top, &k->top);
+    o->n++;
+}
+
+static void tokens_send(struct worker *w, const struct dreq *r, struct tokens_out *o, enum finish f)
+{
+    struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
+    m.u.tokens = (struct wire_tokens){(uint8_t)f, r->logprobs, o->n, o->tokens, r->logprobs ? o->logprobs : NULL,
+                                      o->cached, r->n_top, o->top_ids, o->top_logprobs};
+    worker_send_frontend(w, &m);
+    o->n = 0;
+}
+
 /* Sends r's tokens from entry `e` of the mail list on (in order, across mails): each entry of r is
  * marked sent, up to and including its finish. Returns r's finish reason. */
 static enum finish send_tokens(struct worker *w, struct dreq *r, struct dc_tokens *from, int e)
 {
-    int32_t tokens[TOKENS_PER_MSG];
-    float logprobs[TOKENS_PER_MSG];
-    uint32_t n = 0;
+    static struct tokens_out o; /* the loop thread's alone; too big for its stack */
+    o.n = o.cached = 0;
     enum finish f = FINISH_NONE;
     enum dc_error why = DC_ERR_NONE;
-    uint32_t cached = 0;
     for (struct dc_tokens *t = from; t && f == FINISH_NONE; t = (struct dc_tokens *)t->mail.next, e = 0)
         for (; e < t->n && f == FINISH_NONE; e++) {
             struct dc_token *k = &t->t[e];
             if (k->sent || k->req_id != r->id)
                 continue;
             k->sent = true;
-            if (k->has_token) {
-                tokens[n] = k->token;
-                logprobs[n++] = k->logprob;
-            }
+            if (k->has_token)
+                tokens_add(&o, r, k);
             f = k->finish;
             why = k->error;
-            cached = k->cached_tokens > cached ? k->cached_tokens : cached;
-            if (n == TOKENS_PER_MSG && f == FINISH_NONE) {
-                struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
-                m.u.tokens = (struct wire_tokens){FINISH_NONE, r->logprobs, n, tokens, r->logprobs ? logprobs : NULL,
-                                                  cached};
-                worker_send_frontend(w, &m);
-                n = 0;
-            }
+            o.cached = k->cached_tokens > o.cached ? k->cached_tokens : o.cached;
+            if (o.n == TOKENS_PER_MSG && f == FINISH_NONE)
+                tokens_send(w, r, &o, FINISH_NONE);
         }
     enum finish sent = f == FINISH_ERROR ? FINISH_NONE : f;
-    if (n > 0 || sent != FINISH_NONE) {
-        struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
-        m.u.tokens = (struct wire_tokens){(uint8_t)sent, r->logprobs, n, tokens, r->logprobs ? logprobs : NULL,
-                                          cached};
-        worker_send_frontend(w, &m);
-    }
+    if (o.n > 0 || sent != FINISH_NONE)
+        tokens_send(w, r, &o, sent);
     if (f == FINISH_ERROR)
         send_failure(w, r, why);
     return f;

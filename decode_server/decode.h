@@ -52,6 +52,7 @@ struct dc_token {
     bool sent;      /* the loop has passed it on (coalescing several mails) */
     int32_t token;
     float logprob;
+    struct sample_top top; /* the token's most likely alternatives, when its request wants them */
     enum finish finish;
     enum dc_error error; /* with FINISH_ERROR */
     uint32_t cached_tokens; /* colocated: prompt tokens the prefix cache held when it started */

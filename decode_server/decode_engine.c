@@ -145,7 +145,7 @@ static void report_and_reap(struct dc_engine *de, int nb, enum dc_error why)
         enum dc_error error = s->finish == FINISH_ERROR ? why : DC_ERR_NONE;
         for (int t = de->before[i]; t < s->n_tokens; t++)
             emit(de, (struct dc_token){.req_id = s->id, .has_token = true, .token = s->tokens[t],
-                                       .logprob = s->last_logprob, .cached_tokens = (uint32_t)s->n_cache_hit,
+                                       .logprob = s->last_logprob, .top = s->last_top, .cached_tokens = (uint32_t)s->n_cache_hit,
                                        .finish = t == s->n_tokens - 1 ? s->finish : FINISH_NONE,
                                        .error = t == s->n_tokens - 1 ? error : DC_ERR_NONE});
         if (de->before[i] == s->n_tokens && s->finish != FINISH_NONE) /* ended without a token */

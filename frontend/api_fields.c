@@ -79,7 +79,7 @@ static const struct api_field fields[] = {
     {"skip_special_tokens", BOTH, NULL, NULL},
     {"logprobs_mode", BOTH, NULL, NULL},
     {"suffix", COMPL, empty, "this model has no fill-in-the-middle template"},
-    {"logit_bias", BOTH, empty, "is not supported yet"},
+    {"logit_bias", BOTH, NULL, NULL},
     {"response_format", CHAT, text_format, "only {\"type\": \"text\"} is supported yet (no structured output)"},
     {"tool_choice", CHAT, no_forced_tool, "only \"auto\" and \"none\" are supported (no forced tool calls)"},
     {"functions", CHAT, empty, "is deprecated and not supported; use 'tools'"},

@@ -5,6 +5,8 @@
 
 #include "frontend/api_fields.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +185,33 @@ static int parse_stop_ids(struct api_request *r, json_t *body, struct apierr *e)
     return 0;
 }
 
+/* OpenAI's logit_bias: {"token id": bias from -100 to 100}. Whether each id is in the vocabulary is
+ * prompt_prepare's check (it knows the model). */
+static int parse_logit_bias(struct api_request *r, json_t *body, struct apierr *e)
+{
+    json_t *v = field(body, "logit_bias");
+    if (!v)
+        return 0;
+    if (!json_is_object(v) || json_object_size(v) > SAMPLE_MAX_LOGIT_BIAS)
+        return BAD(e, "logit_bias", "'logit_bias' must be an object mapping at most %d token ids to biases",
+                   SAMPLE_MAX_LOGIT_BIAS);
+    const char *key;
+    json_t *bias;
+    json_object_foreach(v, key, bias) {
+        char *end;
+        errno = 0;
+        long id = strtol(key, &end, 10);
+        if (!*key || *end || errno || id < 0 || id > INT32_MAX || !isdigit((unsigned char)key[0]))
+            return BAD(e, "logit_bias", "Invalid key in 'logit_bias': \"%.40s\" is not a token id", key);
+        double x = json_is_number(bias) ? json_number_value(bias) : NAN;
+        if (!(x >= -100 && x <= 100))
+            return BAD(e, "logit_bias", "'logit_bias' values must be numbers from -100 to 100 (token %ld)", id);
+        r->sp.bias_ids[r->sp.n_logit_bias] = (int32_t)id;
+        r->sp.bias_values[r->sp.n_logit_bias++] = (float)x;
+    }
+    return 0;
+}
+
 static int parse_sampling(struct api_request *r, json_t *b, struct apierr *e)
 {
     struct sample_params *p = &r->sp;
@@ -211,7 +240,7 @@ static int parse_sampling(struct api_request *r, json_t *b, struct apierr *e)
         return BAD(e, "best_of", "'best_of' must be at least 'n' (%lld), got %lld", n, best_of);
     if (best_of > n)
         return BAD(e, "best_of", "'best_of' above 'n' is not supported yet");
-    return parse_stop(r, b, e) || parse_stop_ids(r, b, e) ? -1 : 0;
+    return parse_stop(r, b, e) || parse_stop_ids(r, b, e) || parse_logit_bias(r, b, e) ? -1 : 0;
 }
 
 static int parse_logprobs(struct api_request *r, json_t *b, struct apierr *e)
@@ -225,9 +254,7 @@ static int parse_logprobs(struct api_request *r, json_t *b, struct apierr *e)
             return -1;
         r->logprobs = k >= 0;
         r->top_logprobs = k > 0 ? (int)k : 0;
-        if (k > 1)
-            return BAD(e, "logprobs", "'logprobs' above 1 is not supported yet: only the sampled token's "
-                                      "logprob is reported");
+        r->sp.top_logprobs = (uint8_t)r->top_logprobs;
         if (get_bool(b, "echo", &r->echo, e))
             return -1;
         if (r->echo && r->logprobs)
@@ -239,10 +266,8 @@ static int parse_logprobs(struct api_request *r, json_t *b, struct apierr *e)
         return -1;
     if (field(b, "top_logprobs") && !r->logprobs)
         return BAD(e, "top_logprobs", "'top_logprobs' needs 'logprobs' set to true");
-    if (k > 1)
-        return BAD(e, "top_logprobs", "'top_logprobs' above 1 is not supported yet: only the sampled token's "
-                                      "logprob is reported");
     r->top_logprobs = (int)k;
+    r->sp.top_logprobs = (uint8_t)k;
     return 0;
 }
 

@@ -27,10 +27,8 @@ static void seq_release(struct gen_seq *s, bool abort_workers)
     if (s->d != s->p)
         cluster_release(s->d);
     s->p = s->d = NULL;
-    for (int i = 0; i < s->n_held; i++) {
-        free(s->held[i].tokens);
-        free(s->held[i].logprobs);
-    }
+    for (int i = 0; i < s->n_held; i++)
+        wire_msg_release(&s->held[i]);
     free(s->held);
     s->held = NULL;
     s->n_held = 0;
@@ -435,18 +433,17 @@ static void seq_retry_or_fail(struct gen_seq *s, int status, const char *why)
     req_fail(g, status, msg);
 }
 
-/* Keeps a decode TOKENS message (taking its arrays) until the prefill's first token is in. */
-static void hold_tokens(struct gen_seq *s, struct wire_tokens *t)
+/* Keeps a decode TOKENS message (taking it: msg is left empty) until the prefill's first token is in. */
+static void hold_tokens(struct gen_seq *s, struct wire_msg *msg)
 {
-    struct wire_tokens *h = realloc(s->held, (size_t)(s->n_held + 1) * sizeof *h);
+    struct wire_msg *h = realloc(s->held, (size_t)(s->n_held + 1) * sizeof *h);
     if (!h) {
         req_fail(s->g, 500, "out of memory holding tokens");
         return;
     }
     s->held = h;
-    s->held[s->n_held++] = *t;
-    t->tokens = NULL;
-    t->logprobs = NULL;
+    s->held[s->n_held++] = *msg;
+    memset(msg, 0, sizeof *msg);
 }
 
 /* The prefill's first token arrived: whatever the decode worker sent meanwhile follows it. */
@@ -456,15 +453,14 @@ static void release_held(struct fe *fe, uint64_t id)
     if (!s)
         return;
     s->first_seen = true;
-    struct wire_tokens *held = s->held;
+    struct wire_msg *held = s->held;
     int n = s->n_held;
     s->held = NULL;
     s->n_held = 0;
     for (int i = 0; i < n; i++) {
         if ((s = idmap_get(&fe->seqs, id)))
-            on_tokens(s, &held[i]);
-        free(held[i].tokens);
-        free(held[i].logprobs);
+            on_tokens(s, &held[i].u.tokens);
+        wire_msg_release(&held[i]);
     }
     free(held);
 }
@@ -483,7 +479,7 @@ void gen_on_message(void *user, struct cl_worker *from, struct wire_msg *msg)
     if (msg->type == WIRE_TOKENS) {
         bool split = s->p && s->d && s->p != s->d;
         if (split && from == s->d && !s->first_seen) {
-            hold_tokens(s, &msg->u.tokens);
+            hold_tokens(s, msg);
             return;
         }
         uint64_t id = s->id;

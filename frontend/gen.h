@@ -44,7 +44,7 @@ struct gen_seq {
     /* The first token comes from the prefill worker, the rest from the decode worker, on another
      * connection: decode tokens that overtake the first one wait here until it has arrived. */
     bool first_seen;
-    struct wire_tokens *held;
+    struct wire_msg *held;      /* decode TOKENS that came before the prefill's first token */
     int n_held;
 };
 

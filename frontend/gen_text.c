@@ -12,6 +12,36 @@ static void lp_entry_free(struct oai_lp *t)
 {
     free(t->text);
     free(t->bytes);
+    for (int j = 0; j < t->n_top; j++)
+        free(t->top[j].text);
+    free(t->top);
+}
+
+/* A token's alternatives as the wire lists them (ids -1 are padding): each decoded by itself, the
+ * chosen one pointing at the chosen token's entry. */
+static int lp_add_top(struct oai_lp *t, const struct tokenizer *tok, int vocab, int32_t chosen,
+                      const struct wire_alts *alts)
+{
+    if (!alts || alts->n <= 0)
+        return 0;
+    if (!(t->top = calloc((size_t)alts->n, sizeof *t->top)))
+        return -1;
+    for (int j = 0; j < alts->n; j++) {
+        int32_t id = alts->ids[j];
+        if (id < 0 || id >= vocab)
+            continue;
+        struct oai_alt *a = &t->top[t->n_top++];
+        a->logprob = alts->logprobs[j];
+        if (id == chosen)
+            continue;
+        struct error err;
+        if (tok_decode(tok, &id, 1, false, &a->text, &a->len, &err) || !a->text) {
+            t->n_top--;
+            continue;
+        }
+        a->bytes = tok_id_bytes(tok, id, &a->n_bytes);
+    }
+    return 0;
 }
 
 /* Appends n bytes to a logprob entry's text. */
@@ -31,8 +61,8 @@ static int lp_append_text(struct oai_lp *t, const char *p, size_t n)
  * first `carried` bytes finish the previous token's text (a SentencePiece byte-token run flushed by
  * the token after it). A token that is part of a character split over several tokens (bytes held
  * before or after it) keeps its own raw bytes for chat's "bytes", so they concatenate to the text's. */
-static int lp_add(struct gen_seq *s, int32_t id, float lp, const char *piece, size_t len, size_t carried,
-                  bool split_char)
+static int lp_add(struct gen_seq *s, int32_t id, float lp, const struct wire_alts *alts, const char *piece,
+                  size_t len, size_t carried, bool split_char)
 {
     if (carried && s->n_lp && lp_append_text(&s->lp[s->n_lp - 1], piece, carried))
         return -1;
@@ -56,6 +86,10 @@ static int lp_add(struct gen_seq *s, int32_t id, float lp, const char *piece, si
     if (raw) {
         memcpy(t.bytes, raw, n_raw);
         t.n_bytes = n_raw;
+    }
+    if (lp_add_top(&t, s->g->fe->tok, fe_vocab_size(s->g->fe), id, alts)) {
+        lp_entry_free(&t);
+        return -1;
     }
     s->lp[s->n_lp++] = t;
     return 0;
@@ -103,8 +137,9 @@ static void lp_collect(struct gen_seq *s)
 }
 
 /* Text that became complete with token id goes through the stop strings; 1 = a stop string hit.
- * With logprobs wanted (lp non-NULL), the token's text in context is recorded with *lp. */
-static int push_token(struct gen_seq *s, int32_t id, const float *lp)
+ * With logprobs wanted (lp non-NULL), the token's text in context is recorded with *lp and its
+ * alternatives. */
+static int push_token(struct gen_seq *s, int32_t id, const float *lp, const struct wire_alts *alts)
 {
     struct error err;
     s->piece.len = 0;
@@ -113,7 +148,7 @@ static int push_token(struct gen_seq *s, int32_t id, const float *lp)
         log_warn("gen: detokenizing token %d failed: %s", id, err.msg);
         return 0;
     }
-    if (lp && lp_add(s, id, *lp, s->piece.data ? s->piece.data : "", s->piece.len, tok_stream_carried(s->ts),
+    if (lp && lp_add(s, id, *lp, alts, s->piece.data ? s->piece.data : "", s->piece.len, tok_stream_carried(s->ts),
                      held_before || tok_stream_pending(s->ts)))
         log_warn("gen: out of memory recording logprobs");
     if (!s->piece.len)
@@ -139,7 +174,9 @@ int gen_text_tokens(struct gen_seq *s, const struct wire_tokens *t)
     bool want_lp = s->g->api.logprobs && t->logprobs;
     for (uint32_t i = 0; i < t->n && s->finish == FINISH_NONE; i++) {
         s->n_tokens++;
-        if (push_token(s, t->tokens[i], want_lp ? &t->logprobs[i] : NULL))
+        struct wire_alts alts = {t->n_top, t->top_ids ? t->top_ids + i * t->n_top : NULL,
+                                 t->top_logprobs ? t->top_logprobs + i * t->n_top : NULL};
+        if (push_token(s, t->tokens[i], want_lp ? &t->logprobs[i] : NULL, alts.ids ? &alts : NULL))
             s->finish = FINISH_STOP; /* a stop string: the workers are told to stop by the caller */
     }
     if (s->finish == FINISH_NONE && t->finish != FINISH_NONE) {

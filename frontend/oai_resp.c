@@ -29,14 +29,27 @@ size_t oai_text_chars(const char *text, size_t len)
     return n;
 }
 
-static json_t *bytes_of(const struct oai_lp *t)
+static json_t *byte_array(const char *bytes, size_t n)
 {
-    const unsigned char *p = (const unsigned char *)(t->bytes ? t->bytes : t->text);
-    size_t n = t->bytes ? t->n_bytes : t->len;
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, json_integer(p[i]));
+        json_array_append_new(a, json_integer((unsigned char)bytes[i]));
     return a;
+}
+
+static json_t *bytes_of(const struct oai_lp *t)
+{
+    return t->bytes ? byte_array(t->bytes, t->n_bytes) : byte_array(t->text, t->len);
+}
+
+/* Alternative a of token t as chat shows it: {"token", "logprob", "bytes"}. */
+static json_t *chat_alt(const struct oai_lp *t, const struct oai_alt *a)
+{
+    if (!a->text) /* the chosen token */
+        return json_pack("{s:s%, s:f, s:o}", "token", t->text, t->len, "logprob", (double)a->logprob, "bytes",
+                         bytes_of(t));
+    return json_pack("{s:s%, s:f, s:o}", "token", a->text, a->len, "logprob", (double)a->logprob, "bytes",
+                     a->bytes ? byte_array(a->bytes, a->n_bytes) : byte_array(a->text, a->len));
 }
 
 static json_t *chat_logprobs(const struct oai_lp *toks, int n, bool want_top)
@@ -45,13 +58,29 @@ static json_t *chat_logprobs(const struct oai_lp *toks, int n, bool want_top)
     for (int i = 0; i < n; i++) {
         const struct oai_lp *t = &toks[i];
         json_t *top = json_array();
-        if (want_top)
-            json_array_append_new(top, json_pack("{s:s%, s:f, s:o}", "token", t->text, t->len, "logprob",
-                                                 (double)t->logprob, "bytes", bytes_of(t)));
+        for (int j = 0; want_top && j < t->n_top; j++)
+            json_array_append_new(top, chat_alt(t, &t->top[j]));
         json_array_append_new(content, json_pack("{s:s%, s:f, s:o, s:o}", "token", t->text, t->len, "logprob",
                                                  (double)t->logprob, "bytes", bytes_of(t), "top_logprobs", top));
     }
     return json_pack("{s:o}", "content", content);
+}
+
+/* Completions' {"text": logprob} of token t: its alternatives, then itself if it was not one. Two
+ * alternatives with the same text keep the likelier one's logprob. */
+static json_t *completion_top(const struct oai_lp *t)
+{
+    json_t *one = json_object();
+    for (int j = 0; j < t->n_top; j++) {
+        const struct oai_alt *a = &t->top[j];
+        const char *text = a->text ? a->text : t->text;
+        size_t len = a->text ? a->len : t->len;
+        if (!json_object_getn(one, text, len))
+            json_object_setn_new(one, text, len, json_real(a->logprob));
+    }
+    if (!json_object_getn(one, t->text, t->len))
+        json_object_setn_new(one, t->text, t->len, json_real(t->logprob));
+    return one;
 }
 
 json_t *oai_logprobs(enum api_kind kind, const struct oai_lp *toks, int n, size_t offset, bool want_top)
@@ -63,10 +92,7 @@ json_t *oai_logprobs(enum api_kind kind, const struct oai_lp *toks, int n, size_
         const struct oai_lp *t = &toks[i];
         json_array_append_new(tokens, json_stringn(t->text, t->len));
         json_array_append_new(tlp, json_real(t->logprob));
-        json_t *one = want_top ? json_object() : json_null();
-        if (want_top)
-            json_object_setn_new(one, t->text, t->len, json_real(t->logprob));
-        json_array_append_new(top, one);
+        json_array_append_new(top, want_top ? completion_top(t) : json_null());
         json_array_append_new(offs, json_integer((json_int_t)offset));
         offset += oai_text_chars(t->text, t->len);
     }

@@ -30,6 +30,16 @@ struct oai_meta {
 /* Fills id and created for a new response (fingerprint NULL: set it after). */
 void oai_meta_init(struct oai_meta *m, enum api_kind kind, const char *model, bool usage_null);
 
+/* One of a token's most likely alternatives: its text alone (the token decoded by itself) and raw
+ * bytes, or, for the token that was chosen, the chosen token's own entry. */
+struct oai_alt {
+    char *text;        /* NULL when it is the chosen token */
+    size_t len;
+    const char *bytes; /* the tokenizer's; NULL: text's bytes */
+    size_t n_bytes;
+    float logprob;
+};
+
 /* One generated token as logprobs show it. */
 struct oai_lp {
     char *text;      /* its text in context: what the incremental detokenizer emitted for it (gen_text.c) */
@@ -38,13 +48,15 @@ struct oai_lp {
                         character split over several tokens (its text is then "" or the whole character) */
     size_t n_bytes;
     float logprob;
+    int n_top;           /* its most likely alternatives, best first */
+    struct oai_alt *top;
 };
 
 /* Logprobs of some tokens, shaped for the kind: completions {"tokens","token_logprobs",
  * "top_logprobs","text_offset"}, chat {"content":[{"token","logprob","bytes","top_logprobs"}]}.
  * text_offset starts at `offset` and counts characters (code points, as Python's len in vLLM and
- * OpenAI). Returns a new reference. The wire carries only the chosen token's logprob, so each
- * top_logprobs list holds that token alone. */
+ * OpenAI). Returns a new reference. Each token's top_logprobs lists its alternatives (want_top);
+ * completions' also holds the chosen token when it is not among them (as OpenAI: up to logprobs+1). */
 json_t *oai_logprobs(enum api_kind kind, const struct oai_lp *toks, int n, size_t offset, bool want_top);
 /* Characters (code points) in UTF-8 text: what a token adds to text_offset. */
 size_t oai_text_chars(const char *text, size_t len);

@@ -80,9 +80,26 @@ static int alloc_set(struct prompt_set *ps, int n)
     return ps->ids && ps->n_ids && ps->text ? 0 : -1;
 }
 
+/* Token ids a request names besides its prompt (logit_bias, stop_token_ids) are in the vocabulary. */
+static int check_ids(struct fe *fe, const struct api_request *r, struct apierr *e)
+{
+    int vocab = fe_vocab_size(fe);
+    for (int i = 0; i < r->sp.n_logit_bias; i++)
+        if (r->sp.bias_ids[i] >= vocab)
+            return apierr_set(e, 400, "logit_bias", "invalid_value", "Invalid key in 'logit_bias': token id %d is "
+                              "outside the vocabulary (size %d)", r->sp.bias_ids[i], vocab);
+    for (int i = 0; i < r->sp.n_stop_ids; i++)
+        if (r->sp.stop_ids[i] >= vocab)
+            return apierr_set(e, 400, "stop_token_ids", "invalid_value", "token id %d is outside the vocabulary "
+                              "(size %d)", r->sp.stop_ids[i], vocab);
+    return 0;
+}
+
 int prompt_prepare(struct fe *fe, struct api_request *r, struct prompt_set *ps, struct apierr *e)
 {
     memset(ps, 0, sizeof *ps);
+    if (check_ids(fe, r, e))
+        return -1;
     int n = r->kind == API_CHAT ? 1 : r->n_prompts;
     if (alloc_set(ps, n))
         return apierr_set(e, 500, NULL, "internal_error", "out of memory");

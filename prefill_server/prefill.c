@@ -53,6 +53,7 @@ struct preq {
     bool accepted;            /* the decode worker answered KV_RESERVE with KV_GRANT or KV_WAIT */
     bool announced;           /* the first token went to the frontend */
     uint32_t cached_tokens;   /* prompt tokens our prefix cache held, for the first TOKENS */
+    struct sample_top first_top; /* the first token's alternatives, for the first TOKENS */
     uint32_t layers_done, layers_pushed;
     int inflight; /* puts and flushes whose callbacks have not run */
     double forward_end_ms; /* when the first token arrived, i.e. the forward pass ended (for a log) */
@@ -472,6 +473,21 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
     reserve(r);
 }
 
+/* TOKENS with the first token, its logprob and alternatives if the request wants them. */
+static void send_first(struct worker *w, struct preq *r, enum finish finish, int32_t token, float logprob,
+                       const struct sample_top *top, uint32_t cached_tokens)
+{
+    bool logprobs = r->done.flags & WIRE_GEN_LOGPROBS;
+    int k = logprobs ? r->done.params.top_logprobs : 0;
+    int32_t top_ids[SAMPLE_MAX_TOP_LOGPROBS];
+    float top_lps[SAMPLE_MAX_TOP_LOGPROBS];
+    wire_tokens_fill_top(top_ids, top_lps, k, top);
+    struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
+    m.u.tokens = (struct wire_tokens){(uint8_t)finish, logprobs, 1, &token, logprobs ? &logprob : NULL,
+                                      cached_tokens, (uint8_t)k, top_ids, top_lps};
+    worker_send_frontend(w, &m);
+}
+
 /* The first token goes to the frontend once the decode worker has taken the request: one that
  * refuses it (a prompt its whole pool cannot hold) is answered with that error alone, never with a
  * token first. The answer is a round trip the forward pass almost always outlasts. */
@@ -480,11 +496,7 @@ static void announce_first(struct preq *r)
     if (!r->first_done || !r->accepted || r->announced)
         return;
     r->announced = true;
-    bool logprobs = r->done.flags & WIRE_GEN_LOGPROBS;
-    struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
-    m.u.tokens = (struct wire_tokens){FINISH_NONE, logprobs, 1, &r->done.first_token,
-                                      logprobs ? &r->done.first_logprob : NULL, r->cached_tokens};
-    worker_send_frontend(r->w, &m);
+    send_first(r->w, r, FINISH_NONE, r->done.first_token, r->done.first_logprob, &r->first_top, r->cached_tokens);
 }
 
 static void on_grant(struct worker *w, struct ucx_peer *from, struct preq *r, uint64_t id,
@@ -556,11 +568,7 @@ static void prefill_on_message(struct worker *w, struct ucx_peer *from, struct w
 static void on_first(struct worker *w, struct preq *r, struct pf_first *f)
 {
     if (f->finish != FINISH_NONE) { /* a one-token answer: the decode worker is not needed */
-        bool logprobs = r->done.flags & WIRE_GEN_LOGPROBS;
-        struct wire_msg m = {.type = WIRE_TOKENS, .req_id = r->id};
-        m.u.tokens = (struct wire_tokens){(uint8_t)f->finish, logprobs, 1, &f->token,
-                                          logprobs ? &f->logprob : NULL, f->cached_tokens};
-        worker_send_frontend(w, &m);
+        send_first(w, r, f->finish, f->token, f->logprob, &f->top, f->cached_tokens);
         end_request(r);
         return;
     }
@@ -570,6 +578,7 @@ static void on_first(struct worker *w, struct preq *r, struct pf_first *f)
     r->done.first_logprob = f->logprob;
     r->done.rng = f->rng;
     r->cached_tokens = f->cached_tokens;
+    r->first_top = f->top;
     announce_first(r);
     try_finish(r);
 }

@@ -71,6 +71,7 @@ struct pf_first {
     uint64_t req_id;
     int32_t token;
     float logprob;
+    struct sample_top top; /* its most likely alternatives, when the request wants them */
     struct rng rng; /* after the draw: the decode side continues from here */
     enum finish finish;
     uint32_t cached_tokens; /* prompt tokens the prefix cache held */

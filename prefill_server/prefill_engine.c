@@ -146,6 +146,7 @@ static bool announce_first(struct pf_engine *pe, struct seq *s)
     m->req_id = s->id;
     m->token = s->tokens[s->n_tokens - 1];
     m->logprob = s->last_logprob;
+    m->top = s->last_top;
     m->rng = s->rng;
     m->finish = s->finish;
     m->cached_tokens = (uint32_t)s->n_cache_hit;

@@ -244,7 +244,7 @@ static int rd_done(struct rd *r, const char *what, struct error *err)
 /* ---- sampling parameters, shared by GENERATE and KV_DONE ----
  * f32 temperature, f32 top_p, i32 top_k, f32 min_p, f32 repetition_penalty, f32 presence_penalty,
  * f32 frequency_penalty, u64 seed, i32 max_tokens, u8 ignore_eos, u8 logprobs_mode, u32 n_stop_ids,
- * i32 stop_ids[]. */
+ * i32 stop_ids[], u8 top_logprobs, u32 n_logit_bias, then n_logit_bias × (i32 id, f32 bias). */
 
 static int put_params(struct wr *w, const struct sample_params *p, struct error *err)
 {
@@ -253,6 +253,10 @@ static int put_params(struct wr *w, const struct sample_params *p, struct error 
     if (p->logprobs_mode >= SAMPLE_LOGPROBS_MODES)
         return error_set(err, "wire: logprobs mode %u is not one of the %d known", p->logprobs_mode,
                          SAMPLE_LOGPROBS_MODES);
+    if (p->top_logprobs > SAMPLE_MAX_TOP_LOGPROBS)
+        return error_set(err, "wire: %u top logprobs (at most %d)", p->top_logprobs, SAMPLE_MAX_TOP_LOGPROBS);
+    if (p->n_logit_bias < 0 || p->n_logit_bias > SAMPLE_MAX_LOGIT_BIAS)
+        return error_set(err, "wire: %d logit biases (at most %d)", p->n_logit_bias, SAMPLE_MAX_LOGIT_BIAS);
     put_f32(w, p->temperature);
     put_f32(w, p->top_p);
     put_i32(w, p->top_k);
@@ -265,6 +269,12 @@ static int put_params(struct wr *w, const struct sample_params *p, struct error 
     put_u8(w, p->ignore_eos ? 1 : 0);
     put_u8(w, p->logprobs_mode);
     put_i32s(w, p->stop_ids, (uint32_t)p->n_stop_ids);
+    put_u8(w, p->top_logprobs);
+    put_u32(w, (uint32_t)p->n_logit_bias);
+    for (int i = 0; i < p->n_logit_bias; i++) {
+        put_i32(w, p->bias_ids[i]);
+        put_f32(w, p->bias_values[i]);
+    }
     return 0;
 }
 
@@ -286,13 +296,22 @@ static void get_params(struct rd *r, struct sample_params *p)
     for (uint32_t i = 0; i < n; i++)
         p->stop_ids[i] = get_i32(r);
     p->n_stop_ids = (int32_t)n;
+    p->top_logprobs = get_u8(r);
+    n = get_count(r, SAMPLE_MAX_LOGIT_BIAS, 8);
+    for (uint32_t i = 0; i < n; i++) {
+        p->bias_ids[i] = get_i32(r);
+        p->bias_values[i] = get_f32(r);
+        if (!(p->bias_values[i] >= -100 && p->bias_values[i] <= 100)) /* NaN too */
+            r->bad = 1;
+    }
+    p->n_logit_bias = (int32_t)n;
     p->ignore_eos = ignore_eos != 0;
     float f[] = {p->temperature, p->top_p, p->min_p, p->repetition_penalty, p->presence_penalty,
                  p->frequency_penalty};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (!isfinite(f[i]))
             r->bad = 1;
-    if (ignore_eos > 1 || p->logprobs_mode >= SAMPLE_LOGPROBS_MODES)
+    if (ignore_eos > 1 || p->logprobs_mode >= SAMPLE_LOGPROBS_MODES || p->top_logprobs > SAMPLE_MAX_TOP_LOGPROBS)
         r->bad = 1;
 }
 
@@ -614,6 +633,9 @@ int wire_encode_tokens(struct wire_buf *b, uint64_t req_id, const struct wire_to
     if (m->finish >= FINISH_COUNT)
         return error_set(err, "wire: finish reason %u is not one of enum finish", m->finish);
     int lp = m->has_logprobs && m->logprobs;
+    uint32_t n_top = lp && m->top_ids && m->top_logprobs ? m->n_top : 0;
+    if (n_top > SAMPLE_MAX_TOP_LOGPROBS)
+        return error_set(err, "wire: %u top logprobs a token (at most %d)", n_top, SAMPLE_MAX_TOP_LOGPROBS);
     struct wr w;
     begin(&w, b, WIRE_TOKENS, req_id);
     put_u8(&w, m->finish);
@@ -622,6 +644,11 @@ int wire_encode_tokens(struct wire_buf *b, uint64_t req_id, const struct wire_to
     for (uint32_t i = 0; lp && i < m->n; i++)
         put_f32(&w, m->logprobs[i]);
     put_u32(&w, m->cached_tokens);
+    put_u8(&w, (uint8_t)n_top);
+    for (uint32_t i = 0; i < m->n * n_top; i++) {
+        put_i32(&w, m->top_ids[i]);
+        put_f32(&w, m->top_logprobs[i]);
+    }
     return finish(&w, err);
 }
 
@@ -642,6 +669,35 @@ static float *get_logprobs(struct rd *r, uint32_t n)
     return v;
 }
 
+void wire_tokens_fill_top(int32_t *ids, float *logprobs, int k, const struct sample_top *t)
+{
+    for (int j = 0; j < k; j++) {
+        ids[j] = j < t->n ? t->ids[j] : -1;
+        logprobs[j] = j < t->n ? t->logprobs[j] : 0.0f;
+    }
+}
+
+/* n × n_top (id, logprob) pairs; a listed alternative has a finite logprob (the sender leaves out
+ * what a mask ruled out). */
+static void get_top(struct rd *r, struct wire_tokens *out)
+{
+    size_t k = (size_t)out->n * out->n_top;
+    if (!need(r, k * 8))
+        return;
+    out->top_ids = malloc(k * sizeof *out->top_ids);
+    out->top_logprobs = malloc(k * sizeof *out->top_logprobs);
+    if (!out->top_ids || !out->top_logprobs) {
+        r->bad = 1;
+        return;
+    }
+    for (size_t i = 0; i < k; i++) {
+        out->top_ids[i] = get_i32(r);
+        out->top_logprobs[i] = get_f32(r);
+        if (!isfinite(out->top_logprobs[i]) || out->top_logprobs[i] > 0)
+            r->bad = 1;
+    }
+}
+
 int wire_decode_tokens(const uint8_t *p, size_t len, struct wire_tokens *out, struct error *err)
 {
     struct rd r = {p, len, 0, 0};
@@ -654,11 +710,17 @@ int wire_decode_tokens(const uint8_t *p, size_t len, struct wire_tokens *out, st
     if (out->has_logprobs && !r.bad)
         out->logprobs = get_logprobs(&r, out->n);
     out->cached_tokens = get_u32(&r);
+    out->n_top = get_u8(&r);
+    if (out->n_top > SAMPLE_MAX_TOP_LOGPROBS || (out->n_top && !out->has_logprobs))
+        r.bad = 1;
+    if (out->n_top && !r.bad)
+        get_top(&r, out);
     if (rd_done(&r, "TOKENS", err)) {
         free(out->tokens);
         free(out->logprobs);
-        out->tokens = NULL;
-        out->logprobs = NULL;
+        free(out->top_ids);
+        free(out->top_logprobs);
+        memset(out, 0, sizeof *out);
         return -1;
     }
     return 0;
@@ -780,6 +842,8 @@ void wire_msg_release(struct wire_msg *m)
     case WIRE_TOKENS:
         free(m->u.tokens.tokens);
         free(m->u.tokens.logprobs);
+        free(m->u.tokens.top_ids);
+        free(m->u.tokens.top_logprobs);
         break;
     }
     memset(m, 0, sizeof *m);

@@ -29,10 +29,12 @@
 #include "common/engine/sample.h"
 
 #define WIRE_MAGIC 0x57534450u /* "PDSW" read as little-endian bytes */
-#define WIRE_VERSION 5 /* 2: LOAD carries the draining flag; 3: sampling params carry the logprobs mode;
+#define WIRE_VERSION 6 /* 2: LOAD carries the draining flag; 3: sampling params carry the logprobs mode;
                           4: prefix caching (REGISTER's salt, LOAD's cache events and counters,
                           KV_RESERVE's prompt, KV_GRANT's cached blocks, TOKENS' cached tokens);
-                          5: REGISTER carries the KV dtype and weights */
+                          5: REGISTER carries the KV dtype and weights;
+                          6: sampling params carry top_logprobs and logit_bias, TOKENS the
+                          alternatives) */
 #define WIRE_HDR_SIZE 24
 
 /* Limits a decoder enforces before it allocates anything. */
@@ -170,7 +172,9 @@ struct wire_kv_done {
 /* KV_ACK: empty. Decode → prefill: the sequence is admitted; the prefill may free its blocks. */
 
 /* TOKENS: u8 finish, u8 has_logprobs, u32 n, i32 tokens[n], then f32 logprobs[n] if has_logprobs,
- * u32 cached_tokens. Prefill → frontend (the first token) and decode → frontend (the rest). */
+ * u32 cached_tokens, u8 n_top, then n × n_top (i32 id, f32 logprob): each token's most likely
+ * alternatives, best first (n_top is 0 without logprobs). Prefill → frontend (the first token) and
+ * decode → frontend (the rest). */
 struct wire_tokens {
     uint8_t finish; /* enum finish (finish.h fixes its values) */
     uint8_t has_logprobs;
@@ -178,7 +182,21 @@ struct wire_tokens {
     int32_t *tokens;  /* owned by the message */
     float *logprobs;  /* n floats or NULL; owned by the message */
     uint32_t cached_tokens; /* in a sequence's first TOKENS: prompt tokens its prefix cache held */
+    uint8_t n_top;          /* alternatives a token; a token with fewer has id -1 in the rest */
+    int32_t *top_ids;       /* n × n_top or NULL; owned by the message */
+    float *top_logprobs;    /* n × n_top or NULL; owned by the message */
 };
+
+/* One token's slice of a TOKENS message's alternatives. */
+struct wire_alts {
+    int n;
+    const int32_t *ids;
+    const float *logprobs;
+};
+
+/* Writes t's alternatives to k slots of ids/logprobs, padding with id -1 (logprob 0) when t has
+ * fewer than k. */
+void wire_tokens_fill_top(int32_t *ids, float *logprobs, int k, const struct sample_top *t);
 
 /* ABORT: empty. */
 

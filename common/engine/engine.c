@@ -125,8 +125,8 @@ static bool is_stop_token(const struct engine *e, const struct seq *s, int32_t i
 
 int engine_sample(struct engine *e, struct seq *s, float *logits)
 {
-    int32_t id = sampler_pick(e->sampler, &s->params, &s->rng, logits, s->tokens, s->n_prompt,
-                              s->tokens + s->n_prompt, engine_seq_n_generated(s), &s->last_logprob);
+    int32_t id = sampler_pick(e->sampler, &s->params, &s->rng, logits, NULL, s->tokens, s->n_prompt,
+                              s->tokens + s->n_prompt, engine_seq_n_generated(s), &s->last_logprob, &s->last_top);
     if (engine_seq_append(s, id) < 0)
         return -1;
     if (is_stop_token(e, s, id))

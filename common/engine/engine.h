@@ -29,6 +29,7 @@ struct seq {
     struct rng rng;
     enum finish finish;
     float last_logprob; /* of the newest sampled token */
+    struct sample_top last_top; /* its params.top_logprobs most likely alternatives */
     /* Prefix caching (kvcache.h): blocks [0, n_published) are offered to the cache, chain is the key
      * of the last one; n_cache_hit is how many prompt tokens came from the cache when it started. */
     int n_published, n_cache_hit;

@@ -1,7 +1,7 @@
 /* sample.c — the sampler and RNG declared in sample.h.
  *
- * Order of stages (as vLLM): penalties on the raw logits, then temperature, then top-k, top-p and
- * min-p truncation, then one draw from what is left. Everything is deterministic given the logits and
+ * Order of stages (as vLLM): logit bias and the constraint's mask on the raw logits, penalties, then
+ * temperature, then top-k, top-p and min-p truncation, then one draw from what is left. Everything is deterministic given the logits and
  * the RNG state, so the same request sampled in two processes gives the same tokens. */
 #include "common/engine/sample.h"
 
@@ -135,6 +135,16 @@ static void clear_counts(struct sampler *s, const int32_t *ids, int n)
             s->counts[ids[i]] = 0;
 }
 
+static void apply_bias(struct sampler *s, const struct sample_params *p, float *logits, const uint32_t *allowed)
+{
+    for (int i = 0; i < p->n_logit_bias; i++)
+        if (in_vocab(s, p->bias_ids[i]))
+            logits[p->bias_ids[i]] += p->bias_values[i];
+    for (int i = 0; allowed && i < s->vocab; i++)
+        if (!(allowed[i >> 5] >> (i & 31) & 1))
+            logits[i] = -INFINITY;
+}
+
 static void apply_penalties(struct sampler *s, const struct sample_params *p, float *logits,
                             const int32_t *prompt, int n_prompt, const int32_t *gen, int n_gen)
 {
@@ -167,13 +177,40 @@ static int32_t argmax(const float *x, int n)
     return best;
 }
 
-static float log_softmax_at(const float *x, int n, int32_t id)
+/* log(sum(exp(x))) over the vocabulary, stable. */
+static double log_sum_exp(const float *x, int n)
 {
     float max = x[argmax(x, n)];
     double sum = 0;
     for (int i = 0; i < n; i++)
         sum += exp((double)(x[i] - max));
-    return (float)((double)(x[id] - max) - log(sum));
+    return max + log(sum);
+}
+
+/* Whether token a ranks above token b in x: higher value, ties to the lower id. */
+static bool ranks_above(const float *x, int32_t a, int32_t b)
+{
+    return x[a] > x[b] || (x[a] == x[b] && a < b);
+}
+
+/* The k most likely tokens of x as logprobs (lse = log_sum_exp(x)); tokens a mask or bias ruled out
+ * (-inf) are not listed. One pass, each token compared with the k-th best so far. */
+static void top_of(const float *x, int n, double lse, int k, struct sample_top *top)
+{
+    int m = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (x[i] == -INFINITY || (m == k && !ranks_above(x, i, top->ids[m - 1])))
+            continue;
+        int at = m < k ? m++ : k - 1;
+        while (at > 0 && ranks_above(x, i, top->ids[at - 1])) {
+            top->ids[at] = top->ids[at - 1];
+            at--;
+        }
+        top->ids[at] = i;
+    }
+    top->n = m;
+    for (int j = 0; j < m; j++)
+        top->logprobs[j] = (float)((double)x[top->ids[j]] - lse);
 }
 
 static int cmp_cand_desc(const void *a, const void *b)
@@ -269,13 +306,15 @@ static int32_t sample_truncated(struct sampler *s, const struct sample_params *p
 }
 
 int32_t sampler_pick(struct sampler *s, const struct sample_params *p, struct rng *rng, float *logits,
-                     const int32_t *prompt, int n_prompt, const int32_t *generated, int n_generated,
-                     float *logprob)
+                     const uint32_t *allowed, const int32_t *prompt, int n_prompt, const int32_t *generated,
+                     int n_generated, float *logprob, struct sample_top *top)
 {
-    /* the stages below change logits in place: keep the model's own for a raw logprob */
-    bool raw = logprob && p->logprobs_mode == SAMPLE_LOGPROBS_RAW;
+    /* the stages below change logits in place: keep the model's own for raw logprobs */
+    bool report = logprob || (top && p->top_logprobs > 0);
+    bool raw = report && p->logprobs_mode == SAMPLE_LOGPROBS_RAW;
     if (raw)
         memcpy(s->raw, logits, (size_t)s->vocab * sizeof *logits);
+    apply_bias(s, p, logits, allowed);
     apply_penalties(s, p, logits, prompt, n_prompt, generated, n_generated);
     int32_t id;
     if (p->temperature <= 0.0f) {
@@ -285,7 +324,16 @@ int32_t sampler_pick(struct sampler *s, const struct sample_params *p, struct rn
             logits[i] /= p->temperature;
         id = sample_truncated(s, p, rng, logits);
     }
+    if (top)
+        top->n = 0;
+    if (!report)
+        return id;
+    const float *dist = raw ? s->raw : logits;
+    double lse = log_sum_exp(dist, s->vocab);
     if (logprob)
-        *logprob = log_softmax_at(raw ? s->raw : logits, s->vocab, id);
+        *logprob = (float)((double)dist[id] - lse);
+    if (top && p->top_logprobs > 0)
+        top_of(dist, s->vocab, lse, p->top_logprobs < SAMPLE_MAX_TOP_LOGPROBS ? p->top_logprobs
+                                                                               : SAMPLE_MAX_TOP_LOGPROBS, top);
     return id;
 }

@@ -1,5 +1,6 @@
-/* sample.h — choosing the next token from logits: greedy, temperature, top-k, top-p, min-p,
- * repetition/presence/frequency penalties, and the per-request RNG.
+/* sample.h — choosing the next token from logits: logit bias, repetition/presence/frequency
+ * penalties, greedy, temperature, top-k, top-p, min-p, the per-request RNG, and the logprobs of the
+ * chosen token and of the most likely alternatives.
  *
  * The RNG state is plain data (struct rng) so it can travel between processes with the request: a
  * token sampled on a decode worker after the prefill worker sampled the first one is the same token
@@ -11,6 +12,8 @@
 #include <stdint.h>
 
 #define SAMPLE_MAX_STOP_IDS 16
+#define SAMPLE_MAX_LOGIT_BIAS 300  /* entries of OpenAI's logit_bias map */
+#define SAMPLE_MAX_TOP_LOGPROBS 20 /* alternatives reported with a token (OpenAI's top_logprobs limit) */
 
 /* xoshiro256** — seeded through splitmix64; all-zero state is impossible after rng_seed. */
 struct rng {
@@ -46,6 +49,17 @@ struct sample_params {
     int32_t n_stop_ids;  /* extra token ids that end the sequence */
     int32_t stop_ids[SAMPLE_MAX_STOP_IDS];
     uint8_t logprobs_mode; /* enum sample_logprobs_mode: what *logprob of sampler_pick means */
+    uint8_t top_logprobs;  /* how many most likely alternatives sampler_pick reports, <= SAMPLE_MAX_TOP_LOGPROBS */
+    int32_t n_logit_bias;  /* added to the logits before anything else (OpenAI's logit_bias, -100..100) */
+    int32_t bias_ids[SAMPLE_MAX_LOGIT_BIAS];
+    float bias_values[SAMPLE_MAX_LOGIT_BIAS];
+};
+
+/* The most likely tokens under the distribution the logprobs mode names, best first (ties by id). */
+struct sample_top {
+    int n;
+    int32_t ids[SAMPLE_MAX_TOP_LOGPROBS];
+    float logprobs[SAMPLE_MAX_TOP_LOGPROBS];
 };
 
 void sample_params_default(struct sample_params *p);
@@ -55,11 +69,13 @@ struct sampler;
 struct sampler *sampler_new(int vocab_size);
 void sampler_free(struct sampler *s);
 
-/* Picks the next token. `logits` (vocab_size floats) is modified in place. `prompt` and `generated`
- * are the sequence so far (for penalties). Returns the token id; *logprob (if non-NULL) receives the
- * log-probability of the chosen token under the distribution p->logprobs_mode names. */
+/* Picks the next token. `logits` (vocab_size floats) is modified in place. `allowed` (a bitset of
+ * vocab_size bits, or NULL for all) is what a constraint lets through: the others are never picked.
+ * `prompt` and `generated` are the sequence so far (for penalties). Returns the token id; *logprob
+ * (if non-NULL) receives the log-probability of the chosen token under the distribution
+ * p->logprobs_mode names, and *top (if non-NULL) its p->top_logprobs most likely tokens. */
 int32_t sampler_pick(struct sampler *s, const struct sample_params *p, struct rng *rng, float *logits,
-                     const int32_t *prompt, int n_prompt, const int32_t *generated, int n_generated,
-                     float *logprob);
+                     const uint32_t *allowed, const int32_t *prompt, int n_prompt, const int32_t *generated,
+                     int n_generated, float *logprob, struct sample_top *top);
 
 #endif

@@ -36,6 +36,12 @@ static void ws_params(struct sample_params *p, uint64_t *s)
     p->n_stop_ids = (int32_t)(ws_mix(s) % (SAMPLE_MAX_STOP_IDS + 1));
     for (int i = 0; i < p->n_stop_ids; i++)
         p->stop_ids[i] = (int32_t)(ws_mix(s) % 150000);
+    p->top_logprobs = (uint8_t)(ws_mix(s) % (SAMPLE_MAX_TOP_LOGPROBS + 1));
+    p->n_logit_bias = (int32_t)(ws_mix(s) % 5);
+    for (int i = 0; i < p->n_logit_bias; i++) {
+        p->bias_ids[i] = (int32_t)(ws_mix(s) % 150000);
+        p->bias_values[i] = (float)(ws_mix(s) % 201) - 100.0f;
+    }
 }
 
 static int32_t *ws_ids(uint32_t n, uint64_t *s)
@@ -137,6 +143,14 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
                 m->u.tokens.logprobs[i] = -(float)(ws_mix(&s) % 1000) / 100.0f;
         }
         m->u.tokens.cached_tokens = (uint32_t)(ws_mix(&s) % 4000);
+        m->u.tokens.n_top = m->u.tokens.has_logprobs ? (uint8_t)(ws_mix(&s) % 4) : 0;
+        if (m->u.tokens.n_top) {
+            uint32_t k = m->u.tokens.n * m->u.tokens.n_top;
+            m->u.tokens.top_ids = ws_ids(k, &s);
+            m->u.tokens.top_logprobs = malloc((k + 1) * sizeof(float));
+            for (uint32_t i = 0; i < k; i++)
+                m->u.tokens.top_logprobs[i] = -(float)(ws_mix(&s) % 1000) / 100.0f;
+        }
         break;
     case WIRE_ERROR:
         m->u.error.code = WIRE_ERR_OVERLOADED;
@@ -153,7 +167,10 @@ static int ws_params_eq(const struct sample_params *a, const struct sample_param
            a->presence_penalty == b->presence_penalty && a->frequency_penalty == b->frequency_penalty &&
            a->seed == b->seed && a->max_tokens == b->max_tokens && a->ignore_eos == b->ignore_eos &&
            a->logprobs_mode == b->logprobs_mode && a->n_stop_ids == b->n_stop_ids &&
-           !memcmp(a->stop_ids, b->stop_ids, (size_t)a->n_stop_ids * sizeof a->stop_ids[0]);
+           !memcmp(a->stop_ids, b->stop_ids, (size_t)a->n_stop_ids * sizeof a->stop_ids[0]) &&
+           a->top_logprobs == b->top_logprobs && a->n_logit_bias == b->n_logit_bias &&
+           !memcmp(a->bias_ids, b->bias_ids, (size_t)a->n_logit_bias * sizeof a->bias_ids[0]) &&
+           !memcmp(a->bias_values, b->bias_values, (size_t)a->n_logit_bias * sizeof a->bias_values[0]);
 }
 
 #define WS_ARR_EQ(a, b, n) ((n) == 0 || !memcmp((a), (b), (size_t)(n) * sizeof *(a)))
@@ -210,7 +227,9 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
         return ta->finish == tb->finish && ta->has_logprobs == tb->has_logprobs && ta->n == tb->n &&
                WS_ARR_EQ(ta->tokens, tb->tokens, ta->n) &&
                (!ta->has_logprobs || WS_ARR_EQ(ta->logprobs, tb->logprobs, ta->n)) &&
-               ta->cached_tokens == tb->cached_tokens;
+               ta->cached_tokens == tb->cached_tokens && ta->n_top == tb->n_top &&
+               WS_ARR_EQ(ta->top_ids, tb->top_ids, ta->n * ta->n_top) &&
+               WS_ARR_EQ(ta->top_logprobs, tb->top_logprobs, ta->n * ta->n_top);
     case WIRE_ERROR:
         return a->u.error.code == b->u.error.code && !strcmp(a->u.error.message, b->u.error.message);
     case WIRE_KV_ACK:

@@ -32,7 +32,7 @@ static int32_t pick(struct sampler *s, struct sample_params *p, struct rng *r, c
 {
     float l[V];
     memcpy(l, src, sizeof l);
-    return sampler_pick(s, p, r, l, NULL, 0, gen, n_gen, NULL);
+    return sampler_pick(s, p, r, l, NULL, NULL, 0, gen, n_gen, NULL, NULL);
 }
 
 static void greedy_and_logprob(void)
@@ -44,7 +44,7 @@ static void greedy_and_logprob(void)
     float l[V] = {0, 1, 5, 2, 0, 0, 0, 0}, lp;
     struct rng r;
     rng_seed(&r, 1);
-    CHECK_EQ_INT(sampler_pick(s, &p, &r, l, NULL, 0, NULL, 0, &lp), 2);
+    CHECK_EQ_INT(sampler_pick(s, &p, &r, l, NULL, NULL, 0, NULL, 0, &lp, NULL), 2);
     double z = 5 + exp(1) + exp(5) + exp(2); /* five zeros, then 1, 5, 2 */
     CHECK_NEAR(lp, 5 - log(z), 1e-5);
     sampler_free(s);
@@ -68,7 +68,7 @@ static void logprobs_modes(void)
         rng_seed(&r, 3);
         float l[V], lp;
         memcpy(l, raw, sizeof l);
-        int32_t id = sampler_pick(s, &p, &r, l, seen, 1, NULL, 0, &lp);
+        int32_t id = sampler_pick(s, &p, &r, l, NULL, seen, 1, NULL, 0, &lp, NULL);
         double want;
         if (mode == SAMPLE_LOGPROBS_RAW) {
             want = raw[id] - log(z);
@@ -148,7 +148,7 @@ static void penalties(void)
     int32_t seen[] = {0, 1, 2, 3, 4, 5, 6};
     float out[V];
     memcpy(out, l2, sizeof out);
-    sampler_pick(s, &p, &r, out, seen, 7, seen, 3, NULL); /* negative: multiplied, once */
+    sampler_pick(s, &p, &r, out, NULL, seen, 7, seen, 3, NULL, NULL); /* negative: multiplied, once */
     CHECK_NEAR(out[0], -1.25, 1e-6);
     CHECK_NEAR(out[6], -1.25, 1e-6);
     CHECK_EQ_INT(pick(s, &p, &r, l2, seen, 7), 7);
@@ -170,6 +170,78 @@ static void same_seed_same_tokens(void)
     sampler_free(s);
 }
 
+/* The alternatives are the k most likely tokens of the logprobs mode's distribution, best first, ties
+ * to the lower id; in the raw mode whatever the temperature, penalties or bias. */
+static void top_logprobs(void)
+{
+    struct sampler *s = sampler_new(V);
+    const float raw[V] = {0, 1, 5, 2, 0, 3, 3, 0};
+    double lse = log(3 + exp(1) + exp(5) + exp(2) + 2 * exp(3));
+    struct sample_params p;
+    sample_params_default(&p);
+    p.temperature = 0.7f;
+    p.top_logprobs = 4;
+    p.n_logit_bias = 1;
+    p.bias_ids[0] = 2;
+    p.bias_values[0] = -100; /* token 2 is never chosen, but raw alternatives still list it first */
+    struct rng r;
+    rng_seed(&r, 9);
+    float l[V], lp;
+    memcpy(l, raw, sizeof l);
+    struct sample_top top;
+    int32_t id = sampler_pick(s, &p, &r, l, NULL, NULL, 0, NULL, 0, &lp, &top);
+    CHECK(id != 2);
+    CHECK_EQ_INT(top.n, 4);
+    const int32_t want[4] = {2, 5, 6, 3};
+    for (int j = 0; j < 4; j++) {
+        CHECK_EQ_INT(top.ids[j], want[j]);
+        CHECK_NEAR(top.logprobs[j], raw[want[j]] - lse, 1e-5);
+    }
+    CHECK_NEAR(lp, raw[id] - lse, 1e-5);
+    /* processed: after the bias and the temperature; token 2 is then last, out of the top */
+    p.logprobs_mode = SAMPLE_LOGPROBS_PROCESSED;
+    memcpy(l, raw, sizeof l);
+    sampler_pick(s, &p, &r, l, NULL, NULL, 0, NULL, 0, &lp, &top);
+    CHECK_EQ_INT(top.ids[0], 5);
+    CHECK_EQ_INT(top.ids[1], 6);
+    CHECK_EQ_INT(top.ids[2], 3);
+    CHECK_EQ_INT(top.ids[3], 1);
+    sampler_free(s);
+}
+
+/* A logit bias moves the choice; a mask (a constraint) rules tokens out, and what it rules out is not
+ * listed among processed alternatives. */
+static void bias_and_mask(void)
+{
+    struct sampler *s = sampler_new(V);
+    const float raw[V] = {0, 1, 5, 2, 0, 3, 3, 0};
+    struct sample_params p;
+    sample_params_default(&p);
+    p.temperature = 0;
+    p.n_logit_bias = 1;
+    p.bias_ids[0] = 7;
+    p.bias_values[0] = 5.5f;
+    struct rng r;
+    rng_seed(&r, 1);
+    float l[V];
+    memcpy(l, raw, sizeof l);
+    CHECK_EQ_INT(sampler_pick(s, &p, &r, l, NULL, NULL, 0, NULL, 0, NULL, NULL), 7);
+    p.n_logit_bias = 0;
+    p.top_logprobs = 5;
+    p.logprobs_mode = SAMPLE_LOGPROBS_PROCESSED;
+    uint32_t allowed = 1u << 1 | 1u << 4; /* tokens 1 and 4 only */
+    struct sample_top top;
+    for (int seed = 0; seed < 20; seed++) {
+        p.temperature = seed ? 1.0f : 0.0f;
+        memcpy(l, raw, sizeof l);
+        int32_t id = sampler_pick(s, &p, &r, l, &allowed, NULL, 0, NULL, 0, NULL, &top);
+        CHECK(id == 1 || id == 4);
+        CHECK_EQ_INT(top.n, 2);
+        CHECK_EQ_INT(top.ids[0], 1);
+    }
+    sampler_free(s);
+}
+
 int main(void)
 {
     RUN(rng_state_travels);
@@ -178,5 +250,7 @@ int main(void)
     RUN(truncation_stages);
     RUN(penalties);
     RUN(same_seed_same_tokens);
+    RUN(top_logprobs);
+    RUN(bias_and_mask);
     return check_report();
 }

@@ -160,7 +160,11 @@ static void test_fields_table(void)
     bad(API_COMPLETION, C("\"temprature\":0.5"), "temprature");
     bad(API_CHAT, M("\"echo\":true"), "echo");
     bad(API_COMPLETION, C("\"messages\":[]"), "messages");
-    bad(API_COMPLETION, C("\"logit_bias\":{\"5\":10}"), "logit_bias");
+    ok(API_COMPLETION, C("\"logit_bias\":{\"5\":10,\"7\":-100}"));
+    bad(API_COMPLETION, C("\"logit_bias\":{\"5\":101}"), "logit_bias");
+    bad(API_COMPLETION, C("\"logit_bias\":{\"x\":1}"), "logit_bias");
+    bad(API_COMPLETION, C("\"logit_bias\":{\"-5\":1}"), "logit_bias");
+    bad(API_COMPLETION, C("\"logit_bias\":{\"5\":\"1\"}"), "logit_bias");
     bad(API_COMPLETION, C("\"logit_bias\":\"x\""), "logit_bias");
     ok(API_COMPLETION, C("\"logit_bias\":{}"));
     ok(API_COMPLETION, C("\"logit_bias\":null"));
@@ -170,11 +174,12 @@ static void test_fields_table(void)
     bad(API_COMPLETION, C("\"best_of\":3"), "best_of");
     bad(API_COMPLETION, C("\"best_of\":21,\"n\":2"), "best_of");
     ok(API_COMPLETION, C("\"best_of\":2,\"n\":2"));
-    bad(API_COMPLETION, C("\"logprobs\":2"), "logprobs");
+    ok(API_COMPLETION, C("\"logprobs\":5"));
+    bad(API_COMPLETION, C("\"logprobs\":21"), "logprobs");
     bad(API_COMPLETION, C("\"logprobs\":0,\"echo\":true"), "echo");
     ok(API_COMPLETION, C("\"echo\":true"));
     bad(API_COMPLETION, C("\"user\":5"), "user");
-    bad(API_CHAT, M("\"logprobs\":true,\"top_logprobs\":5"), "top_logprobs");
+    ok(API_CHAT, M("\"logprobs\":true,\"top_logprobs\":20"));
     ok(API_CHAT, M("\"logprobs\":true,\"top_logprobs\":1"));
     bad(API_CHAT, M("\"response_format\":{\"type\":\"json_object\"}"), "response_format");
     bad(API_CHAT, M("\"response_format\":\"nonsense\""), "response_format");

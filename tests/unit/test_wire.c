@@ -50,7 +50,7 @@ static void test_golden_bytes(void)
     struct wire_buf b = {0};
     struct error err;
     CHECK(wire_encode_load(&b, &l, &err) == 0);
-    static const uint8_t want[] = {'P', 'D', 'S', 'W', 5, 0, 2, 0, 74, 0, 0, 0, 0, 0, 0, 0,
+    static const uint8_t want[] = {'P', 'D', 'S', 'W', 6, 0, 2, 0, 74, 0, 0, 0, 0, 0, 0, 0,
                                    0,   0,   0,   0,   0, 0, 0, 0, 1,  0, 0, 0, 2, 0, 0, 0,
                                    3,   0,   0,   0,   4, 0, 0, 0, 5,  0, 0, 0, 4, 3, 2, 1, 1,
                                    1,   1,   0,   0,   0, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
@@ -120,7 +120,8 @@ static void test_bad_header(void)
     struct wire_msg m;
     encode_sample(WIRE_ABORT, 1, &b, &m);
     CHECK(decode_fails(&b, 0, "XDSW", 4));
-    CHECK(decode_fails(&b, 4, "\x06\x00", 2));   /* version 6 */
+    CHECK(decode_fails(&b, 4, "\x07\x00", 2));   /* version 7 */
+    CHECK(decode_fails(&b, 4, "\x05\x00", 2));   /* version 5 (no top logprobs, no logit bias) */
     CHECK(decode_fails(&b, 4, "\x04\x00", 2));   /* version 4 (REGISTER without the KV dtype) */
     CHECK(decode_fails(&b, 4, "\x03\x00", 2));   /* version 3 (no prefix caching) */
     CHECK(decode_fails(&b, 4, "\x02\x00", 2));   /* version 2 (sampling params without the logprobs mode) */
@@ -176,7 +177,22 @@ static void test_bad_params(void)
     CHECK(decode_fails(&b, params + 41, "\x02", 1));             /* logprobs mode 2 */
     CHECK(!decode_fails(&b, params + 41, "\x01", 1));            /* processed logprobs */
     CHECK(decode_fails(&b, params + 42, "\x11\x00\x00\x00", 4)); /* 17 stop ids */
+    size_t after_stops = params + 46 + 4 * (size_t)m.u.gen.params.n_stop_ids;
+    CHECK(decode_fails(&b, after_stops, "\x15", 1));             /* 21 top logprobs */
+    CHECK(!decode_fails(&b, after_stops, "\x14", 1));            /* 20 */
     CHECK(!decode_fails(&b, params, "\x00\x00\x00\x00", 4));     /* temperature 0 is fine */
+    wire_buf_free(&b);
+    /* a logit bias outside -100..100, or NaN, is refused */
+    struct error err;
+    m.u.gen.params.n_logit_bias = 1;
+    m.u.gen.params.bias_ids[0] = 5;
+    m.u.gen.params.bias_values[0] = 100.0f;
+    CHECK(wire_encode(&b, &m, &err) == 0);
+    size_t bias = after_stops + 1 + 4 + 4;
+    CHECK(!decode_fails(&b, bias, "\x00\x00\xc8\xc2", 4));       /* -100 */
+    CHECK(decode_fails(&b, bias, "\x00\x00\xca\x42", 4));        /* 101 */
+    CHECK(decode_fails(&b, bias, "\x00\x00\xc0\x7f", 4));        /* NaN */
+    CHECK(decode_fails(&b, after_stops + 1, "\x2d\x01\x00\x00", 4)); /* 301 biases */
     wire_msg_release(&m);
     wire_buf_free(&b);
 }

@@ -1,0 +1,124 @@
+// top_logprobs.mjs — real top_logprobs and logit_bias through the official `openai` npm client:
+//  - chat top_logprobs (up to 20) and completions logprobs (integer) list the most likely tokens,
+//    best first; at temperature 0 in the raw mode the chosen token is the first of them, with the same
+//    logprob; the probabilities sum to at most 1; streamed and whole answers agree;
+//  - logit_bias -100 on the greedy token makes the runner-up win, with exactly the logprob the
+//    alternatives listed for it; +100 on one token makes every token that one (through the prefill
+//    worker's first token and the decode worker's rest);
+//  - bad values are 400s naming the field.
+// Prints the answers' logprobs as JSON lines on OUT so two deployments can be compared byte for byte.
+// usage: node tests/frontend/top_logprobs.mjs BASE_URL MODEL OUT
+import fs from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require = createRequire(path.join(here, "../node/package.json"));
+const OpenAI = require("openai");
+
+const [base, model, out] = process.argv.slice(2);
+const client = new OpenAI({ baseURL: base + "/v1", apiKey: "none", maxRetries: 0, timeout: 60000 });
+const lines = [];
+let failures = 0;
+function check(cond, what) {
+  if (!cond) { failures++; console.log("FAIL " + what); } else console.log("ok   " + what);
+}
+async function post(p, body) {
+  const r = await fetch(base + p, { method: "POST", headers: { "Content-Type": "application/json" },
+                                    body: JSON.stringify(body) });
+  return r.json();
+}
+const utf8 = (s) => [...Buffer.from(s, "utf8")];
+const sameBytes = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+const chat = { model, messages: [{ role: "user", content: "Tell me about foxes" }], max_tokens: 12,
+               temperature: 0, ignore_eos: true, logprobs: true, top_logprobs: 5 };
+
+// chat, whole and streamed
+const whole = await client.chat.completions.create(chat);
+const content = whole.choices[0].logprobs.content;
+check(content.length === 12, `chat: 12 tokens with logprobs (${content.length})`);
+let sorted = true, five = true, firstIsChosen = true, mass = true, bytesOk = true;
+for (const e of content) {
+  const top = e.top_logprobs;
+  five &&= top.length === 5;
+  for (let i = 1; i < top.length; i++) sorted &&= top[i - 1].logprob >= top[i].logprob;
+  firstIsChosen &&= top[0].token === e.token && top[0].logprob === e.logprob && sameBytes(top[0].bytes, e.bytes);
+  mass &&= top.reduce((s, t) => s + Math.exp(t.logprob), 0) <= 1 + 1e-6 && top.every((t) => t.logprob <= 0);
+  for (const t of top.slice(1)) if (!t.token.includes("\ufffd")) bytesOk &&= sameBytes(t.bytes, utf8(t.token));
+}
+check(five, "chat: every token lists 5 alternatives");
+check(sorted, "chat: alternatives best first");
+check(firstIsChosen, "chat: at temperature 0 the chosen token is the first alternative, same logprob and bytes");
+check(mass, "chat: the alternatives' probabilities sum to at most 1");
+check(bytesOk, "chat: an alternative's bytes are its token's UTF-8");
+lines.push(JSON.stringify(content));
+
+const stream = await client.chat.completions.create({ ...chat, stream: true });
+const streamed = [];
+for await (const chunk of stream) streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+check(JSON.stringify(streamed) === JSON.stringify(content), "chat: streamed alternatives equal the whole answer's");
+
+const twenty = await client.chat.completions.create({ ...chat, max_tokens: 3, top_logprobs: 20 });
+check(twenty.choices[0].logprobs.content.every((e) => e.top_logprobs.length === 20), "chat: top_logprobs 20");
+lines.push(JSON.stringify(twenty.choices[0].logprobs.content));
+const none = await client.chat.completions.create({ ...chat, max_tokens: 3, top_logprobs: 0 });
+check(none.choices[0].logprobs.content.every((e) => e.top_logprobs.length === 0), "chat: top_logprobs 0 lists none");
+
+// completions: logprobs N gives N alternatives (and the chosen token, which greedy makes one of them);
+// a dict, so alternatives whose text is the same (byte tokens all read "\ufffd") share one key
+const comp = await client.completions.create({ model, prompt: "The quick brown fox", max_tokens: 10, temperature: 0,
+                                              ignore_eos: true, logprobs: 3 });
+const lp = comp.choices[0].logprobs;
+let dictOk = true;
+lp.top_logprobs.forEach((d, i) => {
+  const vals = Object.values(d);
+  dictOk &&= vals.length >= 1 && vals.length <= 4 && d[lp.tokens[i]] === lp.token_logprobs[i] &&
+             Math.max(...vals) === lp.token_logprobs[i];
+});
+check(lp.top_logprobs.length === 10 && dictOk, "completions: logprobs 3 lists the top tokens, the greedy one first");
+lines.push(JSON.stringify(lp));
+
+// logit_bias: -100 on the greedy first token makes the runner-up the first token
+const first = content[0], runnerUp = first.top_logprobs[1];
+const ids = (await post("/tokenize", { prompt: first.token, add_special_tokens: false })).tokens;
+const back = ids.length === 1 ? (await post("/detokenize", { tokens: ids })).prompt : null;
+if (back === first.token) {
+  const biased = await client.chat.completions.create({ ...chat, max_tokens: 2, logit_bias: { [ids[0]]: -100 } });
+  const b0 = biased.choices[0].logprobs.content[0];
+  check(b0.token === runnerUp.token && b0.logprob === runnerUp.logprob,
+        `logit_bias -100 on "${first.token}" (${ids[0]}): the runner-up "${runnerUp.token}" is chosen, logprob ${b0.logprob}`);
+  lines.push(JSON.stringify(b0));
+} else {
+  check(false, `the greedy first token "${first.token}" is not one token by itself (${ids}); pick another prompt`);
+}
+
+// +100 on one token: every token is that one
+const target = 300;
+const text = (await post("/detokenize", { tokens: [target] })).prompt;
+const forced = await client.completions.create({ model, prompt: "The quick brown fox", max_tokens: 6, temperature: 0,
+                                                ignore_eos: true, logit_bias: { [target]: 100 } });
+const want = (await post("/detokenize", { tokens: Array(6).fill(target) })).prompt;
+check(forced.choices[0].text === want, `logit_bias +100 on token ${target} ("${text}"): six of it`);
+const forcedHot = await client.completions.create({ model, prompt: "The quick brown fox", max_tokens: 6, temperature: 1,
+                                                   seed: 3, ignore_eos: true, logit_bias: { [target]: 100 } });
+check(forcedHot.choices[0].text === want, "the same at temperature 1");
+
+// refusals
+async function refused(body, param, what) {
+  try {
+    await client.chat.completions.create({ ...chat, max_tokens: 2, ...body });
+    check(false, `${what} refused`);
+  } catch (e) {
+    check(e instanceof OpenAI.BadRequestError && e.param === param, `${what}: 400 "${e.error?.message ?? e.message}"`);
+  }
+}
+await refused({ top_logprobs: 21 }, "top_logprobs", "top_logprobs 21");
+await refused({ logit_bias: { 5: 101 } }, "logit_bias", "a bias of 101");
+await refused({ logit_bias: { abc: 1 } }, "logit_bias", "a key that is not a token id");
+await refused({ logit_bias: { 99999999: 1 } }, "logit_bias", "a token id outside the vocabulary");
+
+fs.writeFileSync(out, lines.join("\n") + "\n");
+console.log(`${failures} failed`);
+process.exit(failures ? 1 : 0);
