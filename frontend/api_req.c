@@ -238,8 +238,7 @@ static int parse_sampling(struct api_request *r, json_t *b, struct apierr *e)
         return -1;
     if (best_of < n)
         return BAD(e, "best_of", "'best_of' must be at least 'n' (%lld), got %lld", n, best_of);
-    if (best_of > n)
-        return BAD(e, "best_of", "'best_of' above 'n' is not supported yet");
+    r->best_of = (int)best_of;
     return parse_stop(r, b, e) || parse_stop_ids(r, b, e) || parse_logit_bias(r, b, e) ? -1 : 0;
 }
 
@@ -302,6 +301,14 @@ static int parse_stream(struct api_request *r, json_t *b, struct apierr *e)
     return 0;
 }
 
+/* best_of > n picks among candidates once they have all finished: nothing can be streamed before. */
+static int check_best_of(struct api_request *r, struct apierr *e)
+{
+    if (r->best_of > r->n && r->stream)
+        return BAD(e, "best_of", "'best_of' above 'n' cannot be streamed: the best are known only at the end");
+    return 0;
+}
+
 static int parse_body(enum api_kind kind, json_t *b, struct api_request *r, struct apierr *e)
 {
     if (api_fields_check(kind, b, e))
@@ -317,7 +324,8 @@ static int parse_body(enum api_kind kind, json_t *b, struct api_request *r, stru
     if (kind == API_COMPLETION ? parse_prompt(r, b, e) : parse_messages(r, b, e))
         return -1;
     if (parse_sampling(r, b, e) || parse_logprobs(r, b, e) || parse_logprobs_mode(r, b, e) ||
-        parse_stream(r, b, e) || get_bool(b, "skip_special_tokens", &r->skip_special_tokens, e))
+        parse_stream(r, b, e) || get_bool(b, "skip_special_tokens", &r->skip_special_tokens, e) ||
+        check_best_of(r, e))
         return -1;
     return 0;
 }

@@ -41,6 +41,7 @@ struct api_request {
     struct sample_params sp;     /* temperature ... stop_token_ids, ignore_eos; max_tokens -1 = not given */
     bool seed_given;
     int n;
+    int best_of;                 /* completions: candidates sampled per prompt, the n likeliest returned (>= n) */
     int n_stop;
     char *stop[API_MAX_STOP];
     bool stream, include_usage;

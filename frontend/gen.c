@@ -73,16 +73,49 @@ static long cached_tokens(const struct gen_req *g)
     return sum;
 }
 
+/* best_of: orders each prompt's candidates likeliest first (the sum of their tokens' logprobs; ties
+ * to the earlier one) and numbers the first n of each prompt's as its choices. */
+static void rank_candidates(struct gen_req *g, struct gen_seq **order)
+{
+    int k = g->api.best_of;
+    for (int i = 0; i < g->n_seqs; i++)
+        order[i] = &g->seqs[i];
+    for (int p = 0; k > g->api.n && p < g->prompts.n; p++) {
+        struct gen_seq **c = order + p * k;
+        for (int i = 1; i < k; i++)
+            for (int j = i; j > 0 && c[j]->sum_logprob > c[j - 1]->sum_logprob; j--) {
+                struct gen_seq *t = c[j];
+                c[j] = c[j - 1];
+                c[j - 1] = t;
+            }
+        for (int j = 0; j < k; j++)
+            c[j]->index = j < g->api.n ? p * g->api.n + j : -1;
+    }
+}
+
+/* The answer: every choice; with best_of > n only the n likeliest of each prompt's candidates, though
+ * usage counts every candidate's tokens (they were all computed, as OpenAI bills them). */
 static void respond_whole(struct gen_req *g)
 {
     json_t *choices = json_array();
+    struct gen_seq **order = malloc((size_t)(g->n_seqs ? g->n_seqs : 1) * sizeof *order);
+    if (!order) {
+        struct apierr e;
+        json_decref(choices);
+        apierr_set(&e, 500, NULL, "internal_error", "out of memory");
+        fe_respond_error(g->fe, g->http, &e);
+        return;
+    }
+    rank_candidates(g, order);
     long completion = 0;
     for (int i = 0; i < g->n_seqs; i++) {
-        struct gen_seq *s = &g->seqs[i];
+        struct gen_seq *s = order[i];
         completion += s->n_tokens;
-        json_array_append_new(choices, oai_choice(&g->meta, s->index, s->out, s->out_len, finish_name(s->finish),
-                                                  json_incref(s->lp_all)));
+        if (s->index >= 0)
+            json_array_append_new(choices, oai_choice(&g->meta, s->index, s->out, s->out_len,
+                                                      finish_name(s->finish), json_incref(s->lp_all)));
     }
+    free(order);
     char *body = oai_response(&g->meta, choices, g->prompt_tokens, completion, cached_tokens(g));
     fe_respond_json(g->fe, g->http, 200, body ? body : "{}");
     free(body);
@@ -186,7 +219,8 @@ static int seq_dispatch(struct gen_seq *s, struct apierr *e)
         return apierr_set(e, 503, NULL, "no_workers", "no worker is available to run the request; retry later");
     s->id = ++fe->next_seq;
     struct error err;
-    if (cluster_generate(p, d, s->id, &s->sp, g->api.logprobs, ids, n, &err) ||
+    bool logprobs = g->api.logprobs || g->api.best_of > g->api.n; /* best_of ranks by them */
+    if (cluster_generate(p, d, s->id, &s->sp, logprobs, ids, n, &err) ||
         idmap_put(&fe->seqs, s->id, s)) {
         s->id = 0;
         return apierr_set(e, 503, NULL, "worker_unavailable", "sending the request to a worker failed: %s", err.msg);
@@ -252,7 +286,7 @@ static int req_make_seqs(struct gen_req *g, struct apierr *e)
 {
     struct fe *fe = g->fe;
     struct api_request *r = &g->api;
-    int n_seqs = g->prompts.n * r->n;
+    int n_seqs = g->prompts.n * r->best_of;
     if (fe->n_inflight + n_seqs > fe->cfg.max_inflight)
         return apierr_set(e, 429, NULL, "rate_limit_exceeded",
                           "the server is at its limit of %d sequences in flight; retry later", fe->cfg.max_inflight);
@@ -265,8 +299,8 @@ static int req_make_seqs(struct gen_req *g, struct apierr *e)
     g->n_seqs = n_seqs;
     for (int i = 0; i < g->prompts.n; i++) {
         g->prompt_tokens += g->prompts.n_ids[i];
-        for (int j = 0; j < r->n; j++)
-            if (seq_init(g, &g->seqs[i * r->n + j], i * r->n + j, i, j))
+        for (int j = 0; j < r->best_of; j++)
+            if (seq_init(g, &g->seqs[i * r->best_of + j], i * r->best_of + j, i, j))
                 return apierr_set(e, 500, NULL, "internal_error", "out of memory");
     }
     return 0;

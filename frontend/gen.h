@@ -27,6 +27,7 @@ struct gen_seq {
     char *out;                  /* text to show: all of it (whole answer) or not yet sent (stream) */
     size_t out_len, out_cap;
     int n_tokens;
+    double sum_logprob;         /* of its tokens (what best_of ranks by) */
     enum finish finish;         /* FINISH_NONE while it runs */
     uint32_t cached_tokens;     /* prompt tokens the prefill (or colocated) worker's prefix cache held */
     bool role_sent;

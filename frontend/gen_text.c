@@ -174,6 +174,7 @@ int gen_text_tokens(struct gen_seq *s, const struct wire_tokens *t)
     bool want_lp = s->g->api.logprobs && t->logprobs;
     for (uint32_t i = 0; i < t->n && s->finish == FINISH_NONE; i++) {
         s->n_tokens++;
+        s->sum_logprob += t->logprobs ? t->logprobs[i] : 0;
         struct wire_alts alts = {t->n_top, t->top_ids ? t->top_ids + i * t->n_top : NULL,
                                  t->top_logprobs ? t->top_logprobs + i * t->n_top : NULL};
         if (push_token(s, t->tokens[i], want_lp ? &t->logprobs[i] : NULL, alts.ids ? &alts : NULL))

@@ -40,7 +40,7 @@ await refused("completions", { ...completion, temprature: 0.5 }, "temprature");
 await refused("chat", { ...chat, echo: true }, "echo");
 await refused("completions", { ...completion, logit_bias: { 5: 200 } }, "logit_bias");
 await refused("completions", { ...completion, suffix: " the end" }, "suffix");
-await refused("completions", { ...completion, best_of: 3 }, "best_of");
+await refused("completions", { ...completion, best_of: 21 }, "best_of");
 await refused("completions", { ...completion, n: 2, best_of: 1 }, "best_of");
 await refused("completions", { ...completion, logprobs: 1, echo: true }, "echo");
 await refused("chat", { ...chat, response_format: { type: "json_object" } }, "response_format");

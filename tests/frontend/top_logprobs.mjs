@@ -1,10 +1,12 @@
-// top_logprobs.mjs — real top_logprobs and logit_bias through the official `openai` npm client:
+// top_logprobs.mjs — real top_logprobs, logit_bias and best_of through the official `openai` npm client:
 //  - chat top_logprobs (up to 20) and completions logprobs (integer) list the most likely tokens,
 //    best first; at temperature 0 in the raw mode the chosen token is the first of them, with the same
 //    logprob; the probabilities sum to at most 1; streamed and whole answers agree;
 //  - logit_bias -100 on the greedy token makes the runner-up win, with exactly the logprob the
 //    alternatives listed for it; +100 on one token makes every token that one (through the prefill
 //    worker's first token and the decode worker's rest);
+//  - best_of 4 with n 2 returns the two of the four candidates (the same as n 4 with the same seed)
+//    whose tokens' logprobs sum highest, likeliest first, and usage counts all four;
 //  - bad values are 400s naming the field.
 // Prints the answers' logprobs as JSON lines on OUT so two deployments can be compared byte for byte.
 // usage: node tests/frontend/top_logprobs.mjs BASE_URL MODEL OUT
@@ -105,6 +107,21 @@ const forcedHot = await client.completions.create({ model, prompt: "The quick br
                                                    seed: 3, ignore_eos: true, logit_bias: { [target]: 100 } });
 check(forcedHot.choices[0].text === want, "the same at temperature 1");
 
+// best_of: the candidates are what n 4 with the same seed samples (sample j uses seed + j)
+const cand = { model, prompt: "The quick brown fox", max_tokens: 8, temperature: 1, seed: 11, ignore_eos: true };
+const four = await client.completions.create({ ...cand, n: 4, logprobs: 0 });
+const sums = four.choices.map((c) => ({ text: c.text, sum: c.logprobs.token_logprobs.reduce((a, b) => a + b, 0) }));
+const best = [...sums].sort((a, b) => b.sum - a.sum).slice(0, 2).map((c) => c.text);
+const bo = await client.completions.create({ ...cand, n: 2, best_of: 4 });
+check(JSON.stringify(bo.choices.map((c) => c.text)) === JSON.stringify(best) &&
+      bo.choices.map((c) => c.index).join() === "0,1",
+      `best_of 4, n 2: the two likeliest of the four candidates (sums ${sums.map((c) => c.sum.toFixed(2))})`);
+check(bo.usage.completion_tokens === 32, `best_of: usage counts all four candidates (${bo.usage.completion_tokens})`);
+const bo1 = await client.completions.create({ ...cand, best_of: 4, logprobs: 1 });
+check(bo1.choices.length === 1 && bo1.choices[0].text === best[0] && bo1.choices[0].logprobs.tokens.length === 8,
+      "best_of 4, n 1: the likeliest, with its logprobs");
+lines.push(JSON.stringify(bo.choices.map((c) => c.text)));
+
 // refusals
 async function refused(body, param, what) {
   try {
@@ -118,6 +135,14 @@ await refused({ top_logprobs: 21 }, "top_logprobs", "top_logprobs 21");
 await refused({ logit_bias: { 5: 101 } }, "logit_bias", "a bias of 101");
 await refused({ logit_bias: { abc: 1 } }, "logit_bias", "a key that is not a token id");
 await refused({ logit_bias: { 99999999: 1 } }, "logit_bias", "a token id outside the vocabulary");
+
+try {
+  const st = await client.completions.create({ ...cand, best_of: 3, stream: true });
+  for await (const _ of st) { /* drain */ }
+  check(false, "best_of above n streamed");
+} catch (e) {
+  check(e instanceof OpenAI.BadRequestError && e.param === "best_of", `best_of above n, streamed: 400 "${e.error?.message}"`);
+}
 
 fs.writeFileSync(out, lines.join("\n") + "\n");
 console.log(`${failures} failed`);

@@ -171,7 +171,9 @@ static void test_fields_table(void)
     bad(API_COMPLETION, C("\"suffix\":\"end\""), "suffix");
     ok(API_COMPLETION, C("\"suffix\":\"\""));
     bad(API_COMPLETION, C("\"best_of\":1,\"n\":2"), "best_of");
-    bad(API_COMPLETION, C("\"best_of\":3"), "best_of");
+    ok(API_COMPLETION, C("\"best_of\":3"));
+    bad(API_COMPLETION, C("\"best_of\":3,\"stream\":true"), "best_of");
+    ok(API_COMPLETION, C("\"best_of\":3,\"n\":3,\"stream\":true"));
     bad(API_COMPLETION, C("\"best_of\":21,\"n\":2"), "best_of");
     ok(API_COMPLETION, C("\"best_of\":2,\"n\":2"));
     ok(API_COMPLETION, C("\"logprobs\":5"));
