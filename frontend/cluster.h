@@ -57,7 +57,7 @@ struct cl_seq {
 };
 
 struct cluster_handlers {
-    /* TOKENS or ERROR about one of our sequences (req_id). *msg is released after the call. */
+    /* TOKENS, ERROR or KV_STATS about one of our sequences (req_id). *msg is released after the call. */
     void (*on_message)(void *user, struct cl_worker *from, struct wire_msg *msg);
     /* w is being forgotten: drop every reference to it before returning. */
     void (*on_worker_lost)(void *user, struct cl_worker *w, const char *reason);

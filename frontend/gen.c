@@ -503,6 +503,14 @@ void gen_on_message(void *user, struct cl_worker *from, struct wire_msg *msg)
 {
     struct fe *fe = user;
     struct gen_seq *s = idmap_get(&fe->seqs, msg->req_id);
+    if (msg->type == WIRE_KV_STATS) { /* the sequence may have ended: its transfer still counts */
+        if (from->role == WIRE_ROLE_PREFILL) {
+            histogram_observe(&fe->metrics.kv_bytes, (double)msg->u.stats.bytes);
+            histogram_observe(&fe->metrics.kv_seconds, msg->u.stats.seconds);
+            histogram_observe(&fe->metrics.kv_exposed, msg->u.stats.exposed_seconds);
+        }
+        return;
+    }
     if (!s)
         return; /* a sequence already ended (aborted, stopped): late tokens are expected */
     if (msg->type == WIRE_TOKENS && msg->u.tokens.finish == FINISH_ERROR) {

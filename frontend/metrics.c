@@ -37,6 +37,14 @@ void metrics_init(struct metrics *m)
                                   100000, 200000};
     hist_init(&m->prompt_len, "pdserve:request_prompt_tokens", "Prompt tokens per finished request.", toks, 17);
     hist_init(&m->gen_len, "pdserve:request_generation_tokens", "Generated tokens per finished request.", toks, 17);
+    static const double bytes[] = {65536, 262144, 1048576, 4194304, 16777216, 67108864, 268435456, 1073741824,
+                                   4294967296.0};
+    hist_init(&m->kv_bytes, "pdserve:request_kv_transfer_bytes",
+              "KV cache bytes a prefill worker pushed to a decode worker, per request.", bytes, 9);
+    hist_init(&m->kv_seconds, "pdserve:request_kv_transfer_seconds",
+              "A request's KV transfer, from its first put to the flush that completed it.", lat, 19);
+    hist_init(&m->kv_exposed, "pdserve:request_kv_transfer_exposed_seconds",
+              "A request's KV transfer time the forward pass did not hide: its end to KV_DONE.", lat, 19);
 }
 
 void histogram_observe(struct histogram *h, double v)
@@ -207,7 +215,8 @@ char *metrics_render(const struct metrics *m, struct cluster *c, int running, co
         put_router(&o, c);
         put_cluster_port(&o, c);
     }
-    const struct histogram *hs[] = {&m->ttft, &m->tpot, &m->e2e, &m->queue, &m->fe_token, &m->prompt_len, &m->gen_len};
+    const struct histogram *hs[] = {&m->ttft,     &m->tpot,    &m->e2e,      &m->queue,     &m->fe_token,
+                                    &m->prompt_len, &m->gen_len, &m->kv_bytes, &m->kv_seconds, &m->kv_exposed};
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         put_hist(&o, hs[i], model);
     *len = o.len;

@@ -1,6 +1,7 @@
 /* metrics.h — the frontend's Prometheus metrics, named in the spirit of vLLM's (prefix "pdserve:"):
  * request counts by finish reason, prompt and generation token counters, TTFT / TPOT / E2E /
- * queue-time histograms, the frontend's own processing time per streamed token, and (rendered from
+ * queue-time histograms, the frontend's own processing time per streamed token, each disaggregated
+ * request's KV transfer (bytes, seconds, and the seconds compute did not hide), and (rendered from
  * the cluster view) running and waiting requests and KV usage per worker. Loop thread only. */
 #ifndef PD_METRICS_H
 #define PD_METRICS_H
@@ -28,6 +29,7 @@ struct metrics {
     uint64_t http_requests[6]; /* by status class: 1xx..5xx, index 1..5 */
     struct histogram ttft, tpot, e2e, queue, fe_token;
     struct histogram prompt_len, gen_len; /* tokens per request (vLLM's request_*_tokens) */
+    struct histogram kv_bytes, kv_seconds, kv_exposed; /* per disaggregated request: its KV transfer */
 };
 
 void metrics_init(struct metrics *m);

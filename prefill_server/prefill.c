@@ -56,7 +56,9 @@ struct preq {
     struct sample_top first_top; /* the first token's alternatives, for the first TOKENS */
     uint32_t layers_done, layers_pushed;
     int inflight; /* puts and flushes whose callbacks have not run */
-    double forward_end_ms; /* when the first token arrived, i.e. the forward pass ended (for a log) */
+    double forward_end_ms; /* when the first token arrived, i.e. the forward pass ended */
+    double first_put_ms;   /* when the first layer's put was posted; 0 before */
+    struct wire_kv_stats stats; /* what the transfer cost, for the frontend's metrics */
     struct pf_id *free_mail; /* PF_FREE for the engine, allocated with the request */
 };
 
@@ -174,8 +176,13 @@ static void on_kv_done_flushed(void *arg, int status, const char *reason)
         return;
     }
     r->state = PR_HANDED;
+    double now = now_ms();
+    r->stats.seconds = r->first_put_ms ? (float)((now - r->first_put_ms) / 1e3) : 0.0f;
+    r->stats.exposed_seconds = (float)((now - r->forward_end_ms) / 1e3);
+    struct wire_msg stats = {.type = WIRE_KV_STATS, .req_id = r->id, .u.stats = r->stats};
+    worker_send_frontend(r->w, &stats);
     log_debug("request %llu: KV_DONE sent %.3f ms after its forward pass ended", (unsigned long long)r->id,
-              now_ms() - r->forward_end_ms);
+              now - r->forward_end_ms);
 }
 
 static void try_finish(struct preq *r)
@@ -223,6 +230,9 @@ static void try_push(struct preq *r)
             return;
         }
         r->layers_pushed++;
+        r->first_put_ms = r->first_put_ms ? r->first_put_ms : now_ms();
+        r->stats.bytes += (n - skip) * block_bytes;
+        r->stats.blocks += n - skip;
         ps->kv_bytes_sent += (n - skip) * block_bytes;
         ps->kv_bytes_saved += skip * block_bytes;
     }

@@ -747,6 +747,31 @@ int wire_decode_error(const uint8_t *p, size_t len, struct wire_error *out, stru
     return rd_done(&r, "ERROR", err);
 }
 
+/* ---- KV_STATS ---- */
+
+int wire_encode_kv_stats(struct wire_buf *b, uint64_t req_id, const struct wire_kv_stats *m, struct error *err)
+{
+    struct wr w;
+    begin(&w, b, WIRE_KV_STATS, req_id);
+    put_u64(&w, m->bytes);
+    put_u32(&w, m->blocks);
+    put_f32(&w, m->seconds);
+    put_f32(&w, m->exposed_seconds);
+    return finish(&w, err);
+}
+
+int wire_decode_kv_stats(const uint8_t *p, size_t len, struct wire_kv_stats *out, struct error *err)
+{
+    struct rd r = {p, len, 0, 0};
+    out->bytes = get_u64(&r);
+    out->blocks = get_u32(&r);
+    out->seconds = get_f32(&r);
+    out->exposed_seconds = get_f32(&r);
+    if (!(out->seconds >= 0 && out->seconds < 1e9f) || !(out->exposed_seconds >= 0 && out->exposed_seconds < 1e9f))
+        r.bad = 1; /* NaN and infinities too */
+    return rd_done(&r, "KV_STATS", err);
+}
+
 /* ---- whole messages ---- */
 
 int wire_encode(struct wire_buf *b, const struct wire_msg *m, struct error *err)
@@ -763,6 +788,7 @@ int wire_encode(struct wire_buf *b, const struct wire_msg *m, struct error *err)
     case WIRE_TOKENS: return wire_encode_tokens(b, m->req_id, &m->u.tokens, err);
     case WIRE_ABORT: return wire_encode_abort(b, m->req_id, err);
     case WIRE_ERROR: return wire_encode_error(b, m->req_id, &m->u.error, err);
+    case WIRE_KV_STATS: return wire_encode_kv_stats(b, m->req_id, &m->u.stats, err);
     }
     return error_set(err, "wire: cannot encode unknown message type %u", m->type);
 }
@@ -806,6 +832,7 @@ static int decode_payload(uint16_t type, const uint8_t *p, size_t n, struct wire
     case WIRE_KV_DONE: return wire_decode_kv_done(p, n, &m->u.done, err);
     case WIRE_TOKENS: return wire_decode_tokens(p, n, &m->u.tokens, err);
     case WIRE_ERROR: return wire_decode_error(p, n, &m->u.error, err);
+    case WIRE_KV_STATS: return wire_decode_kv_stats(p, n, &m->u.stats, err);
     case WIRE_KV_ACK:
     case WIRE_ABORT: return wire_decode_empty(p, n, err);
     }
@@ -876,6 +903,6 @@ int wire_decode_kv_run(const void *buf, size_t len, struct wire_kv_run *out)
 const char *wire_type_name(unsigned type)
 {
     static const char *names[] = {"?", "REGISTER", "LOAD", "GENERATE", "KV_RESERVE", "KV_GRANT",
-                                  "KV_WAIT", "KV_DONE", "KV_ACK", "TOKENS", "ABORT", "ERROR"};
+                                  "KV_WAIT", "KV_DONE", "KV_ACK", "TOKENS", "ABORT", "ERROR", "KV_STATS"};
     return type >= 1 && type <= WIRE_TYPE_MAX ? names[type] : "UNKNOWN";
 }

@@ -34,7 +34,7 @@
                           KV_RESERVE's prompt, KV_GRANT's cached blocks, TOKENS' cached tokens);
                           5: REGISTER carries the KV dtype and weights;
                           6: sampling params carry top_logprobs and logit_bias, TOKENS the
-                          alternatives) */
+                          alternatives; KV_STATS) */
 #define WIRE_HDR_SIZE 24
 
 /* Limits a decoder enforces before it allocates anything. */
@@ -59,7 +59,8 @@ enum wire_type {
     WIRE_TOKENS = 9,
     WIRE_ABORT = 10,
     WIRE_ERROR = 11,
-    WIRE_TYPE_MAX = 11,
+    WIRE_KV_STATS = 12,
+    WIRE_TYPE_MAX = 12,
 };
 
 enum wire_role { WIRE_ROLE_FRONTEND = 1, WIRE_ROLE_PREFILL = 2, WIRE_ROLE_DECODE = 3, WIRE_ROLE_COLOCATED = 4 };
@@ -213,6 +214,15 @@ struct wire_error {
     char message[WIRE_ERRMSG_MAX];
 };
 
+/* KV_STATS: u64 bytes, u32 blocks, f32 seconds, f32 exposed_seconds. Prefill → frontend once a
+ * request's KV is handed over (KV_DONE sent): what its transfer cost. */
+struct wire_kv_stats {
+    uint64_t bytes;        /* pushed to the decode worker (blocks its prefix cache held are not) */
+    uint32_t blocks;
+    float seconds;         /* from the first put to the flush that completed them */
+    float exposed_seconds; /* from the end of the forward pass to that flush: what compute did not hide */
+};
+
 /* A KV run: the header of a run of KV blocks sent as a message rather than put (kv_xfer.h). It is
  * the Active Message header, the blocks themselves the message data: 16 bytes, u32 layer, u32 dst
  * (the first block), u32 count, u32 reserved 0. */
@@ -233,6 +243,7 @@ struct wire_msg {
         struct wire_kv_grant grant;
         struct wire_kv_wait wait;
         struct wire_kv_done done;
+        struct wire_kv_stats stats;
         struct wire_tokens tokens;
         struct wire_error error;
     } u;
@@ -258,6 +269,7 @@ int wire_encode_kv_ack(struct wire_buf *b, uint64_t req_id, struct error *err);
 int wire_encode_tokens(struct wire_buf *b, uint64_t req_id, const struct wire_tokens *m, struct error *err);
 int wire_encode_abort(struct wire_buf *b, uint64_t req_id, struct error *err);
 int wire_encode_error(struct wire_buf *b, uint64_t req_id, const struct wire_error *m, struct error *err);
+int wire_encode_kv_stats(struct wire_buf *b, uint64_t req_id, const struct wire_kv_stats *m, struct error *err);
 /* Dispatches on m->type to the encoder above. */
 int wire_encode(struct wire_buf *b, const struct wire_msg *m, struct error *err);
 
@@ -283,6 +295,7 @@ int wire_decode_kv_done(const uint8_t *p, size_t len, struct wire_kv_done *out, 
 int wire_decode_empty(const uint8_t *p, size_t len, struct error *err); /* KV_ACK, ABORT */
 int wire_decode_tokens(const uint8_t *p, size_t len, struct wire_tokens *out, struct error *err);
 int wire_decode_error(const uint8_t *p, size_t len, struct wire_error *out, struct error *err);
+int wire_decode_kv_stats(const uint8_t *p, size_t len, struct wire_kv_stats *out, struct error *err);
 
 /* Decodes a whole received message (header, then the payload decoder of its type) into *out, which
  * the caller releases with wire_msg_release. Returns 0 or -1 with err set; *out is then empty. */

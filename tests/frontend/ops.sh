@@ -3,7 +3,7 @@
 # every answer, preflight OPTIONS 204), X-Request-Id (the client's echoed, a bad one replaced, one
 # generated otherwise, and named in the access log), one access-log line per request with token
 # counts and never the prompt, the periodic stats line (--stats-interval-s), and the request token
-# histograms in /metrics.
+# and KV transfer histograms in /metrics.
 source "$(dirname "$0")/../helpers/frontend.sh"
 make_model
 start_frontend --cors-origin https://app.example --stats-interval-s 1
@@ -53,4 +53,11 @@ echo "ok   stats line: $(grep -m1 "stats: prompt" "$WORK/fe.log" | sed 's/.*stat
     fail "token histograms: $(curl -s "$BASE/metrics" | grep request_.*_tokens_)"
 echo "ok   request prompt/generation token histograms in /metrics"
 wait_idle
+# every disaggregated request's KV transfer, adding up to what the prefill worker's LOAD counts
+kv_n=$(metric 'pdserve:request_kv_transfer_bytes_count'); kv_sum=$(metric 'pdserve:request_kv_transfer_bytes_sum')
+[ "$kv_n" -ge 2 ] && [ "$kv_sum" -gt 0 ] && [ "$kv_sum" = "$(metric 'pdserve:kv_transfer_bytes_total')" ] &&
+    [ "$(metric 'pdserve:request_kv_transfer_seconds_count')" = "$kv_n" ] &&
+    [ "$(metric 'pdserve:request_kv_transfer_exposed_seconds_count')" = "$kv_n" ] ||
+    fail "KV transfer histograms: $(curl -s "$BASE/metrics" | grep kv_transfer)"
+echo "ok   KV transfer per request: $kv_n requests, $kv_sum bytes (the prefill worker's counter too)"
 stop_frontend

@@ -46,6 +46,7 @@ static void decode_payload(uint8_t type, const uint8_t *p, size_t n)
     case WIRE_ABORT: rc = wire_decode_empty(p, n, &err); break;
     case WIRE_TOKENS: rc = wire_decode_tokens(p, n, &m.u.tokens, &err); break;
     case WIRE_ERROR: rc = wire_decode_error(p, n, &m.u.error, &err); break;
+    case WIRE_KV_STATS: rc = wire_decode_kv_stats(p, n, &m.u.stats, &err); break;
     }
     if (rc == 0)
         wire_msg_release(&m);

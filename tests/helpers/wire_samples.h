@@ -157,6 +157,10 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
         snprintf(m->u.error.message, sizeof m->u.error.message, "decode worker %u has no free KV blocks",
                  (unsigned)(seed % 10));
         break;
+    case WIRE_KV_STATS:
+        m->u.stats = (struct wire_kv_stats){ws_mix(&s), (uint32_t)ws_mix(&s), (float)(ws_mix(&s) % 1000) / 1e3f,
+                                            (float)(ws_mix(&s) % 100) / 1e3f};
+        break;
     }
 }
 
@@ -232,6 +236,9 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
                WS_ARR_EQ(ta->top_logprobs, tb->top_logprobs, ta->n * ta->n_top);
     case WIRE_ERROR:
         return a->u.error.code == b->u.error.code && !strcmp(a->u.error.message, b->u.error.message);
+    case WIRE_KV_STATS:
+        return a->u.stats.bytes == b->u.stats.bytes && a->u.stats.blocks == b->u.stats.blocks &&
+               a->u.stats.seconds == b->u.stats.seconds && a->u.stats.exposed_seconds == b->u.stats.exposed_seconds;
     case WIRE_KV_ACK:
     case WIRE_ABORT: return 1;
     }
