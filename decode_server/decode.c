@@ -536,6 +536,11 @@ static enum finish send_tokens(struct worker *w, struct dreq *r, struct dc_token
             if (k->sent || k->req_id != r->id)
                 continue;
             k->sent = true;
+            if (k->prompt_lp) { /* echo's logprobs come before the first token */
+                worker_send_prompt_logprobs(w, r->id, k->prompt_lp, r->n_top);
+                prompt_logprobs_free(k->prompt_lp);
+                k->prompt_lp = NULL;
+            }
             if (k->has_token)
                 tokens_add(&o, r, k);
             f = k->finish;
@@ -567,6 +572,8 @@ static void decode_after_mail(struct worker *w)
     }
     for (struct mail *m = d->tokens_head, *next; m; m = next) {
         next = m->next;
+        for (int e = 0; e < ((struct dc_tokens *)m)->n; e++) /* a request gone meanwhile */
+            prompt_logprobs_free(((struct dc_tokens *)m)->t[e].prompt_lp);
         free(m);
     }
     d->tokens_head = d->tokens_tail = NULL;
@@ -618,6 +625,8 @@ static void decode_stop(struct worker *w)
     idmap_free(&d->reqs);
     for (struct mail *m = d->tokens_head, *next; m; m = next) {
         next = m->next;
+        for (int e = 0; e < ((struct dc_tokens *)m)->n; e++) /* a request gone meanwhile */
+            prompt_logprobs_free(((struct dc_tokens *)m)->t[e].prompt_lp);
         free(m);
     }
     kvx_pool_unmap(d->pool);

@@ -53,6 +53,7 @@ struct dc_token {
     int32_t token;
     float logprob;
     struct sample_top top; /* the token's most likely alternatives, when its request wants them */
+    struct prompt_logprobs *prompt_lp; /* colocated, with a sequence's first token: echo's logprobs (owned) */
     enum finish finish;
     enum dc_error error; /* with FINISH_ERROR */
     uint32_t cached_tokens; /* colocated: prompt tokens the prefix cache held when it started */

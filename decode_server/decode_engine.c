@@ -47,6 +47,7 @@ static void emit(struct dc_engine *de, struct dc_token k)
         struct dc_tokens *o = realloc(de->out, sizeof *o + (size_t)cap * sizeof(struct dc_token));
         if (!o) {
             log_error("out of memory reporting tokens; request %llu loses one", (unsigned long long)k.req_id);
+            prompt_logprobs_free(k.prompt_lp);
             return;
         }
         o->n = n;
@@ -143,11 +144,16 @@ static void report_and_reap(struct dc_engine *de, int nb, enum dc_error why)
     for (int i = 0; i < nb; i++) {
         struct seq *s = de->batch[i];
         enum dc_error error = s->finish == FINISH_ERROR ? why : DC_ERR_NONE;
-        for (int t = de->before[i]; t < s->n_tokens; t++)
+        for (int t = de->before[i]; t < s->n_tokens; t++) {
             emit(de, (struct dc_token){.req_id = s->id, .has_token = true, .token = s->tokens[t],
-                                       .logprob = s->last_logprob, .top = s->last_top, .cached_tokens = (uint32_t)s->n_cache_hit,
+                                       .logprob = s->last_logprob, .top = s->last_top,
+                                       .cached_tokens = (uint32_t)s->n_cache_hit,
+                                       .prompt_lp = t == s->n_prompt ? s->prompt_lp : NULL,
                                        .finish = t == s->n_tokens - 1 ? s->finish : FINISH_NONE,
                                        .error = t == s->n_tokens - 1 ? error : DC_ERR_NONE});
+            if (t == s->n_prompt)
+                s->prompt_lp = NULL; /* the token took it */
+        }
         if (de->before[i] == s->n_tokens && s->finish != FINISH_NONE) /* ended without a token */
             emit(de, (struct dc_token){.req_id = s->id, .finish = s->finish, .error = error});
     }

@@ -256,8 +256,7 @@ static int parse_logprobs(struct api_request *r, json_t *b, struct apierr *e)
         r->sp.top_logprobs = (uint8_t)r->top_logprobs;
         if (get_bool(b, "echo", &r->echo, e))
             return -1;
-        if (r->echo && r->logprobs)
-            return BAD(e, "echo", "'echo' with 'logprobs' is not supported yet (no logprobs for prompt tokens)");
+        r->sp.prompt_logprobs = r->echo && r->logprobs; /* the prompt's tokens are scored too */
         return 0;
     }
     long long k = 0;

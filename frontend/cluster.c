@@ -154,7 +154,8 @@ static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *ms
     w->last_seen_ms = now_ms(c);
     if (msg->type == WIRE_LOAD) {
         on_load(w, &msg->u.load);
-    } else if (msg->type == WIRE_TOKENS || msg->type == WIRE_ERROR || msg->type == WIRE_KV_STATS) {
+    } else if (msg->type == WIRE_TOKENS || msg->type == WIRE_ERROR || msg->type == WIRE_KV_STATS ||
+               msg->type == WIRE_PROMPT_LOGPROBS) {
         c->h.on_message(c->user, w, msg);
     }
 }

@@ -261,6 +261,7 @@ static int seq_init(struct gen_req *g, struct gen_seq *s, int index, int prompt_
             return -1;
         s->out_len = strlen(t);
         s->out_cap = s->out_len + 1;
+        s->echo_chars = oai_text_chars(t, s->out_len);
     }
     return 0;
 }
@@ -513,6 +514,11 @@ void gen_on_message(void *user, struct cl_worker *from, struct wire_msg *msg)
     }
     if (!s)
         return; /* a sequence already ended (aborted, stopped): late tokens are expected */
+    if (msg->type == WIRE_PROMPT_LOGPROBS) {
+        if (from == s->p && gen_text_prompt_logprobs(s, &msg->u.prompt_lp))
+            log_warn("gen: out of memory recording the prompt's logprobs");
+        return;
+    }
     if (msg->type == WIRE_TOKENS && msg->u.tokens.finish == FINISH_ERROR) {
         /* Workers say why in an ERROR; a bare "error" finish is still a failure, never a 200. */
         seq_retry_or_fail(s, 500, "a worker ended the sequence with an error");

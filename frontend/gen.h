@@ -37,7 +37,9 @@ struct gen_seq {
     uint32_t refused_id;
     struct oai_lp *lp;          /* logprobs of tokens not yet shaped; the last may still be growing */
     int n_lp, lp_cap;
-    size_t text_offset;         /* completions logprobs' text_offset (characters) */
+    size_t text_offset;         /* completions logprobs' text_offset (characters) of the next token */
+    int n_prompt_lp;            /* echo with logprobs: leading entries of lp that are the prompt's */
+    size_t echo_chars;          /* the echoed prompt's text, in characters: where generated text starts */
     json_t *lp_all;             /* whole answer: logprobs collected so far */
     uint64_t t_first, t_last;
     uint64_t t_dispatch;        /* when GENERATE was sent */
@@ -74,6 +76,9 @@ struct gen_req {
 /* gen_text.c */
 /* Handles one TOKENS message for s: returns 1 when s has finished (EOS, length, or a stop string). */
 int gen_text_tokens(struct gen_seq *s, const struct wire_tokens *t);
+/* Echo with logprobs: the prompt's tokens, scored by the worker that computed it, lead the answer's
+ * logprobs (the first unscored); their text is the prompt detokenized. -1 when memory ran out. */
+int gen_text_prompt_logprobs(struct gen_seq *s, const struct wire_prompt_logprobs *m);
 /* Sends what s has ready as one SSE chunk (stream only); with `final`, the finish_reason too. */
 void gen_text_emit(struct gen_seq *s, bool final);
 void gen_seq_text_free(struct gen_seq *s);

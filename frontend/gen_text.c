@@ -108,11 +108,15 @@ static json_t *lp_take(struct gen_seq *s)
     if (!n)
         return NULL;
     struct gen_req *g = s->g;
-    json_t *j = oai_logprobs(g->api.kind, s->lp, n, s->text_offset, g->api.top_logprobs > 0);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) { /* the prompt's tokens from 0, generated ones after the echoed text */
+        s->lp[i].offset = s->text_offset;
         s->text_offset += oai_text_chars(s->lp[i].text, s->lp[i].len);
-        lp_entry_free(&s->lp[i]);
+        if (s->n_prompt_lp > 0 && --s->n_prompt_lp == 0)
+            s->text_offset = s->echo_chars;
     }
+    json_t *j = oai_logprobs(g->api.kind, s->lp, n, g->api.top_logprobs > 0);
+    for (int i = 0; i < n; i++)
+        lp_entry_free(&s->lp[i]);
     memmove(s->lp, s->lp + n, (size_t)(s->n_lp - n) * sizeof *s->lp);
     s->n_lp -= n;
     return j;
@@ -167,6 +171,38 @@ static void flush_text(struct gen_seq *s)
         stopstr_feed(&s->stop, s->piece.data, s->piece.len, &s->out, &s->out_len, &s->out_cap);
     }
     stopstr_flush(&s->stop, &s->out, &s->out_len, &s->out_cap);
+}
+
+int gen_text_prompt_logprobs(struct gen_seq *s, const struct wire_prompt_logprobs *m)
+{
+    struct gen_req *g = s->g;
+    const int32_t *ids = g->prompts.ids[s->prompt_idx];
+    int n = g->prompts.n_ids[s->prompt_idx];
+    if (!g->api.echo || !g->api.logprobs || (int)m->n != n || s->n_lp || s->n_tokens || s->n_prompt_lp)
+        return 0; /* not asked for, or a retried sequence's second copy */
+    struct tok_stream *ts = tok_stream_new(g->fe->tok, g->api.skip_special_tokens);
+    struct tok_buf piece = {0};
+    struct error err;
+    int rc = ts ? 0 : -1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        piece.len = 0;
+        bool held_before = tok_stream_pending(ts);
+        if (tok_stream_push(ts, ids[i], &piece, &err))
+            piece.len = 0;
+        struct wire_alts alts = {m->n_top, m->top_ids ? m->top_ids + (size_t)i * m->n_top : NULL,
+                                 m->top_logprobs ? m->top_logprobs + (size_t)i * m->n_top : NULL};
+        rc = lp_add(s, ids[i], m->logprobs[i], i && alts.ids ? &alts : NULL, piece.data ? piece.data : "", piece.len,
+                    tok_stream_carried(ts), held_before || tok_stream_pending(ts));
+        if (rc == 0 && i == 0)
+            s->lp[0].unscored = true;
+    }
+    piece.len = 0;
+    if (rc == 0 && tok_stream_finish(ts, &piece, &err) == 0 && piece.len)
+        rc = lp_append_text(&s->lp[s->n_lp - 1], piece.data, piece.len);
+    tok_buf_free(&piece);
+    tok_stream_free(ts);
+    s->n_prompt_lp = s->n_lp;
+    return rc;
 }
 
 int gen_text_tokens(struct gen_seq *s, const struct wire_tokens *t)

@@ -83,7 +83,7 @@ static json_t *completion_top(const struct oai_lp *t)
     return one;
 }
 
-json_t *oai_logprobs(enum api_kind kind, const struct oai_lp *toks, int n, size_t offset, bool want_top)
+json_t *oai_logprobs(enum api_kind kind, const struct oai_lp *toks, int n, bool want_top)
 {
     if (kind == API_CHAT)
         return chat_logprobs(toks, n, want_top);
@@ -91,10 +91,9 @@ json_t *oai_logprobs(enum api_kind kind, const struct oai_lp *toks, int n, size_
     for (int i = 0; i < n; i++) {
         const struct oai_lp *t = &toks[i];
         json_array_append_new(tokens, json_stringn(t->text, t->len));
-        json_array_append_new(tlp, json_real(t->logprob));
-        json_array_append_new(top, want_top ? completion_top(t) : json_null());
-        json_array_append_new(offs, json_integer((json_int_t)offset));
-        offset += oai_text_chars(t->text, t->len);
+        json_array_append_new(tlp, t->unscored ? json_null() : json_real(t->logprob));
+        json_array_append_new(top, want_top && !t->unscored ? completion_top(t) : json_null());
+        json_array_append_new(offs, json_integer((json_int_t)t->offset));
     }
     return json_pack("{s:o, s:o, s:o, s:o}", "tokens", tokens, "token_logprobs", tlp, "top_logprobs", top,
                      "text_offset", offs);

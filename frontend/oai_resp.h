@@ -50,14 +50,16 @@ struct oai_lp {
     float logprob;
     int n_top;           /* its most likely alternatives, best first */
     struct oai_alt *top;
+    bool unscored;       /* an echoed prompt's first token: nothing before it, logprob null */
+    size_t offset;       /* completions' text_offset: where its text starts in the answer (characters) */
 };
 
 /* Logprobs of some tokens, shaped for the kind: completions {"tokens","token_logprobs",
  * "top_logprobs","text_offset"}, chat {"content":[{"token","logprob","bytes","top_logprobs"}]}.
- * text_offset starts at `offset` and counts characters (code points, as Python's len in vLLM and
+ * text_offset is each token's `offset` (characters: code points, as Python's len in vLLM and
  * OpenAI). Returns a new reference. Each token's top_logprobs lists its alternatives (want_top);
  * completions' also holds the chosen token when it is not among them (as OpenAI: up to logprobs+1). */
-json_t *oai_logprobs(enum api_kind kind, const struct oai_lp *toks, int n, size_t offset, bool want_top);
+json_t *oai_logprobs(enum api_kind kind, const struct oai_lp *toks, int n, bool want_top);
 /* Characters (code points) in UTF-8 text: what a token adds to text_offset. */
 size_t oai_text_chars(const char *text, size_t len);
 

@@ -577,6 +577,8 @@ static void prefill_on_message(struct worker *w, struct ucx_peer *from, struct w
 
 static void on_first(struct worker *w, struct preq *r, struct pf_first *f)
 {
+    if (f->prompt_lp) /* before the first token, which may wait for the decode worker */
+        worker_send_prompt_logprobs(w, r->id, f->prompt_lp, r->done.params.top_logprobs);
     if (f->finish != FINISH_NONE) { /* a one-token answer: the decode worker is not needed */
         send_first(w, r, f->finish, f->token, f->logprob, &f->top, f->cached_tokens);
         end_request(r);
@@ -628,6 +630,8 @@ static void prefill_on_mail(struct worker *w, struct mail *m)
     } else if (live && m->type == PF_FAILED) {
         fail_request(r, WIRE_ERR_OVERLOADED, "%s", ((struct pf_failed *)m)->message);
     }
+    if (m->type == PF_FIRST) /* sent or not, the prompt's logprobs go with the mail */
+        prompt_logprobs_free(((struct pf_first *)m)->prompt_lp);
     free(m);
 }
 

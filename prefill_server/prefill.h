@@ -72,6 +72,7 @@ struct pf_first {
     int32_t token;
     float logprob;
     struct sample_top top; /* its most likely alternatives, when the request wants them */
+    struct prompt_logprobs *prompt_lp; /* echo with logprobs: the prompt's, taken from the sequence */
     struct rng rng; /* after the draw: the decode side continues from here */
     enum finish finish;
     uint32_t cached_tokens; /* prompt tokens the prefix cache held */

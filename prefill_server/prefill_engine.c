@@ -147,6 +147,8 @@ static bool announce_first(struct pf_engine *pe, struct seq *s)
     m->token = s->tokens[s->n_tokens - 1];
     m->logprob = s->last_logprob;
     m->top = s->last_top;
+    m->prompt_lp = s->prompt_lp;
+    s->prompt_lp = NULL;
     m->rng = s->rng;
     m->finish = s->finish;
     m->cached_tokens = (uint32_t)s->n_cache_hit;

@@ -244,7 +244,8 @@ static int rd_done(struct rd *r, const char *what, struct error *err)
 /* ---- sampling parameters, shared by GENERATE and KV_DONE ----
  * f32 temperature, f32 top_p, i32 top_k, f32 min_p, f32 repetition_penalty, f32 presence_penalty,
  * f32 frequency_penalty, u64 seed, i32 max_tokens, u8 ignore_eos, u8 logprobs_mode, u32 n_stop_ids,
- * i32 stop_ids[], u8 top_logprobs, u32 n_logit_bias, then n_logit_bias × (i32 id, f32 bias). */
+ * i32 stop_ids[], u8 top_logprobs, u32 n_logit_bias, then n_logit_bias × (i32 id, f32 bias),
+ * u8 prompt_logprobs. */
 
 static int put_params(struct wr *w, const struct sample_params *p, struct error *err)
 {
@@ -275,6 +276,7 @@ static int put_params(struct wr *w, const struct sample_params *p, struct error 
         put_i32(w, p->bias_ids[i]);
         put_f32(w, p->bias_values[i]);
     }
+    put_u8(w, p->prompt_logprobs ? 1 : 0);
     return 0;
 }
 
@@ -305,7 +307,11 @@ static void get_params(struct rd *r, struct sample_params *p)
             r->bad = 1;
     }
     p->n_logit_bias = (int32_t)n;
+    uint8_t prompt_logprobs = get_u8(r);
+    p->prompt_logprobs = prompt_logprobs != 0;
     p->ignore_eos = ignore_eos != 0;
+    if (prompt_logprobs > 1)
+        r->bad = 1;
     float f[] = {p->temperature, p->top_p, p->min_p, p->repetition_penalty, p->presence_penalty,
                  p->frequency_penalty};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
@@ -747,6 +753,55 @@ int wire_decode_error(const uint8_t *p, size_t len, struct wire_error *out, stru
     return rd_done(&r, "ERROR", err);
 }
 
+/* ---- PROMPT_LOGPROBS ---- */
+
+int wire_encode_prompt_logprobs(struct wire_buf *b, uint64_t req_id, const struct wire_prompt_logprobs *m,
+                                struct error *err)
+{
+    if (m->n > WIRE_MAX_TOKENS || m->n_top > SAMPLE_MAX_TOP_LOGPROBS)
+        return error_set(err, "wire: PROMPT_LOGPROBS for %u tokens with %u alternatives is over the limits", m->n,
+                         m->n_top);
+    struct wr w;
+    begin(&w, b, WIRE_PROMPT_LOGPROBS, req_id);
+    put_u32(&w, m->n);
+    for (uint32_t i = 0; i < m->n; i++)
+        put_f32(&w, m->logprobs[i]);
+    put_u8(&w, m->n_top);
+    for (uint32_t i = 0; i < m->n * m->n_top; i++) {
+        put_i32(&w, m->top_ids[i]);
+        put_f32(&w, m->top_logprobs[i]);
+    }
+    return finish(&w, err);
+}
+
+int wire_decode_prompt_logprobs(const uint8_t *p, size_t len, struct wire_prompt_logprobs *out, struct error *err)
+{
+    struct rd r = {p, len, 0, 0};
+    struct wire_tokens t = {0}; /* the alternatives' reader fills one */
+    memset(out, 0, sizeof *out);
+    uint32_t n = get_count(&r, WIRE_MAX_TOKENS, 4);
+    out->n = n;
+    if (!r.bad)
+        out->logprobs = get_logprobs(&r, n);
+    t.n = n;
+    t.n_top = get_u8(&r);
+    if (t.n_top > SAMPLE_MAX_TOP_LOGPROBS)
+        r.bad = 1;
+    if (t.n_top && !r.bad)
+        get_top(&r, &t);
+    out->n_top = t.n_top;
+    out->top_ids = t.top_ids;
+    out->top_logprobs = t.top_logprobs;
+    if (rd_done(&r, "PROMPT_LOGPROBS", err)) {
+        free(out->logprobs);
+        free(out->top_ids);
+        free(out->top_logprobs);
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- KV_STATS ---- */
 
 int wire_encode_kv_stats(struct wire_buf *b, uint64_t req_id, const struct wire_kv_stats *m, struct error *err)
@@ -789,6 +844,7 @@ int wire_encode(struct wire_buf *b, const struct wire_msg *m, struct error *err)
     case WIRE_ABORT: return wire_encode_abort(b, m->req_id, err);
     case WIRE_ERROR: return wire_encode_error(b, m->req_id, &m->u.error, err);
     case WIRE_KV_STATS: return wire_encode_kv_stats(b, m->req_id, &m->u.stats, err);
+    case WIRE_PROMPT_LOGPROBS: return wire_encode_prompt_logprobs(b, m->req_id, &m->u.prompt_lp, err);
     }
     return error_set(err, "wire: cannot encode unknown message type %u", m->type);
 }
@@ -833,6 +889,7 @@ static int decode_payload(uint16_t type, const uint8_t *p, size_t n, struct wire
     case WIRE_TOKENS: return wire_decode_tokens(p, n, &m->u.tokens, err);
     case WIRE_ERROR: return wire_decode_error(p, n, &m->u.error, err);
     case WIRE_KV_STATS: return wire_decode_kv_stats(p, n, &m->u.stats, err);
+    case WIRE_PROMPT_LOGPROBS: return wire_decode_prompt_logprobs(p, n, &m->u.prompt_lp, err);
     case WIRE_KV_ACK:
     case WIRE_ABORT: return wire_decode_empty(p, n, err);
     }
@@ -872,6 +929,11 @@ void wire_msg_release(struct wire_msg *m)
         free(m->u.tokens.top_ids);
         free(m->u.tokens.top_logprobs);
         break;
+    case WIRE_PROMPT_LOGPROBS:
+        free(m->u.prompt_lp.logprobs);
+        free(m->u.prompt_lp.top_ids);
+        free(m->u.prompt_lp.top_logprobs);
+        break;
     }
     memset(m, 0, sizeof *m);
 }
@@ -903,6 +965,6 @@ int wire_decode_kv_run(const void *buf, size_t len, struct wire_kv_run *out)
 const char *wire_type_name(unsigned type)
 {
     static const char *names[] = {"?", "REGISTER", "LOAD", "GENERATE", "KV_RESERVE", "KV_GRANT",
-                                  "KV_WAIT", "KV_DONE", "KV_ACK", "TOKENS", "ABORT", "ERROR", "KV_STATS"};
+                                  "KV_WAIT", "KV_DONE", "KV_ACK", "TOKENS", "ABORT", "ERROR", "KV_STATS", "PROMPT_LOGPROBS"};
     return type >= 1 && type <= WIRE_TYPE_MAX ? names[type] : "UNKNOWN";
 }

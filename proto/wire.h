@@ -34,7 +34,7 @@
                           KV_RESERVE's prompt, KV_GRANT's cached blocks, TOKENS' cached tokens);
                           5: REGISTER carries the KV dtype and weights;
                           6: sampling params carry top_logprobs and logit_bias, TOKENS the
-                          alternatives; KV_STATS) */
+                          alternatives; KV_STATS; PROMPT_LOGPROBS) */
 #define WIRE_HDR_SIZE 24
 
 /* Limits a decoder enforces before it allocates anything. */
@@ -60,7 +60,8 @@ enum wire_type {
     WIRE_ABORT = 10,
     WIRE_ERROR = 11,
     WIRE_KV_STATS = 12,
-    WIRE_TYPE_MAX = 12,
+    WIRE_PROMPT_LOGPROBS = 13,
+    WIRE_TYPE_MAX = 13,
 };
 
 enum wire_role { WIRE_ROLE_FRONTEND = 1, WIRE_ROLE_PREFILL = 2, WIRE_ROLE_DECODE = 3, WIRE_ROLE_COLOCATED = 4 };
@@ -223,6 +224,18 @@ struct wire_kv_stats {
     float exposed_seconds; /* from the end of the forward pass to that flush: what compute did not hide */
 };
 
+/* PROMPT_LOGPROBS: u32 n, f32 logprobs[n], u8 n_top, then n × n_top (i32 id, f32 logprob). The worker
+ * that computed the prompt → frontend, before the first TOKENS, for a request whose sampling params
+ * ask for prompt_logprobs (echo): each prompt token's logprob given those before it (entry 0 is not
+ * scored: 0) and its alternatives, padded as TOKENS' are. */
+struct wire_prompt_logprobs {
+    uint32_t n;
+    float *logprobs; /* owned by the message */
+    uint8_t n_top;
+    int32_t *top_ids;    /* n × n_top or NULL; owned */
+    float *top_logprobs; /* n × n_top or NULL; owned */
+};
+
 /* A KV run: the header of a run of KV blocks sent as a message rather than put (kv_xfer.h). It is
  * the Active Message header, the blocks themselves the message data: 16 bytes, u32 layer, u32 dst
  * (the first block), u32 count, u32 reserved 0. */
@@ -244,6 +257,7 @@ struct wire_msg {
         struct wire_kv_wait wait;
         struct wire_kv_done done;
         struct wire_kv_stats stats;
+        struct wire_prompt_logprobs prompt_lp;
         struct wire_tokens tokens;
         struct wire_error error;
     } u;
@@ -269,6 +283,8 @@ int wire_encode_kv_ack(struct wire_buf *b, uint64_t req_id, struct error *err);
 int wire_encode_tokens(struct wire_buf *b, uint64_t req_id, const struct wire_tokens *m, struct error *err);
 int wire_encode_abort(struct wire_buf *b, uint64_t req_id, struct error *err);
 int wire_encode_error(struct wire_buf *b, uint64_t req_id, const struct wire_error *m, struct error *err);
+int wire_encode_prompt_logprobs(struct wire_buf *b, uint64_t req_id, const struct wire_prompt_logprobs *m,
+                                struct error *err);
 int wire_encode_kv_stats(struct wire_buf *b, uint64_t req_id, const struct wire_kv_stats *m, struct error *err);
 /* Dispatches on m->type to the encoder above. */
 int wire_encode(struct wire_buf *b, const struct wire_msg *m, struct error *err);
@@ -295,6 +311,7 @@ int wire_decode_kv_done(const uint8_t *p, size_t len, struct wire_kv_done *out, 
 int wire_decode_empty(const uint8_t *p, size_t len, struct error *err); /* KV_ACK, ABORT */
 int wire_decode_tokens(const uint8_t *p, size_t len, struct wire_tokens *out, struct error *err);
 int wire_decode_error(const uint8_t *p, size_t len, struct wire_error *out, struct error *err);
+int wire_decode_prompt_logprobs(const uint8_t *p, size_t len, struct wire_prompt_logprobs *out, struct error *err);
 int wire_decode_kv_stats(const uint8_t *p, size_t len, struct wire_kv_stats *out, struct error *err);
 
 /* Decodes a whole received message (header, then the payload decoder of its type) into *out, which

@@ -162,6 +162,25 @@ void worker_send_frontend(struct worker *w, const struct wire_msg *m)
         log_warn("sending %s to the frontend: %s", wire_type_name(m->type), err.msg);
 }
 
+void worker_send_prompt_logprobs(struct worker *w, uint64_t req_id, const struct prompt_logprobs *p, int k)
+{
+    size_t n = (size_t)p->n;
+    int32_t *ids = malloc((n * (size_t)k + 1) * sizeof *ids);
+    float *lps = malloc((n * (size_t)k + 1) * sizeof *lps);
+    if (!ids || !lps) {
+        log_warn("request %llu: out of memory sending the prompt's logprobs", (unsigned long long)req_id);
+        free(ids), free(lps);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        wire_tokens_fill_top(ids + i * (size_t)k, lps + i * (size_t)k, k, &p->top[i]);
+    struct wire_msg m = {.type = WIRE_PROMPT_LOGPROBS, .req_id = req_id};
+    m.u.prompt_lp = (struct wire_prompt_logprobs){(uint32_t)n, p->logprobs, (uint8_t)k, ids, lps};
+    worker_send_frontend(w, &m);
+    free(ids);
+    free(lps);
+}
+
 void worker_send_error(struct worker *w, uint64_t req_id, uint32_t code, const char *fmt, ...)
 {
     struct wire_msg m = {.type = WIRE_ERROR, .req_id = req_id};

@@ -83,6 +83,8 @@ int worker_main(const struct worker_opts *o, const struct worker_role *role, voi
 
 /* Sends to the frontend; a message while disconnected is dropped (the frontend forgot us anyway). */
 void worker_send_frontend(struct worker *w, const struct wire_msg *m);
+/* PROMPT_LOGPROBS for a request whose prompt was computed here, with k alternatives a token. */
+void worker_send_prompt_logprobs(struct worker *w, uint64_t req_id, const struct prompt_logprobs *p, int k);
 /* A disaggregated peer must hold its KV cache in the same dtype and its weights the same way as this
  * worker; -1 with the reason (and the flag to fix) otherwise. */
 int worker_check_pair(const struct worker *w, const struct wire_register *peer, struct error *err);

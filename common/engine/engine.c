@@ -20,7 +20,35 @@ int engine_seq_init(struct seq *s, uint64_t id, const int32_t *prompt, int n_pro
     s->n_tokens = s->n_prompt = n_prompt;
     s->params = *params;
     rng_seed(&s->rng, params->seed);
+    if (params->prompt_logprobs && !(s->prompt_lp = prompt_logprobs_new(n_prompt))) {
+        free(s->tokens);
+        return error_set(err, "out of memory for a %d-token prompt's logprobs", n_prompt);
+    }
     return 0;
+}
+
+struct prompt_logprobs *prompt_logprobs_new(int n)
+{
+    struct prompt_logprobs *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->n = n;
+    p->logprobs = calloc((size_t)n, sizeof *p->logprobs);
+    p->top = calloc((size_t)n, sizeof *p->top);
+    if (!p->logprobs || !p->top) {
+        prompt_logprobs_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void prompt_logprobs_free(struct prompt_logprobs *p)
+{
+    if (!p)
+        return;
+    free(p->logprobs);
+    free(p->top);
+    free(p);
 }
 
 int engine_seq_append(struct seq *s, int32_t token)
@@ -49,6 +77,8 @@ void engine_seq_release(struct seq *s, struct kv_pool *kv)
     kv_seq_release(kv, &s->kv);
     free(s->tokens);
     s->tokens = NULL;
+    prompt_logprobs_free(s->prompt_lp);
+    s->prompt_lp = NULL;
     s->n_tokens = s->cap = s->n_cached = 0;
 }
 
@@ -143,6 +173,8 @@ static int schedule_seq(struct engine *e, struct seq *s, int seq_index, int n_ba
     int n = s->n_tokens - s->n_cached;
     if (n > budget)
         n = budget;
+    if (s->prompt_lp && n > PROMPT_LOGPROBS_CHUNK)
+        n = PROMPT_LOGPROBS_CHUNK;
     if (kv_seq_reserve(&e->kv, &s->kv, s->n_cached + n) < 0)
         return -1;
     for (int i = 0; i < n; i++) {
@@ -150,7 +182,7 @@ static int schedule_seq(struct engine *e, struct seq *s, int seq_index, int n_ba
         e->tok[n_batch + i] = s->tokens[p];
         e->pos[n_batch + i] = p;
         e->seq_of[n_batch + i] = seq_index;
-        e->want[n_batch + i] = p == s->n_tokens - 1;
+        e->want[n_batch + i] = p == s->n_tokens - 1 || (s->prompt_lp && p < s->n_prompt - 1);
     }
     e->tables[seq_index] = &s->kv;
     return n;
@@ -160,7 +192,7 @@ static int schedule_seq(struct engine *e, struct seq *s, int seq_index, int n_ba
  * is always computed (its logits are wanted), so the blocks matched are never written. */
 static void match_prefix(struct engine *e, struct seq *s)
 {
-    if (!e->kv.prefix || s->n_cached != 0 || s->kv.n_blocks != 0 || s->finish != FINISH_NONE)
+    if (!e->kv.prefix || s->n_cached != 0 || s->kv.n_blocks != 0 || s->finish != FINISH_NONE || s->prompt_lp)
         return;
     int got = kv_prefix_match(&e->kv, s->tokens, (s->n_tokens - 1) / e->kv.block_size, &s->kv, &s->chain);
     s->n_cached = got * e->kv.block_size;
@@ -230,9 +262,15 @@ int engine_step(struct engine *e, struct seq **seqs, int n, int token_budget,
     int row = 0;
     for (int i = 0; i < res->n_tokens; i++) {
         struct seq *s = seqs[e->seq_of[i]];
-        s->n_cached = e->pos[i] + 1;
-        if (e->want[i] &&
-            engine_sample(e, s, e->logits + (size_t)row++ * e->model->cfg.vocab_size) < 0)
+        int p = e->pos[i];
+        s->n_cached = p + 1;
+        if (!e->want[i])
+            continue;
+        float *logits = e->logits + (size_t)row++ * e->model->cfg.vocab_size;
+        if (p < s->n_tokens - 1) /* a prompt token's row: it scores the next prompt token */
+            sampler_score(e->sampler, logits, s->tokens[p + 1], s->params.top_logprobs,
+                          &s->prompt_lp->logprobs[p + 1], &s->prompt_lp->top[p + 1]);
+        else if (engine_sample(e, s, logits) < 0)
             return error_set(err, "out of memory appending a token");
     }
     for (int i = 0; i < res->n_scheduled; i++)

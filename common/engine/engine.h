@@ -19,6 +19,16 @@
 #include "common/engine/sample.h"
 
 
+/* Echo with logprobs: each prompt token's logprob given the tokens before it, and its alternatives
+ * (entry 0, the first token, has nothing before it and is not scored). */
+struct prompt_logprobs {
+    int n;
+    float *logprobs;        /* [n] */
+    struct sample_top *top; /* [n] */
+};
+struct prompt_logprobs *prompt_logprobs_new(int n); /* zeroed; NULL when memory ran out */
+void prompt_logprobs_free(struct prompt_logprobs *p);
+
 struct seq {
     uint64_t id;
     int32_t *tokens; /* prompt then generated; owned */
@@ -30,11 +40,17 @@ struct seq {
     enum finish finish;
     float last_logprob; /* of the newest sampled token */
     struct sample_top last_top; /* its params.top_logprobs most likely alternatives */
+    /* With params.prompt_logprobs, filled as the prompt is computed (it then skips the prefix cache,
+     * whose blocks would not be scored, and runs in chunks of PROMPT_LOGPROBS_CHUNK tokens so a vocabulary's
+     * worth of logits a token stays small); the caller takes it once the first token is sampled. */
+    struct prompt_logprobs *prompt_lp;
     /* Prefix caching (kvcache.h): blocks [0, n_published) are offered to the cache, chain is the key
      * of the last one; n_cache_hit is how many prompt tokens came from the cache when it started. */
     int n_published, n_cache_hit;
     uint64_t chain;
 };
+
+#define PROMPT_LOGPROBS_CHUNK 64
 
 int engine_seq_init(struct seq *s, uint64_t id, const int32_t *prompt, int n_prompt,
              const struct sample_params *params, struct error *err);

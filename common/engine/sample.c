@@ -337,3 +337,12 @@ int32_t sampler_pick(struct sampler *s, const struct sample_params *p, struct rn
                                                                                : SAMPLE_MAX_TOP_LOGPROBS, top);
     return id;
 }
+
+void sampler_score(const struct sampler *s, const float *logits, int32_t id, int k, float *logprob,
+                   struct sample_top *top)
+{
+    double lse = log_sum_exp(logits, s->vocab);
+    *logprob = in_vocab(s, id) ? (float)((double)logits[id] - lse) : -INFINITY;
+    if (top && k > 0)
+        top_of(logits, s->vocab, lse, k < SAMPLE_MAX_TOP_LOGPROBS ? k : SAMPLE_MAX_TOP_LOGPROBS, top);
+}

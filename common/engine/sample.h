@@ -50,6 +50,7 @@ struct sample_params {
     int32_t stop_ids[SAMPLE_MAX_STOP_IDS];
     uint8_t logprobs_mode; /* enum sample_logprobs_mode: what *logprob of sampler_pick means */
     uint8_t top_logprobs;  /* how many most likely alternatives sampler_pick reports, <= SAMPLE_MAX_TOP_LOGPROBS */
+    bool prompt_logprobs;  /* also score every prompt token given those before it (echo with logprobs) */
     int32_t n_logit_bias;  /* added to the logits before anything else (OpenAI's logit_bias, -100..100) */
     int32_t bias_ids[SAMPLE_MAX_LOGIT_BIAS];
     float bias_values[SAMPLE_MAX_LOGIT_BIAS];
@@ -77,5 +78,10 @@ void sampler_free(struct sampler *s);
 int32_t sampler_pick(struct sampler *s, const struct sample_params *p, struct rng *rng, float *logits,
                      const uint32_t *allowed, const int32_t *prompt, int n_prompt, const int32_t *generated,
                      int n_generated, float *logprob, struct sample_top *top);
+
+/* How likely token `id` was under a row of logits: its raw log_softmax, and the k most likely tokens
+ * (k <= SAMPLE_MAX_TOP_LOGPROBS; top may be NULL when k is 0). logits is not changed. */
+void sampler_score(const struct sampler *s, const float *logits, int32_t id, int k, float *logprob,
+                   struct sample_top *top);
 
 #endif

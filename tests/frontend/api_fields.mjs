@@ -42,7 +42,6 @@ await refused("completions", { ...completion, logit_bias: { 5: 200 } }, "logit_b
 await refused("completions", { ...completion, suffix: " the end" }, "suffix");
 await refused("completions", { ...completion, best_of: 21 }, "best_of");
 await refused("completions", { ...completion, n: 2, best_of: 1 }, "best_of");
-await refused("completions", { ...completion, logprobs: 1, echo: true }, "echo");
 await refused("chat", { ...chat, response_format: { type: "json_object" } }, "response_format");
 await refused("chat", { ...chat, response_format: { type: "json_schema", json_schema: { name: "x", schema: {} } } },
               "response_format");

@@ -7,6 +7,9 @@
 //    worker's first token and the decode worker's rest);
 //  - best_of 4 with n 2 returns the two of the four candidates (the same as n 4 with the same seed)
 //    whose tokens' logprobs sum highest, likeliest first, and usage counts all four;
+//  - echo with logprobs scores the prompt's tokens too (the first null), each as the model scores that
+//    token after the ones before it (checked against a request that forces it with logit_bias), with
+//    text_offset counting on past the echoed prompt; streamed and whole alike;
 //  - bad values are 400s naming the field.
 // Prints the answers' logprobs as JSON lines on OUT so two deployments can be compared byte for byte.
 // usage: node tests/frontend/top_logprobs.mjs BASE_URL MODEL OUT
@@ -121,6 +124,50 @@ const bo1 = await client.completions.create({ ...cand, best_of: 4, logprobs: 1 }
 check(bo1.choices.length === 1 && bo1.choices[0].text === best[0] && bo1.choices[0].logprobs.tokens.length === 8,
       "best_of 4, n 1: the likeliest, with its logprobs");
 lines.push(JSON.stringify(bo.choices.map((c) => c.text)));
+
+// echo with logprobs: the prompt's tokens first
+const echoReq = { model, prompt: "The quick brown fox", max_tokens: 4, temperature: 0, ignore_eos: true, echo: true,
+                  logprobs: 2 };
+const echo = await client.completions.create(echoReq);
+const el = echo.choices[0].logprobs;
+const promptIds = (await post("/tokenize", { prompt: echoReq.prompt })).tokens;
+const np = promptIds.length;
+check(el.tokens.length === np + 4 && el.token_logprobs[0] === null && el.top_logprobs[0] === null &&
+      el.token_logprobs.slice(1).every((x) => x <= 0),
+      `echo: ${np} prompt tokens (the first unscored) then 4 generated`);
+check(echo.choices[0].text.startsWith(echoReq.prompt) && el.tokens.join("") === echo.choices[0].text,
+      "echo: the tokens join up to the echoed prompt and the answer");
+check(el.text_offset[0] === 0 && el.text_offset[np] === echoReq.prompt.length &&
+      el.text_offset.every((o, i) => i === 0 || o === el.text_offset[i - 1] + [...el.tokens[i - 1]].length),
+      `echo: text_offset runs through the prompt and on past it (${el.text_offset})`);
+let scored = true;
+for (const k of [1, Math.floor(np / 2), np - 1]) {
+  const forced = await client.completions.create({ model, prompt: promptIds.slice(0, k), max_tokens: 1, temperature: 0,
+                                                  logprobs: 0, logit_bias: { [promptIds[k]]: 100 } });
+  const want = forced.choices[0].logprobs.token_logprobs[0];
+  scored &&= Math.abs(want - el.token_logprobs[k]) < 1e-4;
+  if (Math.abs(want - el.token_logprobs[k]) >= 1e-4) console.log(`  prompt token ${k}: ${el.token_logprobs[k]} vs ${want}`);
+}
+check(scored, "echo: a prompt token's logprob is the model's for it after the tokens before it");
+// a prompt longer than one chunk of scored positions (64): every chunk's rows are scored
+const longPrompt = "The quick brown fox jumps over the lazy dog. ".repeat(12);
+const longIds = (await post("/tokenize", { prompt: longPrompt })).tokens;
+const longEcho = (await client.completions.create({ ...echoReq, prompt: longPrompt, max_tokens: 1 })).choices[0].logprobs;
+let longOk = longEcho.tokens.length === longIds.length + 1;
+for (const k of [63, 64, 65, 130, longIds.length - 1]) {
+  const forced = await client.completions.create({ model, prompt: longIds.slice(0, k), max_tokens: 1, temperature: 0,
+                                                  logprobs: 0, logit_bias: { [longIds[k]]: 100 } });
+  longOk &&= Math.abs(forced.choices[0].logprobs.token_logprobs[0] - longEcho.token_logprobs[k]) < 1e-4;
+}
+check(longOk, `echo: a ${longIds.length}-token prompt is scored across its chunks`);
+const echoStream = await client.completions.create({ ...echoReq, stream: true });
+const es = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+for await (const chunk of echoStream) {
+  const l = chunk.choices[0]?.logprobs;
+  if (l) for (const key of Object.keys(es)) es[key].push(...l[key]);
+}
+check(JSON.stringify(es) === JSON.stringify(el), "echo: streamed logprobs equal the whole answer's");
+lines.push(JSON.stringify(el));
 
 // refusals
 async function refused(body, param, what) {

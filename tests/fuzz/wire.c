@@ -47,6 +47,7 @@ static void decode_payload(uint8_t type, const uint8_t *p, size_t n)
     case WIRE_TOKENS: rc = wire_decode_tokens(p, n, &m.u.tokens, &err); break;
     case WIRE_ERROR: rc = wire_decode_error(p, n, &m.u.error, &err); break;
     case WIRE_KV_STATS: rc = wire_decode_kv_stats(p, n, &m.u.stats, &err); break;
+    case WIRE_PROMPT_LOGPROBS: rc = wire_decode_prompt_logprobs(p, n, &m.u.prompt_lp, &err); break;
     }
     if (rc == 0)
         wire_msg_release(&m);

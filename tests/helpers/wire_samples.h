@@ -42,6 +42,7 @@ static void ws_params(struct sample_params *p, uint64_t *s)
         p->bias_ids[i] = (int32_t)(ws_mix(s) % 150000);
         p->bias_values[i] = (float)(ws_mix(s) % 201) - 100.0f;
     }
+    p->prompt_logprobs = ws_mix(s) & 1;
 }
 
 static int32_t *ws_ids(uint32_t n, uint64_t *s)
@@ -157,6 +158,21 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
         snprintf(m->u.error.message, sizeof m->u.error.message, "decode worker %u has no free KV blocks",
                  (unsigned)(seed % 10));
         break;
+    case WIRE_PROMPT_LOGPROBS: {
+        struct wire_prompt_logprobs *pl = &m->u.prompt_lp;
+        pl->n = (uint32_t)(ws_mix(&s) % 9);
+        pl->n_top = (uint8_t)(ws_mix(&s) % 3);
+        pl->logprobs = malloc((pl->n + 1) * sizeof(float));
+        for (uint32_t i = 0; i < pl->n; i++)
+            pl->logprobs[i] = -(float)(ws_mix(&s) % 1000) / 100.0f;
+        if (pl->n_top) {
+            pl->top_ids = ws_ids(pl->n * pl->n_top, &s);
+            pl->top_logprobs = malloc((pl->n * pl->n_top + 1) * sizeof(float));
+            for (uint32_t i = 0; i < pl->n * pl->n_top; i++)
+                pl->top_logprobs[i] = -(float)(ws_mix(&s) % 1000) / 100.0f;
+        }
+        break;
+    }
     case WIRE_KV_STATS:
         m->u.stats = (struct wire_kv_stats){ws_mix(&s), (uint32_t)ws_mix(&s), (float)(ws_mix(&s) % 1000) / 1e3f,
                                             (float)(ws_mix(&s) % 100) / 1e3f};
@@ -174,7 +190,8 @@ static int ws_params_eq(const struct sample_params *a, const struct sample_param
            !memcmp(a->stop_ids, b->stop_ids, (size_t)a->n_stop_ids * sizeof a->stop_ids[0]) &&
            a->top_logprobs == b->top_logprobs && a->n_logit_bias == b->n_logit_bias &&
            !memcmp(a->bias_ids, b->bias_ids, (size_t)a->n_logit_bias * sizeof a->bias_ids[0]) &&
-           !memcmp(a->bias_values, b->bias_values, (size_t)a->n_logit_bias * sizeof a->bias_values[0]);
+           !memcmp(a->bias_values, b->bias_values, (size_t)a->n_logit_bias * sizeof a->bias_values[0]) &&
+           a->prompt_logprobs == b->prompt_logprobs;
 }
 
 #define WS_ARR_EQ(a, b, n) ((n) == 0 || !memcmp((a), (b), (size_t)(n) * sizeof *(a)))
@@ -236,6 +253,12 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
                WS_ARR_EQ(ta->top_logprobs, tb->top_logprobs, ta->n * ta->n_top);
     case WIRE_ERROR:
         return a->u.error.code == b->u.error.code && !strcmp(a->u.error.message, b->u.error.message);
+    case WIRE_PROMPT_LOGPROBS:
+        return a->u.prompt_lp.n == b->u.prompt_lp.n && a->u.prompt_lp.n_top == b->u.prompt_lp.n_top &&
+               WS_ARR_EQ(a->u.prompt_lp.logprobs, b->u.prompt_lp.logprobs, a->u.prompt_lp.n) &&
+               WS_ARR_EQ(a->u.prompt_lp.top_ids, b->u.prompt_lp.top_ids, a->u.prompt_lp.n * a->u.prompt_lp.n_top) &&
+               WS_ARR_EQ(a->u.prompt_lp.top_logprobs, b->u.prompt_lp.top_logprobs,
+                         a->u.prompt_lp.n * a->u.prompt_lp.n_top);
     case WIRE_KV_STATS:
         return a->u.stats.bytes == b->u.stats.bytes && a->u.stats.blocks == b->u.stats.blocks &&
                a->u.stats.seconds == b->u.stats.seconds && a->u.stats.exposed_seconds == b->u.stats.exposed_seconds;

@@ -178,7 +178,7 @@ static void test_fields_table(void)
     ok(API_COMPLETION, C("\"best_of\":2,\"n\":2"));
     ok(API_COMPLETION, C("\"logprobs\":5"));
     bad(API_COMPLETION, C("\"logprobs\":21"), "logprobs");
-    bad(API_COMPLETION, C("\"logprobs\":0,\"echo\":true"), "echo");
+    ok(API_COMPLETION, C("\"logprobs\":0,\"echo\":true"));
     ok(API_COMPLETION, C("\"echo\":true"));
     bad(API_COMPLETION, C("\"user\":5"), "user");
     ok(API_CHAT, M("\"logprobs\":true,\"top_logprobs\":20"));
@@ -287,9 +287,9 @@ static void test_shapes(void)
     free(c);
     oai_meta_init(&m, API_COMPLETION, "tiny", false);
     CHECK(strncmp(m.id, "cmpl-", 5) == 0);
-    struct oai_lp lt[] = {{.text = "a", .len = 1, .logprob = -0.5f}, {.text = "bc", .len = 2, .logprob = -1.5f}};
+    struct oai_lp lt[] = {{.text = "a", .len = 1, .logprob = -0.5f}, {.text = "bc", .len = 2, .logprob = -1.5f, .offset = 1}};
     json_t *choices = json_array();
-    json_array_append_new(choices, oai_choice(&m, 0, "abc", 3, "length", oai_logprobs(API_COMPLETION, lt, 2, 0, 1)));
+    json_array_append_new(choices, oai_choice(&m, 0, "abc", 3, "length", oai_logprobs(API_COMPLETION, lt, 2, 1)));
     char *body = oai_response(&m, choices, 5, 2, 4);
     j = json_loads(body, 0, NULL);
     CHECK_EQ_STR(json_string_value(json_object_get(j, "object")), "text_completion");
