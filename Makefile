@@ -4,6 +4,7 @@
 #   common/util/*.c     → $(BUILD)/libpdutil.a       errors, logging, files, maps, mailboxes
 #   common/engine/*.c   → $(BUILD)/libpdengine.a     model loading, forward pass, KV cache, sampling
 #   common/tok/*.c      → $(BUILD)/libpdtok.a        tokenizers
+#   common/grammar/*.c  → $(BUILD)/libpdgrammar.a    structured output: JSON Schema matcher, token masks
 #   common/tmpl/*.c     → $(BUILD)/libpdtmpl.a       Jinja templates, chat rendering
 #   proto/*.c           → $(BUILD)/libpdproto.a      wire protocol, UCX transport, KV transfer
 #   worker/*.c          → $(BUILD)/libpdworker.a     the runtime both worker daemons run on
@@ -35,7 +36,7 @@ LDLIBS  := $(shell pkg-config --libs libuv jansson libpcre2-8 ucx openblas libsy
            -lucp -lucs -lm -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LAYERS      := worker proto common/tmpl common/tok common/engine common/util
+LAYERS      := worker proto common/tmpl common/tok common/engine common/grammar common/util
 lib_of       = $(BUILD)/libpd$(notdir $(1)).a
 LIB_SRC     := $(foreach l,$(LAYERS),$(wildcard $(l)/*.c))
 LLHTTP_SRC  := $(wildcard /usr/share/llhttp/*.c)
