@@ -308,10 +308,14 @@ static void on_kv_done(struct worker *w, struct dreq *r, struct wire_kv_done *dn
         reject_transfer(w, r, WIRE_ERR_PROTOCOL, err.msg);
         return;
     }
+    dn->params.prompt_logprobs = false; /* the prefill worker scored the prompt */
     struct seq *s = new_seq(r->id, dn->prompt, dn->n_prompt, &dn->params, &err);
-    if (s && engine_seq_append(s, dn->first_token) < 0)
+    bool ok = s && engine_seq_append(s, dn->first_token) == 0;
+    if (s && !ok)
         error_set(&err, "out of memory");
-    if (!s || s->n_tokens != s->n_prompt + 1) {
+    if (ok && dn->constraint) /* its matcher starts after the prefill's first token */
+        ok = engine_seq_constrain(&w->engine, s, dn->constraint, &err) == 0;
+    if (!ok) {
         free_seq(w, s);
         reject_transfer(w, r, WIRE_ERR_INTERNAL, err.msg);
         return;
@@ -362,6 +366,11 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
         return;
     }
     struct seq *s = new_seq(id, g->prompt, g->n_prompt, &g->params, &err);
+    if (s && g->constraint && engine_seq_constrain(&w->engine, s, g->constraint, &err) < 0) {
+        free_seq(w, s);
+        worker_send_error(w, id, WIRE_ERR_BAD_REQUEST, "%s", err.msg);
+        return;
+    }
     struct dreq *r = s ? new_request(d, id, NULL, g->n_prompt) : NULL;
     if (!r) {
         free_seq(w, s);

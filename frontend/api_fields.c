@@ -18,11 +18,6 @@ static bool empty(json_t *v)
            (json_is_array(v) && json_array_size(v) == 0);
 }
 static bool is_false(json_t *v) { return json_is_false(v); }
-static bool text_format(json_t *v)
-{
-    return json_is_object(v) && json_is_string(json_object_get(v, "type")) &&
-           !strcmp(json_string_value(json_object_get(v, "type")), "text");
-}
 static bool text_modality(json_t *v)
 {
     return json_is_array(v) && json_array_size(v) == 1 && json_is_string(json_array_get(v, 0)) &&
@@ -80,7 +75,7 @@ static const struct api_field fields[] = {
     {"logprobs_mode", BOTH, NULL, NULL},
     {"suffix", COMPL, empty, "this model has no fill-in-the-middle template"},
     {"logit_bias", BOTH, NULL, NULL},
-    {"response_format", CHAT, text_format, "only {\"type\": \"text\"} is supported yet (no structured output)"},
+    {"response_format", CHAT, NULL, NULL}, /* api_req.c: text, json_object, json_schema */
     {"tool_choice", CHAT, no_forced_tool, "only \"auto\" and \"none\" are supported (no forced tool calls)"},
     {"functions", CHAT, empty, "is deprecated and not supported; use 'tools'"},
     {"function_call", CHAT, empty, "is deprecated and not supported; use 'tools'"},

@@ -3,6 +3,7 @@
  * stop_token_ids, skip_special_tokens). A field that is absent or null takes its default. */
 #include "frontend/api_req.h"
 
+#include "common/grammar/grammar.h"
 #include "frontend/api_fields.h"
 
 #include <ctype.h>
@@ -300,6 +301,37 @@ static int parse_stream(struct api_request *r, json_t *b, struct apierr *e)
     return 0;
 }
 
+/* Structured output: response_format {"type": "json_object"} (any JSON object) or {"type":
+ * "json_schema", "json_schema": {"name", "schema", "strict"}}; the schema is compiled here so one
+ * pdserve cannot enforce is a 400 naming the keyword. */
+static int parse_response_format(struct api_request *r, json_t *b, struct apierr *e)
+{
+    json_t *f = field(b, "response_format");
+    const char *type = json_string_value(json_object_get(f, "type"));
+    if (!f || (type && !strcmp(type, "text")))
+        return 0;
+    if (!json_is_object(f) || !type || (strcmp(type, "json_object") && strcmp(type, "json_schema")))
+        return BAD(e, "response_format", "'response_format' must be {\"type\": \"text\"}, {\"type\": "
+                                         "\"json_object\"} or {\"type\": \"json_schema\", \"json_schema\": {...}}");
+    json_t *js = json_object_get(f, "json_schema"), *schema = json_object_get(js, "schema");
+    if (!strcmp(type, "json_schema") && (!json_is_object(js) || (schema && !json_is_object(schema) &&
+                                                                 !json_is_boolean(schema))))
+        return BAD(e, "response_format", "'response_format.json_schema' must be an object with a 'schema' object");
+    json_t *made = NULL, *use = schema; /* json_object: any object; json_schema without one: any value */
+    if (!strcmp(type, "json_object"))
+        use = made = json_pack("{s:s}", "type", "object");
+    else if (!schema)
+        use = made = json_object();
+    struct error err;
+    struct grammar *g = use ? grammar_compile(use, &err) : NULL;
+    r->schema = g ? json_dumps(use, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    grammar_free(g);
+    json_decref(made);
+    if (use && !g)
+        return BAD(e, "response_format", "response_format: %s", err.msg);
+    return r->schema ? 0 : apierr_set(e, 500, NULL, "internal_error", "out of memory");
+}
+
 /* best_of > n picks among candidates once they have all finished: nothing can be streamed before. */
 static int check_best_of(struct api_request *r, struct apierr *e)
 {
@@ -324,7 +356,7 @@ static int parse_body(enum api_kind kind, json_t *b, struct api_request *r, stru
         return -1;
     if (parse_sampling(r, b, e) || parse_logprobs(r, b, e) || parse_logprobs_mode(r, b, e) ||
         parse_stream(r, b, e) || get_bool(b, "skip_special_tokens", &r->skip_special_tokens, e) ||
-        check_best_of(r, e))
+        check_best_of(r, e) || parse_response_format(r, b, e))
         return -1;
     return 0;
 }
@@ -370,6 +402,7 @@ void api_request_free(struct api_request *r)
         free(r->stop[i]);
     json_decref(r->messages);
     json_decref(r->chat_extra);
+    free(r->schema);
     free(r->model);
     memset(r, 0, sizeof *r);
 }

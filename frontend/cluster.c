@@ -480,12 +480,12 @@ int cluster_pick_except(struct cluster *c, struct cl_seq *s, uint8_t role, uint3
     return pick(c, s, (struct skip){role, id}, p, d) == 0 ? 0 : cluster_pick(c, s, p, d);
 }
 
-int cluster_generate(struct cl_worker *p, struct cl_worker *d, uint64_t id,
-                     const struct sample_params *sp, bool logprobs, const int32_t *prompt, uint32_t n,
-                     struct error *err)
+int cluster_generate(struct cl_worker *p, struct cl_worker *d, uint64_t id, const struct sample_params *sp,
+                     bool logprobs, const char *constraint, const int32_t *prompt, uint32_t n, struct error *err)
 {
     struct wire_msg m = {.type = WIRE_GENERATE, .req_id = id};
     m.u.gen.params = *sp;
+    m.u.gen.constraint = (char *)constraint; /* only read by the encoder */
     m.u.gen.flags = logprobs ? WIRE_GEN_LOGPROBS : 0;
     m.u.gen.n_prompt = n;
     m.u.gen.prompt = (int32_t *)prompt; /* only read by the encoder */

@@ -99,9 +99,8 @@ void cluster_set_slo(struct cluster *c, double ttft_ms, double tpot_ms);
 /* Its SLOs and how many sequences took each path, for /metrics. */
 const struct slo_route *cluster_slo(const struct cluster *c);
 /* Sends GENERATE for sequence `id` to p (naming d), and counts it as in flight on both. */
-int cluster_generate(struct cl_worker *p, struct cl_worker *d, uint64_t id,
-                     const struct sample_params *sp, bool logprobs, const int32_t *prompt, uint32_t n,
-                     struct error *err);
+int cluster_generate(struct cl_worker *p, struct cl_worker *d, uint64_t id, const struct sample_params *sp,
+                     bool logprobs, const char *constraint, const int32_t *prompt, uint32_t n, struct error *err);
 /* The sequence ended (or was aborted): no longer in flight on w. */
 void cluster_release(struct cl_worker *w);
 /* Sends ABORT for sequence id to w (if w is still known). */

@@ -93,6 +93,7 @@ static void destroy(struct preq *r)
 {
     idmap_del(&state_of(r->w)->reqs, r->id);
     free(r->done.prompt);
+    free(r->done.constraint);
     free(r->dst);
     free(r->final);
     free(r->free_mail);
@@ -387,8 +388,11 @@ static void on_decode_lost(struct worker *w, struct ucx_peer *peer)
 
 /* ---- requests ---- */
 
-/* The prompt as the engine will hold it, with its failure mail; NULL with err set. */
-static struct pf_new *new_prompt(uint64_t id, const struct wire_generate *g, struct error *err)
+static void free_prompt(struct worker *w, struct pf_new *m);
+
+/* The prompt as the engine will hold it, with its failure mail and its structured-output matcher;
+ * NULL with err set. */
+static struct pf_new *new_prompt(struct worker *w, uint64_t id, const struct wire_generate *g, struct error *err)
 {
     struct pf_new *m = calloc(1, sizeof *m);
     struct pf_seq *ps = calloc(1, sizeof *ps);
@@ -407,12 +411,16 @@ static struct pf_new *new_prompt(uint64_t id, const struct wire_generate *g, str
     ps->failed = f;
     m->mail.type = PF_NEW;
     m->ps = ps;
+    if (g->constraint && engine_seq_constrain(&w->engine, &ps->seq, g->constraint, err) < 0) {
+        free_prompt(w, m);
+        return NULL;
+    }
     return m;
 }
 
-static void free_prompt(struct pf_new *m)
+static void free_prompt(struct worker *w, struct pf_new *m)
 {
-    free(m->ps->seq.tokens);
+    engine_seq_release(&m->ps->seq, &w->engine.kv); /* it holds no blocks yet */
     free(m->ps->failed);
     free(m->ps);
     free(m);
@@ -460,7 +468,7 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
                           (unsigned long long)id);
         return;
     }
-    struct pf_new *m = new_prompt(id, g, &err);
+    struct pf_new *m = new_prompt(w, id, g, &err);
     struct preq *r = NULL;
     if (m && !(r = new_request(w, id)))
         error_set(&err, "out of memory");
@@ -470,7 +478,7 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
     }
     if (!r) {
         if (m)
-            free_prompt(m);
+            free_prompt(w, m);
         worker_send_error(w, id, WIRE_ERR_INTERNAL, "%s", err.msg);
         return;
     }
@@ -478,7 +486,9 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
     r->done.flags = g->flags;
     r->done.n_prompt = g->n_prompt;
     r->done.prompt = g->prompt; /* taken from the message */
+    r->done.constraint = g->constraint;
     g->prompt = NULL;
+    g->constraint = NULL;
     mailbox_post(&w->to_engine, &m->mail); /* before anything can end r: PF_FREE must follow PF_NEW */
     reserve(r);
 }

@@ -187,6 +187,27 @@ static void get_str(struct rd *r, char *dst, size_t max)
     r->pos += n;
 }
 
+/* An optional string of at most max bytes: NULL when empty, else a malloc'd copy. */
+static char *get_str_alloc(struct rd *r, size_t max)
+{
+    uint32_t n = get_u32(r);
+    if (r->bad || n > max || !need(r, n) || memchr(r->p + r->pos, 0, n)) {
+        r->bad = 1;
+        return NULL;
+    }
+    char *s = n ? malloc(n + 1) : NULL;
+    if (n && !s) {
+        r->bad = 1;
+        return NULL;
+    }
+    if (s) {
+        memcpy(s, r->p + r->pos, n);
+        s[n] = '\0';
+    }
+    r->pos += n;
+    return s;
+}
+
 /* Reads a count and checks that count * elem_size bytes remain before anything is allocated. */
 static uint32_t get_count(struct rd *r, uint32_t max, size_t elem_size)
 {
@@ -453,6 +474,8 @@ int wire_encode_generate(struct wire_buf *b, uint64_t req_id, const struct wire_
         return -1;
     if (m->n_prompt > WIRE_MAX_TOKENS)
         return error_set(err, "wire: prompt of %u tokens exceeds %u", m->n_prompt, WIRE_MAX_TOKENS);
+    if (m->constraint && strlen(m->constraint) > WIRE_MAX_CONSTRAINT)
+        return error_set(err, "wire: a schema of more than %u bytes", WIRE_MAX_CONSTRAINT);
     struct wr w;
     begin(&w, b, WIRE_GENERATE, req_id);
     put_u32(&w, m->decode_worker_id);
@@ -463,6 +486,7 @@ int wire_encode_generate(struct wire_buf *b, uint64_t req_id, const struct wire_
         return -1;
     }
     put_i32s(&w, m->prompt, m->n_prompt);
+    put_str(&w, m->constraint ? m->constraint : "");
     return finish(&w, err);
 }
 
@@ -475,9 +499,12 @@ int wire_decode_generate(const uint8_t *p, size_t len, struct wire_generate *out
     out->flags = get_u8(&r);
     get_params(&r, &out->params);
     out->prompt = get_i32s(&r, &out->n_prompt, WIRE_MAX_TOKENS);
+    out->constraint = get_str_alloc(&r, WIRE_MAX_CONSTRAINT);
     if (rd_done(&r, "GENERATE", err)) {
         free(out->prompt);
+        free(out->constraint);
         out->prompt = NULL;
+        out->constraint = NULL;
         return -1;
     }
     return 0;
@@ -568,6 +595,8 @@ int wire_encode_kv_done(struct wire_buf *b, uint64_t req_id, const struct wire_k
 {
     if (m->n_prompt > WIRE_MAX_TOKENS)
         return error_set(err, "wire: prompt of %u tokens exceeds %u", m->n_prompt, WIRE_MAX_TOKENS);
+    if (m->constraint && strlen(m->constraint) > WIRE_MAX_CONSTRAINT)
+        return error_set(err, "wire: a schema of more than %u bytes", WIRE_MAX_CONSTRAINT);
     struct wr w;
     begin(&w, b, WIRE_KV_DONE, req_id);
     put_i32(&w, m->first_token);
@@ -580,6 +609,7 @@ int wire_encode_kv_done(struct wire_buf *b, uint64_t req_id, const struct wire_k
         return -1;
     }
     put_i32s(&w, m->prompt, m->n_prompt);
+    put_str(&w, m->constraint ? m->constraint : "");
     return finish(&w, err);
 }
 
@@ -597,9 +627,12 @@ int wire_decode_kv_done(const uint8_t *p, size_t len, struct wire_kv_done *out, 
     if (isnan(out->first_logprob) || out->first_logprob > 0)
         r.bad = 1;
     out->prompt = get_i32s(&r, &out->n_prompt, WIRE_MAX_TOKENS);
+    out->constraint = get_str_alloc(&r, WIRE_MAX_CONSTRAINT);
     if (rd_done(&r, "KV_DONE", err)) {
         free(out->prompt);
+        free(out->constraint);
         out->prompt = NULL;
+        out->constraint = NULL;
         return -1;
     }
     return 0;
@@ -915,14 +948,20 @@ void wire_msg_release(struct wire_msg *m)
 {
     switch (m->type) {
     case WIRE_REGISTER: free(m->u.reg.pool.rkey); break;
-    case WIRE_GENERATE: free(m->u.gen.prompt); break;
+    case WIRE_GENERATE:
+        free(m->u.gen.prompt);
+        free(m->u.gen.constraint);
+        break;
     case WIRE_KV_GRANT: free(m->u.grant.blocks); break;
     case WIRE_KV_RESERVE: free(m->u.reserve.prompt); break;
     case WIRE_LOAD:
         free(m->u.load.added);
         free(m->u.load.evicted);
         break;
-    case WIRE_KV_DONE: free(m->u.done.prompt); break;
+    case WIRE_KV_DONE:
+        free(m->u.done.prompt);
+        free(m->u.done.constraint);
+        break;
     case WIRE_TOKENS:
         free(m->u.tokens.tokens);
         free(m->u.tokens.logprobs);

@@ -34,7 +34,8 @@
                           KV_RESERVE's prompt, KV_GRANT's cached blocks, TOKENS' cached tokens);
                           5: REGISTER carries the KV dtype and weights;
                           6: sampling params carry top_logprobs and logit_bias, TOKENS the
-                          alternatives; KV_STATS; PROMPT_LOGPROBS) */
+                          alternatives; KV_STATS; PROMPT_LOGPROBS; GENERATE and KV_DONE
+                          carry a structured-output schema) */
 #define WIRE_HDR_SIZE 24
 
 /* Limits a decoder enforces before it allocates anything. */
@@ -45,6 +46,7 @@
 #define WIRE_ADDR_MAX 128            /* "host:port", incl. NUL */
 #define WIRE_NAME_MAX 128            /* model name, incl. NUL */
 #define WIRE_ERRMSG_MAX 1024         /* ERROR text, incl. NUL */
+#define WIRE_MAX_CONSTRAINT (256u << 10) /* a structured-output schema's JSON text */
 #define WIRE_MAX_PREFIX_KEYS 16384   /* prefix-cache keys added or evicted in one LOAD */
 
 enum wire_type {
@@ -134,6 +136,7 @@ struct wire_generate {
     struct sample_params params;
     uint32_t n_prompt;
     int32_t *prompt; /* owned by the message */
+    char *constraint; /* structured output: the JSON Schema the answer follows, or NULL; owned */
 };
 
 /* KV_RESERVE: u32 n_tokens, u32 prefill_worker_id, u32 n_prompt, i32 prompt[n_prompt]. Prefill →
@@ -169,6 +172,7 @@ struct wire_kv_done {
     struct sample_params params;
     uint32_t n_prompt;
     int32_t *prompt; /* owned by the message */
+    char *constraint; /* the GENERATE's; the decode worker's matcher starts after the first token */
 };
 
 /* KV_ACK: empty. Decode → prefill: the sequence is admitted; the prefill may free its blocks. */

@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "common/tok/tok.h"
 #include "common/util/log.h"
 #include "proto/cluster_key.h"
 
@@ -416,6 +417,29 @@ static uint64_t model_salt(const struct model_config *c)
     return kv_block_key(0x70647365727665ull /* "pdserve" */, shape, (int)(sizeof shape / sizeof *shape));
 }
 
+static const char *token_bytes(void *ctx, int32_t id, size_t *len)
+{
+    const struct tokenizer *t = ctx;
+    return tok_is_special(t, id) ? NULL : tok_id_bytes(t, id, len);
+}
+
+/* Structured output needs every token's bytes: from the model's tokenizer, indexed once. Without a
+ * tokenizer the worker still serves everything else (constrained requests get an error saying why). */
+static void load_vocabulary(struct worker *w)
+{
+    struct error err;
+    uint64_t t0 = uv_hrtime();
+    struct tokenizer *t = tok_load(w->opts.model_dir, &err);
+    const struct model_config *c = &w->model->cfg;
+    struct gvocab *v = t ? gvocab_new(c->vocab_size, token_bytes, t, c->eos_ids, c->n_eos, &err) : NULL;
+    tok_free(t);
+    if (!v || engine_set_vocab(&w->engine, v, &err) < 0) {
+        log_warn("structured output is off: %s", err.msg);
+        return;
+    }
+    log_info("structured output: %d token ids indexed in %.0f ms", c->vocab_size, (double)(uv_hrtime() - t0) / 1e6);
+}
+
 static int load_engine(struct worker *w, struct error *err)
 {
     if (!(w->model = model_load_as(w->opts.model_dir, w->opts.weights, err)))
@@ -427,6 +451,7 @@ static int load_engine(struct worker *w, struct error *err)
         return error_set(err, "--kv-gib %.3f holds no KV block of this model; raise it", w->opts.kv_gib);
     if (engine_init(&w->engine, w->model, blocks, w->opts.block_size, w->opts.kv_dtype, w->opts.threads, err) < 0)
         return -1;
+    load_vocabulary(w);
     return w->opts.no_prefix_cache ? 0 : kv_prefix_enable(&w->engine.kv, model_salt(&w->model->cfg), err);
 }
 

@@ -79,6 +79,10 @@ void engine_seq_release(struct seq *s, struct kv_pool *kv)
     s->tokens = NULL;
     prompt_logprobs_free(s->prompt_lp);
     s->prompt_lp = NULL;
+    gmatch_free(s->match);
+    grammar_free(s->grammar);
+    s->match = NULL;
+    s->grammar = NULL;
     s->n_tokens = s->cap = s->n_cached = 0;
 }
 
@@ -110,7 +114,70 @@ void engine_destroy(struct engine *e)
     free(e->seq_of);
     free(e->want);
     free(e->tables);
+    gvocab_free(e->vocab);
+    free(e->mask);
     memset(e, 0, sizeof *e);
+}
+
+int engine_set_vocab(struct engine *e, struct gvocab *v, struct error *err)
+{
+    uint32_t *mask = malloc((size_t)(e->model->cfg.vocab_size + 31) / 32 * sizeof *mask);
+    if (!mask) {
+        gvocab_free(v);
+        return error_set(err, "out of memory for a token mask");
+    }
+    gvocab_free(e->vocab);
+    free(e->mask);
+    e->vocab = v;
+    e->mask = mask;
+    return 0;
+}
+
+int engine_seq_constrain(const struct engine *e, struct seq *s, const char *schema, struct error *err)
+{
+    if (!e->vocab)
+        return error_set(err, "structured output needs the model's tokenizer, which this worker could not load");
+    struct grammar *g = grammar_compile_text(schema, err);
+    struct gmatch *m = g ? gmatch_new(g) : NULL;
+    if (g && !m)
+        error_set(err, "out of memory");
+    for (int i = s->n_prompt; m && i < s->n_tokens; i++) {
+        size_t len;
+        const uint8_t *b = gvocab_bytes(e->vocab, s->tokens[i], &len);
+        if (!b || !gmatch_feed(m, b, len)) {
+            error_set(err, "token %d does not continue a valid answer", s->tokens[i]);
+            gmatch_free(m);
+            m = NULL;
+        }
+    }
+    if (!m) {
+        grammar_free(g);
+        return -1;
+    }
+    s->grammar = g;
+    s->match = m;
+    return 0;
+}
+
+/* The tokens the matcher lets through now, in e->mask; false when there are none (a schema's
+ * nesting ran past the matcher's depth). */
+static bool constrain_step(struct engine *e, struct seq *s)
+{
+    gmatch_mask(s->match, e->vocab, e->mask);
+    size_t words = (size_t)(e->model->cfg.vocab_size + 31) / 32;
+    for (size_t i = 0; i < words; i++)
+        if (e->mask[i])
+            return true;
+    return false;
+}
+
+/* After token id: the matcher moves on; the answer ends when an end token comes or the value closes. */
+static void constrain_advance(struct engine *e, struct seq *s, int32_t id)
+{
+    size_t len;
+    const uint8_t *b = gvocab_bytes(e->vocab, id, &len);
+    if (!b || !gmatch_feed(s->match, b, len) || gmatch_closed(s->match))
+        s->finish = FINISH_STOP;
 }
 
 static int ensure_batch(struct engine *e, int n_tokens, int n_seqs)
@@ -155,11 +222,18 @@ static bool is_stop_token(const struct engine *e, const struct seq *s, int32_t i
 
 int engine_sample(struct engine *e, struct seq *s, float *logits)
 {
-    int32_t id = sampler_pick(e->sampler, &s->params, &s->rng, logits, NULL, s->tokens, s->n_prompt,
-                              s->tokens + s->n_prompt, engine_seq_n_generated(s), &s->last_logprob, &s->last_top);
+    if (s->match && !constrain_step(e, s)) {
+        s->finish = FINISH_LENGTH;
+        return 0;
+    }
+    int32_t id = sampler_pick(e->sampler, &s->params, &s->rng, logits, s->match ? e->mask : NULL, s->tokens,
+                              s->n_prompt, s->tokens + s->n_prompt, engine_seq_n_generated(s), &s->last_logprob,
+                              &s->last_top);
     if (engine_seq_append(s, id) < 0)
         return -1;
-    if (is_stop_token(e, s, id))
+    if (s->match)
+        constrain_advance(e, s, id);
+    if (s->finish == FINISH_STOP || is_stop_token(e, s, id))
         s->finish = FINISH_STOP;
     else if (engine_seq_n_generated(s) >= s->params.max_tokens || s->n_tokens >= e->model->cfg.max_pos)
         s->finish = FINISH_LENGTH;

@@ -17,6 +17,7 @@
 #include "common/engine/kvcache.h"
 #include "common/engine/model.h"
 #include "common/engine/sample.h"
+#include "common/grammar/grammar.h"
 
 
 /* Echo with logprobs: each prompt token's logprob given the tokens before it, and its alternatives
@@ -44,6 +45,10 @@ struct seq {
      * whose blocks would not be scored, and runs in chunks of PROMPT_LOGPROBS_CHUNK tokens so a vocabulary's
      * worth of logits a token stays small); the caller takes it once the first token is sampled. */
     struct prompt_logprobs *prompt_lp;
+    /* Structured output (engine_seq_constrain): the schema's grammar and where the answer is in it;
+     * each token is sampled from those the matcher accepts, and the answer ends when it closes. */
+    struct grammar *grammar;
+    struct gmatch *match;
     /* Prefix caching (kvcache.h): blocks [0, n_published) are offered to the cache, chain is the key
      * of the last one; n_cache_hit is how many prompt tokens came from the cache when it started. */
     int n_published, n_cache_hit;
@@ -76,6 +81,9 @@ struct engine {
     bool *want;
     const struct kv_seq **tables;
     int cap, tables_cap;
+    /* structured output: the vocabulary as token bytes (engine_set_vocab), a mask's worth of bits */
+    struct gvocab *vocab;
+    uint32_t *mask;
 };
 
 /* A KV pool of n_blocks × block_size positions in kv_dtype (KN_F32, KN_F16 or KN_BF16), and
@@ -104,6 +112,14 @@ struct step_result {
 int engine_step(struct engine *e, struct seq **seqs, int n, int token_budget,
                 bool (*on_layer)(void *ctx, int layer), void *ctx, struct step_result *res,
                 struct error *err);
+
+/* Structured output for s: its answer follows the JSON Schema (text), from the tokens it has
+ * generated so far on (a decode worker's sequence starts after the prefill's first token). -1 with err
+ * when the schema is not supported, the engine has no vocabulary, or the tokens so far do not fit. */
+int engine_seq_constrain(const struct engine *e, struct seq *s, const char *schema, struct error *err);
+/* The tokenizer's bytes for every id (the engine takes v and frees it); without them no sequence can
+ * be constrained. */
+int engine_set_vocab(struct engine *e, struct gvocab *v, struct error *err);
 
 /* Samples the next token of s from a row of logits and appends it, setting s->finish when the
  * token or the length ends the sequence. Exposed for callers that own their logits. */

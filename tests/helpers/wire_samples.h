@@ -111,6 +111,7 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
         ws_params(&m->u.gen.params, &s);
         m->u.gen.n_prompt = (uint32_t)(ws_mix(&s) % 3000);
         m->u.gen.prompt = ws_ids(m->u.gen.n_prompt, &s);
+        m->u.gen.constraint = ws_mix(&s) & 1 ? strdup("{\"type\":\"object\"}") : NULL;
         break;
     case WIRE_KV_RESERVE:
         m->u.reserve = (struct wire_kv_reserve){.n_tokens = (uint32_t)(ws_mix(&s) % 9000), .prefill_worker_id = 2};
@@ -132,6 +133,7 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
         ws_params(&m->u.done.params, &s);
         m->u.done.n_prompt = (uint32_t)(ws_mix(&s) % 3000);
         m->u.done.prompt = ws_ids(m->u.done.n_prompt, &s);
+        m->u.done.constraint = ws_mix(&s) & 1 ? strdup("{\"enum\":[1,2]}") : NULL;
         break;
     case WIRE_TOKENS:
         m->u.tokens.finish = (uint8_t)(ws_mix(&s) % 5);
@@ -194,6 +196,11 @@ static int ws_params_eq(const struct sample_params *a, const struct sample_param
            a->prompt_logprobs == b->prompt_logprobs;
 }
 
+static int ws_str_eq(const char *a, const char *b) /* NULL and "" are one: no constraint */
+{
+    return !strcmp(a ? a : "", b ? b : "");
+}
+
 #define WS_ARR_EQ(a, b, n) ((n) == 0 || !memcmp((a), (b), (size_t)(n) * sizeof *(a)))
 
 /* 1 if the two messages carry the same fields. */
@@ -227,7 +234,8 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
         return a->u.gen.decode_worker_id == b->u.gen.decode_worker_id &&
                !strcmp(a->u.gen.decode_addr, b->u.gen.decode_addr) && a->u.gen.flags == b->u.gen.flags &&
                ws_params_eq(&a->u.gen.params, &b->u.gen.params) && a->u.gen.n_prompt == b->u.gen.n_prompt &&
-               WS_ARR_EQ(a->u.gen.prompt, b->u.gen.prompt, a->u.gen.n_prompt);
+               WS_ARR_EQ(a->u.gen.prompt, b->u.gen.prompt, a->u.gen.n_prompt) &&
+               ws_str_eq(a->u.gen.constraint, b->u.gen.constraint);
     case WIRE_KV_RESERVE:
         return a->u.reserve.n_tokens == b->u.reserve.n_tokens &&
                a->u.reserve.prefill_worker_id == b->u.reserve.prefill_worker_id &&
@@ -243,7 +251,8 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
                !memcmp(a->u.done.rng.s, b->u.done.rng.s, sizeof a->u.done.rng.s) &&
                a->u.done.flags == b->u.done.flags && ws_params_eq(&a->u.done.params, &b->u.done.params) &&
                a->u.done.n_prompt == b->u.done.n_prompt &&
-               WS_ARR_EQ(a->u.done.prompt, b->u.done.prompt, a->u.done.n_prompt);
+               WS_ARR_EQ(a->u.done.prompt, b->u.done.prompt, a->u.done.n_prompt) &&
+               ws_str_eq(a->u.done.constraint, b->u.done.constraint);
     case WIRE_TOKENS:
         return ta->finish == tb->finish && ta->has_logprobs == tb->has_logprobs && ta->n == tb->n &&
                WS_ARR_EQ(ta->tokens, tb->tokens, ta->n) &&
