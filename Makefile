@@ -55,7 +55,7 @@ TESTBIN := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all deps test test-deploy asan fuzz soak bench bench-engine bench-transport bench-pipeline bench-goodput bench-prefix bench-plan run clean install
+.PHONY: all deps test test-deploy asan fuzz soak bench bench-engine bench-transport bench-pipeline bench-goodput bench-prefix bench-plan bench-grammar run clean install
 all: $(BINS) $(TESTBIN)
 
 deps:
@@ -177,7 +177,7 @@ soak: deps
 	@BUILD=$(BUILD) ./tests/soak/soak.sh
 
 # Benchmarks print ratios against a baseline measured in the same invocation; tests never time things.
-bench: bench-engine bench-transport bench-pipeline bench-goodput bench-prefix bench-plan
+bench: bench-engine bench-transport bench-pipeline bench-goodput bench-prefix bench-plan bench-grammar
 
 bench-engine: deps all
 	@BUILD=$(BUILD) ./tests/bench/engine.sh
@@ -191,6 +191,8 @@ bench-goodput: deps all
 	@BUILD=$(BUILD) ./tests/bench/goodput.sh
 bench-plan: deps all
 	@BUILD=$(BUILD) ./tests/bench/plan.sh
+bench-grammar: deps all
+	@BUILD=$(BUILD) ./tests/bench/grammar.sh
 
 run: deps $(BINS)
 	@BUILD=$(BUILD) ./tools/run-local.sh

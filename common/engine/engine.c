@@ -121,6 +121,11 @@ void engine_destroy(struct engine *e)
 
 int engine_set_vocab(struct engine *e, struct gvocab *v, struct error *err)
 {
+    if (gvocab_size(v) != e->model->cfg.vocab_size) {
+        error_set(err, "a vocabulary of %d ids for a model of %d", gvocab_size(v), e->model->cfg.vocab_size);
+        gvocab_free(v);
+        return -1;
+    }
     uint32_t *mask = malloc((size_t)(e->model->cfg.vocab_size + 31) / 32 * sizeof *mask);
     if (!mask) {
         gvocab_free(v);

@@ -64,6 +64,7 @@ struct sampler {
     struct cand *cands; /* [vocab] */
     int32_t *counts;    /* [vocab] occurrences in the generated tokens, zeroed after use */
     float *raw;         /* [vocab] the logits as the model gave them, for raw logprobs */
+    double *weights;    /* [vocab] exp(logit - max) for one draw */
 };
 
 const char *sample_logprobs_mode_name(int mode)
@@ -92,7 +93,8 @@ struct sampler *sampler_new(int vocab_size)
     s->cands = malloc((size_t)vocab_size * sizeof *s->cands);
     s->counts = calloc((size_t)vocab_size, sizeof *s->counts);
     s->raw = malloc((size_t)vocab_size * sizeof *s->raw);
-    if (!s->cands || !s->counts || !s->raw) {
+    s->weights = malloc((size_t)vocab_size * sizeof *s->weights);
+    if (!s->cands || !s->counts || !s->raw || !s->weights) {
         sampler_free(s);
         return NULL;
     }
@@ -106,6 +108,7 @@ void sampler_free(struct sampler *s)
     free(s->cands);
     free(s->counts);
     free(s->raw);
+    free(s->weights);
     free(s);
 }
 
@@ -140,9 +143,14 @@ static void apply_bias(struct sampler *s, const struct sample_params *p, float *
     for (int i = 0; i < p->n_logit_bias; i++)
         if (in_vocab(s, p->bias_ids[i]))
             logits[p->bias_ids[i]] += p->bias_values[i];
-    for (int i = 0; allowed && i < s->vocab; i++)
-        if (!(allowed[i >> 5] >> (i & 31) & 1))
-            logits[i] = -INFINITY;
+    for (int w = 0; allowed && w < (s->vocab + 31) / 32; w++) { /* a word at a time: most are all or nothing */
+        if (allowed[w] == 0xFFFFFFFFu)
+            continue;
+        int end = 32 * w + 32 < s->vocab ? 32 * w + 32 : s->vocab;
+        for (int i = 32 * w; i < end; i++)
+            if (!(allowed[w] >> (i & 31) & 1))
+                logits[i] = -INFINITY;
+    }
 }
 
 static void apply_penalties(struct sampler *s, const struct sample_params *p, float *logits,
@@ -281,22 +289,48 @@ static int32_t draw(const struct cand *c, int k, double max, struct rng *rng)
     return c[k - 1].id;
 }
 
+/* One draw from the whole distribution: each weight computed once (the same numbers draw() sums).
+ * Tokens a mask ruled out (-inf) weigh nothing and are skipped. */
+static int32_t draw_all(struct sampler *s, const float *logits, double max, struct rng *rng)
+{
+    double sum = 0;
+    int32_t last = 0;
+    for (int i = 0; i < s->vocab; i++) {
+        s->weights[i] = logits[i] == -INFINITY ? 0 : exp(logits[i] - max);
+        sum += s->weights[i];
+    }
+    double u = rng_uniform(rng) * sum;
+    for (int i = 0; i < s->vocab; i++) {
+        if (s->weights[i] == 0)
+            continue;
+        last = i;
+        u -= s->weights[i];
+        if (u < 0)
+            return i;
+    }
+    return last;
+}
+
 static int32_t sample_truncated(struct sampler *s, const struct sample_params *p, struct rng *rng,
                                 const float *logits)
 {
     int n = s->vocab;
     float max = logits[argmax(logits, n)];
-    double total = 0;
-    for (int i = 0; i < n; i++) {
-        s->cands[i] = (struct cand){logits[i], i};
-        total += exp((double)(logits[i] - max));
-    }
     int limit = p->top_k > 0 && p->top_k < n ? p->top_k : n;
     if (limit == n && p->top_p >= 1.0f && p->min_p <= 0.0f)
-        return draw(s->cands, n, max, rng);
+        return draw_all(s, logits, max, rng);
+    double total = 0;
+    int live = 0; /* candidates a mask left */
+    for (int i = 0; i < n; i++) {
+        if (logits[i] == -INFINITY)
+            continue;
+        s->cands[live++] = (struct cand){logits[i], i};
+        total += exp((double)(logits[i] - max));
+    }
+    limit = limit < live ? limit : live;
     int k = limit < 64 ? limit : 64;
     for (;;) {
-        select_top(s->cands, n, k);
+        select_top(s->cands, live, k);
         bool need_more;
         int keep = truncate_sorted(s->cands, k, total, p, &need_more);
         if (!need_more || k == limit)

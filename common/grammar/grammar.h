@@ -62,6 +62,7 @@ struct gvocab;
 struct gvocab *gvocab_new(int n_vocab, const char *(*bytes_of)(void *ctx, int32_t id, size_t *len), void *ctx,
                           const int32_t *end_ids, int n_end, struct error *err);
 void gvocab_free(struct gvocab *v);
+int gvocab_size(const struct gvocab *v);
 /* The token's bytes as the vocabulary holds them (NULL for none). */
 const uint8_t *gvocab_bytes(const struct gvocab *v, int32_t id, size_t *len);
 

@@ -161,6 +161,11 @@ void gvocab_free(struct gvocab *v)
     free(v);
 }
 
+int gvocab_size(const struct gvocab *v)
+{
+    return v->n_vocab;
+}
+
 const uint8_t *gvocab_bytes(const struct gvocab *v, int32_t id, size_t *len)
 {
     *len = id >= 0 && id < v->n_vocab ? v->len[id] : 0;

@@ -42,9 +42,8 @@ await refused("completions", { ...completion, logit_bias: { 5: 200 } }, "logit_b
 await refused("completions", { ...completion, suffix: " the end" }, "suffix");
 await refused("completions", { ...completion, best_of: 21 }, "best_of");
 await refused("completions", { ...completion, n: 2, best_of: 1 }, "best_of");
-await refused("chat", { ...chat, response_format: { type: "json_object" } }, "response_format");
-await refused("chat", { ...chat, response_format: { type: "json_schema", json_schema: { name: "x", schema: {} } } },
-              "response_format");
+await refused("chat", { ...chat, response_format: { type: "json_schema", json_schema: { name: "x",
+                                                    schema: { type: "string", maxLength: 3 } } } }, "response_format");
 await refused("chat", { ...chat, tool_choice: "required" }, "tool_choice");
 await refused("chat", { ...chat, tool_choice: { type: "function", function: { name: "f" } } }, "tool_choice");
 await refused("chat", { ...chat, reasoning_effort: "high" }, "reasoning_effort");

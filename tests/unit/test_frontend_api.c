@@ -183,7 +183,11 @@ static void test_fields_table(void)
     bad(API_COMPLETION, C("\"user\":5"), "user");
     ok(API_CHAT, M("\"logprobs\":true,\"top_logprobs\":20"));
     ok(API_CHAT, M("\"logprobs\":true,\"top_logprobs\":1"));
-    bad(API_CHAT, M("\"response_format\":{\"type\":\"json_object\"}"), "response_format");
+    ok(API_CHAT, M("\"response_format\":{\"type\":\"json_object\"}"));
+    ok(API_CHAT, M("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{}}}"));
+    bad(API_CHAT, M("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{\"minLength\":1}}}"),
+        "response_format");
+    bad(API_CHAT, M("\"response_format\":{\"type\":\"json_schema\"}"), "response_format");
     bad(API_CHAT, M("\"response_format\":\"nonsense\""), "response_format");
     ok(API_CHAT, M("\"response_format\":{\"type\":\"text\"}"));
     bad(API_CHAT, M("\"tool_choice\":\"required\""), "tool_choice");
