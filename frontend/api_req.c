@@ -324,12 +324,14 @@ static int parse_response_format(struct api_request *r, json_t *b, struct apierr
         use = made = json_object();
     struct error err;
     struct grammar *g = use ? grammar_compile(use, &err) : NULL;
-    r->schema = g ? json_dumps(use, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_t *spec = g ? json_pack("{s:O}", "schema", use) : NULL;
+    r->constraint = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
+    json_decref(spec);
     grammar_free(g);
     json_decref(made);
     if (use && !g)
         return BAD(e, "response_format", "response_format: %s", err.msg);
-    return r->schema ? 0 : apierr_set(e, 500, NULL, "internal_error", "out of memory");
+    return r->constraint ? 0 : apierr_set(e, 500, NULL, "internal_error", "out of memory");
 }
 
 /* best_of > n picks among candidates once they have all finished: nothing can be streamed before. */
@@ -402,7 +404,7 @@ void api_request_free(struct api_request *r)
         free(r->stop[i]);
     json_decref(r->messages);
     json_decref(r->chat_extra);
-    free(r->schema);
+    free(r->constraint);
     free(r->model);
     memset(r, 0, sizeof *r);
 }

@@ -37,8 +37,8 @@ struct api_request {
     struct api_prompt *prompts;
     json_t *messages;            /* chat: the array (a reference the struct holds) */
     json_t *chat_extra;          /* chat: {tools, chat_template_kwargs...} for the template, or NULL */
-    char *schema;                /* chat's response_format json_object / json_schema: the JSON Schema the
-                                    answer must follow (compact text), or NULL */
+    char *constraint;            /* chat's response_format json_object / json_schema, or a forced tool
+                                    call: what the answer must be (grammar_compile_spec's JSON), or NULL */
     bool add_generation_prompt;  /* chat; default true */
     struct sample_params sp;     /* temperature ... stop_token_ids, ignore_eos; max_tokens -1 = not given */
     bool seed_given;

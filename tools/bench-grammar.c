@@ -134,7 +134,7 @@ static int bench_decode(const char *model_dir, struct tokenizer *t, int threads,
         fprintf(stderr, "pdserve-bench-grammar: %s\n", err.msg);
         return 1;
     }
-    const char *open_array = "{\"type\":\"array\",\"items\":{\"type\":\"string\"}}";
+    const char *open_array = "{\"schema\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}";
     decode_rate(&e, NULL, batch, 4); /* warm-up */
     double free_tps = 0, constrained_tps = 0;
     for (int rep = 0; rep < 3; rep++) { /* in turn, best of three: the machine's noise hits both alike */

@@ -138,11 +138,11 @@ int engine_set_vocab(struct engine *e, struct gvocab *v, struct error *err)
     return 0;
 }
 
-int engine_seq_constrain(const struct engine *e, struct seq *s, const char *schema, struct error *err)
+int engine_seq_constrain(const struct engine *e, struct seq *s, const char *constraint, struct error *err)
 {
     if (!e->vocab)
         return error_set(err, "structured output needs the model's tokenizer, which this worker could not load");
-    struct grammar *g = grammar_compile_text(schema, err);
+    struct grammar *g = grammar_compile_spec(constraint, err);
     struct gmatch *m = g ? gmatch_new(g) : NULL;
     if (g && !m)
         error_set(err, "out of memory");

@@ -113,10 +113,11 @@ int engine_step(struct engine *e, struct seq **seqs, int n, int token_budget,
                 bool (*on_layer)(void *ctx, int layer), void *ctx, struct step_result *res,
                 struct error *err);
 
-/* Structured output for s: its answer follows the JSON Schema (text), from the tokens it has
- * generated so far on (a decode worker's sequence starts after the prefill's first token). -1 with err
- * when the schema is not supported, the engine has no vocabulary, or the tokens so far do not fit. */
-int engine_seq_constrain(const struct engine *e, struct seq *s, const char *schema, struct error *err);
+/* Structured output for s: its answer follows the constraint (grammar_compile_spec's JSON: a schema,
+ * and text around it), from the tokens it has generated so far on (a decode worker's sequence starts
+ * after the prefill's first token). -1 with err when the schema is not supported, the engine has no
+ * vocabulary, or the tokens so far do not fit. */
+int engine_seq_constrain(const struct engine *e, struct seq *s, const char *constraint, struct error *err);
 /* The tokenizer's bytes for every id (the engine takes v and frees it); without them no sequence can
  * be constrained. */
 int engine_set_vocab(struct engine *e, struct gvocab *v, struct error *err);

@@ -35,8 +35,12 @@ struct grammar;
 
 /* The grammar of `schema`; NULL with err naming what is not supported. */
 struct grammar *grammar_compile(const json_t *schema, struct error *err);
-/* The same from JSON text (as the wire carries it). */
+/* The same from JSON text. */
 struct grammar *grammar_compile_text(const char *schema_json, struct error *err);
+/* From a constraint as the wire carries it: {"schema": S, "prefix": P, "suffix": X}, the answer being
+ * P, a value of S, then X (prefix and suffix optional: how a tool call is wrapped, "<tool_call>\n" and
+ * "\n</tool_call>"). */
+struct grammar *grammar_compile_spec(const char *spec_json, struct error *err);
 void grammar_free(struct grammar *g);
 
 /* ---- the matcher ---- */

@@ -42,6 +42,7 @@ struct grammar {
     struct gnode *root;
     struct gnode *any;       /* shared by free values */
     struct gnode *constants; /* true, false, null: what a free value starting with t, f or n is */
+    struct gnode *prefix, *suffix; /* literal text around the value, or NULL */
     struct gnode *nodes;     /* all of them */
 };
 

@@ -422,14 +422,19 @@ bool gmatch_byte(struct gmatch *m, uint8_t c)
     }
 }
 
+/* The stack at the start: the suffix's text (waiting under everything), the value, the prefix's text
+ * on top. A literal frame above another completes into it unchanged. */
 struct gmatch *gmatch_new(const struct grammar *g)
 {
     struct gmatch *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
     m->g = g;
-    m->depth = 1;
-    m->f[0] = (struct gframe){.node = g->root, .kind = FK_VALUE};
+    if (g->suffix)
+        m->f[m->depth++] = (struct gframe){.node = g->suffix, .kind = FK_LIT, .live = 1};
+    m->f[m->depth++] = (struct gframe){.node = g->root, .kind = FK_VALUE};
+    if (g->prefix)
+        m->f[m->depth++] = (struct gframe){.node = g->prefix, .kind = FK_LIT, .live = 1};
     return m;
 }
 
@@ -459,7 +464,7 @@ bool gmatch_feed(struct gmatch *m, const uint8_t *bytes, size_t n)
 
 bool gmatch_done(const struct gmatch *m)
 {
-    return m->depth == 0 || (m->depth == 1 && frame_completable(&m->f[0]));
+    return m->depth == 0 || (m->depth == 1 && frame_completable(&m->f[0]) && !m->g->suffix);
 }
 
 bool gmatch_closed(const struct gmatch *m)

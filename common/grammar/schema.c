@@ -390,6 +390,41 @@ struct grammar *grammar_compile_text(const char *schema_json, struct error *err)
     return g;
 }
 
+/* A one-literal node of raw text (not JSON: the bytes themselves). */
+static struct gnode *text_node(struct grammar *g, const char *text, struct error *err)
+{
+    struct compile c = {.g = g, .err = err};
+    struct gnode *n = new_node(&c, GK_LITERALS);
+    if (!n || !(n->lits = calloc(1, sizeof *n->lits)) || !(n->lit_len = calloc(1, sizeof *n->lit_len)) ||
+        !(n->lits[0] = strdup(text))) {
+        error_set(err, "out of memory compiling the schema");
+        return NULL;
+    }
+    n->n = 1;
+    n->lit_len[0] = strlen(text);
+    return n;
+}
+
+struct grammar *grammar_compile_spec(const char *spec_json, struct error *err)
+{
+    json_error_t je;
+    json_t *spec = json_loads(spec_json, 0, &je);
+    const char *prefix = json_string_value(json_object_get(spec, "prefix"));
+    const char *suffix = json_string_value(json_object_get(spec, "suffix"));
+    json_t *schema = json_object_get(spec, "schema");
+    struct grammar *g = NULL;
+    if (!json_is_object(spec) || !schema)
+        error_set(err, "a constraint is {\"schema\": ..., \"prefix\": ..., \"suffix\": ...}");
+    else if ((g = grammar_compile(schema, err)) &&
+             ((prefix && *prefix && !(g->prefix = text_node(g, prefix, err))) ||
+              (suffix && *suffix && !(g->suffix = text_node(g, suffix, err))))) {
+        grammar_free(g);
+        g = NULL;
+    }
+    json_decref(spec);
+    return g;
+}
+
 void grammar_free(struct grammar *g)
 {
     if (!g)

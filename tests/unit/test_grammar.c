@@ -199,6 +199,35 @@ static void hand_written(void)
     expect("{\"type\":\"object\"}", spaces, -1); /* whitespace is bounded */
 }
 
+/* A constraint with text around the value, as a forced tool call is wrapped. */
+static void wrapped(void)
+{
+    struct error err;
+    const char *spec = "{\"schema\":{\"type\":\"object\",\"properties\":{\"name\":{\"const\":\"f\"},"
+                       "\"arguments\":{\"type\":\"object\"}},\"required\":[\"name\",\"arguments\"]},"
+                       "\"prefix\":\"<tool_call>\\n\",\"suffix\":\"\\n</tool_call>\"}";
+    struct grammar *g = grammar_compile_spec(spec, &err);
+    CHECK_MSG(g, "%s", err.msg);
+    if (!g)
+        return;
+    const char *cases[][2] = {{"<tool_call>\n{\"name\":\"f\",\"arguments\":{\"x\":1}}\n</tool_call>", "1"},
+                              {"<tool_call>\n{\"name\":\"f\",\"arguments\":{}}", "0"},
+                              {"<tool_call>\n{\"name\":\"f\",\"arguments\":{}}\n</tool", "0"},
+                              {"{\"name\":\"f\"", "-1"},
+                              {"<tool_call>\n{\"name\":\"g\"", "-1"},
+                              {"<tool_call>\n{\"name\":\"f\",\"arguments\":{}}</tool_call>", "-1"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct gmatch *m = gmatch_new(g);
+        int got = !feed_str(m, cases[i][0]) ? -1 : gmatch_done(m) ? 1 : 0;
+        CHECK_MSG(got == atoi(cases[i][1]), "%s: got %d", cases[i][0], got);
+        CHECK(got != 1 || gmatch_closed(m));
+        gmatch_free(m);
+    }
+    grammar_free(g);
+    CHECK(!grammar_compile_spec("{\"prefix\":\"x\"}", &err));
+    CHECK(!grammar_compile_spec("{\"schema\":{\"type\":\"strung\"}}", &err) && strstr(err.msg, "strung"));
+}
+
 static void refused(void)
 {
     const char *bad[] = {"{\"type\":\"string\",\"pattern\":\"a+\"}", "{\"type\":\"strang\"}",
@@ -335,6 +364,7 @@ int main(void)
 {
     build_vocab();
     RUN(hand_written);
+    RUN(wrapped);
     RUN(refused);
     RUN(walks);
     for (int i = 1; i < n_vocab; i++)
