@@ -28,11 +28,6 @@ static bool default_tier(json_t *v)
     const char *s = json_string_value(v);
     return s && (!strcmp(s, "auto") || !strcmp(s, "default"));
 }
-static bool no_forced_tool(json_t *v)
-{
-    const char *s = json_string_value(v);
-    return s && (!strcmp(s, "auto") || !strcmp(s, "none"));
-}
 
 struct api_field {
     const char *name;
@@ -61,7 +56,7 @@ static const struct api_field fields[] = {
     {"top_logprobs", CHAT, NULL, NULL},
     {"echo", COMPL, NULL, NULL},
     {"user", BOTH, NULL, NULL}, /* an end-user id for the caller's records; never used */
-    {"tools", CHAT, NULL, NULL}, /* rendered by the chat template; calls come back as text */
+    {"tools", CHAT, NULL, NULL}, /* rendered by the chat template; calls parsed by toolcall.c */
     {"parallel_tool_calls", CHAT, NULL, NULL},
     {"add_generation_prompt", CHAT, NULL, NULL},
     {"chat_template_kwargs", CHAT, NULL, NULL},
@@ -76,7 +71,7 @@ static const struct api_field fields[] = {
     {"suffix", COMPL, empty, "this model has no fill-in-the-middle template"},
     {"logit_bias", BOTH, NULL, NULL},
     {"response_format", CHAT, NULL, NULL}, /* api_req.c: text, json_object, json_schema */
-    {"tool_choice", CHAT, no_forced_tool, "only \"auto\" and \"none\" are supported (no forced tool calls)"},
+    {"tool_choice", CHAT, NULL, NULL}, /* toolcall.c */
     {"functions", CHAT, empty, "is deprecated and not supported; use 'tools'"},
     {"function_call", CHAT, empty, "is deprecated and not supported; use 'tools'"},
     {"modalities", CHAT, text_modality, "only [\"text\"] is supported"},

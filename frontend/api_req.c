@@ -358,7 +358,8 @@ static int parse_body(enum api_kind kind, json_t *b, struct api_request *r, stru
         return -1;
     if (parse_sampling(r, b, e) || parse_logprobs(r, b, e) || parse_logprobs_mode(r, b, e) ||
         parse_stream(r, b, e) || get_bool(b, "skip_special_tokens", &r->skip_special_tokens, e) ||
-        check_best_of(r, e) || parse_response_format(r, b, e))
+        check_best_of(r, e) || parse_response_format(r, b, e) ||
+        (kind == API_CHAT && tc_parse_request(b, &r->tools, e)))
         return -1;
     return 0;
 }
@@ -405,6 +406,7 @@ void api_request_free(struct api_request *r)
     json_decref(r->messages);
     json_decref(r->chat_extra);
     free(r->constraint);
+    tc_request_free(&r->tools);
     free(r->model);
     memset(r, 0, sizeof *r);
 }

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "frontend/apierr.h"
+#include "frontend/toolcall.h"
 #include "common/engine/sample.h"
 
 #define API_MAX_N 16        /* choices per request */
@@ -37,6 +38,7 @@ struct api_request {
     struct api_prompt *prompts;
     json_t *messages;            /* chat: the array (a reference the struct holds) */
     json_t *chat_extra;          /* chat: {tools, chat_template_kwargs...} for the template, or NULL */
+    struct tc_request tools;     /* chat: tools and tool_choice */
     char *constraint;            /* chat's response_format json_object / json_schema, or a forced tool
                                     call: what the answer must be (grammar_compile_spec's JSON), or NULL */
     bool add_generation_prompt;  /* chat; default true */

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "frontend/fe.h"
+#include "frontend/toolcall.h"
 #include "common/util/log.h"
 
 static void usage(FILE *f)
@@ -56,7 +57,10 @@ static void usage(FILE *f)
             "  --cors-origin ORIGIN     allow browsers on ORIGIN (or *): CORS headers on every answer, and\n"
             "                           OPTIONS preflights answered 204 (default: none)\n"
             "  --stats-interval-s N     a stats line (tokens/s, running, waiting, KV use) every N s while\n"
-            "                           there is work (default 10; 0: never)\n");
+            "                           there is work (default 10; 0: never)\n"
+            "  --tool-call-parser P     how the model writes tool calls: hermes (<tool_call> blocks: Qwen,\n"
+            "                           Hermes), llama3_json (a JSON object: Llama 3.1+), none (left as\n"
+            "                           text), or auto (default: what the chat template shows)\n");
 }
 
 /* A key is what a client can send after "Bearer ": printable ASCII, no spaces (RFC 6750's token
@@ -135,6 +139,7 @@ static void defaults(struct fe_config *c)
     c->stale_ms = 5000;
     c->drain_ms = 30000;
     c->stats_interval_s = 10;
+    c->tool_call_parser = TC_AUTO;
 }
 
 /* An origin goes into a header line: printable ASCII, no spaces (e.g. https://app.example:8443, or *). */
@@ -188,6 +193,10 @@ static int one_flag(struct fe_config *c, int opt, const char *v, const char *fla
             return error_set(err, "--logprobs-mode %s: expected raw_logprobs or processed_logprobs", v);
         return 0;
     case 'O': c->cors_origin = v; return cors_ok(v, err);
+    case 'P':
+        if ((c->tool_call_parser = tc_format_parse(v)) < 0)
+            return error_set(err, "--tool-call-parser %s: expected hermes, llama3_json, none or auto", v);
+        return 0;
     case 'Q': return num(flag, v, 0, 86400, &c->stats_interval_s, err);
     case 's': return num(flag, v, 0, 1 << 30, &c->slo_ttft_ms, err);
     case 'S': return num(flag, v, 0, 1 << 30, &c->slo_tpot_ms, err);
@@ -239,7 +248,7 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
         {"drain-timeout-ms", 1, 0, 'D'}, {"drain-timeout", 1, 0, 'r'}, {"logprobs-mode", 1, 0, 'M'},
         {"cluster-key-file", 1, 0, 'C'}, {"insecure-cluster", 0, 0, 'X'},
         {"slo-ttft-ms", 1, 0, 's'}, {"slo-tpot-ms", 1, 0, 'S'}, {"cors-origin", 1, 0, 'O'},
-        {"stats-interval-s", 1, 0, 'Q'},
+        {"stats-interval-s", 1, 0, 'Q'}, {"tool-call-parser", 1, 0, 'P'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     defaults(c);
     int opt, idx;

@@ -103,6 +103,9 @@ int fe_load_model(struct fe *fe, struct error *err)
     fe->chat = chat_load(fe->cfg.model_dir, NULL, &cerr);
     if (!fe->chat)
         log_warn("no chat template (%s): /v1/chat/completions will answer 400", cerr.msg);
+    fe->tool_format = fe->cfg.tool_call_parser == TC_AUTO ? tc_detect(fe->chat) : (enum tc_format)fe->cfg.tool_call_parser;
+    log_info("tool calls: %s%s", tc_format_name(fe->tool_format),
+             fe->cfg.tool_call_parser == TC_AUTO ? " (from the chat template)" : "");
     fe->max_model_len = fe->cfg.max_model_len;
     if (read_model_config(fe, err))
         return -1;

@@ -14,6 +14,7 @@
 #include "frontend/cluster.h"
 #include "frontend/http.h"
 #include "frontend/metrics.h"
+#include "frontend/toolcall.h"
 #include "common/util/idmap.h"
 #include "common/tok/tok.h"
 
@@ -35,6 +36,7 @@ struct fe_config {
     int stale_ms;         /* forget a worker silent this long */
     int drain_ms;         /* SIGTERM waits this long for requests in flight */
     int logprobs_mode;    /* enum sample_logprobs_mode for requests that do not name one */
+    int tool_call_parser; /* enum tc_format; TC_AUTO: what the chat template shows */
     const char *cluster_key_file; /* NULL: systemd's credential, or none */
     bool insecure_cluster;        /* no key needed on a non-loopback --ucx-host */
     int slo_ttft_ms, slo_tpot_ms; /* SLO-aware routing (route_slo.h); 0: off */
@@ -55,6 +57,7 @@ struct fe {
     uv_loop_t *loop;
     struct tokenizer *tok;
     struct chat_template *chat; /* NULL: the model has no template; chat requests get 400 */
+    enum tc_format tool_format; /* how the model writes tool calls (TC_NONE: they stay text) */
     int max_model_len;
     int vocab_size;             /* config.json's; 0 if unknown (see fe_vocab_size) */
     char served_name[128];

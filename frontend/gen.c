@@ -111,9 +111,12 @@ static void respond_whole(struct gen_req *g)
     for (int i = 0; i < g->n_seqs; i++) {
         struct gen_seq *s = order[i];
         completion += s->n_tokens;
+        size_t content = s->out_len;
+        json_t *calls = s->index >= 0 ? tc_parse(s->tc.format, s->out, s->out_len, &content) : NULL;
         if (s->index >= 0)
-            json_array_append_new(choices, oai_choice(&g->meta, s->index, s->out, s->out_len,
-                                                      finish_name(s->finish), json_incref(s->lp_all)));
+            json_array_append_new(choices, oai_choice(&g->meta, s->index, s->out, content,
+                                                      calls ? "tool_calls" : finish_name(s->finish),
+                                                      json_incref(s->lp_all), calls));
     }
     free(order);
     char *body = oai_response(&g->meta, choices, g->prompt_tokens, completion, cached_tokens(g));
@@ -251,6 +254,7 @@ static int seq_init(struct gen_req *g, struct gen_seq *s, int index, int prompt_
     if (s->sp.max_tokens > room)
         s->sp.max_tokens = room;
     s->ts = tok_stream_new(fe->tok, g->api.skip_special_tokens);
+    s->tc.format = g->api.tools.choice != TC_CHOICE_NONE ? fe->tool_format : TC_NONE;
     stopstr_init(&s->stop, (const char *const *)g->api.stop, g->api.n_stop);
     if (!s->ts)
         return -1;
@@ -377,6 +381,13 @@ static void prep_work(uv_work_t *w)
     }
     g->meta.usage_null = r->include_usage;
     g->prep_rc = prompt_prepare(fe, r, &g->prompts, e);
+    if (g->prep_rc == 0 && (r->tools.choice == TC_CHOICE_REQUIRED || r->tools.choice == TC_CHOICE_NAMED)) {
+        if (r->constraint) /* a forced call is a constraint of its own */
+            g->prep_rc = apierr_set(e, 400, "response_format", "invalid_value", "'response_format' cannot "
+                                    "be combined with a tool_choice that forces a call");
+        else
+            g->prep_rc = tc_constraint(&r->tools, fe->tool_format, &r->constraint, e);
+    }
 }
 
 void gen_start(struct fe *fe, struct http_request *req, enum api_kind kind)

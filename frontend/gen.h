@@ -9,6 +9,7 @@
 
 #include "frontend/fe.h"
 #include "frontend/oai_resp.h"
+#include "frontend/toolcall.h"
 #include "frontend/prompt.h"
 #include "frontend/stopstr.h"
 
@@ -49,6 +50,9 @@ struct gen_seq {
     bool first_seen;
     struct wire_msg *held;      /* decode TOKENS that came before the prefill's first token */
     int n_held;
+    /* Tool calls (chat with tools, a known format): a stream holds text back once a call may have
+     * begun (tc.format TC_NONE: nothing to watch for). */
+    struct tc_stream tc;
 };
 
 struct gen_req {

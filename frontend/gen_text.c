@@ -226,6 +226,41 @@ int gen_text_tokens(struct gen_seq *s, const struct wire_tokens *t)
     return s->finish != FINISH_NONE;
 }
 
+static void write_chunk(struct gen_seq *s, const char *text, size_t len, const char *finish, json_t *calls)
+{
+    struct gen_req *g = s->g;
+    bool role_first = g->api.kind == API_CHAT && !s->role_sent;
+    char *chunk = oai_sse_chunk(&g->meta, s->index, text, len, finish, role_first, lp_take(s), calls);
+    s->role_sent = true;
+    if (chunk) {
+        http_stream_write(g->http, chunk, strlen(chunk));
+        free(chunk);
+    }
+}
+
+/* A stream watching for tool calls: what may go out now, and at the end the calls (a chunk of
+ * delta.tool_calls, finish "tool_calls") or, if the held text holds none, that text. */
+static void emit_watching(struct gen_seq *s, const char *finish)
+{
+    size_t n;
+    char *now = tc_stream_feed(&s->tc, s->out, s->out_len, &n);
+    s->out_len = 0;
+    if (n || !s->role_sent)
+        write_chunk(s, now, n, NULL, NULL);
+    free(now);
+    if (!finish)
+        return;
+    size_t content;
+    json_t *calls = tc_parse(s->tc.format, s->tc.held, s->tc.len, &content);
+    if (calls) {
+        write_chunk(s, s->tc.held, content, NULL, calls);
+        write_chunk(s, "", 0, "tool_calls", NULL);
+    } else {
+        write_chunk(s, s->tc.held, s->tc.len, finish, NULL);
+    }
+    s->tc.len = 0;
+}
+
 void gen_text_emit(struct gen_seq *s, bool final)
 {
     struct gen_req *g = s->g;
@@ -237,17 +272,17 @@ void gen_text_emit(struct gen_seq *s, bool final)
     const char *finish = final && s->finish != FINISH_NONE ? finish_name(s->finish) : NULL;
     if (!g->http || (!s->out_len && !role_first && !finish && !lp_ready(s)))
         return;
-    char *chunk = oai_sse_chunk(&g->meta, s->index, s->out, s->out_len, finish, role_first, lp_take(s));
-    s->role_sent = true;
-    s->out_len = 0;
-    if (chunk) {
-        http_stream_write(g->http, chunk, strlen(chunk));
-        free(chunk);
+    if (s->tc.format != TC_NONE) {
+        emit_watching(s, finish);
+        return;
     }
+    write_chunk(s, s->out, s->out_len, finish, NULL);
+    s->out_len = 0;
 }
 
 void gen_seq_text_free(struct gen_seq *s)
 {
+    tc_stream_free(&s->tc);
     tok_stream_free(s->ts);
     s->ts = NULL;
     stopstr_free(&s->stop);

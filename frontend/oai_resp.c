@@ -128,7 +128,7 @@ static char *dump_sse(json_t *o)
 }
 
 char *oai_sse_chunk(const struct oai_meta *m, int index, const char *text, size_t len, const char *finish,
-                    bool role_first, json_t *logprobs)
+                    bool role_first, json_t *logprobs, json_t *tool_calls)
 {
     json_t *c = json_pack("{s:i}", "index", index);
     json_t *t = json_stringn(text ? text : "", len);
@@ -136,8 +136,15 @@ char *oai_sse_chunk(const struct oai_meta *m, int index, const char *text, size_
         json_t *delta = json_object();
         if (role_first)
             json_object_set_new(delta, "role", json_string("assistant"));
-        if (role_first || len || !finish)
+        if (role_first || len || (!finish && !tool_calls))
             json_object_set(delta, "content", t);
+        size_t i;
+        json_t *call;
+        json_array_foreach(tool_calls, i, call) {
+            json_object_set_new(call, "index", json_integer((json_int_t)i));
+        }
+        if (tool_calls)
+            json_object_set_new(delta, "tool_calls", tool_calls);
         json_object_set_new(c, "delta", delta);
     } else {
         json_object_set(c, "text", t);
@@ -170,13 +177,16 @@ char *oai_sse_usage(const struct oai_meta *m, long prompt_tokens, long completio
 }
 
 json_t *oai_choice(const struct oai_meta *m, int index, const char *text, size_t len, const char *finish,
-                   json_t *logprobs)
+                   json_t *logprobs, json_t *tool_calls)
 {
     json_t *c = json_pack("{s:i}", "index", index);
-    json_t *t = json_stringn(text ? text : "", len);
-    if (m->kind == API_CHAT)
-        json_object_set_new(c, "message", json_pack("{s:s, s:o}", "role", "assistant", "content", t));
-    else
+    json_t *t = tool_calls && !len ? json_null() : json_stringn(text ? text : "", len);
+    if (m->kind == API_CHAT) {
+        json_t *msg = json_pack("{s:s, s:o}", "role", "assistant", "content", t);
+        if (tool_calls)
+            json_object_set_new(msg, "tool_calls", tool_calls);
+        json_object_set_new(c, "message", msg);
+    } else
         json_object_set_new(c, "text", t);
     json_object_set_new(c, "logprobs", logprobs ? logprobs : json_null());
     json_object_set_new(c, "finish_reason", finish ? json_string(finish) : json_null());

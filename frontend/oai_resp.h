@@ -63,17 +63,19 @@ json_t *oai_logprobs(enum api_kind kind, const struct oai_lp *toks, int n, bool 
 /* Characters (code points) in UTF-8 text: what a token adds to text_offset. */
 size_t oai_text_chars(const char *text, size_t len);
 
-/* One streamed chunk for choice `index`: text (may be empty), finish ("stop", "length" or NULL),
- * role_first (chat: the first chunk of a choice carries the role), logprobs (stolen; may be NULL).
- * Returns "data: {...}\n\n" malloc'd. */
+/* One streamed chunk for choice `index`: text (may be empty), finish ("stop", "length", "tool_calls"
+ * or NULL), role_first (chat: the first chunk of a choice carries the role), logprobs and tool_calls
+ * (chat's delta.tool_calls, each given its index) stolen, may be NULL. Returns "data: {...}\n\n"
+ * malloc'd. */
 char *oai_sse_chunk(const struct oai_meta *m, int index, const char *text, size_t len, const char *finish,
-                    bool role_first, json_t *logprobs);
+                    bool role_first, json_t *logprobs, json_t *tool_calls);
 /* The usage chunk that ends an include_usage stream. */
 char *oai_sse_usage(const struct oai_meta *m, long prompt_tokens, long completion_tokens, long cached_tokens);
 
-/* A choice of a whole (non-streamed) answer; logprobs stolen (may be NULL). New reference. */
+/* A choice of a whole (non-streamed) answer; logprobs and tool_calls (chat: message.tool_calls, with
+ * content null when len is 0) stolen, may be NULL. New reference. */
 json_t *oai_choice(const struct oai_meta *m, int index, const char *text, size_t len, const char *finish,
-                   json_t *logprobs);
+                   json_t *logprobs, json_t *tool_calls);
 /* The whole answer; choices stolen. Returns the JSON text, malloc'd. */
 char *oai_response(const struct oai_meta *m, json_t *choices, long prompt_tokens, long completion_tokens,
                    long cached_tokens);

@@ -33,6 +33,8 @@ struct gnode {
     size_t *lit_len;
     struct gnode **alts; /* GK_CHOICE */
     struct gnode *items; /* GK_ARRAY */
+    struct gnode **dispatch; /* a tool call: props[0] is "name" (literals), props[1]'s value is
+                                dispatch[the name's index] */
     int min_items, max_items; /* max_items < 0: no limit */
     uint32_t first[8];   /* the bytes a value of this node can start with (a 256-bit set) */
     struct gnode *next;  /* every node of the grammar, for freeing */
@@ -43,6 +45,7 @@ struct grammar {
     struct gnode *any;       /* shared by free values */
     struct gnode *constants; /* true, false, null: what a free value starting with t, f or n is */
     struct gnode *prefix, *suffix; /* literal text around the value, or NULL */
+    int max_ws;              /* whitespace bytes in a row, at most GRAMMAR_MAX_WS */
     struct gnode *nodes;     /* all of them */
 };
 
@@ -64,7 +67,7 @@ struct gframe {
     uint8_t st;   /* per kind, see match.c */
     uint8_t ws;   /* whitespace bytes in a row */
     uint8_t lo, hi; /* FK_STR: the range the next UTF-8 continuation byte must be in */
-    uint16_t u;   /* FK_STR: the \u escape's value so far */
+    uint16_t u;   /* FK_STR: the \u escape's value so far; FK_OBJ: the literal its last value was */
     uint32_t i;
     uint64_t live; /* FK_LIT / FK_KEY: the candidates (literals, properties) still matching */
 };

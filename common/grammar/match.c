@@ -30,10 +30,10 @@ static bool is_digit(uint8_t c)
     return c >= '0' && c <= '9';
 }
 
-/* Whitespace in a frame's state that allows it, at most GRAMMAR_MAX_WS in a row. */
-static enum step ws(struct gframe *f)
+/* Whitespace in a frame's state that allows it, at most the grammar's max_ws in a row. */
+static enum step ws(const struct gmatch *m, struct gframe *f)
 {
-    return ++f->ws <= GRAMMAR_MAX_WS ? ACCEPT : REJECT;
+    return ++f->ws <= m->g->max_ws ? ACCEPT : REJECT;
 }
 
 static struct gframe *push(struct gmatch *m, enum gframe_kind kind, const struct gnode *node)
@@ -59,6 +59,8 @@ static void complete(struct gmatch *m)
         for (int k = 0; k < f->node->n; k++)
             if (child->live >> k & 1)
                 f->i = (uint32_t)k + 1;
+    if (f->kind == FK_OBJ && child->kind == FK_LIT) /* which literal (a tool call's name: its arguments) */
+        f->u = (uint16_t)__builtin_ctzll(child->live);
     if (f->kind == FK_ARR) {
         f->st = AFTER_VALUE;
         f->i++;
@@ -109,7 +111,7 @@ static enum step start_value(struct gmatch *m, struct gframe *f, const struct gn
 static enum step value_byte(struct gmatch *m, struct gframe *f, uint8_t c)
 {
     if (is_ws(c))
-        return ws(f);
+        return ws(m, f);
     return start_value(m, f, f->node, c);
 }
 
@@ -164,7 +166,7 @@ static enum step obj_byte(struct gmatch *m, struct gframe *f, uint8_t c)
 {
     const struct gnode *n = f->node;
     if (is_ws(c)) /* in every state this frame sees a byte in: OPEN, NEXT, AFTER_KEY, AFTER_VALUE */
-        return ws(f);
+        return ws(m, f);
     f->ws = 0;
     switch (f->st) {
     case OPEN:
@@ -179,7 +181,8 @@ static enum step obj_byte(struct gmatch *m, struct gframe *f, uint8_t c)
     case AFTER_KEY: {
         if (c != ':')
             return REJECT;
-        const struct gnode *value = free_keys(n) ? m->g->any : n->props[f->i - 1].value;
+        const struct gnode *value = free_keys(n) ? m->g->any
+                                    : n->dispatch && f->i == 2 ? n->dispatch[f->u] : n->props[f->i - 1].value;
         if (!push(m, FK_VALUE, value))
             return REJECT;
         f->st = VALUE;
@@ -207,7 +210,7 @@ static enum step arr_byte(struct gmatch *m, struct gframe *f, uint8_t c)
     const struct gnode *items = n->kind == GK_ARRAY && n->items ? n->items : m->g->any;
     int lo = n->kind == GK_ARRAY ? n->min_items : 0, hi = n->kind == GK_ARRAY ? n->max_items : -1;
     if (is_ws(c))
-        return ws(f);
+        return ws(m, f);
     f->ws = 0;
     if (c == ']' && (int)f->i >= lo && (f->st == OPEN || f->st == AFTER_VALUE)) {
         complete(m);
@@ -379,8 +382,14 @@ static enum step literal_byte(struct gmatch *m, struct gframe *f, uint8_t c)
         if ((f->live >> k & 1) && len > f->i && (uint8_t)text[f->i] == c)
             next |= 1ull << k;
     }
-    if (!next)
-        return literal_complete(f, n) ? DONE : REJECT;
+    if (!next) { /* done without this byte if a candidate is whole: it is the one */
+        if (!literal_complete(f, n))
+            return REJECT;
+        for (int k = 0; k < n->n; k++)
+            if ((f->live >> k & 1) && (f->kind == FK_KEY ? n->props[k].key_len : n->lit_len[k]) != f->i)
+                f->live &= ~(1ull << k);
+        return DONE;
+    }
     f->live = next;
     f->i++;
     /* complete with nothing longer still possible: done now (a key always ends so, at its quote) */
@@ -404,7 +413,7 @@ bool gmatch_byte(struct gmatch *m, uint8_t c)
 {
     for (;;) {
         if (m->depth == 0) /* the value is closed: whitespace may trail it */
-            return is_ws(c) && ++m->trail_ws <= GRAMMAR_MAX_WS;
+            return is_ws(c) && ++m->trail_ws <= m->g->max_ws;
         struct gframe *f = &m->f[m->depth - 1];
         enum step s = REJECT;
         switch (f->kind) {

@@ -362,6 +362,7 @@ struct grammar *grammar_compile(const json_t *schema, struct error *err)
         return NULL;
     }
     *c = (struct compile){.g = g, .root = schema, .err = err};
+    g->max_ws = GRAMMAR_MAX_WS;
     json_t *tfn = json_loads("[true,false,null]", 0, NULL);
     bool ok = tfn && (g->any = new_node(c, GK_ANY)) && (g->constants = new_node(c, GK_ANY)) &&
               literals(c, g->constants, tfn, "constants") == 0 && (g->root = compile(c, schema, 0)) &&
@@ -405,22 +406,78 @@ static struct gnode *text_node(struct grammar *g, const char *text, struct error
     return n;
 }
 
+/* {"type": "object"} properties "name" and key, both required: the skeleton of a tool call. */
+static json_t *call_skeleton(json_t *tools, const char *key)
+{
+    json_t *names = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t) {
+        json_array_append(names, json_object_get(t, "name"));
+    }
+    return json_pack("{s:s, s:{s:{s:o}, s:{}}, s:[s,s]}", "type", "object", "properties", "name", "enum", names, key,
+                     "required", "name", key);
+}
+
+/* A tool call of one of several functions: {"name": one of theirs, key: that function's parameters}.
+ * The object's second value is picked by which name the first was (gnode.dispatch). */
+static struct grammar *compile_call(json_t *call, struct error *err)
+{
+    json_t *tools = json_object_get(call, "tools");
+    const char *key = json_string_value(json_object_get(call, "arguments_key"));
+    size_t n = json_array_size(tools);
+    if (!n || n > GRAMMAR_MAX_CHOICES || !key) {
+        error_set(err, "a call constraint is {\"tools\": [{\"name\", \"parameters\"}, ...], \"arguments_key\"}");
+        return NULL;
+    }
+    json_t *skeleton = call_skeleton(tools, key);
+    struct grammar *g = skeleton ? grammar_compile(skeleton, err) : NULL;
+    json_decref(skeleton);
+    struct gnode *root = g ? g->root : NULL;
+    if (root && !(root->dispatch = calloc(n, sizeof *root->dispatch)))
+        error_set(err, "out of memory compiling the schema");
+    struct compile c = {.g = g, .root = NULL, .err = err};
+    for (size_t i = 0; root && root->dispatch && i < n; i++) {
+        json_t *params = json_object_get(json_array_get(tools, i), "parameters");
+        c.root = params;
+        json_t *any_object = params ? NULL : json_pack("{s:s}", "type", "object");
+        root->dispatch[i] = compile(&c, params ? params : any_object, 1);
+        json_decref(any_object);
+        if (!root->dispatch[i] || first_sets(&c) < 0) {
+            grammar_free(g);
+            return NULL;
+        }
+    }
+    for (int i = 0; i < c.n_refs; i++)
+        free(c.refs[i].ref);
+    if (root && !root->dispatch) {
+        grammar_free(g);
+        return NULL;
+    }
+    return g;
+}
+
 struct grammar *grammar_compile_spec(const char *spec_json, struct error *err)
 {
     json_error_t je;
     json_t *spec = json_loads(spec_json, 0, &je);
     const char *prefix = json_string_value(json_object_get(spec, "prefix"));
     const char *suffix = json_string_value(json_object_get(spec, "suffix"));
-    json_t *schema = json_object_get(spec, "schema");
+    json_t *schema = json_object_get(spec, "schema"), *call = json_object_get(spec, "call");
+    json_t *max_ws = json_object_get(spec, "max_whitespace");
     struct grammar *g = NULL;
-    if (!json_is_object(spec) || !schema)
-        error_set(err, "a constraint is {\"schema\": ..., \"prefix\": ..., \"suffix\": ...}");
-    else if ((g = grammar_compile(schema, err)) &&
+    if (!json_is_object(spec) || (!schema == !call) ||
+        (max_ws && (!json_is_integer(max_ws) || json_integer_value(max_ws) < 0 ||
+                    json_integer_value(max_ws) > GRAMMAR_MAX_WS)))
+        error_set(err, "a constraint is {\"schema\" or \"call\", \"prefix\", \"suffix\", \"max_whitespace\"}");
+    else if ((g = schema ? grammar_compile(schema, err) : compile_call(call, err)) &&
              ((prefix && *prefix && !(g->prefix = text_node(g, prefix, err))) ||
               (suffix && *suffix && !(g->suffix = text_node(g, suffix, err))))) {
         grammar_free(g);
         g = NULL;
     }
+    if (g && max_ws)
+        g->max_ws = (int)json_integer_value(max_ws);
     json_decref(spec);
     return g;
 }
@@ -435,7 +492,7 @@ void grammar_free(struct grammar *g)
             free(n->props[i].key);
         for (int i = 0; i < n->n && n->lits; i++)
             free(n->lits[i]);
-        free(n->props), free(n->lits), free(n->lit_len), free(n->alts);
+        free(n->props), free(n->lits), free(n->lit_len), free(n->alts), free(n->dispatch);
         free(n);
     }
     free(g);

@@ -19,6 +19,7 @@ struct chat_template {
     char *names[CHAT_MAX_TEMPLATES];
     struct tmpl *tmpls[CHAT_MAX_TEMPLATES];
     bool parts[CHAT_MAX_TEMPLATES]; /* the template loops over message content: pass it as parts */
+    char *src[CHAT_MAX_TEMPLATES];  /* the template's text (chat_mentions) */
     int chosen;          /* index used by default; -1: "default" or "tool_use" by the request */
     json_t *special;     /* bos_token, eos_token, ... as strings */
 };
@@ -44,8 +45,11 @@ static int add_template(struct chat_template *c, const char *name, const char *s
         return error_wrap(err, "chat template '%s'", name);
     c->parts[c->n] = tmpl_iterates(c->tmpls[c->n], "messages", "content");
     c->names[c->n] = strdup(name);
-    if (!c->names[c->n]) {
+    c->src[c->n] = strndup(src, len);
+    if (!c->names[c->n] || !c->src[c->n]) {
         tmpl_free(c->tmpls[c->n]);
+        free(c->names[c->n]);
+        free(c->src[c->n]);
         return error_set(err, "out of memory");
     }
     c->n++;
@@ -242,9 +246,18 @@ void chat_free(struct chat_template *c)
     for (int i = 0; i < c->n; i++) {
         tmpl_free(c->tmpls[i]);
         free(c->names[i]);
+        free(c->src[i]);
     }
     json_decref(c->special);
     free(c);
+}
+
+bool chat_mentions(const struct chat_template *c, const char *text)
+{
+    for (int i = 0; c && i < c->n; i++)
+        if (strstr(c->src[i], text))
+            return true;
+    return false;
 }
 
 const char *chat_bos_token(const struct chat_template *c)

@@ -38,6 +38,9 @@ void chat_free(struct chat_template *c);
 int chat_render(const struct chat_template *c, json_t *messages, bool add_generation_prompt, json_t *extra,
                 char **out, struct error *err);
 
+/* Whether any of the templates' text holds `text` (how a tool-call format is recognised). */
+bool chat_mentions(const struct chat_template *c, const char *text);
+
 /* The special tokens read from the config, or NULL when it has none. Owned by c. */
 const char *chat_bos_token(const struct chat_template *c);
 const char *chat_eos_token(const struct chat_template *c);

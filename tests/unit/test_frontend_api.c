@@ -5,6 +5,7 @@
 #include "frontend/apierr.c"
 #include "frontend/oai_resp.c"
 #include "frontend/stopstr.c"
+#include "frontend/toolcall.c"
 
 #include "tests/helpers/check.h"
 
@@ -278,7 +279,7 @@ static void test_shapes(void)
     struct oai_meta m;
     oai_meta_init(&m, API_CHAT, "tiny", true);
     CHECK(strncmp(m.id, "chatcmpl-", 9) == 0);
-    char *c = oai_sse_chunk(&m, 2, "h\xc3\xa9", 3, NULL, true, NULL);
+    char *c = oai_sse_chunk(&m, 2, "h\xc3\xa9", 3, NULL, true, NULL, NULL);
     CHECK(strncmp(c, "data: {", 7) == 0 && strcmp(c + strlen(c) - 2, "\n\n") == 0);
     json_t *j = json_loads(c + 6, 0, NULL);
     CHECK_EQ_STR(json_string_value(json_object_get(j, "object")), "chat.completion.chunk");
@@ -293,7 +294,7 @@ static void test_shapes(void)
     CHECK(strncmp(m.id, "cmpl-", 5) == 0);
     struct oai_lp lt[] = {{.text = "a", .len = 1, .logprob = -0.5f}, {.text = "bc", .len = 2, .logprob = -1.5f, .offset = 1}};
     json_t *choices = json_array();
-    json_array_append_new(choices, oai_choice(&m, 0, "abc", 3, "length", oai_logprobs(API_COMPLETION, lt, 2, 1)));
+    json_array_append_new(choices, oai_choice(&m, 0, "abc", 3, "length", oai_logprobs(API_COMPLETION, lt, 2, 1), NULL));
     char *body = oai_response(&m, choices, 5, 2, 4);
     j = json_loads(body, 0, NULL);
     CHECK_EQ_STR(json_string_value(json_object_get(j, "object")), "text_completion");
@@ -316,6 +317,53 @@ static void test_shapes(void)
     free(err);
 }
 
+/* Tool calls found in answers (toolcall.c): both formats, content before a hermes block, several
+ * calls, a malformed one leaving everything as content; a stream holds text from the tag on. */
+static void test_tool_calls(void)
+{
+    const char *h = "Let me look.\n<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n</tool_call>\n"
+                    "<tool_call>\n{\"name\": \"g\", \"arguments\": \"{}\"}\n</tool_call>";
+    size_t content;
+    json_t *calls = tc_parse(TC_HERMES, h, strlen(h), &content);
+    CHECK(calls && json_array_size(calls) == 2 && content == strlen("Let me look."));
+    json_t *f0 = json_object_get(json_array_get(calls, 0), "function");
+    CHECK(f0 && !strcmp(json_string_value(json_object_get(f0, "name")), "f") &&
+          !strcmp(json_string_value(json_object_get(f0, "arguments")), "{\"a\":1}"));
+    CHECK(!strncmp(json_string_value(json_object_get(json_array_get(calls, 1), "id")), "call_", 5));
+    json_decref(calls);
+    const char *bad = "text <tool_call>{\"name\": 3}</tool_call>";
+    CHECK(!tc_parse(TC_HERMES, bad, strlen(bad), &content) && content == strlen(bad));
+    const char *l = "<|python_tag|>{\"name\": \"f\", \"parameters\": {\"x\": \"y\"}}; {\"name\": \"g\", \"parameters\": {}}";
+    calls = tc_parse(TC_LLAMA3_JSON, l, strlen(l), &content);
+    CHECK(calls && json_array_size(calls) == 2 && content == 0);
+    json_decref(calls);
+    CHECK(!tc_parse(TC_LLAMA3_JSON, "Hello {", 7, &content) && content == 7);
+    CHECK(!tc_parse(TC_NONE, h, strlen(h), &content));
+
+    struct tc_stream st = {.format = TC_HERMES};
+    size_t n;
+    char *out = tc_stream_feed(&st, "Sure <tool", 10, &n);
+    CHECK(n == 5 && out && !memcmp(out, "Sure ", 5) && !st.holding); /* "<tool" may begin the tag */
+    free(out);
+    out = tc_stream_feed(&st, "bar> x", 6, &n);
+    CHECK(n == 11 && out && !memcmp(out, "<toolbar> x", 11) && st.len == 0); /* it did not */
+    free(out);
+    out = tc_stream_feed(&st, " <tool_call>{", 13, &n);
+    CHECK(st.holding && n == 1 && out && st.len == 12); /* " " out, the tag on held */
+    free(out);
+    CHECK(!tc_stream_feed(&st, "more", 4, &n) && n == 0);
+    tc_stream_free(&st);
+    struct tc_stream lj = {.format = TC_LLAMA3_JSON};
+    CHECK(!tc_stream_feed(&lj, "  ", 2, &n) && n == 0 && !lj.holding);
+    CHECK(!tc_stream_feed(&lj, "{\"na", 5, &n) && lj.holding);
+    tc_stream_free(&lj);
+    lj.format = TC_LLAMA3_JSON;
+    out = tc_stream_feed(&lj, " Hi", 3, &n);
+    CHECK(n == 3 && out && lj.format == TC_NONE);
+    free(out);
+    tc_stream_free(&lj);
+}
+
 int main(void)
 {
     RUN(test_full_completion);
@@ -324,5 +372,6 @@ int main(void)
     RUN(test_fields_table);
     RUN(test_stop_strings);
     RUN(test_shapes);
+    RUN(test_tool_calls);
     return check_report();
 }

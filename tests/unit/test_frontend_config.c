@@ -3,6 +3,8 @@
  * refused when empty or unprintable (failing closed, never "no authentication"), matched exactly,
  * overwritten in argv, and never quoted in an error message. */
 #include "frontend/config.c"
+#include "frontend/apierr.c"
+#include "frontend/toolcall.c"
 
 #include <unistd.h>
 
