@@ -258,6 +258,11 @@ static int parse_logprobs(struct api_request *r, json_t *b, struct apierr *e)
         if (get_bool(b, "echo", &r->echo, e))
             return -1;
         r->sp.prompt_logprobs = r->echo && r->logprobs; /* the prompt's tokens are scored too */
+        json_t *suffix = field(b, "suffix");
+        if (suffix && !json_is_string(suffix))
+            return BAD(e, "suffix", "'suffix' must be a string");
+        if (suffix && json_string_length(suffix) && !(r->suffix = strdup(json_string_value(suffix))))
+            return apierr_set(e, 500, NULL, "internal_error", "out of memory");
         return 0;
     }
     long long k = 0;
@@ -406,6 +411,7 @@ void api_request_free(struct api_request *r)
     json_decref(r->messages);
     json_decref(r->chat_extra);
     free(r->constraint);
+    free(r->suffix);
     tc_request_free(&r->tools);
     free(r->model);
     memset(r, 0, sizeof *r);

@@ -50,6 +50,7 @@ struct api_request {
     char *stop[API_MAX_STOP];
     bool stream, include_usage;
     bool echo;                   /* completions: prompt text first */
+    char *suffix;                /* completions: fill in the middle between the prompt and this, or NULL */
     bool logprobs;               /* chosen-token logprobs wanted */
     int top_logprobs;            /* completions' integer `logprobs`, or chat's `top_logprobs` */
     int logprobs_mode;           /* extension: enum sample_logprobs_mode; -1 = not given (--logprobs-mode) */

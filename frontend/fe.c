@@ -91,6 +91,20 @@ static void fingerprint(struct fe *fe)
     snprintf(fe->fingerprint, sizeof fe->fingerprint, "fp_%010llx", (unsigned long long)(h & 0xffffffffffull));
 }
 
+/* Fill-in-the-middle: the tokenizer's FIM tokens, as Qwen (<|fim_prefix|>) or StarCoder (<fim_prefix>)
+ * spell them; a prompt and suffix become PREFIX prompt SUFFIX suffix MIDDLE. */
+static void find_fim(struct fe *fe)
+{
+    static const char *const styles[][3] = {{"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"},
+                                            {"<fim_prefix>", "<fim_suffix>", "<fim_middle>"}};
+    for (size_t i = 0; i < sizeof styles / sizeof *styles && !fe->fim[0]; i++)
+        if (tok_token_id(fe->tok, styles[i][0]) >= 0 && tok_token_id(fe->tok, styles[i][1]) >= 0 &&
+            tok_token_id(fe->tok, styles[i][2]) >= 0)
+            memcpy(fe->fim, styles[i], sizeof fe->fim);
+    if (fe->fim[0])
+        log_info("fill in the middle: %s … %s … %s", fe->fim[0], fe->fim[1], fe->fim[2]);
+}
+
 int fe_load_model(struct fe *fe, struct error *err)
 {
     default_name(fe);
@@ -106,6 +120,7 @@ int fe_load_model(struct fe *fe, struct error *err)
     fe->tool_format = fe->cfg.tool_call_parser == TC_AUTO ? tc_detect(fe->chat) : (enum tc_format)fe->cfg.tool_call_parser;
     log_info("tool calls: %s%s", tc_format_name(fe->tool_format),
              fe->cfg.tool_call_parser == TC_AUTO ? " (from the chat template)" : "");
+    find_fim(fe);
     fe->max_model_len = fe->cfg.max_model_len;
     if (read_model_config(fe, err))
         return -1;

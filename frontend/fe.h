@@ -58,6 +58,7 @@ struct fe {
     struct tokenizer *tok;
     struct chat_template *chat; /* NULL: the model has no template; chat requests get 400 */
     enum tc_format tool_format; /* how the model writes tool calls (TC_NONE: they stay text) */
+    const char *fim[3];         /* fill-in-the-middle tokens (prefix, suffix, middle), or NULLs */
     int max_model_len;
     int vocab_size;             /* config.json's; 0 if unknown (see fe_vocab_size) */
     char served_name[128];

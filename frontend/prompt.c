@@ -53,6 +53,23 @@ static int encode(struct fe *fe, const char *text, bool add_special, int32_t **i
     return 0;
 }
 
+/* Fill in the middle: the model's FIM tokens around the prompt and the suffix. */
+static int encode_fim(struct fe *fe, const struct api_request *r, const char *prompt, int32_t **ids, int *n,
+                      struct apierr *e)
+{
+    if (!fe->fim[0])
+        return apierr_set(e, 400, "suffix", "invalid_value", "this model has no fill-in-the-middle tokens "
+                          "(<|fim_prefix|> or <fim_prefix> and their suffix and middle), so 'suffix' cannot be used");
+    size_t len = strlen(fe->fim[0]) + strlen(prompt) + strlen(fe->fim[1]) + strlen(r->suffix) + strlen(fe->fim[2]) + 1;
+    char *text = malloc(len);
+    if (!text)
+        return apierr_set(e, 500, NULL, "internal_error", "out of memory");
+    snprintf(text, len, "%s%s%s%s%s", fe->fim[0], prompt, fe->fim[1], r->suffix, fe->fim[2]);
+    int rc = encode(fe, text, true, ids, n, e);
+    free(text);
+    return rc;
+}
+
 static int from_ids(struct fe *fe, const struct api_prompt *p, int32_t **ids, char **text, struct apierr *e)
 {
     int vocab = fe_vocab_size(fe);
@@ -110,8 +127,11 @@ int prompt_prepare(struct fe *fe, struct api_request *r, struct prompt_set *ps, 
             rc = rc ? rc : encode(fe, ps->text[0], false, &ps->ids[0], &ps->n_ids[0], e);
         } else if (r->prompts[i].text) {
             ps->text[i] = strdup(r->prompts[i].text);
-            rc = ps->text[i] ? encode(fe, r->prompts[i].text, true, &ps->ids[i], &ps->n_ids[i], e)
-                             : apierr_set(e, 500, NULL, "internal_error", "out of memory");
+            rc = !ps->text[i] ? apierr_set(e, 500, NULL, "internal_error", "out of memory")
+                 : r->suffix  ? encode_fim(fe, r, r->prompts[i].text, &ps->ids[i], &ps->n_ids[i], e)
+                              : encode(fe, r->prompts[i].text, true, &ps->ids[i], &ps->n_ids[i], e);
+        } else if (r->suffix) {
+            rc = apierr_set(e, 400, "suffix", "invalid_value", "'suffix' needs a text prompt, not token ids");
         } else {
             rc = from_ids(fe, &r->prompts[i], &ps->ids[i], &ps->text[i], e);
             ps->n_ids[i] = r->prompts[i].n_ids;

@@ -28,6 +28,18 @@ if [ "$(strip "$WORK/colo.txt")" = "$(strip "$WORK/disagg.txt")" ]; then
 else
     echo "FAIL colocated and disaggregated calls differ:"; diff <(strip "$WORK/colo.txt") <(strip "$WORK/disagg.txt") | head; exit 1
 fi
+# fill in the middle (suffix): Qwen's FIM tokens around the prompt and the suffix
+grep -q "fill in the middle: <|fim_prefix|>" "$WORK/fe.log" && echo "ok   FIM tokens found" || { echo "FAIL no FIM tokens"; exit 1; }
+fim=$(curl -s "$BASE/v1/completions" -d '{"prompt":"def add(a, b):\n","suffix":"\n    return c\n","max_tokens":5,"seed":1}')
+want=$(curl -s "$BASE/tokenize" -d '{"prompt":"<|fim_prefix|>def add(a, b):\n<|fim_suffix|>\n    return c\n<|fim_middle|>"}' |
+       python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+echo "$fim" | python3 -c '
+import json, sys
+d = json.load(sys.stdin); want = int(sys.argv[1])
+got = d["usage"]["prompt_tokens"]
+ok = got == want and d["choices"][0]["finish_reason"] in ("length", "stop")
+print(("ok   " if ok else "FAIL ") + "suffix: the prompt is %d tokens, the FIM-wrapped text %d" % (got, want))
+sys.exit(0 if ok else 1)' "$want" || exit 1
 wait_idle
 stop_frontend
 
