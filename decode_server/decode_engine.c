@@ -132,6 +132,7 @@ static bool preempt_newest(struct dc_engine *de)
         log_info("KV pool full: preempting request %llu (%d tokens) for recomputation",
                  (unsigned long long)s->id, s->n_tokens);
         engine_seq_uncache(s, &de->w->engine.kv);
+        worker_note_preemption(de->w);
         return true;
     }
     return false;
@@ -175,7 +176,11 @@ static bool iterate(struct dc_engine *de)
     struct step_result r;
     struct error err;
     enum dc_error why = DC_ERR_NONE;
-    if (engine_step(&w->engine, de->batch, nb, w->opts.token_budget, NULL, NULL, &r, &err) < 0) {
+    uint64_t t0 = uv_hrtime();
+    int rc = engine_step(&w->engine, de->batch, nb, w->opts.token_budget, NULL, NULL, &r, &err);
+    if (rc == 0 && r.n_tokens > 0)
+        worker_note_step(w, (double)(uv_hrtime() - t0) / 1e9);
+    if (rc < 0) {
         log_error("decode step failed: %s; failing the batch", err.msg);
         for (int i = 0; i < nb; i++)
             de->batch[i]->finish = FINISH_ERROR;

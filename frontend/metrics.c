@@ -105,6 +105,34 @@ static void put_hist(struct out *o, const struct histogram *h, const char *model
         model, (unsigned long long)h->count);
 }
 
+/* Each worker's engine, as its last LOAD said: steps by time (a prefill step computes a chunk of
+ * prompts, a decode step one token of every running sequence) and preemptions. */
+static void put_worker_engine(struct out *o, struct cluster *c, const char *model)
+{
+    put(o, "# HELP pdserve:worker_step_seconds The worker's engine steps that computed tokens, by time.\n"
+           "# TYPE pdserve:worker_step_seconds histogram\n");
+    for (struct cl_worker *w = cluster_workers(c); w; w = w->next) {
+        const struct wire_steps *st = &w->load.steps;
+        const char *role = cluster_role_name(w->role);
+        uint64_t cum = 0;
+        for (int b = 0; b < WIRE_STEP_BUCKETS; b++) {
+            cum += st->bucket[b];
+            put(o, "pdserve:worker_step_seconds_bucket{model_name=\"%s\",worker=\"%u\",role=\"%s\",le=\"%g\"} %llu\n",
+                model, w->id, role, wire_step_bounds[b], (unsigned long long)cum);
+        }
+        put(o, "pdserve:worker_step_seconds_bucket{model_name=\"%s\",worker=\"%u\",role=\"%s\",le=\"+Inf\"} %llu\n"
+               "pdserve:worker_step_seconds_sum{model_name=\"%s\",worker=\"%u\",role=\"%s\"} %.6f\n"
+               "pdserve:worker_step_seconds_count{model_name=\"%s\",worker=\"%u\",role=\"%s\"} %llu\n",
+            model, w->id, role, (unsigned long long)st->count, model, w->id, role, st->sum_s, model, w->id, role,
+            (unsigned long long)st->count);
+    }
+    put(o, "# HELP pdserve:num_preemptions_total Sequences that gave their KV blocks up to be computed again.\n"
+           "# TYPE pdserve:num_preemptions_total counter\n");
+    for (struct cl_worker *w = cluster_workers(c); w; w = w->next)
+        put(o, "pdserve:num_preemptions_total{model_name=\"%s\",worker=\"%u\",role=\"%s\"} %llu\n", model, w->id,
+            cluster_role_name(w->role), (unsigned long long)w->load.preemptions);
+}
+
 /* Each worker's prefix cache and KV transfer, as its last LOAD said (counters since it started). */
 static void put_prefix_cache(struct out *o, struct cluster *c, const char *model)
 {
@@ -150,6 +178,7 @@ static void put_workers(struct out *o, struct cluster *c, const char *model)
     for (uint8_t r = WIRE_ROLE_PREFILL; r <= WIRE_ROLE_COLOCATED; r++)
         put(o, "pdserve:workers{role=\"%s\"} %d\n", cluster_role_name(r), n_role[r]);
     put_prefix_cache(o, c, model);
+    put_worker_engine(o, c, model);
 }
 
 /* SLO-aware routing (route_slo.h): each worker's costs as measured, and the paths taken. */

@@ -208,6 +208,7 @@ static bool release_newest(struct pf_engine *pe)
         log_info("prefill KV pool full: request %llu gives back its %d blocks for request %llu",
                  (unsigned long long)s->id, s->kv.n_blocks, (unsigned long long)pe->queue[0]->id);
         engine_seq_uncache(s, &pe->w->engine.kv);
+        worker_note_preemption(pe->w);
         return true;
     }
     return false;
@@ -218,8 +219,11 @@ static bool step(struct pf_engine *pe)
 {
     struct worker *w = pe->w;
     struct error err;
-    if (engine_step(&w->engine, pe->queue, pe->n_queue, w->opts.token_budget, on_layer, pe, &pe->step,
-                    &err) < 0) {
+    uint64_t t0 = uv_hrtime();
+    int rc = engine_step(&w->engine, pe->queue, pe->n_queue, w->opts.token_budget, on_layer, pe, &pe->step, &err);
+    if (rc == 0 && pe->step.n_tokens > 0)
+        worker_note_step(w, (double)(uv_hrtime() - t0) / 1e9);
+    if (rc < 0) {
         log_error("prefill step failed: %s", err.msg);
         fail_head(pe, err.msg);
         return true;

@@ -13,6 +13,9 @@ _Static_assert(FINISH_NONE == 0 && FINISH_STOP == 1 && FINISH_LENGTH == 2 && FIN
                    FINISH_ERROR == 4 && FINISH_COUNT == 5,
                "TOKENS carries enum finish as a u8: its values are part of the wire format");
 
+const double wire_step_bounds[WIRE_STEP_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                    0.1,   0.25,   0.5,   1.0,  2.5,   5.0};
+
 /* ---- writing ---- */
 
 void wire_buf_free(struct wire_buf *b)
@@ -434,6 +437,13 @@ int wire_encode_load(struct wire_buf *b, const struct wire_load *m, struct error
     put_u64(&w, m->hit_tokens);
     put_u64(&w, m->kv_bytes_sent);
     put_u64(&w, m->kv_bytes_saved);
+    put_u64(&w, m->preemptions);
+    for (int i = 0; i < WIRE_STEP_BUCKETS; i++)
+        put_u64(&w, m->steps.bucket[i]);
+    put_u64(&w, m->steps.count);
+    uint64_t bits;
+    memcpy(&bits, &m->steps.sum_s, sizeof bits);
+    put_u64(&w, bits);
     return finish(&w, err);
 }
 
@@ -457,6 +467,14 @@ int wire_decode_load(const uint8_t *p, size_t len, struct wire_load *out, struct
     out->hit_tokens = get_u64(&r);
     out->kv_bytes_sent = get_u64(&r);
     out->kv_bytes_saved = get_u64(&r);
+    out->preemptions = get_u64(&r);
+    for (int i = 0; i < WIRE_STEP_BUCKETS; i++)
+        out->steps.bucket[i] = get_u64(&r);
+    out->steps.count = get_u64(&r);
+    uint64_t bits = get_u64(&r);
+    memcpy(&out->steps.sum_s, &bits, sizeof bits);
+    if (!(out->steps.sum_s >= 0) || out->steps.sum_s > 1e15) /* NaN too */
+        r.bad = 1;
     if (rd_done(&r, "LOAD", err)) {
         free(out->added);
         free(out->evicted);

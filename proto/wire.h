@@ -108,7 +108,18 @@ struct wire_register {
 
 /* LOAD: six u32 in this order, u8 draining, then the prefix cache: u8 keys_reset, u32 n_added,
  * u64 added[n_added], u32 n_evicted, u64 evicted[n_evicted], u64 query_tokens, u64 hit_tokens,
- * u64 kv_bytes_sent, u64 kv_bytes_saved. A worker's periodic report to the frontend. */
+ * u64 kv_bytes_sent, u64 kv_bytes_saved, u64 preemptions, u64 step buckets[WIRE_STEP_BUCKETS], u64
+ * steps, f64 step seconds. A worker's periodic report to the frontend. */
+/* A worker's engine steps since it started: how many took at most each of wire_step_bounds seconds
+ * (per bucket, not cumulative; the rest took longer), all of them, and their total time. */
+#define WIRE_STEP_BUCKETS 12
+extern const double wire_step_bounds[WIRE_STEP_BUCKETS];
+struct wire_steps {
+    uint64_t bucket[WIRE_STEP_BUCKETS];
+    uint64_t count;
+    double sum_s;
+};
+
 struct wire_load {
     uint32_t worker_id;
     uint32_t queued_requests;
@@ -124,6 +135,8 @@ struct wire_load {
     uint64_t *added, *evicted;
     uint64_t query_tokens, hit_tokens;   /* prompt tokens looked up in its cache, and found */
     uint64_t kv_bytes_sent, kv_bytes_saved; /* KV pushed to decode workers, and not pushed: they had it */
+    uint64_t preemptions; /* sequences that gave their KV blocks up, to be computed again later */
+    struct wire_steps steps;
 };
 
 /* GENERATE: u32 decode_worker_id, str decode_addr, u8 flags, sampling params (see wire.c),

@@ -298,6 +298,31 @@ static void fill_prefix_keys(struct worker *w, struct wire_load *l)
     free(ev);
 }
 
+void worker_note_step(struct worker *w, double seconds)
+{
+    int b = 0;
+    while (b < WIRE_STEP_BUCKETS && seconds > wire_step_bounds[b])
+        b++;
+    if (b < WIRE_STEP_BUCKETS)
+        atomic_fetch_add(&w->stats.bucket[b], 1);
+    atomic_fetch_add(&w->stats.count, 1);
+    atomic_fetch_add(&w->stats.sum_ns, (uint64_t)(seconds * 1e9));
+}
+
+void worker_note_preemption(struct worker *w)
+{
+    atomic_fetch_add(&w->stats.preemptions, 1);
+}
+
+static void fill_stats(struct worker *w, struct wire_load *l)
+{
+    for (int b = 0; b < WIRE_STEP_BUCKETS; b++)
+        l->steps.bucket[b] = atomic_load(&w->stats.bucket[b]);
+    l->steps.count = atomic_load(&w->stats.count);
+    l->steps.sum_s = (double)atomic_load(&w->stats.sum_ns) / 1e9;
+    l->preemptions = atomic_load(&w->stats.preemptions);
+}
+
 static void on_load_timer(uv_timer_t *t)
 {
     struct worker *w = t->data;
@@ -311,6 +336,7 @@ static void on_load_timer(uv_timer_t *t)
     m.u.load.free_blocks = (uint32_t)(w->engine.kv.n_blocks - kv_used(&w->engine.kv));
     m.u.load.draining = w->draining;
     w->role->fill_load(w, &m.u.load);
+    fill_stats(w, &m.u.load);
     fill_prefix_keys(w, &m.u.load);
     worker_send_frontend(w, &m);
     free(m.u.load.added);

@@ -54,6 +54,11 @@ struct worker_role {
     void (*engine_main)(struct worker *w);
 };
 
+/* The engine thread's counters for LOAD (wire_steps): step times and preemptions, since start. */
+struct worker_stats {
+    _Atomic uint64_t bucket[WIRE_STEP_BUCKETS], count, sum_ns, preemptions;
+};
+
 struct worker {
     struct worker_opts opts;
     const struct worker_role *role;
@@ -71,6 +76,7 @@ struct worker {
     uint64_t drain_started_ms, drain_deadline_ms;
     uv_timer_t load_timer, reconnect_timer, drain_timer;
     bool keys_resync; /* the next LOAD restarts the frontend's index of our cached blocks */
+    struct worker_stats stats;
     uv_signal_t sigterm, sigint;
     char advertise[WIRE_ADDR_MAX];
 };
@@ -80,6 +86,11 @@ struct worker {
 int worker_parse_args(int argc, char **argv, const char *prog, bool allow_colocated, struct worker_opts *o);
 /* Runs the daemon until SIGTERM/SIGINT has drained it: returns the process exit status. */
 int worker_main(const struct worker_opts *o, const struct worker_role *role, void *state);
+
+/* From the engine thread: a step of the engine that computed tokens took `seconds`; a sequence gave
+ * its KV blocks up to be computed again. */
+void worker_note_step(struct worker *w, double seconds);
+void worker_note_preemption(struct worker *w);
 
 /* Sends to the frontend; a message while disconnected is dropped (the frontend forgot us anyway). */
 void worker_send_frontend(struct worker *w, const struct wire_msg *m);

@@ -3,7 +3,7 @@
 # every answer, preflight OPTIONS 204), X-Request-Id (the client's echoed, a bad one replaced, one
 # generated otherwise, and named in the access log), one access-log line per request with token
 # counts and never the prompt, the periodic stats line (--stats-interval-s), and the request token
-# and KV transfer histograms in /metrics.
+# and KV transfer histograms, and the workers' step-time histograms and preemptions in /metrics.
 source "$(dirname "$0")/../helpers/frontend.sh"
 make_model
 start_frontend --cors-origin https://app.example --stats-interval-s 1
@@ -60,4 +60,12 @@ kv_n=$(metric 'pdserve:request_kv_transfer_bytes_count'); kv_sum=$(metric 'pdser
     [ "$(metric 'pdserve:request_kv_transfer_exposed_seconds_count')" = "$kv_n" ] ||
     fail "KV transfer histograms: $(curl -s "$BASE/metrics" | grep kv_transfer)"
 echo "ok   KV transfer per request: $kv_n requests, $kv_sum bytes (the prefill worker's counter too)"
+# the workers' engine steps and preemptions, from their LOADs
+curl -s "$BASE/metrics" >"$WORK/metrics.txt"
+[ "$(metric 'pdserve:worker_step_seconds_count')" -gt 0 ] &&
+    grep -q '^pdserve:worker_step_seconds_bucket{.*role="prefill",le="+Inf"} [1-9]' "$WORK/metrics.txt" &&
+    grep -q '^pdserve:worker_step_seconds_bucket{.*role="decode",le="+Inf"} [1-9]' "$WORK/metrics.txt" &&
+    grep -q '^pdserve:num_preemptions_total{.*role="decode"} 0' "$WORK/metrics.txt" ||
+    fail "step histograms: $(grep -E 'worker_step|preemptions' "$WORK/metrics.txt")"
+echo "ok   worker step-time histograms ($(metric 'pdserve:worker_step_seconds_count') steps) and preemptions in /metrics"
 stop_frontend

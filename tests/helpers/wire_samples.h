@@ -98,7 +98,9 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
                                        .queued_tokens = 1234, .running = 17, .free_blocks = 900,
                                        .total_blocks = 4096, .draining = (uint8_t)(ws_mix(&s) & 1),
                                        .keys_reset = (uint8_t)(ws_mix(&s) & 1), .query_tokens = ws_mix(&s),
-                                       .hit_tokens = 77, .kv_bytes_sent = ws_mix(&s), .kv_bytes_saved = 5};
+                                       .hit_tokens = 77, .kv_bytes_sent = ws_mix(&s), .kv_bytes_saved = 5,
+                                       .preemptions = ws_mix(&s) % 100,
+                                       .steps = {.bucket = {1, 2, 3}, .count = 9, .sum_s = 0.5}};
         m->u.load.n_added = (uint32_t)(ws_mix(&s) % 40);
         m->u.load.added = ws_keys(m->u.load.n_added, &s);
         m->u.load.n_evicted = (uint32_t)(ws_mix(&s) % 7);
@@ -228,7 +230,9 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
                WS_ARR_EQ(la->added, lb->added, la->n_added) && la->n_evicted == lb->n_evicted &&
                WS_ARR_EQ(la->evicted, lb->evicted, la->n_evicted) && la->query_tokens == lb->query_tokens &&
                la->hit_tokens == lb->hit_tokens && la->kv_bytes_sent == lb->kv_bytes_sent &&
-               la->kv_bytes_saved == lb->kv_bytes_saved;
+               la->kv_bytes_saved == lb->kv_bytes_saved && la->preemptions == lb->preemptions &&
+               !memcmp(la->steps.bucket, lb->steps.bucket, sizeof la->steps.bucket) &&
+               la->steps.count == lb->steps.count && la->steps.sum_s == lb->steps.sum_s;
     }
     case WIRE_GENERATE:
         return a->u.gen.decode_worker_id == b->u.gen.decode_worker_id &&

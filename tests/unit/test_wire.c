@@ -39,8 +39,9 @@ static void test_round_trip_every_type(void)
     }
 }
 
+#define ZERO8 0, 0, 0, 0, 0, 0, 0, 0
 /* The documented layout, byte for byte: a LOAD is header + six little-endian u32 + a u8, then the
- * prefix cache's u8, two u64 arrays and four u64 counters. */
+ * prefix cache's u8, two u64 arrays and four u64 counters, then preemptions and the step histogram. */
 static void test_golden_bytes(void)
 {
     uint64_t added[1] = {0x1122334455667788ull};
@@ -50,13 +51,16 @@ static void test_golden_bytes(void)
     struct wire_buf b = {0};
     struct error err;
     CHECK(wire_encode_load(&b, &l, &err) == 0);
-    static const uint8_t want[] = {'P', 'D', 'S', 'W', 6, 0, 2, 0, 74, 0, 0, 0, 0, 0, 0, 0,
+    static const uint8_t want[] = {'P', 'D', 'S', 'W', 6, 0, 2, 0, 194, 0, 0, 0, 0, 0, 0, 0,
                                    0,   0,   0,   0,   0, 0, 0, 0, 1,  0, 0, 0, 2, 0, 0, 0,
                                    3,   0,   0,   0,   4, 0, 0, 0, 5,  0, 0, 0, 4, 3, 2, 1, 1,
                                    1,   1,   0,   0,   0, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
                                    0,   0,   0,   0,   9, 0, 0, 0, 0, 0, 0, 0,
                                    0,   0,   0,   0,   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                   0x0b, 0x0a, 0, 0,  0, 0, 0, 0};
+                                   0x0b, 0x0a, 0, 0,  0, 0, 0, 0,
+                                   /* preemptions, 12 step buckets, steps, seconds: 15 zero u64s */
+                                   ZERO8, ZERO8, ZERO8, ZERO8, ZERO8, ZERO8, ZERO8, ZERO8, ZERO8, ZERO8, ZERO8,
+                                   ZERO8, ZERO8, ZERO8, ZERO8};
     CHECK_EQ_INT(b.len, sizeof want);
     CHECK(b.len == sizeof want && !memcmp(b.data, want, sizeof want));
     wire_buf_free(&b);
