@@ -69,7 +69,7 @@ function schema(depth) {
 
 const chat = { model, messages: [{ role: "user", content: "Answer in JSON." }], max_tokens: 400, logit_bias: bias };
 let finished = 0, total = 0;
-for (let i = 0; i < 14; i++) {
+for (let i = 0; i < 30; i++) {
   const s = { type: "object", properties: { a: schema(1), b: schema(1) }, required: ["a"], additionalProperties: false };
   const validate = ajv.compile(s);
   for (const sd of [1, 2]) {
