@@ -58,7 +58,7 @@ static void check_chunk(const struct api_request *r, const char *text, size_t le
 {
     struct oai_meta m;
     oai_meta_init(&m, r->kind, "fuzz", r->include_usage);
-    char *chunk = oai_sse_chunk(&m, 0, text, len, "stop", true, NULL);
+    char *chunk = oai_sse_chunk(&m, 0, text, len, "stop", true, NULL, NULL);
     size_t n = chunk ? strlen(chunk) : 0;
     if (n < 8 || strncmp(chunk, "data: ", 6) || strcmp(chunk + n - 2, "\n\n"))
         fail("an SSE chunk that is not \"data: ...\\n\\n\"");
