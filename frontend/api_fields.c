@@ -68,6 +68,8 @@ static const struct api_field fields[] = {
     {"stop_token_ids", BOTH, NULL, NULL},
     {"skip_special_tokens", BOTH, NULL, NULL},
     {"logprobs_mode", BOTH, NULL, NULL},
+    {"slo_ttft_ms", BOTH, NULL, NULL}, /* extension: SLO-aware routing per request */
+    {"slo_tpot_ms", BOTH, NULL, NULL},
     {"suffix", COMPL, NULL, NULL}, /* prompt.c: fill in the middle, with the model's FIM tokens */
     {"logit_bias", BOTH, NULL, NULL},
     {"response_format", CHAT, NULL, NULL}, /* api_req.c: text, json_object, json_schema */

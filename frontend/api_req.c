@@ -364,6 +364,7 @@ static int parse_body(enum api_kind kind, json_t *b, struct api_request *r, stru
     if (parse_sampling(r, b, e) || parse_logprobs(r, b, e) || parse_logprobs_mode(r, b, e) ||
         parse_stream(r, b, e) || get_bool(b, "skip_special_tokens", &r->skip_special_tokens, e) ||
         check_best_of(r, e) || parse_response_format(r, b, e) ||
+        get_num(b, "slo_ttft_ms", 1, 3.6e6, &r->slo_ttft_ms, e) || get_num(b, "slo_tpot_ms", 1, 3.6e6, &r->slo_tpot_ms, e) ||
         (kind == API_CHAT && tc_parse_request(b, &r->tools, e)))
         return -1;
     return 0;

@@ -39,6 +39,7 @@ struct api_request {
     json_t *messages;            /* chat: the array (a reference the struct holds) */
     json_t *chat_extra;          /* chat: {tools, chat_template_kwargs...} for the template, or NULL */
     struct tc_request tools;     /* chat: tools and tool_choice */
+    float slo_ttft_ms, slo_tpot_ms; /* extension: this request's SLOs for SLO-aware routing; 0: the frontend's */
     char *constraint;            /* chat's response_format json_object / json_schema, or a forced tool
                                     call: what the answer must be (grammar_compile_spec's JSON), or NULL */
     bool add_generation_prompt;  /* chat; default true */

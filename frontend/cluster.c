@@ -427,7 +427,10 @@ static int choose_slo(struct cluster *c, const struct candidates *cd, struct cl_
         paths.local_ms = slo_predict_ttft(&cd->co->slo, (double)queue_ahead(cd->co, s, &co_have), fb);
         paths.local_prompt_ms = slo_predict_ttft(&cd->co->slo, s->n_prompt - (double)co_have * block_size(cd->co), fb);
         paths.out_tokens = s->n_positions - s->n_prompt;
-        if (slo_go_local(&c->slo, &paths, &cd->co->slo)) {
+        struct slo_route slo = c->slo; /* the request's own SLOs, where it gives them */
+        slo.ttft_ms = s->slo_ttft_ms > 0 ? s->slo_ttft_ms : slo.ttft_ms;
+        slo.tpot_ms = s->slo_tpot_ms > 0 ? s->slo_tpot_ms : slo.tpot_ms;
+        if (slo_go_local(&slo, &paths, &cd->co->slo)) {
             c->slo.n_local++;
             return take_local(s, cd, p, d);
         }
@@ -455,7 +458,7 @@ static int pick(struct cluster *c, struct cl_seq *s, struct skip sk, struct cl_w
     cd.dc = pick_decode(c, WIRE_ROLE_DECODE, s, &k, sk, &cd.dc_cached);
     cd.co = pick_decode(c, WIRE_ROLE_COLOCATED, s, &k, sk, &cd.co_cached);
     free(k.key);
-    if (c->slo.ttft_ms <= 0)
+    if (c->slo.ttft_ms <= 0 && s->slo_ttft_ms <= 0)
         return choose(&cd, s, p, d);
     slo_decode_target(&cd, s);
     return choose_slo(c, &cd, s, p, d);

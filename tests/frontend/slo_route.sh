@@ -39,6 +39,17 @@ echo "ok   prefill ms/token of both workers and the colocated worker's TPOT meas
 out=$(curl -sN "$BASE/v1/completions" -d '{"prompt":"stream me","max_tokens":12,"temperature":0,"stream":true,"ignore_eos":true}')
 echo "$out" | grep -q '^data: \[DONE\]' || { echo "FAIL stream: $out"; exit 1; }
 echo "ok   streamed request completes"
+
+# a request's own SLOs (extension fields) override the flags: with a 1-hour TTFT SLO every prompt
+# meets it disaggregated, so all eight choices take that path
+before=$(metric 'pdserve:router_routed_total{path="disaggregated"}')
+ask '{"prompt":"one two three four five six seven eight nine ten","max_tokens":8,"temperature":0,"n":8,"slo_ttft_ms":3600000,"slo_tpot_ms":1000}' >"$WORK/own.txt"
+after=$(metric 'pdserve:router_routed_total{path="disaggregated"}')
+[ "$(wc -l <"$WORK/own.txt")" = 8 ] && [ $((after - before)) = 8 ] ||
+    { echo "FAIL per-request SLOs: $((after - before)) of 8 disaggregated"; exit 1; }
+echo "ok   per-request slo_ttft_ms: all 8 choices disaggregated"
+code=$(curl -s -o "$WORK/bad.json" -w '%{http_code}' "$BASE/v1/completions" -d '{"prompt":"x","slo_ttft_ms":0}')
+[ "$code" = 400 ] && grep -q slo_ttft_ms "$WORK/bad.json" && echo "ok   slo_ttft_ms 0 is a 400" || { echo "FAIL $code $(cat "$WORK/bad.json")"; exit 1; }
 alive pre
 alive dec_colo
 wait_idle

@@ -142,7 +142,7 @@ static void test_prefix_cache_aware(void)
     for (int i = 0; i < 6; i++)
         idmap_put(&p2->keys, keys[i], p2), idmap_put(&d1->keys, keys[i], d1);
     idmap_put(&p1->keys, keys[1], p1); /* a block in the middle without the start is no prefix */
-    struct cl_seq s = {prompt, 100, 120, 0, 0, 0};
+    struct cl_seq s = {prompt, 100, 120, 0, 0, 0, 0, 0};
     struct cl_worker *p, *d;
     CHECK_EQ_INT(cluster_pick(&c, &s, &p, &d), 0);
     CHECK(p == p2 && d == d1);
@@ -225,6 +225,16 @@ static void test_slo_routing(void)
     slo_cluster(&c, 0, 0, 20);
     cluster_set_slo(&c, 0, 0);
     CHECK_EQ_INT(cluster_pick(&c, SEQ(50, 100), &p, &d), 0);
+    CHECK(p == &W[1] && d == &W[1]);
+    /* a request's own SLOs: a 3 s TTFT is met by the 2 s prefill queue, so it stays disaggregated... */
+    slo_cluster(&c, 2000, 0, 20);
+    struct cl_seq own = {.n_prompt = 50, .n_positions = 150, .slo_ttft_ms = 3000};
+    CHECK_EQ_INT(cluster_pick(&c, &own, &p, &d), 0);
+    CHECK(p == &W[0] && d == &W[1]);
+    /* ... and with the frontend's SLOs off, a request that gives one is routed by it */
+    cluster_set_slo(&c, 0, 0);
+    own.slo_ttft_ms = 500;
+    CHECK_EQ_INT(cluster_pick(&c, &own, &p, &d), 0);
     CHECK(p == &W[1] && d == &W[1]);
 }
 
