@@ -437,20 +437,18 @@ static struct grammar *compile_call(json_t *call, struct error *err)
     if (root && !(root->dispatch = calloc(n, sizeof *root->dispatch)))
         error_set(err, "out of memory compiling the schema");
     struct compile c = {.g = g, .root = NULL, .err = err};
-    for (size_t i = 0; root && root->dispatch && i < n; i++) {
+    bool ok = root && root->dispatch;
+    for (size_t i = 0; ok && i < n; i++) {
         json_t *params = json_object_get(json_array_get(tools, i), "parameters");
-        c.root = params;
+        c.root = params; /* its $refs are its own */
         json_t *any_object = params ? NULL : json_pack("{s:s}", "type", "object");
-        root->dispatch[i] = compile(&c, params ? params : any_object, 1);
+        ok = (root->dispatch[i] = compile(&c, params ? params : any_object, 1)) && first_sets(&c) == 0;
         json_decref(any_object);
-        if (!root->dispatch[i] || first_sets(&c) < 0) {
-            grammar_free(g);
-            return NULL;
-        }
+        for (int k = 0; k < c.n_refs; k++) /* the next function's "#/$defs/x" is another x */
+            free(c.refs[k].ref);
+        c.n_refs = 0;
     }
-    for (int i = 0; i < c.n_refs; i++)
-        free(c.refs[i].ref);
-    if (root && !root->dispatch) {
+    if (!ok) {
         grammar_free(g);
         return NULL;
     }

@@ -224,6 +224,25 @@ static void wrapped(void)
         gmatch_free(m);
     }
     grammar_free(g);
+    /* a call of one of two functions: the arguments' schema is the named one's, each with its own $defs */
+    const char *call = "{\"call\":{\"tools\":[{\"name\":\"a\",\"parameters\":{\"$defs\":{\"x\":{\"type\":\"integer\"}},"
+                       "\"type\":\"object\",\"properties\":{\"v\":{\"$ref\":\"#/$defs/x\"}},\"required\":[\"v\"]}},"
+                       "{\"name\":\"b\",\"parameters\":{\"$defs\":{\"x\":{\"type\":\"string\"}},\"type\":\"object\","
+                       "\"properties\":{\"v\":{\"$ref\":\"#/$defs/x\"}},\"required\":[\"v\"]}}],\"arguments_key\":\"arguments\"}}";
+    g = grammar_compile_spec(call, &err);
+    CHECK_MSG(g, "%s", err.msg);
+    const char *calls[][2] = {{"{\"name\":\"a\",\"arguments\":{\"v\":1}}", "1"},
+                              {"{\"name\":\"b\",\"arguments\":{\"v\":\"s\"}}", "1"},
+                              {"{\"name\":\"b\",\"arguments\":{\"v\":1", "-1"},
+                              {"{\"name\":\"a\",\"arguments\":{\"v\":\"", "-1"},
+                              {"{\"name\":\"c\"", "-1"}};
+    for (size_t i = 0; g && i < sizeof calls / sizeof *calls; i++) {
+        struct gmatch *m = gmatch_new(g);
+        int got = !feed_str(m, calls[i][0]) ? -1 : gmatch_done(m) ? 1 : 0;
+        CHECK_MSG(got == atoi(calls[i][1]), "%s: got %d", calls[i][0], got);
+        gmatch_free(m);
+    }
+    grammar_free(g);
     CHECK(!grammar_compile_spec("{\"prefix\":\"x\"}", &err));
     CHECK(!grammar_compile_spec("{\"schema\":{\"type\":\"strung\"}}", &err) && strstr(err.msg, "strung"));
 }
