@@ -683,6 +683,41 @@ int wire_decode_empty(const uint8_t *p, size_t len, struct error *err)
 
 /* ---- TOKENS ---- */
 
+/* Alternatives, as TOKENS and PROMPT_LOGPROBS carry them: u8 n_top, then n × n_top (i32 id, f32
+ * logprob). */
+static void put_alts(struct wr *w, uint32_t n, uint8_t n_top, const int32_t *ids, const float *logprobs)
+{
+    put_u8(w, n_top);
+    for (size_t i = 0; i < (size_t)n * n_top; i++) {
+        put_i32(w, ids[i]);
+        put_f32(w, logprobs[i]);
+    }
+}
+
+/* The same read back for n tokens (NULL arrays when n_top is 0). A listed alternative has a finite
+ * logprob (the sender leaves out what a mask ruled out). */
+static void get_alts(struct rd *r, uint32_t n, uint8_t *n_top, int32_t **ids, float **logprobs)
+{
+    *n_top = get_u8(r);
+    size_t k = (size_t)n * *n_top;
+    if (*n_top > SAMPLE_MAX_TOP_LOGPROBS)
+        r->bad = 1;
+    if (r->bad || k == 0 || !need(r, k * 8))
+        return;
+    *ids = malloc(k * sizeof **ids);
+    *logprobs = malloc(k * sizeof **logprobs);
+    if (!*ids || !*logprobs) {
+        r->bad = 1;
+        return;
+    }
+    for (size_t i = 0; i < k; i++) {
+        (*ids)[i] = get_i32(r);
+        (*logprobs)[i] = get_f32(r);
+        if (!isfinite((*logprobs)[i]) || (*logprobs)[i] > 0)
+            r->bad = 1;
+    }
+}
+
 int wire_encode_tokens(struct wire_buf *b, uint64_t req_id, const struct wire_tokens *m, struct error *err)
 {
     if (m->n > WIRE_MAX_TOKENS)
@@ -701,11 +736,7 @@ int wire_encode_tokens(struct wire_buf *b, uint64_t req_id, const struct wire_to
     for (uint32_t i = 0; lp && i < m->n; i++)
         put_f32(&w, m->logprobs[i]);
     put_u32(&w, m->cached_tokens);
-    put_u8(&w, (uint8_t)n_top);
-    for (uint32_t i = 0; i < m->n * n_top; i++) {
-        put_i32(&w, m->top_ids[i]);
-        put_f32(&w, m->top_logprobs[i]);
-    }
+    put_alts(&w, m->n, (uint8_t)n_top, m->top_ids, m->top_logprobs);
     return finish(&w, err);
 }
 
@@ -734,27 +765,6 @@ void wire_tokens_fill_top(int32_t *ids, float *logprobs, int k, const struct sam
     }
 }
 
-/* n × n_top (id, logprob) pairs; a listed alternative has a finite logprob (the sender leaves out
- * what a mask ruled out). */
-static void get_top(struct rd *r, struct wire_tokens *out)
-{
-    size_t k = (size_t)out->n * out->n_top;
-    if (!need(r, k * 8))
-        return;
-    out->top_ids = malloc(k * sizeof *out->top_ids);
-    out->top_logprobs = malloc(k * sizeof *out->top_logprobs);
-    if (!out->top_ids || !out->top_logprobs) {
-        r->bad = 1;
-        return;
-    }
-    for (size_t i = 0; i < k; i++) {
-        out->top_ids[i] = get_i32(r);
-        out->top_logprobs[i] = get_f32(r);
-        if (!isfinite(out->top_logprobs[i]) || out->top_logprobs[i] > 0)
-            r->bad = 1;
-    }
-}
-
 int wire_decode_tokens(const uint8_t *p, size_t len, struct wire_tokens *out, struct error *err)
 {
     struct rd r = {p, len, 0, 0};
@@ -767,11 +777,9 @@ int wire_decode_tokens(const uint8_t *p, size_t len, struct wire_tokens *out, st
     if (out->has_logprobs && !r.bad)
         out->logprobs = get_logprobs(&r, out->n);
     out->cached_tokens = get_u32(&r);
-    out->n_top = get_u8(&r);
-    if (out->n_top > SAMPLE_MAX_TOP_LOGPROBS || (out->n_top && !out->has_logprobs))
+    get_alts(&r, out->n, &out->n_top, &out->top_ids, &out->top_logprobs);
+    if (out->n_top && !out->has_logprobs)
         r.bad = 1;
-    if (out->n_top && !r.bad)
-        get_top(&r, out);
     if (rd_done(&r, "TOKENS", err)) {
         free(out->tokens);
         free(out->logprobs);
@@ -817,32 +825,19 @@ int wire_encode_prompt_logprobs(struct wire_buf *b, uint64_t req_id, const struc
     put_u32(&w, m->n);
     for (uint32_t i = 0; i < m->n; i++)
         put_f32(&w, m->logprobs[i]);
-    put_u8(&w, m->n_top);
-    for (uint32_t i = 0; i < m->n * m->n_top; i++) {
-        put_i32(&w, m->top_ids[i]);
-        put_f32(&w, m->top_logprobs[i]);
-    }
+    put_alts(&w, m->n, m->n_top, m->top_ids, m->top_logprobs);
     return finish(&w, err);
 }
 
 int wire_decode_prompt_logprobs(const uint8_t *p, size_t len, struct wire_prompt_logprobs *out, struct error *err)
 {
     struct rd r = {p, len, 0, 0};
-    struct wire_tokens t = {0}; /* the alternatives' reader fills one */
     memset(out, 0, sizeof *out);
     uint32_t n = get_count(&r, WIRE_MAX_TOKENS, 4);
     out->n = n;
     if (!r.bad)
         out->logprobs = get_logprobs(&r, n);
-    t.n = n;
-    t.n_top = get_u8(&r);
-    if (t.n_top > SAMPLE_MAX_TOP_LOGPROBS)
-        r.bad = 1;
-    if (t.n_top && !r.bad)
-        get_top(&r, &t);
-    out->n_top = t.n_top;
-    out->top_ids = t.top_ids;
-    out->top_logprobs = t.top_logprobs;
+    get_alts(&r, n, &out->n_top, &out->top_ids, &out->top_logprobs);
     if (rd_done(&r, "PROMPT_LOGPROBS", err)) {
         free(out->logprobs);
         free(out->top_ids);
