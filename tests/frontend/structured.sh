@@ -6,19 +6,8 @@
 source "$(dirname "$0")/../helpers/frontend.sh"
 make_model
 start_frontend --served-model-name tiny
-start_decode colo --colocated --no-prefix-cache
-wait_health 200
-node tests/frontend/structured.mjs "$BASE" tiny "$WORK/colo.txt"
-stop colo
-wait_health 503
-start_prefill pre --no-prefix-cache
-start_decode dec --no-prefix-cache
-wait_health 200
-node tests/frontend/structured.mjs "$BASE" tiny "$WORK/disagg.txt"
-if cmp -s "$WORK/colo.txt" "$WORK/disagg.txt"; then
-    echo "ok   colocated and disaggregated constrained answers identical"
-else
-    echo "FAIL colocated and disaggregated constrained answers differ:"; diff "$WORK/colo.txt" "$WORK/disagg.txt" | head -c 2000; exit 1
-fi
+colocated_then_pair node tests/frontend/structured.mjs "$BASE" tiny
 wait_idle
 stop_frontend
+stop pre
+stop dec

@@ -64,6 +64,30 @@ wait_idle() {
     echo "FAIL still busy:"; curl -s "$BASE/metrics" | grep -E '^pdserve:(kv_cache|num_requests)'; return 1
 }
 
+# colocated_then_pair CMD...: runs `CMD... OUT` against a colocated worker (OUT = $WORK/colo.txt),
+# then against a prefill + decode pair ($WORK/disagg.txt), and fails unless the two outputs are the
+# same once FILTER (a sed expression, default none) has run over both. Prefix caching is off: a cache
+# hit reuses K/V computed in another batch shape, equal only to rounding, and answers are compared byte
+# for byte. The frontend must be up; the pair is left running (stop pre, stop dec).
+colocated_then_pair() {
+    start_decode colo --colocated --no-prefix-cache
+    wait_health 200
+    "$@" "$WORK/colo.txt" || exit 1
+    stop colo
+    wait_health 503
+    start_prefill pre --no-prefix-cache
+    start_decode dec --no-prefix-cache
+    wait_health 200
+    "$@" "$WORK/disagg.txt" || exit 1
+    if [ "$(sed -E "${FILTER:-}" "$WORK/colo.txt")" = "$(sed -E "${FILTER:-}" "$WORK/disagg.txt")" ]; then
+        echo "ok   colocated and disaggregated answers identical"
+    else
+        echo "FAIL colocated and disaggregated answers differ:"
+        diff <(sed -E "${FILTER:-}" "$WORK/colo.txt") <(sed -E "${FILTER:-}" "$WORK/disagg.txt") | head -c 2000
+        exit 1
+    fi
+}
+
 # alive NAME: fails the test if the daemon died (a crash would otherwise pass unnoticed).
 alive() {
     local v="PID_$1"
