@@ -566,6 +566,19 @@ static enum finish send_tokens(struct worker *w, struct dreq *r, struct dc_token
     return f;
 }
 
+/* Frees a list of DC_TOKENS mails, with the echo logprobs of entries never sent (a request gone
+ * meanwhile). */
+static void free_token_mails(struct mail *m)
+{
+    for (struct mail *next; m; m = next) {
+        next = m->next;
+        struct dc_tokens *t = (struct dc_tokens *)m;
+        for (int e = 0; e < t->n; e++)
+            prompt_logprobs_free(t->t[e].prompt_lp);
+        free(m);
+    }
+}
+
 /* Everything that piled up goes out as one TOKENS message per request (coalescing when the loop
  * fell behind the engine). */
 static void decode_after_mail(struct worker *w)
@@ -579,12 +592,7 @@ static void decode_after_mail(struct worker *w)
                 forget(w, r, true); /* the engine already dropped the sequence */
         }
     }
-    for (struct mail *m = d->tokens_head, *next; m; m = next) {
-        next = m->next;
-        for (int e = 0; e < ((struct dc_tokens *)m)->n; e++) /* a request gone meanwhile */
-            prompt_logprobs_free(((struct dc_tokens *)m)->t[e].prompt_lp);
-        free(m);
-    }
+    free_token_mails(d->tokens_head);
     d->tokens_head = d->tokens_tail = NULL;
     grant_waiting(w);
 }
@@ -632,12 +640,7 @@ static void decode_stop(struct worker *w)
         free(r);
     }
     idmap_free(&d->reqs);
-    for (struct mail *m = d->tokens_head, *next; m; m = next) {
-        next = m->next;
-        for (int e = 0; e < ((struct dc_tokens *)m)->n; e++) /* a request gone meanwhile */
-            prompt_logprobs_free(((struct dc_tokens *)m)->t[e].prompt_lp);
-        free(m);
-    }
+    free_token_mails(d->tokens_head);
     kvx_pool_unmap(d->pool);
 }
 

@@ -92,17 +92,26 @@ __attribute__((format(printf, 2, 3))) static void put(struct out *o, const char 
     }
 }
 
+/* One histogram's series under `labels` (already formatted, e.g. model_name="m"): counts[] per
+ * bucket, not cumulative; the +Inf bucket is count. */
+static void put_series(struct out *o, const char *name, const char *labels, const double *bounds,
+                       const uint64_t *counts, int n_buckets, uint64_t count, double sum)
+{
+    uint64_t cum = 0;
+    for (int i = 0; i < n_buckets; i++) {
+        cum += counts[i];
+        put(o, "%s_bucket{%s,le=\"%g\"} %llu\n", name, labels, bounds[i], (unsigned long long)cum);
+    }
+    put(o, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long)count);
+    put(o, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n", name, labels, sum, name, labels, (unsigned long long)count);
+}
+
 static void put_hist(struct out *o, const struct histogram *h, const char *model)
 {
+    char labels[192];
     put(o, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
-    uint64_t cum = 0;
-    for (int i = 0; i < h->n_buckets; i++) {
-        cum += h->counts[i];
-        put(o, "%s_bucket{model_name=\"%s\",le=\"%g\"} %llu\n", h->name, model, h->bounds[i], (unsigned long long)cum);
-    }
-    put(o, "%s_bucket{model_name=\"%s\",le=\"+Inf\"} %llu\n", h->name, model, (unsigned long long)h->count);
-    put(o, "%s_sum{model_name=\"%s\"} %.9g\n%s_count{model_name=\"%s\"} %llu\n", h->name, model, h->sum, h->name,
-        model, (unsigned long long)h->count);
+    snprintf(labels, sizeof labels, "model_name=\"%s\"", model);
+    put_series(o, h->name, labels, h->bounds, h->counts, h->n_buckets, h->count, h->sum);
 }
 
 /* Each worker's engine, as its last LOAD said: steps by time (a prefill step computes a chunk of
@@ -113,18 +122,11 @@ static void put_worker_engine(struct out *o, struct cluster *c, const char *mode
            "# TYPE pdserve:worker_step_seconds histogram\n");
     for (struct cl_worker *w = cluster_workers(c); w; w = w->next) {
         const struct wire_steps *st = &w->load.steps;
-        const char *role = cluster_role_name(w->role);
-        uint64_t cum = 0;
-        for (int b = 0; b < WIRE_STEP_BUCKETS; b++) {
-            cum += st->bucket[b];
-            put(o, "pdserve:worker_step_seconds_bucket{model_name=\"%s\",worker=\"%u\",role=\"%s\",le=\"%g\"} %llu\n",
-                model, w->id, role, wire_step_bounds[b], (unsigned long long)cum);
-        }
-        put(o, "pdserve:worker_step_seconds_bucket{model_name=\"%s\",worker=\"%u\",role=\"%s\",le=\"+Inf\"} %llu\n"
-               "pdserve:worker_step_seconds_sum{model_name=\"%s\",worker=\"%u\",role=\"%s\"} %.6f\n"
-               "pdserve:worker_step_seconds_count{model_name=\"%s\",worker=\"%u\",role=\"%s\"} %llu\n",
-            model, w->id, role, (unsigned long long)st->count, model, w->id, role, st->sum_s, model, w->id, role,
-            (unsigned long long)st->count);
+        char labels[256];
+        snprintf(labels, sizeof labels, "model_name=\"%s\",worker=\"%u\",role=\"%s\"", model, w->id,
+                 cluster_role_name(w->role));
+        put_series(o, "pdserve:worker_step_seconds", labels, wire_step_bounds, st->bucket, WIRE_STEP_BUCKETS,
+                   st->count, st->sum_s);
     }
     put(o, "# HELP pdserve:num_preemptions_total Sequences that gave their KV blocks up to be computed again.\n"
            "# TYPE pdserve:num_preemptions_total counter\n");

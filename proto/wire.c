@@ -265,6 +265,41 @@ static int rd_done(struct rd *r, const char *what, struct error *err)
     return 0;
 }
 
+/* ---- what payloads own: a failed decoder's clean-up and wire_msg_release free it alike ---- */
+
+static void release_generate(struct wire_generate *g)
+{
+    free(g->prompt);
+    free(g->constraint);
+    g->prompt = NULL;
+    g->constraint = NULL;
+}
+
+static void release_kv_done(struct wire_kv_done *d)
+{
+    free(d->prompt);
+    free(d->constraint);
+    d->prompt = NULL;
+    d->constraint = NULL;
+}
+
+static void release_tokens(struct wire_tokens *t)
+{
+    free(t->tokens);
+    free(t->logprobs);
+    free(t->top_ids);
+    free(t->top_logprobs);
+    memset(t, 0, sizeof *t);
+}
+
+static void release_prompt_lp(struct wire_prompt_logprobs *p)
+{
+    free(p->logprobs);
+    free(p->top_ids);
+    free(p->top_logprobs);
+    memset(p, 0, sizeof *p);
+}
+
 /* ---- sampling parameters, shared by GENERATE and KV_DONE ----
  * f32 temperature, f32 top_p, i32 top_k, f32 min_p, f32 repetition_penalty, f32 presence_penalty,
  * f32 frequency_penalty, u64 seed, i32 max_tokens, u8 ignore_eos, u8 logprobs_mode, u32 n_stop_ids,
@@ -519,10 +554,7 @@ int wire_decode_generate(const uint8_t *p, size_t len, struct wire_generate *out
     out->prompt = get_i32s(&r, &out->n_prompt, WIRE_MAX_TOKENS);
     out->constraint = get_str_alloc(&r, WIRE_MAX_CONSTRAINT);
     if (rd_done(&r, "GENERATE", err)) {
-        free(out->prompt);
-        free(out->constraint);
-        out->prompt = NULL;
-        out->constraint = NULL;
+        release_generate(out);
         return -1;
     }
     return 0;
@@ -647,10 +679,7 @@ int wire_decode_kv_done(const uint8_t *p, size_t len, struct wire_kv_done *out, 
     out->prompt = get_i32s(&r, &out->n_prompt, WIRE_MAX_TOKENS);
     out->constraint = get_str_alloc(&r, WIRE_MAX_CONSTRAINT);
     if (rd_done(&r, "KV_DONE", err)) {
-        free(out->prompt);
-        free(out->constraint);
-        out->prompt = NULL;
-        out->constraint = NULL;
+        release_kv_done(out);
         return -1;
     }
     return 0;
@@ -781,11 +810,7 @@ int wire_decode_tokens(const uint8_t *p, size_t len, struct wire_tokens *out, st
     if (out->n_top && !out->has_logprobs)
         r.bad = 1;
     if (rd_done(&r, "TOKENS", err)) {
-        free(out->tokens);
-        free(out->logprobs);
-        free(out->top_ids);
-        free(out->top_logprobs);
-        memset(out, 0, sizeof *out);
+        release_tokens(out);
         return -1;
     }
     return 0;
@@ -839,10 +864,7 @@ int wire_decode_prompt_logprobs(const uint8_t *p, size_t len, struct wire_prompt
         out->logprobs = get_logprobs(&r, n);
     get_alts(&r, n, &out->n_top, &out->top_ids, &out->top_logprobs);
     if (rd_done(&r, "PROMPT_LOGPROBS", err)) {
-        free(out->logprobs);
-        free(out->top_ids);
-        free(out->top_logprobs);
-        memset(out, 0, sizeof *out);
+        release_prompt_lp(out);
         return -1;
     }
     return 0;
@@ -961,31 +983,16 @@ void wire_msg_release(struct wire_msg *m)
 {
     switch (m->type) {
     case WIRE_REGISTER: free(m->u.reg.pool.rkey); break;
-    case WIRE_GENERATE:
-        free(m->u.gen.prompt);
-        free(m->u.gen.constraint);
-        break;
+    case WIRE_GENERATE: release_generate(&m->u.gen); break;
     case WIRE_KV_GRANT: free(m->u.grant.blocks); break;
     case WIRE_KV_RESERVE: free(m->u.reserve.prompt); break;
     case WIRE_LOAD:
         free(m->u.load.added);
         free(m->u.load.evicted);
         break;
-    case WIRE_KV_DONE:
-        free(m->u.done.prompt);
-        free(m->u.done.constraint);
-        break;
-    case WIRE_TOKENS:
-        free(m->u.tokens.tokens);
-        free(m->u.tokens.logprobs);
-        free(m->u.tokens.top_ids);
-        free(m->u.tokens.top_logprobs);
-        break;
-    case WIRE_PROMPT_LOGPROBS:
-        free(m->u.prompt_lp.logprobs);
-        free(m->u.prompt_lp.top_ids);
-        free(m->u.prompt_lp.top_logprobs);
-        break;
+    case WIRE_KV_DONE: release_kv_done(&m->u.done); break;
+    case WIRE_TOKENS: release_tokens(&m->u.tokens); break;
+    case WIRE_PROMPT_LOGPROBS: release_prompt_lp(&m->u.prompt_lp); break;
     }
     memset(m, 0, sizeof *m);
 }

@@ -138,7 +138,7 @@ static void clear_counts(struct sampler *s, const int32_t *ids, int n)
             s->counts[ids[i]] = 0;
 }
 
-static void apply_bias(struct sampler *s, const struct sample_params *p, float *logits, const uint32_t *allowed)
+static void apply_bias_and_mask(struct sampler *s, const struct sample_params *p, float *logits, const uint32_t *allowed)
 {
     for (int i = 0; i < p->n_logit_bias; i++)
         if (in_vocab(s, p->bias_ids[i]))
@@ -339,6 +339,15 @@ static int32_t sample_truncated(struct sampler *s, const struct sample_params *p
     }
 }
 
+void sampler_score(const struct sampler *s, const float *logits, int32_t id, int k, float *logprob,
+                   struct sample_top *top)
+{
+    double lse = log_sum_exp(logits, s->vocab);
+    *logprob = in_vocab(s, id) ? (float)((double)logits[id] - lse) : -INFINITY;
+    if (top && k > 0)
+        top_of(logits, s->vocab, lse, k < SAMPLE_MAX_TOP_LOGPROBS ? k : SAMPLE_MAX_TOP_LOGPROBS, top);
+}
+
 int32_t sampler_pick(struct sampler *s, const struct sample_params *p, struct rng *rng, float *logits,
                      const uint32_t *allowed, const int32_t *prompt, int n_prompt, const int32_t *generated,
                      int n_generated, float *logprob, struct sample_top *top)
@@ -348,7 +357,7 @@ int32_t sampler_pick(struct sampler *s, const struct sample_params *p, struct rn
     bool raw = report && p->logprobs_mode == SAMPLE_LOGPROBS_RAW;
     if (raw)
         memcpy(s->raw, logits, (size_t)s->vocab * sizeof *logits);
-    apply_bias(s, p, logits, allowed);
+    apply_bias_and_mask(s, p, logits, allowed);
     apply_penalties(s, p, logits, prompt, n_prompt, generated, n_generated);
     int32_t id;
     if (p->temperature <= 0.0f) {
@@ -360,23 +369,8 @@ int32_t sampler_pick(struct sampler *s, const struct sample_params *p, struct rn
     }
     if (top)
         top->n = 0;
-    if (!report)
-        return id;
-    const float *dist = raw ? s->raw : logits;
-    double lse = log_sum_exp(dist, s->vocab);
-    if (logprob)
-        *logprob = (float)((double)dist[id] - lse);
-    if (top && p->top_logprobs > 0)
-        top_of(dist, s->vocab, lse, p->top_logprobs < SAMPLE_MAX_TOP_LOGPROBS ? p->top_logprobs
-                                                                               : SAMPLE_MAX_TOP_LOGPROBS, top);
+    float unused;
+    if (report)
+        sampler_score(s, raw ? s->raw : logits, id, top ? p->top_logprobs : 0, logprob ? logprob : &unused, top);
     return id;
-}
-
-void sampler_score(const struct sampler *s, const float *logits, int32_t id, int k, float *logprob,
-                   struct sample_top *top)
-{
-    double lse = log_sum_exp(logits, s->vocab);
-    *logprob = in_vocab(s, id) ? (float)((double)logits[id] - lse) : -INFINITY;
-    if (top && k > 0)
-        top_of(logits, s->vocab, lse, k < SAMPLE_MAX_TOP_LOGPROBS ? k : SAMPLE_MAX_TOP_LOGPROBS, top);
 }

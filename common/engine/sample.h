@@ -79,8 +79,9 @@ int32_t sampler_pick(struct sampler *s, const struct sample_params *p, struct rn
                      const uint32_t *allowed, const int32_t *prompt, int n_prompt, const int32_t *generated,
                      int n_generated, float *logprob, struct sample_top *top);
 
-/* How likely token `id` was under a row of logits: its raw log_softmax, and the k most likely tokens
- * (k <= SAMPLE_MAX_TOP_LOGPROBS; top may be NULL when k is 0). logits is not changed. */
+/* How likely token `id` is under a row of logits (its log_softmax), and the k most likely tokens
+ * (k is capped at SAMPLE_MAX_TOP_LOGPROBS; top may be NULL when k is 0). logits is not changed.
+ * sampler_pick reports through it; the engine scores prompt tokens (echo) with it. */
 void sampler_score(const struct sampler *s, const float *logits, int32_t id, int k, float *logprob,
                    struct sample_top *top);
 

@@ -7,29 +7,9 @@
 // max_tokens; the constraint, not the bias, is what keeps them valid.
 // Prints every answer on OUT so two deployments can be compared byte for byte.
 // usage: node tests/frontend/structured.mjs BASE_URL MODEL OUT
-import fs from "node:fs";
-import path from "node:path";
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, "../node/package.json"));
-const OpenAI = require("openai");
-const Ajv = require("ajv");
-
-const [base, model, out] = process.argv.slice(2);
-const client = new OpenAI({ baseURL: base + "/v1", apiKey: "none", maxRetries: 0, timeout: 120000 });
+import { OpenAI, Ajv, connect, model, base, lines, check, post, done } from "./client.mjs";
+const client = connect(120000);
 const ajv = new Ajv({ strict: false });
-const lines = [];
-let failures = 0;
-function check(cond, what) {
-  if (!cond) { failures++; console.log("FAIL " + what); } else console.log("ok   " + what);
-}
-async function post(p, body) {
-  const r = await fetch(base + p, { method: "POST", headers: { "Content-Type": "application/json" },
-                                    body: JSON.stringify(body) });
-  return r.json();
-}
 
 // the steering bias: every whitespace-only token down, closers up
 const bias = {};
@@ -128,6 +108,4 @@ await refused({ type: "json_schema", json_schema: { name: "x", schema: { anyOf: 
               "two object alternatives", "anyOf");
 await refused({ type: "xml" }, "an unknown type", "response_format");
 
-fs.writeFileSync(out, lines.join("\n") + "\n");
-console.log(`${failures} failed`);
-process.exit(failures ? 1 : 0);
+done();

@@ -4,25 +4,10 @@
 // (streamed: delta.tool_calls) with finish_reason "tool_calls" and arguments ajv validates against the
 // function's parameters; "none" and "auto" leave text as text; a conversation carrying the call and
 // its result renders; bad tools and choices are 400s naming the field.
-// usage: node tests/frontend/tools.mjs BASE_URL MODEL OUT [--format llama3_json]
-import fs from "node:fs";
-import path from "node:path";
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, "../node/package.json"));
-const OpenAI = require("openai");
-const Ajv = require("ajv");
-
-const [base, model, out] = process.argv.slice(2);
-const client = new OpenAI({ baseURL: base + "/v1", apiKey: "none", maxRetries: 0, timeout: 120000 });
+// usage: node tests/frontend/tools.mjs BASE_URL MODEL OUT
+import { OpenAI, Ajv, connect, model, base, lines, check, post, done } from "./client.mjs";
+const client = connect(120000);
 const ajv = new Ajv({ strict: false });
-const lines = [];
-let failures = 0;
-function check(cond, what) {
-  if (!cond) { failures++; console.log("FAIL " + what); } else console.log("ok   " + what);
-}
 
 const weather = { type: "object", properties: { city: { type: "string" }, unit: { enum: ["c", "f"] },
                   days: { type: "integer" } }, required: ["city", "unit"], additionalProperties: false };
@@ -34,8 +19,7 @@ const tools = [
 const validate = { get_weather: ajv.compile(weather), get_time: ajv.compile(tools[1].function.parameters) };
 // The model's weights are random: a nudge toward closing quotes keeps its strings short enough to end
 // within max_tokens (the constraint, not the nudge, is what makes the calls valid).
-const quote = (await (await fetch(base + "/tokenize", { method: "POST", body: JSON.stringify(
-  { prompt: '"', add_special_tokens: false }) })).json()).tokens;
+const quote = (await post("/tokenize", { prompt: '"', add_special_tokens: false })).tokens;
 const base_req = { model, messages: [{ role: "user", content: "What is the weather in Paris?" }], tools,
                    max_tokens: 600, temperature: 1, logit_bias: { [quote[0]]: 20 } };
 
@@ -113,6 +97,4 @@ await refused({ tools: [{ type: "function", function: { name: "f", parameters: {
 await refused({ tool_choice: "required", response_format: { type: "json_object" } }, "response_format",
               "response_format with a forced call");
 
-fs.writeFileSync(out, lines.join("\n") + "\n");
-console.log(`${failures} failed`);
-process.exit(failures ? 1 : 0);
+done();

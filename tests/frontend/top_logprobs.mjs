@@ -13,27 +13,8 @@
 //  - bad values are 400s naming the field.
 // Prints the answers' logprobs as JSON lines on OUT so two deployments can be compared byte for byte.
 // usage: node tests/frontend/top_logprobs.mjs BASE_URL MODEL OUT
-import fs from "node:fs";
-import path from "node:path";
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, "../node/package.json"));
-const OpenAI = require("openai");
-
-const [base, model, out] = process.argv.slice(2);
-const client = new OpenAI({ baseURL: base + "/v1", apiKey: "none", maxRetries: 0, timeout: 60000 });
-const lines = [];
-let failures = 0;
-function check(cond, what) {
-  if (!cond) { failures++; console.log("FAIL " + what); } else console.log("ok   " + what);
-}
-async function post(p, body) {
-  const r = await fetch(base + p, { method: "POST", headers: { "Content-Type": "application/json" },
-                                    body: JSON.stringify(body) });
-  return r.json();
-}
+import { OpenAI, connect, model, base, lines, check, post, done } from "./client.mjs";
+const client = connect(60000);
 const utf8 = (s) => [...Buffer.from(s, "utf8")];
 const sameBytes = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 
@@ -191,6 +172,4 @@ try {
   check(e instanceof OpenAI.BadRequestError && e.param === "best_of", `best_of above n, streamed: 400 "${e.error?.message}"`);
 }
 
-fs.writeFileSync(out, lines.join("\n") + "\n");
-console.log(`${failures} failed`);
-process.exit(failures ? 1 : 0);
+done();
