@@ -37,9 +37,12 @@ struct grammar;
 struct grammar *grammar_compile(const json_t *schema, struct error *err);
 /* The same from JSON text. */
 struct grammar *grammar_compile_text(const char *schema_json, struct error *err);
-/* From a constraint as the wire carries it: {"schema": S, "prefix": P, "suffix": X}, the answer being
- * P, a value of S, then X (prefix and suffix optional: how a tool call is wrapped, "<tool_call>\n" and
- * "\n</tool_call>"). */
+/* From a constraint as the wire carries it, a JSON object:
+ *   "schema": S             the answer is a value of S; or
+ *   "call": {"tools": [{"name", "parameters"}...], "arguments_key": K}
+ *                           a tool call {"name": one of the names, K: that function's parameters};
+ *   "prefix", "suffix"      text around the value ("<tool_call>\n" and "\n</tool_call>"), optional;
+ *   "max_whitespace": N     whitespace bytes in a row, 0..GRAMMAR_MAX_WS (default the maximum). */
 struct grammar *grammar_compile_spec(const char *spec_json, struct error *err);
 void grammar_free(struct grammar *g);
 
