@@ -9,7 +9,8 @@
 #   proto/*.c           → $(BUILD)/libpdproto.a      wire protocol, UCX transport, KV transfer
 #   worker/*.c          → $(BUILD)/libpdworker.a     the runtime both worker daemons run on
 #   prefill_server/*.c  → $(BUILD)/pdserve-prefill    (all but main.c also → libpdprefill_server.a,
-#   decode_server/*.c   → $(BUILD)/pdserve-decode      libpddecode_server.a: tests drive the roles)
+#   decode_server/*.c   → $(BUILD)/pdserve-decode      libpddecode_server.a: tests drive the roles;
+#                                                    both daemons link both roles, to switch)
 #   frontend/*.c        → $(BUILD)/pdserve-frontend  (+ llhttp from Debian's node-llhttp)
 #   tools/NAME.c        → $(BUILD)/pdserve-NAME      single-file tools
 #   tools/NAME/*.c      → $(BUILD)/pdserve-NAME      multi-file tools
@@ -84,9 +85,10 @@ ROLES     := prefill_server decode_server
 ROLE_LIBS := $(foreach r,$(ROLES),$(call lib_of,$(r)))
 $(foreach r,$(ROLES),$(eval $(call LIB_RULE,$(r),$(filter-out $(r)/main.c,$(wildcard $(r)/*.c)))))
 
-$(BUILD)/pdserve-prefill: $(call obj,prefill_server/main.c) $(call lib_of,prefill_server) $(LIBS)
+# Each daemon carries both roles: the frontend's rebalancer may switch it to the other one.
+$(BUILD)/pdserve-prefill: $(call obj,prefill_server/main.c) $(ROLE_LIBS) $(LIBS)
 	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
-$(BUILD)/pdserve-decode: $(call obj,decode_server/main.c) $(call lib_of,decode_server) $(LIBS)
+$(BUILD)/pdserve-decode: $(call obj,decode_server/main.c) $(ROLE_LIBS) $(LIBS)
 	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@
 $(BUILD)/pdserve-frontend: $(call obj,$(wildcard frontend/*.c)) $(LIBS)
 	$(CC) $(CFLAGS) $(XCFLAGS) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) -o $@

@@ -620,6 +620,7 @@ static int decode_start(struct worker *w, struct error *err)
 {
     struct kv_pool *kv = &w->engine.kv;
     struct dc_state *d = state_of(w);
+    *d = (struct dc_state){0}; /* a role switch may start it again */
     uv_timer_init(&w->loop, &d->wait_timer);
     d->wait_timer.data = w;
     uv_timer_start(&d->wait_timer, on_wait_timer, 1000, 1000);
@@ -630,7 +631,7 @@ static int decode_start(struct worker *w, struct error *err)
 static void decode_stop(struct worker *w)
 {
     struct dc_state *d = state_of(w);
-    uv_timer_stop(&d->wait_timer); /* closed with every other handle when the loop winds down */
+    uv_close((uv_handle_t *)&d->wait_timer, NULL);
     uint64_t id;
     void *v;
     for (size_t i = 0; idmap_next(&d->reqs, &i, &id, &v);) {
@@ -641,7 +642,9 @@ static void decode_stop(struct worker *w)
     }
     idmap_free(&d->reqs);
     free_token_mails(d->tokens_head);
+    d->tokens_head = d->tokens_tail = NULL;
     kvx_pool_unmap(d->pool);
+    d->pool = NULL;
 }
 
 const struct worker_role decode_role = {

@@ -212,6 +212,7 @@ void decode_engine_main(struct worker *w)
         if (!progressed)
             mailbox_wait(&w->to_engine, de.n ? 5 : 100);
     }
+    take_mail(&de); /* what was sent last is ended with the rest */
     while (de.n)
         remove_at(&de, 0);
     free(de.out);

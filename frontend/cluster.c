@@ -25,15 +25,6 @@ struct cluster {
 
 static uint64_t now_ms(struct cluster *c) { return uv_now(c->loop); }
 
-const char *cluster_role_name(uint8_t role)
-{
-    switch (role) {
-    case WIRE_ROLE_PREFILL: return "prefill";
-    case WIRE_ROLE_DECODE: return "decode";
-    case WIRE_ROLE_COLOCATED: return "colocated";
-    default: return "unknown";
-    }
-}
 
 /* Unlinks and frees w after telling the request layer; closes the peer if asked (not when UCX already
  * reported it lost). */
@@ -72,7 +63,7 @@ static void forget(struct cluster *c, struct cl_worker *w, const char *reason, b
             break;
         }
     log_warn("cluster: %s worker %u (%s) removed: %s; its in-flight requests are failed or re-routed",
-             cluster_role_name(w->role), w->id, w->peer ? ucx_peer_name(w->peer) : "?", reason);
+             wire_role_name(w->role), w->id, w->peer ? ucx_peer_name(w->peer) : "?", reason);
     c->h.on_worker_lost(c->user, w, reason);
     if (close_peer && w->peer) {
         ucx_peer_set_user(w->peer, NULL);
@@ -106,14 +97,19 @@ static void on_register(struct cluster *c, struct ucx_peer *peer, struct wire_re
     free(r->pool.rkey);
     r->pool.rkey = NULL;
     idmap_free(&w->keys); /* a worker registering again starts its index over (its LOADs resend it) */
+    if (w->switch_to)
+        log_info("cluster: worker %u registered as %s (asked to become %s)", w->id, wire_role_name(r->role),
+                 wire_role_name(w->switch_to));
+    w->switch_to = 0;
     w->reg = *r;
     w->id = r->worker_id;
     w->role = r->role;
-    w->load.free_blocks = w->load.total_blocks = r->total_blocks;
+    w->load = (struct wire_load){.free_blocks = r->total_blocks, .total_blocks = r->total_blocks};
+    w->pend_tokens = w->pend_blocks = w->pend_seqs = 0;
     w->last_seen_ms = now_ms(c);
     update_limits(c);
     log_info("cluster: %s worker %u registered from %s (model %s, %u KV blocks of %u tokens, batch %u, peers at %s)",
-             cluster_role_name(w->role), w->id, ucx_peer_name(peer), r->model, r->total_blocks, r->block_size,
+             wire_role_name(w->role), w->id, ucx_peer_name(peer), r->model, r->total_blocks, r->block_size,
              r->max_batch, r->listen_addr[0] ? r->listen_addr : "-");
 }
 
@@ -262,10 +258,11 @@ struct skip {
     uint32_t id;
 };
 
-/* Not picked: the worker to skip, and any worker draining after SIGTERM (it still serves what it has). */
+/* Not picked: the worker to skip, and any worker draining after SIGTERM or for a role switch (it
+ * still serves what it has). */
 static bool skipped(const struct cl_worker *w, struct skip s)
 {
-    return (w->role == s.role && w->id == s.id) || w->load.draining;
+    return (w->role == s.role && w->id == s.id) || w->load.draining || w->switch_to;
 }
 
 static uint32_t block_size(const struct cl_worker *w) { return w->reg.block_size ? w->reg.block_size : 16; }

@@ -9,7 +9,8 @@
  * (cluster_set_slo) a colocated worker is also a decode worker for pairs, and each sequence takes the
  * disaggregated or the local path as route_slo.h decides.
  *
- * A worker is forgotten when its peer is lost or when it has not reported for stale_ms; it is
+ * A worker being switched to another role (rebalance.h) is not picked; registering again ends the
+ * switch. A worker is forgotten when its peer is lost or when it has not reported for stale_ms; it is
  * admitted again when it registers again (the workers reconnect by themselves). Everything here runs
  * on the loop thread. */
 #ifndef PD_CLUSTER_H
@@ -42,6 +43,9 @@ struct cl_worker {
     struct idmap keys;         /* prefix-cache keys of the blocks it holds cached (from LOAD) */
     uint64_t query_tokens, hit_tokens, kv_bytes_sent, kv_bytes_saved; /* its last LOAD's counters */
     struct slo_costs slo;      /* measured online (route_slo.h) */
+    uint8_t switch_to;         /* a role switch under way (rebalance.h): routed nothing new; 0: none */
+    bool switch_sent;          /* its ROLE is sent */
+    uint64_t switch_ms;        /* when the switch began */
     struct cl_worker *next;
 };
 
@@ -109,6 +113,5 @@ void cluster_abort(struct cl_worker *w, uint64_t id);
 
 /* For /metrics: the workers, first to last (the list stays valid until the loop runs again). */
 struct cl_worker *cluster_workers(struct cluster *c);
-const char *cluster_role_name(uint8_t role);
 
 #endif

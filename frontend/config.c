@@ -54,6 +54,15 @@ static void usage(FILE *f)
             "                           worker if that is sooner; colocated workers also decode for the\n"
             "                           prefill workers (default 0: off)\n"
             "  --slo-tpot-ms N          with --slo-ttft-ms: only while that worker's TPOT stays within N ms\n"
+            "  --rebalance              with --slo-ttft-ms: switch workers between the prefill and the\n"
+            "                           colocated role as the prompt work changes (drain, switch, rejoin;\n"
+            "                           workers started with --pin-role keep theirs)\n"
+            "  --rebalance-low X        a prefill worker turns colocated when the prompt work would keep\n"
+            "                           the prefill workers under X busy each (default 0.3)\n"
+            "  --rebalance-high X       a colocated worker turns prefill when the prompt work would keep\n"
+            "                           one more prefill worker at least X busy (default 0.6)\n"
+            "  --rebalance-window-s N   the prompt work is measured over N s; no two switches closer than\n"
+            "                           that (default 10)\n"
             "  --cors-origin ORIGIN     allow browsers on ORIGIN (or *): CORS headers on every answer, and\n"
             "                           OPTIONS preflights answered 204 (default: none)\n"
             "  --stats-interval-s N     a stats line (tokens/s, running, waiting, KV use) every N s while\n"
@@ -127,6 +136,17 @@ static int num(const char *flag, const char *v, long lo, long hi, int *out, stru
     return 0;
 }
 
+/* A fraction in (0, 10]. */
+static int share(const char *flag, const char *v, double *out, struct error *err)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (*v == 0 || *end || !(x > 0 && x <= 10))
+        return error_set(err, "%s must be a number above 0 and at most 10, got \"%s\"", flag, v);
+    *out = x;
+    return 0;
+}
+
 static void defaults(struct fe_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -139,6 +159,7 @@ static void defaults(struct fe_config *c)
     c->stale_ms = 5000;
     c->drain_ms = 30000;
     c->stats_interval_s = 10;
+    c->rb = (struct rb_config){.low = 0.3, .high = 0.6, .window_s = 10};
     c->tool_call_parser = TC_AUTO;
 }
 
@@ -200,6 +221,10 @@ static int one_flag(struct fe_config *c, int opt, const char *v, const char *fla
     case 'Q': return num(flag, v, 0, 86400, &c->stats_interval_s, err);
     case 's': return num(flag, v, 0, 1 << 30, &c->slo_ttft_ms, err);
     case 'S': return num(flag, v, 0, 1 << 30, &c->slo_tpot_ms, err);
+    case 'A': c->rebalance = true; return 0;
+    case 'l': return share(flag, v, &c->rb.low, err);
+    case 'g': return share(flag, v, &c->rb.high, err);
+    case 'W': return num(flag, v, 1, RB_MAX_WINDOW_S, &c->rb.window_s, err);
     case 'C': c->cluster_key_file = v; return 0;
     case 'X': c->insecure_cluster = true; return 0;
     default: return error_set(err, "unknown flag (see --help)");
@@ -248,7 +273,8 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
         {"drain-timeout-ms", 1, 0, 'D'}, {"drain-timeout", 1, 0, 'r'}, {"logprobs-mode", 1, 0, 'M'},
         {"cluster-key-file", 1, 0, 'C'}, {"insecure-cluster", 0, 0, 'X'},
         {"slo-ttft-ms", 1, 0, 's'}, {"slo-tpot-ms", 1, 0, 'S'}, {"cors-origin", 1, 0, 'O'},
-        {"stats-interval-s", 1, 0, 'Q'}, {"tool-call-parser", 1, 0, 'P'},
+        {"stats-interval-s", 1, 0, 'Q'}, {"tool-call-parser", 1, 0, 'P'}, {"rebalance", 0, 0, 'A'},
+        {"rebalance-low", 1, 0, 'l'}, {"rebalance-high", 1, 0, 'g'}, {"rebalance-window-s", 1, 0, 'W'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     defaults(c);
     int opt, idx;
@@ -272,6 +298,12 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
                               "see --help)");
     if (!c->model_dir)
         return error_set(err, "--model DIR is required (a folder with tokenizer.json, or a .gguf file)");
+    if (c->rebalance && !c->slo_ttft_ms)
+        return error_set(err, "--rebalance needs --slo-ttft-ms: only SLO-aware routing lets colocated workers "
+                              "decode for prefill workers, so that either role can serve");
+    if (c->rb.low >= c->rb.high)
+        return error_set(err, "--rebalance-low (%g) must be below --rebalance-high (%g), or roles would flap",
+                         c->rb.low, c->rb.high);
     return env_key(c, err);
 }
 

@@ -175,6 +175,14 @@ int fe_start(struct fe *fe, struct error *err)
     if (fe->cfg.slo_ttft_ms)
         log_info("SLO-aware routing: TTFT %d ms, TPOT %d ms%s", fe->cfg.slo_ttft_ms, fe->cfg.slo_tpot_ms,
                  fe->cfg.slo_tpot_ms ? "" : " (not checked)");
+    if (fe->cfg.rebalance && !(fe->rebalancer = rebalancer_new(fe->loop, fe->cluster, &fe->cfg.rb))) {
+        cluster_free(fe->cluster);
+        fe->cluster = NULL;
+        return error_set(err, "out of memory starting the rebalancer");
+    }
+    if (fe->rebalancer)
+        log_info("rebalancing: prefill workers between %.2f and %.2f busy, measured over %d s", fe->cfg.rb.low,
+                 fe->cfg.rb.high, fe->cfg.rb.window_s);
     fe->http = http_server_new(fe->loop, fe->cfg.host, fe->cfg.port, &fe->cfg.http, routes_handle, fe, err);
     if (!fe->http) {
         cluster_free(fe->cluster);
@@ -228,6 +236,8 @@ void fe_stop(struct fe *fe)
     if (fe->http)
         http_server_close(fe->http);
     fe->http = NULL;
+    rebalancer_free(fe->rebalancer);
+    fe->rebalancer = NULL;
     if (fe->cluster)
         cluster_free(fe->cluster);
     fe->cluster = NULL;

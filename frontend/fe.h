@@ -14,6 +14,7 @@
 #include "frontend/cluster.h"
 #include "frontend/http.h"
 #include "frontend/metrics.h"
+#include "frontend/rebalance.h"
 #include "frontend/toolcall.h"
 #include "common/util/idmap.h"
 #include "common/tok/tok.h"
@@ -40,6 +41,8 @@ struct fe_config {
     const char *cluster_key_file; /* NULL: systemd's credential, or none */
     bool insecure_cluster;        /* no key needed on a non-loopback --ucx-host */
     int slo_ttft_ms, slo_tpot_ms; /* SLO-aware routing (route_slo.h); 0: off */
+    bool rebalance;               /* live prefill:decode rebalancing (rebalance.h) */
+    struct rb_config rb;
     const char *cors_origin;      /* NULL: no CORS headers, OPTIONS is a 405 */
     int stats_interval_s;         /* 0: no stats lines (oplog.c) */
 };
@@ -66,6 +69,7 @@ struct fe {
     long long created;          /* unix seconds the model was loaded: /v1/models' "created" */
     struct http_server *http;
     struct cluster *cluster;
+    struct rebalancer *rebalancer; /* NULL: --rebalance is off */
     struct metrics metrics;
     struct idmap seqs;          /* sequence id → struct gen_seq */
     uint64_t next_seq;

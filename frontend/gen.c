@@ -231,13 +231,14 @@ static int seq_dispatch(struct gen_seq *s, struct apierr *e)
     }
     s->p = p;
     s->d = d;
+    rebalancer_note_prompt(fe->rebalancer, n - need.prefill_cached * (p->reg.block_size ? p->reg.block_size : 16));
     s->t_dispatch = uv_hrtime();
     s->queue_ahead = need.queue_ahead;
     s->tries++;
     fe->n_inflight++;
     log_debug("gen: %s (id %s) choice %d is request %llu on %s worker %u, decode worker %u", g->meta.id, g->rid,
               s->index,
-              (unsigned long long)s->id, cluster_role_name(p->role), p->id, d->id);
+              (unsigned long long)s->id, wire_role_name(p->role), p->id, d->id);
     return 0;
 }
 
@@ -593,7 +594,7 @@ void gen_on_worker_lost(void *user, struct cl_worker *w, const char *reason)
         if (s->d == w)
             s->d = NULL;
         char why[300];
-        snprintf(why, sizeof why, "the %s worker %u serving this request failed (%s)", cluster_role_name(w->role),
+        snprintf(why, sizeof why, "the %s worker %u serving this request failed (%s)", wire_role_name(w->role),
                  w->id, reason);
         seq_retry_or_fail(s, 503, why);
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "frontend/cluster.h"
+#include "frontend/rebalance.h"
 
 static void hist_init(struct histogram *h, const char *name, const char *help, const double *b, int n)
 {
@@ -124,7 +125,7 @@ static void put_worker_engine(struct out *o, struct cluster *c, const char *mode
         const struct wire_steps *st = &w->load.steps;
         char labels[256];
         snprintf(labels, sizeof labels, "model_name=\"%s\",worker=\"%u\",role=\"%s\"", model, w->id,
-                 cluster_role_name(w->role));
+                 wire_role_name(w->role));
         put_series(o, "pdserve:worker_step_seconds", labels, wire_step_bounds, st->bucket, WIRE_STEP_BUCKETS,
                    st->count, st->sum_s);
     }
@@ -132,7 +133,7 @@ static void put_worker_engine(struct out *o, struct cluster *c, const char *mode
            "# TYPE pdserve:num_preemptions_total counter\n");
     for (struct cl_worker *w = cluster_workers(c); w; w = w->next)
         put(o, "pdserve:num_preemptions_total{model_name=\"%s\",worker=\"%u\",role=\"%s\"} %llu\n", model, w->id,
-            cluster_role_name(w->role), (unsigned long long)w->load.preemptions);
+            wire_role_name(w->role), (unsigned long long)w->load.preemptions);
 }
 
 /* Each worker's prefix cache and KV transfer, as its last LOAD said (counters since it started). */
@@ -148,13 +149,13 @@ static void put_prefix_cache(struct out *o, struct cluster *c, const char *model
            "index knows them.\n# TYPE pdserve:prefix_cache_blocks gauge\n");
     for (struct cl_worker *w = cluster_workers(c); w; w = w->next)
         put(o, "pdserve:prefix_cache_blocks{model_name=\"%s\",worker=\"%u\",role=\"%s\"} %zu\n", model, w->id,
-            cluster_role_name(w->role), w->keys.count);
+            wire_role_name(w->role), w->keys.count);
     for (int k = 0; k < 4; k++) {
         put(o, "# HELP %s %s\n# TYPE %s counter\n", names[k][0], names[k][1], names[k][0]);
         for (struct cl_worker *w = cluster_workers(c); w; w = w->next) {
             uint64_t v[4] = {w->query_tokens, w->hit_tokens, w->kv_bytes_sent, w->kv_bytes_saved};
             put(o, "%s{model_name=\"%s\",worker=\"%u\",role=\"%s\"} %llu\n", names[k][0], model, w->id,
-                cluster_role_name(w->role), (unsigned long long)v[k]);
+                wire_role_name(w->role), (unsigned long long)v[k]);
         }
     }
 }
@@ -168,7 +169,7 @@ static void put_workers(struct out *o, struct cluster *c, const char *model)
     for (struct cl_worker *w = cluster_workers(c); w; w = w->next) {
         double use = w->load.total_blocks ? 1.0 - (double)w->load.free_blocks / w->load.total_blocks : 0;
         put(o, "pdserve:kv_cache_usage_perc{model_name=\"%s\",worker=\"%u\",role=\"%s\"} %.6f\n", model, w->id,
-            cluster_role_name(w->role), use);
+            wire_role_name(w->role), use);
         waiting += w->load.queued_requests;
         if (w->role < 5)
             n_role[w->role]++;
@@ -178,7 +179,7 @@ static void put_workers(struct out *o, struct cluster *c, const char *model)
         model, (unsigned long long)waiting);
     put(o, "# HELP pdserve:workers Registered workers by role.\n# TYPE pdserve:workers gauge\n");
     for (uint8_t r = WIRE_ROLE_PREFILL; r <= WIRE_ROLE_COLOCATED; r++)
-        put(o, "pdserve:workers{role=\"%s\"} %d\n", cluster_role_name(r), n_role[r]);
+        put(o, "pdserve:workers{role=\"%s\"} %d\n", wire_role_name(r), n_role[r]);
     put_prefix_cache(o, c, model);
     put_worker_engine(o, c, model);
 }
@@ -191,16 +192,35 @@ static void put_router(struct out *o, struct cluster *c)
            "worker (dispatch to first token).\n# TYPE pdserve:router_prefill_ms_per_token gauge\n");
     for (struct cl_worker *w = cluster_workers(c); w; w = w->next)
         put(o, "pdserve:router_prefill_ms_per_token{worker=\"%u\",role=\"%s\"} %.6f\n", w->id,
-            cluster_role_name(w->role), w->slo.prefill_ms_per_token);
+            wire_role_name(w->role), w->slo.prefill_ms_per_token);
     put(o, "# HELP pdserve:router_tpot_ms Time per output token measured per decoding worker.\n"
            "# TYPE pdserve:router_tpot_ms gauge\n");
     for (struct cl_worker *w = cluster_workers(c); w; w = w->next)
-        put(o, "pdserve:router_tpot_ms{worker=\"%u\",role=\"%s\"} %.6f\n", w->id, cluster_role_name(w->role),
+        put(o, "pdserve:router_tpot_ms{worker=\"%u\",role=\"%s\"} %.6f\n", w->id, wire_role_name(w->role),
             w->slo.tpot_ms);
     put(o, "# HELP pdserve:router_routed_total Sequences by path under SLO-aware routing.\n"
            "# TYPE pdserve:router_routed_total counter\n"
            "pdserve:router_routed_total{path=\"disaggregated\"} %llu\npdserve:router_routed_total{path=\"local\"} %llu\n",
         (unsigned long long)r->n_split, (unsigned long long)r->n_local);
+}
+
+/* Live rebalancing (rebalance.h): the prompt work it measures, the switches done, and the worker
+ * being switched now (1, with the role it is switching to). */
+static void put_rebalance(struct out *o, struct cluster *c, const struct rebalancer *rb)
+{
+    if (!rb)
+        return;
+    put(o, "# HELP pdserve:rebalance_prompt_work Prompt work over the rebalancer's window, in workers kept busy.\n"
+           "# TYPE pdserve:rebalance_prompt_work gauge\npdserve:rebalance_prompt_work %.6f\n"
+           "# HELP pdserve:role_switches_total Workers switched between the prefill and colocated roles.\n"
+           "# TYPE pdserve:role_switches_total counter\npdserve:role_switches_total %llu\n"
+           "# HELP pdserve:worker_switching A worker draining to take another role.\n"
+           "# TYPE pdserve:worker_switching gauge\n",
+        rebalancer_load(rb), (unsigned long long)rebalancer_switches(rb));
+    for (struct cl_worker *w = cluster_workers(c); w; w = w->next)
+        if (w->switch_to)
+            put(o, "pdserve:worker_switching{worker=\"%u\",role=\"%s\",to=\"%s\"} 1\n", w->id,
+                wire_role_name(w->role), wire_role_name(w->switch_to));
 }
 
 /* What reached the cluster port: joined, refused (wrong key), failed (garbage, timeout, closed),
@@ -221,7 +241,8 @@ static void put_cluster_port(struct out *o, struct cluster *c)
            "pdserve:cluster_messages_rejected_total %llu\n", (unsigned long long)s->rejected);
 }
 
-char *metrics_render(const struct metrics *m, struct cluster *c, int running, const char *model, size_t *len)
+char *metrics_render(const struct metrics *m, struct cluster *c, const struct rebalancer *rb, int running,
+                     const char *model, size_t *len)
 {
     struct out o = {0};
     put(&o, "# HELP pdserve:request_success_total Finished sequences by finish reason.\n"
@@ -244,6 +265,7 @@ char *metrics_render(const struct metrics *m, struct cluster *c, int running, co
     if (c) {
         put_workers(&o, c, model);
         put_router(&o, c);
+        put_rebalance(&o, c, rb);
         put_cluster_port(&o, c);
     }
     const struct histogram *hs[] = {&m->ttft,     &m->tpot,    &m->e2e,      &m->queue,     &m->fe_token,

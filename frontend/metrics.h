@@ -37,7 +37,10 @@ void histogram_observe(struct histogram *h, double value);
 void metrics_count_status(struct metrics *m, int status);
 
 struct cluster;
-/* Prometheus text exposition (version 0.0.4) of m and the cluster's gauges; malloc'd. */
-char *metrics_render(const struct metrics *m, struct cluster *c, int running_seqs, const char *model, size_t *len);
+struct rebalancer;
+/* Prometheus text exposition (version 0.0.4) of m and the cluster's gauges (and the rebalancer's, rb
+ * not NULL); malloc'd. */
+char *metrics_render(const struct metrics *m, struct cluster *c, const struct rebalancer *rb, int running_seqs,
+                     const char *model, size_t *len);
 
 #endif

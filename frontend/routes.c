@@ -42,7 +42,7 @@ static void health(struct fe *fe, struct http_request *req)
 static void metrics(struct fe *fe, struct http_request *req)
 {
     size_t len = 0;
-    char *text = metrics_render(&fe->metrics, fe->cluster, fe->n_inflight, fe->served_name, &len);
+    char *text = metrics_render(&fe->metrics, fe->cluster, fe->rebalancer, fe->n_inflight, fe->served_name, &len);
     metrics_count_status(&fe->metrics, 200);
     http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", text ? text : "", len, NULL);
     free(text);

@@ -674,6 +674,7 @@ static int prefill_start(struct worker *w, struct error *err)
 {
     struct pf_state *ps = state_of(w);
     struct kv_pool *kv = &w->engine.kv;
+    *ps = (struct pf_state){0}; /* a role switch may start it again */
     pf_cancel_init(&ps->cancel);
     uv_timer_init(&w->loop, &ps->hello_timer);
     ps->hello_timer.data = w;
@@ -685,8 +686,9 @@ static int prefill_start(struct worker *w, struct error *err)
 static void prefill_stop(struct worker *w)
 {
     struct pf_state *ps = state_of(w);
-    uv_timer_stop(&ps->hello_timer); /* closed with every other handle when the loop winds down */
+    uv_close((uv_handle_t *)&ps->hello_timer, NULL);
     kvx_pool_unmap(ps->pool);
+    ps->pool = NULL;
     uint64_t id;
     void *v;
     for (size_t i = 0; idmap_next(&ps->reqs, &i, &id, &v);)

@@ -272,6 +272,7 @@ void prefill_engine_main(struct worker *w)
         if (!progressed)
             mailbox_wait(&w->to_engine, 100);
     }
+    take_mail(&pe); /* what was sent last is ended with the rest */
     while (pe.n_queue)
         drop(&pe, pe.queue, &pe.n_queue, 0);
     while (pe.n_held)

@@ -441,12 +441,17 @@ int ucx_create(uv_loop_t *loop, const struct ucx_handlers *h, void *user, struct
     return 0;
 }
 
-void ucx_close_all(struct ucx *u)
+void ucx_close_all_but(struct ucx *u, struct ucx_peer *keep)
 {
     if (!u->worker)
         return;
-    ucx_peers_close_all(u); /* progresses the worker until every endpoint is closed */
+    ucx_peers_close_all_but(u, keep); /* progresses the worker until those endpoints are closed */
     dispatch(u);
+}
+
+void ucx_close_all(struct ucx *u)
+{
+    ucx_close_all_but(u, NULL);
 }
 
 void ucx_handle_unref(struct ucx *u)

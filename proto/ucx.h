@@ -83,6 +83,8 @@ void ucx_destroy(struct ucx *u);
  * (with an error) and its callback runs now. Use before kvx_pool_unmap at shutdown. Not from a ucx
  * callback. ucx_destroy does this too. */
 void ucx_close_all(struct ucx *u);
+/* The same for every peer but `keep` (a worker switching roles keeps its frontend). */
+void ucx_close_all_but(struct ucx *u, struct ucx_peer *keep);
 
 /* Sets the cluster key both sides of every handshake must share (copied; len 0: none, which only
  * matches a peer without one either). Call before listening or connecting. */

@@ -148,7 +148,7 @@ struct ucx_peer *ucx_peer_by_header(struct ucx *u, const void *header, size_t he
 void ucx_peer_ref(struct ucx_peer *p);
 void ucx_peer_unref(struct ucx_peer *p);
 void ucx_peer_close_ep(struct ucx_peer *p, int force);
-void ucx_peers_close_all(struct ucx *u);
+void ucx_peers_close_all_but(struct ucx *u, struct ucx_peer *keep);
 /* Sends a heartbeat to every open peer and declares lost those silent for peer_timeout_ms. */
 void ucx_peers_heartbeat(struct ucx *u);
 

@@ -96,24 +96,32 @@ void ucx_peer_close(struct ucx_peer *p)
     ucx_peer_close_ep(p, p->state == UCX_PEER_FAILED);
 }
 
-/* Closes everything for ucx_destroy and waits (at most UCX_CLOSE_WAIT_MS) for UCX to finish, so no
- * callback fires into freed memory. Open peers get a flushing close, so what was sent just before
- * shutdown (a KV_DONE, a large message still being fetched by the peer) is delivered; failed
- * peers are closed by force. */
+/* Closes every peer but `keep` (NULL: all of them, for ucx_destroy) and waits (at most
+ * UCX_CLOSE_WAIT_MS) for UCX to finish, so no callback fires into freed memory. Open peers get a
+ * flushing close, so what was sent just before (a KV_DONE, a large message still being fetched by
+ * the peer) is delivered; failed peers are closed by force. */
 #define UCX_CLOSE_WAIT_MS 3000
-void ucx_peers_close_all(struct ucx *u)
+static bool others_left(const struct ucx *u, const struct ucx_peer *keep)
+{
+    for (const struct ucx_peer *p = u->peers; p; p = p->next)
+        if (p != keep)
+            return true;
+    return false;
+}
+
+void ucx_peers_close_all_but(struct ucx *u, struct ucx_peer *keep)
 {
     struct ucx_peer *next;
     for (struct ucx_peer *p = u->peers; p; p = next) {
         next = p->next; /* closing may free p */
-        if (p->state != UCX_PEER_CLOSED)
+        if (p != keep && p->state != UCX_PEER_CLOSED)
             ucx_peer_close_ep(p, p->state != UCX_PEER_OPEN);
     }
     uint64_t deadline = uv_hrtime() + (uint64_t)UCX_CLOSE_WAIT_MS * 1000000;
-    while (u->peers && uv_hrtime() < deadline)
+    while (others_left(u, keep) && uv_hrtime() < deadline)
         ucx_progress_once(u);
-    if (u->peers)
-        log_warn("ucx: endpoints still closing after %d ms at shutdown; leaking them", UCX_CLOSE_WAIT_MS);
+    if (others_left(u, keep))
+        log_warn("ucx: endpoints still closing after %d ms; leaking them", UCX_CLOSE_WAIT_MS);
 }
 
 void ucx_peer_set_user(struct ucx_peer *p, void *user) { p->user = user; }

@@ -407,6 +407,7 @@ int wire_encode_register(struct wire_buf *b, const struct wire_register *m, stru
     put_u64(&w, m->prefix_salt);
     put_u8(&w, m->kv_dtype);
     put_u8(&w, m->weights);
+    put_u8(&w, m->pinned);
     return finish(&w, err);
 }
 
@@ -439,7 +440,8 @@ int wire_decode_register(const uint8_t *p, size_t len, struct wire_register *out
     out->prefix_salt = get_u64(&r);
     out->kv_dtype = get_u8(&r);
     out->weights = get_u8(&r);
-    if (out->kv_dtype > 2 || out->weights > 1)
+    out->pinned = get_u8(&r);
+    if (out->kv_dtype > 2 || out->weights > 1 || out->pinned > 1)
         r.bad = 1;
     if (rd_done(&r, "REGISTER", err)) {
         free(out->pool.rkey);
@@ -837,6 +839,29 @@ int wire_decode_error(const uint8_t *p, size_t len, struct wire_error *out, stru
     return rd_done(&r, "ERROR", err);
 }
 
+/* ---- ROLE ---- */
+
+int wire_encode_role(struct wire_buf *b, const struct wire_role_switch *m, struct error *err)
+{
+    if (check_str("role switch reason", m->why, WIRE_ERRMSG_MAX, err))
+        return -1;
+    struct wr w;
+    begin(&w, b, WIRE_ROLE, 0);
+    put_u8(&w, m->role);
+    put_str(&w, m->why);
+    return finish(&w, err);
+}
+
+int wire_decode_role(const uint8_t *p, size_t len, struct wire_role_switch *out, struct error *err)
+{
+    struct rd r = {p, len, 0, 0};
+    out->role = get_u8(&r);
+    get_str(&r, out->why, WIRE_ERRMSG_MAX);
+    if (out->role < WIRE_ROLE_PREFILL || out->role > WIRE_ROLE_COLOCATED)
+        r.bad = 1;
+    return rd_done(&r, "ROLE", err);
+}
+
 /* ---- PROMPT_LOGPROBS ---- */
 
 int wire_encode_prompt_logprobs(struct wire_buf *b, uint64_t req_id, const struct wire_prompt_logprobs *m,
@@ -913,6 +938,7 @@ int wire_encode(struct wire_buf *b, const struct wire_msg *m, struct error *err)
     case WIRE_ERROR: return wire_encode_error(b, m->req_id, &m->u.error, err);
     case WIRE_KV_STATS: return wire_encode_kv_stats(b, m->req_id, &m->u.stats, err);
     case WIRE_PROMPT_LOGPROBS: return wire_encode_prompt_logprobs(b, m->req_id, &m->u.prompt_lp, err);
+    case WIRE_ROLE: return wire_encode_role(b, &m->u.role, err);
     }
     return error_set(err, "wire: cannot encode unknown message type %u", m->type);
 }
@@ -935,7 +961,7 @@ int wire_decode_hdr(const void *buf, size_t len, struct wire_hdr *out, struct er
                          out->version, WIRE_VERSION);
     if (out->type < WIRE_REGISTER || out->type > WIRE_TYPE_MAX)
         return error_set(err, "wire: unknown message type %u", out->type);
-    if ((out->type == WIRE_REGISTER || out->type == WIRE_LOAD) && out->req_id)
+    if ((out->type == WIRE_REGISTER || out->type == WIRE_LOAD || out->type == WIRE_ROLE) && out->req_id)
         return error_set(err, "wire: %s carries request id %llu; it belongs to no request",
                          wire_type_name(out->type), (unsigned long long)out->req_id);
     if (out->length != len - WIRE_HDR_SIZE || out->length > WIRE_MAX_PAYLOAD)
@@ -958,6 +984,7 @@ static int decode_payload(uint16_t type, const uint8_t *p, size_t n, struct wire
     case WIRE_ERROR: return wire_decode_error(p, n, &m->u.error, err);
     case WIRE_KV_STATS: return wire_decode_kv_stats(p, n, &m->u.stats, err);
     case WIRE_PROMPT_LOGPROBS: return wire_decode_prompt_logprobs(p, n, &m->u.prompt_lp, err);
+    case WIRE_ROLE: return wire_decode_role(p, n, &m->u.role, err);
     case WIRE_KV_ACK:
     case WIRE_ABORT: return wire_decode_empty(p, n, err);
     }
@@ -1021,9 +1048,21 @@ int wire_decode_kv_run(const void *buf, size_t len, struct wire_kv_run *out)
     return 0;
 }
 
+const char *wire_role_name(unsigned role)
+{
+    switch (role) {
+    case WIRE_ROLE_FRONTEND: return "frontend";
+    case WIRE_ROLE_PREFILL: return "prefill";
+    case WIRE_ROLE_DECODE: return "decode";
+    case WIRE_ROLE_COLOCATED: return "colocated";
+    default: return "unknown";
+    }
+}
+
 const char *wire_type_name(unsigned type)
 {
     static const char *names[] = {"?", "REGISTER", "LOAD", "GENERATE", "KV_RESERVE", "KV_GRANT",
-                                  "KV_WAIT", "KV_DONE", "KV_ACK", "TOKENS", "ABORT", "ERROR", "KV_STATS", "PROMPT_LOGPROBS"};
+                                  "KV_WAIT", "KV_DONE", "KV_ACK", "TOKENS", "ABORT", "ERROR", "KV_STATS", "PROMPT_LOGPROBS",
+                                  "ROLE"};
     return type >= 1 && type <= WIRE_TYPE_MAX ? names[type] : "UNKNOWN";
 }

@@ -10,7 +10,7 @@
  *          6  u16 type     enum wire_type
  *          8  u32 length   payload bytes after the header; must equal the received size - 24
  *         12  u32 reserved 0 (a sender writes 0; a receiver ignores it)
- *         16  u64 req_id   request the message is about (0 for REGISTER and LOAD)
+ *         16  u64 req_id   request the message is about (0 for REGISTER, LOAD and ROLE)
  *
  * Payload layouts are documented at each struct below and in docs/transport.md. Arrays travel as a
  * u32 count then the elements; strings as a u32 byte count then the bytes (no NUL). A decoder
@@ -29,13 +29,14 @@
 #include "common/engine/sample.h"
 
 #define WIRE_MAGIC 0x57534450u /* "PDSW" read as little-endian bytes */
-#define WIRE_VERSION 6 /* 2: LOAD carries the draining flag; 3: sampling params carry the logprobs mode;
+#define WIRE_VERSION 7 /* 2: LOAD carries the draining flag; 3: sampling params carry the logprobs mode;
                           4: prefix caching (REGISTER's salt, LOAD's cache events and counters,
                           KV_RESERVE's prompt, KV_GRANT's cached blocks, TOKENS' cached tokens);
                           5: REGISTER carries the KV dtype and weights;
                           6: sampling params carry top_logprobs and logit_bias, TOKENS the
                           alternatives; KV_STATS; PROMPT_LOGPROBS; GENERATE and KV_DONE
-                          carry a structured-output schema) */
+                          carry a structured-output schema;
+                          7: ROLE; REGISTER says whether the role is pinned) */
 #define WIRE_HDR_SIZE 24
 
 /* Limits a decoder enforces before it allocates anything. */
@@ -63,7 +64,8 @@ enum wire_type {
     WIRE_ERROR = 11,
     WIRE_KV_STATS = 12,
     WIRE_PROMPT_LOGPROBS = 13,
-    WIRE_TYPE_MAX = 13,
+    WIRE_ROLE = 14,
+    WIRE_TYPE_MAX = 14,
 };
 
 enum wire_role { WIRE_ROLE_FRONTEND = 1, WIRE_ROLE_PREFILL = 2, WIRE_ROLE_DECODE = 3, WIRE_ROLE_COLOCATED = 4 };
@@ -88,7 +90,7 @@ struct wire_pool {
 
 /* REGISTER: u8 role, u32 worker_id, u32 max_batch, u32 block_size, u32 total_blocks,
  * str listen_addr, str model, u64 pool.base, u32 n_layers, u32 n_blocks, u64 block_bytes,
- * u32 rkey_len, rkey bytes, u64 prefix_salt, u8 kv_dtype, u8 weights. Sent by a worker to the
+ * u32 rkey_len, rkey bytes, u64 prefix_salt, u8 kv_dtype, u8 weights, u8 pinned. Sent by a worker to the
  * frontend, and by a decode worker to each prefill worker that connects to it, which refuses a decode
  * worker whose KV dtype or weights differ from its own (the KV bytes it sends would be misread, or the
  * tokens would differ from a colocated run). */
@@ -104,6 +106,7 @@ struct wire_register {
     uint64_t prefix_salt; /* the key its prefix cache chains from (kvcache.h); 0: no prefix cache */
     uint8_t kv_dtype; /* enum kn_dtype of the KV cache: 0 f32, 1 f16, 2 bf16 */
     uint8_t weights;  /* enum model_weights: 0 as stored, 1 q8 */
+    uint8_t pinned;   /* 1: its role is the operator's (--pin-role); the frontend never switches it */
 };
 
 /* LOAD: six u32 in this order, u8 draining, then the prefix cache: u8 keys_reset, u32 n_added,
@@ -232,6 +235,13 @@ struct wire_error {
     char message[WIRE_ERRMSG_MAX];
 };
 
+/* ROLE: u8 role, str why. The frontend asks a worker to take another role (prefill, decode or
+ * colocated): it drains, switches and registers again; `why` is logged on both sides. */
+struct wire_role_switch {
+    uint8_t role; /* enum wire_role, not FRONTEND */
+    char why[WIRE_ERRMSG_MAX];
+};
+
 /* KV_STATS: u64 bytes, u32 blocks, f32 seconds, f32 exposed_seconds. Prefill → frontend once a
  * request's KV is handed over (KV_DONE sent): what its transfer cost. */
 struct wire_kv_stats {
@@ -277,6 +287,7 @@ struct wire_msg {
         struct wire_prompt_logprobs prompt_lp;
         struct wire_tokens tokens;
         struct wire_error error;
+        struct wire_role_switch role;
     } u;
 };
 
@@ -300,6 +311,7 @@ int wire_encode_kv_ack(struct wire_buf *b, uint64_t req_id, struct error *err);
 int wire_encode_tokens(struct wire_buf *b, uint64_t req_id, const struct wire_tokens *m, struct error *err);
 int wire_encode_abort(struct wire_buf *b, uint64_t req_id, struct error *err);
 int wire_encode_error(struct wire_buf *b, uint64_t req_id, const struct wire_error *m, struct error *err);
+int wire_encode_role(struct wire_buf *b, const struct wire_role_switch *m, struct error *err);
 int wire_encode_prompt_logprobs(struct wire_buf *b, uint64_t req_id, const struct wire_prompt_logprobs *m,
                                 struct error *err);
 int wire_encode_kv_stats(struct wire_buf *b, uint64_t req_id, const struct wire_kv_stats *m, struct error *err);
@@ -328,6 +340,7 @@ int wire_decode_kv_done(const uint8_t *p, size_t len, struct wire_kv_done *out, 
 int wire_decode_empty(const uint8_t *p, size_t len, struct error *err); /* KV_ACK, ABORT */
 int wire_decode_tokens(const uint8_t *p, size_t len, struct wire_tokens *out, struct error *err);
 int wire_decode_error(const uint8_t *p, size_t len, struct wire_error *out, struct error *err);
+int wire_decode_role(const uint8_t *p, size_t len, struct wire_role_switch *out, struct error *err);
 int wire_decode_prompt_logprobs(const uint8_t *p, size_t len, struct wire_prompt_logprobs *out, struct error *err);
 int wire_decode_kv_stats(const uint8_t *p, size_t len, struct wire_kv_stats *out, struct error *err);
 
@@ -340,5 +353,7 @@ void wire_msg_release(struct wire_msg *m);
 
 /* "REGISTER", "TOKENS", ... or "UNKNOWN". */
 const char *wire_type_name(unsigned type);
+/* "prefill", "decode", "colocated" (or "frontend"; "unknown" for anything else). */
+const char *wire_role_name(unsigned role);
 
 #endif

@@ -1,6 +1,8 @@
 /* worker.c — the daemon runtime shared by prefill, decode and colocated workers (worker.h):
- * flags, start-up, the frontend connection and its reports, draining, systemd notification. */
+ * flags, start-up, the frontend connection and its reports, draining, systemd notification.
+ * Switching roles is switch.c's. */
 #include "worker/worker.h"
+#include "worker/worker_internal.h"
 
 #include <cblas.h>
 #include <getopt.h>
@@ -42,6 +44,8 @@ static void usage(FILE *f, const char *prog, bool colocated)
             "  --cluster-key-file F  the key every daemon of the cluster shares (default: systemd\n"
             "                        credential pdserve-cluster-key; none: loopback addresses only)\n"
             "  --insecure-cluster    allow non-loopback addresses without a cluster key\n"
+            "  --pin-role            keep this role: the frontend's rebalancer (--rebalance) may not\n"
+            "                        switch it between prefill and colocated\n"
             "%s",
             prog, colocated ? "  --colocated           also run prefill here (no separate prefill workers)\n" : "");
 }
@@ -106,7 +110,7 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
         {"drain-timeout", 1, 0, 'D'}, {"colocated", 0, 0, 'c'}, {"help", 0, 0, 'h'},
         {"kv-wait-timeout", 1, 0, 'V'}, {"no-prefix-cache", 0, 0, 'P'},
         {"cluster-key-file", 1, 0, 'K'}, {"insecure-cluster", 0, 0, 'X'},
-        {"weights", 1, 0, 'W'},    {"kv-dtype", 1, 0, 'Q'},
+        {"weights", 1, 0, 'W'},    {"kv-dtype", 1, 0, 'Q'},   {"pin-role", 0, 0, 'R'},
         {0, 0, 0, 0}};
     set_defaults(o);
     int id = 0, rc = 0;
@@ -130,6 +134,7 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
         case 'c': o->colocated = true; rc = allow_colocated ? 0 : -1; break;
         case 'K': o->cluster_key_file = optarg; break;
         case 'X': o->insecure_cluster = true; break;
+        case 'R': o->pin_role = true; break;
         case 'W': rc = worker_parse_weights(optarg, &o->weights); break;
         case 'Q': rc = worker_parse_kv_dtype(optarg, &o->kv_dtype); break;
         case 'h': usage(stdout, prog, allow_colocated); exit(0);
@@ -205,20 +210,30 @@ static void on_registered(void *arg, int status, const char *reason)
     w->registered = true;
     w->keys_resync = true;
     sd_notify(0, "READY=1");
-    worker_status("registered with the frontend at %s as %s worker %u", w->opts.frontend,
-                  w->role->role == WIRE_ROLE_PREFILL ? "prefill" : w->opts.colocated ? "colocated" : "decode",
+    worker_status("registered with the frontend at %s as %s worker %u", w->opts.frontend, worker_role_name(w),
                   w->opts.id);
+}
+
+uint8_t worker_wire_role(const struct worker *w)
+{
+    return w->opts.colocated ? WIRE_ROLE_COLOCATED : w->role->role;
+}
+
+const char *worker_role_name(const struct worker *w)
+{
+    return wire_role_name(worker_wire_role(w));
 }
 
 void worker_describe(struct worker *w, struct wire_register *r)
 {
-    r->role = w->opts.colocated ? WIRE_ROLE_COLOCATED : w->role->role;
+    r->role = worker_wire_role(w);
     r->worker_id = w->opts.id;
     r->max_batch = (uint32_t)w->opts.max_batch;
     r->block_size = (uint32_t)w->opts.block_size;
     r->total_blocks = (uint32_t)w->engine.kv.n_blocks;
     r->prefix_salt = kv_prefix_salt(&w->engine.kv);
     snprintf(r->listen_addr, sizeof r->listen_addr, "%s", w->role->listens ? w->advertise : "");
+    r->pinned = w->n_slots < 2;
     snprintf(r->model, sizeof r->model, "%s", w->opts.model_dir);
     r->kv_dtype = (uint8_t)w->engine.kv.dtype;
     r->weights = (uint8_t)w->opts.weights;
@@ -239,7 +254,7 @@ int worker_check_pair(const struct worker *w, const struct wire_register *peer, 
     return 0;
 }
 
-static void send_register(struct worker *w)
+void worker_send_register(struct worker *w)
 {
     struct wire_msg m = {.type = WIRE_REGISTER};
     struct error err;
@@ -260,7 +275,7 @@ static void connect_frontend(struct worker *w)
         uv_timer_start(&w->reconnect_timer, on_reconnect, RECONNECT_MS, 0);
         return;
     }
-    send_register(w);
+    worker_send_register(w);
 }
 
 static void on_reconnect(uv_timer_t *t)
@@ -349,6 +364,11 @@ static void on_message(struct ucx *u, struct ucx_peer *peer, struct wire_msg *ms
 {
     (void)u;
     struct worker *w = user;
+    if (msg->type == WIRE_ROLE) {
+        if (peer == w->frontend)
+            worker_on_role(w, &msg->u.role);
+        return;
+    }
     w->role->on_message(w, peer, msg);
 }
 
@@ -365,6 +385,7 @@ static void on_peer_lost(struct ucx *u, struct ucx_peer *peer, const char *reaso
     log_warn("frontend %s lost: %s; reconnecting every %d ms", w->opts.frontend, reason, RECONNECT_MS);
     w->frontend = NULL;
     w->registered = false;
+    worker_switch_cancel(w, "the frontend is gone");
     w->role->on_frontend_lost(w);
     if (!w->draining)
         uv_timer_start(&w->reconnect_timer, on_reconnect, RECONNECT_MS, 0);
@@ -392,14 +413,11 @@ static void stop_loop(struct worker *w)
     uv_timer_stop(&w->load_timer);
     uv_timer_stop(&w->reconnect_timer);
     uv_timer_stop(&w->drain_timer);
+    uv_timer_stop(&w->sw.timer);
     uv_signal_stop(&w->sigterm);
     uv_signal_stop(&w->sigint);
     uv_stop(&w->loop);
 }
-
-/* Work the frontend placed here before it heard we are draining can still arrive (a KV_RESERVE
- * from a prefill worker that got the GENERATE): a drain lasts at least this long. */
-#define DRAIN_GRACE_MS 500
 
 static void on_drain_timer(uv_timer_t *t)
 {
@@ -422,6 +440,7 @@ static void on_signal(uv_signal_t *s, int signum)
         w->drain_deadline_ms = 0;
         return;
     }
+    worker_switch_cancel(w, "shutting down");
     w->draining = true;
     w->drain_started_ms = uv_now(&w->loop);
     w->drain_deadline_ms = w->drain_started_ms + (uint64_t)w->opts.drain_s * 1000;
@@ -481,11 +500,21 @@ static int load_engine(struct worker *w, struct error *err)
     return w->opts.no_prefix_cache ? 0 : kv_prefix_enable(&w->engine.kv, model_salt(&w->model->cfg), err);
 }
 
+/* Whether the daemon may accept peers: when any role it can take does (it listens from when it
+ * first takes such a role). */
+static bool listens(const struct worker *w)
+{
+    for (int i = 0; i < w->n_slots; i++)
+        if (w->slots[i].role->listens)
+            return true;
+    return false;
+}
+
 /* The hosts of the frontend's address and of our own listen/advertise addresses. */
 static int peer_hosts(struct worker *w, char hosts[3][96], const char *h[3], struct error *err)
 {
-    const char *addrs[3] = {w->opts.frontend, w->role->listens ? w->opts.listen : NULL,
-                            w->role->listens ? w->opts.advertise : NULL};
+    const char *addrs[3] = {w->opts.frontend, listens(w) ? w->opts.listen : NULL,
+                            listens(w) ? w->opts.advertise : NULL};
     int n = 0;
     for (int i = 0; i < 3; i++) {
         uint16_t port;
@@ -528,17 +557,21 @@ static int start_network(struct worker *w, struct error *err)
     ckey_wipe(&key);
     if (rc < 0)
         return -1;
-    if (w->role->listens) {
-        char host[96];
-        uint16_t port;
-        if (ucx_parse_addr(w->opts.listen, host, sizeof host, &port, err) < 0 ||
-            ucx_listen(w->ucx, host, port, err) < 0)
-            return error_wrap(err, "--listen %s", w->opts.listen);
-        if (w->opts.advertise)
-            snprintf(w->advertise, sizeof w->advertise, "%s", w->opts.advertise);
-        else
-            snprintf(w->advertise, sizeof w->advertise, "%s:%u", host, ucx_listen_port(w->ucx));
-    }
+    return w->role->listens ? worker_listen(w, err) : 0;
+}
+
+int worker_listen(struct worker *w, struct error *err)
+{
+    char host[96];
+    uint16_t port;
+    if (w->advertise[0])
+        return 0; /* listening already */
+    if (ucx_parse_addr(w->opts.listen, host, sizeof host, &port, err) < 0 || ucx_listen(w->ucx, host, port, err) < 0)
+        return error_wrap(err, "--listen %s", w->opts.listen);
+    if (w->opts.advertise)
+        snprintf(w->advertise, sizeof w->advertise, "%s", w->opts.advertise);
+    else
+        snprintf(w->advertise, sizeof w->advertise, "%s:%u", host, ucx_listen_port(w->ucx));
     return 0;
 }
 
@@ -547,6 +580,11 @@ static void *engine_thread(void *arg)
     struct worker *w = arg;
     w->role->engine_main(w);
     return NULL;
+}
+
+void worker_start_engine(struct worker *w)
+{
+    pthread_create(&w->engine_thread, NULL, engine_thread, w);
 }
 
 static void init_handles(struct worker *w)
@@ -562,6 +600,7 @@ static void init_handles(struct worker *w)
     uv_signal_start(&w->sigterm, on_signal, SIGTERM);
     uv_signal_start(&w->sigint, on_signal, SIGINT);
     uv_timer_start(&w->load_timer, on_load_timer, (uint64_t)w->opts.load_ms, (uint64_t)w->opts.load_ms);
+    worker_switch_init(w);
 }
 
 static void close_handle(uv_handle_t *h, void *arg)
@@ -571,32 +610,35 @@ static void close_handle(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
-int worker_main(const struct worker_opts *o, const struct worker_role *role, void *state)
+int worker_main(const struct worker_opts *o, const struct worker_slot *slots, int n_slots)
 {
     static struct worker w; /* one per process: signal handlers and systemd see this one */
     struct error err;
     w.opts = *o;
-    w.role = role;
-    w.state = state;
+    w.n_slots = o->pin_role ? 1 : n_slots < WORKER_MAX_ROLES ? n_slots : WORKER_MAX_ROLES;
+    for (int i = 0; i < w.n_slots; i++)
+        w.slots[i] = slots[i];
+    w.role = slots[0].role;
+    w.state = slots[0].state;
     uv_loop_init(&w.loop);
     if (load_engine(&w, &err) < 0 || start_network(&w, &err) < 0 ||
-        (role->start && role->start(&w, &err) < 0)) {
+        (w.role->start && w.role->start(&w, &err) < 0)) {
         log_error("%s", err.msg);
         return 1;
     }
     mailbox_init_thread(&w.to_engine);
     mailbox_init_loop(&w.to_loop, &w.loop, on_mail, &w);
     init_handles(&w);
-    pthread_create(&w.engine_thread, NULL, engine_thread, &w);
+    worker_start_engine(&w);
     worker_status("model %s loaded: %d layers, KV pool %d blocks of %d tokens%s%s", o->model_dir,
                   w.model->cfg.n_layers, w.engine.kv.n_blocks, o->block_size,
-                  role->listens ? ", listening on " : "", role->listens ? w.advertise : "");
+                  w.advertise[0] ? ", listening on " : "", w.advertise);
     connect_frontend(&w);
     uv_run(&w.loop, UV_RUN_DEFAULT);
 
     pthread_join(w.engine_thread, NULL);
-    if (role->stop)
-        role->stop(&w);
+    if (w.role->stop)
+        w.role->stop(&w);
     ucx_destroy(w.ucx);
     mailbox_close(&w.to_loop);
     uv_walk(&w.loop, close_handle, NULL);

@@ -1,9 +1,11 @@
 /* worker.h — what the prefill, decode and colocated daemons share: flags, model and engine set-up,
  * the two threads (a libuv loop for the network, an engine thread for compute) and their mailboxes,
  * the connection to the frontend (REGISTER, periodic LOAD, reconnect after either side restarts),
- * SIGTERM draining, and systemd notification (READY, STATUS, WATCHDOG).
+ * SIGTERM draining, systemd notification (READY, STATUS, WATCHDOG), and switching between roles
+ * when the frontend asks (switch.c).
  *
- * A daemon fills a `struct worker_role` with its behaviour and calls worker_main(). Every role
+ * A daemon fills a `struct worker_role` with each role's behaviour and calls worker_main() with the
+ * roles it can take, the first one to start in. Every role
  * callback except engine_main runs on the loop thread; engine_main runs on the engine thread and
  * returns when worker_stopping() says so. */
 #ifndef PD_WORKER_H
@@ -29,6 +31,7 @@ struct worker_opts {
     enum kn_dtype kv_dtype;     /* --kv-dtype */
     double kv_gib;
     bool colocated;
+    bool pin_role;      /* --pin-role: the frontend may not switch this worker's role */
     bool no_prefix_cache;
     const char *cluster_key_file; /* NULL: systemd's credential, or none */
     bool insecure_cluster;        /* non-loopback addresses without a cluster key */
@@ -41,7 +44,9 @@ struct worker_role {
     bool listens; /* accepts peer connections (decode workers) */
     /* After the model, engine and transport are up, before the first connection. Optional. */
     int (*start)(struct worker *w, struct error *err);
-    /* At shutdown, after the engine thread has stopped, before the transport is destroyed. */
+    /* At shutdown or when switching away from the role, after the engine thread has stopped and
+     * (switching) the role's peers were closed, before the transport is destroyed. Leaves nothing
+     * behind: start may run again later on the same state. */
     void (*stop)(struct worker *w);
     void (*on_message)(struct worker *w, struct ucx_peer *from, struct wire_msg *msg);
     void (*on_peer_lost)(struct worker *w, struct ucx_peer *peer);         /* not the frontend */
@@ -59,10 +64,30 @@ struct worker_stats {
     _Atomic uint64_t bucket[WIRE_STEP_BUCKETS], count, sum_ns, preemptions;
 };
 
+/* A role the daemon can take, and the state it keeps there. */
+struct worker_slot {
+    const struct worker_role *role;
+    void *state;
+};
+#define WORKER_MAX_ROLES 2
+
+/* A role switch the frontend asked for (switch.c). */
+struct worker_switch {
+    bool on;
+    uint8_t to; /* enum wire_role */
+    uint64_t started_ms, deadline_ms;
+    char why[WIRE_ERRMSG_MAX];
+    uv_timer_t timer;
+};
+
 struct worker {
     struct worker_opts opts;
-    const struct worker_role *role;
+    const struct worker_role *role; /* the one it has now, one of slots[] */
     void *state; /* the role's own */
+    struct worker_slot slots[WORKER_MAX_ROLES];
+    int n_slots;
+    struct worker_switch sw;
+    atomic_bool engine_stop; /* the engine thread returns: the role is being switched */
     uv_loop_t loop;
     struct ucx *ucx;
     struct ucx_peer *frontend; /* NULL while disconnected */
@@ -84,8 +109,9 @@ struct worker {
 /* Parses the flags every worker takes (see `usage`); daemon-specific ones are none so far but
  * --colocated for decode. Exits on --help; returns -1 on a bad flag. */
 int worker_parse_args(int argc, char **argv, const char *prog, bool allow_colocated, struct worker_opts *o);
-/* Runs the daemon until SIGTERM/SIGINT has drained it: returns the process exit status. */
-int worker_main(const struct worker_opts *o, const struct worker_role *role, void *state);
+/* Runs the daemon until SIGTERM/SIGINT has drained it: returns the process exit status. It starts in
+ * slots[0]'s role; the others are the roles the frontend may switch it to (none with --pin-role). */
+int worker_main(const struct worker_opts *o, const struct worker_slot *slots, int n_slots);
 
 /* From the engine thread: a step of the engine that computed tokens took `seconds`; a sequence gave
  * its KV blocks up to be computed again. */
@@ -103,10 +129,11 @@ int worker_check_pair(const struct worker *w, const struct wire_register *peer, 
  * batch, KV layout, listen address, model, and what the role adds (a decode worker: its pool).
  * r->pool.rkey, if set, is the caller's to free. */
 void worker_describe(struct worker *w, struct wire_register *r);
-/* The engine thread's view: true once the daemon is shutting down. */
+/* The engine thread's view: true once the daemon is shutting down or switching roles (engine_main
+ * returns; a switch starts the new role's engine afterwards). */
 static inline bool worker_stopping(struct worker *w)
 {
-    return atomic_load(&w->stopping);
+    return atomic_load(&w->stopping) || atomic_load(&w->engine_stop);
 }
 /* Convenience for roles: sends an ERROR for req_id to the frontend. */
 void worker_send_error(struct worker *w, uint64_t req_id, uint32_t code, const char *fmt, ...)

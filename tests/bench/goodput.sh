@@ -5,7 +5,9 @@
 #   disagg:  one pdserve-prefill (core 0) + one pdserve-decode (core 1)
 #   coloc:   two pdserve-decode --colocated workers
 #   slo:     one pdserve-prefill + one pdserve-decode --colocated, the frontend routing by the SLOs
-#            (--slo-ttft-ms/--slo-tpot-ms: conditional disaggregation, docs/frontend.md)
+#            (--slo-ttft-ms/--slo-tpot-ms: conditional disaggregation) and rebalancing the roles
+#            (--rebalance: either worker may turn prefill or colocated as the prompt work calls for;
+#            docs/frontend.md) — pdserve's own answer to "which deployment?"
 # For each workload (GOODPUT_WORKLOADS, "IN:OUT ...": prompt and output tokens, ±25%) and SLO scale
 # (GOODPUT_SLO_SCALES), pdserve-bench --sweep auto finds each deployment's highest request rate at
 # which 90% of requests meet both SLOs (DistServe's "max rate at 90% attainment"); the script
@@ -67,7 +69,7 @@ start_cluster() {
     local mode=$1 http fe_flags=()
     http=$(free_port); UCX=$(free_port)
     URL="http://127.0.0.1:$http"
-    [ "$mode" = slo ] && fe_flags=(--slo-ttft-ms "$SLO_TTFT" --slo-tpot-ms "$SLO_TPOT")
+    [ "$mode" = slo ] && fe_flags=(--slo-ttft-ms "$SLO_TTFT" --slo-tpot-ms "$SLO_TPOT" --rebalance)
     "$BUILD/pdserve-frontend" --port "$http" --model "$MODEL" --ucx-port "$UCX" "${fe_flags[@]}" \
         >"$DIR/$mode-frontend.log" 2>&1 &
     PIDS+=($!)
@@ -104,7 +106,10 @@ r = json.load(open(sys.argv[1]))
 print(r["median_ttft_ms"], r["median_tpot_ms"], r["median_e2el_ms"])' "$DIR/unloaded.json")
     SLO_TTFT=${GOODPUT_SLO_TTFT_MS:-$(python3 -c "print(round($1 * $TTFT0))")}
     SLO_TPOT=${GOODPUT_SLO_TPOT_MS:-$(python3 -c "print(round($1 * $TPOT0))")}
-    START=$(python3 -c "print(round(1000 / $E2E0, 3))")
+    # Two workers serve two requests at a time at their unloaded latency: every deployment meets its
+    # SLOs there or close, so the sweep starts at 2 / E2E (a slower start only spends minutes on
+    # rates that pass; one that fails is halved).
+    START=$(python3 -c "print(round(2000 / $E2E0, 3))")
     echo "unloaded (colocated): TTFT $TTFT0 ms, TPOT $TPOT0 ms, E2E $E2E0 ms"
     echo "SLOs (scale $1): TTFT <= $SLO_TTFT ms, TPOT <= $SLO_TPOT ms; sweeps start at $START req/s"
 }
@@ -114,7 +119,7 @@ sweep_deployment() {
     case $1 in
     disagg) label="disaggregated (1P+1D)" ;;
     coloc)  label="colocated (2 workers)" ;;
-    slo)    label="SLO-routed (1P+1C)" ;;
+    slo)    label="SLO-routed, rebalanced (1P+1C start)" ;;
     esac
     start_cluster "$1"
     "$BENCH" --base-url "$URL" "${WORKLOAD[@]}" --slo-ttft-ms "$SLO_TTFT" --slo-tpot-ms "$SLO_TPOT" \

@@ -82,6 +82,7 @@ static void ws_register(struct wire_register *r, uint64_t *s)
     r->prefix_salt = ws_mix(s);
     r->kv_dtype = (uint8_t)(ws_mix(s) % 3);
     r->weights = (uint8_t)(ws_mix(s) % 2);
+    r->pinned = (uint8_t)(ws_mix(s) % 2);
 }
 
 /* Fills m with an example of `type`, varied by seed. */
@@ -90,7 +91,7 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
     uint64_t s = seed * 7919 + type;
     memset(m, 0, sizeof *m);
     m->type = type;
-    m->req_id = (type == WIRE_REGISTER || type == WIRE_LOAD) ? 0 : ws_mix(&s);
+    m->req_id = (type == WIRE_REGISTER || type == WIRE_LOAD || type == WIRE_ROLE) ? 0 : ws_mix(&s);
     switch (type) {
     case WIRE_REGISTER: ws_register(&m->u.reg, &s); break;
     case WIRE_LOAD:
@@ -181,6 +182,10 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
         m->u.stats = (struct wire_kv_stats){ws_mix(&s), (uint32_t)ws_mix(&s), (float)(ws_mix(&s) % 1000) / 1e3f,
                                             (float)(ws_mix(&s) % 100) / 1e3f};
         break;
+    case WIRE_ROLE:
+        m->u.role.role = (uint8_t)(WIRE_ROLE_PREFILL + ws_mix(&s) % 3);
+        snprintf(m->u.role.why, sizeof m->u.role.why, "prompt work %.2f workers", (double)(ws_mix(&s) % 100) / 100);
+        break;
     }
 }
 
@@ -220,7 +225,8 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
                ra->pool.base == rb->pool.base && ra->pool.n_layers == rb->pool.n_layers &&
                ra->pool.n_blocks == rb->pool.n_blocks && ra->pool.block_bytes == rb->pool.block_bytes &&
                ra->pool.rkey_len == rb->pool.rkey_len && WS_ARR_EQ(ra->pool.rkey, rb->pool.rkey, ra->pool.rkey_len) &&
-               ra->prefix_salt == rb->prefix_salt && ra->kv_dtype == rb->kv_dtype && ra->weights == rb->weights;
+               ra->prefix_salt == rb->prefix_salt && ra->kv_dtype == rb->kv_dtype && ra->weights == rb->weights &&
+               ra->pinned == rb->pinned;
     case WIRE_LOAD: {
         const struct wire_load *la = &a->u.load, *lb = &b->u.load;
         return la->worker_id == lb->worker_id && la->queued_requests == lb->queued_requests &&
@@ -275,6 +281,7 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
     case WIRE_KV_STATS:
         return a->u.stats.bytes == b->u.stats.bytes && a->u.stats.blocks == b->u.stats.blocks &&
                a->u.stats.seconds == b->u.stats.seconds && a->u.stats.exposed_seconds == b->u.stats.exposed_seconds;
+    case WIRE_ROLE: return a->u.role.role == b->u.role.role && !strcmp(a->u.role.why, b->u.role.why);
     case WIRE_KV_ACK:
     case WIRE_ABORT: return 1;
     }

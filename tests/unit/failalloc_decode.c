@@ -285,8 +285,7 @@ static bool run(long n)
         engine_seq_release(s, &T.w.engine.kv);
         free(s);
     }
-    decode_role.stop(&T.w);
-    uv_close((uv_handle_t *)&T.st.wait_timer, NULL); /* the worker closes it with the loop */
+    decode_role.stop(&T.w); /* closes its timer: the loop frees it before the next run starts the role */
     uv_run(&T.w.loop, UV_RUN_NOWAIT);
     CHECK_MSG(kv_used(&T.w.engine.kv) == 0, "run %ld: %d KV blocks were not given back", n, kv_used(&T.w.engine.kv));
     return fired;

@@ -3,8 +3,10 @@
  * blocks among workers with batch room (any worker when none has room), colocated only without a
  * prefill+decode pair or when only it has free blocks for the whole sequence, a worker that refused a sequence skipped on its retry unless it is the only one,
  * a worker whose LOAD says it is draining never picked, and /health readiness; and SLO-aware routing
- * (route_slo.h) under scripted loads and measured costs. */
+ * (route_slo.h) under scripted loads and measured costs; and the rebalancer's policy (rebalance.h)
+ * on hand-counted prompt work, with a worker being switched never picked. */
 #include "frontend/cluster.c"
+#include "frontend/rebalance.c"
 #include "frontend/route_slo.c"
 
 #include "tests/helpers/check.h"
@@ -258,6 +260,87 @@ static void test_slo_estimates(void)
     CHECK(fallback_ms_per_token(&c) == 1.0);
 }
 
+/* tokens_per_s prompt tokens each second from `from` s to `to` s (the ring counts seconds). */
+static void feed(struct rb_state *s, const struct rb_config *c, int from, int to, uint32_t tokens_per_s)
+{
+    for (int t = from; t < to; t++)
+        rb_note_prompt(s, c, (uint64_t)t * 1000 + 500, tokens_per_s);
+}
+
+static void test_rebalance_policy(void)
+{
+    const struct rb_config c = {.low = 0.3, .high = 0.6, .window_s = 10};
+    struct rb_state s;
+    struct rb_decision d;
+    rb_init(&s, &c, 0);
+    /* a prefill worker at 0.5 ms a token, a colocated one slower (its passes also decode) */
+    struct rb_worker w[3] = {{1, WIRE_ROLE_PREFILL, false, 0.5, 0}, {2, WIRE_ROLE_COLOCATED, false, 0.9, 3}};
+    feed(&s, &c, 0, 10, 1000);
+    CHECK(!rb_decide(&s, &c, 9999, w, 2, &d)); /* the first window only measures */
+    /* 1000 tokens/s x 0.5 ms (the fastest) = 0.5 of a worker: inside [0.3, 1.2) for one prefill worker */
+    CHECK(!rb_decide(&s, &c, 10000, w, 2, &d));
+    CHECK_NEAR(s.load, 0.5, 1e-9);
+    /* 400 tokens/s: 0.2 < 0.3, the prefill worker turns colocated */
+    rb_init(&s, &c, 0);
+    feed(&s, &c, 0, 11, 400);
+    CHECK(rb_decide(&s, &c, 10500, w, 2, &d) && d.index == 0 && d.to == WIRE_ROLE_COLOCATED);
+    CHECK_NEAR(s.load, 0.2, 1e-9);
+    /* not while it is pinned, nor while a pure decode worker needs it */
+    w[0].pinned = true;
+    CHECK(!rb_decide(&s, &c, 10500, w, 2, &d));
+    w[0].pinned = false;
+    w[2] = (struct rb_worker){3, WIRE_ROLE_DECODE, false, 0, 0};
+    CHECK(!rb_decide(&s, &c, 10500, w, 3, &d));
+    /* nor when a colocated worker already has its id (ids are unique per role) */
+    struct rb_worker same_id[2] = {{1, WIRE_ROLE_PREFILL, false, 0.5, 0}, {1, WIRE_ROLE_COLOCATED, false, 0.9, 0}};
+    CHECK(!rb_decide(&s, &c, 10500, same_id, 2, &d));
+    /* two colocated workers at 1400 tokens/s x 0.5 ms = 0.7 >= 0.6: the one with fewer sequences
+     * becomes a prefill worker; with one colocated worker left, never */
+    struct rb_worker co[2] = {{4, WIRE_ROLE_COLOCATED, false, 0.5, 5}, {5, WIRE_ROLE_COLOCATED, false, 0.6, 2}};
+    rb_init(&s, &c, 0);
+    feed(&s, &c, 0, 11, 1400);
+    CHECK(rb_decide(&s, &c, 10500, co, 2, &d) && d.index == 1 && d.to == WIRE_ROLE_PREFILL);
+    CHECK(!rb_decide(&s, &c, 10500, co, 1, &d));
+    /* after a switch, a window of quiet; then a second prefill worker only at 1.2 */
+    rb_switched(&s, &c, 10500);
+    co[1].role = WIRE_ROLE_PREFILL;
+    CHECK(!rb_decide(&s, &c, 20499, co, 2, &d));
+    feed(&s, &c, 11, 21, 2000); /* 1.0 */
+    CHECK(!rb_decide(&s, &c, 20500, co, 2, &d));
+    struct rb_worker three[3] = {co[0], co[1], {6, WIRE_ROLE_COLOCATED, false, 0.5, 0}};
+    feed(&s, &c, 21, 31, 2500); /* 1.25 over seconds 21..30 */
+    CHECK(rb_decide(&s, &c, 31500, three, 3, &d) && d.index == 2 && d.to == WIRE_ROLE_PREFILL);
+    CHECK_NEAR(s.load, 1.25, 1e-9);
+    /* old seconds leave the window: after 20 quiet seconds there is no prompt work, but an idle
+     * cluster keeps its roles; a trickle of prompts sends the prefill worker back */
+    CHECK(!rb_decide(&s, &c, 50500, co, 2, &d));
+    CHECK_NEAR(s.load, 0.0, 1e-12);
+    feed(&s, &c, 51, 62, 10);
+    CHECK(rb_decide(&s, &c, 61500, co, 2, &d) && d.index == 1 && d.to == WIRE_ROLE_COLOCATED);
+    CHECK_NEAR(s.load, 0.005, 1e-12);
+    /* nothing measured yet: no decision */
+    struct rb_worker fresh[2] = {{7, WIRE_ROLE_PREFILL, false, 0, 0}, {8, WIRE_ROLE_COLOCATED, false, 0, 0}};
+    CHECK(!rb_decide(&s, &c, 90000, fresh, 2, &d));
+}
+
+/* A worker draining for a role switch is not picked; the other one takes its sequences. */
+static void test_switching_not_picked(void)
+{
+    struct cluster c = {0};
+    struct cl_worker *pre = add(&c, 0, WIRE_ROLE_PREFILL, 0, 0, 0, 8);
+    struct cl_worker *co = add(&c, 1, WIRE_ROLE_COLOCATED, 0, 100, 0, 8);
+    c.slo.ttft_ms = 1000;
+    struct cl_worker *p, *d;
+    CHECK_EQ_INT(cluster_pick(&c, NEED(10), &p, &d), 0);
+    CHECK(p == pre && d == co);
+    pre->switch_to = WIRE_ROLE_COLOCATED;
+    CHECK_EQ_INT(cluster_pick(&c, NEED(10), &p, &d), 0);
+    CHECK(p == co && d == co);
+    pre->switch_to = 0;
+    co->switch_to = WIRE_ROLE_PREFILL;
+    CHECK_EQ_INT(cluster_pick(&c, NEED(10), &p, &d), -1); /* no decode worker left to pair with */
+}
+
 int main(void)
 {
     RUN(test_ready);
@@ -269,5 +352,7 @@ int main(void)
     RUN(test_prefix_cache_aware);
     RUN(test_slo_routing);
     RUN(test_slo_estimates);
+    RUN(test_rebalance_policy);
+    RUN(test_switching_not_picked);
     return check_report();
 }

@@ -51,7 +51,7 @@ static void test_golden_bytes(void)
     struct wire_buf b = {0};
     struct error err;
     CHECK(wire_encode_load(&b, &l, &err) == 0);
-    static const uint8_t want[] = {'P', 'D', 'S', 'W', 6, 0, 2, 0, 194, 0, 0, 0, 0, 0, 0, 0,
+    static const uint8_t want[] = {'P', 'D', 'S', 'W', 7, 0, 2, 0, 194, 0, 0, 0, 0, 0, 0, 0,
                                    0,   0,   0,   0,   0, 0, 0, 0, 1,  0, 0, 0, 2, 0, 0, 0,
                                    3,   0,   0,   0,   4, 0, 0, 0, 5,  0, 0, 0, 4, 3, 2, 1, 1,
                                    1,   1,   0,   0,   0, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
@@ -124,7 +124,8 @@ static void test_bad_header(void)
     struct wire_msg m;
     encode_sample(WIRE_ABORT, 1, &b, &m);
     CHECK(decode_fails(&b, 0, "XDSW", 4));
-    CHECK(decode_fails(&b, 4, "\x07\x00", 2));   /* version 7 */
+    CHECK(decode_fails(&b, 4, "\x08\x00", 2));   /* version 8 */
+    CHECK(decode_fails(&b, 4, "\x06\x00", 2));   /* version 6 (no ROLE, REGISTER without pinned) */
     CHECK(decode_fails(&b, 4, "\x05\x00", 2));   /* version 5 (no top logprobs, no logit bias) */
     CHECK(decode_fails(&b, 4, "\x04\x00", 2));   /* version 4 (REGISTER without the KV dtype) */
     CHECK(decode_fails(&b, 4, "\x03\x00", 2));   /* version 3 (no prefix caching) */
@@ -162,9 +163,16 @@ static void test_lying_counts(void)
     CHECK(decode_fails(&b, WIRE_HDR_SIZE, "\x09", 1)); /* role 9 */
     CHECK(decode_fails(&b, WIRE_HDR_SIZE + 17, "\xff\x00\x00\x00", 4)); /* address longer than allowed */
     CHECK(decode_fails(&b, WIRE_HDR_SIZE + 21, "\x00", 1)); /* NUL inside the address */
-    CHECK(decode_fails(&b, b.len - 2, "\x03", 1));          /* KV dtype 3 (q8 is not a KV dtype) */
-    CHECK(decode_fails(&b, b.len - 1, "\x02", 1));          /* weights 2 */
-    CHECK(!decode_fails(&b, b.len - 2, "\x02\x01", 2));     /* bf16 KV, q8 weights */
+    CHECK(decode_fails(&b, b.len - 3, "\x03", 1));          /* KV dtype 3 (q8 is not a KV dtype) */
+    CHECK(decode_fails(&b, b.len - 2, "\x02", 1));          /* weights 2 */
+    CHECK(decode_fails(&b, b.len - 1, "\x02", 1));          /* pinned 2 */
+    CHECK(!decode_fails(&b, b.len - 3, "\x02\x01\x01", 3)); /* bf16 KV, q8 weights, pinned */
+    wire_msg_release(&m);
+    wire_buf_free(&b);
+    encode_sample(WIRE_ROLE, 1, &b, &m);
+    CHECK(decode_fails(&b, WIRE_HDR_SIZE, "\x01", 1)); /* role FRONTEND */
+    CHECK(decode_fails(&b, WIRE_HDR_SIZE, "\x05", 1)); /* role 5 */
+    CHECK(decode_fails(&b, 16, "\x01", 1));            /* a request id: ROLE belongs to none */
     wire_msg_release(&m);
     wire_buf_free(&b);
 }

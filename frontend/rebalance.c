@@ -1,0 +1,243 @@
+/* rebalance.c — when to move a worker between the prefill and the colocated role, and doing it
+ * (rebalance.h). */
+#include "frontend/rebalance.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util/log.h"
+#include "frontend/cluster.h"
+#include "proto/wire.h"
+
+static int window(const struct rb_config *c)
+{
+    return c->window_s < 1 ? 1 : c->window_s > RB_MAX_WINDOW_S ? RB_MAX_WINDOW_S : c->window_s;
+}
+
+/* The ring holds the window's whole seconds and the current one. */
+static uint64_t slot(const struct rb_config *c, uint64_t second)
+{
+    return second % (uint64_t)(window(c) + 1);
+}
+
+/* Moves the ring to now's second, zeroing the seconds it passes. */
+static void advance(struct rb_state *s, const struct rb_config *c, uint64_t now_ms)
+{
+    uint64_t sec = now_ms / 1000;
+    for (int i = 0; s->second < sec && i <= window(c); i++)
+        s->tokens[slot(c, ++s->second)] = 0;
+    s->second = sec;
+}
+
+void rb_init(struct rb_state *s, const struct rb_config *c, uint64_t now_ms)
+{
+    memset(s, 0, sizeof *s);
+    s->second = now_ms / 1000;
+    s->quiet_until_ms = now_ms + (uint64_t)window(c) * 1000;
+}
+
+void rb_note_prompt(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, uint32_t tokens)
+{
+    advance(s, c, now_ms);
+    s->tokens[slot(c, s->second)] += tokens;
+}
+
+void rb_switched(struct rb_state *s, const struct rb_config *c, uint64_t now_ms)
+{
+    s->quiet_until_ms = now_ms + (uint64_t)window(c) * 1000;
+}
+
+/* The fastest prefill measured on any worker: the cost of a prompt token on a core of its own. */
+static double fastest_ms_per_token(const struct rb_worker *w, int n)
+{
+    double best = 0;
+    for (int i = 0; i < n; i++)
+        if (w[i].ms_per_token > 0 && (best == 0 || w[i].ms_per_token < best))
+            best = w[i].ms_per_token;
+    return best;
+}
+
+static bool decodes(uint8_t role) { return role == WIRE_ROLE_DECODE || role == WIRE_ROLE_COLOCATED; }
+
+/* Worker ids are unique per role (prefill, or decoding): another worker of the role w[i] would take
+ * holds its id, and the two would be taken for one. */
+static bool id_taken(const struct rb_worker *w, int n, int i, uint8_t to)
+{
+    for (int j = 0; j < n; j++)
+        if (j != i && w[j].id == w[i].id && decodes(w[j].role) == decodes(to))
+            return true;
+    return false;
+}
+
+/* The unpinned worker of role `from` with the fewest of our sequences on it that can take role
+ * `to`; -1 if none. */
+static int least_busy(const struct rb_worker *w, int n, uint8_t from, uint8_t to)
+{
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (w[i].role == from && !w[i].pinned && !id_taken(w, n, i, to) &&
+            (best < 0 || w[i].inflight < w[best].inflight))
+            best = i;
+    return best;
+}
+
+static bool decide(struct rb_decision *d, int index, uint8_t to)
+{
+    d->index = index;
+    d->to = to;
+    return index >= 0;
+}
+
+bool rb_decide(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, const struct rb_worker *w, int n,
+               struct rb_decision *d)
+{
+    advance(s, c, now_ms);
+    double ms = fastest_ms_per_token(w, n);
+    uint64_t sum = 0; /* the last window_s whole seconds */
+    for (uint64_t i = 1; i <= (uint64_t)window(c) && i <= s->second; i++)
+        sum += s->tokens[slot(c, s->second - i)];
+    double tokens_per_s = (double)sum / window(c);
+    s->load = tokens_per_s * ms / 1000;
+    if (ms <= 0 || sum == 0 || now_ms < s->quiet_until_ms)
+        return false; /* nothing measured, no traffic to judge the mix by, or too soon */
+    int n_prefill = 0, n_decoding = 0, n_pure_decode = 0;
+    for (int i = 0; i < n; i++) {
+        n_prefill += w[i].role == WIRE_ROLE_PREFILL;
+        n_decoding += decodes(w[i].role);
+        n_pure_decode += w[i].role == WIRE_ROLE_DECODE;
+    }
+    if (s->load >= c->high * (n_prefill + 1) && n_decoding > 1 &&
+        decide(d, least_busy(w, n, WIRE_ROLE_COLOCATED, WIRE_ROLE_PREFILL), WIRE_ROLE_PREFILL)) {
+        snprintf(d->why, sizeof d->why, "prompt work %.2f workers (%.0f tokens/s x %.3f ms) would keep %d prefill "
+                 "worker%s at least %.2f busy", s->load, tokens_per_s, ms, n_prefill + 1, n_prefill ? "s" : "", c->high);
+        return true;
+    }
+    if (n_prefill > 0 && s->load < c->low * n_prefill && !(n_prefill == 1 && n_pure_decode > 0) &&
+        decide(d, least_busy(w, n, WIRE_ROLE_PREFILL, WIRE_ROLE_COLOCATED), WIRE_ROLE_COLOCATED)) {
+        snprintf(d->why, sizeof d->why, "prompt work %.2f workers (%.0f tokens/s x %.3f ms) keeps %d prefill "
+                 "worker%s under %.2f busy each", s->load, tokens_per_s, ms, n_prefill, n_prefill > 1 ? "s" : "", c->low);
+        return true;
+    }
+    return false;
+}
+
+/* ---- carrying a decision out ---- */
+
+/* A switch not finished (the worker registered again) this long after it began is given up. */
+#define RB_GIVE_UP_MS 60000
+
+struct rebalancer {
+    uv_loop_t *loop;
+    struct cluster *cluster;
+    struct rb_config cfg;
+    struct rb_state st;
+    uv_timer_t tick;
+    uint32_t switching; /* the id of the worker being switched; 0: none */
+    uint8_t target;     /* the role it is switching to */
+};
+
+static struct cl_worker *switching_worker(struct rebalancer *r)
+{
+    for (struct cl_worker *w = cluster_workers(r->cluster); w; w = w->next)
+        if (w->id == r->switching && w->switch_to)
+            return w;
+    return NULL;
+}
+
+static void send_role(struct cl_worker *w, const char *why)
+{
+    struct wire_msg m = {.type = WIRE_ROLE};
+    m.u.role.role = w->switch_to;
+    snprintf(m.u.role.why, sizeof m.u.role.why, "%s", why);
+    struct error err;
+    if (ucx_send(w->peer, &m, NULL, NULL, &err) < 0) {
+        log_warn("rebalance: sending ROLE to worker %u: %s; it keeps its role", w->id, err.msg);
+        w->switch_to = 0;
+        return;
+    }
+    w->switch_sent = true;
+}
+
+/* A switch under way: ROLE once our sequences there have ended; done when the worker registered. */
+static void follow(struct rebalancer *r, uint64_t now)
+{
+    struct cl_worker *w = switching_worker(r);
+    if (!w) { /* registered again (cluster.c cleared switch_to), or gone */
+        for (w = cluster_workers(r->cluster); w && w->id != r->switching; w = w->next)
+            ;
+        if (w && w->role == r->target)
+            r->st.n_switches++;
+        rb_switched(&r->st, &r->cfg, now);
+        r->switching = 0;
+    } else if (now > w->switch_ms + RB_GIVE_UP_MS) {
+        log_warn("rebalance: worker %u did not switch to %s within %d s; routing to it as %s again", w->id,
+                 wire_role_name(w->switch_to), RB_GIVE_UP_MS / 1000, wire_role_name(w->role));
+        w->switch_to = 0;
+    } else if (!w->switch_sent && (w->role == WIRE_ROLE_PREFILL || w->inflight == 0)) {
+        send_role(w, r->st.why);
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct rebalancer *r = t->data;
+    uint64_t now = uv_now(r->loop);
+    if (r->switching) {
+        follow(r, now);
+        return;
+    }
+    struct rb_worker ws[RB_MAX_WORKERS];
+    struct cl_worker *cw[RB_MAX_WORKERS];
+    int n = 0;
+    for (struct cl_worker *w = cluster_workers(r->cluster); w && n < RB_MAX_WORKERS; w = w->next, n++) {
+        cw[n] = w;
+        ws[n] = (struct rb_worker){w->id, w->role, w->reg.pinned || w->load.draining, w->slo.prefill_ms_per_token,
+                                   w->inflight};
+    }
+    struct rb_decision d;
+    if (!rb_decide(&r->st, &r->cfg, now, ws, n, &d))
+        return;
+    struct cl_worker *w = cw[d.index];
+    log_info("rebalance: switching %s worker %u to %s: %s", wire_role_name(w->role), w->id, wire_role_name(d.to),
+             d.why);
+    snprintf(r->st.why, sizeof r->st.why, "%s", d.why);
+    w->switch_to = d.to;
+    w->switch_ms = now;
+    w->switch_sent = false;
+    r->switching = w->id;
+    r->target = d.to;
+    follow(r, now);
+}
+
+struct rebalancer *rebalancer_new(uv_loop_t *loop, struct cluster *c, const struct rb_config *cfg)
+{
+    struct rebalancer *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->loop = loop;
+    r->cluster = c;
+    r->cfg = *cfg;
+    rb_init(&r->st, cfg, uv_now(loop));
+    uv_timer_init(loop, &r->tick);
+    r->tick.data = r;
+    uv_timer_start(&r->tick, on_tick, RB_TICK_MS, RB_TICK_MS);
+    return r;
+}
+
+static void free_rebalancer(uv_handle_t *h) { free(h->data); }
+
+void rebalancer_free(struct rebalancer *r)
+{
+    if (r)
+        uv_close((uv_handle_t *)&r->tick, free_rebalancer);
+}
+
+void rebalancer_note_prompt(struct rebalancer *r, uint32_t tokens)
+{
+    if (r)
+        rb_note_prompt(&r->st, &r->cfg, uv_now(r->loop), tokens);
+}
+
+double rebalancer_load(const struct rebalancer *r) { return r ? r->st.load : 0; }
+uint64_t rebalancer_switches(const struct rebalancer *r) { return r ? r->st.n_switches : 0; }

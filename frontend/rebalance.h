@@ -1,0 +1,88 @@
+/* rebalance.h — live prefill:decode rebalancing (docs/frontend.md, "Rebalancing"). With --rebalance
+ * the frontend moves workers between the prefill and the colocated role as the prompt work changes.
+ * A switch: the worker is routed nothing new (cluster.h's switch_to), ROLE goes to it once our
+ * sequences on it have ended (a prefill worker: at once; it drains its transfers itself), and it is
+ * routed to again when it registers in its new role (or, having refused, in its old one). The worker
+ * waits until it holds no work before it switches (worker/switch.c): nothing in flight is lost.
+ *
+ * The policy (rb_decide) works from:
+ *
+ *  - the prompt work, in workers: the prompt tokens sent for computing (those a prefix cache held
+ *    are not) over the last --rebalance-window-s seconds, times the fastest prefill ms per token
+ *    measured on any worker (route_slo.h), per second: the share of one worker's time the prompts
+ *    take when nothing else shares its core;
+ *  - a colocated worker becomes a dedicated prefill worker when that work would keep one more
+ *    prefill worker at least `high` busy (work >= high * (P + 1), P prefill workers now), so prompts
+ *    stop interrupting decode passes; a prefill worker becomes colocated when the prefill workers
+ *    would each be under `low` busy (work < low * P), so its core decodes too. Between the two the
+ *    roles stay: a switch costs a drain, and the band keeps a steady load from flapping them.
+ *
+ * One switch at a time, none in the first window or within a window of the last one, none while no
+ * prompt came for a whole window (an idle cluster says nothing about the next load), never a pinned
+ * worker (--pin-role), never a worker whose id another worker of the new role has (ids are unique
+ * per role), never the last worker that decodes, and never the last prefill worker while a pure
+ * decode worker (which only takes KV from prefill workers) is registered. */
+#ifndef PD_REBALANCE_H
+#define PD_REBALANCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#define RB_MAX_WINDOW_S 600
+#define RB_MAX_WORKERS 256 /* the workers one decision looks at */
+
+struct rb_config {
+    double low, high; /* busy shares of one worker (above) */
+    int window_s;     /* the measure's window, and the least time between switches */
+};
+
+struct rb_state {
+    uint64_t tokens[RB_MAX_WINDOW_S + 1]; /* prompt tokens sent per second: a ring of the window's
+                                           * whole seconds and the current one */
+    uint64_t second;                  /* the current second */
+    uint64_t quiet_until_ms;          /* no switch before then */
+    double load;                      /* the last prompt work measured, in workers */
+    char why[256];                    /* the switch under way's reason */
+    uint64_t n_switches;              /* done (the worker registered in its new role) */
+};
+
+/* A worker as the policy sees it. */
+struct rb_worker {
+    uint32_t id;
+    uint8_t role;          /* enum wire_role */
+    bool pinned;           /* its daemon does not switch */
+    double ms_per_token;   /* measured prefill speed; 0: not yet */
+    int inflight;          /* sequences of ours on it: the least busy one is switched */
+};
+
+struct rb_decision {
+    int index;    /* into the workers given */
+    uint8_t to;   /* WIRE_ROLE_PREFILL or WIRE_ROLE_COLOCATED */
+    char why[256];
+};
+
+/* The policy, kept pure for tests. */
+void rb_init(struct rb_state *s, const struct rb_config *c, uint64_t now_ms);
+/* `tokens` prompt tokens were sent for computing at now_ms. */
+void rb_note_prompt(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, uint32_t tokens);
+/* A switch ended (done or given up) at now_ms: the next one waits a window. */
+void rb_switched(struct rb_state *s, const struct rb_config *c, uint64_t now_ms);
+/* Whether a worker should switch now; fills *d if so. Updates s->load. */
+bool rb_decide(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, const struct rb_worker *w, int n,
+               struct rb_decision *d);
+
+/* The rebalancer on the frontend's loop: a tick every RB_TICK_MS. */
+#define RB_TICK_MS 250
+struct cluster;
+struct rebalancer;
+struct rebalancer *rebalancer_new(uv_loop_t *loop, struct cluster *c, const struct rb_config *cfg);
+void rebalancer_free(struct rebalancer *r); /* run the loop once more afterwards: its timer closes */
+/* A prompt was sent with `tokens` of it to compute (NULL r: rebalancing is off). */
+void rebalancer_note_prompt(struct rebalancer *r, uint32_t tokens);
+/* For /metrics: the prompt work last measured, in workers, and the switches done. */
+double rebalancer_load(const struct rebalancer *r);
+uint64_t rebalancer_switches(const struct rebalancer *r);
+
+#endif
