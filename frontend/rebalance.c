@@ -37,9 +37,20 @@ void rb_init(struct rb_state *s, const struct rb_config *c, uint64_t now_ms)
     s->quiet_until_ms = now_ms + (uint64_t)window(c) * 1000;
 }
 
+/* Prompt tokens in the window's whole seconds. */
+static uint64_t window_tokens(const struct rb_state *s, const struct rb_config *c)
+{
+    uint64_t sum = 0;
+    for (uint64_t i = 1; i <= (uint64_t)window(c) && i <= s->second; i++)
+        sum += s->tokens[slot(c, s->second - i)];
+    return sum;
+}
+
 void rb_note_prompt(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, uint32_t tokens)
 {
     advance(s, c, now_ms);
+    if (window_tokens(s, c) == 0 && s->tokens[slot(c, s->second)] == 0)
+        s->busy_since_ms = now_ms;
     s->tokens[slot(c, s->second)] += tokens;
 }
 
@@ -94,13 +105,12 @@ bool rb_decide(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, c
 {
     advance(s, c, now_ms);
     double ms = fastest_ms_per_token(w, n);
-    uint64_t sum = 0; /* the last window_s whole seconds */
-    for (uint64_t i = 1; i <= (uint64_t)window(c) && i <= s->second; i++)
-        sum += s->tokens[slot(c, s->second - i)];
+    uint64_t sum = window_tokens(s, c);
     double tokens_per_s = (double)sum / window(c);
     s->load = tokens_per_s * ms / 1000;
-    if (ms <= 0 || sum == 0 || now_ms < s->quiet_until_ms)
-        return false; /* nothing measured, no traffic to judge the mix by, or too soon */
+    bool window_busy = sum > 0 && now_ms >= s->busy_since_ms + (uint64_t)window(c) * 1000;
+    if (ms <= 0 || !window_busy || now_ms < s->quiet_until_ms)
+        return false; /* nothing measured, not a whole window of traffic to judge by, or too soon */
     int n_prefill = 0, n_decoding = 0, n_pure_decode = 0;
     for (int i = 0; i < n; i++) {
         n_prefill += w[i].role == WIRE_ROLE_PREFILL;

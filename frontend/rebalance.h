@@ -17,8 +17,9 @@
  *    would each be under `low` busy (work < low * P), so its core decodes too. Between the two the
  *    roles stay: a switch costs a drain, and the band keeps a steady load from flapping them.
  *
- * One switch at a time, none in the first window or within a window of the last one, none while no
- * prompt came for a whole window (an idle cluster says nothing about the next load), never a pinned
+ * One switch at a time, none before prompts have been coming for a whole window (an idle cluster says
+ * nothing about the next load, and a window that began idle understates it), none within a window
+ * of the last switch, never a pinned
  * worker (--pin-role), never a worker whose id another worker of the new role has (ids are unique
  * per role), never the last worker that decodes, and never the last prefill worker while a pure
  * decode worker (which only takes KV from prefill workers) is registered. */
@@ -43,6 +44,7 @@ struct rb_state {
                                            * whole seconds and the current one */
     uint64_t second;                  /* the current second */
     uint64_t quiet_until_ms;          /* no switch before then */
+    uint64_t busy_since_ms;           /* the first prompt after a window without any */
     double load;                      /* the last prompt work measured, in workers */
     char why[256];                    /* the switch under way's reason */
     uint64_t n_switches;              /* done (the worker registered in its new role) */

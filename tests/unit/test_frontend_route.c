@@ -285,6 +285,12 @@ static void test_rebalance_policy(void)
     feed(&s, &c, 0, 11, 400);
     CHECK(rb_decide(&s, &c, 10500, w, 2, &d) && d.index == 0 && d.to == WIRE_ROLE_COLOCATED);
     CHECK_NEAR(s.load, 0.2, 1e-9);
+    /* a window that began idle understates the load: prompts from 5 s on are judged from 15 s */
+    struct rb_state late;
+    rb_init(&late, &c, 0);
+    feed(&late, &c, 5, 16, 400);
+    CHECK(!rb_decide(&late, &c, 15499, w, 2, &d));
+    CHECK(rb_decide(&late, &c, 15500, w, 2, &d) && d.index == 0 && d.to == WIRE_ROLE_COLOCATED);
     /* not while it is pinned, nor while a pure decode worker needs it */
     w[0].pinned = true;
     CHECK(!rb_decide(&s, &c, 10500, w, 2, &d));
