@@ -56,7 +56,7 @@ TESTBIN := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all deps test test-deploy asan fuzz soak bench bench-engine bench-transport bench-pipeline bench-goodput bench-prefix bench-plan bench-grammar run clean install
+.PHONY: all deps test test-deploy asan fuzz soak bench bench-engine bench-transport bench-pipeline bench-goodput bench-prefix bench-plan bench-grammar bench-ingest run clean install
 all: $(BINS) $(TESTBIN)
 
 deps:
@@ -179,7 +179,7 @@ soak: deps
 	@BUILD=$(BUILD) ./tests/soak/soak.sh
 
 # Benchmarks print ratios against a baseline measured in the same invocation; tests never time things.
-bench: bench-engine bench-transport bench-pipeline bench-goodput bench-prefix bench-plan bench-grammar
+bench: bench-engine bench-transport bench-pipeline bench-goodput bench-prefix bench-plan bench-grammar bench-ingest
 
 bench-engine: deps all
 	@BUILD=$(BUILD) ./tests/bench/engine.sh
@@ -195,6 +195,8 @@ bench-plan: deps all
 	@BUILD=$(BUILD) ./tests/bench/plan.sh
 bench-grammar: deps all
 	@BUILD=$(BUILD) ./tests/bench/grammar.sh
+bench-ingest: deps all
+	@BUILD=$(BUILD) ./tests/bench/ingest.sh
 
 run: deps $(BINS)
 	@BUILD=$(BUILD) ./tools/run-local.sh
