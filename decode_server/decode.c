@@ -566,17 +566,18 @@ static enum finish send_tokens(struct worker *w, struct dreq *r, struct dc_token
     return f;
 }
 
-/* Frees a list of DC_TOKENS mails, with the echo logprobs of entries never sent (a request gone
- * meanwhile). */
-static void free_token_mails(struct mail *m)
+/* Empties the list of DC_TOKENS mails, freeing the echo logprobs of entries never sent (a request
+ * gone meanwhile). */
+static void drop_token_mails(struct dc_state *d)
 {
-    for (struct mail *next; m; m = next) {
+    for (struct mail *m = d->tokens_head, *next; m; m = next) {
         next = m->next;
         struct dc_tokens *t = (struct dc_tokens *)m;
         for (int e = 0; e < t->n; e++)
             prompt_logprobs_free(t->t[e].prompt_lp);
         free(m);
     }
+    d->tokens_head = d->tokens_tail = NULL;
 }
 
 /* Everything that piled up goes out as one TOKENS message per request (coalescing when the loop
@@ -592,8 +593,7 @@ static void decode_after_mail(struct worker *w)
                 forget(w, r, true); /* the engine already dropped the sequence */
         }
     }
-    free_token_mails(d->tokens_head);
-    d->tokens_head = d->tokens_tail = NULL;
+    drop_token_mails(d);
     grant_waiting(w);
 }
 
@@ -641,8 +641,7 @@ static void decode_stop(struct worker *w)
         free(r);
     }
     idmap_free(&d->reqs);
-    free_token_mails(d->tokens_head);
-    d->tokens_head = d->tokens_tail = NULL;
+    drop_token_mails(d);
     kvx_pool_unmap(d->pool);
     d->pool = NULL;
 }

@@ -176,11 +176,7 @@ static bool iterate(struct dc_engine *de)
     struct step_result r;
     struct error err;
     enum dc_error why = DC_ERR_NONE;
-    uint64_t t0 = uv_hrtime();
-    int rc = engine_step(&w->engine, de->batch, nb, w->opts.token_budget, NULL, NULL, &r, &err);
-    if (rc == 0 && r.n_tokens > 0)
-        worker_note_step(w, (double)(uv_hrtime() - t0) / 1e9);
-    if (rc < 0) {
+    if (worker_step(w, de->batch, nb, NULL, NULL, &r, &err) < 0) {
         log_error("decode step failed: %s; failing the batch", err.msg);
         for (int i = 0; i < nb; i++)
             de->batch[i]->finish = FINISH_ERROR;

@@ -219,11 +219,7 @@ static bool step(struct pf_engine *pe)
 {
     struct worker *w = pe->w;
     struct error err;
-    uint64_t t0 = uv_hrtime();
-    int rc = engine_step(&w->engine, pe->queue, pe->n_queue, w->opts.token_budget, on_layer, pe, &pe->step, &err);
-    if (rc == 0 && pe->step.n_tokens > 0)
-        worker_note_step(w, (double)(uv_hrtime() - t0) / 1e9);
-    if (rc < 0) {
+    if (worker_step(w, pe->queue, pe->n_queue, on_layer, pe, &pe->step, &err) < 0) {
         log_error("prefill step failed: %s", err.msg);
         fail_head(pe, err.msg);
         return true;

@@ -38,17 +38,10 @@ static void take_role(struct worker *w, const struct worker_slot *s, uint8_t rol
 static void stop_engine(struct worker *w)
 {
     atomic_store(&w->engine_stop, true);
-    struct mail *wake = calloc(1, sizeof *wake); /* type 0: "look at stopping" */
-    if (wake)
-        mailbox_post(&w->to_engine, wake);
+    worker_wake_engine(w);
     pthread_join(w->engine_thread, NULL);
     atomic_store(&w->engine_stop, false);
-    for (struct mail *m = mailbox_take_all(&w->to_loop), *next; m; m = next) {
-        next = m->next;
-        w->role->on_mail(w, m);
-    }
-    if (w->role->after_mail)
-        w->role->after_mail(w);
+    worker_take_mail(w);
     for (struct mail *m = mailbox_take_all(&w->to_engine), *next; m; m = next) {
         next = m->next;
         free(m);

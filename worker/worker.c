@@ -313,7 +313,7 @@ static void fill_prefix_keys(struct worker *w, struct wire_load *l)
     free(ev);
 }
 
-void worker_note_step(struct worker *w, double seconds)
+static void note_step(struct worker *w, double seconds)
 {
     int b = 0;
     while (b < WIRE_STEP_BUCKETS && seconds > wire_step_bounds[b])
@@ -322,6 +322,16 @@ void worker_note_step(struct worker *w, double seconds)
         atomic_fetch_add(&w->stats.bucket[b], 1);
     atomic_fetch_add(&w->stats.count, 1);
     atomic_fetch_add(&w->stats.sum_ns, (uint64_t)(seconds * 1e9));
+}
+
+int worker_step(struct worker *w, struct seq **seqs, int n, bool (*on_layer)(void *ctx, int layer), void *ctx,
+                struct step_result *res, struct error *err)
+{
+    uint64_t t0 = uv_hrtime();
+    int rc = engine_step(&w->engine, seqs, n, w->opts.token_budget, on_layer, ctx, res, err);
+    if (rc == 0 && res->n_tokens > 0)
+        note_step(w, (double)(uv_hrtime() - t0) / 1e9);
+    return rc;
 }
 
 void worker_note_preemption(struct worker *w)
@@ -391,9 +401,8 @@ static void on_peer_lost(struct ucx *u, struct ucx_peer *peer, const char *reaso
         uv_timer_start(&w->reconnect_timer, on_reconnect, RECONNECT_MS, 0);
 }
 
-static void on_mail(uv_async_t *a)
+void worker_take_mail(struct worker *w)
 {
-    struct worker *w = a->data;
     for (struct mail *m = mailbox_take_all(&w->to_loop), *next; m; m = next) {
         next = m->next;
         w->role->on_mail(w, m);
@@ -402,14 +411,24 @@ static void on_mail(uv_async_t *a)
         w->role->after_mail(w);
 }
 
+static void on_mail(uv_async_t *a)
+{
+    worker_take_mail(a->data);
+}
+
+void worker_wake_engine(struct worker *w)
+{
+    struct mail *wake = calloc(1, sizeof *wake); /* type 0: "look at stopping" */
+    if (wake)
+        mailbox_post(&w->to_engine, wake);
+}
+
 /* ---- draining and shutdown ---- */
 
 static void stop_loop(struct worker *w)
 {
     atomic_store(&w->stopping, true);
-    struct mail *wake = calloc(1, sizeof *wake); /* type 0: "look at stopping" */
-    if (wake)
-        mailbox_post(&w->to_engine, wake);
+    worker_wake_engine(w);
     uv_timer_stop(&w->load_timer);
     uv_timer_stop(&w->reconnect_timer);
     uv_timer_stop(&w->drain_timer);

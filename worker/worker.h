@@ -113,9 +113,11 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
  * slots[0]'s role; the others are the roles the frontend may switch it to (none with --pin-role). */
 int worker_main(const struct worker_opts *o, const struct worker_slot *slots, int n_slots);
 
-/* From the engine thread: a step of the engine that computed tokens took `seconds`; a sequence gave
- * its KV blocks up to be computed again. */
-void worker_note_step(struct worker *w, double seconds);
+/* From the engine thread: engine_step under --token-budget, its time counted in the LOAD's step
+ * histogram when it computed tokens. */
+int worker_step(struct worker *w, struct seq **seqs, int n, bool (*on_layer)(void *ctx, int layer), void *ctx,
+                struct step_result *res, struct error *err);
+/* From the engine thread: a sequence gave its KV blocks up to be computed again. */
 void worker_note_preemption(struct worker *w);
 
 /* Sends to the frontend; a message while disconnected is dropped (the frontend forgot us anyway). */

@@ -13,6 +13,10 @@
 void worker_send_register(struct worker *w);
 /* Accepts peers at --listen (advertised as --advertise) from now on; once is enough. */
 int worker_listen(struct worker *w, struct error *err);
+/* Hands the engine's mail to the role (on_mail each, then after_mail). */
+void worker_take_mail(struct worker *w);
+/* Makes the engine thread look at worker_stopping() now rather than at its next wait's end. */
+void worker_wake_engine(struct worker *w);
 /* Starts the role's engine thread. */
 void worker_start_engine(struct worker *w);
 /* The role as the frontend sees it (enum wire_role), and its name. */
