@@ -369,10 +369,17 @@ struct candidates {
     uint32_t pf_cached, dc_cached, co_cached;
 };
 
+/* The queue ahead of this prompt on w, the prompt's own tokens w computes (its cache holding `have`
+ * blocks), and w's cache for it. */
+static void place_prompt(struct cl_seq *s, const struct cl_worker *w, uint32_t have)
+{
+    s->queue_ahead = (uint32_t)queue_ahead(w, s, &have);
+    s->to_compute = s->n_prompt - have * block_size(w);
+}
+
 static int take_split(struct cl_seq *s, const struct candidates *cd, struct cl_worker **p, struct cl_worker **d)
 {
-    uint32_t have = cd->pf_cached;
-    s->queue_ahead = (uint32_t)queue_ahead(cd->pf, s, &have);
+    place_prompt(s, cd->pf, cd->pf_cached);
     *p = cd->pf;
     *d = cd->dc;
     s->prefill_cached = cd->pf_cached;
@@ -382,10 +389,9 @@ static int take_split(struct cl_seq *s, const struct candidates *cd, struct cl_w
 
 static int take_local(struct cl_seq *s, const struct candidates *cd, struct cl_worker **p, struct cl_worker **d)
 {
-    uint32_t have = cd->co_cached;
     if (!cd->co)
         return -1;
-    s->queue_ahead = (uint32_t)queue_ahead(cd->co, s, &have);
+    place_prompt(s, cd->co, cd->co_cached);
     *p = *d = cd->co;
     s->prefill_cached = s->decode_cached = cd->co_cached;
     return 0;

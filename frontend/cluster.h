@@ -58,6 +58,7 @@ struct cl_seq {
     uint32_t prefill_cached, decode_cached; /* blocks, out */
     uint32_t queue_ahead; /* out: prompt tokens the chosen prefill (or colocated) worker computes up to this
                            * prompt's last, this prompt's own included */
+    uint32_t to_compute;  /* out: this prompt's tokens that worker computes (its cache holds the rest) */
     double slo_ttft_ms, slo_tpot_ms; /* the request's own SLOs; 0: the frontend's (--slo-ttft-ms ...) */
 };
 

@@ -217,8 +217,9 @@ static int seq_dispatch(struct gen_seq *s, struct apierr *e)
     const int32_t *ids = g->prompts.ids[s->prompt_idx];
     uint32_t n = (uint32_t)g->prompts.n_ids[s->prompt_idx];
     struct cl_worker *p, *d;
-    struct cl_seq need = {ids, n, n + (uint32_t)(s->sp.max_tokens > 0 ? s->sp.max_tokens : 0), 0, 0, 0,
-                          g->api.slo_ttft_ms, g->api.slo_tpot_ms};
+    struct cl_seq need = {.prompt = ids, .n_prompt = n,
+                          .n_positions = n + (uint32_t)(s->sp.max_tokens > 0 ? s->sp.max_tokens : 0),
+                          .slo_ttft_ms = g->api.slo_ttft_ms, .slo_tpot_ms = g->api.slo_tpot_ms};
     if (cluster_pick_except(fe->cluster, &need, s->refused_role, s->refused_id, &p, &d))
         return apierr_set(e, 503, NULL, "no_workers", "no worker is available to run the request; retry later");
     s->id = ++fe->next_seq;
@@ -231,7 +232,7 @@ static int seq_dispatch(struct gen_seq *s, struct apierr *e)
     }
     s->p = p;
     s->d = d;
-    rebalancer_note_prompt(fe->rebalancer, n - need.prefill_cached * (p->reg.block_size ? p->reg.block_size : 16));
+    rebalancer_note_prompt(fe->rebalancer, need.to_compute);
     s->t_dispatch = uv_hrtime();
     s->queue_ahead = need.queue_ahead;
     s->tries++;

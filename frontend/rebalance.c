@@ -147,12 +147,14 @@ struct rebalancer {
     uint8_t target;     /* the role it is switching to */
 };
 
+/* The worker being switched (no other has its id: rb_decide never picks one whose id the other role
+ * uses), or NULL once it is gone. */
 static struct cl_worker *switching_worker(struct rebalancer *r)
 {
-    for (struct cl_worker *w = cluster_workers(r->cluster); w; w = w->next)
-        if (w->id == r->switching && w->switch_to)
-            return w;
-    return NULL;
+    struct cl_worker *w = cluster_workers(r->cluster);
+    while (w && w->id != r->switching)
+        w = w->next;
+    return w;
 }
 
 static void send_role(struct cl_worker *w, const char *why)
@@ -173,9 +175,7 @@ static void send_role(struct cl_worker *w, const char *why)
 static void follow(struct rebalancer *r, uint64_t now)
 {
     struct cl_worker *w = switching_worker(r);
-    if (!w) { /* registered again (cluster.c cleared switch_to), or gone */
-        for (w = cluster_workers(r->cluster); w && w->id != r->switching; w = w->next)
-            ;
+    if (!w || !w->switch_to) { /* registered again (cluster.c cleared switch_to), or gone */
         if (w && w->role == r->target)
             r->st.n_switches++;
         rb_switched(&r->st, &r->cfg, now);

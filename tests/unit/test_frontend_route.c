@@ -144,12 +144,13 @@ static void test_prefix_cache_aware(void)
     for (int i = 0; i < 6; i++)
         idmap_put(&p2->keys, keys[i], p2), idmap_put(&d1->keys, keys[i], d1);
     idmap_put(&p1->keys, keys[1], p1); /* a block in the middle without the start is no prefix */
-    struct cl_seq s = {prompt, 100, 120, 0, 0, 0, 0, 0};
+    struct cl_seq s = {.prompt = prompt, .n_prompt = 100, .n_positions = 120};
     struct cl_worker *p, *d;
     CHECK_EQ_INT(cluster_pick(&c, &s, &p, &d), 0);
     CHECK(p == p2 && d == d1);
     CHECK_EQ_INT(s.prefill_cached, 6); /* (100 - 1) / 16: all it holds, the last token still computed */
     CHECK_EQ_INT(s.decode_cached, 6);
+    CHECK_EQ_INT(s.to_compute, 4); /* 100 - 6 x 16 */
     p2->load.queued_tokens = 200; /* 96 cached tokens do not outweigh 100 more queued */
     CHECK_EQ_INT(cluster_pick(&c, &s, &p, &d), 0);
     CHECK(p == p1);
