@@ -178,6 +178,19 @@ static int add_call(json_t *calls, const char *text, size_t len, const char *arg
     return rc;
 }
 
+/* JSON's whitespace (never a NUL, which strchr(" \n\t\r", c) would also find). */
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+static const char *skip_space(const char *p, const char *end)
+{
+    while (p < end && is_space(*p))
+        p++;
+    return p;
+}
+
 static const char *find_text(const char *text, size_t len, const char *needle)
 {
     return memmem(text, len, needle, strlen(needle));
@@ -190,7 +203,7 @@ static json_t *parse_hermes(const char *text, size_t len, size_t *content_len)
         return NULL;
     json_t *calls = json_array();
     size_t content = (size_t)(at - text);
-    while (content && strchr(" \n\t\r", text[content - 1]))
+    while (content && is_space(text[content - 1]))
         content--;
     while (at) {
         const char *body = at + strlen(open_tag), *close = find_text(body, (size_t)(end - body), close_tag);
@@ -207,13 +220,10 @@ static json_t *parse_hermes(const char *text, size_t len, size_t *content_len)
 
 static json_t *parse_llama3(const char *text, size_t len, size_t *content_len)
 {
-    const char *p = text, *end = text + len;
-    while (p < end && strchr(" \n\t\r", *p))
-        p++;
+    const char *end = text + len, *p = skip_space(text, end);
     if ((size_t)(end - p) >= strlen(python_tag) && !memcmp(p, python_tag, strlen(python_tag)))
         p += strlen(python_tag);
-    while (p < end && strchr(" \n\t\r", *p))
-        p++;
+    p = skip_space(p, end);
     if (p == end || *p != '{')
         return NULL;
     json_t *calls = json_array();
@@ -227,7 +237,7 @@ static json_t *parse_llama3(const char *text, size_t len, size_t *content_len)
             return NULL;
         }
         p += used;
-        while (p < end && strchr(" \n\t\r;", *p))
+        while (p < end && (is_space(*p) || *p == ';'))
             p++;
     }
     *content_len = 0;
@@ -281,9 +291,7 @@ char *tc_stream_feed(struct tc_stream *s, const char *text, size_t len, size_t *
         s->holding = at != NULL;
         out = at ? (size_t)(at - s->held) : s->len - tag_start(s->held, s->len);
     } else if (s->format == TC_LLAMA3_JSON) {
-        size_t i = 0;
-        while (i < s->len && strchr(" \n\t\r", s->held[i]))
-            i++;
+        size_t i = (size_t)(skip_space(s->held, s->held + s->len) - s->held);
         if (i == s->len || s->held[i] == '{' || s->held[i] == '<') { /* whitespace so far, or a call */
             s->holding = i < s->len;
             return NULL;
