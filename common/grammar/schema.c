@@ -352,6 +352,14 @@ static int first_sets(struct compile *c)
     return 0;
 }
 
+/* Forgets the $refs compiled so far: another schema's "#/$defs/x" is another x. */
+static void forget_refs(struct compile *c)
+{
+    for (int i = 0; i < c->n_refs; i++)
+        free(c->refs[i].ref);
+    c->n_refs = 0;
+}
+
 struct grammar *grammar_compile(const json_t *schema, struct error *err)
 {
     struct compile *c = calloc(1, sizeof *c);
@@ -368,8 +376,7 @@ struct grammar *grammar_compile(const json_t *schema, struct error *err)
               literals(c, g->constants, tfn, "constants") == 0 && (g->root = compile(c, schema, 0)) &&
               first_sets(c) == 0;
     json_decref(tfn);
-    for (int i = 0; i < c->n_refs; i++)
-        free(c->refs[i].ref);
+    forget_refs(c);
     free(c);
     if (!ok) {
         grammar_free(g);
@@ -444,9 +451,7 @@ static struct grammar *compile_call(json_t *call, struct error *err)
         json_t *any_object = params ? NULL : json_pack("{s:s}", "type", "object");
         ok = (root->dispatch[i] = compile(&c, params ? params : any_object, 1)) && first_sets(&c) == 0;
         json_decref(any_object);
-        for (int k = 0; k < c.n_refs; k++) /* the next function's "#/$defs/x" is another x */
-            free(c.refs[k].ref);
-        c.n_refs = 0;
+        forget_refs(&c);
     }
     if (!ok) {
         grammar_free(g);
