@@ -12,9 +12,8 @@
 # (INGEST_MODES): tcp (the default transport: KV runs as messages the loop thread copies into the
 # pool) and shm (shared-memory mode, docs/transport.md: the prefill worker's puts are memcpys into the
 # decode worker's pool). The numbers mean something only on a machine doing nothing else.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
+# The daemons are started, stopped and waited for with the frontend tests' helpers.
+source "$(dirname "$0")/../helpers/frontend.sh"
 PRESET=${INGEST_PRESET:-small}
 STREAMS=${INGEST_STREAMS:-8}
 DECODE_LEN=${INGEST_DECODE_LEN:-1024}
@@ -24,47 +23,32 @@ MODES=${INGEST_MODES:-tcp shm}
 OUT=${INGEST_OUT:-$BUILD/bench-ingest}
 MODEL=$BUILD/models/$PRESET
 BENCH=$BUILD/pdserve-bench
-for b in frontend prefill decode mkmodel bench; do
-    [ -x "$BUILD/pdserve-$b" ] || { echo "bench-ingest: $BUILD/pdserve-$b is not built" >&2; exit 1; }
-done
 mkdir -p "$OUT" "$BUILD/models"
 [ -f "$MODEL/config.json" ] || "$BUILD/pdserve-mkmodel" --out "$MODEL" --preset "$PRESET" --seed 1 >/dev/null
 
-PIDS=()
-stop_all() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    PIDS=()
+# start_mode MODE: frontend and prefill on core 0, decode on core 1 (alone: nothing else of the
+# benchmark runs there, the clients are on core 0 too); sets URL and DEC (the decode pid).
+start_mode() {
+    if [ "$1" = shm ]; then
+        export UCX_TLS=shm,tcp UCX_POSIX_ERROR_HANDLING=y UCX_SYSV_ERROR_HANDLING=y
+    else
+        unset UCX_TLS UCX_POSIX_ERROR_HANDLING UCX_SYSV_ERROR_HANDLING
+    fi
+    HTTP_PORT=$(free_port); UCX_PORT=$(free_port); BASE="http://127.0.0.1:$HTTP_PORT"; URL=$BASE
+    start_frontend
+    taskset -cp 0 "$PID_fe" >/dev/null
+    start_prefill pre --id 1 --no-prefix-cache
+    taskset -cp 0 "$PID_pre" >/dev/null
+    start dec taskset -c 1 "$BUILD/pdserve-decode" --model "$MODEL" --frontend "127.0.0.1:$UCX_PORT" --id 2 \
+        --no-prefix-cache
+    DEC=$PID_dec
+    wait_health 200
 }
-trap stop_all EXIT
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# start MODE: frontend and prefill on core 0, decode on core 1 (alone: nothing else of the benchmark
-# runs there, the clients are on core 0 too); sets URL and DEC (the decode pid).
-start() {
-    local http ucx
-    http=$(free_port); ucx=$(free_port); URL="http://127.0.0.1:$http"
-    local env=()
-    [ "$1" = shm ] && env=(UCX_TLS=shm,tcp UCX_POSIX_ERROR_HANDLING=y UCX_SYSV_ERROR_HANDLING=y)
-    env "${env[@]}" taskset -c 0 "$BUILD/pdserve-frontend" --model "$MODEL" --port "$http" --ucx-port "$ucx" >"$OUT/$1-frontend.log" 2>&1 &
-    PIDS+=($!)
-    env "${env[@]}" taskset -c 0 "$BUILD/pdserve-prefill" --model "$MODEL" --frontend "127.0.0.1:$ucx" --id 1 \
-        --no-prefix-cache >"$OUT/$1-prefill.log" 2>&1 &
-    PIDS+=($!)
-    env "${env[@]}" taskset -c 1 "$BUILD/pdserve-decode" --model "$MODEL" --frontend "127.0.0.1:$ucx" --id 2 \
-        --no-prefix-cache >"$OUT/$1-decode.log" 2>&1 &
-    DEC=$!
-    PIDS+=($DEC)
-    for _ in $(seq 120); do # ready when a request completes end to end (both workers registered)
-        if "$BENCH" --base-url "$URL" --model "$PRESET" --num-prompts 1 --input-len 4 --output-len 2 --timeout 30 \
-               --no-progress --save-result "$OUT/ready.json" >/dev/null 2>&1 &&
-           python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["completed"] != 1)' "$OUT/ready.json"; then
-            return 0
-        fi
-        sleep 1
-    done
-    echo "bench-ingest: the $1 cluster did not come up; logs in $OUT" >&2
-    exit 1
+# stop_mode MODE: the daemons stopped, their logs kept in $OUT.
+stop_mode() {
+    stop fe; stop pre; stop dec
+    for n in fe pre dec; do cp "$WORK/$n.log" "$OUT/$1-$n.log"; done
 }
 
 # CPU seconds of the decode worker's loop thread (the main one) and of all its others.
@@ -115,10 +99,10 @@ PY
 : >"$OUT/table.txt"
 echo "mode phase  TPOT med  TPOT p90   KV (MB)  loop cpu  rest cpu    wall s   ($STREAMS x 32:$DECODE_LEN decoding; $RATE x $PROMPT_LEN-token prompts/s)"
 for mode in $MODES; do
-    start "$mode"
+    start_mode "$mode"
     phase "$mode" alone
     phase "$mode" ingest
-    stop_all
+    stop_mode "$mode"
 done
 python3 - "$OUT/table.txt" <<'PY'
 import sys
