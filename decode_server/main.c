@@ -3,6 +3,7 @@
  * Parse flags, then hand over to the shared worker runtime with the decode role (decode.c), and the
  * prefill role (prefill_server/) as the one the frontend's rebalancer may switch it to. */
 #include "decode.h"
+#include "common/engine/blas_core.h"
 #include "common/util/log.h"
 #include "prefill_server/prefill.h"
 
@@ -12,6 +13,7 @@ int main(int argc, char **argv)
     struct dc_state decode = {0};
     struct pf_state prefill = {0};
     log_init("decode");
+    blas_core_check(argv);
     if (worker_parse_args(argc, argv, "pdserve-decode", true, &opts) < 0)
         return 2;
     struct worker_slot roles[] = {{&decode_role, &decode}, {&prefill_role, &prefill}};

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/tmpl/chat.h"
+#include "common/engine/blas_core.h"
 #include "common/engine/engine.h"
 #include "common/util/log.h"
 #include "common/engine/model.h"
@@ -342,6 +343,7 @@ int main(int argc, char **argv)
     struct opts o = {0};
     struct error err = {{0}};
     log_init("generate");
+    blas_core_check(argv);
     if (parse_args(argc, argv, &o) < 0)
         return 2;
     int32_t **ids = NULL;

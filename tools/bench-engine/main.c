@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/engine/blas_core.h"
 #include "common/engine/engine.h"
 #include "common/util/log.h"
 #include "tools/bench-engine/bench_engine.h"
@@ -259,6 +260,7 @@ int main(int argc, char **argv)
         lens[n_lens] = (int)strtol(p, (char **)&p, 10), max_len = lens[n_lens] > max_len ? lens[n_lens] : max_len,
         n_lens++;
     log_init("bench-engine");
+    blas_core_check(argv);
     double gflops = sgemm_gflops(threads), gbps = copy_gbps(threads);
     struct error err;
     struct model *m = model_load_as(dir, weights, &err);
@@ -289,9 +291,10 @@ int main(int argc, char **argv)
            decode_rate = gflops * 1e9 / decode_fpt;
     const char *wname = weights == MODEL_WEIGHTS_Q8 ? "q8" : kn_dtype_name(m->dtype);
     if (json) {
-        printf("{\"engine\":\"pdserve\",\"threads\":%d,\"weights\":\"%s\",\"kv\":\"%s\",\"kernels\":\"%s\","
+        printf("{\"engine\":\"pdserve\",\"threads\":%d,\"weights\":\"%s\",\"kv\":\"%s\",\"kernels\":\"%s\",\"blas\":\"%s\","
                "\"sgemm_gflops\":%.2f,\"copy_gbps\":%.2f,\"weight_mib\":%.1f,\"kv_pool_mib\":%.1f,\"prefill\":{",
-               threads, wname, kn_dtype_name((enum kn_dtype)kv_dtype), kn_ops()->name, gflops, gbps,
+               threads, wname, kn_dtype_name((enum kn_dtype)kv_dtype), kn_ops()->name,
+               openblas_get_corename(), gflops, gbps,
                m->resident_bytes / 1048576.0, e.kv.bytes / 1048576.0);
         for (int i = 0; i < n_lens; i++)
             printf("%s\"%d\":%.2f", i ? "," : "", lens[i], prefill[i]);
@@ -302,8 +305,9 @@ int main(int argc, char **argv)
                "\"decode_n_of_sgemm\":%.3f,\"tokens\":%s,\"rss_mib\":%.1f}\n",
                d1, d1 / bound, batch, dn, dn / decode_rate, tokens, rss);
     } else {
-        printf("%-28s threads=%d weights=%s kv=%s kernels=%s  sgemm %.1f GFLOP/s  copy %.1f GB/s  weights %.0f MiB\n",
-               dir, threads, wname, kn_dtype_name((enum kn_dtype)kv_dtype), kn_ops()->name, gflops, gbps,
+        printf("%-28s threads=%d weights=%s kv=%s kernels=%s blas=%s  sgemm %.1f GFLOP/s  copy %.1f GB/s  "
+               "weights %.0f MiB\n", dir, threads, wname, kn_dtype_name((enum kn_dtype)kv_dtype), kn_ops()->name,
+               openblas_get_corename(), gflops, gbps,
                m->resident_bytes / 1048576.0);
         for (int i = 0; i < n_lens; i++)
             printf("  prefill %4d tok: %8.1f tok/s  = %.2f of sgemm rate\n", lens[i], prefill[i],
