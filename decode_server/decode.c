@@ -321,6 +321,7 @@ static void on_kv_done(struct worker *w, struct dreq *r, struct wire_kv_done *dn
         return;
     }
     s->rng = dn->rng; /* continue the prefill's random stream exactly */
+    s->tpot_slo_ms = dn->tpot_slo_ms;
     s->last_logprob = dn->first_logprob;
     s->n_cached = s->n_prompt;
     s->kv = r->kv; /* the blocks the prefill wrote go with the sequence */
@@ -371,6 +372,8 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
         worker_send_error(w, id, WIRE_ERR_BAD_REQUEST, "%s", err.msg);
         return;
     }
+    if (s)
+        s->tpot_slo_ms = g->tpot_slo_ms;
     struct dreq *r = s ? new_request(d, id, NULL, g->n_prompt) : NULL;
     if (!r) {
         free_seq(w, s);

@@ -2,12 +2,31 @@
  *
  * Each iteration: take admissions and aborts, pick the batch (decoding sequences first, then prompt
  * chunks of colocated requests or recomputations, under the token budget and --max-batch), run one
- * forward pass, report every new token to the loop in one mail, drop finished sequences. */
+ * forward pass, report every new token to the loop in one mail, drop finished sequences.
+ *
+ * TPOT SLOs (Sarathi-Serve's stall-free batching): when a decoding sequence carries one, the step's
+ * prompt tokens are cut to what keeps the step within the tightest such SLO, predicted from this
+ * worker's own measured step costs. Without the cut one 512-token prompt makes every running
+ * sequence wait for its whole prefill; with it the prompt advances a chunk per step alongside them. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "decode.h"
 #include "common/util/log.h"
+
+/* Step costs, measured on this worker's steps (an EWMA of weight COST_WEIGHT): a step of decodes
+ * alone, and what each prompt token adds to one. token_s is measured from steps of at least
+ * COST_MIN_TOKENS prompt tokens, whose time the fixed part does not swamp; 0 until then. */
+#define COST_WEIGHT 0.2
+#define COST_MIN_TOKENS 16
+struct dc_costs {
+    double decode_s, token_s;
+};
+/* Under a TPOT SLO a step aims at this share of it, the rest being the loop's margin (mail, token
+ * reports, timing noise); and carries at least SLO_MIN_PROMPT prompt tokens, so prompts advance even
+ * when the decodes alone take the whole SLO. */
+#define SLO_SHARE 0.9
+#define SLO_MIN_PROMPT 16
 
 struct dc_engine {
     struct worker *w;
@@ -15,6 +34,8 @@ struct dc_engine {
     int n, cap;
     struct seq **batch; /* this iteration's, in priority order */
     int *before;        /* n_tokens of each batch member before the step */
+    int n_decoding;     /* batch[0..n_decoding) decode one token each; the rest compute prompts */
+    struct dc_costs costs;
     struct dc_tokens *out; /* tokens of this iteration, posted to the loop in one mail */
     int out_cap;
 };
@@ -104,7 +125,7 @@ static int pick_batch(struct dc_engine *de)
     struct engine *e = &de->w->engine;
     int limit = de->n < de->w->opts.max_batch ? de->n : de->w->opts.max_batch, nb = 0;
     int free_blocks = e->kv.n_blocks - kv_used(&e->kv);
-    for (int pass = 0; pass < 2; pass++)
+    for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < limit; i++) {
             struct seq *s = de->seqs[i];
             bool decoding = s->n_tokens - s->n_cached == 1 && s->n_cached > 0;
@@ -119,7 +140,46 @@ static int pick_batch(struct dc_engine *de)
             de->before[nb] = s->n_tokens;
             de->batch[nb++] = s;
         }
+        if (pass == 0)
+            de->n_decoding = nb;
+    }
     return nb;
+}
+
+/* The step's token budget: --token-budget, or, when a decoding sequence has a TPOT SLO, its decodes
+ * plus the prompt tokens predicted to fit in the tightest SLO. */
+static int step_budget(const struct dc_engine *de)
+{
+    int full = de->w->opts.token_budget;
+    uint32_t slo_ms = 0;
+    for (int i = 0; i < de->n_decoding; i++) {
+        uint32_t t = de->batch[i]->tpot_slo_ms;
+        if (t && (!slo_ms || t < slo_ms))
+            slo_ms = t;
+    }
+    if (!slo_ms)
+        return full;
+    double room = slo_ms / 1e3 * SLO_SHARE - de->costs.decode_s;
+    int prompt = de->costs.token_s > 0 && room > 0 ? (int)(room / de->costs.token_s) : 0;
+    if (prompt < SLO_MIN_PROMPT)
+        prompt = SLO_MIN_PROMPT;
+    return de->n_decoding + prompt < full ? de->n_decoding + prompt : full;
+}
+
+static double ewma(double old, double x)
+{
+    return old > 0 ? old + COST_WEIGHT * (x - old) : x;
+}
+
+static void learn_costs(struct dc_costs *c, int n_decoding, int n_prompt, double seconds)
+{
+    if (n_prompt == 0 && n_decoding > 0)
+        c->decode_s = ewma(c->decode_s, seconds);
+    else if (n_prompt >= COST_MIN_TOKENS) {
+        double per = (seconds - (n_decoding ? c->decode_s : 0)) / n_prompt;
+        if (per > 0)
+            c->token_s = ewma(c->token_s, per);
+    }
 }
 
 /* Frees the newest sequence's blocks; it recomputes from its tokens when there is room again. */
@@ -166,6 +226,15 @@ static void report_and_reap(struct dc_engine *de, int nb, enum dc_error why)
     flush_tokens(de);
 }
 
+/* Learns the step's costs, and counts it when a TPOT SLO cut its prompt tokens. */
+static void after_step(struct dc_engine *de, int budget, const struct step_result *r)
+{
+    int decodes = de->n_decoding < r->n_scheduled ? de->n_decoding : r->n_scheduled;
+    learn_costs(&de->costs, decodes, r->n_tokens - decodes, r->seconds);
+    if (budget < de->w->opts.token_budget && r->n_tokens >= budget)
+        worker_note_slo_step(de->w);
+}
+
 /* One iteration; returns false when there was nothing to compute. */
 static bool iterate(struct dc_engine *de)
 {
@@ -176,7 +245,8 @@ static bool iterate(struct dc_engine *de)
     struct step_result r;
     struct error err;
     enum dc_error why = DC_ERR_NONE;
-    if (worker_step(w, de->batch, nb, NULL, NULL, &r, &err) < 0) {
+    int budget = step_budget(de);
+    if (worker_step(w, de->batch, nb, budget, NULL, NULL, &r, &err) < 0) {
         log_error("decode step failed: %s; failing the batch", err.msg);
         for (int i = 0; i < nb; i++)
             de->batch[i]->finish = FINISH_ERROR;
@@ -192,6 +262,8 @@ static bool iterate(struct dc_engine *de)
             why = DC_ERR_KV_FULL;
         }
     }
+    if (why != DC_ERR_STEP)
+        after_step(de, budget, &r);
     report_and_reap(de, nb, why);
     return r.n_tokens > 0;
 }

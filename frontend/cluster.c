@@ -2,6 +2,7 @@
  * cluster.h). */
 #include "frontend/cluster.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -461,6 +462,8 @@ static int pick(struct cluster *c, struct cl_seq *s, struct skip sk, struct cl_w
     cd.dc = pick_decode(c, WIRE_ROLE_DECODE, s, &k, sk, &cd.dc_cached);
     cd.co = pick_decode(c, WIRE_ROLE_COLOCATED, s, &k, sk, &cd.co_cached);
     free(k.key);
+    double tpot_ms = s->slo_tpot_ms > 0 ? s->slo_tpot_ms : c->slo.tpot_ms;
+    s->tpot_slo_ms = tpot_ms > 0 ? (uint32_t)ceil(tpot_ms) : 0;
     if (c->slo.ttft_ms <= 0 && s->slo_ttft_ms <= 0)
         return choose(&cd, s, p, d);
     slo_decode_target(&cd, s);
@@ -487,14 +490,16 @@ int cluster_pick_except(struct cluster *c, struct cl_seq *s, uint8_t role, uint3
 }
 
 int cluster_generate(struct cl_worker *p, struct cl_worker *d, uint64_t id, const struct sample_params *sp,
-                     bool logprobs, const char *constraint, const int32_t *prompt, uint32_t n, struct error *err)
+                     bool logprobs, const char *constraint, const struct cl_seq *s, struct error *err)
 {
+    uint32_t n = s->n_prompt;
     struct wire_msg m = {.type = WIRE_GENERATE, .req_id = id};
     m.u.gen.params = *sp;
     m.u.gen.constraint = (char *)constraint; /* only read by the encoder */
     m.u.gen.flags = logprobs ? WIRE_GEN_LOGPROBS : 0;
+    m.u.gen.tpot_slo_ms = s->tpot_slo_ms;
     m.u.gen.n_prompt = n;
-    m.u.gen.prompt = (int32_t *)prompt; /* only read by the encoder */
+    m.u.gen.prompt = (int32_t *)s->prompt; /* only read by the encoder */
     if (d != p) {
         m.u.gen.decode_worker_id = d->id;
         snprintf(m.u.gen.decode_addr, sizeof m.u.gen.decode_addr, "%s", d->reg.listen_addr);

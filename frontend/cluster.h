@@ -60,6 +60,8 @@ struct cl_seq {
                            * prompt's last, this prompt's own included */
     uint32_t to_compute;  /* out: this prompt's tokens that worker computes (its cache holds the rest) */
     double slo_ttft_ms, slo_tpot_ms; /* the request's own SLOs; 0: the frontend's (--slo-ttft-ms ...) */
+    uint32_t tpot_slo_ms; /* out: the TPOT SLO its decode steps keep (the request's, else the frontend's;
+                           * 0: none), sent to the workers */
 };
 
 struct cluster_handlers {
@@ -104,9 +106,10 @@ int cluster_pick_except(struct cluster *c, struct cl_seq *s, uint8_t role, uint3
 void cluster_set_slo(struct cluster *c, double ttft_ms, double tpot_ms);
 /* Its SLOs and how many sequences took each path, for /metrics. */
 const struct slo_route *cluster_slo(const struct cluster *c);
-/* Sends GENERATE for sequence `id` to p (naming d), and counts it as in flight on both. */
+/* Sends GENERATE for sequence `id` (s, as cluster_pick placed it) to p (naming d), and counts it as in
+ * flight on both. */
 int cluster_generate(struct cl_worker *p, struct cl_worker *d, uint64_t id, const struct sample_params *sp,
-                     bool logprobs, const char *constraint, const int32_t *prompt, uint32_t n, struct error *err);
+                     bool logprobs, const char *constraint, const struct cl_seq *s, struct error *err);
 /* The sequence ended (or was aborted): no longer in flight on w. */
 void cluster_release(struct cl_worker *w);
 /* Sends ABORT for sequence id to w (if w is still known). */

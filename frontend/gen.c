@@ -225,7 +225,7 @@ static int seq_dispatch(struct gen_seq *s, struct apierr *e)
     s->id = ++fe->next_seq;
     struct error err;
     bool logprobs = g->api.logprobs || g->api.best_of > g->api.n; /* best_of ranks by them */
-    if (cluster_generate(p, d, s->id, &s->sp, logprobs, g->api.constraint, ids, n, &err) ||
+    if (cluster_generate(p, d, s->id, &s->sp, logprobs, g->api.constraint, &need, &err) ||
         idmap_put(&fe->seqs, s->id, s)) {
         s->id = 0;
         return apierr_set(e, 503, NULL, "worker_unavailable", "sending the request to a worker failed: %s", err.msg);

@@ -116,7 +116,8 @@ static void put_hist(struct out *o, const struct histogram *h, const char *model
 }
 
 /* Each worker's engine, as its last LOAD said: steps by time (a prefill step computes a chunk of
- * prompts, a decode step one token of every running sequence) and preemptions. */
+ * prompts, a decode step one token of every running sequence), preemptions, and the steps whose prompt
+ * tokens were cut to keep a TPOT SLO. */
 static void put_worker_engine(struct out *o, struct cluster *c, const char *model)
 {
     put(o, "# HELP pdserve:worker_step_seconds The worker's engine steps that computed tokens, by time.\n"
@@ -134,6 +135,12 @@ static void put_worker_engine(struct out *o, struct cluster *c, const char *mode
     for (struct cl_worker *w = cluster_workers(c); w; w = w->next)
         put(o, "pdserve:num_preemptions_total{model_name=\"%s\",worker=\"%u\",role=\"%s\"} %llu\n", model, w->id,
             wire_role_name(w->role), (unsigned long long)w->load.preemptions);
+    put(o, "# HELP pdserve:slo_limited_steps_total Decode steps that computed fewer prompt tokens so the "
+           "running sequences kept their TPOT SLO.\n"
+           "# TYPE pdserve:slo_limited_steps_total counter\n");
+    for (struct cl_worker *w = cluster_workers(c); w; w = w->next)
+        put(o, "pdserve:slo_limited_steps_total{model_name=\"%s\",worker=\"%u\",role=\"%s\"} %llu\n", model,
+            w->id, wire_role_name(w->role), (unsigned long long)w->load.slo_steps);
 }
 
 /* Each worker's prefix cache and KV transfer, as its last LOAD said (counters since it started). */

@@ -484,6 +484,7 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
     }
     r->done.params = g->params;
     r->done.flags = g->flags;
+    r->done.tpot_slo_ms = g->tpot_slo_ms;
     r->done.n_prompt = g->n_prompt;
     r->done.prompt = g->prompt; /* taken from the message */
     r->done.constraint = g->constraint;

@@ -219,7 +219,7 @@ static bool step(struct pf_engine *pe)
 {
     struct worker *w = pe->w;
     struct error err;
-    if (worker_step(w, pe->queue, pe->n_queue, on_layer, pe, &pe->step, &err) < 0) {
+    if (worker_step(w, pe->queue, pe->n_queue, w->opts.token_budget, on_layer, pe, &pe->step, &err) < 0) {
         log_error("prefill step failed: %s", err.msg);
         fail_head(pe, err.msg);
         return true;

@@ -475,6 +475,7 @@ int wire_encode_load(struct wire_buf *b, const struct wire_load *m, struct error
     put_u64(&w, m->kv_bytes_sent);
     put_u64(&w, m->kv_bytes_saved);
     put_u64(&w, m->preemptions);
+    put_u64(&w, m->slo_steps);
     for (int i = 0; i < WIRE_STEP_BUCKETS; i++)
         put_u64(&w, m->steps.bucket[i]);
     put_u64(&w, m->steps.count);
@@ -505,6 +506,7 @@ int wire_decode_load(const uint8_t *p, size_t len, struct wire_load *out, struct
     out->kv_bytes_sent = get_u64(&r);
     out->kv_bytes_saved = get_u64(&r);
     out->preemptions = get_u64(&r);
+    out->slo_steps = get_u64(&r);
     for (int i = 0; i < WIRE_STEP_BUCKETS; i++)
         out->steps.bucket[i] = get_u64(&r);
     out->steps.count = get_u64(&r);
@@ -536,6 +538,7 @@ int wire_encode_generate(struct wire_buf *b, uint64_t req_id, const struct wire_
     put_u32(&w, m->decode_worker_id);
     put_str(&w, m->decode_addr);
     put_u8(&w, m->flags);
+    put_u32(&w, m->tpot_slo_ms);
     if (put_params(&w, &m->params, err)) {
         b->len = w.start;
         return -1;
@@ -552,6 +555,7 @@ int wire_decode_generate(const uint8_t *p, size_t len, struct wire_generate *out
     out->decode_worker_id = get_u32(&r);
     get_str(&r, out->decode_addr, WIRE_ADDR_MAX);
     out->flags = get_u8(&r);
+    out->tpot_slo_ms = get_u32(&r);
     get_params(&r, &out->params);
     out->prompt = get_i32s(&r, &out->n_prompt, WIRE_MAX_TOKENS);
     out->constraint = get_str_alloc(&r, WIRE_MAX_CONSTRAINT);
@@ -656,6 +660,7 @@ int wire_encode_kv_done(struct wire_buf *b, uint64_t req_id, const struct wire_k
     for (int i = 0; i < 4; i++)
         put_u64(&w, m->rng.s[i]);
     put_u8(&w, m->flags);
+    put_u32(&w, m->tpot_slo_ms);
     if (put_params(&w, &m->params, err)) {
         b->len = w.start;
         return -1;
@@ -674,6 +679,7 @@ int wire_decode_kv_done(const uint8_t *p, size_t len, struct wire_kv_done *out, 
     for (int i = 0; i < 4; i++)
         out->rng.s[i] = get_u64(&r);
     out->flags = get_u8(&r);
+    out->tpot_slo_ms = get_u32(&r);
     get_params(&r, &out->params);
     /* A logprob is a log of a probability: NaN or positive values mean a broken sender. */
     if (isnan(out->first_logprob) || out->first_logprob > 0)

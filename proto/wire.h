@@ -29,14 +29,15 @@
 #include "common/engine/sample.h"
 
 #define WIRE_MAGIC 0x57534450u /* "PDSW" read as little-endian bytes */
-#define WIRE_VERSION 7 /* 2: LOAD carries the draining flag; 3: sampling params carry the logprobs mode;
+#define WIRE_VERSION 8 /* 2: LOAD carries the draining flag; 3: sampling params carry the logprobs mode;
                           4: prefix caching (REGISTER's salt, LOAD's cache events and counters,
                           KV_RESERVE's prompt, KV_GRANT's cached blocks, TOKENS' cached tokens);
                           5: REGISTER carries the KV dtype and weights;
                           6: sampling params carry top_logprobs and logit_bias, TOKENS the
                           alternatives; KV_STATS; PROMPT_LOGPROBS; GENERATE and KV_DONE
                           carry a structured-output schema;
-                          7: ROLE; REGISTER says whether the role is pinned) */
+                          7: ROLE; REGISTER says whether the role is pinned;
+                          8: GENERATE and KV_DONE carry the TPOT SLO, LOAD the steps it shortened) */
 #define WIRE_HDR_SIZE 24
 
 /* Limits a decoder enforces before it allocates anything. */
@@ -111,8 +112,8 @@ struct wire_register {
 
 /* LOAD: six u32 in this order, u8 draining, then the prefix cache: u8 keys_reset, u32 n_added,
  * u64 added[n_added], u32 n_evicted, u64 evicted[n_evicted], u64 query_tokens, u64 hit_tokens,
- * u64 kv_bytes_sent, u64 kv_bytes_saved, u64 preemptions, u64 step buckets[WIRE_STEP_BUCKETS], u64
- * steps, f64 step seconds. A worker's periodic report to the frontend. */
+ * u64 kv_bytes_sent, u64 kv_bytes_saved, u64 preemptions, u64 slo_steps, u64 step
+ * buckets[WIRE_STEP_BUCKETS], u64 steps, f64 step seconds. A worker's periodic report to the frontend. */
 /* A worker's engine steps since it started: how many took at most each of wire_step_bounds seconds
  * (per bucket, not cumulative; the rest took longer), all of them, and their total time. */
 #define WIRE_STEP_BUCKETS 12
@@ -139,16 +140,18 @@ struct wire_load {
     uint64_t query_tokens, hit_tokens;   /* prompt tokens looked up in its cache, and found */
     uint64_t kv_bytes_sent, kv_bytes_saved; /* KV pushed to decode workers, and not pushed: they had it */
     uint64_t preemptions; /* sequences that gave their KV blocks up, to be computed again later */
+    uint64_t slo_steps;   /* steps that computed fewer prompt tokens so decoding sequences kept their TPOT SLO */
     struct wire_steps steps;
 };
 
-/* GENERATE: u32 decode_worker_id, str decode_addr, u8 flags, sampling params (see wire.c),
+/* GENERATE: u32 decode_worker_id, str decode_addr, u8 flags, u32 tpot_slo_ms, sampling params (see wire.c),
  * u32 n_prompt, i32 prompt[n_prompt]. Frontend → prefill (or colocated) worker. */
 #define WIRE_GEN_LOGPROBS 1u /* the client wants a logprob with each token */
 struct wire_generate {
     uint32_t decode_worker_id;
     char decode_addr[WIRE_ADDR_MAX]; /* "" for a colocated worker */
     uint8_t flags;
+    uint32_t tpot_slo_ms; /* the request's TPOT SLO (0: none): a decode step that runs it stays within it */
     struct sample_params params;
     uint32_t n_prompt;
     int32_t *prompt; /* owned by the message */
@@ -178,13 +181,14 @@ struct wire_kv_wait {
     uint32_t queue_position;
 };
 
-/* KV_DONE: i32 first_token, f32 first_logprob, u64 rng[4], u8 flags, sampling params,
+/* KV_DONE: i32 first_token, f32 first_logprob, u64 rng[4], u8 flags, u32 tpot_slo_ms, sampling params,
  * u32 n_prompt, i32 prompt[n_prompt]. Prefill → decode, sent only after the KV puts were flushed. */
 struct wire_kv_done {
     int32_t first_token;
     float first_logprob;
     struct rng rng; /* sampler state after the first token was drawn */
     uint8_t flags;  /* WIRE_GEN_* from the GENERATE */
+    uint32_t tpot_slo_ms; /* the GENERATE's */
     struct sample_params params;
     uint32_t n_prompt;
     int32_t *prompt; /* owned by the message */

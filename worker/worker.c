@@ -324,19 +324,23 @@ static void note_step(struct worker *w, double seconds)
     atomic_fetch_add(&w->stats.sum_ns, (uint64_t)(seconds * 1e9));
 }
 
-int worker_step(struct worker *w, struct seq **seqs, int n, bool (*on_layer)(void *ctx, int layer), void *ctx,
-                struct step_result *res, struct error *err)
+int worker_step(struct worker *w, struct seq **seqs, int n, int budget, bool (*on_layer)(void *ctx, int layer),
+                void *ctx, struct step_result *res, struct error *err)
 {
-    uint64_t t0 = uv_hrtime();
-    int rc = engine_step(&w->engine, seqs, n, w->opts.token_budget, on_layer, ctx, res, err);
+    int rc = engine_step(&w->engine, seqs, n, budget, on_layer, ctx, res, err);
     if (rc == 0 && res->n_tokens > 0)
-        note_step(w, (double)(uv_hrtime() - t0) / 1e9);
+        note_step(w, res->seconds);
     return rc;
 }
 
 void worker_note_preemption(struct worker *w)
 {
     atomic_fetch_add(&w->stats.preemptions, 1);
+}
+
+void worker_note_slo_step(struct worker *w)
+{
+    atomic_fetch_add(&w->stats.slo_steps, 1);
 }
 
 static void fill_stats(struct worker *w, struct wire_load *l)
@@ -346,6 +350,7 @@ static void fill_stats(struct worker *w, struct wire_load *l)
     l->steps.count = atomic_load(&w->stats.count);
     l->steps.sum_s = (double)atomic_load(&w->stats.sum_ns) / 1e9;
     l->preemptions = atomic_load(&w->stats.preemptions);
+    l->slo_steps = atomic_load(&w->stats.slo_steps);
 }
 
 static void on_load_timer(uv_timer_t *t)

@@ -59,9 +59,10 @@ struct worker_role {
     void (*engine_main)(struct worker *w);
 };
 
-/* The engine thread's counters for LOAD (wire_steps): step times and preemptions, since start. */
+/* The engine thread's counters for LOAD (wire_steps): step times, preemptions and steps shortened
+ * for a TPOT SLO, since start. */
 struct worker_stats {
-    _Atomic uint64_t bucket[WIRE_STEP_BUCKETS], count, sum_ns, preemptions;
+    _Atomic uint64_t bucket[WIRE_STEP_BUCKETS], count, sum_ns, preemptions, slo_steps;
 };
 
 /* A role the daemon can take, and the state it keeps there. */
@@ -113,12 +114,14 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
  * slots[0]'s role; the others are the roles the frontend may switch it to (none with --pin-role). */
 int worker_main(const struct worker_opts *o, const struct worker_slot *slots, int n_slots);
 
-/* From the engine thread: engine_step under --token-budget, its time counted in the LOAD's step
- * histogram when it computed tokens. */
-int worker_step(struct worker *w, struct seq **seqs, int n, bool (*on_layer)(void *ctx, int layer), void *ctx,
-                struct step_result *res, struct error *err);
+/* From the engine thread: engine_step of at most `budget` tokens (--token-budget, or fewer), its time
+ * counted in the LOAD's step histogram when it computed tokens. */
+int worker_step(struct worker *w, struct seq **seqs, int n, int budget, bool (*on_layer)(void *ctx, int layer),
+                void *ctx, struct step_result *res, struct error *err);
 /* From the engine thread: a sequence gave its KV blocks up to be computed again. */
 void worker_note_preemption(struct worker *w);
+/* From the engine thread: a step carried fewer prompt tokens to keep a TPOT SLO. */
+void worker_note_slo_step(struct worker *w);
 
 /* Sends to the frontend; a message while disconnected is dropped (the frontend forgot us anyway). */
 void worker_send_frontend(struct worker *w, const struct wire_msg *m);

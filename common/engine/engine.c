@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int engine_seq_init(struct seq *s, uint64_t id, const int32_t *prompt, int n_prompt,
              const struct sample_params *params, struct error *err)
@@ -322,6 +323,8 @@ int engine_step(struct engine *e, struct seq **seqs, int n, int token_budget,
                 bool (*on_layer)(void *ctx, int layer), void *ctx, struct step_result *res,
                 struct error *err)
 {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (build_batch(e, seqs, n, token_budget, res) < 0)
         return error_set(err, "out of memory building a batch");
     int rows = 0;
@@ -355,5 +358,7 @@ int engine_step(struct engine *e, struct seq **seqs, int n, int token_budget,
     for (int i = 0; i < res->n_scheduled; i++)
         kv_prefix_publish(&e->kv, seqs[i]->tokens, &seqs[i]->kv, &seqs[i]->n_published,
                           seqs[i]->n_cached / e->kv.block_size, &seqs[i]->chain);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    res->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     return 0;
 }

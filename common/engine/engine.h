@@ -53,6 +53,9 @@ struct seq {
      * of the last one; n_cache_hit is how many prompt tokens came from the cache when it started. */
     int n_published, n_cache_hit;
     uint64_t chain;
+    /* Its TPOT SLO in ms (0: none). While it decodes, a step that runs it carries no more prompt tokens
+     * than keep the step within it (decode_engine.c). */
+    uint32_t tpot_slo_ms;
 };
 
 #define PROMPT_LOGPROBS_CHUNK 64
@@ -98,6 +101,7 @@ struct step_result {
     int n_tokens;    /* tokens computed */
     bool out_of_blocks;
     bool stopped;    /* on_layer stopped the pass: nothing was cached or sampled */
+    double seconds;  /* the step's wall time */
 };
 
 /* Advances seqs (in priority order) by one forward pass of at most token_budget tokens; a sequence

@@ -101,6 +101,7 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
                                        .keys_reset = (uint8_t)(ws_mix(&s) & 1), .query_tokens = ws_mix(&s),
                                        .hit_tokens = 77, .kv_bytes_sent = ws_mix(&s), .kv_bytes_saved = 5,
                                        .preemptions = ws_mix(&s) % 100,
+                                       .slo_steps = ws_mix(&s) % 1000,
                                        .steps = {.bucket = {1, 2, 3}, .count = 9, .sum_s = 0.5}};
         m->u.load.n_added = (uint32_t)(ws_mix(&s) % 40);
         m->u.load.added = ws_keys(m->u.load.n_added, &s);
@@ -111,6 +112,7 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
         m->u.gen.decode_worker_id = 5;
         snprintf(m->u.gen.decode_addr, sizeof m->u.gen.decode_addr, "127.0.0.1:%u", 1000 + (unsigned)(seed % 999));
         m->u.gen.flags = WIRE_GEN_LOGPROBS;
+        m->u.gen.tpot_slo_ms = (uint32_t)(ws_mix(&s) % 200);
         ws_params(&m->u.gen.params, &s);
         m->u.gen.n_prompt = (uint32_t)(ws_mix(&s) % 3000);
         m->u.gen.prompt = ws_ids(m->u.gen.n_prompt, &s);
@@ -133,6 +135,7 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
         for (int i = 0; i < 4; i++)
             m->u.done.rng.s[i] = ws_mix(&s);
         m->u.done.flags = 0;
+        m->u.done.tpot_slo_ms = (uint32_t)(ws_mix(&s) % 200);
         ws_params(&m->u.done.params, &s);
         m->u.done.n_prompt = (uint32_t)(ws_mix(&s) % 3000);
         m->u.done.prompt = ws_ids(m->u.done.n_prompt, &s);
@@ -237,12 +240,14 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
                WS_ARR_EQ(la->evicted, lb->evicted, la->n_evicted) && la->query_tokens == lb->query_tokens &&
                la->hit_tokens == lb->hit_tokens && la->kv_bytes_sent == lb->kv_bytes_sent &&
                la->kv_bytes_saved == lb->kv_bytes_saved && la->preemptions == lb->preemptions &&
+               la->slo_steps == lb->slo_steps &&
                !memcmp(la->steps.bucket, lb->steps.bucket, sizeof la->steps.bucket) &&
                la->steps.count == lb->steps.count && la->steps.sum_s == lb->steps.sum_s;
     }
     case WIRE_GENERATE:
         return a->u.gen.decode_worker_id == b->u.gen.decode_worker_id &&
                !strcmp(a->u.gen.decode_addr, b->u.gen.decode_addr) && a->u.gen.flags == b->u.gen.flags &&
+               a->u.gen.tpot_slo_ms == b->u.gen.tpot_slo_ms &&
                ws_params_eq(&a->u.gen.params, &b->u.gen.params) && a->u.gen.n_prompt == b->u.gen.n_prompt &&
                WS_ARR_EQ(a->u.gen.prompt, b->u.gen.prompt, a->u.gen.n_prompt) &&
                ws_str_eq(a->u.gen.constraint, b->u.gen.constraint);
@@ -259,7 +264,8 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
         return a->u.done.first_token == b->u.done.first_token &&
                a->u.done.first_logprob == b->u.done.first_logprob &&
                !memcmp(a->u.done.rng.s, b->u.done.rng.s, sizeof a->u.done.rng.s) &&
-               a->u.done.flags == b->u.done.flags && ws_params_eq(&a->u.done.params, &b->u.done.params) &&
+               a->u.done.flags == b->u.done.flags &&
+               a->u.done.tpot_slo_ms == b->u.done.tpot_slo_ms && ws_params_eq(&a->u.done.params, &b->u.done.params) &&
                a->u.done.n_prompt == b->u.done.n_prompt &&
                WS_ARR_EQ(a->u.done.prompt, b->u.done.prompt, a->u.done.n_prompt) &&
                ws_str_eq(a->u.done.constraint, b->u.done.constraint);

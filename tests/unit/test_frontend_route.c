@@ -213,6 +213,11 @@ static void test_slo_routing(void)
     CHECK_EQ_INT(cluster_pick(&c, &s2, &p, &d), 0);
     CHECK(p == &W[0] && d == &W[1]);
     CHECK_EQ_INT((int)s2.queue_ahead, 400);
+    /* the workers keep the frontend's TPOT SLO for it, or the request's own (rounded up to a ms) */
+    CHECK_EQ_INT((int)s2.tpot_slo_ms, 50);
+    struct cl_seq tight = {.n_prompt = 50, .n_positions = 150, .slo_tpot_ms = 12.5};
+    CHECK_EQ_INT(cluster_pick(&c, &tight, &p, &d), 0);
+    CHECK_EQ_INT((int)tight.tpot_slo_ms, 13);
     /* both paths miss the SLO, and the colocated worker is busier: disaggregated */
     slo_cluster(&c, 1000, 3000, 20);
     CHECK_EQ_INT(cluster_pick(&c, SEQ(400, 100), &p, &d), 0);

@@ -41,7 +41,7 @@ static void test_round_trip_every_type(void)
 
 #define ZERO8 0, 0, 0, 0, 0, 0, 0, 0
 /* The documented layout, byte for byte: a LOAD is header + six little-endian u32 + a u8, then the
- * prefix cache's u8, two u64 arrays and four u64 counters, then preemptions and the step histogram. */
+ * prefix cache's u8, two u64 arrays and four u64 counters, then preemptions, SLO-shortened steps and the step histogram. */
 static void test_golden_bytes(void)
 {
     uint64_t added[1] = {0x1122334455667788ull};
@@ -51,16 +51,16 @@ static void test_golden_bytes(void)
     struct wire_buf b = {0};
     struct error err;
     CHECK(wire_encode_load(&b, &l, &err) == 0);
-    static const uint8_t want[] = {'P', 'D', 'S', 'W', 7, 0, 2, 0, 194, 0, 0, 0, 0, 0, 0, 0,
+    static const uint8_t want[] = {'P', 'D', 'S', 'W', 8, 0, 2, 0, 202, 0, 0, 0, 0, 0, 0, 0,
                                    0,   0,   0,   0,   0, 0, 0, 0, 1,  0, 0, 0, 2, 0, 0, 0,
                                    3,   0,   0,   0,   4, 0, 0, 0, 5,  0, 0, 0, 4, 3, 2, 1, 1,
                                    1,   1,   0,   0,   0, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
                                    0,   0,   0,   0,   9, 0, 0, 0, 0, 0, 0, 0,
                                    0,   0,   0,   0,   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                    0x0b, 0x0a, 0, 0,  0, 0, 0, 0,
-                                   /* preemptions, 12 step buckets, steps, seconds: 15 zero u64s */
+                                   /* preemptions, slo_steps, 12 step buckets, steps, seconds: 16 zero u64s */
                                    ZERO8, ZERO8, ZERO8, ZERO8, ZERO8, ZERO8, ZERO8, ZERO8, ZERO8, ZERO8, ZERO8,
-                                   ZERO8, ZERO8, ZERO8, ZERO8};
+                                   ZERO8, ZERO8, ZERO8, ZERO8, ZERO8};
     CHECK_EQ_INT(b.len, sizeof want);
     CHECK(b.len == sizeof want && !memcmp(b.data, want, sizeof want));
     wire_buf_free(&b);
@@ -124,7 +124,8 @@ static void test_bad_header(void)
     struct wire_msg m;
     encode_sample(WIRE_ABORT, 1, &b, &m);
     CHECK(decode_fails(&b, 0, "XDSW", 4));
-    CHECK(decode_fails(&b, 4, "\x08\x00", 2));   /* version 8 */
+    CHECK(decode_fails(&b, 4, "\x09\x00", 2));   /* version 9 */
+    CHECK(decode_fails(&b, 4, "\x07\x00", 2));   /* version 7 (no TPOT SLO in GENERATE and KV_DONE) */
     CHECK(decode_fails(&b, 4, "\x06\x00", 2));   /* version 6 (no ROLE, REGISTER without pinned) */
     CHECK(decode_fails(&b, 4, "\x05\x00", 2));   /* version 5 (no top logprobs, no logit bias) */
     CHECK(decode_fails(&b, 4, "\x04\x00", 2));   /* version 4 (REGISTER without the KV dtype) */
@@ -182,7 +183,7 @@ static void test_bad_params(void)
     struct wire_buf b = {0};
     struct wire_msg m;
     encode_sample(WIRE_GENERATE, 7, &b, &m);
-    size_t params = WIRE_HDR_SIZE + 4 + 4 + strlen(m.u.gen.decode_addr) + 1;
+    size_t params = WIRE_HDR_SIZE + 4 + 4 + strlen(m.u.gen.decode_addr) + 1 + 4;
     CHECK(decode_fails(&b, params, "\x00\x00\xc0\x7f", 4));      /* temperature NaN */
     CHECK(decode_fails(&b, params + 4, "\x00\x00\x80\x7f", 4));  /* top_p +inf */
     CHECK(decode_fails(&b, params + 40, "\x02", 1));             /* ignore_eos 2 */
