@@ -59,14 +59,23 @@ void rb_switched(struct rb_state *s, const struct rb_config *c, uint64_t now_ms)
     s->quiet_until_ms = now_ms + (uint64_t)window(c) * 1000;
 }
 
-/* The fastest prefill measured on any worker: the cost of a prompt token on a core of its own. */
-static double fastest_ms_per_token(const struct rb_worker *w, int n)
+/* The cost of a prompt token on a core of its own: the fastest prefill measured on a prefill worker,
+ * remembered for when there is none; before any prefill worker was measured, the fastest colocated
+ * one. A colocated worker's measure (dispatch to first token) also counts the decode passes its
+ * prompts share steps with, so it rises with the decode load: taken as the prompts' cost, it had a
+ * deployment of colocated workers see twice the prompt work its prefill worker had seen a minute
+ * before, and switch back and forth every window (bench-goodput, 512 in / 64 out). */
+static double prompt_ms_per_token(struct rb_state *s, const struct rb_worker *w, int n)
 {
-    double best = 0;
-    for (int i = 0; i < n; i++)
-        if (w[i].ms_per_token > 0 && (best == 0 || w[i].ms_per_token < best))
-            best = w[i].ms_per_token;
-    return best;
+    double prefill = 0, colocated = 0;
+    for (int i = 0; i < n; i++) {
+        double *best = w[i].role == WIRE_ROLE_PREFILL ? &prefill : &colocated;
+        if (w[i].ms_per_token > 0 && (*best == 0 || w[i].ms_per_token < *best))
+            *best = w[i].ms_per_token;
+    }
+    if (prefill > 0)
+        s->prefill_ms_per_token = prefill;
+    return s->prefill_ms_per_token > 0 ? s->prefill_ms_per_token : colocated;
 }
 
 static bool decodes(uint8_t role) { return role == WIRE_ROLE_DECODE || role == WIRE_ROLE_COLOCATED; }
@@ -104,7 +113,7 @@ bool rb_decide(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, c
                struct rb_decision *d)
 {
     advance(s, c, now_ms);
-    double ms = fastest_ms_per_token(w, n);
+    double ms = prompt_ms_per_token(s, w, n);
     uint64_t sum = window_tokens(s, c);
     double tokens_per_s = (double)sum / window(c);
     s->load = tokens_per_s * ms / 1000;

@@ -9,8 +9,9 @@
  *
  *  - the prompt work, in workers: the prompt tokens sent for computing (those a prefix cache held
  *    are not) over the last --rebalance-window-s seconds, times the fastest prefill ms per token
- *    measured on any worker (route_slo.h), per second: the share of one worker's time the prompts
- *    take when nothing else shares its core;
+ *    measured on a prefill worker (route_slo.h; the last such measure while there is none, and the
+ *    colocated workers' only before the first), per second: the share of one worker's time the
+ *    prompts take when nothing else shares its core;
  *  - a colocated worker becomes a dedicated prefill worker when that work would keep one more
  *    prefill worker at least `high` busy (work >= high * (P + 1), P prefill workers now), so prompts
  *    stop interrupting decode passes; a prefill worker becomes colocated when the prefill workers
@@ -46,6 +47,7 @@ struct rb_state {
     uint64_t quiet_until_ms;          /* no switch before then */
     uint64_t busy_since_ms;           /* the first prompt after a window without any */
     double load;                      /* the last prompt work measured, in workers */
+    double prefill_ms_per_token;      /* the last fastest prefill worker's measure; 0: none yet */
     char why[256];                    /* the switch under way's reason */
     uint64_t n_switches;              /* done (the worker registered in its new role) */
 };

@@ -308,7 +308,7 @@ static void test_rebalance_policy(void)
     CHECK(!rb_decide(&s, &c, 10500, same_id, 2, &d));
     /* two colocated workers at 1400 tokens/s x 0.5 ms = 0.7 >= 0.6: the one with fewer sequences
      * becomes a prefill worker; with one colocated worker left, never */
-    struct rb_worker co[2] = {{4, WIRE_ROLE_COLOCATED, false, 0.5, 5}, {5, WIRE_ROLE_COLOCATED, false, 0.6, 2}};
+    struct rb_worker co[2] = {{4, WIRE_ROLE_COLOCATED, false, 0.6, 5}, {5, WIRE_ROLE_COLOCATED, false, 0.5, 2}};
     rb_init(&s, &c, 0);
     feed(&s, &c, 0, 11, 1400);
     CHECK(rb_decide(&s, &c, 10500, co, 2, &d) && d.index == 1 && d.to == WIRE_ROLE_PREFILL);
@@ -333,6 +333,18 @@ static void test_rebalance_policy(void)
     /* nothing measured yet: no decision */
     struct rb_worker fresh[2] = {{7, WIRE_ROLE_PREFILL, false, 0, 0}, {8, WIRE_ROLE_COLOCATED, false, 0, 0}};
     CHECK(!rb_decide(&s, &c, 90000, fresh, 2, &d));
+    /* a colocated worker's measure counts the decodes its prompts share steps with: once a prefill
+     * worker was measured at 0.5 ms, 1000 tokens/s stay 0.5 of a worker of prompt work when it has
+     * turned colocated and both measure 1.5 ms (which would make it 1.5, and a switch back) */
+    struct rb_worker was[2] = {{9, WIRE_ROLE_PREFILL, false, 0.5, 0}, {10, WIRE_ROLE_COLOCATED, false, 1.5, 0}};
+    rb_init(&s, &c, 100000);
+    feed(&s, &c, 100, 111, 1000);
+    CHECK(!rb_decide(&s, &c, 110500, was, 2, &d));
+    CHECK_NEAR(s.load, 0.5, 1e-9);
+    was[0].role = WIRE_ROLE_COLOCATED;
+    was[0].ms_per_token = 1.5;
+    CHECK(!rb_decide(&s, &c, 110500, was, 2, &d));
+    CHECK_NEAR(s.load, 0.5, 1e-9);
 }
 
 /* A worker draining for a role switch is not picked; the other one takes its sequences. */
