@@ -9,9 +9,9 @@
  * NULL when `current` is as good. */
 const char *blas_core_better(const char *current);
 
-/* Call first in main() (log_init may come before), before any thread, file or socket is opened: when OpenBLAS fell back to
- * kernels weaker than the CPU's and OPENBLAS_CORETYPE is unset, sets it and executes the program
- * again with the same argv (returns only when it does not). */
+/* Call first in main() (log_init may come before), before any thread, file or socket is opened:
+ * when OpenBLAS fell back to kernels weaker than the CPU's and OPENBLAS_CORETYPE is unset, sets it
+ * and executes the program again with the same argv (returns only when it does not). */
 void blas_core_check(char **argv);
 
 #endif
