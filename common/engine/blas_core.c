@@ -7,9 +7,10 @@
  * OPENBLAS_CORETYPE=SkylakeX at 185, and a 512-token prefill went from 623 to 2,130 tokens/s.
  *
  * The library reads OPENBLAS_CORETYPE only while it loads, before main() runs, so the remedy is to set
- * it and execute the program again, as the first thing main() does: nothing is open yet, the process
- * keeps its pid, and it costs a few milliseconds once (call it after log_init, which opens nothing). An OPENBLAS_CORETYPE already set (the
- * operator's choice, or our own after the re-exec) is never overridden. */
+ * it and execute the program again, as the first thing main() does (log_init, which opens nothing,
+ * may come before): nothing is open yet, the process keeps its pid, and it costs a few milliseconds
+ * once. An OPENBLAS_CORETYPE already set (the operator's choice, or our own after the re-exec) is
+ * never overridden. */
 #include "common/engine/blas_core.h"
 
 #include <cblas.h>

@@ -41,7 +41,8 @@ static void test_round_trip_every_type(void)
 
 #define ZERO8 0, 0, 0, 0, 0, 0, 0, 0
 /* The documented layout, byte for byte: a LOAD is header + six little-endian u32 + a u8, then the
- * prefix cache's u8, two u64 arrays and four u64 counters, then preemptions, SLO-shortened steps and the step histogram. */
+ * prefix cache's u8, two u64 arrays and four u64 counters, then preemptions, SLO-shortened steps and
+ * the step histogram. */
 static void test_golden_bytes(void)
 {
     uint64_t added[1] = {0x1122334455667788ull};
