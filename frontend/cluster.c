@@ -419,8 +419,8 @@ static double fallback_ms_per_token(const struct cluster *c)
 }
 
 /* SLO-aware (route_slo.h): the disaggregated path unless its TTFT breaks the SLO and local is better. */
-static int choose_slo(struct cluster *c, const struct candidates *cd, struct cl_seq *s, struct cl_worker **p,
-                      struct cl_worker **d)
+static int choose_slo(struct cluster *c, const struct slo_route *slo, const struct candidates *cd, struct cl_seq *s,
+                      struct cl_worker **p, struct cl_worker **d)
 {
     if (!cd->pf || !cd->dc)
         return take_local(s, cd, p, d);
@@ -431,10 +431,7 @@ static int choose_slo(struct cluster *c, const struct candidates *cd, struct cl_
         paths.local_ms = slo_predict_ttft(&cd->co->slo, (double)queue_ahead(cd->co, s, &co_have), fb);
         paths.local_prompt_ms = slo_predict_ttft(&cd->co->slo, s->n_prompt - (double)co_have * block_size(cd->co), fb);
         paths.out_tokens = s->n_positions - s->n_prompt;
-        struct slo_route slo = c->slo; /* the request's own SLOs, where it gives them */
-        slo.ttft_ms = s->slo_ttft_ms > 0 ? s->slo_ttft_ms : slo.ttft_ms;
-        slo.tpot_ms = s->slo_tpot_ms > 0 ? s->slo_tpot_ms : slo.tpot_ms;
-        if (slo_go_local(&slo, &paths, &cd->co->slo)) {
+        if (slo_go_local(slo, &paths, &cd->co->slo)) {
             c->slo.n_local++;
             return take_local(s, cd, p, d);
         }
@@ -454,6 +451,15 @@ static void slo_decode_target(struct candidates *cd, const struct cl_seq *s)
     }
 }
 
+/* The SLOs s is held to: its own, where it gives them, else the frontend's. */
+static struct slo_route seq_slos(const struct cluster *c, const struct cl_seq *s)
+{
+    struct slo_route slo = c->slo;
+    slo.ttft_ms = s->slo_ttft_ms > 0 ? s->slo_ttft_ms : slo.ttft_ms;
+    slo.tpot_ms = s->slo_tpot_ms > 0 ? s->slo_tpot_ms : slo.tpot_ms;
+    return slo;
+}
+
 static int pick(struct cluster *c, struct cl_seq *s, struct skip sk, struct cl_worker **p, struct cl_worker **d)
 {
     struct prompt_keys k = {0};
@@ -462,12 +468,12 @@ static int pick(struct cluster *c, struct cl_seq *s, struct skip sk, struct cl_w
     cd.dc = pick_decode(c, WIRE_ROLE_DECODE, s, &k, sk, &cd.dc_cached);
     cd.co = pick_decode(c, WIRE_ROLE_COLOCATED, s, &k, sk, &cd.co_cached);
     free(k.key);
-    double tpot_ms = s->slo_tpot_ms > 0 ? s->slo_tpot_ms : c->slo.tpot_ms;
-    s->tpot_slo_ms = tpot_ms > 0 ? (uint32_t)ceil(tpot_ms) : 0;
-    if (c->slo.ttft_ms <= 0 && s->slo_ttft_ms <= 0)
+    struct slo_route slo = seq_slos(c, s);
+    s->tpot_slo_ms = slo.tpot_ms > 0 ? (uint32_t)ceil(slo.tpot_ms) : 0;
+    if (slo.ttft_ms <= 0)
         return choose(&cd, s, p, d);
     slo_decode_target(&cd, s);
-    return choose_slo(c, &cd, s, p, d);
+    return choose_slo(c, &slo, &cd, s, p, d);
 }
 
 void cluster_set_slo(struct cluster *c, double ttft_ms, double tpot_ms)
