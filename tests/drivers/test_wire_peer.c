@@ -513,7 +513,11 @@ static void on_grant(struct app *a, struct creq *r, const struct wire_kv_grant *
         struct ticket *t = ticket(a, r);
         if (kvx_put_layer(a->peer, c->kvp, l, r->src, r->dst, r->n, on_layer_put, t, &err)) {
             free(t);
-            fail(a, 1, "kvx_put_layer: %s", err.msg);
+            r->failed = 1;
+            /* A put is refused once the peer is closing; with --reconnect, the loss report that
+             * follows restarts this request like any other in flight. */
+            if (!a->o.reconnect)
+                fail(a, 1, "kvx_put_layer: %s", err.msg);
             return;
         }
     }
