@@ -18,10 +18,12 @@
 /* Weight rows are read 4 at a time only when there are this many activation rows to share them: with
  * fewer, one row after another. Four interleaved row streams (2 KiB apart) defeat this VM's
  * hardware prefetcher: a batch-1 F16 product read 10 GB/s that way and 26-28 GB/s one row at a time
- * (a plain sequential read: 17-21 GB/s); at 4 rows, 36 vs 49 GFLOP/s; from 8 rows the 4-row tile
- * wins (47 vs 45, at 16 rows 59 vs 41). A pair's result is the same either way (one accumulator per
- * pair, the same k order), so this choice never changes a token. */
-#define TILE_ROWS_MIN_N 8
+ * (a plain sequential read: 17-21 GB/s); at 4 rows, 36 vs 49 GFLOP/s. From 5 rows the 4-row tile
+ * wins: a decode step of the `small` preset at 5, 6 and 7 sequences ran at 417-528 tok/s with 1-row
+ * tiles (slower than 8 sequences, at 698) and 520-771 with 4-row ones (best of 5 runs each; at 16
+ * rows 59 vs 41 GFLOP/s). A pair's result is the same either way (one accumulator per pair, the
+ * same k order), so this choice never changes a token. */
+#define TILE_ROWS_MIN_N 5
 
 T5 INLINE __m512 ld16_F32(const void *p, size_t k, __mmask16 m)
 {
