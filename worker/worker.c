@@ -5,6 +5,7 @@
 #include "worker/worker_internal.h"
 
 #include <cblas.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,6 +47,8 @@ static void usage(FILE *f, const char *prog, bool colocated)
             "  --insecure-cluster    allow non-loopback addresses without a cluster key\n"
             "  --pin-role            keep this role: the frontend's rebalancer (--rebalance) may not\n"
             "                        switch it between prefill and colocated\n"
+            "  --step-log FILE       append each forward pass's shape and time to FILE, a JSON object a\n"
+            "                        line: the passes this worker ran, for pdserve-plan --steps\n"
             "%s",
             prog, colocated ? "  --colocated           also run prefill here (no separate prefill workers)\n" : "");
 }
@@ -111,7 +114,7 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
         {"kv-wait-timeout", 1, 0, 'V'}, {"no-prefix-cache", 0, 0, 'P'},
         {"cluster-key-file", 1, 0, 'K'}, {"insecure-cluster", 0, 0, 'X'},
         {"weights", 1, 0, 'W'},    {"kv-dtype", 1, 0, 'Q'},   {"pin-role", 0, 0, 'R'},
-        {0, 0, 0, 0}};
+        {"step-log", 1, 0, 'S'},   {0, 0, 0, 0}};
     set_defaults(o);
     int id = 0, rc = 0;
     for (int c; rc == 0 && (c = getopt_long(argc, argv, "", longs, NULL)) != -1;) {
@@ -135,6 +138,7 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
         case 'K': o->cluster_key_file = optarg; break;
         case 'X': o->insecure_cluster = true; break;
         case 'R': o->pin_role = true; break;
+        case 'S': o->step_log = optarg; break;
         case 'W': rc = worker_parse_weights(optarg, &o->weights); break;
         case 'Q': rc = worker_parse_kv_dtype(optarg, &o->kv_dtype); break;
         case 'h': usage(stdout, prog, allow_colocated); exit(0);
@@ -328,8 +332,13 @@ int worker_step(struct worker *w, struct seq **seqs, int n, int budget, bool (*o
                 void *ctx, struct step_result *res, struct error *err)
 {
     int rc = engine_step(&w->engine, seqs, n, budget, on_layer, ctx, res, err);
-    if (rc == 0 && res->n_tokens > 0)
+    if (rc == 0 && res->n_tokens > 0) {
         note_step(w, res->seconds);
+        if (w->step_log)
+            fprintf(w->step_log, "{\"threads\": %d, \"tokens\": %d, \"prompt_attn\": %.0f, \"decode_attn\": %.0f, "
+                                 "\"logits\": %d, \"secs\": %.6f}\n", w->opts.threads, res->n_tokens,
+                    res->prompt_attn, res->decode_attn, res->n_logits, res->seconds);
+    }
     return rc;
 }
 
@@ -520,6 +529,8 @@ static int load_engine(struct worker *w, struct error *err)
         return error_set(err, "--kv-gib %.3f holds no KV block of this model; raise it", w->opts.kv_gib);
     if (engine_init(&w->engine, w->model, blocks, w->opts.block_size, w->opts.kv_dtype, w->opts.threads, err) < 0)
         return -1;
+    if (w->opts.step_log && !(w->step_log = fopen(w->opts.step_log, "a")))
+        return error_set(err, "--step-log %s: %s", w->opts.step_log, strerror(errno));
     load_vocabulary(w);
     return w->opts.no_prefix_cache ? 0 : kv_prefix_enable(&w->engine.kv, model_salt(&w->model->cfg), err);
 }
@@ -672,6 +683,8 @@ int worker_main(const struct worker_opts *o, const struct worker_slot *slots, in
     mailbox_destroy(&w.to_engine);
     engine_destroy(&w.engine);
     model_free(w.model);
+    if (w.step_log && fclose(w.step_log))
+        log_warn("--step-log %s: %s", o->step_log, strerror(errno));
     log_info("stopped");
     return 0;
 }

@@ -35,6 +35,7 @@ struct worker_opts {
     bool no_prefix_cache;
     const char *cluster_key_file; /* NULL: systemd's credential, or none */
     bool insecure_cluster;        /* non-loopback addresses without a cluster key */
+    const char *step_log;         /* --step-log: each step's shape and time appended here */
 };
 
 struct worker;
@@ -103,6 +104,7 @@ struct worker {
     uv_timer_t load_timer, reconnect_timer, drain_timer;
     bool keys_resync; /* the next LOAD restarts the frontend's index of our cached blocks */
     struct worker_stats stats;
+    FILE *step_log; /* --step-log, written by the engine thread */
     uv_signal_t sigterm, sigint;
     char advertise[WIRE_ADDR_MAX];
 };
@@ -115,7 +117,8 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
 int worker_main(const struct worker_opts *o, const struct worker_slot *slots, int n_slots);
 
 /* From the engine thread: engine_step of at most `budget` tokens (--token-budget, or fewer), its time
- * counted in the LOAD's step histogram when it computed tokens. */
+ * counted in the LOAD's step histogram when it computed tokens (and, with --step-log, the step
+ * written there as a pass of pdserve-plan's profile). */
 int worker_step(struct worker *w, struct seq **seqs, int n, int budget, bool (*on_layer)(void *ctx, int layer),
                 void *ctx, struct step_result *res, struct error *err);
 /* From the engine thread: a sequence gave its KV blocks up to be computed again. */

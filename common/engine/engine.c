@@ -319,6 +319,19 @@ static int ensure_logits(struct engine *e, int rows)
     return 0;
 }
 
+/* The batch's attention pairs (a token at position p attends to p + 1 keys): a sequence's tokens
+ * are consecutive in the batch, a run of one being a decoded token and longer ones prompt chunks. */
+static void pass_shape(const struct engine *e, struct step_result *res)
+{
+    for (int i = 0; i < res->n_tokens; i++) {
+        double pairs = e->pos[i] + 1;
+        bool alone = (i == 0 || e->seq_of[i - 1] != e->seq_of[i]) &&
+                     (i + 1 == res->n_tokens || e->seq_of[i + 1] != e->seq_of[i]);
+        *(alone ? &res->decode_attn : &res->prompt_attn) += pairs;
+        res->n_logits += e->want[i];
+    }
+}
+
 int engine_step(struct engine *e, struct seq **seqs, int n, int token_budget,
                 bool (*on_layer)(void *ctx, int layer), void *ctx, struct step_result *res,
                 struct error *err)
@@ -327,11 +340,9 @@ int engine_step(struct engine *e, struct seq **seqs, int n, int token_budget,
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (build_batch(e, seqs, n, token_budget, res) < 0)
         return error_set(err, "out of memory building a batch");
-    int rows = 0;
-    for (int i = 0; i < res->n_tokens; i++)
-        rows += e->want[i];
-    if (ensure_logits(e, rows) < 0)
-        return error_set(err, "out of memory for %d rows of logits", rows);
+    pass_shape(e, res);
+    if (ensure_logits(e, res->n_logits) < 0)
+        return error_set(err, "out of memory for %d rows of logits", res->n_logits);
     struct fwd_batch b = {res->n_tokens, e->tok, e->pos, e->seq_of, e->want, e->tables,
                           res->n_scheduled, on_layer, ctx};
     int rc = forward(e->model, &e->kv, e->rs, &b, e->logits, err);
