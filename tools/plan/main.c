@@ -3,6 +3,7 @@
  *
  *   pdserve-plan --profile FILE [workload] [SLOs] [--nodes N --cores N] [--write-env DIR]
  *   pdserve-plan simulate --profile FILE --deployment 1P+1D|2C [--threads N] --rate R[,R...] [--max-rate]
+ *   pdserve-plan simulate --profile FILE --deployment 1P+1D|2C --replay RESULT.json
  */
 #include <errno.h>
 #include <getopt.h>
@@ -14,8 +15,12 @@
 
 #include "tools/plan/plan.h"
 
+#define MAX_STEP_LOGS 16
+
 struct opts {
-    const char *profile, *write_env, *rates;
+    const char *profile, *write_env, *rates, *replay;
+    const char *steps[MAX_STEP_LOGS]; /* --steps */
+    int n_steps;
     struct workload w;
     struct slo slo;
     struct link link;
@@ -44,6 +49,7 @@ static void usage(FILE *f)
             "       pdserve-plan simulate --profile FILE --deployment D --rate R[,R...] [options]\n"
             "\n"
             "  --profile FILE        passes measured by pdserve-bench-engine --profile (or a hand-written cost)\n"
+            "  --steps FILE          a worker's --step-log: its passes replace the profile's (repeatable)\n"
             "  --input-len N         prompt tokens (512)          --output-len N   generated tokens (64)\n"
             "  --range-ratio R       lengths drawn from len·(1−R) … len·(1+R) (0)\n"
             "  --dataset FILE        \"input output\" token counts a line, instead of the lengths\n"
@@ -61,7 +67,9 @@ static void usage(FILE *f)
             "  --deployment D        1P+1D (prefill + decode workers) or 2C (colocated workers)\n"
             "  --threads N           threads per worker (1)\n"
             "  --rate R[,R...]       request rates to simulate (req/s)\n"
-            "  --max-rate            also search the highest rate meeting --attainment\n");
+            "  --max-rate            also search the highest rate meeting --attainment\n"
+            "  --replay FILE         serve each run of a pdserve-bench result file again (its arrivals,\n"
+            "                        lengths and SLOs) and print measured and simulated side by side\n");
 }
 
 static int parse_deployment(const char *s, struct deployment *d)
@@ -105,7 +113,8 @@ static void parse(int argc, char **argv, struct opts *o)
         {"link-gbps", 1, 0, 'g'},   {"link-latency-ms", 1, 0, 'L'}, {"token-budget", 1, 0, 'b'},
         {"max-batch", 1, 0, 'B'},   {"write-env", 1, 0, 'w'},      {"json", 0, 0, 'j'},
         {"deployment", 1, 0, 'd'},  {"threads", 1, 0, 't'},        {"rate", 1, 0, 'R'},
-        {"max-rate", 0, 0, 'M'},    {"help", 0, 0, 'h'},           {0, 0, 0, 0}};
+        {"max-rate", 0, 0, 'M'},    {"replay", 1, 0, 'X'},         {"steps", 1, 0, 'S'},
+        {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     defaults(o);
     if (argc > 1 && !strcmp(argv[1], "simulate"))
         o->simulate = 1, argv++, argc--;
@@ -136,13 +145,21 @@ static void parse(int argc, char **argv, struct opts *o)
         case 't': o->dep.threads = (int)num("--threads", optarg, 1); break;
         case 'R': o->rates = optarg; break;
         case 'M': o->max_rate = 1; break;
+        case 'X': o->replay = optarg; break;
+        case 'S':
+            if (o->n_steps == MAX_STEP_LOGS)
+                exit(die(2, "--steps: at most %d files", MAX_STEP_LOGS));
+            o->steps[o->n_steps++] = optarg;
+            break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
     }
-    const char *missing = !o->profile ? "--profile" : !o->slo.ttft_ms ? "--slo-ttft-ms" : !o->slo.tpot_ms ? "--slo-tpot-ms"
+    int replaying = o->simulate && o->replay; /* the result file has the SLOs */
+    const char *missing = !o->profile ? "--profile" : !replaying && !o->slo.ttft_ms ? "--slo-ttft-ms"
+                        : !replaying && !o->slo.tpot_ms ? "--slo-tpot-ms"
                         : o->simulate && !o->dep.n_coloc && !o->dep.n_prefill ? "--deployment"
-                        : o->simulate && !o->rates && !o->max_rate ? "--rate" : NULL;
+                        : o->simulate && !o->rates && !o->max_rate && !o->replay ? "--rate" : NULL;
     if (missing || optind < argc) {
         die(2, "%s %s", missing ? "missing" : "unexpected argument", missing ? missing : argv[optind]);
         usage(stderr);
@@ -181,7 +198,9 @@ static int simulate_at(const struct opts *o, const struct profile *p, double rat
 
 static int simulate(const struct opts *o, const struct profile *p)
 {
-    char name[64];
+    char name[64], err[256];
+    if (o->replay)
+        return replay(o->replay, p, &o->dep, &o->link, &o->slo, err, sizeof err) ? die(1, "%s", err) : 0;
     if (!o->json)
         printf("%s on %s, %d in / %d out, %d requests a rate\n", deployment_name(&o->dep, name, sizeof name),
                p->model, o->w.input_len, o->w.output_len, o->w.n);
@@ -328,7 +347,7 @@ int main(int argc, char **argv)
     struct profile p;
     char err[512];
     parse(argc, argv, &o);
-    if (profile_load(o.profile, &p, err, sizeof err))
+    if (profile_load(o.profile, o.steps, o.n_steps, &p, err, sizeof err))
         return die(1, "%s", err);
     if (!o.json)
         for (int i = 0; i < p.n_models; i++)

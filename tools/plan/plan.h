@@ -7,6 +7,7 @@
  *   workload.c requests: arrival times and prompt/output lengths (seeded)
  *   sim.c      one deployment (prefill, decode and colocated workers) serving one workload
  *   search.c   the highest rate meeting the attainment target; the deployments a cluster allows
+ *   replay.c   the simulator against a measurement: a pdserve-bench result's requests served again
  *   main.c     options and the report */
 #ifndef PD_TOOLS_PLAN_H
 #define PD_TOOLS_PLAN_H
@@ -26,7 +27,7 @@ struct pass {
  * costs far more than 4/64 of one of 64: small passes are bound by reading the weights, large ones
  * by arithmetic). A measured profile is fitted as knots + c[2]·prompt_attn + c[3]·decode_attn by
  * least squares on relative error; a hand-written one gives c[] and no knots. */
-#define PLAN_MAX_KNOTS 16
+#define PLAN_MAX_KNOTS 32
 struct cost_model {
     int threads;
     double c[5];
@@ -45,7 +46,9 @@ struct profile {
     struct cost_model by_threads[PLAN_MAX_THREADS]; /* those the profile measured */
 };
 
-int profile_load(const char *path, struct profile *p, char *err, int errlen);
+/* The profile at `path`; passes in the step logs (workers' --step-log files) replace its measured
+ * passes of the thread counts they cover. */
+int profile_load(const char *path, const char *const *steps, int n_steps, struct profile *p, char *err, int errlen);
 /* Formats a message into err (errlen bytes) and returns -1. */
 int plan_error(char *err, int errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 const struct cost_model *profile_cost(const struct profile *p, int threads);
@@ -107,6 +110,11 @@ double search_max_rate(const struct profile *p, const struct deployment *d, cons
  * with the same thread count, at most `cap` of them; returns how many were written. */
 int search_deployments(const struct profile *p, int cores, int token_budget, int max_batch, struct deployment *out,
                        int cap);
+
+/* Serves again, in simulation, each run of the pdserve-bench result file at `path` (arrivals and
+ * lengths as measured; SLOs the file's, else `slo`) and prints measured and simulated side by side. */
+int replay(const char *path, const struct profile *p, const struct deployment *d, const struct link *l,
+           const struct slo *slo, char *err, int errlen);
 
 const char *deployment_name(const struct deployment *d, char *buf, int len);
 

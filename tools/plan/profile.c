@@ -8,11 +8,16 @@
  * "cost": [{"threads": 1, "c": [c0, c1, c2, c3, c4]}] instead (a model written by hand; plan.h). Measured passes
  * are fitted per thread count (plan.h, struct cost_model) by least squares on relative error: pass
  * times span 100×. An attention weight that fits negative is dropped and the rest refitted; knots
- * are then made non-decreasing and positive. */
+ * are then made non-decreasing and positive.
+ *
+ * Workers' step logs (--step-log: one pass a line, in the same form) can stand in for the profile's
+ * passes: they are what the daemons ran under real traffic, with everything that shares their cores. */
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tools/plan/plan.h"
@@ -79,17 +84,33 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Knots at the distinct token counts measured (at most PLAN_MAX_KNOTS). */
+/* Knots at the distinct token counts measured; when there are more than PLAN_MAX_KNOTS (a worker's
+ * --step-log), every count up to SMALL_PASS — where batch shapes change the kernels' speed most —
+ * and the rest spread evenly in log(tokens) over the larger ones. */
+#define SMALL_PASS 16
 static int place_knots(const struct sample *s, int n, struct cost_model *m)
 {
-    double t[256];
+    double *t = malloc(sizeof *t * (size_t)(n ? n : 1));
+    int d = 0;
     for (int i = 0; i < n; i++)
         t[i] = s[i].x.tokens;
     qsort(t, (size_t)n, sizeof *t, cmp_double);
+    for (int i = 0; i < n; i++) /* distinct, in place */
+        if (i == 0 || t[i] != t[d - 1])
+            t[d++] = t[i];
     m->n_knots = 0;
-    for (int i = 0; i < n; i++)
-        if ((i == 0 || t[i] != t[i - 1]) && m->n_knots < PLAN_MAX_KNOTS)
+    int i = 0;
+    for (; i < d && (d <= PLAN_MAX_KNOTS || t[i] <= SMALL_PASS) && m->n_knots < PLAN_MAX_KNOTS; i++)
+        m->knot_tokens[m->n_knots++] = t[i];
+    int left = PLAN_MAX_KNOTS - m->n_knots;
+    for (int k = 0; i < d && k < left; k++) { /* the next at or above an even step in log(tokens) */
+        double target = t[i] * pow(t[d - 1] / t[i], left > 1 ? (double)k / (left - 1) : 1);
+        while (i < d - 1 && t[i] < target)
+            i++;
+        if (!m->n_knots || t[i] > m->knot_tokens[m->n_knots - 1])
             m->knot_tokens[m->n_knots++] = t[i];
+    }
+    free(t);
     return m->n_knots >= 1 ? 0 : -1;
 }
 
@@ -206,27 +227,30 @@ static int load_costs(json_t *costs, struct profile *p, char *err, int errlen)
 /* The measured passes of one thread count, fitted. */
 static int fit_passes(json_t *passes, int threads, struct profile *p, char *err, int errlen)
 {
-    struct sample s[256];
-    int n = 0;
+    struct sample *s = malloc(sizeof *s * (json_array_size(passes) + 1));
+    int n = 0, rc = 0;
     size_t i;
     json_t *e;
     json_array_foreach(passes, i, e) {
-        if (json_integer_value(json_object_get(e, "threads")) != threads || n == 256)
+        if (json_integer_value(json_object_get(e, "threads")) != threads)
             continue;
         s[n] = (struct sample){{json_number_value(json_object_get(e, "tokens")),
                                 json_number_value(json_object_get(e, "prompt_attn")),
                                 json_number_value(json_object_get(e, "decode_attn")),
                                 json_number_value(json_object_get(e, "logits"))},
                                json_number_value(json_object_get(e, "secs"))};
-        if (!(s[n].secs > 0))
-            return plan_error(err, errlen, "passes[%zu]: \"secs\" must be > 0", i);
+        if (!(s[n].secs > 0)) {
+            rc = plan_error(err, errlen, "passes[%zu]: \"secs\" must be > 0", i);
+            break;
+        }
         n++;
     }
-    struct cost_model *m = model_for(p, threads);
-    if (!m || fit(s, n, m))
-        return plan_error(err, errlen, "%d-thread passes: need two more passes than distinct token "
-                                     "counts, with prompt and decode attention varying at equal token counts", threads);
-    return 0;
+    struct cost_model *m = rc ? NULL : model_for(p, threads);
+    if (!rc && (!m || fit(s, n, m)))
+        rc = plan_error(err, errlen, "%d-thread passes: need two more passes than distinct token counts, with "
+                                     "prompt and decode attention varying at equal token counts", threads);
+    free(s);
+    return rc;
 }
 
 static int load_passes(json_t *passes, struct profile *p, char *err, int errlen)
@@ -243,7 +267,52 @@ static int load_passes(json_t *passes, struct profile *p, char *err, int errlen)
     return 0;
 }
 
-int profile_load(const char *path, struct profile *p, char *err, int errlen)
+/* Appends a worker's --step-log (a pass a line) to `into`; the thread counts seen are marked. */
+static int read_steps(const char *path, json_t *into, bool seen[PLAN_MAX_THREADS + 1], char *err, int errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return plan_error(err, errlen, "--steps %s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    for (int no = 1; rc == 0 && getline(&line, &cap, f) > 0; no++) {
+        json_error_t je;
+        json_t *pass = line[0] == '\n' ? NULL : json_loads(line, 0, &je);
+        int threads = (int)json_integer_value(json_object_get(pass, "threads"));
+        if (line[0] != '\n' && (!pass || threads < 1 || threads > PLAN_MAX_THREADS))
+            rc = plan_error(err, errlen, "%s:%d: not a pass (a worker's --step-log has one a line)", path, no);
+        else if (pass)
+            seen[threads] = true, json_array_append(into, pass);
+        json_decref(pass);
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* The profile's passes but those of thread counts the step logs measured, then the step logs'. */
+static json_t *merge_steps(json_t *passes, const char *const *steps, int n_steps, char *err, int errlen)
+{
+    bool seen[PLAN_MAX_THREADS + 1] = {false};
+    json_t *measured = json_array(), *all = json_array(), *e;
+    size_t i;
+    for (int k = 0; k < n_steps; k++)
+        if (read_steps(steps[k], measured, seen, err, errlen)) {
+            json_decref(measured), json_decref(all);
+            return NULL;
+        }
+    json_array_foreach(passes, i, e) {
+        int threads = (int)json_integer_value(json_object_get(e, "threads"));
+        if (threads < 1 || threads > PLAN_MAX_THREADS || !seen[threads])
+            json_array_append(all, e);
+    }
+    json_array_extend(all, measured);
+    json_decref(measured);
+    return all;
+}
+
+int profile_load(const char *path, const char *const *steps, int n_steps, struct profile *p, char *err, int errlen)
 {
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
@@ -254,11 +323,14 @@ int profile_load(const char *path, struct profile *p, char *err, int errlen)
     p->kv_bytes_per_token = json_number_value(json_object_get(root, "kv_bytes_per_token"));
     json_t *costs = json_object_get(root, "cost"), *passes = json_object_get(root, "passes");
     int rc = -1;
-    if (json_is_array(costs))
+    if (json_is_array(costs) && n_steps)
+        plan_error(err, errlen, "%s: --steps refits measured passes; this profile has a hand-written cost", path);
+    else if (json_is_array(costs))
         rc = load_costs(costs, p, err, errlen);
-    else if (json_is_array(passes))
+    else if (json_is_array(passes) && (passes = merge_steps(passes, steps, n_steps, err, errlen))) {
         rc = load_passes(passes, p, err, errlen);
-    else
+        json_decref(passes);
+    } else if (!json_is_array(passes))
         plan_error(err, errlen, "%s: neither \"passes\" nor \"cost\"", path);
     json_decref(root);
     if (rc == 0 && p->n_models == 0)

@@ -1,0 +1,76 @@
+/* replay.c — the simulator against a measurement: every run of a pdserve-bench result file (--result,
+ * or a sweep's) is served again in simulation, with each request's own arrival time and prompt and
+ * output lengths, and the two are printed side by side. What is left between them is the
+ * simulator's error, not the workload's sampling. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tools/plan/plan.h"
+
+/* One measured run's requests, in arrival order; NULL with a message when it has none usable. */
+static struct request *run_requests(json_t *run, int *n, char *err, int errlen)
+{
+    json_t *list = json_object_get(run, "requests"), *e;
+    size_t i;
+    struct request *r = calloc(json_array_size(list) + 1, sizeof *r);
+    *n = 0;
+    json_array_foreach(list, i, e) {
+        struct request q = {json_number_value(json_object_get(e, "start_s")),
+                            (int)json_integer_value(json_object_get(e, "input_tokens")),
+                            (int)json_integer_value(json_object_get(e, "output_tokens"))};
+        if (!json_is_true(json_object_get(e, "ok")) || q.in < 1 || q.out < 1)
+            continue; /* failed: the server never said how long it would have been */
+        int k = (*n)++;
+        while (k > 0 && r[k - 1].arrival > q.arrival) /* insertion: they come nearly sorted */
+            r[k] = r[k - 1], k--;
+        r[k] = q;
+    }
+    if (*n == 0) {
+        free(r);
+        plan_error(err, errlen, "a run without completed requests (\"requests\": [{start_s, input_tokens, ...}])");
+        return NULL;
+    }
+    return r;
+}
+
+static double num(json_t *o, const char *key) { return json_number_value(json_object_get(o, key)); }
+
+int replay(const char *path, const struct profile *p, const struct deployment *d, const struct link *l,
+           const struct slo *flags, char *err, int errlen)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je), *runs = json_object_get(root, "runs"), *run;
+    if (!root)
+        return plan_error(err, errlen, "%s: %s (line %d)", path, je.text, je.line);
+    if (!json_is_array(runs)) /* a single run's file */
+        runs = json_pack("[O]", root);
+    else
+        json_incref(runs);
+    json_t *so = json_object_get(json_array_get(runs, 0), "slo");
+    struct slo slo = {num(so, "ttft_ms") ?: flags->ttft_ms, num(so, "tpot_ms") ?: flags->tpot_ms};
+    char name[64];
+    printf("%s replaying %s (SLOs TTFT %.0f ms, TPOT %.1f ms)\n", deployment_name(d, name, sizeof name), path,
+           slo.ttft_ms, slo.tpot_ms);
+    printf("  %8s %5s  %-17s %-17s %-17s\n", "rate", "n", "attainment", "TTFT mean (ms)", "TPOT mean (ms)");
+    printf("  %8s %5s  %8s %8s %8s %8s %8s %8s\n", "", "", "measured", "sim", "measured", "sim", "measured", "sim");
+    size_t i;
+    int rc = 0;
+    json_array_foreach(runs, i, run) {
+        int n;
+        struct sim_result s;
+        struct request *reqs = run_requests(run, &n, err, errlen);
+        if (!reqs || sim_run(p, d, l, reqs, n, &slo, &s, err, errlen)) {
+            free(reqs);
+            rc = -1;
+            break;
+        }
+        free(reqs);
+        printf("  %8.3f %5d  %7.1f%% %7.1f%% %8.1f %8.1f %8.2f %8.2f\n", num(run, "request_rate"), n,
+               100 * num(run, "attainment"), 100 * s.attainment, num(run, "mean_ttft_ms"), s.ttft_mean_ms,
+               num(run, "mean_tpot_ms"), s.tpot_mean_ms);
+    }
+    json_decref(runs);
+    json_decref(root);
+    return rc;
+}
