@@ -18,8 +18,10 @@
 # Knobs (environment): GOODPUT_PRESET (small), GOODPUT_PROMPTS (100 a rate), GOODPUT_WORKLOADS
 # ("512:64 128:256": prefill-heavy, decode-heavy), GOODPUT_SLO_SCALES ("5"), GOODPUT_DEPLOYMENTS
 # ("coloc disagg slo", the order the sweeps run in), GOODPUT_OUT ($BUILD/bench-goodput; a folder per
-# workload and scale with every result, log and plot). The numbers mean something only on a machine
-# doing nothing else.
+# workload and scale with every result, log and plot), GOODPUT_SWEEP_STEPS (3: the bisection's steps
+# after the doubling; each halves the uncertainty of a max rate). Every worker writes its passes to
+# NAME.steps in the folder (--step-log), for `make bench-plan`. The numbers mean something only on a
+# machine doing nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -29,6 +31,7 @@ WORKLOADS=${GOODPUT_WORKLOADS:-512:64 128:256}
 SCALES=${GOODPUT_SLO_SCALES:-5}
 DEPLOYMENTS=${GOODPUT_DEPLOYMENTS:-coloc disagg slo}
 OUTDIR=${GOODPUT_OUT:-$BUILD/bench-goodput}
+SWEEP_STEPS=${GOODPUT_SWEEP_STEPS:-3}
 MODEL=$BUILD/models/$PRESET
 BENCH=$BUILD/pdserve-bench
 
@@ -57,10 +60,11 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# worker CORE NAME ARGS...: a worker pinned to CORE, logging to $DIR/NAME.log.
+# worker CORE NAME ARGS...: a worker pinned to CORE, logging to $DIR/NAME.log, its passes to NAME.steps.
 worker() {
     local core=$1 name=$2; shift 2
-    taskset -c "$core" "$@" --model "$MODEL" --frontend "127.0.0.1:$UCX" --threads 1 >"$DIR/$name.log" 2>&1 &
+    taskset -c "$core" "$@" --model "$MODEL" --frontend "127.0.0.1:$UCX" --threads 1 \
+        --step-log "$DIR/$name.steps" >"$DIR/$name.log" 2>&1 &
     PIDS+=($!)
 }
 
@@ -123,7 +127,7 @@ sweep_deployment() {
     esac
     start_cluster "$1"
     "$BENCH" --base-url "$URL" "${WORKLOAD[@]}" --slo-ttft-ms "$SLO_TTFT" --slo-tpot-ms "$SLO_TPOT" \
-        --sweep auto --sweep-start "$START" --sweep-steps 3 --label "$label" \
+        --sweep auto --sweep-start "$START" --sweep-steps "$SWEEP_STEPS" --label "$label" \
         --save-result "$DIR/$1.json" | tee "$DIR/$1.txt"
     stop_cluster
 }
@@ -135,6 +139,7 @@ for wl in $WORKLOADS; do
     for scale in $SCALES; do
         DIR=$OUTDIR/$IN-$OUT-x$scale
         mkdir -p "$DIR"
+        rm -f "$DIR"/*.steps
         echo "== workload $IN in / $OUT out, SLO scale $scale: $DIR"
         slos "$scale"
         for mode in $DEPLOYMENTS; do

@@ -2,14 +2,19 @@
 # plan.sh — `make bench-plan`: is pdserve-plan's simulator right about this machine? It measures,
 # then predicts, the same deployments:
 #   1. `make bench-goodput` (tests/bench/goodput.sh): each deployment's max rate at 90% attainment,
-#      per workload and SLO scale;
+#      per workload and SLO scale; every worker logs its passes (--step-log, NAME.steps);
 #   2. the model's profile on one core (pdserve-bench-engine --profile, pinned like the workers);
 #   3. pdserve-plan simulate --max-rate for 1P+1D and 2 colocated workers with each measurement's
-#      workload and SLOs (the simulator does not model the SLO-routed deployment);
-# and prints measured, simulated and their ratio (the target is within 15%), then the planner's pick
-# for this machine on the first workload. PLAN_REUSE=1 reuses a finished bench-goodput in
-# GOODPUT_OUT instead of step 1. Knobs: goodput.sh's (GOODPUT_*), PLAN_LINK_GBPS (KV transfer
-# bandwidth over loopback, 1).
+#      workload and SLOs (the simulator does not model the SLO-routed deployment), three times: with
+#      pass costs from the engine's profile alone; from every worker's passes (--steps: what the
+#      daemons ran under load, sharing the cores with the frontend and the load generator); and from
+#      the passes of the *other* workloads' runs only (the out-of-sample check: no pass of the runs
+#      predicted went into the costs);
+# and prints measured, simulated and their ratio (the target is within 15%), then each measured
+# run served again in simulation (--replay: the same arrivals and lengths, so only the simulator
+# differs), then the planner's pick for this machine on the first workload. PLAN_REUSE=1 reuses a
+# finished bench-goodput in GOODPUT_OUT instead of step 1. Knobs: goodput.sh's (GOODPUT_*),
+# PLAN_LINK_GBPS (KV transfer bandwidth over loopback, 1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -25,7 +30,23 @@ echo "profiling $BUILD/models/$PRESET on core 0..."
 rm -f "$OUTDIR/profile.json"
 taskset -c 0 "$BUILD/pdserve-bench-engine" --model "$BUILD/models/$PRESET" --threads 1 --profile "$OUTDIR/profile.json"
 
+# steps_of DIR...: --steps FILE for every worker's step log in those folders, one word a line.
+steps_of() {
+    local d f
+    for d in "$@"; do
+        for f in "$d"/*.steps; do [ -s "$f" ] && printf -- '--steps\n%s\n' "$f"; done
+    done
+    return 0
+}
+# max_rate DEPLOYMENT ARGS...: the simulated max rate at the attainment target ("-" without costs).
+max_rate() {
+    local dep=$1; shift
+    "$BUILD/pdserve-plan" simulate "$@" --deployment "$dep" --max-rate --json 2>/dev/null |
+        python3 -c 'import json, sys; print(json.loads(sys.stdin.readlines()[-1])["max_rate"])' || echo -
+}
+
 rows=()
+replays=()
 for dir in "$OUTDIR"/*-*-x*; do
     [ -f "$dir/coloc.json" ] && [ -f "$dir/disagg.json" ] || continue
     name=$(basename "$dir"); IN=${name%%-*}; rest=${name#*-}; OUT=${rest%%-*}
@@ -35,25 +56,38 @@ print(s["ttft_ms"], s["tpot_ms"])' "$dir/coloc.json")
     WORKLOAD=(--profile "$OUTDIR/profile.json" --input-len "$IN" --output-len "$OUT" --range-ratio 0.25
               --slo-ttft-ms "$TTFT" --slo-tpot-ms "$TPOT" --attainment 0.9 --link-gbps "$LINK")
     [ ${#rows[@]} -eq 0 ] && FIRST=("${WORKLOAD[@]}")
+    mapfile -t ALL < <(steps_of "$OUTDIR"/*-*-x*)
+    mapfile -t OTHERS < <(for d in "$OUTDIR"/*-*-x*; do [ "$d" = "$dir" ] || steps_of "$d"; done)
     for dep in 1P+1D 2C; do
-        sim=$("$BUILD/pdserve-plan" simulate "${WORKLOAD[@]}" --deployment "$dep" --max-rate --json 2>/dev/null |
-              python3 -c 'import json, sys; print(json.loads(sys.stdin.readlines()[-1])["max_rate"])')
         file=disagg; [ "$dep" = 2C ] && file=coloc
-        rows+=("$name $dep $dir/$file.json $sim")
+        engine=$(max_rate "$dep" "${WORKLOAD[@]}")
+        steps=$(max_rate "$dep" "${WORKLOAD[@]}" "${ALL[@]}")
+        others=-; [ ${#OTHERS[@]} -gt 0 ] && others=$(max_rate "$dep" "${WORKLOAD[@]}" "${OTHERS[@]}")
+        rows+=("$name $dep $dir/$file.json $engine $steps $others")
+        replays+=("$dep $dir/$file.json")
     done
 done
 [ ${#rows[@]} -gt 0 ] || { echo "bench-plan: no bench-goodput results in $OUTDIR" >&2; exit 1; }
 printf '%s\n' "${rows[@]}" >"$OUTDIR/plan-rows.txt"
 python3 - "$OUTDIR/plan-rows.txt" <<'PY'
 import json, sys
-head = ("workload-SLO scale", "deployment", "measured", "simulated", "sim / measured")
-print(f"\n{head[0]:<20}{head[1]:<12}{head[2]:>10}{head[3]:>11}{head[4]:>16}")
+def cell(sim, m):
+    return f"{float(sim):8.3f} {float(sim) / m:5.2f}x" if sim != "-" and m else f"{'-':>8} {'':>6}"
+print(f"\n{'':<32}{'':>10}  {'simulated (sim / measured), pass costs from':^47}")
+print(f"{'workload-SLO scale':<20}{'deployment':<12}{'measured':>10}  {'engine profile':>15} "
+      f"{'all workers steps':>17} {'other workloads':>15}")
 for line in open(sys.argv[1]):
-    name, dep, path, sim = line.split()
-    m, s = json.load(open(path))["max_rate_at_attainment"], float(sim)
-    ratio = f"{s / m:.2f}x" if m else "n/a"
-    print(f"{name:<20}{dep:<12}{m:>10.3f}{s:>11.3f}{ratio:>16}")
-print("(max rate at 90% attainment, req/s)")
+    name, dep, path, engine, steps, others = line.split()
+    m = json.load(open(path))["max_rate_at_attainment"]
+    print(f"{name:<20}{dep:<12}{m:>10.3f}  {cell(engine, m)} {cell(steps, m):>17} {cell(others, m):>15}")
+print("(max rate at 90% attainment, req/s; target: simulated within 15% of measured)")
 PY
 echo
-"$BUILD/pdserve-plan" "${FIRST[@]}" --cores 2
+echo "each measured run served again in simulation (costs from every worker's steps):"
+for r in "${replays[@]}"; do
+    read -r dep file <<<"$r"
+    "$BUILD/pdserve-plan" simulate --profile "$OUTDIR/profile.json" "${ALL[@]}" --link-gbps "$LINK" \
+        --deployment "$dep" --replay "$file" 2>/dev/null
+done
+echo
+"$BUILD/pdserve-plan" "${FIRST[@]}" "${ALL[@]}" --cores 2
