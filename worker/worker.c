@@ -531,6 +531,8 @@ static int load_engine(struct worker *w, struct error *err)
         return -1;
     if (w->opts.step_log && !(w->step_log = fopen(w->opts.step_log, "a")))
         return error_set(err, "--step-log %s: %s", w->opts.step_log, strerror(errno));
+    if (w->step_log) /* a line a pass, whole: a worker killed keeps the passes it ran */
+        setvbuf(w->step_log, NULL, _IOLBF, 0);
     load_vocabulary(w);
     return w->opts.no_prefix_cache ? 0 : kv_prefix_enable(&w->engine.kv, model_salt(&w->model->cfg), err);
 }
