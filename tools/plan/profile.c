@@ -327,11 +327,12 @@ int profile_load(const char *path, const char *const *steps, int n_steps, struct
         plan_error(err, errlen, "%s: --steps refits measured passes; this profile has a hand-written cost", path);
     else if (json_is_array(costs))
         rc = load_costs(costs, p, err, errlen);
-    else if (json_is_array(passes) && (passes = merge_steps(passes, steps, n_steps, err, errlen))) {
+    else if (!json_is_array(passes))
+        plan_error(err, errlen, "%s: neither \"passes\" nor \"cost\"", path);
+    else if ((passes = merge_steps(passes, steps, n_steps, err, errlen))) {
         rc = load_passes(passes, p, err, errlen);
         json_decref(passes);
-    } else if (!json_is_array(passes))
-        plan_error(err, errlen, "%s: neither \"passes\" nor \"cost\"", path);
+    }
     json_decref(root);
     if (rc == 0 && p->n_models == 0)
         return plan_error(err, errlen, "%s: no passes", path);

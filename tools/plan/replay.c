@@ -17,8 +17,8 @@ static struct request *run_requests(json_t *run, int *n, char *err, int errlen)
     *n = 0;
     json_array_foreach(list, i, e) {
         struct request q = {json_number_value(json_object_get(e, "start_s")),
-                            (int)json_integer_value(json_object_get(e, "input_tokens")),
-                            (int)json_integer_value(json_object_get(e, "output_tokens"))};
+                            (int)json_number_value(json_object_get(e, "input_tokens")),
+                            (int)json_number_value(json_object_get(e, "output_tokens"))};
         if (!json_is_true(json_object_get(e, "ok")) || q.in < 1 || q.out < 1)
             continue; /* failed: the server never said how long it would have been */
         int k = (*n)++;
@@ -47,7 +47,7 @@ int replay(const char *path, const struct profile *p, const struct deployment *d
         runs = json_pack("[O]", root);
     else
         json_incref(runs);
-    json_t *so = json_object_get(json_array_get(runs, 0), "slo");
+    json_t *so = json_object_get(root, "slo") ?: json_object_get(json_array_get(runs, 0), "slo");
     struct slo slo = {num(so, "ttft_ms") ?: flags->ttft_ms, num(so, "tpot_ms") ?: flags->tpot_ms};
     char name[64];
     printf("%s replaying %s (SLOs TTFT %.0f ms, TPOT %.1f ms)\n", deployment_name(d, name, sizeof name), path,
