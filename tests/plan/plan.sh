@@ -8,7 +8,17 @@
 #  3. A lone disaggregated request whose KV transfer (100 tokens × 1000 B at 100 kB/s = 1 s) outlasts
 #     its pass: decoding starts after 1 s − D (what the pass hid) + the 1 ms latency; then 4 passes,
 #     so TPOT = (0.9 + 0.001 + 0.4) s / 4 = 325.25 ms.
-#  4. A real profile of the tiny model at 1 thread: the planner picks a deployment, prints its
+#  4. Routed by the SLOs (1P+1C), requests replayed at scripted times (--replay; passes of 100 ms
+#     whatever they hold, token budget 200, TTFT SLO 150 ms, 1 ms per prompt token predicted until
+#     measured): r0 at 0 s goes to the prefill worker (nothing queued: 100 ms
+#     predicted); r1 at 0.01 s would wait behind it there (200 ms predicted) and goes to the idle
+#     colocated worker: both TTFTs 100 ms, all met. 1P+1D on the same file: r1 waits, 190 ms, 50% met.
+#  5. The TPOT cut on a colocated worker: r0 and r1 (10 in, 30 out) decode on the two workers when r2
+#     (100 in) reaches r0's at 1.05 s. Unrouted, r2's prompt is one pass: TTFT 150 ms (it starts at the
+#     next pass, 1.1 s). Routed with --rebalance (this little prompt work turns the prefill worker
+#     colocated: 2 colocated workers routed by the SLOs), a decoding worker's pass carries 16 prompt
+#     tokens (the floor: a constant pass cost leaves no room to predict), so 7 passes: TTFT 750 ms.
+#  6. A real profile of the tiny model at 1 thread: the planner picks a deployment, prints its
 #     curve, and writes a node's /etc/pdserve files; bad options and profiles are refused by name.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -46,6 +56,32 @@ out=$("${SIM[@]}" --deployment 1P+1D --rate 0.001 --num-prompts 3 --input-len 10
     fail "disaggregated lone request with a slow link: $out"
 echo "ok   disaggregated lone request behind a 1 s transfer: TPOT 325.25 ms"
 
+# replayed RESULT DEPLOYMENT [FLAGS...]: "attainment% mean-TTFT" of the simulated replay of RESULT.
+replayed() {
+    local file=$1 dep=$2; shift 2
+    "$PLAN" simulate --profile "$TMP/const.json" --token-budget 200 --link-gbps 2 --deployment "$dep" "$@" \
+        --replay "$file" | awk '$1 ~ /^[0-9.]+$/ { print $4, $6 }'
+}
+# result FILE TTFT_SLO "START IN OUT" ...: a pdserve-bench result with those requests.
+result() {
+    local file=$1 ttft=$2; shift 2
+    python3 - "$file" "$ttft" "$@" <<'PY'
+import json, sys
+reqs = [dict(zip(("start_s", "input_tokens", "output_tokens"), map(float, r.split())), ok=True) for r in sys.argv[3:]]
+run = {"request_rate": 1, "attainment": 1, "mean_ttft_ms": 0, "mean_tpot_ms": 0, "requests": reqs}
+json.dump({"slo": {"ttft_ms": float(sys.argv[2]), "tpot_ms": 1000}, "runs": [run]}, open(sys.argv[1], "w"))
+PY
+}
+result "$TMP/overflow.json" 150 "0 100 2" "0.01 100 2"
+[ "$(replayed "$TMP/overflow.json" 1P+1C)" = "100.0% 100.0" ] || fail "SLO routing: $(replayed "$TMP/overflow.json" 1P+1C)"
+[ "$(replayed "$TMP/overflow.json" 1P+1D)" = "50.0% 145.0" ] || fail "1P+1D: $(replayed "$TMP/overflow.json" 1P+1D)"
+echo "ok   routed by the SLOs, the second prompt goes to the idle colocated worker: TTFTs 100 and 100 ms"
+result "$TMP/cut.json" 5000 "0 10 30" "0.001 10 30" "1.05 100 2"
+[ "$(replayed "$TMP/cut.json" 2C)" = "100.0% 116.7" ] || fail "2C: $(replayed "$TMP/cut.json" 2C)"
+[ "$(replayed "$TMP/cut.json" 1P+1C --rebalance)" = "100.0% 316.7" ] ||
+    fail "TPOT cut: $(replayed "$TMP/cut.json" 1P+1C --rebalance)"
+echo "ok   a decoding colocated worker takes the prompt 16 tokens a pass: TTFT 750 ms, not 150"
+
 "$BUILD/pdserve-mkmodel" --out "$TMP/model" --preset tiny --seed 1 >/dev/null
 "$BUILD/pdserve-bench-engine" --model "$TMP/model" --threads 1 --profile "$TMP/profile.json"
 python3 - "$TMP/profile.json" <<'PY' || fail "profile contents"
@@ -77,6 +113,8 @@ refused() { # refused EXIT_CODE MESSAGE ARGS...: the planner exits so, saying so
 refused 2 "missing --profile" --slo-ttft-ms 1 --slo-tpot-ms 1
 refused 2 "--deployment 3X" simulate --profile "$TMP/const.json" --deployment 3X --rate 1 --slo-ttft-ms 1 --slo-tpot-ms 1
 refused 2 "--attainment" --profile "$TMP/const.json" --attainment 2 --slo-ttft-ms 1 --slo-tpot-ms 1
+refused 2 "--rebalance switches" simulate --profile "$TMP/const.json" --deployment 2C --rebalance --rate 1 \
+    --slo-ttft-ms 1 --slo-tpot-ms 1
 echo '{"passes":[{"threads":1,"tokens":1,"attn":1,"logits":1,"secs":1}]}' >"$TMP/few.json"
 refused 1 "need two more passes" --profile "$TMP/few.json" --slo-ttft-ms 1 --slo-tpot-ms 1
 echo '{"passes":' >"$TMP/broken.json"

@@ -64,7 +64,9 @@ static void usage(FILE *f)
             "  --write-env DIR       write the chosen plan's /etc/pdserve files, one folder a node\n"
             "  --json                one JSON object instead of the report\n"
             "simulate:\n"
-            "  --deployment D        1P+1D (prefill + decode workers) or 2C (colocated workers)\n"
+            "  --deployment D        1P+1D (prefill + decode workers), 2C (colocated workers), or 1P+1C\n"
+            "                        (prefill + colocated, routed by the SLOs as pdserve-frontend does)\n"
+            "  --rebalance           1P+1C: each run's split is the one --rebalance settles on\n"
             "  --threads N           threads per worker (1)\n"
             "  --rate R[,R...]       request rates to simulate (req/s)\n"
             "  --max-rate            also search the highest rate meeting --attainment\n"
@@ -72,14 +74,22 @@ static void usage(FILE *f)
             "                        lengths and SLOs) and print measured and simulated side by side\n");
 }
 
+/* NP+MD (disaggregated), NC (colocated) or NP+MC (routed by the SLOs: conditional disaggregation). */
 static int parse_deployment(const char *s, struct deployment *d)
 {
     int a, b;
     char x, y, end;
-    if (sscanf(s, "%d%c+%d%c%c", &a, &x, &b, &y, &end) == 4 && (x | 32) == 'p' && (y | 32) == 'd' && a > 0 && b > 0)
-        return d->n_prefill = a, d->n_decode = b, d->n_coloc = 0, 0;
+    d->n_prefill = d->n_decode = d->n_coloc = 0;
+    d->slo_routed = false;
+    if (sscanf(s, "%d%c+%d%c%c", &a, &x, &b, &y, &end) == 4 && (x | 32) == 'p' && a > 0 && b > 0 &&
+        ((y | 32) == 'd' || (y | 32) == 'c')) {
+        d->n_prefill = a;
+        d->slo_routed = (y | 32) == 'c';
+        *(d->slo_routed ? &d->n_coloc : &d->n_decode) = b;
+        return 0;
+    }
     if (sscanf(s, "%d%c%c", &a, &x, &end) == 2 && (x | 32) == 'c' && a > 0)
-        return d->n_coloc = a, d->n_prefill = d->n_decode = 0, 0;
+        return d->n_coloc = a, 0;
     return -1;
 }
 
@@ -114,7 +124,7 @@ static void parse(int argc, char **argv, struct opts *o)
         {"max-batch", 1, 0, 'B'},   {"write-env", 1, 0, 'w'},      {"json", 0, 0, 'j'},
         {"deployment", 1, 0, 'd'},  {"threads", 1, 0, 't'},        {"rate", 1, 0, 'R'},
         {"max-rate", 0, 0, 'M'},    {"replay", 1, 0, 'X'},         {"steps", 1, 0, 'S'},
-        {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
+        {"rebalance", 0, 0, 'E'},   {"help", 0, 0, 'h'},           {0, 0, 0, 0}};
     defaults(o);
     if (argc > 1 && !strcmp(argv[1], "simulate"))
         o->simulate = 1, argv++, argc--;
@@ -140,12 +150,13 @@ static void parse(int argc, char **argv, struct opts *o)
         case 'j': o->json = 1; break;
         case 'd':
             if (parse_deployment(optarg, &o->dep))
-                exit(die(2, "--deployment %s: expected like 1P+1D or 2C", optarg));
+                exit(die(2, "--deployment %s: expected like 1P+1D, 2C or 1P+1C", optarg));
             break;
         case 't': o->dep.threads = (int)num("--threads", optarg, 1); break;
         case 'R': o->rates = optarg; break;
         case 'M': o->max_rate = 1; break;
         case 'X': o->replay = optarg; break;
+        case 'E': o->dep.rebalance = true; break;
         case 'S':
             if (o->n_steps == MAX_STEP_LOGS)
                 exit(die(2, "--steps: at most %d files", MAX_STEP_LOGS));
@@ -167,6 +178,8 @@ static void parse(int argc, char **argv, struct opts *o)
     }
     if (o->attainment > 1)
         exit(die(2, "--attainment is a share, 0 … 1"));
+    if (o->dep.rebalance && !o->dep.slo_routed)
+        exit(die(2, "--rebalance switches prefill and colocated workers: give --deployment like 1P+1C"));
 }
 
 /* One simulated run at `rate` (a node's rate × nodes: the cluster's). */

@@ -70,13 +70,19 @@ struct workload {
 /* n requests at Poisson rate `rate` (requests/s); NULL with a message in err on a bad dataset. */
 struct request *workload_make(const struct workload *w, double rate, char *err, int errlen);
 
-/* One deployment: n_prefill + n_decode workers (disaggregated) and n_coloc colocated ones, each with
- * `threads` compute threads and pdserve's default token budget. */
+/* One deployment: n_prefill + n_decode workers (disaggregated), n_coloc colocated ones, or, routed
+ * by the SLOs, n_prefill + n_coloc; each worker with `threads` compute threads. */
 struct deployment {
     int n_prefill, n_decode, n_coloc;
     int threads;
     int token_budget; /* tokens per pass (pdserve's --token-budget) */
     int max_batch;    /* sequences per decode pass (--max-batch) */
+    /* The frontend has the SLOs (--slo-ttft-ms, --slo-tpot-ms): a prompt goes to a prefill worker
+     * unless that breaks its TTFT SLO and a colocated one is sooner (conditional disaggregation),
+     * every sequence decodes on a colocated worker, and colocated passes carry only the prompt
+     * tokens that keep them within the TPOT SLO. */
+    bool slo_routed;
+    bool rebalance; /* and --rebalance: each run's prefill:colocated split is the rebalancer's */
 };
 
 struct link {

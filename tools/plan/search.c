@@ -61,7 +61,10 @@ int search_deployments(const struct profile *p, int cores, int token_budget, int
 
 const char *deployment_name(const struct deployment *d, char *buf, int len)
 {
-    if (d->n_coloc)
+    if (d->slo_routed)
+        snprintf(buf, (size_t)len, "%dP+%dC×%dt SLO-routed%s", d->n_prefill, d->n_coloc, d->threads,
+                 d->rebalance ? ", rebalanced" : "");
+    else if (d->n_coloc)
         snprintf(buf, (size_t)len, "%dC×%dt", d->n_coloc, d->threads);
     else
         snprintf(buf, (size_t)len, "%dP+%dD×%dt", d->n_prefill, d->n_decode, d->threads);

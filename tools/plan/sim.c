@@ -11,6 +11,17 @@
  *  - a decode worker's pass runs every sequence it holds (up to max_batch), one token each; a
  *    colocated worker's pass runs its decodes first, then prompt chunks in the rest of the budget.
  *
+ * Routed by the SLOs (a deployment's slo_routed: docs/frontend.md), as the frontend and workers do:
+ *  - every sequence decodes on the colocated worker with the fewest tokens reserved; its prompt goes
+ *    to the prefill worker unless the TTFT predicted there breaks the SLO, the colocated worker
+ *    predicts a sooner one, and its prompt spread over its tokens keeps that worker's TPOT. The
+ *    predictions use what the frontend measures: each worker's ms per queued prompt token (dispatch
+ *    to first token) and its time per output token, averaged (EWMA) as they happen;
+ *  - while a colocated worker decodes, its pass carries only the prompt tokens that keep it within
+ *    90% of the TPOT SLO, and at least 16 (decode_engine.c);
+ *  - with rebalance, each run starts with the split the frontend's rebalancer settles on for that
+ *    run's prompt work (--rebalance-low/high at their defaults), switches during a run not modelled.
+ *
  * The cost of each pass comes from the profile (profile.c). TTFT and TPOT are measured as
  * pdserve-bench measures them: TTFT from arrival to the first token, TPOT = (last − first) / (out − 1).
  * KV pool limits and preemption are not modelled: plan with pools that hold the working set. */
@@ -28,6 +39,8 @@ struct sreq {
     int done_prompt; /* prompt tokens computed */
     int generated;   /* tokens generated, the first included */
     double first, last, kv_ready;
+    double prev;       /* its latest token's time */
+    double queue_ahead; /* prompt tokens ahead of its last on its prefilling worker, at dispatch */
     int decoder; /* index of its decode or colocated worker */
 };
 
@@ -44,11 +57,20 @@ struct worker {
     struct list pass_prompts, pass_decodes; /* what the current pass computes */
     int pass_tokens[1024];                  /* prompt tokens per entry of pass_prompts */
     double queued_tokens, reserved_tokens;
+    double ms_per_token, tpot_ms; /* as the frontend measures them (SLO routing); 0: not yet */
 };
+
+/* The frontend's and workers' constants for SLO routing (route_slo.c, decode_engine.c, rebalance.c). */
+#define EWMA_WEIGHT 0.2
+#define SLO_SHARE 0.9
+#define SLO_MIN_PROMPT 16
+#define REBALANCE_LOW 0.3
+#define REBALANCE_HIGH 0.6
 
 struct sim {
     const struct cost_model *cost;
     const struct deployment *d;
+    const struct slo *slo;
     const struct link *l;
     double kv_bytes_per_token;
     struct sreq *reqs;
@@ -80,15 +102,43 @@ static int least(struct sim *s, enum role role, bool by_queue)
     return best;
 }
 
+static void ewma(double *avg, double x) { *avg = *avg > 0 ? *avg + EWMA_WEIGHT * (x - *avg) : x; }
+
+/* A worker's measured ms per prompt token, or until it has one the mean of those measured (or 1). */
+static double ms_per_token(const struct sim *s, int i)
+{
+    double sum = 0;
+    int n = 0;
+    for (int k = 0; k < s->n_w; k++)
+        if (s->w[k].ms_per_token > 0)
+            sum += s->w[k].ms_per_token, n++;
+    return s->w[i].ms_per_token > 0 ? s->w[i].ms_per_token : n ? sum / n : 1.0;
+}
+
+/* The frontend's choice between the prefill worker pf and the colocated worker co (route_slo.c). */
+static bool go_local(const struct sim *s, const struct sreq *q, int pf, int co)
+{
+    double split = (s->w[pf].queued_tokens + q->r->in) * ms_per_token(s, pf);
+    double local = (s->w[co].queued_tokens + q->r->in) * ms_per_token(s, co);
+    double spread = q->r->in * ms_per_token(s, co) / (q->r->out > 1 ? q->r->out - 1 : 1);
+    return split > s->slo->ttft_ms && local < split && s->w[co].tpot_ms + spread <= s->slo->tpot_ms;
+}
+
 static void route(struct sim *s, int id)
 {
     struct sreq *q = &s->reqs[id];
-    bool disagg = s->d->n_prefill > 0;
-    int prefiller = disagg ? least(s, PREFILL, true) : least(s, COLOC, false);
-    q->decoder = disagg ? least(s, DECODE, false) : prefiller;
+    int pf = least(s, PREFILL, true), prefiller;
+    if (s->d->slo_routed) {
+        q->decoder = least(s, COLOC, false);
+        prefiller = pf < 0 || go_local(s, q, pf, q->decoder) ? q->decoder : pf;
+    } else {
+        prefiller = pf >= 0 ? pf : least(s, COLOC, false);
+        q->decoder = pf >= 0 ? least(s, DECODE, false) : prefiller;
+    }
     push(&s->w[prefiller].queue, id);
     s->w[prefiller].queued_tokens += q->r->in;
     s->w[q->decoder].reserved_tokens += q->r->in + q->r->out;
+    q->queue_ahead = s->w[prefiller].queued_tokens;
 }
 
 /* Attention pairs of computing positions [from, from + k): Σ (position + 1). */
@@ -109,6 +159,18 @@ static void take_prompts(struct sim *s, struct worker *w, int budget, struct pas
     }
 }
 
+/* The prompt tokens a colocated pass of decodes x may add under the TPOT SLO: what the worker
+ * predicts fits in SLO_SHARE of it from a decode pass's cost and a prompt token's (decode_engine.c). */
+static int tpot_room(const struct sim *s, const struct pass *x)
+{
+    struct pass chunk = *x;
+    chunk.tokens += 128, chunk.prompt_attn += attn_pairs(0, 128);
+    double base = pass_secs(s->cost, x), per_token = (pass_secs(s->cost, &chunk) - base) / 128;
+    double room = s->slo->tpot_ms * 1e-3 * SLO_SHARE - base;
+    int k = per_token > 0 && room > 0 ? (int)(room / per_token) : 0;
+    return k > SLO_MIN_PROMPT ? k : SLO_MIN_PROMPT;
+}
+
 static bool start_pass(struct sim *s, struct worker *w, double now)
 {
     struct pass x = {0};
@@ -123,9 +185,13 @@ static bool start_pass(struct sim *s, struct worker *w, double now)
         push(&w->pass_decodes, w->running.v[i]);
         x.tokens += 1, x.decode_attn += q->r->in + q->generated, x.logits += 1;
     }
-    int room = s->d->max_batch - w->running.n;
+    int room = s->d->max_batch - w->running.n, budget = s->d->token_budget - w->pass_decodes.n;
+    if (w->role == COLOC && s->d->slo_routed && w->pass_decodes.n > 0 && s->slo->tpot_ms > 0) {
+        int cut = tpot_room(s, &x);
+        budget = cut < budget ? cut : budget;
+    }
     if (w->role != DECODE && room > 0)
-        take_prompts(s, w, s->d->token_budget - w->pass_decodes.n, &x);
+        take_prompts(s, w, budget, &x);
     if (x.tokens == 0)
         return false;
     w->busy_until = now + pass_secs(s->cost, &x);
@@ -143,7 +209,9 @@ static void finish(struct sim *s, struct sreq *q, double t)
 static void prompt_done(struct sim *s, struct worker *w, int id, double t, double pass)
 {
     struct sreq *q = &s->reqs[id];
-    q->first = t, q->generated = 1;
+    q->first = q->prev = t, q->generated = 1;
+    if (s->d->slo_routed) /* the frontend's measure of w's prefill speed */
+        ewma(&w->ms_per_token, (t - q->r->arrival) * 1e3 / q->queue_ahead);
     if (q->r->out == 1) {
         finish(s, q, t);
         return;
@@ -162,6 +230,9 @@ static void end_pass(struct sim *s, struct worker *w, double t, double pass)
     w->busy_until = -1;
     for (int i = 0; i < w->pass_decodes.n; i++) {
         struct sreq *q = &s->reqs[w->pass_decodes.v[i]];
+        if (s->d->slo_routed) /* the frontend's measure of w's time per output token */
+            ewma(&w->tpot_ms, (t - q->prev) * 1e3);
+        q->prev = t;
         if (++q->generated == q->r->out) {
             finish(s, q, t);
             for (int j = 0; j < w->running.n; j++)
@@ -255,21 +326,56 @@ static void measure(const struct sim *s, int n, const struct slo *slo, struct si
     free(ttft), free(tpot);
 }
 
+/* The prefill workers the rebalancer settles on for these requests, from n_prefill: their prompt
+ * work (tokens a second × a full prompt pass's seconds a token) in workers, one turned colocated while
+ * it would keep them under REBALANCE_LOW busy, one more while it would keep that many at least
+ * REBALANCE_HIGH busy, and at least one colocated worker left to decode (rebalance.c). */
+static int rebalanced_prefill(const struct sim *s, const struct request *reqs, int n)
+{
+    const struct deployment *d = s->d;
+    int total = d->n_prefill + d->n_coloc, pf = d->n_prefill;
+    double tokens = 0, span = n > 1 ? reqs[n - 1].arrival - reqs[0].arrival : 0;
+    for (int i = 0; i < n; i++)
+        tokens += reqs[i].in;
+    struct pass full = {d->token_budget, attn_pairs(0, d->token_budget), 0, 1};
+    double work = span > 0 ? tokens / span * pass_secs(s->cost, &full) / d->token_budget : 0;
+    while (pf > 0 && work / pf < REBALANCE_LOW)
+        pf--;
+    while (pf + 1 < total && work / (pf + 1) >= REBALANCE_HIGH)
+        pf++;
+    return pf;
+}
+
+static bool valid(const struct deployment *d)
+{
+    int n = d->n_prefill + d->n_decode + d->n_coloc;
+    if (n > 64 || n < 1)
+        return false;
+    if (d->slo_routed)
+        return d->n_coloc > 0 && d->n_decode == 0;
+    return d->n_coloc ? d->n_prefill + d->n_decode == 0 : d->n_prefill > 0 && d->n_decode > 0;
+}
+
 int sim_run(const struct profile *p, const struct deployment *d, const struct link *l, const struct request *reqs,
             int n, const struct slo *slo, struct sim_result *out, char *err, int errlen)
 {
-    struct sim s = {.cost = profile_cost(p, d->threads), .d = d, .l = l, .kv_bytes_per_token = p->kv_bytes_per_token};
+    struct sim s = {.cost = profile_cost(p, d->threads), .d = d, .slo = slo, .l = l,
+                    .kv_bytes_per_token = p->kv_bytes_per_token};
     s.n_w = d->n_prefill + d->n_decode + d->n_coloc;
     if (!s.cost)
         return plan_error(err, errlen, "the profile has no %d-thread passes", d->threads);
-    if (s.n_w > 64 || (d->n_coloc ? d->n_prefill + d->n_decode : !d->n_prefill || !d->n_decode))
-        return plan_error(err, errlen, "a deployment is prefill + decode workers or colocated ones (≤ 64)");
+    if (!valid(d))
+        return plan_error(err, errlen, "a deployment is prefill + decode workers, colocated ones, or, routed by "
+                                       "the SLOs, prefill + colocated ones (≤ 64 in all)");
+    int n_prefill = d->slo_routed && d->rebalance ? rebalanced_prefill(&s, reqs, n) : d->n_prefill;
     s.reqs = calloc((size_t)n, sizeof *s.reqs);
     s.w = calloc((size_t)s.n_w, sizeof *s.w);
     for (int i = 0; i < n; i++)
         s.reqs[i].r = &reqs[i];
-    for (int i = 0; i < s.n_w; i++)
-        s.w[i].role = d->n_coloc ? COLOC : i < d->n_prefill ? PREFILL : DECODE, s.w[i].busy_until = -1;
+    for (int i = 0; i < s.n_w; i++) {
+        s.w[i].role = i < n_prefill ? PREFILL : d->n_coloc ? COLOC : DECODE;
+        s.w[i].busy_until = -1;
+    }
     run(&s, reqs, n);
     measure(&s, n, slo, out);
     for (int i = 0; i < s.n_w; i++) {
