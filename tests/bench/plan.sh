@@ -4,8 +4,8 @@
 #   1. `make bench-goodput` (tests/bench/goodput.sh): each deployment's max rate at 90% attainment,
 #      per workload and SLO scale; every worker logs its passes (--step-log, NAME.steps);
 #   2. the model's profile on one core (pdserve-bench-engine --profile, pinned like the workers);
-#   3. pdserve-plan simulate --max-rate for 1P+1D and 2 colocated workers with each measurement's
-#      workload and SLOs (the simulator does not model the SLO-routed deployment), three times: with
+#   3. pdserve-plan simulate --max-rate for 1P+1D, 2 colocated workers and the SLO-routed deployment
+#      (1P+1C --rebalance) with each measurement's workload and SLOs, three times: with
 #      pass costs from the engine's profile alone; from every worker's passes (--steps: what the
 #      daemons ran under load, sharing the cores with the frontend and the load generator); and from
 #      the passes of the *other* workloads' runs only (the out-of-sample check: no pass of the runs
@@ -38,10 +38,12 @@ steps_of() {
     done
     return 0
 }
-# max_rate DEPLOYMENT ARGS...: the simulated max rate at the attainment target ("-" without costs).
+# max_rate DEPLOYMENT [--rebalance] ARGS...: the simulated max rate at the attainment target ("-" on
+# an error).
 max_rate() {
-    local dep=$1; shift
-    "$BUILD/pdserve-plan" simulate "$@" --deployment "$dep" --max-rate --json 2>/dev/null |
+    local dep=(--deployment "$1"); shift
+    [ "${1:-}" = --rebalance ] && { dep+=(--rebalance); shift; }
+    "$BUILD/pdserve-plan" simulate "$@" "${dep[@]}" --max-rate --json 2>/dev/null |
         python3 -c 'import json, sys; print(json.loads(sys.stdin.readlines()[-1])["max_rate"])' || echo -
 }
 
@@ -58,13 +60,18 @@ print(s["ttft_ms"], s["tpot_ms"])' "$dir/coloc.json")
     [ ${#rows[@]} -eq 0 ] && FIRST=("${WORKLOAD[@]}")
     mapfile -t ALL < <(steps_of "$OUTDIR"/*-*-x*)
     mapfile -t OTHERS < <(for d in "$OUTDIR"/*-*-x*; do [ "$d" = "$dir" ] || steps_of "$d"; done)
-    for dep in 1P+1D 2C; do
-        file=disagg; [ "$dep" = 2C ] && file=coloc
-        engine=$(max_rate "$dep" "${WORKLOAD[@]}")
-        steps=$(max_rate "$dep" "${WORKLOAD[@]}" "${ALL[@]}")
-        others=-; [ ${#OTHERS[@]} -gt 0 ] && others=$(max_rate "$dep" "${WORKLOAD[@]}" "${OTHERS[@]}")
-        rows+=("$name $dep $dir/$file.json $engine $steps $others")
-        replays+=("$dep $dir/$file.json")
+    for file in disagg coloc slo; do
+        [ -f "$dir/$file.json" ] || continue
+        case $file in
+        disagg) dep=(1P+1D) ;;
+        coloc)  dep=(2C) ;;
+        slo)    dep=(1P+1C --rebalance) ;;
+        esac
+        engine=$(max_rate "${dep[@]}" "${WORKLOAD[@]}")
+        steps=$(max_rate "${dep[@]}" "${WORKLOAD[@]}" "${ALL[@]}")
+        others=-; [ ${#OTHERS[@]} -gt 0 ] && others=$(max_rate "${dep[@]}" "${WORKLOAD[@]}" "${OTHERS[@]}")
+        rows+=("$name ${dep[0]} $dir/$file.json $engine $steps $others")
+        replays+=("$dir/$file.json ${dep[*]}")
     done
 done
 [ ${#rows[@]} -gt 0 ] || { echo "bench-plan: no bench-goodput results in $OUTDIR" >&2; exit 1; }
@@ -85,9 +92,9 @@ PY
 echo
 echo "each measured run served again in simulation (costs from every worker's steps):"
 for r in "${replays[@]}"; do
-    read -r dep file <<<"$r"
+    read -r file dep rebalance <<<"$r"
     "$BUILD/pdserve-plan" simulate --profile "$OUTDIR/profile.json" "${ALL[@]}" --link-gbps "$LINK" \
-        --deployment "$dep" --replay "$file" 2>/dev/null
+        --deployment "$dep" $rebalance --replay "$file" 2>/dev/null
 done
 echo
 "$BUILD/pdserve-plan" "${FIRST[@]}" "${ALL[@]}" --cores 2
