@@ -267,7 +267,8 @@ static int load_passes(json_t *passes, struct profile *p, char *err, int errlen)
     return 0;
 }
 
-/* Appends a worker's --step-log (a pass a line) to `into`; the thread counts seen are marked. */
+/* Appends a worker's --step-log (a pass a line) to `into`; the thread counts seen are marked. A last
+ * line without its newline that is not a pass is one the worker is still writing: left out. */
 static int read_steps(const char *path, json_t *into, bool seen[PLAN_MAX_THREADS + 1], char *err, int errlen)
 {
     FILE *f = fopen(path, "r");
@@ -275,14 +276,16 @@ static int read_steps(const char *path, json_t *into, bool seen[PLAN_MAX_THREADS
         return plan_error(err, errlen, "--steps %s: %s", path, strerror(errno));
     char *line = NULL;
     size_t cap = 0;
+    ssize_t len;
     int rc = 0;
-    for (int no = 1; rc == 0 && getline(&line, &cap, f) > 0; no++) {
+    for (int no = 1; rc == 0 && (len = getline(&line, &cap, f)) > 0; no++) {
         json_error_t je;
         json_t *pass = line[0] == '\n' ? NULL : json_loads(line, 0, &je);
         int threads = (int)json_integer_value(json_object_get(pass, "threads"));
-        if (line[0] != '\n' && (!pass || threads < 1 || threads > PLAN_MAX_THREADS))
+        bool writing = line[len - 1] != '\n';
+        if (line[0] != '\n' && (!pass || threads < 1 || threads > PLAN_MAX_THREADS) && !writing)
             rc = plan_error(err, errlen, "%s:%d: not a pass (a worker's --step-log has one a line)", path, no);
-        else if (pass)
+        else if (pass && threads >= 1 && threads <= PLAN_MAX_THREADS)
             seen[threads] = true, json_array_append(into, pass);
         json_decref(pass);
     }
