@@ -256,19 +256,21 @@ static int make_dir(const char *path) { return mkdir(path, 0755) && errno != EEX
 /* One worker of a node: NAME.env with its cluster-unique id, and a drop-in pinning it to its cores. */
 static int write_worker(const char *node_dir, const struct deployment *d, int i, int id, char *units, size_t cap)
 {
-    const char *kind = i < d->n_prefill ? "prefill" : "decode";
+    bool prefill = i < d->n_prefill;
+    const char *kind = prefill ? "prefill" : "decode";
     char name[64], dropin[4200];
     snprintf(name, sizeof name, "%s%d.env", kind, id);
     snprintf(dropin, sizeof dropin, "%s/pdserve-%s@%s%d.service.d", node_dir, kind, kind, id);
     snprintf(units + strlen(units), cap - strlen(units), "pdserve-%s@%s%d.service\n", kind, kind, id);
-    if (write_file(node_dir, name, "PDSERVE_ID=%d\nPDSERVE_ARGS=\"%s\"\n", id, d->n_coloc ? "--colocated" : "") ||
+    if (write_file(node_dir, name, "PDSERVE_ID=%d\nPDSERVE_ARGS=\"%s\"\n", id, !prefill && d->n_coloc ? "--colocated" : "") ||
         make_dir(dropin))
         return -1;
     return write_file(dropin, "pin.conf", "[Service]\nCPUAffinity=%d-%d\n", i * d->threads, (i + 1) * d->threads - 1);
 }
 
-/* The chosen plan as /etc/pdserve files: DIR/nodeK/{cluster.env, NAME.env, pin drop-ins, units}. */
-static int write_node(const char *dir, int node, const struct deployment *d)
+/* The chosen plan as /etc/pdserve files: DIR/nodeK/{cluster.env, NAME.env, pin drop-ins, units}, and
+ * for a plan routed by the SLOs, node 1's frontend.env giving the frontend the SLOs. */
+static int write_node(const char *dir, int node, const struct deployment *d, const struct slo *slo)
 {
     char node_dir[4096], units[4096] = "";
     int n = d->n_prefill + d->n_decode + d->n_coloc;
@@ -282,6 +284,10 @@ static int write_node(const char *dir, int node, const struct deployment *d)
     for (int i = 0; i < n; i++)
         if (write_worker(node_dir, d, i, node * n + i + 1, units, sizeof units))
             return -1;
+    if (d->slo_routed && node == 0 &&
+        write_file(node_dir, "frontend.env", "# written by pdserve-plan: the plan routes by these SLOs; add the addresses "
+                   "(docs/deploy.md)\nPDSERVE_ARGS=\"--slo-ttft-ms %.0f --slo-tpot-ms %g\"\n", slo->ttft_ms, slo->tpot_ms))
+        return -1;
     return write_file(node_dir, "units", "%s", units);
 }
 
@@ -321,10 +327,10 @@ static void report(const struct opts *o, const struct profile *p, struct candida
     printf("%d in / %d out (±%.0f%%), SLOs TTFT %.0f ms, TPOT %.1f ms at %.0f%%; %d node(s) × %d cores\n\n",
            o->w.input_len, o->w.output_len, 100 * o->w.range_ratio, o->slo.ttft_ms, o->slo.tpot_ms,
            100 * o->attainment, o->nodes, o->cores);
-    printf("  %-12s %5s %16s %14s\n", "per node", "cores", "max rate/node", "goodput/core");
+    printf("  %-21s %5s %16s %14s\n", "per node", "cores", "max rate/node", "goodput/core");
     for (int i = 0; i < n; i++) {
         int cores = (c[i].d.n_prefill + c[i].d.n_decode + c[i].d.n_coloc) * c[i].d.threads;
-        printf("  %-12s %5d %10.3f req/s %8.3f req/s%s\n", deployment_name(&c[i].d, name, sizeof name), cores,
+        printf("  %-21s %5d %10.3f req/s %8.3f req/s%s\n", deployment_name(&c[i].d, name, sizeof name), cores,
                c[i].rate, c[i].rate / cores, i == best ? "  <- best" : "");
     }
     printf("\nbest: %s on each of %d node(s): %.3f req/s in all\n", deployment_name(&c[best].d, name, sizeof name),
@@ -349,7 +355,7 @@ static int plan(const struct opts *o, const struct profile *p)
         return die(1, "no deployment of %d cores meets these SLOs even unloaded", o->cores);
     report(o, p, c, n, best);
     for (int k = 0; o->write_env && k < o->nodes; k++)
-        if (write_node(o->write_env, k, &c[best].d))
+        if (write_node(o->write_env, k, &c[best].d, &o->slo))
             return die(1, "cannot write %s: %s", o->write_env, strerror(errno));
     return 0;
 }

@@ -113,7 +113,8 @@ double search_max_rate(const struct profile *p, const struct deployment *d, cons
                        const struct workload *w, const struct slo *s, double target);
 
 /* Deployments of one node of `cores` cores: every split into prefill, decode and colocated workers
- * with the same thread count, at most `cap` of them; returns how many were written. */
+ * with the same thread count (prefill + colocated ones routed by the SLOs), at most `cap` of them;
+ * returns how many were written. */
 int search_deployments(const struct profile *p, int cores, int token_budget, int max_batch, struct deployment *out,
                        int cap);
 

@@ -1,8 +1,8 @@
 /* search.c — the two searches of the planner: for one deployment, the highest request rate at which
  * the target share of requests meets both SLOs (DistServe's "max rate at 90% attainment", found by
  * doubling then bisecting, each probe a whole simulated run with the same seed); and the deployments
- * one node allows (every prefill:decode split and every colocated count, at each thread count the
- * profile measured). */
+ * one node allows (every colocated count, and every prefill:decode split, also with colocated workers
+ * routed by the SLOs in place of the decode ones, at each thread count the profile measured). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -50,10 +50,14 @@ int search_deployments(const struct profile *p, int cores, int token_budget, int
             out[n++].n_coloc = c;
         }
         for (int pf = 1; pf < workers; pf++)
-            for (int dc = 1; pf + dc <= workers && n < cap; dc++) {
+            for (int dc = 1; pf + dc <= workers && n + 1 < cap; dc++) {
                 out[n] = base;
                 out[n].n_prefill = pf;
                 out[n++].n_decode = dc;
+                out[n] = base; /* the same split with colocated workers, routed by the SLOs */
+                out[n].n_prefill = pf;
+                out[n].n_coloc = dc;
+                out[n++].slo_routed = true;
             }
     }
     return n;
