@@ -57,6 +57,17 @@ void rb_note_prompt(struct rb_state *s, const struct rb_config *c, uint64_t now_
 void rb_switched(struct rb_state *s, const struct rb_config *c, uint64_t now_ms)
 {
     s->quiet_until_ms = now_ms + (uint64_t)window(c) * 1000;
+    s->low = false;
+}
+
+/* Whether the work has stayed under `low` for RB_SHRINK_WINDOWS windows, as of this tick. */
+static bool low_for_long(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, int n_prefill)
+{
+    bool low = n_prefill > 0 && s->load < c->low * n_prefill;
+    if (low && !s->low)
+        s->low_since_ms = now_ms;
+    s->low = low;
+    return low && now_ms >= s->low_since_ms + (uint64_t)RB_SHRINK_WINDOWS * (uint64_t)window(c) * 1000;
 }
 
 /* The cost of a prompt token on a core of its own: the fastest prefill measured on a prefill worker,
@@ -117,25 +128,27 @@ bool rb_decide(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, c
     uint64_t sum = window_tokens(s, c);
     double tokens_per_s = (double)sum / window(c);
     s->load = tokens_per_s * ms / 1000;
-    bool window_busy = sum > 0 && now_ms >= s->busy_since_ms + (uint64_t)window(c) * 1000;
-    if (ms <= 0 || !window_busy || now_ms < s->quiet_until_ms)
-        return false; /* nothing measured, not a whole window of traffic to judge by, or too soon */
     int n_prefill = 0, n_decoding = 0, n_pure_decode = 0;
     for (int i = 0; i < n; i++) {
         n_prefill += w[i].role == WIRE_ROLE_PREFILL;
         n_decoding += decodes(w[i].role);
         n_pure_decode += w[i].role == WIRE_ROLE_DECODE;
     }
+    bool shrink = low_for_long(s, c, now_ms, n_prefill);
+    bool window_busy = sum > 0 && now_ms >= s->busy_since_ms + (uint64_t)window(c) * 1000;
+    if (ms <= 0 || !window_busy || now_ms < s->quiet_until_ms)
+        return false; /* nothing measured, not a whole window of traffic to judge by, or too soon */
     if (s->load >= c->high * (n_prefill + 1) && n_decoding > 1 &&
         decide(d, least_busy(w, n, WIRE_ROLE_COLOCATED, WIRE_ROLE_PREFILL), WIRE_ROLE_PREFILL)) {
         snprintf(d->why, sizeof d->why, "prompt work %.2f workers (%.0f tokens/s x %.3f ms) would keep %d prefill "
                  "worker%s at least %.2f busy", s->load, tokens_per_s, ms, n_prefill + 1, n_prefill ? "s" : "", c->high);
         return true;
     }
-    if (n_prefill > 0 && s->load < c->low * n_prefill && !(n_prefill == 1 && n_pure_decode > 0) &&
+    if (shrink && !(n_prefill == 1 && n_pure_decode > 0) &&
         decide(d, least_busy(w, n, WIRE_ROLE_PREFILL, WIRE_ROLE_COLOCATED), WIRE_ROLE_COLOCATED)) {
         snprintf(d->why, sizeof d->why, "prompt work %.2f workers (%.0f tokens/s x %.3f ms) keeps %d prefill "
-                 "worker%s under %.2f busy each", s->load, tokens_per_s, ms, n_prefill, n_prefill > 1 ? "s" : "", c->low);
+                 "worker%s under %.2f busy each, for %d s", s->load, tokens_per_s, ms, n_prefill, n_prefill > 1 ? "s" : "",
+                 c->low, (int)((now_ms - s->low_since_ms) / 1000));
         return true;
     }
     return false;

@@ -273,6 +273,19 @@ static void feed(struct rb_state *s, const struct rb_config *c, int from, int to
         rb_note_prompt(s, c, (uint64_t)t * 1000 + 500, tokens_per_s);
 }
 
+/* Seconds from `from` to `to`: tokens_per_s prompt tokens in each, and a decision at its half; the
+ * first second a decision was made (in *d), or -1. */
+static int run_policy(struct rb_state *s, const struct rb_config *c, int from, int to, uint32_t tokens_per_s,
+                      const struct rb_worker *w, int n, struct rb_decision *d)
+{
+    for (int t = from; t < to; t++) {
+        rb_note_prompt(s, c, (uint64_t)t * 1000 + 500, tokens_per_s);
+        if (rb_decide(s, c, (uint64_t)t * 1000 + 500, w, n, d))
+            return t;
+    }
+    return -1;
+}
+
 static void test_rebalance_policy(void)
 {
     const struct rb_config c = {.low = 0.3, .high = 0.6, .window_s = 10};
@@ -286,33 +299,40 @@ static void test_rebalance_policy(void)
     /* 1000 tokens/s x 0.5 ms (the fastest) = 0.5 of a worker: inside [0.3, 1.2) for one prefill worker */
     CHECK(!rb_decide(&s, &c, 10000, w, 2, &d));
     CHECK_NEAR(s.load, 0.5, 1e-9);
-    /* 400 tokens/s: 0.2 < 0.3, the prefill worker turns colocated */
+    /* 400 tokens/s: 0.2 < 0.3 from the start, and once that has lasted 3 windows (at 30.5 s) the
+     * prefill worker turns colocated */
     rb_init(&s, &c, 0);
-    feed(&s, &c, 0, 11, 400);
-    CHECK(rb_decide(&s, &c, 10500, w, 2, &d) && d.index == 0 && d.to == WIRE_ROLE_COLOCATED);
+    CHECK(run_policy(&s, &c, 0, 60, 400, w, 2, &d) == 30 && d.index == 0 && d.to == WIRE_ROLE_COLOCATED);
     CHECK_NEAR(s.load, 0.2, 1e-9);
-    /* a window that began idle understates the load: prompts from 5 s on are judged from 15 s */
-    struct rb_state late;
-    rb_init(&late, &c, 0);
-    feed(&late, &c, 5, 16, 400);
-    CHECK(!rb_decide(&late, &c, 15499, w, 2, &d));
-    CHECK(rb_decide(&late, &c, 15500, w, 2, &d) && d.index == 0 && d.to == WIRE_ROLE_COLOCATED);
     /* not while it is pinned, nor while a pure decode worker needs it */
     w[0].pinned = true;
-    CHECK(!rb_decide(&s, &c, 10500, w, 2, &d));
+    CHECK(!rb_decide(&s, &c, 31500, w, 2, &d));
     w[0].pinned = false;
     w[2] = (struct rb_worker){3, WIRE_ROLE_DECODE, false, 0, 0};
-    CHECK(!rb_decide(&s, &c, 10500, w, 3, &d));
+    CHECK(!rb_decide(&s, &c, 31500, w, 3, &d));
     /* nor when a colocated worker already has its id (ids are unique per role) */
     struct rb_worker same_id[2] = {{1, WIRE_ROLE_PREFILL, false, 0.5, 0}, {1, WIRE_ROLE_COLOCATED, false, 0.9, 0}};
-    CHECK(!rb_decide(&s, &c, 10500, same_id, 2, &d));
+    CHECK(!rb_decide(&s, &c, 31500, same_id, 2, &d));
+    /* a dip is not a lower load: 1000 tokens/s (0.5), 20 s at 400 (under 0.3 from 27.5 to 43.5 s),
+     * then 1000 again: no switch; at 400 for good, under 0.3 from 68.5 s, a switch at 98.5 s */
+    rb_init(&s, &c, 0);
+    CHECK(run_policy(&s, &c, 0, 20, 1000, w, 2, &d) < 0);
+    CHECK(run_policy(&s, &c, 20, 40, 400, w, 2, &d) < 0);
+    CHECK(run_policy(&s, &c, 40, 61, 1000, w, 2, &d) < 0);
+    CHECK(run_policy(&s, &c, 61, 120, 400, w, 2, &d) == 98 && d.index == 0 && d.to == WIRE_ROLE_COLOCATED);
     /* two colocated workers at 1400 tokens/s x 0.5 ms = 0.7 >= 0.6: the one with fewer sequences
-     * becomes a prefill worker; with one colocated worker left, never */
+     * becomes a prefill worker, after one window; with one colocated worker left, never */
     struct rb_worker co[2] = {{4, WIRE_ROLE_COLOCATED, false, 0.6, 5}, {5, WIRE_ROLE_COLOCATED, false, 0.5, 2}};
     rb_init(&s, &c, 0);
     feed(&s, &c, 0, 11, 1400);
     CHECK(rb_decide(&s, &c, 10500, co, 2, &d) && d.index == 1 && d.to == WIRE_ROLE_PREFILL);
     CHECK(!rb_decide(&s, &c, 10500, co, 1, &d));
+    /* a window that began idle understates the load: prompts from 5 s on are judged from 15 s */
+    struct rb_state late;
+    rb_init(&late, &c, 0);
+    feed(&late, &c, 5, 16, 1400);
+    CHECK(!rb_decide(&late, &c, 15499, co, 2, &d));
+    CHECK(rb_decide(&late, &c, 15500, co, 2, &d) && d.index == 1 && d.to == WIRE_ROLE_PREFILL);
     /* after a switch, a window of quiet; then a second prefill worker only at 1.2 */
     rb_switched(&s, &c, 10500);
     co[1].role = WIRE_ROLE_PREFILL;
@@ -324,15 +344,16 @@ static void test_rebalance_policy(void)
     CHECK(rb_decide(&s, &c, 31500, three, 3, &d) && d.index == 2 && d.to == WIRE_ROLE_PREFILL);
     CHECK_NEAR(s.load, 1.25, 1e-9);
     /* old seconds leave the window: after 20 quiet seconds there is no prompt work, but an idle
-     * cluster keeps its roles; a trickle of prompts sends the prefill worker back */
+     * cluster keeps its roles; a trickle of prompts sends the prefill worker back, 3 windows after
+     * the work fell under 0.3 */
     CHECK(!rb_decide(&s, &c, 50500, co, 2, &d));
     CHECK_NEAR(s.load, 0.0, 1e-12);
-    feed(&s, &c, 51, 62, 10);
-    CHECK(rb_decide(&s, &c, 61500, co, 2, &d) && d.index == 1 && d.to == WIRE_ROLE_COLOCATED);
+    CHECK(run_policy(&s, &c, 51, 90, 10, co, 2, &d) == 80 && d.index == 1 && d.to == WIRE_ROLE_COLOCATED);
     CHECK_NEAR(s.load, 0.005, 1e-12);
-    /* nothing measured yet: no decision */
+    /* nothing measured yet: no decision, however long the traffic */
     struct rb_worker fresh[2] = {{7, WIRE_ROLE_PREFILL, false, 0, 0}, {8, WIRE_ROLE_COLOCATED, false, 0, 0}};
-    CHECK(!rb_decide(&s, &c, 90000, fresh, 2, &d));
+    rb_init(&s, &c, 0);
+    CHECK(run_policy(&s, &c, 0, 60, 10, fresh, 2, &d) < 0);
     /* a colocated worker's measure counts the decodes its prompts share steps with: once a prefill
      * worker was measured at 0.5 ms, 1000 tokens/s stay 0.5 of a worker of prompt work when it has
      * turned colocated and both measure 1.5 ms (which would make it 1.5, and a switch back) */
