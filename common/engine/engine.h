@@ -54,8 +54,9 @@ struct seq {
     int n_published, n_cache_hit;
     uint64_t chain;
     /* Its TPOT SLO in ms (0: none). While it decodes, a step that runs it carries no more prompt tokens
-     * than keep the step within it (decode_engine.c). */
+     * than keep its mean time per token within it (decode_engine.c). */
     uint32_t tpot_slo_ms;
+    double first_token_s; /* when its first token was sampled, or it came with one (monotonic s) */
 };
 
 #define PROMPT_LOGPROBS_CHUNK 64

@@ -10,7 +10,7 @@ import urllib.request
 base = sys.argv[1]
 slo = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
 LONG_PROMPT = [100 + (i * 37) % 300 for i in range(1000)]
-GEN = dict({"prompt": "once upon a time", "max_tokens": 1500, "temperature": 0, "ignore_eos": True}, **slo)
+GEN = dict({"prompt": "once upon a time", "max_tokens": 400, "temperature": 0, "ignore_eos": True}, **slo)
 PROMPT = {"prompt": LONG_PROMPT, "max_tokens": 6, "temperature": 0, "ignore_eos": True}
 
 

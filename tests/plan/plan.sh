@@ -16,8 +16,9 @@
 #  5. The TPOT cut on a colocated worker: r0 and r1 (10 in, 30 out) decode on the two workers when r2
 #     (100 in) reaches r0's at 1.05 s. Unrouted, r2's prompt is one pass: TTFT 150 ms (it starts at the
 #     next pass, 1.1 s). Routed with --rebalance (this little prompt work turns the prefill worker
-#     colocated: 2 colocated workers routed by the SLOs), a decoding worker's pass carries 16 prompt
-#     tokens (the floor: a constant pass cost leaves no room to predict), so 7 passes: TTFT 750 ms.
+#     colocated: 2 colocated workers routed by the SLOs) and a TPOT SLO of 101 ms, r0 has no time to
+#     give (90.9 ms a token allowed, 100 taken): each pass carries the least, 16 prompt tokens, so 7
+#     passes: TTFT 750 ms. With a TPOT SLO of 1000 ms it has: one pass, 150 ms again.
 #  6. A real profile of the tiny model at 1 thread: the planner picks a deployment, prints its
 #     curve, and writes a node's /etc/pdserve files; bad options and profiles are refused by name.
 set -euo pipefail
@@ -62,25 +63,29 @@ replayed() {
     "$PLAN" simulate --profile "$TMP/const.json" --token-budget 200 --link-gbps 2 --deployment "$dep" "$@" \
         --replay "$file" | awk '$1 ~ /^[0-9.]+$/ { print $4, $6 }'
 }
-# result FILE TTFT_SLO "START IN OUT" ...: a pdserve-bench result with those requests.
+# result FILE TTFT_SLO TPOT_SLO "START IN OUT" ...: a pdserve-bench result with those requests.
 result() {
-    local file=$1 ttft=$2; shift 2
-    python3 - "$file" "$ttft" "$@" <<'PY'
+    local file=$1 ttft=$2 tpot=$3; shift 3
+    python3 - "$file" "$ttft" "$tpot" "$@" <<'PY'
 import json, sys
-reqs = [dict(zip(("start_s", "input_tokens", "output_tokens"), map(float, r.split())), ok=True) for r in sys.argv[3:]]
+reqs = [dict(zip(("start_s", "input_tokens", "output_tokens"), map(float, r.split())), ok=True) for r in sys.argv[4:]]
 run = {"request_rate": 1, "attainment": 1, "mean_ttft_ms": 0, "mean_tpot_ms": 0, "requests": reqs}
-json.dump({"slo": {"ttft_ms": float(sys.argv[2]), "tpot_ms": 1000}, "runs": [run]}, open(sys.argv[1], "w"))
+json.dump({"slo": {"ttft_ms": float(sys.argv[2]), "tpot_ms": float(sys.argv[3])}, "runs": [run]}, open(sys.argv[1], "w"))
 PY
 }
-result "$TMP/overflow.json" 150 "0 100 2" "0.01 100 2"
+result "$TMP/overflow.json" 150 1000 "0 100 2" "0.01 100 2"
 [ "$(replayed "$TMP/overflow.json" 1P+1C)" = "100.0% 100.0" ] || fail "SLO routing: $(replayed "$TMP/overflow.json" 1P+1C)"
 [ "$(replayed "$TMP/overflow.json" 1P+1D)" = "50.0% 145.0" ] || fail "1P+1D: $(replayed "$TMP/overflow.json" 1P+1D)"
 echo "ok   routed by the SLOs, the second prompt goes to the idle colocated worker: TTFTs 100 and 100 ms"
-result "$TMP/cut.json" 5000 "0 10 30" "0.001 10 30" "1.05 100 2"
+result "$TMP/cut.json" 5000 101 "0 10 30" "0.001 10 30" "1.05 100 2"
 [ "$(replayed "$TMP/cut.json" 2C)" = "100.0% 116.7" ] || fail "2C: $(replayed "$TMP/cut.json" 2C)"
 [ "$(replayed "$TMP/cut.json" 1P+1C --rebalance)" = "100.0% 316.7" ] ||
     fail "TPOT cut: $(replayed "$TMP/cut.json" 1P+1C --rebalance)"
-echo "ok   a decoding colocated worker takes the prompt 16 tokens a pass: TTFT 750 ms, not 150"
+result "$TMP/slack.json" 5000 1000 "0 10 30" "0.001 10 30" "1.05 100 2"
+[ "$(replayed "$TMP/slack.json" 1P+1C --rebalance)" = "100.0% 116.7" ] ||
+    fail "TPOT slack: $(replayed "$TMP/slack.json" 1P+1C --rebalance)"
+echo "ok   a decoding colocated worker without time to give takes the prompt 16 tokens a pass (TTFT 750 ms);
+     one with time to give, in one pass (150 ms)"
 
 "$BUILD/pdserve-mkmodel" --out "$TMP/model" --preset tiny --seed 1 >/dev/null
 "$BUILD/pdserve-bench-engine" --model "$TMP/model" --threads 1 --profile "$TMP/profile.json"

@@ -17,8 +17,9 @@
  *    predicts a sooner one, and its prompt spread over its tokens keeps that worker's TPOT. The
  *    predictions use what the frontend measures: each worker's ms per queued prompt token (dispatch
  *    to first token) and its time per output token, averaged (EWMA) as they happen;
- *  - while a colocated worker decodes, its pass carries only the prompt tokens that keep it within
- *    90% of the TPOT SLO, and at least 16 (decode_engine.c);
+ *  - while a colocated worker decodes, its pass carries only the prompt tokens that fit in the time
+ *    the tightest decoding sequence can give: 90% of the TPOT SLO for each token it has had since
+ *    its first, this one included, less what those took; and at least 16 (decode_engine.c);
  *  - with rebalance, each run starts with the split the frontend's rebalancer settles on for that
  *    run's prompt work (--rebalance-low/high at their defaults), switches during a run not modelled.
  *
@@ -159,15 +160,21 @@ static void take_prompts(struct sim *s, struct worker *w, int budget, struct pas
     }
 }
 
-/* The prompt tokens a colocated pass of decodes x may add under the TPOT SLO: what the worker
- * predicts fits in SLO_SHARE of it from a decode pass's cost and a prompt token's (decode_engine.c). */
-static int tpot_room(const struct sim *s, const struct pass *x)
+/* The prompt tokens a colocated pass of decodes x may add under the TPOT SLO at `now`: what fits in
+ * the time the tightest decoding sequence can give (above), from a decode pass's cost and a prompt
+ * token's (decode_engine.c). */
+static int tpot_room(const struct sim *s, const struct worker *w, const struct pass *x, double now, int budget)
 {
+    double give = INFINITY;
+    for (int i = 0; i < w->pass_decodes.n; i++) {
+        const struct sreq *q = &s->reqs[w->pass_decodes.v[i]];
+        give = fmin(give, s->slo->tpot_ms * 1e-3 * SLO_SHARE * q->generated - (now - q->first));
+    }
     struct pass chunk = *x;
     chunk.tokens += 128, chunk.prompt_attn += attn_pairs(0, 128);
     double base = pass_secs(s->cost, x), per_token = (pass_secs(s->cost, &chunk) - base) / 128;
-    double room = s->slo->tpot_ms * 1e-3 * SLO_SHARE - base;
-    int k = per_token > 0 && room > 0 ? (int)(room / per_token) : 0;
+    double room = give - base;
+    int k = room <= 0 ? 0 : per_token > 0 ? (int)fmin(room / per_token, budget) : budget;
     return k > SLO_MIN_PROMPT ? k : SLO_MIN_PROMPT;
 }
 
@@ -187,7 +194,7 @@ static bool start_pass(struct sim *s, struct worker *w, double now)
     }
     int room = s->d->max_batch - w->running.n, budget = s->d->token_budget - w->pass_decodes.n;
     if (w->role == COLOC && s->d->slo_routed && w->pass_decodes.n > 0 && s->slo->tpot_ms > 0) {
-        int cut = tpot_room(s, &x);
+        int cut = tpot_room(s, w, &x, now, budget);
         budget = cut < budget ? cut : budget;
     }
     if (w->role != DECODE && room > 0)
