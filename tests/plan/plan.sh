@@ -9,16 +9,16 @@
 #     its pass: decoding starts after 1 s − D (what the pass hid) + the 1 ms latency; then 4 passes,
 #     so TPOT = (0.9 + 0.001 + 0.4) s / 4 = 325.25 ms.
 #  4. Routed by the SLOs (1P+1C), requests replayed at scripted times (--replay; passes of 100 ms
-#     whatever they hold, token budget 200, TTFT SLO 150 ms, 1 ms per prompt token predicted until
+#     whatever they hold, token budget 2000, TTFT SLO 150 ms, 1 ms per prompt token predicted until
 #     measured): r0 at 0 s goes to the prefill worker (nothing queued: 100 ms
 #     predicted); r1 at 0.01 s would wait behind it there (200 ms predicted) and goes to the idle
 #     colocated worker: both TTFTs 100 ms, all met. 1P+1D on the same file: r1 waits, 190 ms, 50% met.
 #  5. The TPOT cut on a colocated worker: r0 and r1 (10 in, 30 out) decode on the two workers when r2
-#     (100 in) reaches r0's at 1.05 s. Unrouted, r2's prompt is one pass: TTFT 150 ms (it starts at the
-#     next pass, 1.1 s). Routed with --rebalance (this little prompt work turns the prefill worker
+#     (1000 in) reaches r0's at 1.05 s. Unrouted, r2's prompt is one pass: TTFT 150 ms (it starts at
+#     the next pass, 1.1 s). Routed with --rebalance (this little prompt work turns the prefill worker
 #     colocated: 2 colocated workers routed by the SLOs) and a TPOT SLO of 101 ms, r0 has no time to
-#     give (90.9 ms a token allowed, 100 taken): each pass carries the least, 16 prompt tokens, so 7
-#     passes: TTFT 750 ms. With a TPOT SLO of 1000 ms it has: one pass, 150 ms again.
+#     give (90.9 ms a token allowed, 100 taken): each pass carries the least, 128 prompt tokens, so 8
+#     passes: TTFT 850 ms. With a TPOT SLO of 1000 ms it has: one pass, 150 ms again.
 #  6. A real profile of the tiny model at 1 thread: the planner picks a deployment, prints its
 #     curve, and writes a node's /etc/pdserve files; bad options and profiles are refused by name.
 set -euo pipefail
@@ -60,7 +60,7 @@ echo "ok   disaggregated lone request behind a 1 s transfer: TPOT 325.25 ms"
 # replayed RESULT DEPLOYMENT [FLAGS...]: "attainment% mean-TTFT" of the simulated replay of RESULT.
 replayed() {
     local file=$1 dep=$2; shift 2
-    "$PLAN" simulate --profile "$TMP/const.json" --token-budget 200 --link-gbps 2 --deployment "$dep" "$@" \
+    "$PLAN" simulate --profile "$TMP/const.json" --token-budget 2000 --link-gbps 2 --deployment "$dep" "$@" \
         --replay "$file" | awk '$1 ~ /^[0-9.]+$/ { print $4, $6 }'
 }
 # result FILE TTFT_SLO TPOT_SLO "START IN OUT" ...: a pdserve-bench result with those requests.
@@ -77,14 +77,14 @@ result "$TMP/overflow.json" 150 1000 "0 100 2" "0.01 100 2"
 [ "$(replayed "$TMP/overflow.json" 1P+1C)" = "100.0% 100.0" ] || fail "SLO routing: $(replayed "$TMP/overflow.json" 1P+1C)"
 [ "$(replayed "$TMP/overflow.json" 1P+1D)" = "50.0% 145.0" ] || fail "1P+1D: $(replayed "$TMP/overflow.json" 1P+1D)"
 echo "ok   routed by the SLOs, the second prompt goes to the idle colocated worker: TTFTs 100 and 100 ms"
-result "$TMP/cut.json" 5000 101 "0 10 30" "0.001 10 30" "1.05 100 2"
+result "$TMP/cut.json" 5000 101 "0 10 30" "0.001 10 30" "1.05 1000 2"
 [ "$(replayed "$TMP/cut.json" 2C)" = "100.0% 116.7" ] || fail "2C: $(replayed "$TMP/cut.json" 2C)"
-[ "$(replayed "$TMP/cut.json" 1P+1C --rebalance)" = "100.0% 316.7" ] ||
+[ "$(replayed "$TMP/cut.json" 1P+1C --rebalance)" = "100.0% 350.0" ] ||
     fail "TPOT cut: $(replayed "$TMP/cut.json" 1P+1C --rebalance)"
-result "$TMP/slack.json" 5000 1000 "0 10 30" "0.001 10 30" "1.05 100 2"
+result "$TMP/slack.json" 5000 1000 "0 10 30" "0.001 10 30" "1.05 1000 2"
 [ "$(replayed "$TMP/slack.json" 1P+1C --rebalance)" = "100.0% 116.7" ] ||
     fail "TPOT slack: $(replayed "$TMP/slack.json" 1P+1C --rebalance)"
-echo "ok   a decoding colocated worker without time to give takes the prompt 16 tokens a pass (TTFT 750 ms);
+echo "ok   a decoding colocated worker without time to give takes the prompt 128 tokens a pass (TTFT 850 ms);
      one with time to give, in one pass (150 ms)"
 
 "$BUILD/pdserve-mkmodel" --out "$TMP/model" --preset tiny --seed 1 >/dev/null

@@ -19,7 +19,7 @@ LOG=$WORK/worker.steps
 start_frontend
 start_decode dec --colocated --no-prefix-cache --step-log "$LOG"
 wait_health 200
-"$BUILD/pdserve-bench" --base-url "$BASE" --model model --dataset random --input-len 40 --output-len 12 --vocab-size 500 \
+"$BUILD/pdserve-bench" --base-url "$BASE" --model model --dataset random --input-len 40 --output-len 32 --vocab-size 500 \
     --range-ratio 0.5 --num-prompts 6 --max-concurrency 2 --ignore-eos --seed 3 --slo-ttft-ms 5000 \
     --slo-tpot-ms 1000 --no-progress --save-result "$WORK/run.json" >/dev/null
 stop dec # the log is written a line at a time: a killed worker keeps it

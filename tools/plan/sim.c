@@ -19,7 +19,7 @@
  *    to first token) and its time per output token, averaged (EWMA) as they happen;
  *  - while a colocated worker decodes, its pass carries only the prompt tokens that fit in the time
  *    the tightest decoding sequence can give: 90% of the TPOT SLO for each token it has had since
- *    its first, this one included, less what those took; and at least 16 (decode_engine.c);
+ *    its first, this one included, less what those took; and at least 128 (decode_engine.c);
  *  - with rebalance, each run starts with the split the frontend's rebalancer settles on for that
  *    run's prompt work (--rebalance-low/high at their defaults), switches during a run not modelled.
  *
@@ -64,7 +64,7 @@ struct worker {
 /* The frontend's and workers' constants for SLO routing (route_slo.c, decode_engine.c, rebalance.c). */
 #define EWMA_WEIGHT 0.2
 #define SLO_SHARE 0.9
-#define SLO_MIN_PROMPT 16
+#define SLO_MIN_PROMPT 128
 #define REBALANCE_LOW 0.3
 #define REBALANCE_HIGH 0.6
 
