@@ -282,11 +282,11 @@ static int read_steps(const char *path, json_t *into, bool seen[PLAN_MAX_THREADS
         json_error_t je;
         json_t *pass = line[0] == '\n' ? NULL : json_loads(line, 0, &je);
         int threads = (int)json_integer_value(json_object_get(pass, "threads"));
-        bool writing = line[len - 1] != '\n';
-        if (line[0] != '\n' && (!pass || threads < 1 || threads > PLAN_MAX_THREADS) && !writing)
-            rc = plan_error(err, errlen, "%s:%d: not a pass (a worker's --step-log has one a line)", path, no);
-        else if (pass && threads >= 1 && threads <= PLAN_MAX_THREADS)
+        bool is_pass = pass && threads >= 1 && threads <= PLAN_MAX_THREADS, writing = line[len - 1] != '\n';
+        if (is_pass)
             seen[threads] = true, json_array_append(into, pass);
+        else if (line[0] != '\n' && !writing)
+            rc = plan_error(err, errlen, "%s:%d: not a pass (a worker's --step-log has one a line)", path, no);
         json_decref(pass);
     }
     free(line);

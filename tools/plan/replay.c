@@ -1,5 +1,5 @@
-/* replay.c — the simulator against a measurement: every run of a pdserve-bench result file (--result,
- * or a sweep's) is served again in simulation, with each request's own arrival time and prompt and
+/* replay.c — the simulator against a measurement: every run of a pdserve-bench result file (--save-result,
+ * one run's or a sweep's) is served again in simulation, with each request's own arrival time and prompt and
  * output lengths, and the two are printed side by side. What is left between them is the
  * simulator's error, not the workload's sampling. */
 #include <jansson.h>
