@@ -9,12 +9,17 @@
  * this step, predicted from this worker's own measured step costs. A sequence can give SLO_SHARE of
  * its SLO for every token it has had since its first, this one included, less what those took: its
  * mean time per token, which its SLO bounds (TPOT as pdserve-bench and vLLM measure it), so never
- * passes SLO_SHARE of the SLO, and a sequence that ran under it has time to give. Without the cut one
- * 512-token prompt makes every running sequence wait for its whole prefill; with it the prompt
- * advances as fast as the running sequences' SLOs allow. Cutting each step to the SLO instead (the
- * first version) starved prompts of a busy worker: 16 tokens a step while its decodes alone took
- * most of the SLO, though they kept their mean well within it (bench-goodput, 128 in / 256 out:
- * p90 TTFT 556 ms against 146 uncut, TPOT p90 18.9 ms against 18.8 uncut). */
+ * passes SLO_SHARE of the SLO, and a sequence that ran under it has time to give. Prompts wait while
+ * that time gathers (each step of decodes alone adds what it leaves of SLO_SHARE of the SLO) to what
+ * SLO_MIN_PROMPT tokens cost, or the rest of the waiting prompts if less; only when nothing gathers
+ * does a step take SLO_MIN_PROMPT tokens regardless, or prompts would never advance.
+ *
+ * Without the cut one 512-token prompt makes every running sequence wait for its whole prefill. The
+ * cut's earlier versions, each measured by bench-goodput: cutting each step to the SLO starved
+ * prompts of a busy worker (16 tokens a step while its decodes alone took most of the SLO; 128 in /
+ * 256 out: p90 TTFT 556 ms against 146 uncut); taking SLO_MIN_PROMPT tokens whenever the time fell
+ * short broke the TPOT of sequences decoding beside a queue of prompts (512 in / 64 out at 2.47
+ * req/s: 17 of 19 misses were TPOT, in runs of 5-14 steps of 80-180 ms). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,8 +37,8 @@ struct dc_costs {
 };
 /* Under a TPOT SLO a sequence's mean time per token aims at this share of it, the rest being the
  * margin for what the worker does not see (mail, token reports, the frontend, timing noise); and a
- * step carries at least SLO_MIN_PROMPT prompt tokens, so prompts advance even when the decodes alone
- * take the whole SLO. Small chunks cost more a token on a CPU (a 16-token prompt pass 0.75 ms a
+ * step with prompt tokens carries at least SLO_MIN_PROMPT of them (or the whole rest of a prompt that
+ * has fewer). Small chunks cost more a token on a CPU (a 16-token prompt pass 0.75 ms a
  * token on the `small` preset, 128 tokens 0.55): with 16, a busy colocated pair of workers serving
  * 128 in / 256 out under the SLOs reached 2.61 req/s, with 128 2.96 (bench-goodput). */
 #define SLO_SHARE 0.9
@@ -166,12 +171,25 @@ static int pick_batch(struct dc_engine *de)
     return nb;
 }
 
+/* The prompt tokens a step may carry while the tightest decoding sequence can give `give` seconds
+ * and gathers `per_step` more with each step of decodes alone, `waiting` prompt tokens being ready
+ * (above): what fits, once that is SLO_MIN_PROMPT or all that wait; none while time gathers; and
+ * SLO_MIN_PROMPT when nothing gathers or a prompt token's cost is not measured yet. */
+static int prompt_room(const struct dc_costs *c, double give, double per_step, int waiting)
+{
+    double room = give - c->decode_s;
+    if (c->token_s <= 0 || per_step <= 0)
+        return SLO_MIN_PROMPT;
+    int least = waiting < SLO_MIN_PROMPT ? waiting : SLO_MIN_PROMPT;
+    return room >= least * c->token_s ? (int)(room / c->token_s) : 0;
+}
+
 /* The step's token budget: --token-budget, or, when a decoding sequence has a TPOT SLO, its decodes
- * plus the prompt tokens predicted to fit in the time the tightest such sequence can give (above). */
-static int step_budget(const struct dc_engine *de, double now)
+ * plus the prompt tokens prompt_room allows. */
+static int step_budget(const struct dc_engine *de, int nb, double now)
 {
     int full = de->w->opts.token_budget;
-    bool any = false;
+    const struct seq *tightest = NULL;
     double give = 0;
     for (int i = 0; i < de->n_decoding; i++) {
         const struct seq *s = de->batch[i];
@@ -179,15 +197,16 @@ static int step_budget(const struct dc_engine *de, double now)
             continue;
         int tokens = engine_seq_n_generated(s); /* since its first, with this step's */
         double g = s->tpot_slo_ms / 1e3 * SLO_SHARE * tokens - (now - s->first_token_s);
-        give = !any || g < give ? g : give;
-        any = true;
+        if (!tightest || g < give)
+            tightest = s, give = g;
     }
-    if (!any)
+    if (!tightest)
         return full;
-    double room = give - de->costs.decode_s;
-    int prompt = de->costs.token_s > 0 && room > 0 ? (int)(room / de->costs.token_s) : 0;
-    if (prompt < SLO_MIN_PROMPT)
-        prompt = SLO_MIN_PROMPT;
+    int waiting = 0;
+    for (int i = de->n_decoding; i < nb; i++)
+        waiting += de->batch[i]->n_tokens - de->batch[i]->n_cached;
+    double per_step = tightest->tpot_slo_ms / 1e3 * SLO_SHARE - de->costs.decode_s;
+    int prompt = prompt_room(&de->costs, give, per_step, waiting);
     return de->n_decoding + prompt < full ? de->n_decoding + prompt : full;
 }
 
@@ -274,7 +293,7 @@ static bool iterate(struct dc_engine *de)
     struct step_result r;
     struct error err;
     enum dc_error why = DC_ERR_NONE;
-    int budget = step_budget(de, now_s());
+    int budget = step_budget(de, nb, now_s());
     if (worker_step(w, de->batch, nb, budget, NULL, NULL, &r, &err) < 0) {
         log_error("decode step failed: %s; failing the batch", err.msg);
         for (int i = 0; i < nb; i++)

@@ -19,6 +19,13 @@
 #     colocated: 2 colocated workers routed by the SLOs) and a TPOT SLO of 101 ms, r0 has no time to
 #     give (90.9 ms a token allowed, 100 taken): each pass carries the least, 128 prompt tokens, so 8
 #     passes: TTFT 850 ms. With a TPOT SLO of 1000 ms it has: one pass, 150 ms again.
+#     Time that gathers: passes of 100 ms + 0.1 ms a token, TPOT SLO 111.5 ms (100.35 ms a token
+#     allowed). r0's prompt pass ends at 0.101 s; each decode pass takes 100.1 ms and adds 0.25 ms to
+#     what r0 can give, so before its k-th token after the first the room is 0.25 k ms: 7.25 ms at
+#     most (k = 29), under the 12.8 ms of 128 prompt tokens. r2 waits until r0's 30th token (0.101 +
+#     29 × 0.1001 = 3.0039 s), then takes one pass (0.2 s): TTFT 2153.9 ms, r0's TPOT 100.1 ms; mean
+#     TTFT (101 + 101 + 2153.9) / 3 = 785.3 ms. (Taking 128 tokens a pass regardless: 952.8 ms, and
+#     r0's TPOT 103.6.)
 #  6. A real profile of the tiny model at 1 thread: the planner picks a deployment, prints its
 #     curve, and writes a node's /etc/pdserve files; bad options and profiles are refused by name.
 set -euo pipefail
@@ -57,10 +64,11 @@ out=$("${SIM[@]}" --deployment 1P+1D --rate 0.001 --num-prompts 3 --input-len 10
     fail "disaggregated lone request with a slow link: $out"
 echo "ok   disaggregated lone request behind a 1 s transfer: TPOT 325.25 ms"
 
-# replayed RESULT DEPLOYMENT [FLAGS...]: "attainment% mean-TTFT" of the simulated replay of RESULT.
+# replayed RESULT DEPLOYMENT [FLAGS...]: "attainment% mean-TTFT" of the simulated replay of RESULT,
+# passes costing what $PROFILE says (default: 100 ms, whatever they hold).
 replayed() {
     local file=$1 dep=$2; shift 2
-    "$PLAN" simulate --profile "$TMP/const.json" --token-budget 2000 --link-gbps 2 --deployment "$dep" "$@" \
+    "$PLAN" simulate --profile "${PROFILE:-$TMP/const.json}" --token-budget 2000 --link-gbps 2 --deployment "$dep" "$@" \
         --replay "$file" | awk '$1 ~ /^[0-9.]+$/ { print $4, $6 }'
 }
 # result FILE TTFT_SLO TPOT_SLO "START IN OUT" ...: a pdserve-bench result with those requests.
@@ -86,6 +94,11 @@ result "$TMP/slack.json" 5000 1000 "0 10 30" "0.001 10 30" "1.05 1000 2"
     fail "TPOT slack: $(replayed "$TMP/slack.json" 1P+1C --rebalance)"
 echo "ok   a decoding colocated worker without time to give takes the prompt 128 tokens a pass (TTFT 850 ms);
      one with time to give, in one pass (150 ms)"
+echo '{"model":"linear","kv_bytes_per_token":1000,"cost":[{"threads":1,"c":[0.1,0.0001,0,0,0]}]}' >"$TMP/linear.json"
+result "$TMP/gather.json" 5000 111.5 "0 10 30" "0.001 10 30" "1.05 1000 2"
+[ "$(PROFILE=$TMP/linear.json replayed "$TMP/gather.json" 1P+1C --rebalance)" = "100.0% 785.3" ] ||
+    fail "TPOT time gathering: $(PROFILE=$TMP/linear.json replayed "$TMP/gather.json" 1P+1C --rebalance)"
+echo "ok   a decoding colocated worker whose time to give gathers too slowly keeps the prompt waiting (TTFT 2153.9 ms)"
 
 "$BUILD/pdserve-mkmodel" --out "$TMP/model" --preset tiny --seed 1 >/dev/null
 "$BUILD/pdserve-bench-engine" --model "$TMP/model" --threads 1 --profile "$TMP/profile.json"

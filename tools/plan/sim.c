@@ -19,7 +19,8 @@
  *    to first token) and its time per output token, averaged (EWMA) as they happen;
  *  - while a colocated worker decodes, its pass carries only the prompt tokens that fit in the time
  *    the tightest decoding sequence can give: 90% of the TPOT SLO for each token it has had since
- *    its first, this one included, less what those took; and at least 128 (decode_engine.c);
+ *    its first, this one included, less what those took, once that is 128 tokens or all that
+ *    wait; none while that time gathers; 128 when nothing gathers (decode_engine.c);
  *  - with rebalance, each run starts with the split the frontend's rebalancer settles on for that
  *    run's prompt work (--rebalance-low/high at their defaults), switches during a run not modelled.
  *
@@ -173,9 +174,16 @@ static int tpot_room(const struct sim *s, const struct worker *w, const struct p
     struct pass chunk = *x;
     chunk.tokens += 128, chunk.prompt_attn += attn_pairs(0, 128);
     double base = pass_secs(s->cost, x), per_token = (pass_secs(s->cost, &chunk) - base) / 128;
-    double room = give - base;
-    int k = room <= 0 ? 0 : per_token > 0 ? (int)fmin(room / per_token, budget) : budget;
-    return k > SLO_MIN_PROMPT ? k : SLO_MIN_PROMPT;
+    double room = give - base, per_step = s->slo->tpot_ms * 1e-3 * SLO_SHARE - base;
+    if (per_step <= 0)
+        return SLO_MIN_PROMPT;
+    if (per_token <= 0)
+        return budget;
+    int waiting = 0;
+    for (int i = 0; i < w->queue.n; i++)
+        waiting += s->reqs[w->queue.v[i]].r->in - s->reqs[w->queue.v[i]].done_prompt;
+    int least = waiting < SLO_MIN_PROMPT ? waiting : SLO_MIN_PROMPT;
+    return room >= least * per_token ? (int)fmin(room / per_token, budget) : 0;
 }
 
 static bool start_pass(struct sim *s, struct worker *w, double now)
