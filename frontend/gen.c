@@ -124,7 +124,8 @@ static void respond_whole(struct gen_req *g)
     free(body);
 }
 
-/* The access log's note (oplog.c): token counts and the first token's latency, never text. */
+/* The access log's note (oplog.c): token counts, the first token's latency and the workers of its
+ * first sequence (on=P>D: prefill worker P, decode worker D; on=C: one worker did both), never text. */
 static void note_request(struct gen_req *g)
 {
     long out = 0;
@@ -138,8 +139,15 @@ static void note_request(struct gen_req *g)
         return;
     int n = snprintf(g->http->note, sizeof g->http->note, "%s in=%ld out=%ld", g->meta.id, g->prompt_tokens, out);
     if (first && n > 0 && (size_t)n < sizeof g->http->note)
-        snprintf(g->http->note + n, sizeof g->http->note - (size_t)n, " ttft=%.1fms",
-                 (double)(first - g->t0) / 1e6);
+        n += snprintf(g->http->note + n, sizeof g->http->note - (size_t)n, " ttft=%.1fms",
+                      (double)(first - g->t0) / 1e6);
+    const uint32_t *on = g->n_seqs > 0 && g->seqs[0].tries > 0 ? g->seqs[0].ran_on : NULL;
+    if (on && n > 0 && (size_t)n < sizeof g->http->note) {
+        if (on[0] == on[1])
+            snprintf(g->http->note + n, sizeof g->http->note - (size_t)n, " on=%u", on[0]);
+        else
+            snprintf(g->http->note + n, sizeof g->http->note - (size_t)n, " on=%u>%u", on[0], on[1]);
+    }
 }
 
 /* Every sequence has finished: the answer's end. */
@@ -232,6 +240,8 @@ static int seq_dispatch(struct gen_seq *s, struct apierr *e)
     }
     s->p = p;
     s->d = d;
+    s->ran_on[0] = p->id;
+    s->ran_on[1] = d->id;
     rebalancer_note_prompt(fe->rebalancer, need.to_compute);
     s->t_dispatch = uv_hrtime();
     s->queue_ahead = need.queue_ahead;

@@ -45,6 +45,7 @@ struct gen_seq {
     uint64_t t_first, t_last;
     uint64_t t_dispatch;        /* when GENERATE was sent */
     uint32_t queue_ahead;       /* prompt tokens its prefill worker computed up to its first token */
+    uint32_t ran_on[2];         /* ids of the workers it was last sent to: prefill (or colocated), decode */
     /* The first token comes from the prefill worker, the rest from the decode worker, on another
      * connection: decode tokens that overtake the first one wait here until it has arrived. */
     bool first_seen;

@@ -38,7 +38,7 @@ echo "ok   X-Request-Id: the client's echoed (whole and streamed), a bad one rep
 
 for _ in $(seq 50); do grep -q "id=stream-1" "$WORK/fe.log" && break; sleep 0.1; done
 line=$(grep "id=trace-4711.a:b" "$WORK/fe.log" | grep "POST /v1/completions 200" || true)
-echo "$line" | grep -Eq 'cmpl-[0-9a-f]+ in=[0-9]+ out=6 ttft=[0-9.]+ms [0-9.]+ ms id=' || fail "access line: '$line'"
+echo "$line" | grep -Eq 'cmpl-[0-9a-f]+ in=[0-9]+ out=6 ttft=[0-9.]+ms on=[0-9]+>[0-9]+ [0-9.]+ ms id=' || fail "access line: '$line'"
 grep -q "POST /v1/completions 200 .* out=4 .*id=stream-1" "$WORK/fe.log" || fail "no access line for the stream"
 grep -q "OPTIONS /v1/chat/completions 204" "$WORK/fe.log" || fail "no access line for the preflight"
 ! grep -q "zebra-marker" "$WORK/fe.log" || fail "the prompt reached the log"
