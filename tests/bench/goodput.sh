@@ -19,9 +19,11 @@
 # ("512:64 128:256": prefill-heavy, decode-heavy), GOODPUT_SLO_SCALES ("5"), GOODPUT_DEPLOYMENTS
 # ("coloc disagg slo", the order the sweeps run in), GOODPUT_OUT ($BUILD/bench-goodput; a folder per
 # workload and scale with every result, log and plot), GOODPUT_SWEEP_STEPS (3: the bisection's steps
-# after the doubling; each halves the uncertainty of a max rate). Every worker writes its passes to
-# NAME.steps in the folder (--step-log), for `make bench-plan`. The numbers mean something only on a
-# machine doing nothing else.
+# after the doubling; each halves the uncertainty of a max rate), GOODPUT_SWEEP_START (req/s: the
+# first rate tried; default 2 / the unloaded E2E latency, which moves a little between runs, and the
+# rates tried with it). Every worker writes its passes to NAME.steps in the folder (--step-log), for
+# `make bench-plan`, and each deployment's /metrics at the end of its sweep is kept as NAME.metrics.
+# The numbers mean something only on a machine doing nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -113,7 +115,7 @@ print(r["median_ttft_ms"], r["median_tpot_ms"], r["median_e2el_ms"])' "$DIR/unlo
     # Two workers serve two requests at a time at their unloaded latency: every deployment meets its
     # SLOs there or close, so the sweep starts at 2 / E2E (a slower start only spends minutes on
     # rates that pass; one that fails is halved).
-    START=$(python3 -c "print(round(2000 / $E2E0, 3))")
+    START=${GOODPUT_SWEEP_START:-$(python3 -c "print(round(2000 / $E2E0, 3))")}
     echo "unloaded (colocated): TTFT $TTFT0 ms, TPOT $TPOT0 ms, E2E $E2E0 ms"
     echo "SLOs (scale $1): TTFT <= $SLO_TTFT ms, TPOT <= $SLO_TPOT ms; sweeps start at $START req/s"
 }
@@ -129,6 +131,7 @@ sweep_deployment() {
     "$BENCH" --base-url "$URL" "${WORKLOAD[@]}" --slo-ttft-ms "$SLO_TTFT" --slo-tpot-ms "$SLO_TPOT" \
         --sweep auto --sweep-start "$START" --sweep-steps "$SWEEP_STEPS" --label "$label" \
         --save-result "$DIR/$1.json" | tee "$DIR/$1.txt"
+    curl -s "$URL/metrics" >"$DIR/$1.metrics" || true
     stop_cluster
 }
 
