@@ -59,7 +59,8 @@ static void usage(FILE *f)
             "                           workers started with --pin-role keep theirs)\n"
             "  --rebalance-low X        a prefill worker turns colocated when the prompt work would keep\n"
             "                           the prefill workers under X busy each, for 3 windows in a row\n"
-            "                           (default 0.3)\n"
+            "                           (one while a decoding worker's TPOT is at 80%% of --slo-tpot-ms;\n"
+            "                           default 0.3)\n"
             "  --rebalance-high X       a colocated worker turns prefill when the prompt work would keep\n"
             "                           one more prefill worker at least X busy (default 0.6)\n"
             "  --rebalance-window-s N   the prompt work is measured over N s; no two switches closer than\n"
@@ -305,6 +306,7 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
     if (c->rb.low >= c->rb.high)
         return error_set(err, "--rebalance-low (%g) must be below --rebalance-high (%g), or roles would flap",
                          c->rb.low, c->rb.high);
+    c->rb.tpot_slo_ms = c->slo_tpot_ms;
     return env_key(c, err);
 }
 

@@ -91,6 +91,17 @@ static double prompt_ms_per_token(struct rb_state *s, const struct rb_worker *w,
 
 static bool decodes(uint8_t role) { return role == WIRE_ROLE_DECODE || role == WIRE_ROLE_COLOCATED; }
 
+/* The highest TPOT measured on a decoding worker when it has reached RB_TPOT_PRESSURE of the SLO;
+ * else 0. */
+static double decode_pressure(const struct rb_config *c, const struct rb_worker *w, int n)
+{
+    double worst = 0;
+    for (int i = 0; i < n; i++)
+        if (decodes(w[i].role) && w[i].tpot_ms > worst)
+            worst = w[i].tpot_ms;
+    return c->tpot_slo_ms > 0 && worst >= RB_TPOT_PRESSURE * c->tpot_slo_ms ? worst : 0;
+}
+
 /* Worker ids are unique per role (prefill, or decoding): another worker of the role w[i] would take
  * holds its id, and the two would be taken for one. */
 static bool id_taken(const struct rb_worker *w, int n, int i, uint8_t to)
@@ -134,7 +145,8 @@ bool rb_decide(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, c
         n_decoding += decodes(w[i].role);
         n_pure_decode += w[i].role == WIRE_ROLE_DECODE;
     }
-    bool shrink = low_for_long(s, c, now_ms, n_prefill);
+    double pressure = decode_pressure(c, w, n);
+    bool shrink = low_for_long(s, c, now_ms, n_prefill) || (s->low && pressure > 0);
     bool window_busy = sum > 0 && now_ms >= s->busy_since_ms + (uint64_t)window(c) * 1000;
     if (ms <= 0 || !window_busy || now_ms < s->quiet_until_ms)
         return false; /* nothing measured, not a whole window of traffic to judge by, or too soon */
@@ -146,9 +158,12 @@ bool rb_decide(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, c
     }
     if (shrink && !(n_prefill == 1 && n_pure_decode > 0) &&
         decide(d, least_busy(w, n, WIRE_ROLE_PREFILL, WIRE_ROLE_COLOCATED), WIRE_ROLE_COLOCATED)) {
-        snprintf(d->why, sizeof d->why, "prompt work %.2f workers (%.0f tokens/s x %.3f ms) keeps %d prefill "
-                 "worker%s under %.2f busy each, for %d s", s->load, tokens_per_s, ms, n_prefill, n_prefill > 1 ? "s" : "",
-                 c->low, (int)((now_ms - s->low_since_ms) / 1000));
+        int len = snprintf(d->why, sizeof d->why, "prompt work %.2f workers (%.0f tokens/s x %.3f ms) keeps %d "
+                           "prefill worker%s under %.2f busy each, for %d s", s->load, tokens_per_s, ms, n_prefill,
+                           n_prefill > 1 ? "s" : "", c->low, (int)((now_ms - s->low_since_ms) / 1000));
+        if (pressure > 0 && len > 0 && (size_t)len < sizeof d->why)
+            snprintf(d->why + len, sizeof d->why - (size_t)len, ", while a decoding worker's TPOT is %.1f ms of the "
+                     "%d ms SLO", pressure, c->tpot_slo_ms);
         return true;
     }
     return false;
@@ -225,7 +240,7 @@ static void on_tick(uv_timer_t *t)
     for (struct cl_worker *w = cluster_workers(r->cluster); w && n < RB_MAX_WORKERS; w = w->next, n++) {
         cw[n] = w;
         ws[n] = (struct rb_worker){w->id, w->role, w->reg.pinned || w->load.draining, w->slo.prefill_ms_per_token,
-                                   w->inflight};
+                                   w->inflight, w->slo.tpot_ms};
     }
     struct rb_decision d;
     if (!rb_decide(&r->st, &r->cfg, now, ws, n, &d))

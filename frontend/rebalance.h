@@ -23,7 +23,11 @@
  * (bench-goodput's sweeps at 512 in / 64 out, prompt work 0.63, gave the prefill worker up after
  * every run's tail and took it back at the next run's start: 12 switches in 7 minutes, each a drain,
  * and SLO routing at 0.79x the pure deployments.) Taking one on waits a single window: prompts
- * queueing behind too few prefill workers cost TTFT at once.
+ * queueing behind too few prefill workers cost TTFT at once. So does giving one up while a decoding
+ * worker's measured TPOT has reached RB_TPOT_PRESSURE of the TPOT SLO (--slo-tpot-ms): the decode
+ * cores are then what the load is short of, and every window spent waiting breaks TPOTs (bench-
+ * goodput, 128 in / 256 out: one colocated worker decoding everything for the 30 s before the
+ * switch missed 32 of a run's 100 TPOTs, and that run decided the sweep).
  *
  * One switch at a time, none before prompts have been coming for a whole window (an idle cluster says
  * nothing about the next load, and a window that began idle understates it), none within a window
@@ -42,10 +46,12 @@
 #define RB_MAX_WINDOW_S 600
 #define RB_MAX_WORKERS 256 /* the workers one decision looks at */
 #define RB_SHRINK_WINDOWS 3 /* windows the work must stay under `low` before a prefill worker goes */
+#define RB_TPOT_PRESSURE 0.8 /* ... unless a decoding worker's TPOT is at this share of the SLO */
 
 struct rb_config {
     double low, high; /* busy shares of one worker (above) */
     int window_s;     /* the measure's window, and the least time between switches */
+    int tpot_slo_ms;  /* the frontend's TPOT SLO (--slo-tpot-ms); 0: none, no decode pressure */
 };
 
 struct rb_state {
@@ -69,6 +75,7 @@ struct rb_worker {
     bool pinned;           /* its daemon does not switch */
     double ms_per_token;   /* measured prefill speed; 0: not yet */
     int inflight;          /* sequences of ours on it: the least busy one is switched */
+    double tpot_ms;        /* measured TPOT of the sequences it decoded (route_slo.h); 0: not yet */
 };
 
 struct rb_decision {

@@ -293,7 +293,7 @@ static void test_rebalance_policy(void)
     struct rb_decision d;
     rb_init(&s, &c, 0);
     /* a prefill worker at 0.5 ms a token, a colocated one slower (its passes also decode) */
-    struct rb_worker w[3] = {{1, WIRE_ROLE_PREFILL, false, 0.5, 0}, {2, WIRE_ROLE_COLOCATED, false, 0.9, 3}};
+    struct rb_worker w[3] = {{1, WIRE_ROLE_PREFILL, false, 0.5, 0, 0}, {2, WIRE_ROLE_COLOCATED, false, 0.9, 3, 0}};
     feed(&s, &c, 0, 10, 1000);
     CHECK(!rb_decide(&s, &c, 9999, w, 2, &d)); /* the first window only measures */
     /* 1000 tokens/s x 0.5 ms (the fastest) = 0.5 of a worker: inside [0.3, 1.2) for one prefill worker */
@@ -308,10 +308,10 @@ static void test_rebalance_policy(void)
     w[0].pinned = true;
     CHECK(!rb_decide(&s, &c, 31500, w, 2, &d));
     w[0].pinned = false;
-    w[2] = (struct rb_worker){3, WIRE_ROLE_DECODE, false, 0, 0};
+    w[2] = (struct rb_worker){3, WIRE_ROLE_DECODE, false, 0, 0, 0};
     CHECK(!rb_decide(&s, &c, 31500, w, 3, &d));
     /* nor when a colocated worker already has its id (ids are unique per role) */
-    struct rb_worker same_id[2] = {{1, WIRE_ROLE_PREFILL, false, 0.5, 0}, {1, WIRE_ROLE_COLOCATED, false, 0.9, 0}};
+    struct rb_worker same_id[2] = {{1, WIRE_ROLE_PREFILL, false, 0.5, 0, 0}, {1, WIRE_ROLE_COLOCATED, false, 0.9, 0, 0}};
     CHECK(!rb_decide(&s, &c, 31500, same_id, 2, &d));
     /* a dip is not a lower load: 1000 tokens/s (0.5), 20 s at 400 (under 0.3 from 27.5 to 43.5 s),
      * then 1000 again: no switch; at 400 for good, under 0.3 from 68.5 s, a switch at 98.5 s */
@@ -320,9 +320,24 @@ static void test_rebalance_policy(void)
     CHECK(run_policy(&s, &c, 20, 40, 400, w, 2, &d) < 0);
     CHECK(run_policy(&s, &c, 40, 61, 1000, w, 2, &d) < 0);
     CHECK(run_policy(&s, &c, 61, 120, 400, w, 2, &d) == 98 && d.index == 0 && d.to == WIRE_ROLE_COLOCATED);
+    /* ... but while a decoding worker's TPOT is at 80% of the TPOT SLO (16 ms of 20), the decode cores
+     * are short: the prefill worker goes after one window under 0.3 (at 10.5 s); at 15 ms, after 3 */
+    struct rb_config tight = c;
+    tight.tpot_slo_ms = 20;
+    struct rb_worker pressed[2] = {{1, WIRE_ROLE_PREFILL, false, 0.5, 0, 0}, {2, WIRE_ROLE_COLOCATED, false, 0.9, 3, 16}};
+    rb_init(&s, &tight, 0);
+    CHECK(run_policy(&s, &tight, 0, 60, 400, pressed, 2, &d) == 10 && d.index == 0 && d.to == WIRE_ROLE_COLOCATED);
+    CHECK(strstr(d.why, "TPOT is 16.0 ms of the 20 ms SLO") != NULL);
+    pressed[1].tpot_ms = 15;
+    rb_init(&s, &tight, 0);
+    CHECK(run_policy(&s, &tight, 0, 60, 400, pressed, 2, &d) == 30);
+    /* and never on TPOT alone: at 1000 tokens/s (0.5 busy) nothing switches */
+    pressed[1].tpot_ms = 30;
+    rb_init(&s, &tight, 0);
+    CHECK(run_policy(&s, &tight, 0, 60, 1000, pressed, 2, &d) < 0);
     /* two colocated workers at 1400 tokens/s x 0.5 ms = 0.7 >= 0.6: the one with fewer sequences
      * becomes a prefill worker, after one window; with one colocated worker left, never */
-    struct rb_worker co[2] = {{4, WIRE_ROLE_COLOCATED, false, 0.6, 5}, {5, WIRE_ROLE_COLOCATED, false, 0.5, 2}};
+    struct rb_worker co[2] = {{4, WIRE_ROLE_COLOCATED, false, 0.6, 5, 0}, {5, WIRE_ROLE_COLOCATED, false, 0.5, 2, 0}};
     rb_init(&s, &c, 0);
     feed(&s, &c, 0, 11, 1400);
     CHECK(rb_decide(&s, &c, 10500, co, 2, &d) && d.index == 1 && d.to == WIRE_ROLE_PREFILL);
@@ -339,7 +354,7 @@ static void test_rebalance_policy(void)
     CHECK(!rb_decide(&s, &c, 20499, co, 2, &d));
     feed(&s, &c, 11, 21, 2000); /* 1.0 */
     CHECK(!rb_decide(&s, &c, 20500, co, 2, &d));
-    struct rb_worker three[3] = {co[0], co[1], {6, WIRE_ROLE_COLOCATED, false, 0.5, 0}};
+    struct rb_worker three[3] = {co[0], co[1], {6, WIRE_ROLE_COLOCATED, false, 0.5, 0, 0}};
     feed(&s, &c, 21, 31, 2500); /* 1.25 over seconds 21..30 */
     CHECK(rb_decide(&s, &c, 31500, three, 3, &d) && d.index == 2 && d.to == WIRE_ROLE_PREFILL);
     CHECK_NEAR(s.load, 1.25, 1e-9);
@@ -351,13 +366,13 @@ static void test_rebalance_policy(void)
     CHECK(run_policy(&s, &c, 51, 90, 10, co, 2, &d) == 80 && d.index == 1 && d.to == WIRE_ROLE_COLOCATED);
     CHECK_NEAR(s.load, 0.005, 1e-12);
     /* nothing measured yet: no decision, however long the traffic */
-    struct rb_worker fresh[2] = {{7, WIRE_ROLE_PREFILL, false, 0, 0}, {8, WIRE_ROLE_COLOCATED, false, 0, 0}};
+    struct rb_worker fresh[2] = {{7, WIRE_ROLE_PREFILL, false, 0, 0, 0}, {8, WIRE_ROLE_COLOCATED, false, 0, 0, 0}};
     rb_init(&s, &c, 0);
     CHECK(run_policy(&s, &c, 0, 60, 10, fresh, 2, &d) < 0);
     /* a colocated worker's measure counts the decodes its prompts share steps with: once a prefill
      * worker was measured at 0.5 ms, 1000 tokens/s stay 0.5 of a worker of prompt work when it has
      * turned colocated and both measure 1.5 ms (which would make it 1.5, and a switch back) */
-    struct rb_worker was[2] = {{9, WIRE_ROLE_PREFILL, false, 0.5, 0}, {10, WIRE_ROLE_COLOCATED, false, 1.5, 0}};
+    struct rb_worker was[2] = {{9, WIRE_ROLE_PREFILL, false, 0.5, 0, 0}, {10, WIRE_ROLE_COLOCATED, false, 1.5, 0, 0}};
     rb_init(&s, &c, 100000);
     feed(&s, &c, 100, 111, 1000);
     CHECK(!rb_decide(&s, &c, 110500, was, 2, &d));
