@@ -9,17 +9,22 @@
  * this step, predicted from this worker's own measured step costs. A sequence can give SLO_SHARE of
  * its SLO for every token it has had since its first, this one included, less what those took: its
  * mean time per token, which its SLO bounds (TPOT as pdserve-bench and vLLM measure it), so never
- * passes SLO_SHARE of the SLO, and a sequence that ran under it has time to give. Prompts wait while
- * that time gathers (each step of decodes alone adds what it leaves of SLO_SHARE of the SLO) to what
- * SLO_MIN_PROMPT tokens cost, or the rest of the waiting prompts if less; only when nothing gathers
- * does a step take SLO_MIN_PROMPT tokens regardless, or prompts would never advance.
+ * passes SLO_SHARE of the SLO, and a sequence that ran under it has time to give. It also lends what
+ * its next steps will leave (each step of decodes alone leaves what it takes less than SLO_SHARE of
+ * the SLO), for as many tokens as max_tokens still allows, at most SLO_LEND_TOKENS: a sequence that
+ * runs to its length then ends within SLO_SHARE of its SLO, one that stops sooner (a stop token) may
+ * end above it by what it lent. Prompts wait while that time gathers to what SLO_MIN_PROMPT tokens
+ * cost, or the rest of the waiting prompts if less; only when nothing gathers does a step take
+ * SLO_MIN_PROMPT tokens regardless, or prompts would never advance.
  *
  * Without the cut one 512-token prompt makes every running sequence wait for its whole prefill. The
  * cut's earlier versions, each measured by bench-goodput: cutting each step to the SLO starved
  * prompts of a busy worker (16 tokens a step while its decodes alone took most of the SLO; 128 in /
  * 256 out: p90 TTFT 556 ms against 146 uncut); taking SLO_MIN_PROMPT tokens whenever the time fell
  * short broke the TPOT of sequences decoding beside a queue of prompts (512 in / 64 out at 2.47
- * req/s: 17 of 19 misses were TPOT, in runs of 5-14 steps of 80-180 ms). */
+ * req/s: 17 of 19 misses were TPOT, in runs of 5-14 steps of 80-180 ms); lending nothing ahead kept
+ * every TPOT but starved prompts beside long decodes (128 in / 256 out: 35 of 100 TTFTs missed at
+ * 3.06 req/s, none of the TPOTs). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -43,6 +48,7 @@ struct dc_costs {
  * 128 in / 256 out under the SLOs reached 2.61 req/s, with 128 2.96 (bench-goodput). */
 #define SLO_SHARE 0.9
 #define SLO_MIN_PROMPT 128
+#define SLO_LEND_TOKENS 64
 
 struct dc_engine {
     struct worker *w;
@@ -171,6 +177,17 @@ static int pick_batch(struct dc_engine *de)
     return nb;
 }
 
+/* The time s can give this step (above), a step of decodes alone taking decode_s. */
+static double time_to_give(const struct seq *s, double decode_s, double now)
+{
+    double share = s->tpot_slo_ms / 1e3 * SLO_SHARE;
+    int tokens = engine_seq_n_generated(s); /* since its first, with this step's */
+    int ahead = s->params.max_tokens - tokens - 1;
+    ahead = ahead < SLO_LEND_TOKENS ? ahead : SLO_LEND_TOKENS;
+    double lent = ahead > 0 && share > decode_s ? ahead * (share - decode_s) : 0;
+    return share * tokens - (now - s->first_token_s) + lent;
+}
+
 /* The prompt tokens a step may carry while the tightest decoding sequence can give `give` seconds
  * and gathers `per_step` more with each step of decodes alone, `waiting` prompt tokens being ready
  * (above): what fits, once that is SLO_MIN_PROMPT or all that wait; none while time gathers; and
@@ -195,8 +212,7 @@ static int step_budget(const struct dc_engine *de, int nb, double now)
         const struct seq *s = de->batch[i];
         if (!s->tpot_slo_ms)
             continue;
-        int tokens = engine_seq_n_generated(s); /* since its first, with this step's */
-        double g = s->tpot_slo_ms / 1e3 * SLO_SHARE * tokens - (now - s->first_token_s);
+        double g = time_to_give(s, de->costs.decode_s, now);
         if (!tightest || g < give)
             tightest = s, give = g;
     }

@@ -21,8 +21,9 @@
 #     passes: TTFT 850 ms. With a TPOT SLO of 1000 ms it has: one pass, 150 ms again.
 #     Time that gathers: passes of 100 ms + 0.1 ms a token, TPOT SLO 111.5 ms (100.35 ms a token
 #     allowed). r0's prompt pass ends at 0.101 s; each decode pass takes 100.1 ms and adds 0.25 ms to
-#     what r0 can give, so before its k-th token after the first the room is 0.25 k ms: 7.25 ms at
-#     most (k = 29), under the 12.8 ms of 128 prompt tokens. r2 waits until r0's 30th token (0.101 +
+#     what r0 can give: before its k-th token after the first, 0.25 k ms, and it lends the 0.25 ms
+#     each of its 29 − k passes to come will leave: 7.25 ms in all, under the 12.8 ms of 128 prompt
+#     tokens. r2 waits until r0's 30th token (0.101 +
 #     29 × 0.1001 = 3.0039 s), then takes one pass (0.2 s): TTFT 2153.9 ms, r0's TPOT 100.1 ms; mean
 #     TTFT (101 + 101 + 2153.9) / 3 = 785.3 ms. (Taking 128 tokens a pass regardless: 952.8 ms, and
 #     r0's TPOT 103.6.)

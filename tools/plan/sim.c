@@ -19,8 +19,9 @@
  *    to first token) and its time per output token, averaged (EWMA) as they happen;
  *  - while a colocated worker decodes, its pass carries only the prompt tokens that fit in the time
  *    the tightest decoding sequence can give: 90% of the TPOT SLO for each token it has had since
- *    its first, this one included, less what those took, once that is 128 tokens or all that
- *    wait; none while that time gathers; 128 when nothing gathers (decode_engine.c);
+ *    its first, this one included, less what those took, plus what its next (up to 64) decode
+ *    passes will leave; once that is 128 tokens or all that wait; none while that time gathers;
+ *    128 when nothing gathers (decode_engine.c);
  *  - with rebalance, each run starts with the split the frontend's rebalancer settles on for that
  *    run's prompt work (--rebalance-low/high at their defaults), switches during a run not modelled.
  *
@@ -66,6 +67,7 @@ struct worker {
 #define EWMA_WEIGHT 0.2
 #define SLO_SHARE 0.9
 #define SLO_MIN_PROMPT 128
+#define SLO_LEND_TOKENS 64
 #define REBALANCE_LOW 0.3
 #define REBALANCE_HIGH 0.6
 
@@ -166,15 +168,17 @@ static void take_prompts(struct sim *s, struct worker *w, int budget, struct pas
  * token's (decode_engine.c). */
 static int tpot_room(const struct sim *s, const struct worker *w, const struct pass *x, double now, int budget)
 {
-    double give = INFINITY;
-    for (int i = 0; i < w->pass_decodes.n; i++) {
-        const struct sreq *q = &s->reqs[w->pass_decodes.v[i]];
-        give = fmin(give, s->slo->tpot_ms * 1e-3 * SLO_SHARE * q->generated - (now - q->first));
-    }
     struct pass chunk = *x;
     chunk.tokens += 128, chunk.prompt_attn += attn_pairs(0, 128);
     double base = pass_secs(s->cost, x), per_token = (pass_secs(s->cost, &chunk) - base) / 128;
-    double room = give - base, per_step = s->slo->tpot_ms * 1e-3 * SLO_SHARE - base;
+    double share = s->slo->tpot_ms * 1e-3 * SLO_SHARE, per_step = share - base, give = INFINITY;
+    for (int i = 0; i < w->pass_decodes.n; i++) {
+        const struct sreq *q = &s->reqs[w->pass_decodes.v[i]];
+        int ahead = (int)fmin(q->r->out - q->generated - 1, SLO_LEND_TOKENS);
+        double lent = ahead > 0 && per_step > 0 ? ahead * per_step : 0;
+        give = fmin(give, share * q->generated - (now - q->first) + lent);
+    }
+    double room = give - base;
     if (per_step <= 0)
         return SLO_MIN_PROMPT;
     if (per_token <= 0)
