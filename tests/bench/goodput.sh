@@ -21,7 +21,8 @@
 # workload and scale with every result, log and plot), GOODPUT_SWEEP_STEPS (3: the bisection's steps
 # after the doubling; each halves the uncertainty of a max rate), GOODPUT_SWEEP_START (req/s: the
 # first rate tried; default 2 / the unloaded E2E latency, which moves a little between runs, and the
-# rates tried with it). Every worker writes its passes to NAME.steps in the folder (--step-log), for
+# rates tried with it), GOODPUT_WARMUP_S (30: seconds of traffic at the first rate before each sweep,
+# not counted). Every worker writes its passes to NAME.steps in the folder (--step-log), for
 # `make bench-plan`, and each deployment's /metrics at the end of its sweep is kept as NAME.metrics.
 # The numbers mean something only on a machine doing nothing else.
 set -euo pipefail
@@ -34,6 +35,7 @@ SCALES=${GOODPUT_SLO_SCALES:-5}
 DEPLOYMENTS=${GOODPUT_DEPLOYMENTS:-coloc disagg slo}
 OUTDIR=${GOODPUT_OUT:-$BUILD/bench-goodput}
 SWEEP_STEPS=${GOODPUT_SWEEP_STEPS:-3}
+WARMUP_S=${GOODPUT_WARMUP_S:-30}
 MODEL=$BUILD/models/$PRESET
 BENCH=$BUILD/pdserve-bench
 
@@ -128,6 +130,14 @@ sweep_deployment() {
     slo)    label="SLO-routed, rebalanced (1P+1C start)" ;;
     esac
     start_cluster "$1"
+    # Warm-up, not counted: GOODPUT_WARMUP_S of traffic at the start rate, so a deployment that adapts
+    # (the rebalancer switches after 10-30 s) is swept as it runs, not as it starts; the first run
+    # caps the bisection, and it used to be spent in the starting layout. Every deployment gets it.
+    if [ "$WARMUP_S" -gt 0 ]; then
+        "$BENCH" --base-url "$URL" "${WORKLOAD[@]}" --request-rate "$START" --no-progress \
+            --num-prompts "$(python3 -c "print(max(1, round($START * $WARMUP_S)))")" --seed 2 \
+            --save-result "$DIR/$1-warmup.json" >/dev/null
+    fi
     "$BENCH" --base-url "$URL" "${WORKLOAD[@]}" --slo-ttft-ms "$SLO_TTFT" --slo-tpot-ms "$SLO_TPOT" \
         --sweep auto --sweep-start "$START" --sweep-steps "$SWEEP_STEPS" --label "$label" \
         --save-result "$DIR/$1.json" | tee "$DIR/$1.txt"
