@@ -201,11 +201,15 @@ static int prompt_room(const struct dc_costs *c, double give, double per_step, i
     return room >= least * c->token_s ? (int)(room / c->token_s) : 0;
 }
 
-/* The step's token budget: --token-budget, or, when a decoding sequence has a TPOT SLO, its decodes
- * plus the prompt tokens prompt_room allows. */
+/* The step's token budget: --token-budget, or, when prompt tokens wait and a decoding sequence has a
+ * TPOT SLO, its decodes plus the prompt tokens prompt_room allows. */
 static int step_budget(const struct dc_engine *de, int nb, double now)
 {
-    int full = de->w->opts.token_budget;
+    int full = de->w->opts.token_budget, waiting = 0;
+    for (int i = de->n_decoding; i < nb; i++)
+        waiting += de->batch[i]->n_tokens - de->batch[i]->n_cached;
+    if (waiting == 0)
+        return full; /* nothing to cut (nor to count as cut: after_step) */
     const struct seq *tightest = NULL;
     double give = 0;
     for (int i = 0; i < de->n_decoding; i++) {
@@ -218,9 +222,6 @@ static int step_budget(const struct dc_engine *de, int nb, double now)
     }
     if (!tightest)
         return full;
-    int waiting = 0;
-    for (int i = de->n_decoding; i < nb; i++)
-        waiting += de->batch[i]->n_tokens - de->batch[i]->n_cached;
     double per_step = tightest->tpot_slo_ms / 1e3 * SLO_SHARE - de->costs.decode_s;
     int prompt = prompt_room(&de->costs, give, per_step, waiting);
     return de->n_decoding + prompt < full ? de->n_decoding + prompt : full;
