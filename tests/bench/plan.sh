@@ -12,7 +12,8 @@
 #      predicted went into the costs);
 # and prints measured, simulated and their ratio (the target is within 15%), then each measured
 # run served again in simulation (--replay: the same arrivals and lengths, so only the simulator
-# differs), then the planner's pick for this machine on the first workload. PLAN_REUSE=1 reuses a
+# differs; measured and simulated plotted side by side in each workload's plan-plots/), then the
+# planner's pick for this machine on the first workload. PLAN_REUSE=1 reuses a
 # finished bench-goodput in GOODPUT_OUT instead of step 1. Knobs: goodput.sh's (GOODPUT_*),
 # PLAN_LINK_GBPS (KV transfer bandwidth over loopback, 1).
 set -euo pipefail
@@ -93,8 +94,18 @@ echo
 echo "each measured run served again in simulation (costs from every worker's steps):"
 for r in "${replays[@]}"; do
     read -r file dep rebalance <<<"$r"
+    mkdir -p "$(dirname "$file")/sim"
     "$BUILD/pdserve-plan" simulate --profile "$OUTDIR/profile.json" "${ALL[@]}" --link-gbps "$LINK" \
-        --deployment "$dep" $rebalance --replay "$file" 2>/dev/null
+        --deployment "$dep" $rebalance --replay "$file" --save-result "$(dirname "$file")/sim/$(basename "$file")" 2>/dev/null
+done
+# measured and simulated attainment (and goodput, TTFT, TPOT) against rate, side by side
+for dir in "$OUTDIR"/*-*-x*; do
+    [ -d "$dir/sim" ] || continue
+    args=()
+    for file in disagg coloc slo; do
+        [ -f "$dir/sim/$file.json" ] && args+=(--label "$file measured" "$dir/$file.json" --label "$file simulated" "$dir/sim/$file.json")
+    done
+    "$BUILD/pdserve-bench" plot --out "$dir/plan-plots" "${args[@]}" 2>&1 | tail -1 || true
 done
 echo
 "$BUILD/pdserve-plan" "${FIRST[@]}" "${ALL[@]}" --cores 2

@@ -27,8 +27,12 @@
 #     29 × 0.1001 = 3.0039 s), then takes one pass (0.2 s): TTFT 2153.9 ms, r0's TPOT 100.1 ms; mean
 #     TTFT (101 + 101 + 2153.9) / 3 = 785.3 ms. (Taking 128 tokens a pass regardless: 952.8 ms, and
 #     r0's TPOT 103.6.)
+#     The replay saved (--save-result) is a pdserve-bench result: `pdserve-bench plot` draws it
+#     beside the measured file, and its attainment and mean TTFT are the ones printed.
 #  6. A real profile of the tiny model at 1 thread: the planner picks a deployment, prints its
-#     curve, and writes a node's /etc/pdserve files; bad options and profiles are refused by name.
+#     curve, and writes a node's /etc/pdserve files; on nodes of more cores than --group-workers,
+#     copies of a group fill them, every worker with its own core and a cluster-unique id; bad
+#     options and profiles are refused by name.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -100,6 +104,19 @@ result "$TMP/gather.json" 5000 111.5 "0 10 30" "0.001 10 30" "1.05 1000 2"
 [ "$(PROFILE=$TMP/linear.json replayed "$TMP/gather.json" 1P+1C --rebalance)" = "100.0% 785.3" ] ||
     fail "TPOT time gathering: $(PROFILE=$TMP/linear.json replayed "$TMP/gather.json" 1P+1C --rebalance)"
 echo "ok   a decoding colocated worker whose time to give gathers too slowly keeps the prompt waiting (TTFT 2153.9 ms)"
+"$PLAN" simulate --profile "$TMP/linear.json" --token-budget 2000 --deployment 1P+1C --rebalance --replay "$TMP/gather.json" \
+    --save-result "$TMP/gather-sim.json" >/dev/null
+python3 - "$TMP/gather-sim.json" <<'PY' || fail "saved replay"
+import json, sys
+r = json.load(open(sys.argv[1]))
+run = r["runs"][0]
+assert r["slo"] == {"ttft_ms": 5000, "tpot_ms": 111.5} and "simulated" in r["label"], r
+assert run["request_rate"] == 1 and run["attainment"] == 1 and round(run["mean_ttft_ms"], 1) == 785.3, run
+assert round(run["p99_ttft_ms"], 1) == 2153.9 and round(run["median_ttft_ms"], 1) == 101, run
+PY
+"$BUILD/pdserve-bench" plot --out "$TMP/plots" --label measured "$TMP/gather.json" --label simulated "$TMP/gather-sim.json" \
+    >/dev/null 2>&1 && [ -s "$TMP/plots/attainment.png" ] || fail "plotting the saved replay"
+echo "ok   a replay saved as a pdserve-bench result and plotted beside the measured one"
 
 "$BUILD/pdserve-mkmodel" --out "$TMP/model" --preset tiny --seed 1 >/dev/null
 "$BUILD/pdserve-bench-engine" --model "$TMP/model" --threads 1 --profile "$TMP/profile.json"
@@ -124,6 +141,17 @@ done
 [ "$(sort "$TMP"/env/node*/units | uniq -d)" = "" ] || fail "a unit is named on two nodes"
 echo "ok   plan for 2 nodes written: $(cat "$TMP"/env/node*/units | tr '\n' ' ')"
 
+rm -rf "$TMP/env"
+"$PLAN" --profile "$TMP/profile.json" --input-len 64 --output-len 16 --slo-ttft-ms 2000 --slo-tpot-ms 500 \
+    --num-prompts 200 --nodes 2 --cores 6 --group-workers 2 --write-env "$TMP/env" | tee "$TMP/plan6.txt"
+grep -qE "^best: (3|6) × .* on each of 2 node\(s\)" "$TMP/plan6.txt" || fail "6 cores in groups of at most 2 workers: not 3 or 6 groups"
+for node in node1 node2; do
+    [ "$(wc -l <"$TMP/env/$node/units")" = 6 ] || fail "$node: not 6 workers"
+    [ "$(cat "$TMP/env/$node"/*.d/pin.conf | grep '^CPUAffinity' | sort -u | wc -l)" = 6 ] || fail "$node: cores shared"
+done
+[ "$(cat "$TMP"/env/node*/*.env | grep '^PDSERVE_ID' | sort | uniq -d)" = "" ] || fail "an id used twice"
+echo "ok   6-core nodes planned as copies of a group of at most 2 workers: 12 workers, a core and an id each"
+
 refused() { # refused EXIT_CODE MESSAGE ARGS...: the planner exits so, saying so
     local want=$1 msg=$2; shift 2
     set +e; "$PLAN" "$@" >/dev/null 2>"$TMP/err"; rc=$?; set -e
@@ -138,6 +166,8 @@ echo '{"passes":[{"threads":1,"tokens":1,"attn":1,"logits":1,"secs":1}]}' >"$TMP
 refused 1 "need two more passes" --profile "$TMP/few.json" --slo-ttft-ms 1 --slo-tpot-ms 1
 echo '{"passes":' >"$TMP/broken.json"
 refused 1 "broken.json" --profile "$TMP/broken.json" --slo-ttft-ms 1 --slo-tpot-ms 1
+refused 2 "give --replay" simulate --profile "$TMP/const.json" --deployment 1C --rate 1 --save-result "$TMP/x.json" \
+    --slo-ttft-ms 1 --slo-tpot-ms 1
 refused 1 "no 2-thread" simulate --profile "$TMP/const.json" --deployment 1C --threads 2 --rate 1 --slo-ttft-ms 1 --slo-tpot-ms 1
 echo "ok   bad options and profiles refused by name"
 "$PLAN" --help | grep -q "usage: pdserve-plan" || fail "--help"

@@ -18,7 +18,7 @@
 #define MAX_STEP_LOGS 16
 
 struct opts {
-    const char *profile, *write_env, *rates, *replay;
+    const char *profile, *write_env, *rates, *replay, *save_result;
     const char *steps[MAX_STEP_LOGS]; /* --steps */
     int n_steps;
     struct workload w;
@@ -26,7 +26,8 @@ struct opts {
     struct link link;
     struct deployment dep; /* simulate */
     double attainment;
-    int nodes, cores, json, max_rate, simulate;
+    struct node_shape node;
+    int nodes, json, max_rate, simulate;
 };
 
 /* Prints "pdserve-plan: MESSAGE" to stderr and returns code (the exit status to give). */
@@ -58,6 +59,8 @@ static void usage(FILE *f)
             "  --slo-tpot-ms MS      time per output token SLO (required)\n"
             "  --attainment A        share of requests that must meet both (0.9)\n"
             "  --nodes N             machines in the cluster (1)   --cores N   cores each (2)\n"
+            "  --group-workers N     the most workers simulated together (8); a node with cores for more\n"
+            "                        runs copies of the best group, each on its own cores\n"
             "  --link-gbps G         KV transfer bandwidth between workers, GB/s (2)\n"
             "  --link-latency-ms MS  per transfer: grant, last put, KV_DONE (1)\n"
             "  --token-budget N      the workers' --token-budget (512)   --max-batch N  (64)\n"
@@ -71,7 +74,9 @@ static void usage(FILE *f)
             "  --rate R[,R...]       request rates to simulate (req/s)\n"
             "  --max-rate            also search the highest rate meeting --attainment\n"
             "  --replay FILE         serve each run of a pdserve-bench result file again (its arrivals,\n"
-            "                        lengths and SLOs) and print measured and simulated side by side\n");
+            "                        lengths and SLOs) and print measured and simulated side by side\n"
+            "  --save-result FILE    with --replay: the simulated runs as a pdserve-bench result, for\n"
+            "                        pdserve-bench plot beside the measured file\n");
 }
 
 /* NP+MD (disaggregated), NC (colocated) or NP+MC (routed by the SLOs: conditional disaggregation). */
@@ -110,7 +115,7 @@ static void defaults(struct opts *o)
     *o = (struct opts){.w = {.input_len = 512, .output_len = 64, .n = 1000},
                        .link = {.gbps = 2, .latency_ms = 1},
                        .dep = {.threads = 1, .token_budget = 512, .max_batch = 64},
-                       .attainment = 0.9, .nodes = 1, .cores = 2};
+                       .attainment = 0.9, .node = {.cores = 2, .group_workers = 8}, .nodes = 1};
 }
 
 static void parse(int argc, char **argv, struct opts *o)
@@ -124,7 +129,8 @@ static void parse(int argc, char **argv, struct opts *o)
         {"max-batch", 1, 0, 'B'},   {"write-env", 1, 0, 'w'},      {"json", 0, 0, 'j'},
         {"deployment", 1, 0, 'd'},  {"threads", 1, 0, 't'},        {"rate", 1, 0, 'R'},
         {"max-rate", 0, 0, 'M'},    {"replay", 1, 0, 'X'},         {"steps", 1, 0, 'S'},
-        {"rebalance", 0, 0, 'E'},   {"help", 0, 0, 'h'},           {0, 0, 0, 0}};
+        {"rebalance", 0, 0, 'E'},   {"group-workers", 1, 0, 'G'},  {"save-result", 1, 0, 'O'},
+        {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     defaults(o);
     if (argc > 1 && !strcmp(argv[1], "simulate"))
         o->simulate = 1, argv++, argc--;
@@ -141,7 +147,8 @@ static void parse(int argc, char **argv, struct opts *o)
         case 'P': o->slo.tpot_ms = num("--slo-tpot-ms", optarg, 0); break;
         case 'a': o->attainment = num("--attainment", optarg, 0); break;
         case 'N': o->nodes = (int)num("--nodes", optarg, 1); break;
-        case 'C': o->cores = (int)num("--cores", optarg, 1); break;
+        case 'C': o->node.cores = (int)num("--cores", optarg, 1); break;
+        case 'G': o->node.group_workers = (int)num("--group-workers", optarg, 1); break;
         case 'g': o->link.gbps = num("--link-gbps", optarg, 1e-6); break;
         case 'L': o->link.latency_ms = num("--link-latency-ms", optarg, 0); break;
         case 'b': o->dep.token_budget = (int)num("--token-budget", optarg, 1); break;
@@ -156,6 +163,7 @@ static void parse(int argc, char **argv, struct opts *o)
         case 'R': o->rates = optarg; break;
         case 'M': o->max_rate = 1; break;
         case 'X': o->replay = optarg; break;
+        case 'O': o->save_result = optarg; break;
         case 'E': o->dep.rebalance = true; break;
         case 'S':
             if (o->n_steps == MAX_STEP_LOGS)
@@ -178,12 +186,15 @@ static void parse(int argc, char **argv, struct opts *o)
     }
     if (o->attainment > 1)
         exit(die(2, "--attainment is a share, 0 … 1"));
+    if (o->save_result && !replaying)
+        exit(die(2, "--save-result saves what simulate --replay simulated: give --replay FILE"));
     if (o->dep.rebalance && !o->dep.slo_routed)
         exit(die(2, "--rebalance switches prefill and colocated workers: give --deployment like 1P+1C"));
 }
 
-/* One simulated run at `rate` (a node's rate × nodes: the cluster's). */
-static void print_result(const struct opts *o, double rate, int nodes, const struct sim_result *r)
+/* One simulated run at `sim_rate`, shown as `rate` (in a plan: the cluster's, of which a group had
+ * sim_rate). */
+static void print_result(const struct opts *o, double rate, double sim_rate, const struct sim_result *r)
 {
     if (o->json)
         printf("{\"rate\":%.6g,\"attainment\":%.4f,\"ttft_mean_ms\":%.3f,\"ttft_p90_ms\":%.3f,"
@@ -192,7 +203,7 @@ static void print_result(const struct opts *o, double rate, int nodes, const str
     else
         printf("  %8.3f req/s  attainment %5.1f%%  TTFT mean %8.1f p90 %8.1f ms  TPOT mean %7.2f p90 %7.2f ms%s\n",
                rate, 100 * r->attainment, r->ttft_mean_ms, r->ttft_p90_ms, r->tpot_mean_ms, r->tpot_p90_ms,
-               r->throughput < 0.8 * rate / nodes ? "  (overloaded: served at under 80% of this rate)" : "");
+               r->throughput < 0.8 * sim_rate ? "  (overloaded: served at under 80% of this rate)" : "");
 }
 
 static int simulate_at(const struct opts *o, const struct profile *p, double rate)
@@ -205,7 +216,7 @@ static int simulate_at(const struct opts *o, const struct profile *p, double rat
         return die(1, "%s", err);
     }
     free(reqs);
-    print_result(o, rate, 1, &r);
+    print_result(o, rate, rate, &r);
     return 0;
 }
 
@@ -213,7 +224,8 @@ static int simulate(const struct opts *o, const struct profile *p)
 {
     char name[64], err[256];
     if (o->replay)
-        return replay(o->replay, p, &o->dep, &o->link, &o->slo, err, sizeof err) ? die(1, "%s", err) : 0;
+        return replay(o->replay, o->save_result, p, &o->dep, &o->link, &o->slo, err, sizeof err) ? die(1, "%s", err)
+                                                                                                : 0;
     if (!o->json)
         printf("%s on %s, %d in / %d out, %d requests a rate\n", deployment_name(&o->dep, name, sizeof name),
                p->model, o->w.input_len, o->w.output_len, o->w.n);
@@ -253,8 +265,10 @@ static int write_file(const char *node_dir, const char *name, const char *fmt, .
 
 static int make_dir(const char *path) { return mkdir(path, 0755) && errno != EEXIST ? -1 : 0; }
 
-/* One worker of a node: NAME.env with its cluster-unique id, and a drop-in pinning it to its cores. */
-static int write_worker(const char *node_dir, const struct deployment *d, int i, int id, char *units, size_t cap)
+/* Worker `i` of a group, the node's `slot`-th: NAME.env with its cluster-unique id, and a drop-in
+ * pinning it to the slot's cores. */
+static int write_worker(const char *node_dir, const struct deployment *d, int i, int slot, int id, char *units,
+                        size_t cap)
 {
     bool prefill = i < d->n_prefill;
     const char *kind = prefill ? "prefill" : "decode";
@@ -265,15 +279,16 @@ static int write_worker(const char *node_dir, const struct deployment *d, int i,
     if (write_file(node_dir, name, "PDSERVE_ID=%d\nPDSERVE_ARGS=\"%s\"\n", id, !prefill && d->n_coloc ? "--colocated" : "") ||
         make_dir(dropin))
         return -1;
-    return write_file(dropin, "pin.conf", "[Service]\nCPUAffinity=%d-%d\n", i * d->threads, (i + 1) * d->threads - 1);
+    return write_file(dropin, "pin.conf", "[Service]\nCPUAffinity=%d-%d\n", slot * d->threads,
+                      (slot + 1) * d->threads - 1);
 }
 
 /* The chosen plan as /etc/pdserve files: DIR/nodeK/{cluster.env, NAME.env, pin drop-ins, units}, and
  * for a plan routed by the SLOs, node 1's frontend.env giving the frontend the SLOs. */
 static int write_node(const char *dir, int node, const struct deployment *d, const struct slo *slo)
 {
-    char node_dir[4096], units[4096] = "";
-    int n = d->n_prefill + d->n_decode + d->n_coloc;
+    char node_dir[4096], units[16384] = "";
+    int group = d->n_prefill + d->n_decode + d->n_coloc, n = group * (d->copies > 1 ? d->copies : 1);
     snprintf(node_dir, sizeof node_dir, "%s/node%d", dir, node + 1);
     if (make_dir(dir) || make_dir(node_dir))
         return -1;
@@ -281,8 +296,8 @@ static int write_node(const char *dir, int node, const struct deployment *d, con
                    "PDSERVE_WORKER_ARGS=\"--threads %d --token-budget %d --max-batch %d\"\n",
                    d->threads, d->token_budget, d->max_batch))
         return -1;
-    for (int i = 0; i < n; i++)
-        if (write_worker(node_dir, d, i, node * n + i + 1, units, sizeof units))
+    for (int slot = 0; slot < n; slot++)
+        if (write_worker(node_dir, d, slot % group, slot, node * n + slot + 1, units, sizeof units))
             return -1;
     if (d->slo_routed && node == 0 &&
         write_file(node_dir, "frontend.env", "# written by pdserve-plan: the plan routes by these SLOs; add the addresses "
@@ -293,71 +308,103 @@ static int write_node(const char *dir, int node, const struct deployment *d, con
 
 struct candidate {
     struct deployment d;
-    double rate; /* per node */
+    double group_rate; /* the max rate of one group of d's workers */
 };
+
+static int node_cores(const struct candidate *c)
+{
+    return (c->d.n_prefill + c->d.n_decode + c->d.n_coloc) * c->d.threads * c->d.copies;
+}
+static double node_rate(const struct candidate *c) { return c->group_rate * c->d.copies; }
 
 static void report_curve(const struct opts *o, const struct profile *p, const struct candidate *best)
 {
     static const double at[] = {0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5};
-    printf("\npredicted attainment of the plan (cluster rate = %d × a node's):\n", o->nodes);
+    printf("\npredicted attainment of the plan (cluster rate = %d × a group's):\n", o->nodes * best->d.copies);
     for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
         char err[256];
         struct sim_result r;
-        struct request *reqs = workload_make(&o->w, best->rate * at[i], err, sizeof err);
+        double rate = best->group_rate * at[i];
+        struct request *reqs = workload_make(&o->w, rate, err, sizeof err);
         if (reqs && !sim_run(p, &best->d, &o->link, reqs, o->w.n, &o->slo, &r, err, sizeof err))
-            print_result(o, best->rate * at[i] * o->nodes, o->nodes, &r);
+            print_result(o, rate * best->d.copies * o->nodes, rate, &r);
         free(reqs);
     }
 }
 
-static void report(const struct opts *o, const struct profile *p, struct candidate *c, int n, int best)
+static const struct candidate *by_rate;
+static int faster(const void *a, const void *b)
+{
+    double x = node_rate(&by_rate[*(const int *)a]), y = node_rate(&by_rate[*(const int *)b]);
+    return (x < y) - (x > y);
+}
+
+#define REPORT_ROWS 12
+
+static void report(const struct opts *o, const struct profile *p, const struct candidate *c, int n, int best)
 {
     char name[64];
     if (o->json) {
         printf("{\"deployments\":[");
-        for (int i = 0; i < n; i++) {
-            int cores = (c[i].d.n_prefill + c[i].d.n_decode + c[i].d.n_coloc) * c[i].d.threads;
-            printf("%s{\"deployment\":\"%s\",\"cores\":%d,\"max_rate_per_node\":%.6g,\"goodput_per_core\":%.6g}",
-                   i ? "," : "", deployment_name(&c[i].d, name, sizeof name), cores, c[i].rate, c[i].rate / cores);
-        }
+        for (int i = 0; i < n; i++)
+            printf("%s{\"deployment\":\"%s\",\"copies\":%d,\"cores\":%d,\"max_rate_per_node\":%.6g,"
+                   "\"goodput_per_core\":%.6g}", i ? "," : "", deployment_name(&c[i].d, name, sizeof name),
+                   c[i].d.copies, node_cores(&c[i]), node_rate(&c[i]), node_rate(&c[i]) / o->node.cores);
         printf("],\"best\":\"%s\",\"cluster_rate\":%.6g}\n", deployment_name(&c[best].d, name, sizeof name),
-               c[best].rate * o->nodes);
+               node_rate(&c[best]) * o->nodes);
         return;
     }
+    int *order = malloc(sizeof *order * (size_t)n);
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    by_rate = c;
+    qsort(order, (size_t)n, sizeof *order, faster);
     printf("%d in / %d out (±%.0f%%), SLOs TTFT %.0f ms, TPOT %.1f ms at %.0f%%; %d node(s) × %d cores\n\n",
            o->w.input_len, o->w.output_len, 100 * o->w.range_ratio, o->slo.ttft_ms, o->slo.tpot_ms,
-           100 * o->attainment, o->nodes, o->cores);
-    printf("  %-21s %5s %16s %14s\n", "per node", "cores", "max rate/node", "goodput/core");
-    for (int i = 0; i < n; i++) {
-        int cores = (c[i].d.n_prefill + c[i].d.n_decode + c[i].d.n_coloc) * c[i].d.threads;
-        printf("  %-21s %5d %10.3f req/s %8.3f req/s%s\n", deployment_name(&c[i].d, name, sizeof name), cores,
-               c[i].rate, c[i].rate / cores, i == best ? "  <- best" : "");
+           100 * o->attainment, o->nodes, o->node.cores);
+    printf("  %-30s %10s %16s %14s\n", "per node", "cores used", "max rate/node", "goodput/core");
+    for (int k = 0; k < n; k++) {
+        const struct candidate *x = &c[order[k]];
+        if (k < REPORT_ROWS || order[k] == best)
+            printf("  %-30s %10d %10.3f req/s %8.3f req/s%s\n", deployment_name(&x->d, name, sizeof name),
+                   node_cores(x), node_rate(x), node_rate(x) / o->node.cores, order[k] == best ? "  <- best" : "");
     }
+    if (n > REPORT_ROWS)
+        printf("  (%d deployments tried; the %d fastest shown)\n", n, REPORT_ROWS);
+    free(order);
     printf("\nbest: %s on each of %d node(s): %.3f req/s in all\n", deployment_name(&c[best].d, name, sizeof name),
-           o->nodes, c[best].rate * o->nodes);
+           o->nodes, node_rate(&c[best]) * o->nodes);
     report_curve(o, p, &c[best]);
 }
 
-/* The best is the highest goodput per core; between near-equals (within 2%), the higher rate. */
+/* The best is the highest goodput per core of the node, idle cores counted: the highest rate per node;
+ * between near-equals (within 2%), the one leaving more cores idle (for the frontend, or other work). */
 static int plan(const struct opts *o, const struct profile *p)
 {
-    struct candidate c[256];
-    struct deployment d[256];
-    int n = search_deployments(p, o->cores, o->dep.token_budget, o->dep.max_batch, d, 256), best = -1;
-    double best_gpc = 0;
+    int cap = p->n_models * o->node.group_workers * (o->node.group_workers + 1), best = -1;
+    struct candidate *c = calloc((size_t)cap, sizeof *c);
+    struct deployment *d = calloc((size_t)cap, sizeof *d);
+    int n = search_deployments(p, &o->node, o->dep.token_budget, o->dep.max_batch, d, cap);
+    double top = 0;
     for (int i = 0; i < n; i++) {
         c[i] = (struct candidate){d[i], search_max_rate(p, &d[i], &o->link, &o->w, &o->slo, o->attainment)};
-        double gpc = c[i].rate / ((d[i].n_prefill + d[i].n_decode + d[i].n_coloc) * d[i].threads);
-        if (best < 0 || gpc > best_gpc * 1.02 || (gpc > best_gpc * 0.98 && c[i].rate > c[best].rate))
-            best = i, best_gpc = gpc > best_gpc ? gpc : best_gpc;
+        top = node_rate(&c[i]) > top ? node_rate(&c[i]) : top;
     }
-    if (n == 0 || c[best].rate == 0)
-        return die(1, "no deployment of %d cores meets these SLOs even unloaded", o->cores);
-    report(o, p, c, n, best);
-    for (int k = 0; o->write_env && k < o->nodes; k++)
+    for (int i = 0; i < n; i++)
+        if (node_rate(&c[i]) >= 0.98 * top &&
+            (best < 0 || node_cores(&c[i]) < node_cores(&c[best]) ||
+             (node_cores(&c[i]) == node_cores(&c[best]) && node_rate(&c[i]) > node_rate(&c[best]))))
+            best = i;
+    int rc = 0;
+    if (best < 0 || c[best].group_rate == 0)
+        rc = die(1, "no deployment of %d cores meets these SLOs even unloaded", o->node.cores);
+    else
+        report(o, p, c, n, best);
+    for (int k = 0; !rc && o->write_env && k < o->nodes; k++)
         if (write_node(o->write_env, k, &c[best].d, &o->slo))
-            return die(1, "cannot write %s: %s", o->write_env, strerror(errno));
-    return 0;
+            rc = die(1, "cannot write %s: %s", o->write_env, strerror(errno));
+    free(c), free(d);
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -75,6 +75,10 @@ struct request *workload_make(const struct workload *w, double rate, char *err, 
 struct deployment {
     int n_prefill, n_decode, n_coloc;
     int threads;
+    /* In a plan: the node runs this many such groups of workers, each on its own cores, behind one
+     * frontend; each group is simulated alone at its share of the node's rate (the frontend's
+     * least-loaded choice over the whole node does at least as well). 0 or 1: one. */
+    int copies;
     int token_budget; /* tokens per pass (pdserve's --token-budget) */
     int max_batch;    /* sequences per decode pass (--max-batch) */
     /* The frontend has the SLOs (--slo-ttft-ms, --slo-tpot-ms): a prompt goes to a prefill worker
@@ -97,8 +101,8 @@ struct slo {
 struct sim_result {
     int n;
     double attainment;              /* share of requests meeting both SLOs */
-    double ttft_mean_ms, ttft_p90_ms;
-    double tpot_mean_ms, tpot_p90_ms;
+    double ttft_mean_ms, ttft_p50_ms, ttft_p90_ms, ttft_p99_ms;
+    double tpot_mean_ms, tpot_p50_ms, tpot_p90_ms, tpot_p99_ms;
     double throughput; /* requests / (last finish − first arrival) */
 };
 
@@ -112,16 +116,23 @@ int sim_run(const struct profile *p, const struct deployment *d, const struct li
 double search_max_rate(const struct profile *p, const struct deployment *d, const struct link *l,
                        const struct workload *w, const struct slo *s, double target);
 
-/* Deployments of one node of `cores` cores: every split into prefill, decode and colocated workers
- * with the same thread count (prefill + colocated ones routed by the SLOs), at most `cap` of them;
- * returns how many were written. */
-int search_deployments(const struct profile *p, int cores, int token_budget, int max_batch, struct deployment *out,
-                       int cap);
+/* A node of the cluster: its cores, and the most workers the planner simulates as one group (a larger
+ * node runs copies of a group). */
+struct node_shape {
+    int cores, group_workers;
+};
+
+/* Deployments of one node: every group of up to group_workers workers with the same thread count
+ * that fits its cores (colocated ones; prefill + decode; prefill + colocated ones routed by the SLOs),
+ * repeated as often as the cores hold it, at most `cap` of them; returns how many were written. */
+int search_deployments(const struct profile *p, const struct node_shape *node, int token_budget, int max_batch,
+                       struct deployment *out, int cap);
 
 /* Serves again, in simulation, each run of the pdserve-bench result file at `path` (arrivals and
- * lengths as measured; SLOs the file's, else `slo`) and prints measured and simulated side by side. */
-int replay(const char *path, const struct profile *p, const struct deployment *d, const struct link *l,
-           const struct slo *slo, char *err, int errlen);
+ * lengths as measured; SLOs the file's, else `slo`) and prints measured and simulated side by side;
+ * with `save`, also writes the simulated runs there as a pdserve-bench result (for its plots). */
+int replay(const char *path, const char *save, const struct profile *p, const struct deployment *d,
+           const struct link *l, const struct slo *slo, char *err, int errlen);
 
 const char *deployment_name(const struct deployment *d, char *buf, int len);
 

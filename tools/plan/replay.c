@@ -1,7 +1,8 @@
 /* replay.c — the simulator against a measurement: every run of a pdserve-bench result file (--save-result,
  * one run's or a sweep's) is served again in simulation, with each request's own arrival time and prompt and
  * output lengths, and the two are printed side by side. What is left between them is the
- * simulator's error, not the workload's sampling. */
+ * simulator's error, not the workload's sampling. The simulated runs can also be saved as a result
+ * file of pdserve-bench's shape, so that `pdserve-bench plot` draws them beside the measured ones. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +37,19 @@ static struct request *run_requests(json_t *run, int *n, char *err, int errlen)
 
 static double num(json_t *o, const char *key) { return json_number_value(json_object_get(o, key)); }
 
-int replay(const char *path, const struct profile *p, const struct deployment *d, const struct link *l,
-           const struct slo *flags, char *err, int errlen)
+/* One simulated run with pdserve-bench's field names (the ones its plots read). */
+static json_t *run_json(double rate, const struct sim_result *s, double seconds)
+{
+    return json_pack("{s:f, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "request_rate", rate,
+                     "completed", s->n, "attainment", s->attainment, "request_throughput", s->throughput,
+                     "request_goodput", s->attainment * s->n / seconds, "mean_ttft_ms", s->ttft_mean_ms,
+                     "median_ttft_ms", s->ttft_p50_ms, "p90_ttft_ms", s->ttft_p90_ms, "p99_ttft_ms",
+                     s->ttft_p99_ms, "mean_tpot_ms", s->tpot_mean_ms, "median_tpot_ms", s->tpot_p50_ms,
+                     "p90_tpot_ms", s->tpot_p90_ms, "p99_tpot_ms", s->tpot_p99_ms);
+}
+
+int replay(const char *path, const char *save, const struct profile *p, const struct deployment *d,
+           const struct link *l, const struct slo *flags, char *err, int errlen)
 {
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je), *runs = json_object_get(root, "runs"), *run;
@@ -56,6 +68,7 @@ int replay(const char *path, const struct profile *p, const struct deployment *d
     printf("  %8s %5s  %8s %8s %8s %8s %8s %8s\n", "", "", "measured", "sim", "measured", "sim", "measured", "sim");
     size_t i;
     int rc = 0;
+    json_t *saved = json_array();
     json_array_foreach(runs, i, run) {
         int n;
         struct sim_result s;
@@ -65,11 +78,26 @@ int replay(const char *path, const struct profile *p, const struct deployment *d
             rc = -1;
             break;
         }
+        double seconds = n > 1 ? s.n / s.throughput : 1;
         free(reqs);
+        json_array_append_new(saved, run_json(num(run, "request_rate"), &s, seconds));
         printf("  %8.3f %5d  %7.1f%% %7.1f%% %8.1f %8.1f %8.2f %8.2f\n", num(run, "request_rate"), n,
                100 * num(run, "attainment"), 100 * s.attainment, num(run, "mean_ttft_ms"), s.ttft_mean_ms,
                num(run, "mean_tpot_ms"), s.tpot_mean_ms);
     }
+    if (!rc && save) {
+        char label[96];
+        snprintf(label, sizeof label, "%s simulated", deployment_name(d, name, sizeof name));
+        json_t *out = json_pack("{s:s, s:{s:f, s:f}, s:O}", "label", label, "slo", "ttft_ms", slo.ttft_ms,
+                                "tpot_ms", slo.tpot_ms, "runs", saved);
+        json_t *target = json_object_get(root, "attainment_target");
+        if (target)
+            json_object_set(out, "attainment_target", target);
+        if (json_dump_file(out, save, JSON_INDENT(1)))
+            rc = plan_error(err, errlen, "cannot write %s", save);
+        json_decref(out);
+    }
+    json_decref(saved);
     json_decref(runs);
     json_decref(root);
     return rc;

@@ -1,8 +1,9 @@
 /* search.c — the two searches of the planner: for one deployment, the highest request rate at which
  * the target share of requests meets both SLOs (DistServe's "max rate at 90% attainment", found by
  * doubling then bisecting, each probe a whole simulated run with the same seed); and the deployments
- * one node allows (every colocated count, and every prefill:decode split, also with colocated workers
- * routed by the SLOs in place of the decode ones, at each thread count the profile measured). */
+ * one node allows: groups of workers (every colocated count, and every prefill:decode split, also with
+ * colocated workers routed by the SLOs in place of the decode ones, at each thread count the profile
+ * measured), each repeated as many times as the node's cores hold. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -38,26 +39,37 @@ double search_max_rate(const struct profile *p, const struct deployment *d, cons
     return lo;
 }
 
-int search_deployments(const struct profile *p, int cores, int token_budget, int max_batch, struct deployment *out,
-                       int cap)
+/* Each group `g` as many times as a node's cores hold it. */
+static struct deployment repeated(struct deployment g, int cores)
+{
+    g.copies = cores / ((g.n_prefill + g.n_decode + g.n_coloc) * g.threads);
+    return g;
+}
+
+int search_deployments(const struct profile *p, const struct node_shape *node, int token_budget, int max_batch,
+                       struct deployment *out, int cap)
 {
     int n = 0;
     for (int m = 0; m < p->n_models; m++) {
-        int t = p->by_threads[m].threads, workers = cores / t;
+        int t = p->by_threads[m].threads, workers = node->cores / t;
+        workers = workers < node->group_workers ? workers : node->group_workers;
         struct deployment base = {.threads = t, .token_budget = token_budget, .max_batch = max_batch};
         for (int c = 1; c <= workers && n < cap; c++) {
             out[n] = base;
-            out[n++].n_coloc = c;
+            out[n].n_coloc = c;
+            out[n] = repeated(out[n], node->cores), n++;
         }
         for (int pf = 1; pf < workers; pf++)
             for (int dc = 1; pf + dc <= workers && n + 1 < cap; dc++) {
                 out[n] = base;
                 out[n].n_prefill = pf;
-                out[n++].n_decode = dc;
+                out[n].n_decode = dc;
+                out[n] = repeated(out[n], node->cores), n++;
                 out[n] = base; /* the same split with colocated workers, routed by the SLOs */
                 out[n].n_prefill = pf;
                 out[n].n_coloc = dc;
-                out[n++].slo_routed = true;
+                out[n].slo_routed = true;
+                out[n] = repeated(out[n], node->cores), n++;
             }
     }
     return n;
@@ -65,12 +77,15 @@ int search_deployments(const struct profile *p, int cores, int token_budget, int
 
 const char *deployment_name(const struct deployment *d, char *buf, int len)
 {
+    char copies[16] = "";
+    if (d->copies > 1)
+        snprintf(copies, sizeof copies, "%d × ", d->copies);
     if (d->slo_routed)
-        snprintf(buf, (size_t)len, "%dP+%dC×%dt SLO-routed%s", d->n_prefill, d->n_coloc, d->threads,
+        snprintf(buf, (size_t)len, "%s%dP+%dC×%dt SLO-routed%s", copies, d->n_prefill, d->n_coloc, d->threads,
                  d->rebalance ? ", rebalanced" : "");
     else if (d->n_coloc)
-        snprintf(buf, (size_t)len, "%dC×%dt", d->n_coloc, d->threads);
+        snprintf(buf, (size_t)len, "%s%dC×%dt", copies, d->n_coloc, d->threads);
     else
-        snprintf(buf, (size_t)len, "%dP+%dD×%dt", d->n_prefill, d->n_decode, d->threads);
+        snprintf(buf, (size_t)len, "%s%dP+%dD×%dt", copies, d->n_prefill, d->n_decode, d->threads);
     return buf;
 }

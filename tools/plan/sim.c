@@ -313,11 +313,8 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double p90(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n ? v[(int)ceil(0.9 * n) - 1] : 0;
-}
+/* The q-quantile of v[0..n), sorted: nearest rank. */
+static double quantile(const double *v, int n, double q) { return n ? v[(int)ceil(q * n) - 1] : 0; }
 
 static void measure(const struct sim *s, int n, const struct slo *slo, struct sim_result *out)
 {
@@ -340,8 +337,12 @@ static void measure(const struct sim *s, int n, const struct slo *slo, struct si
     out->throughput = n / fmax(end - s->reqs[0].r->arrival, 1e-9);
     out->ttft_mean_ms /= n;
     out->tpot_mean_ms = n_tpot ? out->tpot_mean_ms / n_tpot : 0;
-    out->ttft_p90_ms = p90(ttft, n);
-    out->tpot_p90_ms = p90(tpot, n_tpot);
+    qsort(ttft, (size_t)n, sizeof *ttft, cmp_double);
+    qsort(tpot, (size_t)n_tpot, sizeof *tpot, cmp_double);
+    out->ttft_p50_ms = quantile(ttft, n, 0.5), out->ttft_p90_ms = quantile(ttft, n, 0.9);
+    out->ttft_p99_ms = quantile(ttft, n, 0.99);
+    out->tpot_p50_ms = quantile(tpot, n_tpot, 0.5), out->tpot_p90_ms = quantile(tpot, n_tpot, 0.9);
+    out->tpot_p99_ms = quantile(tpot, n_tpot, 0.99);
     free(ttft), free(tpot);
 }
 
