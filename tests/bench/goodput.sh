@@ -24,7 +24,10 @@
 # rates tried with it), GOODPUT_WARMUP_S (30: seconds of traffic at the first rate before each sweep,
 # not counted). Every worker writes its passes to NAME.steps in the folder (--step-log), for
 # `make bench-plan`, and each deployment's /metrics at the end of its sweep is kept as NAME.metrics.
-# The numbers mean something only on a machine doing nothing else.
+# The numbers mean something only on a machine doing nothing else, and whose speed holds: before each
+# sweep the engine alone is timed on core 0 (pdserve-bench-engine: a 512-token prompt, single-sequence
+# decode; NAME-speed.json), the table shows it, and a spread of more than 10% between the sweeps of
+# one workload is called out, since the deployments were then not measured on the same machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -122,6 +125,12 @@ print(r["median_ttft_ms"], r["median_tpot_ms"], r["median_e2el_ms"])' "$DIR/unlo
     echo "SLOs (scale $1): TTFT <= $SLO_TTFT ms, TPOT <= $SLO_TPOT ms; sweeps start at $START req/s"
 }
 
+# speed NAME: the engine alone on core 0, before NAME's sweep (the machine's speed at that moment).
+speed() {
+    taskset -c 0 "$BUILD/pdserve-bench-engine" --model "$MODEL" --threads 1 --prompt-lens 512 \
+        --decode-steps 64 --json >"$DIR/$1-speed.json" 2>/dev/null || rm -f "$DIR/$1-speed.json"
+}
+
 sweep_deployment() {
     local label
     case $1 in
@@ -129,6 +138,7 @@ sweep_deployment() {
     coloc)  label="colocated (2 workers)" ;;
     slo)    label="SLO-routed, rebalanced (1P+1C start)" ;;
     esac
+    speed "$1"
     start_cluster "$1"
     # Warm-up, not counted: GOODPUT_WARMUP_S of traffic at the start rate, so a deployment that adapts
     # (the rebalancer switches after 10-30 s) is swept as it runs, not as it starts; the first run
@@ -169,7 +179,14 @@ for d in sorted(glob.glob(os.path.join(sys.argv[1], "*-*-x*"))):
     res = {m: json.load(open(f"{d}/{m}.json")) for m in ("disagg", "coloc", "slo") if os.path.exists(f"{d}/{m}.json")}
     if res:
         rows.append((os.path.basename(d), res))
+def speed(d, m):
+    try:
+        s = json.load(open(f"{d}/{m}-speed.json"))
+        return s["prefill"]["512"], s["decode"]
+    except (OSError, ValueError, KeyError):
+        return None
 print(f"\n{'workload-SLO scale':<20}{'1P+1D':>10}{'2 coloc':>10}{'SLO-routed':>12}{'routed / best pure':>20}   load during sweeps")
+drift = []
 for name, res in rows:
     rate = {m: r["max_rate_at_attainment"] for m, r in res.items()}
     pure = max(rate.get("disagg", 0), rate.get("coloc", 0))
@@ -180,5 +197,16 @@ for name, res in rows:
         loads.append(f"{m} {min(l):.1f}-{max(l):.1f}" if l else m)
     cells = "".join(f"{rate[m]:>{w}.3f}" if m in rate else f"{'-':>{w}}" for m, w in (("disagg", 10), ("coloc", 10), ("slo", 12)))
     print(f"{name:<20}{cells}{ratio:>20}   {', '.join(loads)}")
+    sp = {m: speed(os.path.join(sys.argv[1], name), m) for m in res}
+    if all(sp.values()):
+        print(f"{'':<20}engine alone before each sweep, prefill / decode tok/s: "
+              + ", ".join(f"{m} {p:.0f} / {d:.1f}" for m, (p, d) in sp.items()))
+        for k in (0, 1):
+            v = [x[k] for x in sp.values()]
+            if max(v) > 1.1 * min(v):
+                drift.append(f"{name}: the engine's {('prefill', 'decode')[k]} speed moved "
+                             f"{100 * (max(v) / min(v) - 1):.0f}% between the sweeps")
 print("(max rate at 90% attainment, req/s; plots in each workload's folder)")
+for line in drift:
+    print(f"warning: {line}: the deployments were not measured on a machine of the same speed")
 PY
