@@ -255,7 +255,7 @@ static void on_reserve(struct worker *w, struct ucx_peer *from, uint64_t id, str
 
 /* A sequence for the engine, with its prompt; NULL with err set when it cannot be made. */
 static struct seq *new_seq(uint64_t id, const int32_t *prompt, uint32_t n_prompt, const struct sample_params *p,
-                           uint32_t tpot_slo_ms, struct error *err)
+                           uint32_t tpot_slo_ms, uint32_t ttft_slo_ms, struct error *err)
 {
     struct seq *s = calloc(1, sizeof *s);
     if (!s) {
@@ -267,6 +267,7 @@ static struct seq *new_seq(uint64_t id, const int32_t *prompt, uint32_t n_prompt
         return NULL;
     }
     s->tpot_slo_ms = tpot_slo_ms;
+    s->ttft_slo_ms = ttft_slo_ms;
     return s;
 }
 
@@ -310,7 +311,7 @@ static void on_kv_done(struct worker *w, struct dreq *r, struct wire_kv_done *dn
         return;
     }
     dn->params.prompt_logprobs = false; /* the prefill worker scored the prompt */
-    struct seq *s = new_seq(r->id, dn->prompt, dn->n_prompt, &dn->params, dn->tpot_slo_ms, &err);
+    struct seq *s = new_seq(r->id, dn->prompt, dn->n_prompt, &dn->params, dn->tpot_slo_ms, 0, &err);
     bool ok = s && engine_seq_append(s, dn->first_token) == 0;
     if (s && !ok)
         error_set(&err, "out of memory");
@@ -366,7 +367,7 @@ static void on_generate(struct worker *w, uint64_t id, struct wire_generate *g)
                           w->engine.kv.n_blocks * w->engine.kv.block_size);
         return;
     }
-    struct seq *s = new_seq(id, g->prompt, g->n_prompt, &g->params, g->tpot_slo_ms, &err);
+    struct seq *s = new_seq(id, g->prompt, g->n_prompt, &g->params, g->tpot_slo_ms, g->ttft_slo_ms, &err);
     if (s && g->constraint && engine_seq_constrain(&w->engine, s, g->constraint, &err) < 0) {
         free_seq(w, s);
         worker_send_error(w, id, WIRE_ERR_BAD_REQUEST, "%s", err.msg);

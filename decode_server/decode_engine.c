@@ -14,8 +14,11 @@
  * the SLO), for as many tokens as max_tokens still allows, at most SLO_LEND_TOKENS: a sequence that
  * runs to its length then ends within SLO_SHARE of its SLO, one that stops sooner (a stop token) may
  * end above it by what it lent. Prompts wait while that time gathers to what SLO_MIN_PROMPT tokens
- * cost, or the rest of the waiting prompts if less; only when nothing gathers does a step take
- * SLO_MIN_PROMPT tokens regardless, or prompts would never advance.
+ * cost, or the rest of the waiting prompts if less. A step takes SLO_MIN_PROMPT tokens regardless when
+ * nothing gathers (or prompts would never advance), and when a waiting prompt is due: waiting one step
+ * more, then taking SLO_MIN_PROMPT tokens a step, it would miss its TTFT SLO (or it already has). A
+ * certain TTFT miss is not traded for a possible TPOT one: the decodes' time is a mean over their
+ * whole length, which one step more moves by a little.
  *
  * Without the cut one 512-token prompt makes every running sequence wait for its whole prefill. The
  * cut's earlier versions, each measured by bench-goodput: cutting each step to the SLO starved
@@ -24,7 +27,9 @@
  * short broke the TPOT of sequences decoding beside a queue of prompts (512 in / 64 out at 2.47
  * req/s: 17 of 19 misses were TPOT, in runs of 5-14 steps of 80-180 ms); lending nothing ahead kept
  * every TPOT but starved prompts beside long decodes (128 in / 256 out: 35 of 100 TTFTs missed at
- * 3.06 req/s, none of the TPOTs). */
+ * 3.06 req/s, none of the TPOTs); lending 64 tokens ahead still held prompts for 1.3-1.7 s beside
+ * young decodes, which have little to give (128 in / 256 out at 1.93 req/s: 22 of 100 TTFTs missed,
+ * 2 TPOTs; two uncut colocated workers missed none), hence the TTFT deadline. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -131,6 +136,8 @@ static void take_mail(struct dc_engine *de)
             struct seq *s = ((struct dc_admit *)m)->seq;
             if (engine_seq_n_generated(s) > 0) /* a prefill worker's, with its first token */
                 s->first_token_s = now_s();
+            else if (s->ttft_slo_ms)
+                s->ttft_deadline_s = now_s() + s->ttft_slo_ms / 1e3;
             if (grow(de, de->n + 1) == 0) {
                 de->seqs[de->n++] = s;
             } else {
@@ -188,17 +195,34 @@ static double time_to_give(const struct seq *s, double decode_s, double now)
     return share * tokens - (now - s->first_token_s) + lent;
 }
 
+/* Whether a prompt of the step's batch [n_decoding, nb) would miss its TTFT SLO if it waited one step
+ * more and then took SLO_MIN_PROMPT tokens a step (above), or has already. */
+static bool prompt_due(const struct dc_engine *de, int nb, double now)
+{
+    for (int i = de->n_decoding; i < nb; i++) {
+        const struct seq *s = de->batch[i];
+        if (!s->ttft_slo_ms || engine_seq_n_generated(s) > 0)
+            continue; /* no TTFT SLO, or recomputing after a preemption: its first token is out */
+        int rest = s->n_tokens - s->n_cached, steps = (rest + SLO_MIN_PROMPT - 1) / SLO_MIN_PROMPT;
+        if (now + (steps + 1) * de->costs.decode_s + rest * de->costs.token_s >= s->ttft_deadline_s)
+            return true;
+    }
+    return false;
+}
+
 /* The prompt tokens a step may carry while the tightest decoding sequence can give `give` seconds
  * and gathers `per_step` more with each step of decodes alone, `waiting` prompt tokens being ready
  * (above): what fits, once that is SLO_MIN_PROMPT or all that wait; none while time gathers; and
- * SLO_MIN_PROMPT when nothing gathers or a prompt token's cost is not measured yet. */
-static int prompt_room(const struct dc_costs *c, double give, double per_step, int waiting)
+ * SLO_MIN_PROMPT when nothing gathers, a prompt is `due` or a prompt token's cost is not measured yet. */
+static int prompt_room(const struct dc_costs *c, double give, double per_step, int waiting, bool due)
 {
     double room = give - c->decode_s;
     if (c->token_s <= 0 || per_step <= 0)
         return SLO_MIN_PROMPT;
-    int least = waiting < SLO_MIN_PROMPT ? waiting : SLO_MIN_PROMPT;
-    return room >= least * c->token_s ? (int)(room / c->token_s) : 0;
+    int least = waiting < SLO_MIN_PROMPT ? waiting : SLO_MIN_PROMPT, fits = (int)(room / c->token_s);
+    if (room >= least * c->token_s)
+        return fits;
+    return due ? SLO_MIN_PROMPT : 0;
 }
 
 /* The step's token budget: --token-budget, or, when prompt tokens wait and a decoding sequence has a
@@ -223,7 +247,7 @@ static int step_budget(const struct dc_engine *de, int nb, double now)
     if (!tightest)
         return full;
     double per_step = tightest->tpot_slo_ms / 1e3 * SLO_SHARE - de->costs.decode_s;
-    int prompt = prompt_room(&de->costs, give, per_step, waiting);
+    int prompt = prompt_room(&de->costs, give, per_step, waiting, prompt_due(de, nb, now));
     return de->n_decoding + prompt < full ? de->n_decoding + prompt : full;
 }
 

@@ -470,6 +470,7 @@ static int pick(struct cluster *c, struct cl_seq *s, struct skip sk, struct cl_w
     free(k.key);
     struct slo_route slo = seq_slos(c, s);
     s->tpot_slo_ms = slo.tpot_ms > 0 ? (uint32_t)ceil(slo.tpot_ms) : 0;
+    s->ttft_slo_ms = slo.ttft_ms > 0 ? (uint32_t)floor(slo.ttft_ms) : 0;
     if (slo.ttft_ms <= 0)
         return choose(&cd, s, p, d);
     slo_decode_target(&cd, s);
@@ -504,6 +505,7 @@ int cluster_generate(struct cl_worker *p, struct cl_worker *d, uint64_t id, cons
     m.u.gen.constraint = (char *)constraint; /* only read by the encoder */
     m.u.gen.flags = logprobs ? WIRE_GEN_LOGPROBS : 0;
     m.u.gen.tpot_slo_ms = s->tpot_slo_ms;
+    m.u.gen.ttft_slo_ms = s->ttft_slo_ms;
     m.u.gen.n_prompt = n;
     m.u.gen.prompt = (int32_t *)s->prompt; /* only read by the encoder */
     if (d != p) {

@@ -62,6 +62,7 @@ struct cl_seq {
     double slo_ttft_ms, slo_tpot_ms; /* the request's own SLOs; 0: the frontend's (--slo-ttft-ms ...) */
     uint32_t tpot_slo_ms; /* out: the TPOT SLO its decode steps keep (the request's, else the frontend's;
                            * 0: none), sent to the workers */
+    uint32_t ttft_slo_ms; /* out: its TTFT SLO, likewise: a colocated worker holds its prompt no longer */
 };
 
 struct cluster_handlers {

@@ -539,6 +539,7 @@ int wire_encode_generate(struct wire_buf *b, uint64_t req_id, const struct wire_
     put_str(&w, m->decode_addr);
     put_u8(&w, m->flags);
     put_u32(&w, m->tpot_slo_ms);
+    put_u32(&w, m->ttft_slo_ms);
     if (put_params(&w, &m->params, err)) {
         b->len = w.start;
         return -1;
@@ -556,6 +557,7 @@ int wire_decode_generate(const uint8_t *p, size_t len, struct wire_generate *out
     get_str(&r, out->decode_addr, WIRE_ADDR_MAX);
     out->flags = get_u8(&r);
     out->tpot_slo_ms = get_u32(&r);
+    out->ttft_slo_ms = get_u32(&r);
     get_params(&r, &out->params);
     out->prompt = get_i32s(&r, &out->n_prompt, WIRE_MAX_TOKENS);
     out->constraint = get_str_alloc(&r, WIRE_MAX_CONSTRAINT);

@@ -29,7 +29,7 @@
 #include "common/engine/sample.h"
 
 #define WIRE_MAGIC 0x57534450u /* "PDSW" read as little-endian bytes */
-#define WIRE_VERSION 8 /* 2: LOAD carries the draining flag; 3: sampling params carry the logprobs mode;
+#define WIRE_VERSION 9 /* 2: LOAD carries the draining flag; 3: sampling params carry the logprobs mode;
                           4: prefix caching (REGISTER's salt, LOAD's cache events and counters,
                           KV_RESERVE's prompt, KV_GRANT's cached blocks, TOKENS' cached tokens);
                           5: REGISTER carries the KV dtype and weights;
@@ -37,7 +37,8 @@
                           alternatives; KV_STATS; PROMPT_LOGPROBS; GENERATE and KV_DONE
                           carry a structured-output schema;
                           7: ROLE; REGISTER says whether the role is pinned;
-                          8: GENERATE and KV_DONE carry the TPOT SLO, LOAD the steps it shortened) */
+                          8: GENERATE and KV_DONE carry the TPOT SLO, LOAD the steps it shortened;
+                          9: GENERATE carries the TTFT SLO) */
 #define WIRE_HDR_SIZE 24
 
 /* Limits a decoder enforces before it allocates anything. */
@@ -144,14 +145,15 @@ struct wire_load {
     struct wire_steps steps;
 };
 
-/* GENERATE: u32 decode_worker_id, str decode_addr, u8 flags, u32 tpot_slo_ms, sampling params (see wire.c),
- * u32 n_prompt, i32 prompt[n_prompt]. Frontend → prefill (or colocated) worker. */
+/* GENERATE: u32 decode_worker_id, str decode_addr, u8 flags, u32 tpot_slo_ms, u32 ttft_slo_ms, sampling
+ * params (see wire.c), u32 n_prompt, i32 prompt[n_prompt]. Frontend → prefill (or colocated) worker. */
 #define WIRE_GEN_LOGPROBS 1u /* the client wants a logprob with each token */
 struct wire_generate {
     uint32_t decode_worker_id;
     char decode_addr[WIRE_ADDR_MAX]; /* "" for a colocated worker */
     uint8_t flags;
     uint32_t tpot_slo_ms; /* the request's TPOT SLO (0: none): a decode step that runs it stays within it */
+    uint32_t ttft_slo_ms; /* its TTFT SLO (0: none): a colocated worker does not hold its prompt back past it */
     struct sample_params params;
     uint32_t n_prompt;
     int32_t *prompt; /* owned by the message */

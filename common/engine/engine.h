@@ -57,6 +57,10 @@ struct seq {
      * than keep its mean time per token within it (decode_engine.c). */
     uint32_t tpot_slo_ms;
     double first_token_s; /* when its first token was sampled, or it came with one (monotonic s) */
+    /* Its TTFT SLO in ms (0: none), for a prompt this worker computes: the cut above holds it back no
+     * longer than that allows, from when the engine took it (ttft_deadline_s, monotonic s). */
+    uint32_t ttft_slo_ms;
+    double ttft_deadline_s;
 };
 
 #define PROMPT_LOGPROBS_CHUNK 64

@@ -113,6 +113,7 @@ static void ws_sample(uint16_t type, uint64_t seed, struct wire_msg *m)
         snprintf(m->u.gen.decode_addr, sizeof m->u.gen.decode_addr, "127.0.0.1:%u", 1000 + (unsigned)(seed % 999));
         m->u.gen.flags = WIRE_GEN_LOGPROBS;
         m->u.gen.tpot_slo_ms = (uint32_t)(ws_mix(&s) % 200);
+        m->u.gen.ttft_slo_ms = (uint32_t)(ws_mix(&s) % 5000);
         ws_params(&m->u.gen.params, &s);
         m->u.gen.n_prompt = (uint32_t)(ws_mix(&s) % 3000);
         m->u.gen.prompt = ws_ids(m->u.gen.n_prompt, &s);
@@ -247,7 +248,7 @@ static int ws_equal(const struct wire_msg *a, const struct wire_msg *b)
     case WIRE_GENERATE:
         return a->u.gen.decode_worker_id == b->u.gen.decode_worker_id &&
                !strcmp(a->u.gen.decode_addr, b->u.gen.decode_addr) && a->u.gen.flags == b->u.gen.flags &&
-               a->u.gen.tpot_slo_ms == b->u.gen.tpot_slo_ms &&
+               a->u.gen.tpot_slo_ms == b->u.gen.tpot_slo_ms && a->u.gen.ttft_slo_ms == b->u.gen.ttft_slo_ms &&
                ws_params_eq(&a->u.gen.params, &b->u.gen.params) && a->u.gen.n_prompt == b->u.gen.n_prompt &&
                WS_ARR_EQ(a->u.gen.prompt, b->u.gen.prompt, a->u.gen.n_prompt) &&
                ws_str_eq(a->u.gen.constraint, b->u.gen.constraint);

@@ -27,6 +27,11 @@
 #     29 × 0.1001 = 3.0039 s), then takes one pass (0.2 s): TTFT 2153.9 ms, r0's TPOT 100.1 ms; mean
 #     TTFT (101 + 101 + 2153.9) / 3 = 785.3 ms. (Taking 128 tokens a pass regardless: 952.8 ms, and
 #     r0's TPOT 103.6.)
+#     The same with a TTFT SLO of 1500 ms: r2 is due once waiting one pass more and then taking 128
+#     tokens a pass (8 passes) would end past 1.05 + 1.5 s: now + 9 × 0.1001 + 1000 × 0.0001 ≥ 2.55,
+#     first at the pass starting 0.101 + 15 × 0.1001 = 1.6025 s. Then 7 passes of 128 tokens (0.1129 s)
+#     and one of 104 (0.1105 s): first token at 2.5033 s, TTFT 1453.3 ms; mean (101 + 101 + 1453.3) / 3
+#     = 551.8 ms, every SLO met (r0's TPOT (2.5033 + 6 × 0.1002 − 0.101) / 29 = 103.6 ms).
 #     The replay saved (--save-result) is a pdserve-bench result: `pdserve-bench plot` draws it
 #     beside the measured file, and its attainment and mean TTFT are the ones printed.
 #  6. A real profile of the tiny model at 1 thread: the planner picks a deployment, prints its
@@ -104,6 +109,10 @@ result "$TMP/gather.json" 5000 111.5 "0 10 30" "0.001 10 30" "1.05 1000 2"
 [ "$(PROFILE=$TMP/linear.json replayed "$TMP/gather.json" 1P+1C --rebalance)" = "100.0% 785.3" ] ||
     fail "TPOT time gathering: $(PROFILE=$TMP/linear.json replayed "$TMP/gather.json" 1P+1C --rebalance)"
 echo "ok   a decoding colocated worker whose time to give gathers too slowly keeps the prompt waiting (TTFT 2153.9 ms)"
+result "$TMP/due.json" 1500 111.5 "0 10 30" "0.001 10 30" "1.05 1000 2"
+[ "$(PROFILE=$TMP/linear.json replayed "$TMP/due.json" 1P+1C --rebalance)" = "100.0% 551.8" ] ||
+    fail "TTFT due: $(PROFILE=$TMP/linear.json replayed "$TMP/due.json" 1P+1C --rebalance)"
+echo "ok   ... but not past the point where it would miss its TTFT SLO (TTFT 1453.3 ms of 1500)"
 "$PLAN" simulate --profile "$TMP/linear.json" --token-budget 2000 --deployment 1P+1C --rebalance --replay "$TMP/gather.json" \
     --save-result "$TMP/gather-sim.json" >/dev/null
 python3 - "$TMP/gather-sim.json" <<'PY' || fail "saved replay"

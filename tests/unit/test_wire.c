@@ -52,7 +52,7 @@ static void test_golden_bytes(void)
     struct wire_buf b = {0};
     struct error err;
     CHECK(wire_encode_load(&b, &l, &err) == 0);
-    static const uint8_t want[] = {'P', 'D', 'S', 'W', 8, 0, 2, 0, 202, 0, 0, 0, 0, 0, 0, 0,
+    static const uint8_t want[] = {'P', 'D', 'S', 'W', 9, 0, 2, 0, 202, 0, 0, 0, 0, 0, 0, 0,
                                    0,   0,   0,   0,   0, 0, 0, 0, 1,  0, 0, 0, 2, 0, 0, 0,
                                    3,   0,   0,   0,   4, 0, 0, 0, 5,  0, 0, 0, 4, 3, 2, 1, 1,
                                    1,   1,   0,   0,   0, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
@@ -125,7 +125,8 @@ static void test_bad_header(void)
     struct wire_msg m;
     encode_sample(WIRE_ABORT, 1, &b, &m);
     CHECK(decode_fails(&b, 0, "XDSW", 4));
-    CHECK(decode_fails(&b, 4, "\x09\x00", 2));   /* version 9 */
+    CHECK(decode_fails(&b, 4, "\x0a\x00", 2));   /* version 10 */
+    CHECK(decode_fails(&b, 4, "\x08\x00", 2));   /* version 8 (no TTFT SLO in GENERATE) */
     CHECK(decode_fails(&b, 4, "\x07\x00", 2));   /* version 7 (no TPOT SLO in GENERATE and KV_DONE) */
     CHECK(decode_fails(&b, 4, "\x06\x00", 2));   /* version 6 (no ROLE, REGISTER without pinned) */
     CHECK(decode_fails(&b, 4, "\x05\x00", 2));   /* version 5 (no top logprobs, no logit bias) */
@@ -184,7 +185,7 @@ static void test_bad_params(void)
     struct wire_buf b = {0};
     struct wire_msg m;
     encode_sample(WIRE_GENERATE, 7, &b, &m);
-    size_t params = WIRE_HDR_SIZE + 4 + 4 + strlen(m.u.gen.decode_addr) + 1 + 4;
+    size_t params = WIRE_HDR_SIZE + 4 + 4 + strlen(m.u.gen.decode_addr) + 1 + 4 + 4;
     CHECK(decode_fails(&b, params, "\x00\x00\xc0\x7f", 4));      /* temperature NaN */
     CHECK(decode_fails(&b, params + 4, "\x00\x00\x80\x7f", 4));  /* top_p +inf */
     CHECK(decode_fails(&b, params + 40, "\x02", 1));             /* ignore_eos 2 */

@@ -21,7 +21,8 @@
  *    the tightest decoding sequence can give: 90% of the TPOT SLO for each token it has had since
  *    its first, this one included, less what those took, plus what its next (up to 64) decode
  *    passes will leave; once that is 128 tokens or all that wait; none while that time gathers;
- *    128 when nothing gathers (decode_engine.c);
+ *    128 when nothing gathers, or when a waiting prompt would miss its TTFT SLO if it waited a pass
+ *    more (decode_engine.c);
  *  - with rebalance, each run starts with the split the frontend's rebalancer settles on for that
  *    run's prompt work (--rebalance-low/high at their defaults), switches during a run not modelled.
  *
@@ -184,10 +185,17 @@ static int tpot_room(const struct sim *s, const struct worker *w, const struct p
     if (per_token <= 0)
         return budget;
     int waiting = 0;
-    for (int i = 0; i < w->queue.n; i++)
-        waiting += s->reqs[w->queue.v[i]].r->in - s->reqs[w->queue.v[i]].done_prompt;
+    bool due = false;
+    for (int i = 0; i < w->queue.n; i++) {
+        const struct sreq *q = &s->reqs[w->queue.v[i]];
+        int rest = q->r->in - q->done_prompt, steps = (rest + SLO_MIN_PROMPT - 1) / SLO_MIN_PROMPT;
+        waiting += rest;
+        due |= now + (steps + 1) * base + rest * per_token >= q->r->arrival + s->slo->ttft_ms * 1e-3;
+    }
     int least = waiting < SLO_MIN_PROMPT ? waiting : SLO_MIN_PROMPT;
-    return room >= least * per_token ? (int)fmin(room / per_token, budget) : 0;
+    if (room >= least * per_token)
+        return (int)fmin(room / per_token, budget);
+    return due ? SLO_MIN_PROMPT : 0;
 }
 
 static bool start_pass(struct sim *s, struct worker *w, double now)
