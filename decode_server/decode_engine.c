@@ -219,9 +219,9 @@ static int prompt_room(const struct dc_costs *c, double give, double per_step, i
     double room = give - c->decode_s;
     if (c->token_s <= 0 || per_step <= 0)
         return SLO_MIN_PROMPT;
-    int least = waiting < SLO_MIN_PROMPT ? waiting : SLO_MIN_PROMPT, fits = (int)(room / c->token_s);
+    int least = waiting < SLO_MIN_PROMPT ? waiting : SLO_MIN_PROMPT;
     if (room >= least * c->token_s)
-        return fits;
+        return (int)(room / c->token_s);
     return due ? SLO_MIN_PROMPT : 0;
 }
 
