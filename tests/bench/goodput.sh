@@ -24,10 +24,11 @@
 # rates tried with it), GOODPUT_WARMUP_S (30: seconds of traffic at the first rate before each sweep,
 # not counted). Every worker writes its passes to NAME.steps in the folder (--step-log), for
 # `make bench-plan`, and each deployment's /metrics at the end of its sweep is kept as NAME.metrics.
-# The numbers mean something only on a machine doing nothing else, and whose speed holds: before each
-# sweep the engine alone is timed on core 0 (pdserve-bench-engine: a 512-token prompt, single-sequence
-# decode; NAME-speed.json), the table shows it, and a spread of more than 10% between the sweeps of
-# one workload is called out, since the deployments were then not measured on the same machine.
+# The numbers mean something only on a machine doing nothing else, and whose speed holds: before and
+# after each sweep the engine alone is timed on core 0 (pdserve-bench-engine: a 512-token prompt,
+# single-sequence decode; NAME-speed.json, NAME-after-speed.json), the table shows them, and a spread
+# of more than 10% across one workload's sweeps is called out, since the deployments were then not
+# measured on the same machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -153,6 +154,7 @@ sweep_deployment() {
         --save-result "$DIR/$1.json" | tee "$DIR/$1.txt"
     curl -s "$URL/metrics" >"$DIR/$1.metrics" || true
     stop_cluster
+    speed "$1-after"
 }
 
 for wl in $WORKLOADS; do
@@ -197,10 +199,14 @@ for name, res in rows:
         loads.append(f"{m} {min(l):.1f}-{max(l):.1f}" if l else m)
     cells = "".join(f"{rate[m]:>{w}.3f}" if m in rate else f"{'-':>{w}}" for m, w in (("disagg", 10), ("coloc", 10), ("slo", 12)))
     print(f"{name:<20}{cells}{ratio:>20}   {', '.join(loads)}")
-    sp = {m: speed(os.path.join(sys.argv[1], name), m) for m in res}
+    d = os.path.join(sys.argv[1], name)
+    sp = {m: speed(d, m) for m in res}
+    after = {m: speed(d, m + "-after") for m in res}
     if all(sp.values()):
-        print(f"{'':<20}engine alone before each sweep, prefill / decode tok/s: "
-              + ", ".join(f"{m} {p:.0f} / {d:.1f}" for m, (p, d) in sp.items()))
+        print(f"{'':<20}engine alone before{' / after' if all(after.values()) else ''} each sweep, prefill / decode tok/s: "
+              + ", ".join(f"{m} {p:.0f} / {q:.1f}" + (f" then {after[m][0]:.0f} / {after[m][1]:.1f}" if after[m] else "")
+                          for m, (p, q) in sp.items()))
+        sp.update({m + " after": v for m, v in after.items() if v})
         for k in (0, 1):
             v = [x[k] for x in sp.values()]
             if max(v) > 1.1 * min(v):
