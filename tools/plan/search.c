@@ -39,10 +39,12 @@ double search_max_rate(const struct profile *p, const struct deployment *d, cons
     return lo;
 }
 
-/* Each group `g` as many times as a node's cores hold it. */
-static struct deployment repeated(struct deployment g, int cores)
+/* A group of base's thread count and settings, as many times as a node's cores hold it. */
+static struct deployment group(struct deployment g, int n_prefill, int n_decode, int n_coloc, bool slo_routed,
+                               int cores)
 {
-    g.copies = cores / ((g.n_prefill + g.n_decode + g.n_coloc) * g.threads);
+    g.n_prefill = n_prefill, g.n_decode = n_decode, g.n_coloc = n_coloc, g.slo_routed = slo_routed;
+    g.copies = cores / ((n_prefill + n_decode + n_coloc) * g.threads);
     return g;
 }
 
@@ -54,22 +56,13 @@ int search_deployments(const struct profile *p, const struct node_shape *node, i
         int t = p->by_threads[m].threads, workers = node->cores / t;
         workers = workers < node->group_workers ? workers : node->group_workers;
         struct deployment base = {.threads = t, .token_budget = token_budget, .max_batch = max_batch};
-        for (int c = 1; c <= workers && n < cap; c++) {
-            out[n] = base;
-            out[n].n_coloc = c;
-            out[n] = repeated(out[n], node->cores), n++;
-        }
+        for (int c = 1; c <= workers && n < cap; c++)
+            out[n++] = group(base, 0, 0, c, false, node->cores);
         for (int pf = 1; pf < workers; pf++)
             for (int dc = 1; pf + dc <= workers && n + 1 < cap; dc++) {
-                out[n] = base;
-                out[n].n_prefill = pf;
-                out[n].n_decode = dc;
-                out[n] = repeated(out[n], node->cores), n++;
-                out[n] = base; /* the same split with colocated workers, routed by the SLOs */
-                out[n].n_prefill = pf;
-                out[n].n_coloc = dc;
-                out[n].slo_routed = true;
-                out[n] = repeated(out[n], node->cores), n++;
+                out[n++] = group(base, pf, dc, 0, false, node->cores);
+                /* the same split with colocated workers, routed by the SLOs */
+                out[n++] = group(base, pf, 0, dc, true, node->cores);
             }
     }
     return n;
