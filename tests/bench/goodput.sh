@@ -126,7 +126,7 @@ print(r["median_ttft_ms"], r["median_tpot_ms"], r["median_e2el_ms"])' "$DIR/unlo
     echo "SLOs (scale $1): TTFT <= $SLO_TTFT ms, TPOT <= $SLO_TPOT ms; sweeps start at $START req/s"
 }
 
-# speed NAME: the engine alone on core 0, before NAME's sweep (the machine's speed at that moment).
+# speed NAME: the engine alone on core 0, the machine's speed at that moment, as NAME-speed.json.
 speed() {
     taskset -c 0 "$BUILD/pdserve-bench-engine" --model "$MODEL" --threads 1 --prompt-lens 512 \
         --decode-steps 64 --json >"$DIR/$1-speed.json" 2>/dev/null || rm -f "$DIR/$1-speed.json"
@@ -211,7 +211,7 @@ for name, res in rows:
             v = [x[k] for x in sp.values()]
             if max(v) > 1.1 * min(v):
                 drift.append(f"{name}: the engine's {('prefill', 'decode')[k]} speed moved "
-                             f"{100 * (max(v) / min(v) - 1):.0f}% between the sweeps")
+                             f"{100 * (max(v) / min(v) - 1):.0f}% across the sweeps")
 print("(max rate at 90% attainment, req/s; plots in each workload's folder)")
 for line in drift:
     print(f"warning: {line}: the deployments were not measured on a machine of the same speed")
