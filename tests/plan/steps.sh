@@ -45,7 +45,7 @@ echo "ok   the worker's passes add up to its requests' tokens, attention pairs a
 
 "$BUILD/pdserve-bench-engine" --model "$MODEL" --threads 1 --profile "$WORK/profile.json" >/dev/null
 "$BUILD/pdserve-plan" simulate --profile "$WORK/profile.json" --steps "$LOG" --deployment 1C \
-    --replay "$WORK/run.json" 2>"$WORK/plan.err" | tee "$WORK/replay.txt"
+    --replay "$WORK/run.json" 2>"$WORK/plan.err" | tee "$WORK/replay.txt" || fail "replay: $(cat "$WORK/plan.err")"
 grep -q "cost fitted to [0-9]* passes" "$WORK/plan.err" || fail "no fit reported: $(cat "$WORK/plan.err")"
 python3 - "$WORK/replay.txt" "$WORK/run.json" <<'PY' || fail "replay rows"
 import json, sys

@@ -7,8 +7,8 @@
  * as `pdserve-bench-engine --profile` writes it (measured passes), or with
  * "cost": [{"threads": 1, "c": [c0, c1, c2, c3, c4]}] instead (a model written by hand; plan.h). Measured passes
  * are fitted per thread count (plan.h, struct cost_model) by least squares on relative error: pass
- * times span 100×. An attention weight that fits negative is dropped and the rest refitted; knots
- * are then made non-decreasing and positive.
+ * times span 100×. An attention weight is fitted where passes of one token count differ in it, and
+ * dropped (the rest refitted) where it fits negative; knots are then made non-decreasing and positive.
  *
  * Workers' step logs (--step-log: one pass a line, in the same form) can stand in for the profile's
  * passes: they are what the daemons ran under real traffic, with everything that shares their cores. */
@@ -144,9 +144,31 @@ static int fit_knots(const struct sample *s, int n, const bool on[2], struct cos
     return 0;
 }
 
+/* Whether two passes of one token count differ in their prompt (which 0) or decode (1) attention:
+ * else the knots, one value a token count, already explain that attention and its weight cannot be
+ * told from them (a short step log whose every prompt had a length of its own). */
+static int cmp_point(const void *a, const void *b)
+{
+    const double *x = a, *y = b;
+    return x[0] != y[0] ? (x[0] > y[0]) - (x[0] < y[0]) : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+static bool attention_varies(const struct sample *s, int n, int which)
+{
+    double (*pt)[2] = malloc(sizeof *pt * (size_t)(n ? n : 1)); /* (tokens, attention), sorted */
+    for (int i = 0; i < n; i++)
+        pt[i][0] = s[i].x.tokens, pt[i][1] = which ? s[i].x.decode_attn : s[i].x.prompt_attn;
+    qsort(pt, (size_t)n, sizeof *pt, cmp_point);
+    bool varies = false;
+    for (int i = 1; i < n && !varies; i++)
+        varies = pt[i][0] == pt[i - 1][0] && pt[i][1] != pt[i - 1][1];
+    free(pt);
+    return varies;
+}
+
 static int fit(const struct sample *s, int n, struct cost_model *m)
 {
-    bool on[2] = {true, true};
+    bool on[2] = {attention_varies(s, n, 0), attention_varies(s, n, 1)};
     if (place_knots(s, n, m) || n < m->n_knots + 2)
         return -1;
     for (int round = 0; round < 3; round++) { /* a weight that fits negative is dropped */
@@ -247,8 +269,8 @@ static int fit_passes(json_t *passes, int threads, struct profile *p, char *err,
     }
     struct cost_model *m = rc ? NULL : model_for(p, threads);
     if (!rc && (!m || fit(s, n, m)))
-        rc = plan_error(err, errlen, "%d-thread passes: need two more passes than distinct token counts, with "
-                                     "prompt and decode attention varying at equal token counts", threads);
+        rc = plan_error(err, errlen, "%d-thread passes do not fit: need two more passes than distinct token "
+                                     "counts", threads);
     free(s);
     return rc;
 }
