@@ -5,7 +5,8 @@
  * state and per-worker costs measured online:
  *
  *  - each worker's prefill speed, in ms per queued prompt token: from dispatch to first token over the
- *    prompt tokens that were ahead of it (its own included), averaged (EWMA) over its sequences;
+ *    prompt tokens that were ahead of it (its own included), averaged over its recent sequences by
+ *    their tokens (common/util/decayed.h);
  *  - each decode-capable worker's TPOT, averaged over the sequences it finished.
  *
  * The disaggregated path is taken whenever its predicted TTFT meets the SLO: it keeps prompt work out
@@ -18,12 +19,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/util/decayed.h"
+
 struct cl_worker;
 
 /* Online costs of one worker (kept in struct cl_worker). 0: not measured yet. */
 struct slo_costs {
-    double prefill_ms_per_token;
+    double prefill_ms_per_token; /* decayed_value(&prefill) */
     double tpot_ms;
+    struct decayed_ratio prefill; /* ms over prompt tokens */
 };
 
 struct slo_route {

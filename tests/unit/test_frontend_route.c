@@ -252,10 +252,17 @@ static void test_slo_estimates(void)
     CHECK(slo_predict_ttft(&w, 100, 2.0) == 200); /* not measured: the fallback */
     slo_observe_prefill(&w, 100, 50);
     CHECK(w.prefill_ms_per_token == 0.5);
-    slo_observe_prefill(&w, 100, 100); /* EWMA: 0.8 × 0.5 + 0.2 × 1.0 */
-    CHECK(w.prefill_ms_per_token > 0.5999 && w.prefill_ms_per_token < 0.6001);
+    slo_observe_prefill(&w, 300, 300); /* (0.8 × 50 + 300) / (0.8 × 100 + 300) ms a token */
+    CHECK(fabs(w.prefill_ms_per_token - 340.0 / 380) < 1e-12);
     slo_observe_prefill(&w, 0, 100); /* nothing was ahead: no measure */
-    CHECK(w.prefill_ms_per_token > 0.5999 && w.prefill_ms_per_token < 0.6001);
+    CHECK(fabs(w.prefill_ms_per_token - 340.0 / 380) < 1e-12);
+    /* A cold worker's first request, a 4-token probe at 12.8 ms a token, then ten prompts of 131
+     * tokens at 0.58: the estimate is theirs within 2% (an EWMA seeded by the probe read 1.8). */
+    struct slo_costs cold = {0};
+    slo_observe_prefill(&cold, 4, 51.1);
+    for (int i = 0; i < 10; i++)
+        slo_observe_prefill(&cold, 131, 76.0);
+    CHECK(fabs(cold.prefill_ms_per_token / (76.0 / 131) - 1) < 0.02);
     slo_observe_tpot(&w, 10);
     CHECK(w.tpot_ms == 10);
     /* an unmeasured worker is assumed as fast as the mean of the measured ones */

@@ -16,7 +16,8 @@
  *    to the prefill worker unless the TTFT predicted there breaks the SLO, the colocated worker
  *    predicts a sooner one, and its prompt spread over its tokens keeps that worker's TPOT. The
  *    predictions use what the frontend measures: each worker's ms per queued prompt token (dispatch
- *    to first token) and its time per output token, averaged (EWMA) as they happen;
+ *    to first token, averaged over recent prompts by their tokens) and its time per output token
+ *    (EWMA), as they happen;
  *  - while a colocated worker decodes, its pass carries only the prompt tokens that fit in the time
  *    the tightest decoding sequence can give: 90% of the TPOT SLO for each token it has had since
  *    its first, this one included, less what those took, plus what its next (up to 64) decode
@@ -34,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util/decayed.h"
 #include "tools/plan/plan.h"
 
 enum role { PREFILL, DECODE, COLOC };
@@ -62,6 +64,7 @@ struct worker {
     int pass_tokens[1024];                  /* prompt tokens per entry of pass_prompts */
     double queued_tokens, reserved_tokens;
     double ms_per_token, tpot_ms; /* as the frontend measures them (SLO routing); 0: not yet */
+    struct decayed_ratio prefill; /* ms over prompt tokens, for ms_per_token */
 };
 
 /* The frontend's and workers' constants for SLO routing (route_slo.c, decode_engine.c, rebalance.c). */
@@ -237,8 +240,10 @@ static void prompt_done(struct sim *s, struct worker *w, int id, double t, doubl
 {
     struct sreq *q = &s->reqs[id];
     q->first = q->prev = t, q->generated = 1;
-    if (s->d->slo_routed) /* the frontend's measure of w's prefill speed */
-        ewma(&w->ms_per_token, (t - q->r->arrival) * 1e3 / q->queue_ahead);
+    if (s->d->slo_routed) { /* the frontend's measure of w's prefill speed */
+        decayed_add(&w->prefill, (t - q->r->arrival) * 1e3, q->queue_ahead, 1 - EWMA_WEIGHT);
+        w->ms_per_token = decayed_value(&w->prefill);
+    }
     if (q->r->out == 1) {
         finish(s, q, t);
         return;
