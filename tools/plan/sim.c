@@ -167,6 +167,14 @@ static void take_prompts(struct sim *s, struct worker *w, int budget, struct pas
     }
 }
 
+/* Whether holding the prompts can pay (decode_engine.c): within `slack` passes, before the first is
+ * due, the tightest sequence (`left` tokens to go) gathers the `need` its `room` lacks, or ends. */
+static bool worth_waiting(double room, double need, double per_step, double slack, int left)
+{
+    double gaining = fmax(0, left - 1 - SLO_LEND_TOKENS);
+    return slack >= left || room + fmin(slack, gaining) * per_step >= need;
+}
+
 /* The prompt tokens a colocated pass of decodes x may add under the TPOT SLO at `now`: what fits in
  * the time the tightest decoding sequence can give (above), from a decode pass's cost and a prompt
  * token's (decode_engine.c). */
@@ -176,11 +184,13 @@ static int tpot_room(const struct sim *s, const struct worker *w, const struct p
     chunk.tokens += 128, chunk.prompt_attn += attn_pairs(0, 128);
     double base = pass_secs(s->cost, x), per_token = (pass_secs(s->cost, &chunk) - base) / 128;
     double share = s->slo->tpot_ms * 1e-3 * SLO_SHARE, per_step = share - base, give = INFINITY;
+    int left = 0;
     for (int i = 0; i < w->pass_decodes.n; i++) {
         const struct sreq *q = &s->reqs[w->pass_decodes.v[i]];
         int ahead = (int)fmin(q->r->out - q->generated - 1, SLO_LEND_TOKENS);
-        double lent = ahead > 0 && per_step > 0 ? ahead * per_step : 0;
-        give = fmin(give, share * q->generated - (now - q->first) + lent);
+        double lent = ahead > 0 && per_step > 0 ? ahead * per_step : 0, g = share * q->generated - (now - q->first) + lent;
+        if (g < give)
+            give = g, left = q->r->out - q->generated;
     }
     double room = give - base;
     if (per_step <= 0)
@@ -188,17 +198,18 @@ static int tpot_room(const struct sim *s, const struct worker *w, const struct p
     if (per_token <= 0)
         return budget;
     int waiting = 0;
-    bool due = false;
+    double slack = INFINITY; /* passes of decodes alone before the first waiting prompt is due */
     for (int i = 0; i < w->queue.n; i++) {
         const struct sreq *q = &s->reqs[w->queue.v[i]];
         int rest = q->r->in - q->done_prompt, steps = (rest + SLO_MIN_PROMPT - 1) / SLO_MIN_PROMPT;
         waiting += rest;
-        due |= now + (steps + 1) * base + rest * per_token >= q->r->arrival + s->slo->ttft_ms * 1e-3;
+        double deadline = q->r->arrival + s->slo->ttft_ms * 1e-3;
+        slack = fmin(slack, (deadline - now - rest * per_token - steps * base) / base - 1);
     }
     int least = waiting < SLO_MIN_PROMPT ? waiting : SLO_MIN_PROMPT;
     if (room >= least * per_token)
         return (int)fmin(room / per_token, budget);
-    return due ? SLO_MIN_PROMPT : 0;
+    return worth_waiting(room, least * per_token, per_step, slack, left) ? 0 : SLO_MIN_PROMPT;
 }
 
 static bool start_pass(struct sim *s, struct worker *w, double now)
