@@ -209,10 +209,11 @@ static double prompt_slack(const struct dc_engine *de, int nb, double now)
     double slack = INFINITY, d = de->costs.decode_s;
     for (int i = de->n_decoding; i < nb; i++) {
         const struct seq *s = de->batch[i];
-        if (!s->ttft_slo_ms || engine_seq_n_generated(s) > 0 || d <= 0)
+        if (!s->ttft_slo_ms || engine_seq_n_generated(s) > 0)
             continue; /* no TTFT SLO, or recomputing after a preemption: its first token is out */
         int rest = s->n_tokens - s->n_cached, steps = (rest + SLO_MIN_PROMPT - 1) / SLO_MIN_PROMPT;
-        double k = (s->ttft_deadline_s - now - rest * de->costs.token_s - steps * d) / d - 1;
+        double spare = s->ttft_deadline_s - now - rest * de->costs.token_s - steps * d;
+        double k = d > 0 ? spare / d - 1 : spare > 0 ? INFINITY : 0; /* d: not measured yet */
         slack = k < slack ? k : slack;
     }
     return slack;
