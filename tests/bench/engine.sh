@@ -38,7 +38,7 @@ check='[5,100,200,300,400,500,600,700]'
 # serves 16 requests of 512 prompt tokens + 32 generated; its VmRSS and VmHWM afterwards.
 worker_rss() {
     local dt=$1 th=$2 src=$3; shift 3
-    local port; port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    local port; port=$(/usr/bin/python3 tests/helpers/free_port.py)
     $BUILD/pdserve-decode --colocated --model "$models/bench-$src" --frontend 127.0.0.1:$port --kv-blocks 512 \
         --threads "$th" "$@" >"$BUILD/bench-engine-worker.log" 2>&1 &
     local pid=$!

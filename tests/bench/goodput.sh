@@ -64,9 +64,7 @@ stop_cluster() {
 }
 trap stop_cluster EXIT
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+free_port() { /usr/bin/python3 tests/helpers/free_port.py "$1"; }
 
 # worker CORE NAME ARGS...: a worker pinned to CORE, logging to $DIR/NAME.log, its passes to NAME.steps.
 worker() {
@@ -79,7 +77,8 @@ worker() {
 # start_cluster disagg|coloc|slo: a frontend and two workers pinned one per core; sets URL.
 start_cluster() {
     local mode=$1 http fe_flags=()
-    http=$(free_port); UCX=$(free_port)
+    rm -f "$DIR/.ports"
+    http=$(free_port "$DIR/.ports"); UCX=$(free_port "$DIR/.ports")
     URL="http://127.0.0.1:$http"
     [ "$mode" = slo ] && fe_flags=(--slo-ttft-ms "$SLO_TTFT" --slo-tpot-ms "$SLO_TPOT" --rebalance)
     "$BUILD/pdserve-frontend" --port "$http" --model "$MODEL" --ucx-port "$UCX" "${fe_flags[@]}" \

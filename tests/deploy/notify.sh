@@ -24,7 +24,7 @@ fail() {
     for f in "$WORK"/*.log; do echo "--- $(basename "$f")"; tail -n 8 "$f"; done
     exit 1
 }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { /usr/bin/python3 tests/helpers/free_port.py "$WORK/ports"; }
 HTTP=$(free_port) UCXP=$(free_port) DPORT=$(free_port)
 BASE=http://127.0.0.1:$HTTP
 

@@ -12,7 +12,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port: a port free on 127.0.0.1, below the ephemeral range, not handed out before in this test.
+free_port() { /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/free_port.py" "$WORK/ports"; }
 
 # start NAME CMD...: a daemon in the background, logging to $WORK/NAME.log; its pid in PID_NAME.
 start() {

@@ -26,7 +26,8 @@ cleanup() {
 trap cleanup EXIT
 [ -n "${KEEP_WORK:-}" ] && trap - EXIT
 
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port: a port free on 127.0.0.1, below the ephemeral range, not handed out before in this test.
+free_port() { $PY "$(dirname "${BASH_SOURCE[0]}")/free_port.py" "$WORK/ports"; }
 
 make_model() { # make_model DIR [mkmodel flags...]
     local dir=$1; shift

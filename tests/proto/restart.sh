@@ -6,24 +6,9 @@ POOL="--layers 4 --blocks 128 --block-bytes 65536"
 # A port below the kernel's ephemeral range: one taken from that range can meanwhile become the source
 # port of one of the sender's reconnection attempts, and then nothing can listen on it (seen once
 # under ASan, where the restart is slow).
-low_free_port() {
-    /usr/bin/python3 - <<'PY'
-import random, socket
-lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-for _ in range(200):
-    p = random.randrange(max(1024, lo - 12000), lo)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        s.close()
-PY
-}
 for tls in $TLS_CHOICES; do
     set_tls "$tls"
-    port=$(low_free_port)
+    port=$(/usr/bin/python3 tests/helpers/free_port.py)
     start_server srv "127.0.0.1:$port" $POOL
     start_client sender kv "127.0.0.1:$port" --requests 400 --inflight 2 --max-blocks 16 --reconnect \
         --pace-ms 10 # >= 2 s in all, so the restart lands mid-run
