@@ -12,23 +12,27 @@
 # (GOODPUT_SLO_SCALES), pdserve-bench --sweep auto finds each deployment's highest request rate at
 # which 90% of requests meet both SLOs (DistServe's "max rate at 90% attainment"); the script
 # prints them, the SLO-routed one over the better pure one, and the load average during each sweep.
+# The three deployments are up at once (idle ones use no core) and swept interleaved: one
+# pdserve-bench runs each deployment's search one rate in turn. This machine's speed drifts by
+# 15-20% within an hour (a VM with neighbours); swept one after another, a deployment was credited
+# with the machine's good quarter of an hour (2 colocated workers at 4.85 req/s with the engine
+# decoding at 303 tokens/s, at 4.4 req/s an hour later, at 250 tokens/s, 13-34% attainment).
 #
 # SLOs: the colocated deployment's unloaded TTFT and TPOT (one request at a time) times the scale
 # (DistServe's "SLO scale"), unless GOODPUT_SLO_TTFT_MS / GOODPUT_SLO_TPOT_MS are set.
 # Knobs (environment): GOODPUT_PRESET (small), GOODPUT_PROMPTS (100 a rate), GOODPUT_WORKLOADS
 # ("512:64 128:256": prefill-heavy, decode-heavy), GOODPUT_SLO_SCALES ("5"), GOODPUT_DEPLOYMENTS
-# ("coloc disagg slo", the order the sweeps run in), GOODPUT_OUT ($BUILD/bench-goodput; a folder per
+# ("coloc disagg slo", the order their runs take turns in), GOODPUT_OUT ($BUILD/bench-goodput; a folder per
 # workload and scale with every result, log and plot), GOODPUT_SWEEP_STEPS (3: the bisection's steps
 # after the doubling; each halves the uncertainty of a max rate), GOODPUT_SWEEP_START (req/s: the
 # first rate tried; default 2 / the unloaded E2E latency, which moves a little between runs, and the
-# rates tried with it), GOODPUT_WARMUP_S (30: seconds of traffic at the first rate before each sweep,
-# not counted). Every worker writes its passes to NAME.steps in the folder (--step-log), for
+# rates tried with it), GOODPUT_WARMUP_S (30: seconds of traffic at the first rate for each deployment
+# before the sweep, not counted). Every worker writes its passes to NAME.steps in the folder (--step-log), for
 # `make bench-plan`, and each deployment's /metrics at the end of its sweep is kept as NAME.metrics.
-# The numbers mean something only on a machine doing nothing else, and whose speed holds: before and
-# after each sweep the engine alone is timed on core 0 (pdserve-bench-engine: a 512-token prompt,
-# single-sequence decode; NAME-speed.json, NAME-after-speed.json), the table shows them, and a spread
-# of more than 10% across one workload's sweeps is called out, since the deployments were then not
-# measured on the same machine.
+# The numbers mean something only on a machine doing nothing else: before and after the sweep the
+# engine alone is timed on core 0 (pdserve-bench-engine: a 512-token prompt, single-sequence decode;
+# before-speed.json, after-speed.json), the table shows them, and a change of more than 10% is
+# called out: the rates are then not the machine's at one speed (the ratios, interleaved, less so).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -57,14 +61,14 @@ if [ ! -f "$MODEL/config.json" ]; then
 fi
 
 PIDS=()
-stop_cluster() {
+stop_clusters() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     PIDS=()
 }
-trap stop_cluster EXIT
+trap stop_clusters EXIT
 
-free_port() { /usr/bin/python3 tests/helpers/free_port.py "$1"; }
+free_port() { /usr/bin/python3 tests/helpers/free_port.py "$DIR/.ports"; }
 
 # worker CORE NAME ARGS...: a worker pinned to CORE, logging to $DIR/NAME.log, its passes to NAME.steps.
 worker() {
@@ -74,12 +78,13 @@ worker() {
     PIDS+=($!)
 }
 
-# start_cluster disagg|coloc|slo: a frontend and two workers pinned one per core; sets URL.
+# start_cluster disagg|coloc|slo: a frontend and two workers pinned one per core; sets URL[mode].
+# Clusters started together stay up together: an idle one takes 0.4% of a core (heartbeats).
+declare -A URL
 start_cluster() {
     local mode=$1 http fe_flags=()
-    rm -f "$DIR/.ports"
-    http=$(free_port "$DIR/.ports"); UCX=$(free_port "$DIR/.ports")
-    URL="http://127.0.0.1:$http"
+    http=$(free_port); UCX=$(free_port)
+    URL[$mode]="http://127.0.0.1:$http"
     [ "$mode" = slo ] && fe_flags=(--slo-ttft-ms "$SLO_TTFT" --slo-tpot-ms "$SLO_TPOT" --rebalance)
     "$BUILD/pdserve-frontend" --port "$http" --model "$MODEL" --ucx-port "$UCX" "${fe_flags[@]}" \
         >"$DIR/$mode-frontend.log" 2>&1 &
@@ -94,7 +99,7 @@ start_cluster() {
     esac
     # Ready when a real request completes end to end (model loaded, workers registered).
     for _ in $(seq 120); do
-        if "$BENCH" --base-url "$URL" --model "$PRESET" --num-prompts 1 --input-len 4 --output-len 2 \
+        if "$BENCH" --base-url "${URL[$mode]}" --model "$PRESET" --num-prompts 1 --input-len 4 --output-len 2 \
                --timeout 30 --no-progress --save-result "$DIR/ready.json" >/dev/null 2>&1 &&
            python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["completed"] != 1)' \
                "$DIR/ready.json"; then
@@ -109,9 +114,9 @@ start_cluster() {
 # slos SCALE: SLO_TTFT, SLO_TPOT and the first sweep rate from the colocated unloaded latencies.
 slos() {
     start_cluster coloc
-    "$BENCH" --base-url "$URL" "${WORKLOAD[@]}" --num-prompts 4 --max-concurrency 1 --no-progress \
+    "$BENCH" --base-url "${URL[coloc]}" "${WORKLOAD[@]}" --num-prompts 4 --max-concurrency 1 --no-progress \
         --save-result "$DIR/unloaded.json" >/dev/null
-    stop_cluster
+    stop_clusters
     read -r TTFT0 TPOT0 E2E0 < <(python3 -c 'import json, sys
 r = json.load(open(sys.argv[1]))
 print(r["median_ttft_ms"], r["median_tpot_ms"], r["median_e2el_ms"])' "$DIR/unloaded.json")
@@ -131,29 +136,43 @@ speed() {
         --decode-steps 64 --json >"$DIR/$1-speed.json" 2>/dev/null || rm -f "$DIR/$1-speed.json"
 }
 
-sweep_deployment() {
-    local label
+label() {
     case $1 in
-    disagg) label="disaggregated (1P+1D)" ;;
-    coloc)  label="colocated (2 workers)" ;;
-    slo)    label="SLO-routed, rebalanced (1P+1C start)" ;;
+    disagg) echo "disaggregated (1P+1D)" ;;
+    coloc)  echo "colocated (2 workers)" ;;
+    slo)    echo "SLO-routed, rebalanced (1P+1C start)" ;;
     esac
-    speed "$1"
-    start_cluster "$1"
+}
+
+# sweep_deployments: every deployment up at once, each warmed, then one interleaved sweep of all
+# (pdserve-bench: each deployment's search takes one run in turn), so the machine's drift moves
+# them alike; the engine alone is timed before and after.
+sweep_deployments() {
+    local mode args=()
+    speed before
+    for mode in $DEPLOYMENTS; do
+        start_cluster "$mode"
+    done
     # Warm-up, not counted: GOODPUT_WARMUP_S of traffic at the start rate, so a deployment that adapts
     # (the rebalancer switches after 10-30 s) is swept as it runs, not as it starts; the first run
     # caps the bisection, and it used to be spent in the starting layout. Every deployment gets it.
-    if [ "$WARMUP_S" -gt 0 ]; then
-        "$BENCH" --base-url "$URL" "${WORKLOAD[@]}" --request-rate "$START" --no-progress \
+    # The rebalancer judges only windows with traffic, so it sits out the others' warm-ups and runs.
+    for mode in $DEPLOYMENTS; do
+        [ "$WARMUP_S" -gt 0 ] || break
+        "$BENCH" --base-url "${URL[$mode]}" "${WORKLOAD[@]}" --request-rate "$START" --no-progress \
             --num-prompts "$(python3 -c "print(max(1, round($START * $WARMUP_S)))")" --seed 2 \
-            --save-result "$DIR/$1-warmup.json" >/dev/null
-    fi
-    "$BENCH" --base-url "$URL" "${WORKLOAD[@]}" --slo-ttft-ms "$SLO_TTFT" --slo-tpot-ms "$SLO_TPOT" \
-        --sweep auto --sweep-start "$START" --sweep-steps "$SWEEP_STEPS" --label "$label" \
-        --save-result "$DIR/$1.json" | tee "$DIR/$1.txt"
-    curl -s "$URL/metrics" >"$DIR/$1.metrics" || true
-    stop_cluster
-    speed "$1-after"
+            --save-result "$DIR/$mode-warmup.json" >/dev/null
+    done
+    for mode in $DEPLOYMENTS; do
+        args+=(--base-url "${URL[$mode]}" --label "$(label "$mode")" --save-result "$DIR/$mode.json")
+    done
+    "$BENCH" "${args[@]}" "${WORKLOAD[@]}" --slo-ttft-ms "$SLO_TTFT" --slo-tpot-ms "$SLO_TPOT" \
+        --sweep auto --sweep-start "$START" --sweep-steps "$SWEEP_STEPS" | tee "$DIR/sweep.txt"
+    for mode in $DEPLOYMENTS; do
+        curl -s "${URL[$mode]}/metrics" >"$DIR/$mode.metrics" || true
+    done
+    stop_clusters
+    speed after
 }
 
 for wl in $WORKLOADS; do
@@ -163,13 +182,13 @@ for wl in $WORKLOADS; do
     for scale in $SCALES; do
         DIR=$OUTDIR/$IN-$OUT-x$scale
         mkdir -p "$DIR"
-        rm -f "$DIR"/*.steps
+        rm -f "$DIR"/*.steps "$DIR"/*speed.json "$DIR/.ports"
         echo "== workload $IN in / $OUT out, SLO scale $scale: $DIR"
         slos "$scale"
-        for mode in $DEPLOYMENTS; do
-            sweep_deployment "$mode"
-        done
-        "$BENCH" plot --out "$DIR/plots" "$DIR"/*.json 2>/dev/null | tail -1 || true
+        sweep_deployments
+        plots=()
+        for mode in $DEPLOYMENTS; do plots+=("$DIR/$mode.json"); done
+        "$BENCH" plot --out "$DIR/plots" "${plots[@]}" 2>/dev/null | tail -1 || true
     done
 done
 
@@ -199,19 +218,17 @@ for name, res in rows:
     cells = "".join(f"{rate[m]:>{w}.3f}" if m in rate else f"{'-':>{w}}" for m, w in (("disagg", 10), ("coloc", 10), ("slo", 12)))
     print(f"{name:<20}{cells}{ratio:>20}   {', '.join(loads)}")
     d = os.path.join(sys.argv[1], name)
-    sp = {m: speed(d, m) for m in res}
-    after = {m: speed(d, m + "-after") for m in res}
-    if all(sp.values()):
-        print(f"{'':<20}engine alone before{' / after' if all(after.values()) else ''} each sweep, prefill / decode tok/s: "
-              + ", ".join(f"{m} {p:.0f} / {q:.1f}" + (f" then {after[m][0]:.0f} / {after[m][1]:.1f}" if after[m] else "")
-                          for m, (p, q) in sp.items()))
-        sp.update({m + " after": v for m, v in after.items() if v})
+    sp = [speed(d, m) for m in ("before", "after")]
+    if all(sp):
+        print(f"{'':<20}engine alone before / after the sweeps, prefill / decode tok/s: "
+              f"{sp[0][0]:.0f} / {sp[0][1]:.1f}, {sp[1][0]:.0f} / {sp[1][1]:.1f}")
         for k in (0, 1):
-            v = [x[k] for x in sp.values()]
+            v = [x[k] for x in sp]
             if max(v) > 1.1 * min(v):
                 drift.append(f"{name}: the engine's {('prefill', 'decode')[k]} speed moved "
-                             f"{100 * (max(v) / min(v) - 1):.0f}% across the sweeps")
+                             f"{100 * (max(v) / min(v) - 1):.0f}% during the sweeps")
 print("(max rate at 90% attainment, req/s; plots in each workload's folder)")
 for line in drift:
-    print(f"warning: {line}: the deployments were not measured on a machine of the same speed")
+    print(f"warning: {line}: the rates are not this machine's at one speed (interleaved, the "
+          f"deployments' ratios are less moved than their rates)")
 PY

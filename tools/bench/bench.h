@@ -25,6 +25,13 @@
 enum bench_dataset { BENCH_DATASET_RANDOM, BENCH_DATASET_SHAREGPT, BENCH_DATASET_MULTITURN };
 
 #define BENCH_MAX_RATES 64
+#define BENCH_MAX_TARGETS 8
+
+/* A server a sweep measures: --base-url, with the --label and --save-result given in the same
+ * position (the second --label names the second --base-url's results). */
+struct bench_target_opts {
+    const char *base_url, *label, *save_result;
+};
 
 struct bench_opts {
     const char *base_url;       /* http://host:port, no path */
@@ -54,6 +61,8 @@ struct bench_opts {
     int sweep_auto;
     double sweep_start;         /* first rate of --sweep auto */
     int sweep_steps;            /* bisection steps of --sweep auto */
+    struct bench_target_opts targets[BENCH_MAX_TARGETS]; /* base_url, label, save_result: targets[0] */
+    int n_targets, n_labels, n_saves; /* how many of each were given; sweeps of several are interleaved */
     const char *api_key;
     int ignore_eos;
     double timeout_s;           /* per request, 0: none */
@@ -266,10 +275,9 @@ void bench_progress_stop(struct bench_progress *p);
 
 /* ---- sweep.c: runs over several rates ------------------------------------------------------ */
 
-/* Runs o's rate list or the automatic search, prints the table and the highest rate meeting
- * o->attainment, saves and plots as o asks. */
-int bench_sweep(const struct bench_opts *o, const struct http_target *t,
-                const struct bench_prompt *prompts, struct error *err);
+/* Runs o's rate list or the automatic search on each of o's targets (interleaved when several),
+ * prints the table and each one's highest rate meeting o->attainment, saves and plots as o asks. */
+int bench_sweep(const struct bench_opts *o, const struct bench_prompt *prompts, struct error *err);
 
 /* ---- plot.c: gnuplot PNGs ------------------------------------------------------------------- */
 

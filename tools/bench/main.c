@@ -5,6 +5,7 @@
 #include "common/util/log.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 static int run_single(const struct bench_opts *o, const struct http_target *t,
@@ -44,18 +45,18 @@ int main(int argc, char **argv)
     struct bench_prompt *prompts = NULL;
     struct error err = {{0}};
     int rc = bench_opts_parse(argc, argv, &o, &err);
-    if (rc == 0)
+    bool sweep = o.n_rates || o.sweep_auto;
+    if (rc == 0 && !sweep)
         rc = http_target_resolve(o.base_url, &t, &err);
     if (rc == 0)
         rc = bench_prompts_make(&o, &prompts, &err);
     if (rc == 0) {
         char rate[32];
-        snprintf(rate, sizeof rate, o.n_rates || o.sweep_auto ? "swept" : "%g req/s", o.request_rate);
+        snprintf(rate, sizeof rate, sweep ? "swept" : "%g req/s", o.request_rate);
         log_info("%d %s prompts to %s%s, rate %s", o.num_prompts,
                  o.dataset == BENCH_DATASET_RANDOM ? "random" : o.dataset == BENCH_DATASET_MULTITURN ? "multi-turn" : "sharegpt", o.base_url, o.endpoint,
-                 isinf(o.request_rate) && !o.n_rates && !o.sweep_auto ? "inf" : rate);
-        rc = o.n_rates || o.sweep_auto ? bench_sweep(&o, &t, prompts, &err)
-                                       : run_single(&o, &t, prompts, &err);
+                 isinf(o.request_rate) && !sweep ? "inf" : rate);
+        rc = sweep ? bench_sweep(&o, prompts, &err) : run_single(&o, &t, prompts, &err);
     }
     bench_prompts_free(prompts, o.num_prompts);
     if (rc < 0) {

@@ -31,6 +31,9 @@ void bench_opts_usage(FILE *f)
         "           --goodput ttft:MS tpot:MS e2el:MS   --attainment 0.9\n"
         "sweep:     --sweep R1,R2,...|auto  --sweep-start R (auto, default 1)\n"
         "           --sweep-steps N (auto bisection steps, default 3)\n"
+        "           several --base-url (each with its own --label and --save-result, in the same\n"
+        "           order): the servers' sweeps run interleaved, one run each in turn, so a machine\n"
+        "           whose speed drifts moves every server's results alike\n"
         "output:    --save-result FILE  --plot DIR  --label NAME  --progress|--no-progress\n",
         f);
 }
@@ -86,7 +89,6 @@ static int parse_seed(const char *s, uint64_t *seed, struct error *err)
 static void defaults(struct bench_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->base_url = "http://127.0.0.1:8000";
     o->endpoint = "/v1/completions";
     o->model = "default";
     o->input_len = 1024;
@@ -154,10 +156,9 @@ struct opt_def {
 };
 #define F(field) offsetof(struct bench_opts, field)
 static const struct opt_def opt_defs[] = {
-    {"--base-url", OPT_STR, F(base_url), 0},       {"--endpoint", OPT_STR, F(endpoint), 0},
+    {"--endpoint", OPT_STR, F(endpoint), 0},
     {"--model", OPT_STR, F(model), 0},             {"--dataset-path", OPT_STR, F(dataset_path), 0},
-    {"--save-result", OPT_STR, F(save_result), 0}, {"--plot", OPT_STR, F(plot_dir), 0},
-    {"--label", OPT_STR, F(label), 0},             {"--api-key", OPT_STR, F(api_key), 0},
+    {"--plot", OPT_STR, F(plot_dir), 0},           {"--api-key", OPT_STR, F(api_key), 0},
     {"--tokenizer", OPT_STR, F(tokenizer_dir), 0},
     {"--input-len", OPT_INT, F(input_len), 1},     {"--output-len", OPT_INT, F(output_len), 1},
     {"--vocab-size", OPT_INT, F(vocab_size), 1},   {"--num-prompts", OPT_INT, F(num_prompts), 1},
@@ -186,6 +187,19 @@ static int set_field(const struct opt_def *d, const char *v, struct bench_opts *
     return parse_num(d->name, v, d->lo, (double *)base, err);
 }
 
+/* --base-url, --label, --save-result: the n-th of each describes the n-th target. */
+static int parse_target(const char *a, const char *v, struct bench_opts *o, struct error *err)
+{
+    int *n = a[2] == 'b' ? &o->n_targets : a[2] == 'l' ? &o->n_labels : &o->n_saves;
+    if (!v)
+        return error_set(err, "%s needs a value", a);
+    if (*n == BENCH_MAX_TARGETS)
+        return error_set(err, "%s: at most %d servers", a, BENCH_MAX_TARGETS);
+    struct bench_target_opts *t = &o->targets[(*n)++];
+    *(a[2] == 'b' ? &t->base_url : a[2] == 'l' ? &t->label : &t->save_result) = v;
+    return 0;
+}
+
 /* Options that are not one plain value; returns 1 if `a` was one of them. */
 static int parse_special(char **argv, int argc, int *i, struct bench_opts *o, struct error *err,
                          int *rc)
@@ -198,6 +212,10 @@ static int parse_special(char **argv, int argc, int *i, struct bench_opts *o, st
         o->progress = a[2] == 'p';
     else if (!strcmp(a, "--goodput"))
         *rc = parse_goodput(argv, argc, i, o, err);
+    else if (!strcmp(a, "--base-url") || !strcmp(a, "--label") || !strcmp(a, "--save-result")) {
+        *rc = parse_target(a, v, o, err);
+        ++*i;
+    }
     else if (!strcmp(a, "--request-rate") || !strcmp(a, "--sweep") || !strcmp(a, "--seed")) {
         if (!v)
             *rc = error_set(err, "%s needs a value", a);
@@ -226,10 +244,36 @@ static int parse_special(char **argv, int argc, int *i, struct bench_opts *o, st
     return 1;
 }
 
+/* One target (the default one when no --base-url was given) or several, each labelled and saved
+ * apart; base_url, label and save_result name the first. */
+static int check_targets(struct bench_opts *o, struct error *err)
+{
+    int n = o->n_targets ? o->n_targets : 1;
+    if (n > 1 && !o->n_rates && !o->sweep_auto)
+        return error_set(err, "several --base-url need --sweep: their sweeps run interleaved");
+    if (n > 1 && (o->n_labels != n || (o->n_saves && o->n_saves != n)))
+        return error_set(err, "%d servers want %d --label (and none or %d --save-result), one each, "
+                              "in the order of their --base-url", n, n, n);
+    if (n == 1 && (o->n_labels > 1 || o->n_saves > 1))
+        return error_set(err, "--label and --save-result name one server's results; give as many --base-url");
+    o->n_targets = n;
+    for (int i = 0; i < n; i++) {
+        struct bench_target_opts *t = &o->targets[i];
+        t->base_url = t->base_url ? t->base_url : "http://127.0.0.1:8000";
+        t->label = t->label ? t->label : o->model;
+        if (strncmp(t->base_url, "http://", 7))
+            return error_set(err, "--base-url must start with http:// (got '%s')", t->base_url);
+    }
+    o->base_url = o->targets[0].base_url;
+    o->label = o->targets[0].label;
+    o->save_result = o->targets[0].save_result;
+    return 0;
+}
+
 static int check_opts(struct bench_opts *o, struct error *err)
 {
-    if (strncmp(o->base_url, "http://", 7))
-        return error_set(err, "--base-url must start with http:// (got '%s')", o->base_url);
+    if (check_targets(o, err) < 0)
+        return -1;
     if (o->endpoint[0] != '/')
         return error_set(err, "--endpoint must be a path such as /v1/completions");
     o->chat = strstr(o->endpoint, "chat") != NULL;
@@ -244,8 +288,6 @@ static int check_opts(struct bench_opts *o, struct error *err)
     if ((o->n_rates || o->sweep_auto) && !(o->slo_ttft_ms || o->slo_tpot_ms || o->slo_e2el_ms))
         return error_set(err, "--sweep needs at least one SLO (--slo-ttft-ms, --slo-tpot-ms, "
                               "--goodput ...) to measure attainment against");
-    if (!o->label)
-        o->label = o->model;
     return 0;
 }
 

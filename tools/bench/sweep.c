@@ -3,7 +3,13 @@
  * how much traffic a deployment serves within its SLOs. With --sweep auto the rates are found by
  * doubling from --sweep-start until attainment falls below the target, then bisecting between the
  * last rate that met it and the first that did not. Each run of a random dataset sends prompts of
- * its own (the same lengths), so a server's prefix cache cannot serve a run from an earlier one. */
+ * its own (the same lengths), so a server's prefix cache cannot serve a run from an earlier one.
+ *
+ * Several servers (--base-url given more than once) are swept interleaved: each keeps its own
+ * search, and they take one run each in turn, the n-th runs of all sending the same prompts. A
+ * machine whose speed drifts (a VM beside busy neighbours moved 15-20% within an hour here) then
+ * moves every server's results alike, where sweeping one server after another would credit one
+ * deployment with the machine's good quarter of an hour. */
 #include "bench.h"
 #include "common/util/log.h"
 
@@ -13,13 +19,20 @@
 #define SWEEP_MAX_DOUBLINGS 16
 #define SWEEP_MAX_HALVINGS 6
 
+/* Where a search stands: it measures `next`, then moves on by the verdict (sweep_record). */
+enum sweep_phase { SWEEP_LIST, SWEEP_UP, SWEEP_DOWN, SWEEP_BISECT, SWEEP_DONE };
+
 struct sweep {
-    const struct bench_opts *o;
-    const struct http_target *t;
+    const struct bench_opts *o; /* this server's: base_url, label, save_result are its own */
+    struct http_target t;
     const struct bench_prompt *prompts;
     json_t *runs;      /* one result object per measured rate, in the order measured */
     int n_measured;
     double best;       /* highest rate meeting the target so far, 0 if none */
+    enum sweep_phase phase;
+    double lo, hi;     /* auto: the highest rate that met the target (0: none yet), the lowest that missed */
+    int steps;         /* in this phase */
+    double next;
 };
 
 /* One run's prompts: random prompts differ from run to run (with the same lengths), so no run is
@@ -43,7 +56,7 @@ static int measure(struct sweep *s, double rate, int *ok, struct error *err)
     struct bench_prompt *prompts;
     if (run_prompts(s, &o, &prompts, err) < 0)
         return -1;
-    int ran = bench_run_once(&o, s->t, prompts, rate, &run, err);
+    int ran = bench_run_once(&o, &s->t, prompts, rate, &run, err);
     if (prompts != s->prompts)
         bench_prompts_free(prompts, o.num_prompts);
     s->n_measured++;
@@ -54,9 +67,12 @@ static int measure(struct sweep *s, double rate, int *ok, struct error *err)
         *ok = m.attainment >= s->o->attainment;
         if (*ok && rate > s->best)
             s->best = rate;
-        printf("sweep: rate %8.3f req/s  attainment %6.2f%%  goodput %7.3f req/s  "
+        char who[160] = ""; /* names the server when several are swept */
+        if (s->o->n_targets > 1)
+            snprintf(who, sizeof who, "[%s] ", s->o->label);
+        printf("sweep: %srate %8.3f req/s  attainment %6.2f%%  goodput %7.3f req/s  "
                "p90 TTFT %8.1f ms  p90 TPOT %7.1f ms  failed %d  load %.1f  %s\n",
-               rate, 100.0 * m.attainment, m.request_goodput, m.ttft.p90, m.tpot.p90, m.failed,
+               who, rate, 100.0 * m.attainment, m.request_goodput, m.ttft.p90, m.tpot.p90, m.failed,
                run.load_end, *ok ? "meets target" : "misses target");
         fflush(stdout);
         json_array_append_new(s->runs, bench_result_json(s->o, &run, &m));
@@ -65,51 +81,59 @@ static int measure(struct sweep *s, double rate, int *ok, struct error *err)
     return rc;
 }
 
-static int sweep_list(struct sweep *s, struct error *err)
+static void sweep_begin(struct sweep *s)
 {
-    int ok;
-    for (int i = 0; i < s->o->n_rates; i++)
-        if (measure(s, s->o->rates[i], &ok, err) < 0)
-            return -1;
-    return 0;
+    s->phase = s->o->sweep_auto ? SWEEP_UP : SWEEP_LIST;
+    s->next = s->o->sweep_auto ? s->o->sweep_start : s->o->rates[0];
+    s->hi = s->next;
 }
 
-static int sweep_auto(struct sweep *s, struct error *err)
+/* Bisection between lo (met) and hi (missed), or done after --sweep-steps of it. */
+static void bisect(struct sweep *s)
 {
-    double lo = 0, hi = s->o->sweep_start;
-    int ok, steps = 0;
-    if (measure(s, hi, &ok, err) < 0)
-        return -1;
-    /* Find a bracket [lo passes, hi fails]. */
-    while (ok && steps++ < SWEEP_MAX_DOUBLINGS) {
-        lo = hi;
-        hi *= 2;
-        if (measure(s, hi, &ok, err) < 0)
-            return -1;
+    s->phase = s->steps < s->o->sweep_steps ? SWEEP_BISECT : SWEEP_DONE;
+    s->next = (s->lo + s->hi) / 2;
+}
+
+/* Moves the search on by whether the rate just measured (s->next) met the target. */
+static void sweep_record(struct sweep *s, int ok)
+{
+    double r = s->next;
+    s->steps++;
+    switch (s->phase) {
+    case SWEEP_LIST:
+        s->phase = s->steps < s->o->n_rates ? SWEEP_LIST : SWEEP_DONE;
+        s->next = s->o->rates[s->steps % s->o->n_rates];
+        return;
+    case SWEEP_UP: /* find a bracket [lo met, hi missed] by doubling */
+        if (ok) {
+            s->lo = r;
+            s->hi = s->next = 2 * r;
+            s->phase = s->steps <= SWEEP_MAX_DOUBLINGS ? SWEEP_UP : SWEEP_DONE; /* never missed */
+            return;
+        }
+        s->steps = 0;
+        if (s->lo > 0)
+            return bisect(s);
+        s->phase = SWEEP_DOWN;
+        s->next = r / 2;
+        return;
+    case SWEEP_DOWN: /* the first rate missed: halve until one meets it */
+        if (ok) {
+            s->lo = r;
+            s->steps = 0;
+            return bisect(s);
+        }
+        s->hi = r;
+        s->phase = s->steps < SWEEP_MAX_HALVINGS ? SWEEP_DOWN : SWEEP_DONE; /* nothing met it */
+        s->next = r / 2;
+        return;
+    case SWEEP_BISECT:
+        *(ok ? &s->lo : &s->hi) = r;
+        return bisect(s);
+    case SWEEP_DONE:
+        return;
     }
-    if (ok)
-        return 0; /* never missed: best is the highest rate tried */
-    for (steps = 0; lo == 0 && steps < SWEEP_MAX_HALVINGS; steps++) {
-        double r = hi / 2;
-        if (measure(s, r, &ok, err) < 0)
-            return -1;
-        if (ok)
-            lo = r;
-        else
-            hi = r;
-    }
-    if (lo == 0)
-        return 0; /* nothing tried met the target */
-    for (steps = 0; steps < s->o->sweep_steps; steps++) {
-        double mid = (lo + hi) / 2;
-        if (measure(s, mid, &ok, err) < 0)
-            return -1;
-        if (ok)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return 0;
 }
 
 static json_t *sweep_json(const struct sweep *s)
@@ -125,27 +149,76 @@ static json_t *sweep_json(const struct sweep *s)
                      "runs", s->runs);
 }
 
-int bench_sweep(const struct bench_opts *o, const struct http_target *t,
-                const struct bench_prompt *prompts, struct error *err)
+/* Prints, saves and plots one server's sweep. */
+static int sweep_report(struct sweep *s, struct error *err)
 {
-    struct sweep s = {.o = o, .t = t, .prompts = prompts, .runs = json_array()};
-    int rc = o->sweep_auto ? sweep_auto(&s, err) : sweep_list(&s, err);
-    if (rc == 0) {
-        if (s.best > 0)
-            printf("max rate at %.0f%% attainment: %.3f req/s (%s)\n", 100.0 * o->attainment,
-                   s.best, o->label);
-        else
-            printf("max rate at %.0f%% attainment: none of the rates tried met it (%s)\n",
-                   100.0 * o->attainment, o->label);
-        json_t *res = sweep_json(&s);
-        if (o->save_result)
-            rc = bench_result_save(res, o->save_result, err);
-        if (rc == 0 && o->plot_dir) {
-            const char *label = o->label;
-            rc = bench_plot(o->plot_dir, &res, &label, 1, err);
-        }
-        json_decref(res);
+    const struct bench_opts *o = s->o;
+    if (s->best > 0)
+        printf("max rate at %.0f%% attainment: %.3f req/s (%s)\n", 100.0 * o->attainment, s->best, o->label);
+    else
+        printf("max rate at %.0f%% attainment: none of the rates tried met it (%s)\n", 100.0 * o->attainment,
+               o->label);
+    json_t *res = sweep_json(s);
+    int rc = o->save_result ? bench_result_save(res, o->save_result, err) : 0;
+    json_decref(res);
+    return rc;
+}
+
+/* Plots every server's sweep in one set of figures. */
+static int sweep_plot(const struct sweep *s, int n, const char *dir, struct error *err)
+{
+    json_t *res[BENCH_MAX_TARGETS];
+    const char *labels[BENCH_MAX_TARGETS];
+    for (int i = 0; i < n; i++) {
+        res[i] = sweep_json(&s[i]);
+        labels[i] = s[i].o->label;
     }
-    json_decref(s.runs);
+    int rc = bench_plot(dir, res, labels, n, err);
+    for (int i = 0; i < n; i++)
+        json_decref(res[i]);
+    return rc;
+}
+
+/* The servers' searches, one run each in turn until every one is done. */
+static int sweep_all(struct sweep *s, int n, struct error *err)
+{
+    for (int busy = 1; busy;) {
+        busy = 0;
+        for (int i = 0; i < n; i++) {
+            if (s[i].phase == SWEEP_DONE)
+                continue;
+            int ok = 0;
+            if (measure(&s[i], s[i].next, &ok, err) < 0)
+                return -1;
+            sweep_record(&s[i], ok);
+            busy = 1;
+        }
+    }
+    return 0;
+}
+
+int bench_sweep(const struct bench_opts *o, const struct bench_prompt *prompts, struct error *err)
+{
+    int n = o->n_targets, rc = 0;
+    struct bench_opts each[BENCH_MAX_TARGETS];
+    struct sweep s[BENCH_MAX_TARGETS];
+    for (int i = 0; i < n; i++) {
+        each[i] = *o;
+        each[i].base_url = o->targets[i].base_url;
+        each[i].label = o->targets[i].label;
+        each[i].save_result = o->targets[i].save_result;
+        s[i] = (struct sweep){.o = &each[i], .prompts = prompts, .runs = json_array()};
+        sweep_begin(&s[i]);
+        if (rc == 0)
+            rc = http_target_resolve(each[i].base_url, &s[i].t, err);
+    }
+    if (rc == 0)
+        rc = sweep_all(s, n, err);
+    for (int i = 0; rc == 0 && i < n; i++)
+        rc = sweep_report(&s[i], err);
+    if (rc == 0 && o->plot_dir)
+        rc = sweep_plot(s, n, o->plot_dir, err);
+    for (int i = 0; i < n; i++)
+        json_decref(s[i].runs);
     return rc;
 }
