@@ -156,7 +156,7 @@ sweep_deployments() {
     # Warm-up, not counted: GOODPUT_WARMUP_S of traffic at the start rate, so a deployment that adapts
     # (the rebalancer switches after 10-30 s) is swept as it runs, not as it starts; the first run
     # caps the bisection, and it used to be spent in the starting layout. Every deployment gets it.
-    # The rebalancer judges only windows with traffic, so it sits out the others' warm-ups and runs.
+    # The rebalancer decides nothing without a whole window of traffic: it sits out the others' runs.
     for mode in $DEPLOYMENTS; do
         [ "$WARMUP_S" -gt 0 ] || break
         "$BENCH" --base-url "${URL[$mode]}" "${WORKLOAD[@]}" --request-rate "$START" --no-progress \

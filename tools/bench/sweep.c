@@ -104,35 +104,38 @@ static void sweep_record(struct sweep *s, int ok)
     case SWEEP_LIST:
         s->phase = s->steps < s->o->n_rates ? SWEEP_LIST : SWEEP_DONE;
         s->next = s->o->rates[s->steps % s->o->n_rates];
-        return;
+        break;
     case SWEEP_UP: /* find a bracket [lo met, hi missed] by doubling */
         if (ok) {
             s->lo = r;
             s->hi = s->next = 2 * r;
             s->phase = s->steps <= SWEEP_MAX_DOUBLINGS ? SWEEP_UP : SWEEP_DONE; /* never missed */
-            return;
+        } else if (s->lo > 0) {
+            s->steps = 0;
+            bisect(s);
+        } else {
+            s->steps = 0;
+            s->phase = SWEEP_DOWN;
+            s->next = r / 2;
         }
-        s->steps = 0;
-        if (s->lo > 0)
-            return bisect(s);
-        s->phase = SWEEP_DOWN;
-        s->next = r / 2;
-        return;
+        break;
     case SWEEP_DOWN: /* the first rate missed: halve until one meets it */
         if (ok) {
             s->lo = r;
             s->steps = 0;
-            return bisect(s);
+            bisect(s);
+        } else {
+            s->hi = r;
+            s->phase = s->steps < SWEEP_MAX_HALVINGS ? SWEEP_DOWN : SWEEP_DONE; /* nothing met it */
+            s->next = r / 2;
         }
-        s->hi = r;
-        s->phase = s->steps < SWEEP_MAX_HALVINGS ? SWEEP_DOWN : SWEEP_DONE; /* nothing met it */
-        s->next = r / 2;
-        return;
+        break;
     case SWEEP_BISECT:
         *(ok ? &s->lo : &s->hi) = r;
-        return bisect(s);
+        bisect(s);
+        break;
     case SWEEP_DONE:
-        return;
+        break;
     }
 }
 
