@@ -52,6 +52,7 @@ void rb_note_prompt(struct rb_state *s, const struct rb_config *c, uint64_t now_
     if (window_tokens(s, c) == 0 && s->tokens[slot(c, s->second)] == 0)
         s->busy_since_ms = now_ms;
     s->tokens[slot(c, s->second)] += tokens;
+    s->last_prompt_ms = now_ms;
 }
 
 void rb_switched(struct rb_state *s, const struct rb_config *c, uint64_t now_ms)
@@ -147,7 +148,8 @@ bool rb_decide(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, c
     }
     double pressure = decode_pressure(c, w, n);
     bool shrink = low_for_long(s, c, now_ms, n_prefill) || (s->low && pressure > 0);
-    bool window_busy = sum > 0 && now_ms >= s->busy_since_ms + (uint64_t)window(c) * 1000;
+    bool window_busy = sum > 0 && now_ms >= s->busy_since_ms + (uint64_t)window(c) * 1000 &&
+                       now_ms < s->last_prompt_ms + (uint64_t)window(c) * 500;
     if (ms <= 0 || !window_busy || now_ms < s->quiet_until_ms)
         return false; /* nothing measured, not a whole window of traffic to judge by, or too soon */
     if (s->load >= c->high * (n_prefill + 1) && n_decoding > 1 &&

@@ -29,9 +29,13 @@
  * goodput, 128 in / 256 out: one colocated worker decoding everything for the 30 s before the
  * switch missed 32 of a run's 100 TPOTs, and that run decided the sweep).
  *
- * One switch at a time, none before prompts have been coming for a whole window (an idle cluster says
- * nothing about the next load, and a window that began idle understates it), none within a window
- * of the last switch, never a pinned
+ * One switch at a time, none before prompts have been coming for a whole window and still are (one
+ * in the last half window): an idle cluster says nothing about the next load, a window that began
+ * idle understates it, and one that holds a lone request says nothing at all (bench-goodput keeps
+ * three deployments up while it sweeps them in turn: the SLO-routed one, idle but for its 4-token
+ * readiness probe, judged the window of that probe, gave its prefill worker up on the probe's TPOT,
+ * took a worker back to prefill 70 s later on the probe's 18.7 ms a token, and gave it up again
+ * 10 s after: three drains in its warm-up). None within a window of the last switch, never a pinned
  * worker (--pin-role), never a worker whose id another worker of the new role has (ids are unique
  * per role), never the last worker that decodes, and never the last prefill worker while a pure
  * decode worker (which only takes KV from prefill workers) is registered. */
@@ -60,6 +64,7 @@ struct rb_state {
     uint64_t second;                  /* the current second */
     uint64_t quiet_until_ms;          /* no switch before then */
     uint64_t busy_since_ms;           /* the first prompt after a window without any */
+    uint64_t last_prompt_ms;          /* the latest prompt */
     bool low;                         /* the work has been under `low` since low_since_ms */
     uint64_t low_since_ms;
     double load;                      /* the last prompt work measured, in workers */

@@ -372,6 +372,15 @@ static void test_rebalance_policy(void)
     CHECK_NEAR(s.load, 0.0, 1e-12);
     CHECK(run_policy(&s, &c, 51, 90, 10, co, 2, &d) == 80 && d.index == 1 && d.to == WIRE_ROLE_COLOCATED);
     CHECK_NEAR(s.load, 0.005, 1e-12);
+    /* a lone request is not traffic: a 4-token probe at 0.5 s, then silence, under TPOT pressure and
+     * far under `low`: no switch at 10.5 s nor later; prompts from 30 s on are judged from 40 s (a
+     * window of them), and the prefill worker goes then, the work having been low all along */
+    rb_init(&s, &tight, 0);
+    pressed[1].tpot_ms = 16;
+    rb_note_prompt(&s, &tight, 500, 4);
+    for (int t = 1; t < 30; t++)
+        CHECK(!rb_decide(&s, &tight, (uint64_t)t * 1000 + 500, pressed, 2, &d));
+    CHECK(run_policy(&s, &tight, 30, 60, 100, pressed, 2, &d) == 40 && d.to == WIRE_ROLE_COLOCATED);
     /* nothing measured yet: no decision, however long the traffic */
     struct rb_worker fresh[2] = {{7, WIRE_ROLE_PREFILL, false, 0, 0, 0}, {8, WIRE_ROLE_COLOCATED, false, 0, 0, 0}};
     rb_init(&s, &c, 0);
