@@ -15,7 +15,7 @@
 
 #include "tools/plan/plan.h"
 
-#define MAX_STEP_LOGS 16
+#define MAX_STEP_LOGS 64 /* bench-plan passes every worker's log of every cell: 6 a cell */
 
 struct opts {
     const char *profile, *write_env, *rates, *replay, *save_result;
