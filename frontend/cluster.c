@@ -429,7 +429,6 @@ static int choose_slo(struct cluster *c, const struct slo_route *slo, const stru
     struct slo_paths paths = {.split_ms = slo_predict_ttft(&cd->pf->slo, (double)queue_ahead(cd->pf, s, &pf_have), fb)};
     if (cd->co && decode_fit(cd->co, s, cd->co_cached) > 0) {
         paths.local_ms = slo_predict_ttft(&cd->co->slo, (double)queue_ahead(cd->co, s, &co_have), fb);
-        paths.local_prompt_ms = slo_predict_ttft(&cd->co->slo, s->n_prompt - (double)co_have * block_size(cd->co), fb);
         paths.out_tokens = s->n_positions - s->n_prompt;
         if (slo_go_local(slo, &paths, &cd->co->slo)) {
             c->slo.n_local++;

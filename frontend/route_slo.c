@@ -33,8 +33,9 @@ bool slo_go_local(const struct slo_route *r, const struct slo_paths *p, const st
         return false;
     if (r->tpot_ms <= 0)
         return true;
-    /* The prompt's passes delay every token of the sequences decoding there; spread over a sequence
-     * as long as this one, they must leave that worker's TPOT within the SLO. */
-    double spread = p->local_prompt_ms / (p->out_tokens > 1 ? p->out_tokens - 1 : 1);
+    /* The prompt passes up to this one's first token delay every token of the sequences decoding
+     * there; spread over a sequence as long as this one, they must leave that worker's TPOT within
+     * the SLO. Charging this prompt alone let a burst of them through, each fitting by itself. */
+    double spread = p->local_ms / (p->out_tokens > 1 ? p->out_tokens - 1 : 1);
     return local->tpot_ms + spread <= r->tpot_ms;
 }

@@ -11,8 +11,10 @@
  *
  * The disaggregated path is taken whenever its predicted TTFT meets the SLO: it keeps prompt work out
  * of the decode passes. Otherwise the local path is taken if it predicts a shorter TTFT and, with
- * --slo-tpot-ms, its prompt's cost spread over this sequence's tokens keeps that worker's TPOT
- * within the SLO. Everything here runs on the loop thread. */
+ * --slo-tpot-ms, the prompt work that worker has to do up to this prompt's first token (the prompts
+ * already sent there and this one), spread over this sequence's tokens, keeps its TPOT within the
+ * SLO: all of that work lands in the lives of the sequences decoding there, since the worker holds no
+ * prompt past its TTFT SLO. Everything here runs on the loop thread. */
 #ifndef PD_ROUTE_SLO_H
 #define PD_ROUTE_SLO_H
 
@@ -45,8 +47,7 @@ void slo_observe_tpot(struct slo_costs *w, double ms);
 double slo_predict_ttft(const struct slo_costs *w, double tokens, double fallback);
 /* The two paths for one sequence, as predicted. */
 struct slo_paths {
-    double split_ms, local_ms; /* TTFT each way */
-    double local_prompt_ms;    /* the colocated worker's time for this prompt alone */
+    double split_ms, local_ms; /* TTFT each way; local_ms is also the colocated worker's prompt work */
     uint32_t out_tokens;       /* the sequence's max_tokens */
 };
 

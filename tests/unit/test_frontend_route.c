@@ -229,6 +229,16 @@ static void test_slo_routing(void)
     /* ... over 100 tokens it adds 5 ms: local */
     CHECK_EQ_INT(cluster_pick(&c, SEQ(500, 100), &p, &d), 0);
     CHECK(p == &W[1]);
+    /* ... but not behind 2,500 tokens already sent there: those 3 s of prompt passes, this one's
+     * included, add 30 ms to the 20 ms TPOT of the sequences decoding there (the prefill worker's
+     * 5.5 s are worse, but only for this request) */
+    slo_cluster(&c, 5000, 2500, 20);
+    CHECK_EQ_INT(cluster_pick(&c, SEQ(500, 100), &p, &d), 0);
+    CHECK(p == &W[0] && d == &W[1]);
+    /* behind 2,000 they add 25 ms: local */
+    slo_cluster(&c, 5000, 2000, 20);
+    CHECK_EQ_INT(cluster_pick(&c, SEQ(500, 100), &p, &d), 0);
+    CHECK(p == &W[1]);
     /* off: the colocated worker is no pair's decode worker, and it takes everything */
     slo_cluster(&c, 0, 0, 20);
     cluster_set_slo(&c, 0, 0);

@@ -128,7 +128,7 @@ static bool go_local(const struct sim *s, const struct sreq *q, int pf, int co)
 {
     double split = (s->w[pf].queued_tokens + q->r->in) * ms_per_token(s, pf);
     double local = (s->w[co].queued_tokens + q->r->in) * ms_per_token(s, co);
-    double spread = q->r->in * ms_per_token(s, co) / (q->r->out > 1 ? q->r->out - 1 : 1);
+    double spread = local / (q->r->out > 1 ? q->r->out - 1 : 1);
     return split > s->slo->ttft_ms && local < split && s->w[co].tpot_ms + spread <= s->slo->tpot_ms;
 }
 
