@@ -14,10 +14,11 @@
  * Routed by the SLOs (a deployment's slo_routed: docs/frontend.md), as the frontend and workers do:
  *  - every sequence decodes on the colocated worker with the fewest tokens reserved; its prompt goes
  *    to the prefill worker unless the TTFT predicted there breaks the SLO, the colocated worker
- *    predicts a sooner one, and its prompt spread over its tokens keeps that worker's TPOT. The
- *    predictions use what the frontend measures: each worker's ms per queued prompt token (dispatch
- *    to first token, averaged over recent prompts by their tokens) and its time per output token
- *    (EWMA), as they happen;
+ *    predicts a sooner one, and its prompt work up to this prompt's first token (its queue and this
+ *    prompt) spread over this sequence's tokens keeps that worker's TPOT. The predictions use what
+ *    the frontend measures: each worker's ms per queued prompt token (dispatch to first token,
+ *    averaged over recent prompts by their tokens) and its time per output token (EWMA), as they
+ *    happen;
  *  - while a colocated worker decodes, its pass carries only the prompt tokens that fit in the time
  *    the tightest decoding sequence can give: 90% of the TPOT SLO for each token it has had since
  *    its first, this one included, less what those took, plus what its next (up to 64) decode
