@@ -103,6 +103,8 @@ $(BUILD)/pdserve-$(1): $(call obj,$(wildcard tools/$(1)/*.c)) $(LIBS)
 	$$(CC) $$(CFLAGS) $$(XCFLAGS) $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LDLIBS) -o $$@
 endef
 $(foreach t,$(TOOL_DIRS),$(eval $(call TOOL_DIR_RULE,$(t))))
+# The planner's simulator routes by the frontend's own SLO rule and cost estimates.
+$(BUILD)/pdserve-plan: $(call obj,frontend/route_slo.c)
 
 TESTHELP := $(BUILD)/libpdtesthelp.a
 $(TESTHELP): $(call obj,$(wildcard tests/helpers/*.c))

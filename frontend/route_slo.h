@@ -7,7 +7,8 @@
  *  - each worker's prefill speed, in ms per queued prompt token: from dispatch to first token over the
  *    prompt tokens that were ahead of it (its own included), averaged over its recent sequences by
  *    their tokens (common/util/decayed.h);
- *  - each decode-capable worker's TPOT, averaged over the sequences it finished.
+ *  - each decode-capable worker's time per output token: an EWMA over the gaps between the tokens
+ *    its sequences receive (a message of n tokens counts once, its wait over n).
  *
  * The disaggregated path is taken whenever its predicted TTFT meets the SLO: it keeps prompt work out
  * of the decode passes. Otherwise the local path is taken if it predicts a shorter TTFT and, with
@@ -40,7 +41,7 @@ struct slo_route {
 /* The first token of a prompt arrived `ms` after dispatch; `tokens` prompt tokens were ahead of it on
  * w, its own included. */
 void slo_observe_prefill(struct slo_costs *w, double tokens, double ms);
-/* A sequence decoded on w finished with this TPOT. */
+/* A token of a sequence decoding on w came `ms` after the one before. */
 void slo_observe_tpot(struct slo_costs *w, double ms);
 /* Predicted TTFT on a worker with `tokens` prompt tokens to compute up to this prompt's last;
  * `fallback` is the ms per token assumed until it has been measured. */

@@ -15,10 +15,10 @@
  *  - every sequence decodes on the colocated worker with the fewest tokens reserved; its prompt goes
  *    to the prefill worker unless the TTFT predicted there breaks the SLO, the colocated worker
  *    predicts a sooner one, and its prompt work up to this prompt's first token (its queue and this
- *    prompt) spread over this sequence's tokens keeps that worker's TPOT. The predictions use what
- *    the frontend measures: each worker's ms per queued prompt token (dispatch to first token,
- *    averaged over recent prompts by their tokens) and its time per output token (EWMA), as they
- *    happen;
+ *    prompt) spread over this sequence's tokens keeps that worker's TPOT. The frontend's own code
+ *    (route_slo.c, linked in) measures the costs and decides: each worker's ms per queued prompt
+ *    token (arrival to first token, averaged over recent prompts by their tokens) and its time per
+ *    output token (EWMA over the tokens it decodes), as they happen;
  *  - while a colocated worker decodes, its pass carries only the prompt tokens that fit in the time
  *    the tightest decoding sequence can give: 90% of the TPOT SLO for each token it has had since
  *    its first, this one included, less what those took, plus what its next (up to 64) decode
@@ -36,7 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/util/decayed.h"
+#include "frontend/route_slo.h"
 #include "tools/plan/plan.h"
 
 enum role { PREFILL, DECODE, COLOC };
@@ -64,12 +64,10 @@ struct worker {
     struct list pass_prompts, pass_decodes; /* what the current pass computes */
     int pass_tokens[1024];                  /* prompt tokens per entry of pass_prompts */
     double queued_tokens, reserved_tokens;
-    double ms_per_token, tpot_ms; /* as the frontend measures them (SLO routing); 0: not yet */
-    struct decayed_ratio prefill; /* ms over prompt tokens, for ms_per_token */
+    struct slo_costs slo; /* its costs as the frontend measures them, for SLO routing */
 };
 
-/* The frontend's and workers' constants for SLO routing (route_slo.c, decode_engine.c, rebalance.c). */
-#define EWMA_WEIGHT 0.2
+/* The workers' and rebalancer's constants for SLO routing (decode_engine.c, rebalance.c). */
 #define SLO_SHARE 0.9
 #define SLO_MIN_PROMPT 128
 #define SLO_LEND_TOKENS 64
@@ -111,26 +109,26 @@ static int least(struct sim *s, enum role role, bool by_queue)
     return best;
 }
 
-static void ewma(double *avg, double x) { *avg = *avg > 0 ? *avg + EWMA_WEIGHT * (x - *avg) : x; }
-
-/* A worker's measured ms per prompt token, or until it has one the mean of those measured (or 1). */
-static double ms_per_token(const struct sim *s, int i)
+/* ms per prompt token assumed for a worker not measured yet: the mean of those measured, or 1. */
+static double fallback_ms_per_token(const struct sim *s)
 {
     double sum = 0;
     int n = 0;
     for (int k = 0; k < s->n_w; k++)
-        if (s->w[k].ms_per_token > 0)
-            sum += s->w[k].ms_per_token, n++;
-    return s->w[i].ms_per_token > 0 ? s->w[i].ms_per_token : n ? sum / n : 1.0;
+        if (s->w[k].slo.prefill_ms_per_token > 0)
+            sum += s->w[k].slo.prefill_ms_per_token, n++;
+    return n ? sum / n : 1.0;
 }
 
-/* The frontend's choice between the prefill worker pf and the colocated worker co (route_slo.c). */
+/* The frontend's choice between the prefill worker pf and the colocated worker co: its own rule. */
 static bool go_local(const struct sim *s, const struct sreq *q, int pf, int co)
 {
-    double split = (s->w[pf].queued_tokens + q->r->in) * ms_per_token(s, pf);
-    double local = (s->w[co].queued_tokens + q->r->in) * ms_per_token(s, co);
-    double spread = local / (q->r->out > 1 ? q->r->out - 1 : 1);
-    return split > s->slo->ttft_ms && local < split && s->w[co].tpot_ms + spread <= s->slo->tpot_ms;
+    double fb = fallback_ms_per_token(s);
+    struct slo_route r = {.ttft_ms = s->slo->ttft_ms, .tpot_ms = s->slo->tpot_ms};
+    struct slo_paths p = {.split_ms = slo_predict_ttft(&s->w[pf].slo, s->w[pf].queued_tokens + q->r->in, fb),
+                          .local_ms = slo_predict_ttft(&s->w[co].slo, s->w[co].queued_tokens + q->r->in, fb),
+                          .out_tokens = (uint32_t)q->r->out};
+    return slo_go_local(&r, &p, &s->w[co].slo);
 }
 
 static void route(struct sim *s, int id)
@@ -252,10 +250,8 @@ static void prompt_done(struct sim *s, struct worker *w, int id, double t, doubl
 {
     struct sreq *q = &s->reqs[id];
     q->first = q->prev = t, q->generated = 1;
-    if (s->d->slo_routed) { /* the frontend's measure of w's prefill speed */
-        decayed_add(&w->prefill, (t - q->r->arrival) * 1e3, q->queue_ahead, 1 - EWMA_WEIGHT);
-        w->ms_per_token = decayed_value(&w->prefill);
-    }
+    if (s->d->slo_routed) /* the frontend's measure of w's prefill speed */
+        slo_observe_prefill(&w->slo, q->queue_ahead, (t - q->r->arrival) * 1e3);
     if (q->r->out == 1) {
         finish(s, q, t);
         return;
@@ -275,7 +271,7 @@ static void end_pass(struct sim *s, struct worker *w, double t, double pass)
     for (int i = 0; i < w->pass_decodes.n; i++) {
         struct sreq *q = &s->reqs[w->pass_decodes.v[i]];
         if (s->d->slo_routed) /* the frontend's measure of w's time per output token */
-            ewma(&w->tpot_ms, (t - q->prev) * 1e3);
+            slo_observe_tpot(&w->slo, (t - q->prev) * 1e3);
         q->prev = t;
         if (++q->generated == q->r->out) {
             finish(s, q, t);
