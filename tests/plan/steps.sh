@@ -38,10 +38,12 @@ got = {"tokens": sum(p["tokens"] for p in passes),
 print(f"{len(passes)} passes: {got}; the requests: {want}")
 assert got == want
 assert all(p["threads"] == 1 and p["secs"] > 0 for p in passes)
+# each pass's start on the monotonic clock: in order, none before the last one ended
+assert all(b["t"] >= a["t"] + a["secs"] - 1e-6 for a, b in zip(passes, passes[1:])), "passes overlap in t"
 two = [p for p in passes if p["tokens"] == 2 and p["prompt_attn"] == 0]
 assert two, "no decode pass of two sequences"
 PY
-echo "ok   the worker's passes add up to its requests' tokens, attention pairs and logits rows"
+echo "ok   the worker's passes add up to its requests' tokens, attention pairs and logits rows, one after another in t"
 
 "$BUILD/pdserve-bench-engine" --model "$MODEL" --threads 1 --profile "$WORK/profile.json" >/dev/null
 "$BUILD/pdserve-plan" simulate --profile "$WORK/profile.json" --steps "$LOG" --deployment 1C \
