@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -335,14 +334,10 @@ int worker_step(struct worker *w, struct seq **seqs, int n, int budget, bool (*o
     int rc = engine_step(&w->engine, seqs, n, budget, on_layer, ctx, res, err);
     if (rc == 0 && res->n_tokens > 0) {
         note_step(w, res->seconds);
-        if (w->step_log) { /* t: when the pass began, on the host's monotonic clock (what passes leave idle) */
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
+        if (w->step_log) /* t: when the pass began, on the host's monotonic clock (what passes leave idle) */
             fprintf(w->step_log, "{\"threads\": %d, \"tokens\": %d, \"prompt_attn\": %.0f, \"decode_attn\": %.0f, "
                                  "\"logits\": %d, \"secs\": %.6f, \"t\": %.6f}\n", w->opts.threads, res->n_tokens,
-                    res->prompt_attn, res->decode_attn, res->n_logits, res->seconds,
-                    (double)now.tv_sec + (double)now.tv_nsec / 1e9 - res->seconds);
-        }
+                    res->prompt_attn, res->decode_attn, res->n_logits, res->seconds, res->started);
     }
     return rc;
 }

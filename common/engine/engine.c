@@ -371,5 +371,6 @@ int engine_step(struct engine *e, struct seq **seqs, int n, int token_budget,
                           seqs[i]->n_cached / e->kv.block_size, &seqs[i]->chain);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     res->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    res->started = (double)t0.tv_sec + (double)t0.tv_nsec / 1e9;
     return 0;
 }

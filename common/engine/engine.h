@@ -107,6 +107,7 @@ struct step_result {
     bool out_of_blocks;
     bool stopped;    /* on_layer stopped the pass: nothing was cached or sampled */
     double seconds;  /* the step's wall time */
+    double started;  /* when it began: CLOCK_MONOTONIC, in seconds */
     /* The pass's shape, as pdserve-plan's cost model counts it (tools/plan/plan.h): attention
      * (query, key) pairs of prompt chunks and of single decoded tokens, and rows of logits. */
     double prompt_attn, decode_attn;
