@@ -332,7 +332,7 @@ int worker_step(struct worker *w, struct seq **seqs, int n, int budget, bool (*o
                 void *ctx, struct step_result *res, struct error *err)
 {
     int rc = engine_step(&w->engine, seqs, n, budget, on_layer, ctx, res, err);
-    if (rc == 0 && res->n_tokens > 0) {
+    if (rc == 0 && res->n_tokens > 0 && !res->stopped) { /* a stopped pass has no time: not a pass */
         note_step(w, res->seconds);
         if (w->step_log) /* t: when the pass began, on the host's monotonic clock (what passes leave idle) */
             fprintf(w->step_log, "{\"threads\": %d, \"tokens\": %d, \"prompt_attn\": %.0f, \"decode_attn\": %.0f, "

@@ -117,8 +117,8 @@ int worker_parse_args(int argc, char **argv, const char *prog, bool allow_coloca
 int worker_main(const struct worker_opts *o, const struct worker_slot *slots, int n_slots);
 
 /* From the engine thread: engine_step of at most `budget` tokens (--token-budget, or fewer), its time
- * counted in the LOAD's step histogram when it computed tokens (and, with --step-log, the step
- * written there as a pass of pdserve-plan's profile). */
+ * counted in the LOAD's step histogram when it computed tokens and was not stopped by on_layer (and,
+ * with --step-log, the step written there as a pass of pdserve-plan's profile). */
 int worker_step(struct worker *w, struct seq **seqs, int n, int budget, bool (*on_layer)(void *ctx, int layer),
                 void *ctx, struct step_result *res, struct error *err);
 /* From the engine thread: a sequence gave its KV blocks up to be computed again. */
