@@ -3,10 +3,11 @@
  * blocks among workers with batch room (any worker when none has room), colocated only without a
  * prefill+decode pair or when only it has free blocks for the whole sequence, a worker that refused a sequence skipped on its retry unless it is the only one,
  * a worker whose LOAD says it is draining never picked, and /health readiness; and SLO-aware routing
- * (route_slo.h) under scripted loads and measured costs; and the rebalancer's policy (rebalance.h)
+ * (route_slo.h) under scripted loads and measured costs; and the rebalancer's policy (rebalance_policy.h)
  * on hand-counted prompt work, with a worker being switched never picked. */
 #include "frontend/cluster.c"
 #include "frontend/rebalance.c"
+#include "frontend/rebalance_policy.c"
 #include "frontend/route_slo.c"
 
 #include "tests/helpers/check.h"

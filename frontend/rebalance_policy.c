@@ -1,0 +1,169 @@
+/* rebalance_policy.c — when to move a worker between the prefill and the colocated role
+ * (rebalance_policy.h). */
+#include "frontend/rebalance_policy.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/wire.h"
+
+static int window(const struct rb_config *c)
+{
+    return c->window_s < 1 ? 1 : c->window_s > RB_MAX_WINDOW_S ? RB_MAX_WINDOW_S : c->window_s;
+}
+
+/* The ring holds the window's whole seconds and the current one. */
+static uint64_t slot(const struct rb_config *c, uint64_t second)
+{
+    return second % (uint64_t)(window(c) + 1);
+}
+
+/* Moves the ring to now's second, zeroing the seconds it passes. */
+static void advance(struct rb_state *s, const struct rb_config *c, uint64_t now_ms)
+{
+    uint64_t sec = now_ms / 1000;
+    for (int i = 0; s->second < sec && i <= window(c); i++)
+        s->tokens[slot(c, ++s->second)] = 0;
+    s->second = sec;
+}
+
+void rb_init(struct rb_state *s, const struct rb_config *c, uint64_t now_ms)
+{
+    memset(s, 0, sizeof *s);
+    s->second = now_ms / 1000;
+    s->quiet_until_ms = now_ms + (uint64_t)window(c) * 1000;
+}
+
+/* Prompt tokens in the window's whole seconds. */
+static uint64_t window_tokens(const struct rb_state *s, const struct rb_config *c)
+{
+    uint64_t sum = 0;
+    for (uint64_t i = 1; i <= (uint64_t)window(c) && i <= s->second; i++)
+        sum += s->tokens[slot(c, s->second - i)];
+    return sum;
+}
+
+void rb_note_prompt(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, uint32_t tokens)
+{
+    advance(s, c, now_ms);
+    if (window_tokens(s, c) == 0 && s->tokens[slot(c, s->second)] == 0)
+        s->busy_since_ms = now_ms;
+    s->tokens[slot(c, s->second)] += tokens;
+    s->last_prompt_ms = now_ms;
+}
+
+void rb_switched(struct rb_state *s, const struct rb_config *c, uint64_t now_ms)
+{
+    s->quiet_until_ms = now_ms + (uint64_t)window(c) * 1000;
+    s->low = false;
+}
+
+/* Whether the work has stayed under `low` for RB_SHRINK_WINDOWS windows, as of this tick. */
+static bool low_for_long(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, int n_prefill)
+{
+    bool low = n_prefill > 0 && s->load < c->low * n_prefill;
+    if (low && !s->low)
+        s->low_since_ms = now_ms;
+    s->low = low;
+    return low && now_ms >= s->low_since_ms + (uint64_t)RB_SHRINK_WINDOWS * (uint64_t)window(c) * 1000;
+}
+
+/* The cost of a prompt token on a core of its own: the fastest prefill measured on a prefill worker,
+ * remembered for when there is none; before any prefill worker was measured, the fastest colocated
+ * one. A colocated worker's measure (dispatch to first token) also counts the decode passes its
+ * prompts share steps with, so it rises with the decode load: taken as the prompts' cost, it had a
+ * deployment of colocated workers see twice the prompt work its prefill worker had seen a minute
+ * before, and switch back and forth every window (bench-goodput, 512 in / 64 out). */
+static double prompt_ms_per_token(struct rb_state *s, const struct rb_worker *w, int n)
+{
+    double prefill = 0, colocated = 0;
+    for (int i = 0; i < n; i++) {
+        double *best = w[i].role == WIRE_ROLE_PREFILL ? &prefill : &colocated;
+        if (w[i].ms_per_token > 0 && (*best == 0 || w[i].ms_per_token < *best))
+            *best = w[i].ms_per_token;
+    }
+    if (prefill > 0)
+        s->prefill_ms_per_token = prefill;
+    return s->prefill_ms_per_token > 0 ? s->prefill_ms_per_token : colocated;
+}
+
+static bool decodes(uint8_t role) { return role == WIRE_ROLE_DECODE || role == WIRE_ROLE_COLOCATED; }
+
+/* The highest TPOT measured on a decoding worker when it has reached RB_TPOT_PRESSURE of the SLO;
+ * else 0. */
+static double decode_pressure(const struct rb_config *c, const struct rb_worker *w, int n)
+{
+    double worst = 0;
+    for (int i = 0; i < n; i++)
+        if (decodes(w[i].role) && w[i].tpot_ms > worst)
+            worst = w[i].tpot_ms;
+    return c->tpot_slo_ms > 0 && worst >= RB_TPOT_PRESSURE * c->tpot_slo_ms ? worst : 0;
+}
+
+/* Worker ids are unique per role (prefill, or decoding): another worker of the role w[i] would take
+ * holds its id, and the two would be taken for one. */
+static bool id_taken(const struct rb_worker *w, int n, int i, uint8_t to)
+{
+    for (int j = 0; j < n; j++)
+        if (j != i && w[j].id == w[i].id && decodes(w[j].role) == decodes(to))
+            return true;
+    return false;
+}
+
+/* The unpinned worker of role `from` with the fewest of our sequences on it that can take role
+ * `to`; -1 if none. */
+static int least_busy(const struct rb_worker *w, int n, uint8_t from, uint8_t to)
+{
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (w[i].role == from && !w[i].pinned && !id_taken(w, n, i, to) &&
+            (best < 0 || w[i].inflight < w[best].inflight))
+            best = i;
+    return best;
+}
+
+static bool decide(struct rb_decision *d, int index, uint8_t to)
+{
+    d->index = index;
+    d->to = to;
+    return index >= 0;
+}
+
+bool rb_decide(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, const struct rb_worker *w, int n,
+               struct rb_decision *d)
+{
+    advance(s, c, now_ms);
+    double ms = prompt_ms_per_token(s, w, n);
+    uint64_t sum = window_tokens(s, c);
+    double tokens_per_s = (double)sum / window(c);
+    s->load = tokens_per_s * ms / 1000;
+    int n_prefill = 0, n_decoding = 0, n_pure_decode = 0;
+    for (int i = 0; i < n; i++) {
+        n_prefill += w[i].role == WIRE_ROLE_PREFILL;
+        n_decoding += decodes(w[i].role);
+        n_pure_decode += w[i].role == WIRE_ROLE_DECODE;
+    }
+    double pressure = decode_pressure(c, w, n);
+    bool shrink = low_for_long(s, c, now_ms, n_prefill) || (s->low && pressure > 0);
+    bool window_busy = sum > 0 && now_ms >= s->busy_since_ms + (uint64_t)window(c) * 1000 &&
+                       now_ms < s->last_prompt_ms + (uint64_t)window(c) * 500;
+    if (ms <= 0 || !window_busy || now_ms < s->quiet_until_ms)
+        return false; /* nothing measured, not a whole window of traffic to judge by, or too soon */
+    if (s->load >= c->high * (n_prefill + 1) && n_decoding > 1 &&
+        decide(d, least_busy(w, n, WIRE_ROLE_COLOCATED, WIRE_ROLE_PREFILL), WIRE_ROLE_PREFILL)) {
+        snprintf(d->why, sizeof d->why, "prompt work %.2f workers (%.0f tokens/s x %.3f ms) would keep %d prefill "
+                 "worker%s at least %.2f busy", s->load, tokens_per_s, ms, n_prefill + 1, n_prefill ? "s" : "", c->high);
+        return true;
+    }
+    if (shrink && !(n_prefill == 1 && n_pure_decode > 0) &&
+        decide(d, least_busy(w, n, WIRE_ROLE_PREFILL, WIRE_ROLE_COLOCATED), WIRE_ROLE_COLOCATED)) {
+        int len = snprintf(d->why, sizeof d->why, "prompt work %.2f workers (%.0f tokens/s x %.3f ms) keeps %d "
+                           "prefill worker%s under %.2f busy each, for %d s", s->load, tokens_per_s, ms, n_prefill,
+                           n_prefill > 1 ? "s" : "", c->low, (int)((now_ms - s->low_since_ms) / 1000));
+        if (pressure > 0 && len > 0 && (size_t)len < sizeof d->why)
+            snprintf(d->why + len, sizeof d->why - (size_t)len, ", while a decoding worker's TPOT is %.1f ms of the "
+                     "%d ms SLO", pressure, c->tpot_slo_ms);
+        return true;
+    }
+    return false;
+}
