@@ -103,8 +103,8 @@ $(BUILD)/pdserve-$(1): $(call obj,$(wildcard tools/$(1)/*.c)) $(LIBS)
 	$$(CC) $$(CFLAGS) $$(XCFLAGS) $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LDLIBS) -o $$@
 endef
 $(foreach t,$(TOOL_DIRS),$(eval $(call TOOL_DIR_RULE,$(t))))
-# The planner's simulator routes by the frontend's own SLO rule and cost estimates.
-$(BUILD)/pdserve-plan: $(call obj,frontend/route_slo.c)
+# The planner's simulator routes and rebalances by the frontend's own rules and cost estimates.
+$(BUILD)/pdserve-plan: $(call obj,frontend/route_slo.c frontend/rebalance_policy.c)
 
 TESTHELP := $(BUILD)/libpdtesthelp.a
 $(TESTHELP): $(call obj,$(wildcard tests/helpers/*.c))

@@ -18,8 +18,7 @@
 #     colocated worker: both TTFTs 100 ms, all met. 1P+1D on the same file: r1 waits, 190 ms, 50% met.
 #  5. The TPOT cut on a colocated worker: r0 and r1 (10 in, 30 out) decode on the two workers when r2
 #     (1000 in) reaches r0's at 1.05 s. Unrouted, r2's prompt is one pass: TTFT 150 ms (it starts at
-#     the next pass, 1.1 s). Routed with --rebalance (this little prompt work turns the prefill worker
-#     colocated: 2 colocated workers routed by the SLOs) and a TPOT SLO of 101 ms, r0 has no time to
+#     the next pass, 1.1 s). Two colocated workers routed by the SLOs (0P+2C) with a TPOT SLO of 101 ms: r0 has no time to
 #     give (90.9 ms a token allowed, 100 taken): each pass carries the least, 128 prompt tokens, so 8
 #     passes: TTFT 850 ms. With a TPOT SLO of 1000 ms it has: one pass, 150 ms again.
 #     Time that gathers: passes of 100 ms + 0.1 ms a token, TPOT SLO 111.5 ms (100.35 ms a token
@@ -114,23 +113,23 @@ result "$TMP/overflow.json" 150 1000 "0 100 2" "0.01 100 2"
 echo "ok   routed by the SLOs, the second prompt goes to the idle colocated worker: TTFTs 100 and 100 ms"
 result "$TMP/cut.json" 5000 101 "0 10 30" "0.001 10 30" "1.05 1000 2"
 [ "$(replayed "$TMP/cut.json" 2C)" = "100.0% 116.7" ] || fail "2C: $(replayed "$TMP/cut.json" 2C)"
-[ "$(replayed "$TMP/cut.json" 1P+1C --rebalance)" = "100.0% 350.0" ] ||
-    fail "TPOT cut: $(replayed "$TMP/cut.json" 1P+1C --rebalance)"
+[ "$(replayed "$TMP/cut.json" 0P+2C)" = "100.0% 350.0" ] ||
+    fail "TPOT cut: $(replayed "$TMP/cut.json" 0P+2C)"
 result "$TMP/slack.json" 5000 1000 "0 10 30" "0.001 10 30" "1.05 1000 2"
-[ "$(replayed "$TMP/slack.json" 1P+1C --rebalance)" = "100.0% 116.7" ] ||
-    fail "TPOT slack: $(replayed "$TMP/slack.json" 1P+1C --rebalance)"
+[ "$(replayed "$TMP/slack.json" 0P+2C)" = "100.0% 116.7" ] ||
+    fail "TPOT slack: $(replayed "$TMP/slack.json" 0P+2C)"
 echo "ok   a decoding colocated worker without time to give takes the prompt 128 tokens a pass (TTFT 850 ms);
      one with time to give, in one pass (150 ms)"
 echo '{"model":"linear","kv_bytes_per_token":1000,"cost":[{"threads":1,"c":[0.1,0.0001,0,0,0]}]}' >"$TMP/linear.json"
 result "$TMP/gather.json" 5000 111.5 "0 10 30" "0.001 10 30" "1.05 1000 2"
-[ "$(PROFILE=$TMP/linear.json replayed "$TMP/gather.json" 1P+1C --rebalance)" = "100.0% 785.3" ] ||
-    fail "TPOT time gathering: $(PROFILE=$TMP/linear.json replayed "$TMP/gather.json" 1P+1C --rebalance)"
+[ "$(PROFILE=$TMP/linear.json replayed "$TMP/gather.json" 0P+2C)" = "100.0% 785.3" ] ||
+    fail "TPOT time gathering: $(PROFILE=$TMP/linear.json replayed "$TMP/gather.json" 0P+2C)"
 echo "ok   a decoding colocated worker whose time gathers too slowly keeps the prompt waiting for its end (TTFT 2153.9 ms)"
 result "$TMP/due.json" 1500 111.5 "0 10 30" "0.001 10 30" "1.05 1000 2"
-[ "$(PROFILE=$TMP/linear.json replayed "$TMP/due.json" 1P+1C --rebalance)" = "100.0% 384.9" ] ||
-    fail "TTFT due: $(PROFILE=$TMP/linear.json replayed "$TMP/due.json" 1P+1C --rebalance)"
+[ "$(PROFILE=$TMP/linear.json replayed "$TMP/due.json" 0P+2C)" = "100.0% 384.9" ] ||
+    fail "TTFT due: $(PROFILE=$TMP/linear.json replayed "$TMP/due.json" 0P+2C)"
 echo "ok   ... but not when the prompt would be due first: it starts at once (TTFT 952.8 ms of 1500, not 1453.3)"
-"$PLAN" simulate --profile "$TMP/linear.json" --token-budget 2000 --deployment 1P+1C --rebalance --replay "$TMP/gather.json" \
+"$PLAN" simulate --profile "$TMP/linear.json" --token-budget 2000 --deployment 0P+2C --replay "$TMP/gather.json" \
     --save-result "$TMP/gather-sim.json" >/dev/null
 python3 - "$TMP/gather-sim.json" <<'PY' || fail "saved replay"
 import json, sys
@@ -143,6 +142,33 @@ PY
 "$BUILD/pdserve-bench" plot --out "$TMP/plots" --label measured "$TMP/gather.json" --label simulated "$TMP/gather-sim.json" \
     >/dev/null 2>&1 && [ -s "$TMP/plots/attainment.png" ] || fail "plotting the saved replay"
 echo "ok   a replay saved as a pdserve-bench result and plotted beside the measured one"
+
+# 6. The rebalancer, simulated (its policy is the frontend's): 60 prompts, one every 0.25 s, passes of
+#    100 ms, window 1 s. 10-token prompts on 1P+1C: the prefill worker measures 100 ms / 10 tokens =
+#    10 ms a token, so 40 tokens/s are 0.4 workers of prompt work, under --rebalance-low 0.5 from the
+#    first tick on; at 3.25 s that has lasted 3 windows and the prefill worker turns colocated, so the
+#    measured second serving begins, and ends, as 0P+2C. 1000-token prompts on 0P+2C: 0.1 ms a token
+#    (the colocated workers' measure, no prefill worker having been measured), 4000 tokens/s, 0.4
+#    workers, at least --rebalance-high 0.3 for one prefill worker: at 1 s one turns prefill, 1P+1C.
+python3 - "$TMP/low.json" "$TMP/high.json" <<'PY'
+import json, sys
+for path, n_in in zip(sys.argv[1:], (10, 1000)):
+    reqs = [{"start_s": i * 0.25, "input_tokens": n_in, "output_tokens": 2, "ok": True} for i in range(60)]
+    run = {"request_rate": 4, "attainment": 1, "mean_ttft_ms": 0, "mean_tpot_ms": 0, "requests": reqs}
+    json.dump({"slo": {"ttft_ms": 5000, "tpot_ms": 1000}, "runs": [run]}, open(path, "w"))
+PY
+split_of() { # split_of FILE DEPLOYMENT FLAGS...: "attainment split" of the simulated replay
+    local file=$1 dep=$2; shift 2
+    "$PLAN" simulate --profile "$TMP/const.json" --token-budget 2000 --deployment "$dep" --rebalance \
+        --rebalance-window-s 1 "$@" --replay "$file" | awk '$1 ~ /^[0-9.]+$/ { print $4, $NF }'
+}
+[ "$(split_of "$TMP/low.json" 1P+1C --rebalance-low 0.5 --rebalance-high 0.9)" = "100.0% 0P→0P" ] ||
+    fail "rebalanced on low prompt work: $(split_of "$TMP/low.json" 1P+1C --rebalance-low 0.5 --rebalance-high 0.9)"
+[ "$(split_of "$TMP/low.json" 1P+1C)" = "100.0% 1P→1P" ] || fail "0.4 workers of prompt work, in the band: $(split_of "$TMP/low.json" 1P+1C)"
+[ "$(split_of "$TMP/high.json" 0P+2C --rebalance-low 0.1 --rebalance-high 0.3)" = "100.0% 1P→1P" ] ||
+    fail "rebalanced on high prompt work: $(split_of "$TMP/high.json" 0P+2C --rebalance-low 0.1 --rebalance-high 0.3)"
+echo "ok   the simulated rebalancer gives a prefill worker up under --rebalance-low, takes one on at --rebalance-high,
+     keeps the split between them"
 
 "$BUILD/pdserve-mkmodel" --out "$TMP/model" --preset tiny --seed 1 >/dev/null
 "$BUILD/pdserve-bench-engine" --model "$TMP/model" --threads 1 --profile "$TMP/profile.json"

@@ -68,8 +68,12 @@ static void usage(FILE *f)
             "  --json                one JSON object instead of the report\n"
             "simulate:\n"
             "  --deployment D        1P+1D (prefill + decode workers), 2C (colocated workers), or 1P+1C\n"
-            "                        (prefill + colocated, routed by the SLOs as pdserve-frontend does)\n"
-            "  --rebalance           1P+1C: each run's split is the one --rebalance settles on\n"
+            "                        (prefill + colocated, routed by the SLOs as pdserve-frontend does;\n"
+            "                        0P+2C: colocated ones routed so, as --rebalance may leave 1P+1C)\n"
+            "  --rebalance           1P+1C with pdserve-frontend --rebalance: workers switch roles as\n"
+            "                        its rebalancer would; a run is served twice and the second measured\n"
+            "  --rebalance-low X  --rebalance-high X  --rebalance-window-s N\n"
+            "                        the rebalancer's settings, as pdserve-frontend's (0.3, 0.6, 10)\n"
             "  --threads N           threads per worker (1)\n"
             "  --rate R[,R...]       request rates to simulate (req/s)\n"
             "  --max-rate            also search the highest rate meeting --attainment\n"
@@ -86,8 +90,8 @@ static int parse_deployment(const char *s, struct deployment *d)
     char x, y, end;
     d->n_prefill = d->n_decode = d->n_coloc = 0;
     d->slo_routed = false;
-    if (sscanf(s, "%d%c+%d%c%c", &a, &x, &b, &y, &end) == 4 && (x | 32) == 'p' && a > 0 && b > 0 &&
-        ((y | 32) == 'd' || (y | 32) == 'c')) {
+    if (sscanf(s, "%d%c+%d%c%c", &a, &x, &b, &y, &end) == 4 && (x | 32) == 'p' && b > 0 &&
+        ((a > 0 && (y | 32) == 'd') || (a >= 0 && (y | 32) == 'c'))) {
         d->n_prefill = a;
         d->slo_routed = (y | 32) == 'c';
         *(d->slo_routed ? &d->n_coloc : &d->n_decode) = b;
@@ -114,7 +118,8 @@ static void defaults(struct opts *o)
 {
     *o = (struct opts){.w = {.input_len = 512, .output_len = 64, .n = 1000},
                        .link = {.gbps = 2, .latency_ms = 1},
-                       .dep = {.threads = 1, .token_budget = 512, .max_batch = 64},
+                       .dep = {.threads = 1, .token_budget = 512, .max_batch = 64,
+                               .rb = {.low = 0.3, .high = 0.6, .window_s = 10}},
                        .attainment = 0.9, .node = {.cores = 2, .group_workers = 8}, .nodes = 1};
 }
 
@@ -130,6 +135,7 @@ static void parse(int argc, char **argv, struct opts *o)
         {"deployment", 1, 0, 'd'},  {"threads", 1, 0, 't'},        {"rate", 1, 0, 'R'},
         {"max-rate", 0, 0, 'M'},    {"replay", 1, 0, 'X'},         {"steps", 1, 0, 'S'},
         {"rebalance", 0, 0, 'E'},   {"group-workers", 1, 0, 'G'},  {"save-result", 1, 0, 'O'},
+        {"rebalance-low", 1, 0, 'l'}, {"rebalance-high", 1, 0, 'H'}, {"rebalance-window-s", 1, 0, 'W'},
         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     defaults(o);
     if (argc > 1 && !strcmp(argv[1], "simulate"))
@@ -165,6 +171,9 @@ static void parse(int argc, char **argv, struct opts *o)
         case 'X': o->replay = optarg; break;
         case 'O': o->save_result = optarg; break;
         case 'E': o->dep.rebalance = true; break;
+        case 'l': o->dep.rb.low = num("--rebalance-low", optarg, 0); break;
+        case 'H': o->dep.rb.high = num("--rebalance-high", optarg, 0); break;
+        case 'W': o->dep.rb.window_s = (int)num("--rebalance-window-s", optarg, 1); break;
         case 'S':
             if (o->n_steps == MAX_STEP_LOGS)
                 exit(die(2, "--steps: at most %d files", MAX_STEP_LOGS));
@@ -188,8 +197,21 @@ static void parse(int argc, char **argv, struct opts *o)
         exit(die(2, "--attainment is a share, 0 … 1"));
     if (o->save_result && !replaying)
         exit(die(2, "--save-result saves what simulate --replay simulated: give --replay FILE"));
+    if (o->dep.rb.low >= o->dep.rb.high || o->dep.rb.window_s > RB_MAX_WINDOW_S)
+        exit(die(2, "--rebalance-low must be below --rebalance-high, --rebalance-window-s at most %d",
+                 RB_MAX_WINDOW_S));
     if (o->dep.rebalance && !o->dep.slo_routed)
         exit(die(2, "--rebalance switches prefill and colocated workers: give --deployment like 1P+1C"));
+}
+
+/* With --rebalance: the prefill workers a run began and ended with, as "  1P→0P"; else "". */
+static const char *split(const struct deployment *d, const struct sim_result *r)
+{
+    static char buf[48];
+    if (!d->rebalance)
+        return "";
+    snprintf(buf, sizeof buf, "  %dP→%dP", r->prefill_start, r->prefill_end);
+    return buf;
 }
 
 /* One simulated run at `sim_rate`, shown as `rate` (in a plan: the cluster's, of which a group had
@@ -198,12 +220,13 @@ static void print_result(const struct opts *o, double rate, double sim_rate, con
 {
     if (o->json)
         printf("{\"rate\":%.6g,\"attainment\":%.4f,\"ttft_mean_ms\":%.3f,\"ttft_p90_ms\":%.3f,"
-               "\"tpot_mean_ms\":%.3f,\"tpot_p90_ms\":%.3f,\"throughput\":%.6g}\n",
-               rate, r->attainment, r->ttft_mean_ms, r->ttft_p90_ms, r->tpot_mean_ms, r->tpot_p90_ms, r->throughput);
+               "\"tpot_mean_ms\":%.3f,\"tpot_p90_ms\":%.3f,\"throughput\":%.6g,\"prefill_start\":%d,"
+               "\"prefill_end\":%d}\n", rate, r->attainment, r->ttft_mean_ms, r->ttft_p90_ms, r->tpot_mean_ms,
+               r->tpot_p90_ms, r->throughput, r->prefill_start, r->prefill_end);
     else
-        printf("  %8.3f req/s  attainment %5.1f%%  TTFT mean %8.1f p90 %8.1f ms  TPOT mean %7.2f p90 %7.2f ms%s\n",
+        printf("  %8.3f req/s  attainment %5.1f%%  TTFT mean %8.1f p90 %8.1f ms  TPOT mean %7.2f p90 %7.2f ms%s%s\n",
                rate, 100 * r->attainment, r->ttft_mean_ms, r->ttft_p90_ms, r->tpot_mean_ms, r->tpot_p90_ms,
-               r->throughput < 0.8 * sim_rate ? "  (overloaded: served at under 80% of this rate)" : "");
+               split(&o->dep, r), r->throughput < 0.8 * sim_rate ? "  (overloaded: served at under 80% of this rate)" : "");
 }
 
 static int simulate_at(const struct opts *o, const struct profile *p, double rate)

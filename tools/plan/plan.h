@@ -14,6 +14,8 @@
 
 #include <stdbool.h>
 
+#include "frontend/rebalance_policy.h"
+
 /* What one forward pass computes: new tokens, the (query, key) pairs their attention spans —
  * prompt tokens' (a matrix product per head) and decoded tokens' (a pass over the cached K/V, bound
  * by memory) cost differently — and the logits rows it produces. */
@@ -71,7 +73,7 @@ struct workload {
 struct request *workload_make(const struct workload *w, double rate, char *err, int errlen);
 
 /* One deployment: n_prefill + n_decode workers (disaggregated), n_coloc colocated ones, or, routed
- * by the SLOs, n_prefill + n_coloc; each worker with `threads` compute threads. */
+ * by the SLOs, n_prefill (perhaps none) + n_coloc; each worker with `threads` compute threads. */
 struct deployment {
     int n_prefill, n_decode, n_coloc;
     int threads;
@@ -86,7 +88,8 @@ struct deployment {
      * every sequence decodes on a colocated worker, and colocated passes carry only the prompt
      * tokens that keep them within the TPOT SLO. */
     bool slo_routed;
-    bool rebalance; /* and --rebalance: each run's prefill:colocated split is the rebalancer's */
+    bool rebalance;    /* and --rebalance: the frontend's rebalancer switches workers' roles */
+    struct rb_config rb; /* its --rebalance-low/-high/-window-s (the TPOT SLO is the run's) */
 };
 
 struct link {
@@ -104,6 +107,7 @@ struct sim_result {
     double ttft_mean_ms, ttft_p50_ms, ttft_p90_ms, ttft_p99_ms;
     double tpot_mean_ms, tpot_p50_ms, tpot_p90_ms, tpot_p99_ms;
     double throughput; /* requests / (last finish − first arrival) */
+    int prefill_start, prefill_end; /* prefill workers when the (measured) run began and ended */
 };
 
 /* Serve reqs (sorted by arrival) with d; every request's TTFT and TPOT measured as pdserve-bench does. */

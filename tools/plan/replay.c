@@ -80,9 +80,12 @@ int replay(const char *path, const char *save, const struct profile *p, const st
         }
         free(reqs);
         json_array_append_new(saved, run_json(num(run, "request_rate"), &s));
-        printf("  %8.3f %5d  %7.1f%% %7.1f%% %8.1f %8.1f %8.2f %8.2f\n", num(run, "request_rate"), n,
+        printf("  %8.3f %5d  %7.1f%% %7.1f%% %8.1f %8.1f %8.2f %8.2f", num(run, "request_rate"), n,
                100 * num(run, "attainment"), 100 * s.attainment, num(run, "mean_ttft_ms"), s.ttft_mean_ms,
                num(run, "mean_tpot_ms"), s.tpot_mean_ms);
+        if (d->rebalance) /* the split the simulated run began and ended with */
+            printf("  %dP→%dP", s.prefill_start, s.prefill_end);
+        printf("\n");
     }
     if (!rc && save) {
         char label[96];

@@ -25,8 +25,12 @@
  *    passes will leave; once that is 128 tokens or all that wait; none while that time gathers;
  *    128 when nothing gathers, or when a waiting prompt would miss its TTFT SLO if it waited a pass
  *    more (decode_engine.c);
- *  - with rebalance, each run starts with the split the frontend's rebalancer settles on for that
- *    run's prompt work (--rebalance-low/high at their defaults), switches during a run not modelled.
+ *  - with rebalance, the frontend's rebalancer runs too, its own policy (rebalance_policy.c, linked
+ *    in) asked every RB_TICK_MS with the costs measured so far: a worker it switches is routed nothing
+ *    new, gets ROLE once its sequences have ended (a prefill worker at once), switches once it holds
+ *    no work and is routed to again SWITCH_S later. A run is served twice, a window apart, and the
+ *    second time measured: its deployment is the one this load leaves behind, not the configured one
+ *    (a sweep's runs each find the split its warm-up and earlier runs left).
  *
  * The cost of each pass comes from the profile (profile.c). TTFT and TPOT are measured as
  * pdserve-bench measures them: TTFT from arrival to the first token, TPOT = (last − first) / (out − 1).
@@ -36,7 +40,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frontend/rebalance_policy.h"
 #include "frontend/route_slo.h"
+#include "proto/wire.h"
 #include "tools/plan/plan.h"
 
 enum role { PREFILL, DECODE, COLOC };
@@ -48,7 +54,7 @@ struct sreq {
     double first, last, kv_ready;
     double prev;       /* its latest token's time */
     double queue_ahead; /* prompt tokens ahead of its last on its prefilling worker, at dispatch */
-    int decoder; /* index of its decode or colocated worker */
+    int prefiller, decoder; /* indexes of the workers computing its prompt and decoding it */
 };
 
 struct list {
@@ -65,14 +71,19 @@ struct worker {
     int pass_tokens[1024];                  /* prompt tokens per entry of pass_prompts */
     double queued_tokens, reserved_tokens;
     struct slo_costs slo; /* its costs as the frontend measures them, for SLO routing */
+    int inflight;         /* unfinished sequences it prefills or decodes */
+    enum role switch_to;  /* with switching: the role it is being switched to */
+    bool switching, role_sent;
+    double switch_done;   /* when it registers in its new role; < 0: not yet known */
 };
 
-/* The workers' and rebalancer's constants for SLO routing (decode_engine.c, rebalance.c). */
+/* The workers' constants for SLO routing (decode_engine.c). */
 #define SLO_SHARE 0.9
 #define SLO_MIN_PROMPT 128
 #define SLO_LEND_TOKENS 64
-#define REBALANCE_LOW 0.3
-#define REBALANCE_HIGH 0.6
+/* A worker that holds no work switches role and registers again in this time (bench-goodput's
+ * frontend logs: 0.50 s from the decision to the registration, for an idle prefill worker). */
+#define SWITCH_S 0.5
 
 struct sim {
     const struct cost_model *cost;
@@ -83,6 +94,11 @@ struct sim {
     struct sreq *reqs;
     struct worker *w;
     int n_w, finished;
+    /* the rebalancer, with d->rebalance */
+    struct rb_config rbc;
+    struct rb_state rb;
+    double next_tick;
+    int switching; /* the worker being switched; -1: none */
 };
 
 static void push(struct list *l, int x)
@@ -100,8 +116,8 @@ static int least(struct sim *s, enum role role, bool by_queue)
     int best = -1;
     for (int i = 0; i < s->n_w; i++) {
         struct worker *w = &s->w[i];
-        if (w->role != role)
-            continue;
+        if (w->role != role || w->switching)
+            continue; /* a worker being switched is routed nothing new */
         double k = by_queue ? w->queued_tokens : w->reserved_tokens;
         if (best < 0 || k < (by_queue ? s->w[best].queued_tokens : s->w[best].reserved_tokens))
             best = i;
@@ -131,7 +147,7 @@ static bool go_local(const struct sim *s, const struct sreq *q, int pf, int co)
     return slo_go_local(&r, &p, &s->w[co].slo);
 }
 
-static void route(struct sim *s, int id)
+static void route(struct sim *s, int id, double now)
 {
     struct sreq *q = &s->reqs[id];
     int pf = least(s, PREFILL, true), prefiller;
@@ -146,6 +162,12 @@ static void route(struct sim *s, int id)
     s->w[prefiller].queued_tokens += q->r->in;
     s->w[q->decoder].reserved_tokens += q->r->in + q->r->out;
     q->queue_ahead = s->w[prefiller].queued_tokens;
+    q->prefiller = prefiller;
+    s->w[prefiller].inflight++;
+    if (q->decoder != prefiller)
+        s->w[q->decoder].inflight++;
+    if (s->d->rebalance)
+        rb_note_prompt(&s->rb, &s->rbc, (uint64_t)(now * 1e3), (uint32_t)q->r->in);
 }
 
 /* Attention pairs of computing positions [from, from + k): Σ (position + 1). */
@@ -242,6 +264,9 @@ static void finish(struct sim *s, struct sreq *q, double t)
 {
     q->last = t;
     s->w[q->decoder].reserved_tokens -= q->r->in + q->r->out;
+    s->w[q->prefiller].inflight--;
+    if (q->decoder != q->prefiller)
+        s->w[q->decoder].inflight--;
     s->finished++;
 }
 
@@ -294,12 +319,69 @@ static void end_pass(struct sim *s, struct worker *w, double t, double pass)
     }
 }
 
-/* The next time anything happens after `now`: an arrival, a pass ending, KV landing at an idle worker. */
-static double next_event(struct sim *s, double next_arrival)
+/* ---- the rebalancer (rebalance.c's on_tick and follow, on simulated time) ---- */
+
+static uint8_t wire_role(enum role r)
 {
-    double t = next_arrival;
+    return r == PREFILL ? WIRE_ROLE_PREFILL : r == COLOC ? WIRE_ROLE_COLOCATED : WIRE_ROLE_DECODE;
+}
+
+/* A switch under way: ROLE once the worker's sequences have ended (a prefill worker's at once);
+ * the rebalancer's next decision waits a window from the worker's registration. */
+static void follow(struct sim *s, double now)
+{
+    struct worker *w = &s->w[s->switching];
+    if (!w->switching) {
+        rb_switched(&s->rb, &s->rbc, (uint64_t)(now * 1e3));
+        s->switching = -1;
+    } else if (!w->role_sent && (w->role == PREFILL || w->inflight == 0)) {
+        w->role_sent = true;
+    }
+}
+
+static void tick(struct sim *s, double now)
+{
+    if (s->switching >= 0) {
+        follow(s, now);
+        return;
+    }
+    struct rb_worker ws[64];
+    for (int i = 0; i < s->n_w; i++)
+        ws[i] = (struct rb_worker){(uint32_t)i + 1, wire_role(s->w[i].role), false, s->w[i].slo.prefill_ms_per_token,
+                                   s->w[i].inflight, s->w[i].slo.tpot_ms};
+    struct rb_decision d;
+    if (!rb_decide(&s->rb, &s->rbc, (uint64_t)(now * 1e3), ws, s->n_w, &d))
+        return;
+    struct worker *w = &s->w[d.index];
+    w->switch_to = d.to == WIRE_ROLE_PREFILL ? PREFILL : COLOC;
+    w->switching = true, w->role_sent = false, w->switch_done = -1;
+    s->switching = d.index;
+    follow(s, now);
+}
+
+/* A worker told to switch does so once it holds no work, and is routed to SWITCH_S later. */
+static void switch_roles(struct sim *s, double now)
+{
     for (int i = 0; i < s->n_w; i++) {
         struct worker *w = &s->w[i];
+        if (!w->switching || !w->role_sent)
+            continue;
+        if (w->switch_done < 0 && w->busy_until < 0 && !w->queue.n && !w->running.n && !w->incoming.n)
+            w->switch_done = now + SWITCH_S;
+        if (w->switch_done >= 0 && now >= w->switch_done)
+            w->role = w->switch_to, w->switching = false;
+    }
+}
+
+/* The next time anything happens after `now`: an arrival, a pass ending, KV landing at an idle
+ * worker, the rebalancer's tick, a switched worker registering. */
+static double next_event(struct sim *s, double next_arrival)
+{
+    double t = s->d->rebalance ? fmin(next_arrival, s->next_tick) : next_arrival;
+    for (int i = 0; i < s->n_w; i++) {
+        struct worker *w = &s->w[i];
+        if (w->switching && w->switch_done >= 0)
+            t = fmin(t, w->switch_done);
         if (w->busy_until >= 0)
             t = fmin(t, w->busy_until);
         else
@@ -318,10 +400,15 @@ static void run(struct sim *s, const struct request *reqs, int n)
         if (!isfinite(now))
             break; /* nothing can move: cannot happen with valid input */
         while (arrived < n && reqs[arrived].arrival <= now)
-            route(s, arrived++);
+            route(s, arrived++, now);
         for (int i = 0; i < s->n_w; i++)
             if (s->w[i].busy_until >= 0 && s->w[i].busy_until <= now)
                 end_pass(s, &s->w[i], now, now - pass_start[i]);
+        if (s->d->rebalance && now >= s->next_tick) {
+            tick(s, now);
+            s->next_tick += RB_TICK_MS * 1e-3;
+        }
+        switch_roles(s, now);
         for (int i = 0; i < s->n_w; i++)
             if (s->w[i].busy_until < 0 && start_pass(s, &s->w[i], now))
                 pass_start[i] = now;
@@ -367,24 +454,35 @@ static void measure(const struct sim *s, int n, const struct slo *slo, struct si
     free(ttft), free(tpot);
 }
 
-/* The prefill workers the rebalancer settles on for these requests, from n_prefill: their prompt
- * work (tokens a second × a full prompt pass's seconds a token) in workers, one turned colocated while
- * it would keep them under REBALANCE_LOW busy, one more while it would keep that many at least
- * REBALANCE_HIGH busy, and at least one colocated worker left to decode (rebalance.c). */
-static int rebalanced_prefill(const struct sim *s, const struct request *reqs, int n)
+static int count_prefill(const struct sim *s)
 {
-    const struct deployment *d = s->d;
-    int total = d->n_prefill + d->n_coloc, pf = d->n_prefill;
-    double tokens = 0, span = n > 1 ? reqs[n - 1].arrival - reqs[0].arrival : 0;
+    int n = 0;
+    for (int i = 0; i < s->n_w; i++)
+        n += s->w[i].role == PREFILL;
+    return n;
+}
+
+/* With the rebalancer: serves reqs once, from the configured split, and returns them again a window
+ * after the last has finished, for the run to be measured (the rebalancer's state carried over). */
+static struct request *settle(struct sim *s, const struct request *reqs, int n)
+{
+    s->rbc = s->d->rb;
+    s->rbc.tpot_slo_ms = (int)s->slo->tpot_ms;
+    rb_init(&s->rb, &s->rbc, 0);
+    s->switching = -1;
+    s->next_tick = RB_TICK_MS * 1e-3;
+    run(s, reqs, n);
+    struct request *again = malloc(sizeof *again * (size_t)n);
+    double end = 0;
     for (int i = 0; i < n; i++)
-        tokens += reqs[i].in;
-    struct pass full = {d->token_budget, attn_pairs(0, d->token_budget), 0, 1};
-    double work = span > 0 ? tokens / span * pass_secs(s->cost, &full) / d->token_budget : 0;
-    while (pf > 0 && work / pf < REBALANCE_LOW)
-        pf--;
-    while (pf + 1 < total && work / (pf + 1) >= REBALANCE_HIGH)
-        pf++;
-    return pf;
+        end = fmax(end, s->reqs[i].last);
+    for (int i = 0; i < n; i++) {
+        again[i] = reqs[i];
+        again[i].arrival += end + s->rbc.window_s;
+        s->reqs[i] = (struct sreq){.r = &again[i]};
+    }
+    s->finished = 0;
+    return again;
 }
 
 static bool valid(const struct deployment *d)
@@ -408,17 +506,20 @@ int sim_run(const struct profile *p, const struct deployment *d, const struct li
     if (!valid(d))
         return plan_error(err, errlen, "a deployment is prefill + decode workers, colocated ones, or, routed by "
                                        "the SLOs, prefill + colocated ones (≤ 64 in all)");
-    int n_prefill = d->slo_routed && d->rebalance ? rebalanced_prefill(&s, reqs, n) : d->n_prefill;
     s.reqs = calloc((size_t)n, sizeof *s.reqs);
     s.w = calloc((size_t)s.n_w, sizeof *s.w);
     for (int i = 0; i < n; i++)
         s.reqs[i].r = &reqs[i];
     for (int i = 0; i < s.n_w; i++) {
-        s.w[i].role = i < n_prefill ? PREFILL : d->n_coloc ? COLOC : DECODE;
+        s.w[i].role = i < d->n_prefill ? PREFILL : d->n_coloc ? COLOC : DECODE;
         s.w[i].busy_until = -1;
     }
-    run(&s, reqs, n);
+    struct request *again = d->rebalance ? settle(&s, reqs, n) : NULL;
+    int prefill_start = count_prefill(&s);
+    run(&s, again ? again : reqs, n);
     measure(&s, n, slo, out);
+    out->prefill_start = prefill_start, out->prefill_end = count_prefill(&s);
+    free(again);
     for (int i = 0; i < s.n_w; i++) {
         struct worker *w = &s.w[i];
         free(w->queue.v), free(w->running.v), free(w->incoming.v), free(w->pass_prompts.v), free(w->pass_decodes.v);
