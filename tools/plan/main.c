@@ -27,7 +27,7 @@ struct opts {
     struct deployment dep; /* simulate */
     double attainment;
     struct node_shape node;
-    int nodes, json, max_rate, simulate;
+    int nodes, json, max_rate, simulate, run_costs;
 };
 
 /* Prints "pdserve-plan: MESSAGE" to stderr and returns code (the exit status to give). */
@@ -79,6 +79,8 @@ static void usage(FILE *f)
             "  --max-rate            also search the highest rate meeting --attainment\n"
             "  --replay FILE         serve each run of a pdserve-bench result file again (its arrivals,\n"
             "                        lengths and SLOs) and print measured and simulated side by side\n"
+            "  --run-costs           with --replay: each run's pass costs fitted to the --steps passes\n"
+            "                        that began while it ran (the machine's speed then)\n"
             "  --save-result FILE    with --replay: the simulated runs as a pdserve-bench result, for\n"
             "                        pdserve-bench plot beside the measured file\n");
 }
@@ -135,7 +137,7 @@ static void parse(int argc, char **argv, struct opts *o)
         {"deployment", 1, 0, 'd'},  {"threads", 1, 0, 't'},        {"rate", 1, 0, 'R'},
         {"max-rate", 0, 0, 'M'},    {"replay", 1, 0, 'X'},         {"steps", 1, 0, 'S'},
         {"rebalance", 0, 0, 'E'},   {"group-workers", 1, 0, 'G'},  {"save-result", 1, 0, 'O'},
-        {"rebalance-low", 1, 0, 'l'}, {"rebalance-high", 1, 0, 'H'}, {"rebalance-window-s", 1, 0, 'W'},
+        {"run-costs", 0, 0, 'c'},   {"rebalance-low", 1, 0, 'l'}, {"rebalance-high", 1, 0, 'H'}, {"rebalance-window-s", 1, 0, 'W'},
         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     defaults(o);
     if (argc > 1 && !strcmp(argv[1], "simulate"))
@@ -171,6 +173,7 @@ static void parse(int argc, char **argv, struct opts *o)
         case 'X': o->replay = optarg; break;
         case 'O': o->save_result = optarg; break;
         case 'E': o->dep.rebalance = true; break;
+        case 'c': o->run_costs = 1; break;
         case 'l': o->dep.rb.low = num("--rebalance-low", optarg, 0); break;
         case 'H': o->dep.rb.high = num("--rebalance-high", optarg, 0); break;
         case 'W': o->dep.rb.window_s = (int)num("--rebalance-window-s", optarg, 1); break;
@@ -195,6 +198,8 @@ static void parse(int argc, char **argv, struct opts *o)
     }
     if (o->attainment > 1)
         exit(die(2, "--attainment is a share, 0 … 1"));
+    if (o->run_costs && (!replaying || !o->n_steps))
+        exit(die(2, "--run-costs fits each replayed run to its own logged passes: give --replay FILE and --steps"));
     if (o->save_result && !replaying)
         exit(die(2, "--save-result saves what simulate --replay simulated: give --replay FILE"));
     if (o->dep.rb.low >= o->dep.rb.high || o->dep.rb.window_s > RB_MAX_WINDOW_S)
@@ -243,12 +248,12 @@ static int simulate_at(const struct opts *o, const struct profile *p, double rat
     return 0;
 }
 
-static int simulate(const struct opts *o, const struct profile *p)
+static int simulate(const struct opts *o, const struct profile *p, const struct cost_source *costs)
 {
-    char name[64], err[256];
+    char name[64], err[512];
     if (o->replay)
-        return replay(o->replay, o->save_result, p, &o->dep, &o->link, &o->slo, err, sizeof err) ? die(1, "%s", err)
-                                                                                                : 0;
+        return replay(o->replay, o->save_result, p, o->run_costs ? costs : NULL, &o->dep, &o->link, &o->slo, err,
+                      sizeof err) ? die(1, "%s", err) : 0;
     if (!o->json)
         printf("%s on %s, %d in / %d out, %d requests a rate\n", deployment_name(&o->dep, name, sizeof name),
                p->model, o->w.input_len, o->w.output_len, o->w.n);
@@ -436,12 +441,13 @@ int main(int argc, char **argv)
     struct profile p;
     char err[512];
     parse(argc, argv, &o);
-    if (profile_load(o.profile, o.steps, o.n_steps, &p, err, sizeof err))
+    struct cost_source costs = {o.profile, o.steps, o.n_steps, 0, 0};
+    if (profile_load(&costs, &p, err, sizeof err))
         return die(1, "%s", err);
     if (!o.json)
         for (int i = 0; i < p.n_models; i++)
             if (p.by_threads[i].n_samples)
                 fprintf(stderr, "pdserve-plan: %d-thread cost fitted to %d passes, largest error %.1f%%\n",
                         p.by_threads[i].threads, p.by_threads[i].n_samples, 100 * p.by_threads[i].max_rel_err);
-    return o.simulate ? simulate(&o, &p) : plan(&o, &p);
+    return o.simulate ? simulate(&o, &p, &costs) : plan(&o, &p);
 }

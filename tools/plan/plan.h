@@ -48,9 +48,16 @@ struct profile {
     struct cost_model by_threads[PLAN_MAX_THREADS]; /* those the profile measured */
 };
 
-/* The profile at `path`; passes in the step logs (workers' --step-log files) replace its measured
- * passes of the thread counts they cover. */
-int profile_load(const char *path, const char *const *steps, int n_steps, struct profile *p, char *err, int errlen);
+/* Where pass costs come from: a profile (`pdserve-bench-engine --profile`), whose measured passes
+ * the step logs' (workers' --step-log files) replace for the thread counts they cover; with to > from,
+ * only the logged passes that began within [from, to) on the host's monotonic clock (their "t"). */
+struct cost_source {
+    const char *profile;
+    const char *const *steps;
+    int n_steps;
+    double from, to;
+};
+int profile_load(const struct cost_source *src, struct profile *p, char *err, int errlen);
 /* Formats a message into err (errlen bytes) and returns -1. */
 int plan_error(char *err, int errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 const struct cost_model *profile_cost(const struct profile *p, int threads);
@@ -133,10 +140,12 @@ int search_deployments(const struct profile *p, const struct node_shape *node, i
                        struct deployment *out, int cap);
 
 /* Serves again, in simulation, each run of the pdserve-bench result file at `path` (arrivals and
- * lengths as measured; SLOs the file's, else `slo`) and prints measured and simulated side by side;
- * with `save`, also writes the simulated runs there as a pdserve-bench result (for its plots). */
-int replay(const char *path, const char *save, const struct profile *p, const struct deployment *d,
-           const struct link *l, const struct slo *slo, char *err, int errlen);
+ * lengths as measured; SLOs the file's, else `slo`) and prints measured and simulated side by side,
+ * and the max rates meeting the file's attainment target; with `save`, also writes the simulated runs
+ * there as a pdserve-bench result (for its plots). Pass costs are p's, or with `per_run` each run's
+ * own: fitted to the logged passes that began while it ran (its start_monotonic_ns and duration). */
+int replay(const char *path, const char *save, const struct profile *p, const struct cost_source *per_run,
+           const struct deployment *d, const struct link *l, const struct slo *slo, char *err, int errlen);
 
 const char *deployment_name(const struct deployment *d, char *buf, int len);
 

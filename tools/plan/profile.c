@@ -289,9 +289,18 @@ static int load_passes(json_t *passes, struct profile *p, char *err, int errlen)
     return 0;
 }
 
+/* Whether a logged pass began within the source's span (every pass when it has none). */
+static bool in_span(const struct cost_source *src, json_t *pass)
+{
+    json_t *t = json_object_get(pass, "t");
+    return src->to <= src->from || (json_is_number(t) && json_number_value(t) >= src->from &&
+                                    json_number_value(t) < src->to);
+}
+
 /* Appends a worker's --step-log (a pass a line) to `into`; the thread counts seen are marked. A last
  * line without its newline that is not a pass is one the worker is still writing: left out. */
-static int read_steps(const char *path, json_t *into, bool seen[PLAN_MAX_THREADS + 1], char *err, int errlen)
+static int read_steps(const struct cost_source *src, const char *path, json_t *into, bool seen[PLAN_MAX_THREADS + 1],
+                      char *err, int errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -305,9 +314,10 @@ static int read_steps(const char *path, json_t *into, bool seen[PLAN_MAX_THREADS
         json_t *pass = line[0] == '\n' ? NULL : json_loads(line, 0, &je);
         int threads = (int)json_integer_value(json_object_get(pass, "threads"));
         bool is_pass = pass && threads >= 1 && threads <= PLAN_MAX_THREADS, writing = line[len - 1] != '\n';
-        if (is_pass)
-            seen[threads] = true, json_array_append(into, pass);
-        else if (line[0] != '\n' && !writing)
+        if (is_pass) {
+            if (in_span(src, pass))
+                seen[threads] = true, json_array_append(into, pass);
+        } else if (line[0] != '\n' && !writing)
             rc = plan_error(err, errlen, "%s:%d: not a pass (a worker's --step-log has one a line)", path, no);
         json_decref(pass);
     }
@@ -317,16 +327,22 @@ static int read_steps(const char *path, json_t *into, bool seen[PLAN_MAX_THREADS
 }
 
 /* The profile's passes but those of thread counts the step logs measured, then the step logs'. */
-static json_t *merge_steps(json_t *passes, const char *const *steps, int n_steps, char *err, int errlen)
+static json_t *merge_steps(json_t *passes, const struct cost_source *src, char *err, int errlen)
 {
     bool seen[PLAN_MAX_THREADS + 1] = {false};
     json_t *measured = json_array(), *all = json_array(), *e;
     size_t i;
-    for (int k = 0; k < n_steps; k++)
-        if (read_steps(steps[k], measured, seen, err, errlen)) {
+    for (int k = 0; k < src->n_steps; k++)
+        if (read_steps(src, src->steps[k], measured, seen, err, errlen)) {
             json_decref(measured), json_decref(all);
             return NULL;
         }
+    if (src->to > src->from && json_array_size(measured) == 0) {
+        plan_error(err, errlen, "no logged pass began within %.3f-%.3f s (monotonic clock): step logs of these "
+                   "workers, written with \"t\"?", src->from, src->to);
+        json_decref(measured), json_decref(all);
+        return NULL;
+    }
     json_array_foreach(passes, i, e) {
         int threads = (int)json_integer_value(json_object_get(e, "threads"));
         if (threads < 1 || threads > PLAN_MAX_THREADS || !seen[threads])
@@ -337,8 +353,10 @@ static json_t *merge_steps(json_t *passes, const char *const *steps, int n_steps
     return all;
 }
 
-int profile_load(const char *path, const char *const *steps, int n_steps, struct profile *p, char *err, int errlen)
+int profile_load(const struct cost_source *src, struct profile *p, char *err, int errlen)
 {
+    const char *path = src->profile;
+    int n_steps = src->n_steps;
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root)
@@ -354,7 +372,7 @@ int profile_load(const char *path, const char *const *steps, int n_steps, struct
         rc = load_costs(costs, p, err, errlen);
     else if (!json_is_array(passes))
         plan_error(err, errlen, "%s: neither \"passes\" nor \"cost\"", path);
-    else if ((passes = merge_steps(passes, steps, n_steps, err, errlen))) {
+    else if ((passes = merge_steps(passes, src, err, errlen))) {
         rc = load_passes(passes, p, err, errlen);
         json_decref(passes);
     }
