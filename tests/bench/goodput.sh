@@ -26,7 +26,8 @@
 # workload and scale with every result, log and plot), GOODPUT_SWEEP_STEPS (3: the bisection's steps
 # after the doubling; each halves the uncertainty of a max rate), GOODPUT_SWEEP_START (req/s: the
 # first rate tried; default 2 / the unloaded E2E latency, which moves a little between runs, and the
-# rates tried with it), GOODPUT_WARMUP_S (30: seconds of traffic at the first rate for each deployment
+# rates tried with it), GOODPUT_RATES (req/s, comma-separated: run these rates instead of searching,
+# an A/B at a knee; warm-up at the first), GOODPUT_WARMUP_S (30: seconds of traffic at the first rate for each deployment
 # before the sweep, not counted). Every worker writes its passes to NAME.steps in the folder (--step-log), for
 # `make bench-plan`, and each deployment's /metrics at the end of its sweep is kept as NAME.metrics.
 # The numbers mean something only on a machine doing nothing else: before and after the sweep the
@@ -157,6 +158,8 @@ sweep_deployments() {
     # (the rebalancer switches after 10-30 s) is swept as it runs, not as it starts; the first run
     # caps the bisection, and it used to be spent in the starting layout. Every deployment gets it.
     # The rebalancer decides nothing without a whole window of traffic: it sits out the others' runs.
+    SWEEP=(--sweep auto --sweep-start "$START" --sweep-steps "$SWEEP_STEPS")
+    [ -n "${GOODPUT_RATES:-}" ] && SWEEP=(--sweep "$GOODPUT_RATES") && START=${GOODPUT_RATES%%,*}
     for mode in $DEPLOYMENTS; do
         [ "$WARMUP_S" -gt 0 ] || break
         "$BENCH" --base-url "${URL[$mode]}" "${WORKLOAD[@]}" --request-rate "$START" --no-progress \
@@ -167,7 +170,7 @@ sweep_deployments() {
         args+=(--base-url "${URL[$mode]}" --label "$(label "$mode")" --save-result "$DIR/$mode.json")
     done
     "$BENCH" "${args[@]}" "${WORKLOAD[@]}" --slo-ttft-ms "$SLO_TTFT" --slo-tpot-ms "$SLO_TPOT" \
-        --sweep auto --sweep-start "$START" --sweep-steps "$SWEEP_STEPS" | tee "$DIR/sweep.txt"
+        "${SWEEP[@]}" | tee "$DIR/sweep.txt"
     for mode in $DEPLOYMENTS; do
         curl -s "${URL[$mode]}/metrics" >"$DIR/$mode.metrics" || true
     done

@@ -38,7 +38,10 @@
 #     until due, as the rule was: TTFT 1453.3 ms, and r0's TPOT the same 103.6 ms.
 #     The replay saved (--save-result) is a pdserve-bench result: `pdserve-bench plot` draws it
 #     beside the measured file, and its attainment and mean TTFT are the ones printed.
-#  6. A real profile of the tiny model at 1 thread: the planner picks a deployment, prints its
+#  6. The frontend's rebalancer in the simulation: a prefill worker given up, one taken on, the split
+#     kept in the band between (below, by the case).
+#  7. --run-costs: each replayed run at the pass costs its workers logged while it ran (below).
+#  8. A real profile of the tiny model at 1 thread: the planner picks a deployment, prints its
 #     curve, and writes a node's /etc/pdserve files; on nodes of more cores than --group-workers,
 #     copies of a group fill them, every worker with its own core and a cluster-unique id; bad
 #     options and profiles are refused by name.
@@ -170,6 +173,39 @@ split_of() { # split_of FILE DEPLOYMENT FLAGS...: "attainment split" of the simu
 echo "ok   the simulated rebalancer gives a prefill worker up under --rebalance-low, takes one on at --rebalance-high,
      keeps the split between them"
 
+# 7. --run-costs: each run replayed at the speed its workers logged while it ran. Two runs of one
+#    request (10 in, 2 out) on 1C, 10 s each from 100 and 200 s on the monotonic clock; the logged
+#    passes (a 10-token prompt, a 1-token decode) take 0.1 s within the first, 1 s between the two,
+#    0.2 s within the second. Each run's own: TTFTs 100 and 200 ms. Pooled: one cost for both.
+python3 - "$TMP" <<'PY'
+import json, sys
+d = sys.argv[1]
+runs = [{"request_rate": rate, "attainment": 1, "mean_ttft_ms": 0, "mean_tpot_ms": 0, "duration": 10,
+         "start_monotonic_ns": t0 * 10**9, "requests": [{"start_s": 0, "input_tokens": 10, "output_tokens": 2, "ok": True}]}
+        for rate, t0 in ((1, 100), (2, 200))]
+json.dump({"slo": {"ttft_ms": 5000, "tpot_ms": 1000}, "runs": runs}, open(d + "/timed.json", "w"))
+with open(d + "/timed.steps", "w") as f:
+    for t0, secs in ((100, 0.1), (150, 1.0), (200, 0.2)):
+        for k in range(4):
+            for tokens, prompt, decode in ((10, 55, 0), (1, 0, 11)):
+                f.write(json.dumps({"threads": 1, "tokens": tokens, "prompt_attn": prompt, "decode_attn": decode,
+                                    "logits": 1, "secs": secs, "t": t0 + k + tokens / 100}) + "\n")
+passes = [{"threads": 1, "tokens": t, "prompt_attn": 0, "decode_attn": t, "logits": t, "secs": t / 100} for t in (1, 4, 16)]
+json.dump({"model": "timed", "kv_bytes_per_token": 1000, "passes": passes}, open(d + "/timed-profile.json", "w"))
+PY
+timed() { # timed FLAGS...: the simulated TTFT of each replayed run, then the max-rate line's ratio
+    "$PLAN" simulate --profile "$TMP/timed-profile.json" --steps "$TMP/timed.steps" --deployment 1C "$@" \
+        --replay "$TMP/timed.json" 2>/dev/null | awk '$1 ~ /^[0-9.]+$/ { printf "%s ", $6 } /^  max rate/ { print $NF }'
+}
+[ "$(timed --run-costs)" = "100.0 200.0 (1.00x)" ] || fail "--run-costs: $(timed --run-costs)"
+pooled=$(timed)
+[ "${pooled%% *}" != 100.0 ] && [ "$(echo "$pooled" | awk '{ print $1 == $2 }')" = 1 ] || fail "pooled costs: $pooled"
+sed 's/, "t": [0-9.]*//' "$TMP/timed.steps" >"$TMP/untimed.steps" # as logged before passes carried t
+set +e; "$PLAN" simulate --profile "$TMP/timed-profile.json" --steps "$TMP/untimed.steps" --deployment 1C --run-costs \
+    --replay "$TMP/timed.json" >/dev/null 2>"$TMP/err"; rc=$?; set -e
+[ $rc -eq 1 ] && grep -q "no logged pass began within 100.000-110.000 s" "$TMP/err" || fail "untimed passes: $(cat "$TMP/err")"
+echo "ok   --run-costs replays each run at the speed logged while it ran (TTFTs 100 and 200 ms); passes without t refused"
+
 "$BUILD/pdserve-mkmodel" --out "$TMP/model" --preset tiny --seed 1 >/dev/null
 "$BUILD/pdserve-bench-engine" --model "$TMP/model" --threads 1 --profile "$TMP/profile.json"
 python3 - "$TMP/profile.json" <<'PY' || fail "profile contents"
@@ -218,6 +254,8 @@ echo '{"passes":[{"threads":1,"tokens":1,"attn":1,"logits":1,"secs":1}]}' >"$TMP
 refused 1 "need two more passes" --profile "$TMP/few.json" --slo-ttft-ms 1 --slo-tpot-ms 1
 echo '{"passes":' >"$TMP/broken.json"
 refused 1 "broken.json" --profile "$TMP/broken.json" --slo-ttft-ms 1 --slo-tpot-ms 1
+refused 2 "--run-costs fits" simulate --profile "$TMP/const.json" --deployment 1C --rate 1 --run-costs \
+    --slo-ttft-ms 1 --slo-tpot-ms 1
 refused 2 "give --replay" simulate --profile "$TMP/const.json" --deployment 1C --rate 1 --save-result "$TMP/x.json" \
     --slo-ttft-ms 1 --slo-tpot-ms 1
 refused 1 "no 2-thread" simulate --profile "$TMP/const.json" --deployment 1C --threads 2 --rate 1 --slo-ttft-ms 1 --slo-tpot-ms 1
