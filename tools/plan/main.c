@@ -441,13 +441,17 @@ int main(int argc, char **argv)
     struct profile p;
     char err[512];
     parse(argc, argv, &o);
-    struct cost_source costs = {o.profile, o.steps, o.n_steps, 0, 0};
-    if (profile_load(&costs, &p, err, sizeof err))
+    struct cost_source costs = {o.profile, NULL, 0, 0};
+    if (cost_source_read(&costs, o.steps, o.n_steps, err, sizeof err) || profile_load(&costs, &p, err, sizeof err)) {
+        cost_source_free(&costs);
         return die(1, "%s", err);
+    }
     if (!o.json)
         for (int i = 0; i < p.n_models; i++)
             if (p.by_threads[i].n_samples)
                 fprintf(stderr, "pdserve-plan: %d-thread cost fitted to %d passes, largest error %.1f%%\n",
                         p.by_threads[i].threads, p.by_threads[i].n_samples, 100 * p.by_threads[i].max_rel_err);
-    return o.simulate ? simulate(&o, &p, &costs) : plan(&o, &p);
+    int rc = o.simulate ? simulate(&o, &p, &costs) : plan(&o, &p);
+    cost_source_free(&costs);
+    return rc;
 }

@@ -51,12 +51,15 @@ struct profile {
 /* Where pass costs come from: a profile (`pdserve-bench-engine --profile`), whose measured passes
  * the step logs' (workers' --step-log files) replace for the thread counts they cover; with to > from,
  * only the logged passes that began within [from, to) on the host's monotonic clock (their "t"). */
+struct json_t;
 struct cost_source {
     const char *profile;
-    const char *const *steps;
-    int n_steps;
+    struct json_t *logged; /* every pass of the step logs, read once (cost_source_read); NULL: no logs */
     double from, to;
 };
+/* Reads the step logs into src->logged (none: it stays NULL); free with cost_source_free. */
+int cost_source_read(struct cost_source *src, const char *const *steps, int n_steps, char *err, int errlen);
+void cost_source_free(struct cost_source *src);
 int profile_load(const struct cost_source *src, struct profile *p, char *err, int errlen);
 /* Formats a message into err (errlen bytes) and returns -1. */
 int plan_error(char *err, int errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -297,10 +297,9 @@ static bool in_span(const struct cost_source *src, json_t *pass)
                                     json_number_value(t) < src->to);
 }
 
-/* Appends a worker's --step-log (a pass a line) to `into`; the thread counts seen are marked. A last
- * line without its newline that is not a pass is one the worker is still writing: left out. */
-static int read_steps(const struct cost_source *src, const char *path, json_t *into, bool seen[PLAN_MAX_THREADS + 1],
-                      char *err, int errlen)
+/* Appends a worker's --step-log (a pass a line) to `into`. A last line without its newline that is
+ * not a pass is one the worker is still writing: left out. */
+static int read_steps(const char *path, json_t *into, char *err, int errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -314,10 +313,9 @@ static int read_steps(const struct cost_source *src, const char *path, json_t *i
         json_t *pass = line[0] == '\n' ? NULL : json_loads(line, 0, &je);
         int threads = (int)json_integer_value(json_object_get(pass, "threads"));
         bool is_pass = pass && threads >= 1 && threads <= PLAN_MAX_THREADS, writing = line[len - 1] != '\n';
-        if (is_pass) {
-            if (in_span(src, pass))
-                seen[threads] = true, json_array_append(into, pass);
-        } else if (line[0] != '\n' && !writing)
+        if (is_pass)
+            json_array_append(into, pass);
+        else if (line[0] != '\n' && !writing)
             rc = plan_error(err, errlen, "%s:%d: not a pass (a worker's --step-log has one a line)", path, no);
         json_decref(pass);
     }
@@ -326,16 +324,34 @@ static int read_steps(const struct cost_source *src, const char *path, json_t *i
     return rc;
 }
 
-/* The profile's passes but those of thread counts the step logs measured, then the step logs'. */
+int cost_source_read(struct cost_source *src, const char *const *steps, int n_steps, char *err, int errlen)
+{
+    if (n_steps == 0)
+        return 0;
+    src->logged = json_array();
+    for (int k = 0; k < n_steps; k++)
+        if (read_steps(steps[k], src->logged, err, errlen))
+            return -1;
+    return 0;
+}
+
+void cost_source_free(struct cost_source *src)
+{
+    json_decref(src->logged);
+    src->logged = NULL;
+}
+
+/* The profile's passes but those of thread counts the step logs measured (in the span), then the
+ * step logs'. */
 static json_t *merge_steps(json_t *passes, const struct cost_source *src, char *err, int errlen)
 {
     bool seen[PLAN_MAX_THREADS + 1] = {false};
     json_t *measured = json_array(), *all = json_array(), *e;
     size_t i;
-    for (int k = 0; k < src->n_steps; k++)
-        if (read_steps(src, src->steps[k], measured, seen, err, errlen)) {
-            json_decref(measured), json_decref(all);
-            return NULL;
+    json_array_foreach(src->logged, i, e)
+        if (in_span(src, e)) {
+            seen[json_integer_value(json_object_get(e, "threads"))] = true;
+            json_array_append(measured, e);
         }
     if (src->to > src->from && json_array_size(measured) == 0) {
         plan_error(err, errlen, "no logged pass began within %.3f-%.3f s (monotonic clock): step logs of these "
@@ -356,7 +372,6 @@ static json_t *merge_steps(json_t *passes, const struct cost_source *src, char *
 int profile_load(const struct cost_source *src, struct profile *p, char *err, int errlen)
 {
     const char *path = src->profile;
-    int n_steps = src->n_steps;
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root)
@@ -366,7 +381,7 @@ int profile_load(const struct cost_source *src, struct profile *p, char *err, in
     p->kv_bytes_per_token = json_number_value(json_object_get(root, "kv_bytes_per_token"));
     json_t *costs = json_object_get(root, "cost"), *passes = json_object_get(root, "passes");
     int rc = -1;
-    if (json_is_array(costs) && n_steps)
+    if (json_is_array(costs) && src->logged)
         plan_error(err, errlen, "%s: --steps refits measured passes; this profile has a hand-written cost", path);
     else if (json_is_array(costs))
         rc = load_costs(costs, p, err, errlen);
