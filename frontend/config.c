@@ -62,7 +62,8 @@ static void usage(FILE *f)
             "                           (one while a decoding worker's TPOT is at 80%% of --slo-tpot-ms;\n"
             "                           default 0.3)\n"
             "  --rebalance-high X       a colocated worker turns prefill when the prompt work would keep\n"
-            "                           one more prefill worker at least X busy (default 0.6)\n"
+            "                           one more prefill worker at least X busy and, for a window, TTFT\n"
+            "                           and TPOT have been at 80%% of their SLOs (default 0.6)\n"
             "  --rebalance-window-s N   the prompt work is measured over N s; no two switches closer than\n"
             "                           that (default 10)\n"
             "  --cors-origin ORIGIN     allow browsers on ORIGIN (or *): CORS headers on every answer, and\n"
@@ -307,6 +308,7 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
         return error_set(err, "--rebalance-low (%g) must be below --rebalance-high (%g), or roles would flap",
                          c->rb.low, c->rb.high);
     c->rb.tpot_slo_ms = c->slo_tpot_ms;
+    c->rb.ttft_slo_ms = c->slo_ttft_ms;
     return env_key(c, err);
 }
 

@@ -68,6 +68,19 @@ static bool low_for_long(struct rb_state *s, const struct rb_config *c, uint64_t
     return low && now_ms >= s->low_since_ms + (uint64_t)RB_SHRINK_WINDOWS * (uint64_t)window(c) * 1000;
 }
 
+/* Whether the prefilling workers' TTFT and the decoding workers' TPOT have both stayed past their
+ * pressure marks for a whole window, as of this tick (always, without SLOs to judge by: the prompt
+ * work alone decides). A moment's peak of the two averages near capacity is not colocation failing. */
+static bool strained_for_long(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, bool strained)
+{
+    if (c->ttft_slo_ms <= 0)
+        return true;
+    if (strained && !s->straining)
+        s->straining_since_ms = now_ms;
+    s->straining = strained;
+    return strained && now_ms >= s->straining_since_ms + (uint64_t)window(c) * 1000;
+}
+
 /* The cost of a prompt token on a core of its own: the fastest prefill measured on a prefill worker,
  * remembered for when there is none; before any prefill worker was measured, the fastest colocated
  * one. A colocated worker's measure (dispatch to first token) also counts the decode passes its
@@ -98,6 +111,19 @@ static double decode_pressure(const struct rb_config *c, const struct rb_worker 
         if (decodes(w[i].role) && w[i].tpot_ms > worst)
             worst = w[i].tpot_ms;
     return c->tpot_slo_ms > 0 && worst >= RB_TPOT_PRESSURE * c->tpot_slo_ms ? worst : 0;
+}
+
+/* The highest TTFT measured on a worker that prefills when it has reached RB_TTFT_PRESSURE of the
+ * SLO; else 0. Without a TTFT SLO, -1: the prompt work alone decides. */
+static double prefill_pressure(const struct rb_config *c, const struct rb_worker *w, int n)
+{
+    if (c->ttft_slo_ms <= 0)
+        return -1;
+    double worst = 0;
+    for (int i = 0; i < n; i++)
+        if (w[i].role != WIRE_ROLE_DECODE && w[i].ttft_ms > worst)
+            worst = w[i].ttft_ms;
+    return worst >= RB_TTFT_PRESSURE * c->ttft_slo_ms ? worst : 0;
 }
 
 /* Worker ids are unique per role (prefill, or decoding): another worker of the role w[i] would take
@@ -143,16 +169,24 @@ bool rb_decide(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, c
         n_decoding += decodes(w[i].role);
         n_pure_decode += w[i].role == WIRE_ROLE_DECODE;
     }
-    double pressure = decode_pressure(c, w, n);
+    double pressure = decode_pressure(c, w, n), waiting = prefill_pressure(c, w, n);
     bool shrink = low_for_long(s, c, now_ms, n_prefill) || (s->low && pressure > 0);
+    bool colocation_fails = strained_for_long(s, c, now_ms, waiting != 0 && (c->tpot_slo_ms <= 0 || pressure > 0));
     bool window_busy = sum > 0 && now_ms >= s->busy_since_ms + (uint64_t)window(c) * 1000 &&
                        now_ms < s->last_prompt_ms + (uint64_t)window(c) * 500;
     if (ms <= 0 || !window_busy || now_ms < s->quiet_until_ms)
         return false; /* nothing measured, not a whole window of traffic to judge by, or too soon */
-    if (s->load >= c->high * (n_prefill + 1) && n_decoding > 1 &&
+    if (s->load >= c->high * (n_prefill + 1) && colocation_fails && n_decoding > 1 &&
         decide(d, least_busy(w, n, WIRE_ROLE_COLOCATED, WIRE_ROLE_PREFILL), WIRE_ROLE_PREFILL)) {
-        snprintf(d->why, sizeof d->why, "prompt work %.2f workers (%.0f tokens/s x %.3f ms) would keep %d prefill "
-                 "worker%s at least %.2f busy", s->load, tokens_per_s, ms, n_prefill + 1, n_prefill ? "s" : "", c->high);
+        int len = snprintf(d->why, sizeof d->why, "prompt work %.2f workers (%.0f tokens/s x %.3f ms) would keep %d "
+                           "prefill worker%s at least %.2f busy", s->load, tokens_per_s, ms, n_prefill + 1,
+                           n_prefill ? "s" : "", c->high);
+        if (waiting > 0 && len > 0 && (size_t)len < sizeof d->why)
+            len += snprintf(d->why + len, sizeof d->why - (size_t)len, ", and for a window a prefilling worker's "
+                            "TTFT is %.0f ms of the %d ms SLO", waiting, c->ttft_slo_ms);
+        if (pressure > 0 && len > 0 && (size_t)len < sizeof d->why)
+            snprintf(d->why + len, sizeof d->why - (size_t)len, ", a decoding worker's TPOT %.1f ms of %d", pressure,
+                     c->tpot_slo_ms);
         return true;
     }
     if (shrink && !(n_prefill == 1 && n_pure_decode > 0) &&

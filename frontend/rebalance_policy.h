@@ -10,10 +10,18 @@
  *    colocated workers' only before the first), per second: the share of one worker's time the
  *    prompts take when nothing else shares its core;
  *  - a colocated worker becomes a dedicated prefill worker when that work would keep one more
- *    prefill worker at least `high` busy (work >= high * (P + 1), P prefill workers now), so prompts
- *    stop interrupting decode passes; a prefill worker becomes colocated when the prefill workers
- *    would each be under `low` busy (work < low * P), so its core decodes too. Between the two the
- *    roles stay: a switch costs a drain, and the band keeps a steady load from flapping them.
+ *    prefill worker at least `high` busy (work >= high * (P + 1), P prefill workers now) and
+ *    colocation is failing: for a whole window, a prefilling worker's measured TTFT has stayed at
+ *    RB_TTFT_PRESSURE of the TTFT SLO and a decoding worker's TPOT at RB_TPOT_PRESSURE of the TPOT
+ *    SLO (when there is one). Colocated workers under the TPOT cut (docs/workers.md) keep decodes
+ *    within their TPOT while both prefill; a prefill worker taken on the prompt work alone halved the
+ *    cores that decode and the ones that prefill beside the decodes, and served less: simulated on
+ *    this machine's logged passes, starting from two colocated workers, 2.08 req/s against 2.30 kept
+ *    colocated at 512 in / 64 out (SLOs 945 / 15 ms), 3.05 against 3.31 at 1575 / 25 ms, and it took
+ *    the worker at the moment's peaks of the two averages near capacity, hence the whole window;
+ *  - a prefill worker becomes colocated when the prefill workers would each be under `low` busy
+ *    (work < low * P), so its core decodes too. Between the two the roles stay: a switch costs a
+ *    drain, and the band keeps a steady load from flapping them.
  *
  * A prefill worker is given up only once the work has stayed under `low` for RB_SHRINK_WINDOWS
  * windows in a row: the tail of a burst, or a quiet window in steady traffic, is not a lower load.
@@ -46,11 +54,13 @@
 #define RB_MAX_WORKERS 256 /* the workers one decision looks at */
 #define RB_SHRINK_WINDOWS 3 /* windows the work must stay under `low` before a prefill worker goes */
 #define RB_TPOT_PRESSURE 0.8 /* ... unless a decoding worker's TPOT is at this share of the SLO */
+#define RB_TTFT_PRESSURE 0.8 /* one is taken on only while a prefilling worker's TTFT is at this share */
 
 struct rb_config {
     double low, high; /* busy shares of one worker (above) */
     int window_s;     /* the measure's window, and the least time between switches */
     int tpot_slo_ms;  /* the frontend's TPOT SLO (--slo-tpot-ms); 0: none, no decode pressure */
+    int ttft_slo_ms;  /* its TTFT SLO (--slo-ttft-ms); 0: none, prompt work alone takes one on */
 };
 
 struct rb_state {
@@ -62,6 +72,8 @@ struct rb_state {
     uint64_t last_prompt_ms;          /* the latest prompt */
     bool low;                         /* the work has been under `low` since low_since_ms */
     uint64_t low_since_ms;
+    bool straining;                   /* colocation has missed both SLOs' pressure marks since ... */
+    uint64_t straining_since_ms;
     double load;                      /* the last prompt work measured, in workers */
     double prefill_ms_per_token;      /* the last fastest prefill worker's measure; 0: none yet */
     char why[256];                    /* the switch under way's reason */
@@ -76,6 +88,7 @@ struct rb_worker {
     double ms_per_token;   /* measured prefill speed; 0: not yet */
     int inflight;          /* sequences of ours on it: the least busy one is switched */
     double tpot_ms;        /* measured TPOT of the sequences it decoded (route_slo.h); 0: not yet */
+    double ttft_ms;        /* measured TTFT of the prompts it prefilled (route_slo.h); 0: not yet */
 };
 
 struct rb_decision {

@@ -1,7 +1,7 @@
 /* route_slo.c — SLO-aware routing: the online cost estimates and the choice of path (route_slo.h). */
 #include "frontend/route_slo.h"
 
-#define EWMA_WEIGHT 0.2 /* of the newest TPOT; the prefill sums keep 1 − this of what came before */
+#define EWMA_WEIGHT 0.2 /* of the newest TPOT or TTFT; the prefill sums keep 1 − this of what came before */
 
 static void ewma(double *avg, double x)
 {
@@ -14,6 +14,7 @@ void slo_observe_prefill(struct slo_costs *w, double tokens, double ms)
         return;
     decayed_add(&w->prefill, ms, tokens, 1 - EWMA_WEIGHT);
     w->prefill_ms_per_token = decayed_value(&w->prefill);
+    ewma(&w->ttft_ms, ms);
 }
 
 void slo_observe_tpot(struct slo_costs *w, double ms)

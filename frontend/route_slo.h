@@ -30,6 +30,7 @@ struct cl_worker;
 struct slo_costs {
     double prefill_ms_per_token; /* decayed_value(&prefill) */
     double tpot_ms;
+    double ttft_ms;              /* EWMA of its prompts' dispatch to first token */
     struct decayed_ratio prefill; /* ms over prompt tokens */
 };
 

@@ -4,9 +4,10 @@
 # behind a pdserve-frontend:
 #   disagg:  one pdserve-prefill (core 0) + one pdserve-decode (core 1)
 #   coloc:   two pdserve-decode --colocated workers
-#   slo:     one pdserve-prefill + one pdserve-decode --colocated, the frontend routing by the SLOs
-#            (--slo-ttft-ms/--slo-tpot-ms: conditional disaggregation) and rebalancing the roles
-#            (--rebalance: either worker may turn prefill or colocated as the prompt work calls for;
+#   slo:     two pdserve-decode --colocated workers, the frontend routing by the SLOs
+#            (--slo-ttft-ms/--slo-tpot-ms: conditional disaggregation, and the TPOT cut in the
+#            workers' steps) and rebalancing the roles (--rebalance: a worker turns prefill when
+#            colocation fails the SLOs under heavy prompt work, and back when that work is light;
 #            docs/frontend.md) — pdserve's own answer to "which deployment?"
 # For each workload (GOODPUT_WORKLOADS, "IN:OUT ...": prompt and output tokens, ±25%) and SLO scale
 # (GOODPUT_SLO_SCALES), pdserve-bench --sweep auto finds each deployment's highest request rate at
@@ -95,7 +96,7 @@ start_cluster() {
             worker 1 "$mode-decode" "$BUILD/pdserve-decode" --id 2 ;;
     coloc)  worker 0 "$mode-worker0" "$BUILD/pdserve-decode" --colocated --id 1
             worker 1 "$mode-worker1" "$BUILD/pdserve-decode" --colocated --id 2 ;;
-    slo)    worker 0 "$mode-prefill" "$BUILD/pdserve-prefill" --id 1
+    slo)    worker 0 "$mode-worker0" "$BUILD/pdserve-decode" --colocated --id 1
             worker 1 "$mode-worker1" "$BUILD/pdserve-decode" --colocated --id 2 ;;
     esac
     # Ready when a real request completes end to end (model loaded, workers registered).
@@ -141,7 +142,7 @@ label() {
     case $1 in
     disagg) echo "disaggregated (1P+1D)" ;;
     coloc)  echo "colocated (2 workers)" ;;
-    slo)    echo "SLO-routed, rebalanced (1P+1C start)" ;;
+    slo)    echo "SLO-routed, rebalanced (0P+2C start)" ;;
     esac
 }
 

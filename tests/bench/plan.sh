@@ -5,7 +5,7 @@
 #      per workload and SLO scale; every worker logs its passes (--step-log, NAME.steps);
 #   2. the model's profile on one core (pdserve-bench-engine --profile, pinned like the workers);
 #   3. pdserve-plan simulate --max-rate for 1P+1D, 2 colocated workers and the SLO-routed deployment
-#      (1P+1C --rebalance) with each measurement's workload and SLOs, three times: with
+#      (0P+2C --rebalance, or 1P+1C for results from before it started so) with each measurement's workload and SLOs, three times: with
 #      pass costs from the engine's profile alone; from every worker's passes (--steps: what the
 #      daemons ran under load, sharing the cores with the frontend and the load generator); and from
 #      the passes of the *other* workloads' runs only (the out-of-sample check: no pass of the runs
@@ -80,7 +80,8 @@ print(s["ttft_ms"], s["tpot_ms"])' "$dir/coloc.json")
         case $file in
         disagg) dep=(1P+1D) ;;
         coloc)  dep=(2C) ;;
-        slo)    dep=(1P+1C --rebalance) ;;
+        slo)    dep=(0P+2C --rebalance) # how bench-goodput starts it; before, with a prefill worker
+                [ -f "$dir/slo-prefill.steps" ] && dep=(1P+1C --rebalance) ;;
         esac
         engine=$(max_rate "${dep[@]}" "${WORKLOAD[@]}")
         steps=$(max_rate "${dep[@]}" "${WORKLOAD[@]}" "${ALL[@]}")

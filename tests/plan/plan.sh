@@ -152,13 +152,16 @@ echo "ok   a replay saved as a pdserve-bench result and plotted beside the measu
 #    first tick on; at 3.25 s that has lasted 3 windows and the prefill worker turns colocated, so the
 #    measured second serving begins, and ends, as 0P+2C. 1000-token prompts on 0P+2C: 0.1 ms a token
 #    (the colocated workers' measure, no prefill worker having been measured), 4000 tokens/s, 0.4
-#    workers, at least --rebalance-high 0.3 for one prefill worker: at 1 s one turns prefill, 1P+1C.
-python3 - "$TMP/low.json" "$TMP/high.json" <<'PY'
+#    workers, at least --rebalance-high 0.3 for one prefill worker; but colocation meets the SLOs
+#    (5000 / 1000 ms) with room (TTFTs and TPOTs of 100 ms), and the split stays 0P+2C. The same at
+#    SLOs of 120 / 100 ms: TTFT and TPOT at 80% of them and more from the first prompt on, colocation
+#    is failing, and after a window one worker turns prefill, 1P+1C.
+python3 - "$TMP/low.json" "$TMP/high.json" "$TMP/strained.json" <<'PY'
 import json, sys
-for path, n_in in zip(sys.argv[1:], (10, 1000)):
+for path, n_in, slo in zip(sys.argv[1:], (10, 1000, 1000), ((5000, 1000), (5000, 1000), (120, 100))):
     reqs = [{"start_s": i * 0.25, "input_tokens": n_in, "output_tokens": 2, "ok": True} for i in range(60)]
     run = {"request_rate": 4, "attainment": 1, "mean_ttft_ms": 0, "mean_tpot_ms": 0, "requests": reqs}
-    json.dump({"slo": {"ttft_ms": 5000, "tpot_ms": 1000}, "runs": [run]}, open(path, "w"))
+    json.dump({"slo": {"ttft_ms": slo[0], "tpot_ms": slo[1]}, "runs": [run]}, open(path, "w"))
 PY
 split_of() { # split_of FILE DEPLOYMENT FLAGS...: "attainment split" of the simulated replay
     local file=$1 dep=$2; shift 2
@@ -168,10 +171,12 @@ split_of() { # split_of FILE DEPLOYMENT FLAGS...: "attainment split" of the simu
 [ "$(split_of "$TMP/low.json" 1P+1C --rebalance-low 0.5 --rebalance-high 0.9)" = "100.0% 0P→0P" ] ||
     fail "rebalanced on low prompt work: $(split_of "$TMP/low.json" 1P+1C --rebalance-low 0.5 --rebalance-high 0.9)"
 [ "$(split_of "$TMP/low.json" 1P+1C)" = "100.0% 1P→1P" ] || fail "0.4 workers of prompt work, in the band: $(split_of "$TMP/low.json" 1P+1C)"
-[ "$(split_of "$TMP/high.json" 0P+2C --rebalance-low 0.1 --rebalance-high 0.3)" = "100.0% 1P→1P" ] ||
-    fail "rebalanced on high prompt work: $(split_of "$TMP/high.json" 0P+2C --rebalance-low 0.1 --rebalance-high 0.3)"
-echo "ok   the simulated rebalancer gives a prefill worker up under --rebalance-low, takes one on at --rebalance-high,
-     keeps the split between them"
+[ "$(split_of "$TMP/high.json" 0P+2C --rebalance-low 0.1 --rebalance-high 0.3)" = "100.0% 0P→0P" ] ||
+    fail "high prompt work, colocation meeting the SLOs: $(split_of "$TMP/high.json" 0P+2C --rebalance-low 0.1 --rebalance-high 0.3)"
+strained=$(split_of "$TMP/strained.json" 0P+2C --rebalance-low 0.1 --rebalance-high 0.3)
+[ "${strained#* }" = "1P→1P" ] || fail "rebalanced on high prompt work, colocation failing: $strained"
+echo "ok   the simulated rebalancer gives a prefill worker up under --rebalance-low, takes one on at --rebalance-high
+     while colocation fails the SLOs, keeps the split between them"
 
 # 7. --run-costs: each run replayed at the speed its workers logged while it ran. Two runs of one
 #    request (10 in, 2 out) on 1C, 10 s each from 100 and 200 s on the monotonic clock; the logged

@@ -311,7 +311,7 @@ static void test_rebalance_policy(void)
     struct rb_decision d;
     rb_init(&s, &c, 0);
     /* a prefill worker at 0.5 ms a token, a colocated one slower (its passes also decode) */
-    struct rb_worker w[3] = {{1, WIRE_ROLE_PREFILL, false, 0.5, 0, 0}, {2, WIRE_ROLE_COLOCATED, false, 0.9, 3, 0}};
+    struct rb_worker w[3] = {{1, WIRE_ROLE_PREFILL, false, 0.5, 0, 0, 0}, {2, WIRE_ROLE_COLOCATED, false, 0.9, 3, 0, 0}};
     feed(&s, &c, 0, 10, 1000);
     CHECK(!rb_decide(&s, &c, 9999, w, 2, &d)); /* the first window only measures */
     /* 1000 tokens/s x 0.5 ms (the fastest) = 0.5 of a worker: inside [0.3, 1.2) for one prefill worker */
@@ -326,10 +326,10 @@ static void test_rebalance_policy(void)
     w[0].pinned = true;
     CHECK(!rb_decide(&s, &c, 31500, w, 2, &d));
     w[0].pinned = false;
-    w[2] = (struct rb_worker){3, WIRE_ROLE_DECODE, false, 0, 0, 0};
+    w[2] = (struct rb_worker){3, WIRE_ROLE_DECODE, false, 0, 0, 0, 0};
     CHECK(!rb_decide(&s, &c, 31500, w, 3, &d));
     /* nor when a colocated worker already has its id (ids are unique per role) */
-    struct rb_worker same_id[2] = {{1, WIRE_ROLE_PREFILL, false, 0.5, 0, 0}, {1, WIRE_ROLE_COLOCATED, false, 0.9, 0, 0}};
+    struct rb_worker same_id[2] = {{1, WIRE_ROLE_PREFILL, false, 0.5, 0, 0, 0}, {1, WIRE_ROLE_COLOCATED, false, 0.9, 0, 0, 0}};
     CHECK(!rb_decide(&s, &c, 31500, same_id, 2, &d));
     /* a dip is not a lower load: 1000 tokens/s (0.5), 20 s at 400 (under 0.3 from 27.5 to 43.5 s),
      * then 1000 again: no switch; at 400 for good, under 0.3 from 68.5 s, a switch at 98.5 s */
@@ -342,7 +342,7 @@ static void test_rebalance_policy(void)
      * are short: the prefill worker goes after one window under 0.3 (at 10.5 s); at 15 ms, after 3 */
     struct rb_config tight = c;
     tight.tpot_slo_ms = 20;
-    struct rb_worker pressed[2] = {{1, WIRE_ROLE_PREFILL, false, 0.5, 0, 0}, {2, WIRE_ROLE_COLOCATED, false, 0.9, 3, 16}};
+    struct rb_worker pressed[2] = {{1, WIRE_ROLE_PREFILL, false, 0.5, 0, 0, 0}, {2, WIRE_ROLE_COLOCATED, false, 0.9, 3, 16, 0}};
     rb_init(&s, &tight, 0);
     CHECK(run_policy(&s, &tight, 0, 60, 400, pressed, 2, &d) == 10 && d.index == 0 && d.to == WIRE_ROLE_COLOCATED);
     CHECK(strstr(d.why, "TPOT is 16.0 ms of the 20 ms SLO") != NULL);
@@ -355,11 +355,35 @@ static void test_rebalance_policy(void)
     CHECK(run_policy(&s, &tight, 0, 60, 1000, pressed, 2, &d) < 0);
     /* two colocated workers at 1400 tokens/s x 0.5 ms = 0.7 >= 0.6: the one with fewer sequences
      * becomes a prefill worker, after one window; with one colocated worker left, never */
-    struct rb_worker co[2] = {{4, WIRE_ROLE_COLOCATED, false, 0.6, 5, 0}, {5, WIRE_ROLE_COLOCATED, false, 0.5, 2, 0}};
+    struct rb_worker co[2] = {{4, WIRE_ROLE_COLOCATED, false, 0.6, 5, 0, 0}, {5, WIRE_ROLE_COLOCATED, false, 0.5, 2, 0, 0}};
     rb_init(&s, &c, 0);
     feed(&s, &c, 0, 11, 1400);
     CHECK(rb_decide(&s, &c, 10500, co, 2, &d) && d.index == 1 && d.to == WIRE_ROLE_PREFILL);
     CHECK(!rb_decide(&s, &c, 10500, co, 1, &d));
+    /* with SLOs, the prompt work alone does not take a prefill worker: only colocation failing, a
+     * prefilling worker's TTFT at 80% of its SLO (800 of 1000 ms) and a decoding one's TPOT at 80%
+     * (16 of 20 ms), both for a whole window */
+    struct rb_config slo = c;
+    slo.ttft_slo_ms = 1000, slo.tpot_slo_ms = 20;
+    co[0].ttft_ms = 450, co[1].ttft_ms = 500, co[1].tpot_ms = 10; /* colocation holds both */
+    rb_init(&s, &slo, 0);
+    CHECK(run_policy(&s, &slo, 0, 60, 1400, co, 2, &d) < 0);
+    co[0].ttft_ms = 900; /* prompts wait, decodes keep their TPOT: a prefill worker would not help */
+    rb_init(&s, &slo, 0);
+    CHECK(run_policy(&s, &slo, 0, 60, 1400, co, 2, &d) < 0);
+    co[1].tpot_ms = 17; /* both, from 0.5 s: at 10.5 s they have lasted a window */
+    rb_init(&s, &slo, 0);
+    CHECK(run_policy(&s, &slo, 0, 60, 1400, co, 2, &d) == 10 && d.index == 1 && d.to == WIRE_ROLE_PREFILL);
+    CHECK(strstr(d.why, "TTFT is 900 ms of the 1000 ms SLO, a decoding worker's TPOT 17.0 ms of 20") != NULL);
+    /* a peak is not failing: both for 5 s, then TPOT back to 10 ms, then both again from 15.5 s: the
+     * window is counted again from there, a switch at 25.5 s */
+    rb_init(&s, &slo, 0);
+    CHECK(run_policy(&s, &slo, 0, 5, 1400, co, 2, &d) < 0);
+    co[1].tpot_ms = 10;
+    CHECK(run_policy(&s, &slo, 5, 15, 1400, co, 2, &d) < 0);
+    co[1].tpot_ms = 17;
+    CHECK(run_policy(&s, &slo, 15, 60, 1400, co, 2, &d) == 25 && d.index == 1);
+    co[0].ttft_ms = co[1].ttft_ms = co[1].tpot_ms = 0;
     /* a window that began idle understates the load: prompts from 5 s on are judged from 15 s */
     struct rb_state late;
     rb_init(&late, &c, 0);
@@ -372,7 +396,7 @@ static void test_rebalance_policy(void)
     CHECK(!rb_decide(&s, &c, 20499, co, 2, &d));
     feed(&s, &c, 11, 21, 2000); /* 1.0 */
     CHECK(!rb_decide(&s, &c, 20500, co, 2, &d));
-    struct rb_worker three[3] = {co[0], co[1], {6, WIRE_ROLE_COLOCATED, false, 0.5, 0, 0}};
+    struct rb_worker three[3] = {co[0], co[1], {6, WIRE_ROLE_COLOCATED, false, 0.5, 0, 0, 0}};
     feed(&s, &c, 21, 31, 2500); /* 1.25 over seconds 21..30 */
     CHECK(rb_decide(&s, &c, 31500, three, 3, &d) && d.index == 2 && d.to == WIRE_ROLE_PREFILL);
     CHECK_NEAR(s.load, 1.25, 1e-9);
@@ -393,13 +417,13 @@ static void test_rebalance_policy(void)
         CHECK(!rb_decide(&s, &tight, (uint64_t)t * 1000 + 500, pressed, 2, &d));
     CHECK(run_policy(&s, &tight, 30, 60, 100, pressed, 2, &d) == 40 && d.to == WIRE_ROLE_COLOCATED);
     /* nothing measured yet: no decision, however long the traffic */
-    struct rb_worker fresh[2] = {{7, WIRE_ROLE_PREFILL, false, 0, 0, 0}, {8, WIRE_ROLE_COLOCATED, false, 0, 0, 0}};
+    struct rb_worker fresh[2] = {{7, WIRE_ROLE_PREFILL, false, 0, 0, 0, 0}, {8, WIRE_ROLE_COLOCATED, false, 0, 0, 0, 0}};
     rb_init(&s, &c, 0);
     CHECK(run_policy(&s, &c, 0, 60, 10, fresh, 2, &d) < 0);
     /* a colocated worker's measure counts the decodes its prompts share steps with: once a prefill
      * worker was measured at 0.5 ms, 1000 tokens/s stay 0.5 of a worker of prompt work when it has
      * turned colocated and both measure 1.5 ms (which would make it 1.5, and a switch back) */
-    struct rb_worker was[2] = {{9, WIRE_ROLE_PREFILL, false, 0.5, 0, 0}, {10, WIRE_ROLE_COLOCATED, false, 1.5, 0, 0}};
+    struct rb_worker was[2] = {{9, WIRE_ROLE_PREFILL, false, 0.5, 0, 0, 0}, {10, WIRE_ROLE_COLOCATED, false, 1.5, 0, 0, 0}};
     rb_init(&s, &c, 100000);
     feed(&s, &c, 100, 111, 1000);
     CHECK(!rb_decide(&s, &c, 110500, was, 2, &d));

@@ -348,7 +348,7 @@ static void tick(struct sim *s, double now)
     struct rb_worker ws[64];
     for (int i = 0; i < s->n_w; i++)
         ws[i] = (struct rb_worker){(uint32_t)i + 1, wire_role(s->w[i].role), false, s->w[i].slo.prefill_ms_per_token,
-                                   s->w[i].inflight, s->w[i].slo.tpot_ms};
+                                   s->w[i].inflight, s->w[i].slo.tpot_ms, s->w[i].slo.ttft_ms};
     struct rb_decision d;
     if (!rb_decide(&s->rb, &s->rbc, (uint64_t)(now * 1e3), ws, s->n_w, &d))
         return;
@@ -468,6 +468,7 @@ static struct request *settle(struct sim *s, const struct request *reqs, int n)
 {
     s->rbc = s->d->rb;
     s->rbc.tpot_slo_ms = (int)s->slo->tpot_ms;
+    s->rbc.ttft_slo_ms = (int)s->slo->ttft_ms;
     rb_init(&s->rb, &s->rbc, 0);
     s->switching = -1;
     s->next_tick = RB_TICK_MS * 1e-3;
