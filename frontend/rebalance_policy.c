@@ -2,6 +2,7 @@
  * (rebalance_policy.h). */
 #include "frontend/rebalance_policy.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -152,7 +153,18 @@ static bool decide(struct rb_decision *d, int index, uint8_t to)
 {
     d->index = index;
     d->to = to;
+    d->why[0] = '\0';
     return index >= 0;
+}
+
+/* Appends to the decision's reason (cut at its size). */
+__attribute__((format(printf, 2, 3))) static void add_why(struct rb_decision *d, const char *fmt, ...)
+{
+    size_t len = strlen(d->why);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->why + len, sizeof d->why - len, fmt, ap);
+    va_end(ap);
 }
 
 bool rb_decide(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, const struct rb_worker *w, int n,
@@ -176,27 +188,25 @@ bool rb_decide(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, c
                        now_ms < s->last_prompt_ms + (uint64_t)window(c) * 500;
     if (ms <= 0 || !window_busy || now_ms < s->quiet_until_ms)
         return false; /* nothing measured, not a whole window of traffic to judge by, or too soon */
+    char work[96];
+    snprintf(work, sizeof work, "prompt work %.2f workers (%.0f tokens/s x %.3f ms)", s->load, tokens_per_s, ms);
     if (s->load >= c->high * (n_prefill + 1) && colocation_fails && n_decoding > 1 &&
         decide(d, least_busy(w, n, WIRE_ROLE_COLOCATED, WIRE_ROLE_PREFILL), WIRE_ROLE_PREFILL)) {
-        int len = snprintf(d->why, sizeof d->why, "prompt work %.2f workers (%.0f tokens/s x %.3f ms) would keep %d "
-                           "prefill worker%s at least %.2f busy", s->load, tokens_per_s, ms, n_prefill + 1,
-                           n_prefill ? "s" : "", c->high);
-        if (waiting > 0 && len > 0 && (size_t)len < sizeof d->why)
-            len += snprintf(d->why + len, sizeof d->why - (size_t)len, ", and for a window a prefilling worker's "
-                            "TTFT is %.0f ms of the %d ms SLO", waiting, c->ttft_slo_ms);
-        if (pressure > 0 && len > 0 && (size_t)len < sizeof d->why)
-            snprintf(d->why + len, sizeof d->why - (size_t)len, ", a decoding worker's TPOT %.1f ms of %d", pressure,
-                     c->tpot_slo_ms);
+        add_why(d, "%s would keep %d prefill worker%s at least %.2f busy", work, n_prefill + 1, n_prefill ? "s" : "",
+                c->high);
+        if (waiting > 0)
+            add_why(d, ", and for a window a prefilling worker's TTFT is %.0f ms of the %d ms SLO", waiting,
+                    c->ttft_slo_ms);
+        if (pressure > 0)
+            add_why(d, ", a decoding worker's TPOT %.1f ms of %d", pressure, c->tpot_slo_ms);
         return true;
     }
     if (shrink && !(n_prefill == 1 && n_pure_decode > 0) &&
         decide(d, least_busy(w, n, WIRE_ROLE_PREFILL, WIRE_ROLE_COLOCATED), WIRE_ROLE_COLOCATED)) {
-        int len = snprintf(d->why, sizeof d->why, "prompt work %.2f workers (%.0f tokens/s x %.3f ms) keeps %d "
-                           "prefill worker%s under %.2f busy each, for %d s", s->load, tokens_per_s, ms, n_prefill,
-                           n_prefill > 1 ? "s" : "", c->low, (int)((now_ms - s->low_since_ms) / 1000));
-        if (pressure > 0 && len > 0 && (size_t)len < sizeof d->why)
-            snprintf(d->why + len, sizeof d->why - (size_t)len, ", while a decoding worker's TPOT is %.1f ms of the "
-                     "%d ms SLO", pressure, c->tpot_slo_ms);
+        add_why(d, "%s keeps %d prefill worker%s under %.2f busy each, for %d s", work, n_prefill,
+                n_prefill > 1 ? "s" : "", c->low, (int)((now_ms - s->low_since_ms) / 1000));
+        if (pressure > 0)
+            add_why(d, ", while a decoding worker's TPOT is %.1f ms of the %d ms SLO", pressure, c->tpot_slo_ms);
         return true;
     }
     return false;
