@@ -70,8 +70,9 @@ static void usage(FILE *f)
             "  --deployment D        1P+1D (prefill + decode workers), 2C (colocated workers), or 1P+1C\n"
             "                        (prefill + colocated, routed by the SLOs as pdserve-frontend does;\n"
             "                        0P+2C: colocated ones routed so, as --rebalance may leave 1P+1C)\n"
-            "  --rebalance           1P+1C with pdserve-frontend --rebalance: workers switch roles as\n"
-            "                        its rebalancer would; a run is served twice and the second measured\n"
+            "  --rebalance           0P+2C or 1P+1C with pdserve-frontend --rebalance: workers switch\n"
+            "                        roles as its rebalancer would; a run is served twice and the second\n"
+            "                        measured\n"
             "  --rebalance-low X  --rebalance-high X  --rebalance-window-s N\n"
             "                        the rebalancer's settings, as pdserve-frontend's (0.3, 0.6, 10)\n"
             "  --threads N           threads per worker (1)\n"
@@ -206,7 +207,7 @@ static void parse(int argc, char **argv, struct opts *o)
         exit(die(2, "--rebalance-low must be below --rebalance-high, --rebalance-window-s at most %d",
                  RB_MAX_WINDOW_S));
     if (o->dep.rebalance && !o->dep.slo_routed)
-        exit(die(2, "--rebalance switches prefill and colocated workers: give --deployment like 1P+1C"));
+        exit(die(2, "--rebalance switches prefill and colocated workers: give --deployment like 0P+2C or 1P+1C"));
 }
 
 /* With --rebalance: the prefill workers a run began and ended with, as "  1P→0P"; else "". */
