@@ -64,6 +64,9 @@ static void usage(FILE *f)
             "  --rebalance-high X       a colocated worker turns prefill when the prompt work would keep\n"
             "                           one more prefill worker at least X busy and, for a window, TTFT\n"
             "                           and TPOT have been at 80%% of their SLOs (default 0.6)\n"
+            "  --rebalance-max X        ... and only while the prefill workers, with it, would be at most\n"
+            "                           X busy: past that the cluster is overloaded, and a prefill worker\n"
+            "                           would queue the prompts longer still (default 0.8; 0: no cap)\n"
             "  --rebalance-window-s N   the prompt work is measured over N s; no two switches closer than\n"
             "                           that (default 10)\n"
             "  --cors-origin ORIGIN     allow browsers on ORIGIN (or *): CORS headers on every answer, and\n"
@@ -162,7 +165,7 @@ static void defaults(struct fe_config *c)
     c->stale_ms = 5000;
     c->drain_ms = 30000;
     c->stats_interval_s = 10;
-    c->rb = (struct rb_config){.low = 0.3, .high = 0.6, .window_s = 10};
+    c->rb = (struct rb_config){.low = 0.3, .high = 0.6, .max_busy = 0.8, .window_s = 10};
     c->tool_call_parser = TC_AUTO;
 }
 
@@ -227,6 +230,7 @@ static int one_flag(struct fe_config *c, int opt, const char *v, const char *fla
     case 'A': c->rebalance = true; return 0;
     case 'l': return share(flag, v, &c->rb.low, err);
     case 'g': return share(flag, v, &c->rb.high, err);
+    case 'x': return strcmp(v, "0") ? share(flag, v, &c->rb.max_busy, err) : (c->rb.max_busy = 0, 0);
     case 'W': return num(flag, v, 1, RB_MAX_WINDOW_S, &c->rb.window_s, err);
     case 'C': c->cluster_key_file = v; return 0;
     case 'X': c->insecure_cluster = true; return 0;
@@ -277,7 +281,7 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
         {"cluster-key-file", 1, 0, 'C'}, {"insecure-cluster", 0, 0, 'X'},
         {"slo-ttft-ms", 1, 0, 's'}, {"slo-tpot-ms", 1, 0, 'S'}, {"cors-origin", 1, 0, 'O'},
         {"stats-interval-s", 1, 0, 'Q'}, {"tool-call-parser", 1, 0, 'P'}, {"rebalance", 0, 0, 'A'},
-        {"rebalance-low", 1, 0, 'l'}, {"rebalance-high", 1, 0, 'g'}, {"rebalance-window-s", 1, 0, 'W'},
+        {"rebalance-low", 1, 0, 'l'}, {"rebalance-high", 1, 0, 'g'}, {"rebalance-max", 1, 0, 'x'}, {"rebalance-window-s", 1, 0, 'W'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     defaults(c);
     int opt, idx;
@@ -307,6 +311,9 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
     if (c->rb.low >= c->rb.high)
         return error_set(err, "--rebalance-low (%g) must be below --rebalance-high (%g), or roles would flap",
                          c->rb.low, c->rb.high);
+    if (c->rb.max_busy > 0 && c->rb.max_busy <= c->rb.high)
+        return error_set(err, "--rebalance-max (%g) must be above --rebalance-high (%g), or no prefill worker is ever "
+                         "taken on (0: no cap)", c->rb.max_busy, c->rb.high);
     c->rb.tpot_slo_ms = c->slo_tpot_ms;
     c->rb.ttft_slo_ms = c->slo_ttft_ms;
     return env_key(c, err);

@@ -181,8 +181,8 @@ int fe_start(struct fe *fe, struct error *err)
         return error_set(err, "out of memory starting the rebalancer");
     }
     if (fe->rebalancer)
-        log_info("rebalancing: prefill workers between %.2f and %.2f busy, measured over %d s", fe->cfg.rb.low,
-                 fe->cfg.rb.high, fe->cfg.rb.window_s);
+        log_info("rebalancing: prefill workers between %.2f and %.2f busy (taken on up to %.2f), measured over %d s",
+                 fe->cfg.rb.low, fe->cfg.rb.high, fe->cfg.rb.max_busy, fe->cfg.rb.window_s);
     fe->http = http_server_new(fe->loop, fe->cfg.host, fe->cfg.port, &fe->cfg.http, routes_handle, fe, err);
     if (!fe->http) {
         cluster_free(fe->cluster);

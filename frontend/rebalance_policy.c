@@ -190,7 +190,8 @@ bool rb_decide(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, c
         return false; /* nothing measured, not a whole window of traffic to judge by, or too soon */
     char work[96];
     snprintf(work, sizeof work, "prompt work %.2f workers (%.0f tokens/s x %.3f ms)", s->load, tokens_per_s, ms);
-    if (s->load >= c->high * (n_prefill + 1) && colocation_fails && n_decoding > 1 &&
+    bool can_keep_up = c->ttft_slo_ms <= 0 || c->max_busy <= 0 || s->load <= c->max_busy * (n_prefill + 1);
+    if (s->load >= c->high * (n_prefill + 1) && colocation_fails && can_keep_up && n_decoding > 1 &&
         decide(d, least_busy(w, n, WIRE_ROLE_COLOCATED, WIRE_ROLE_PREFILL), WIRE_ROLE_PREFILL)) {
         add_why(d, "%s would keep %d prefill worker%s at least %.2f busy", work, n_prefill + 1, n_prefill ? "s" : "",
                 c->high);

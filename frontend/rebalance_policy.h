@@ -19,6 +19,11 @@
  *    this machine's logged passes, starting from two colocated workers, 2.08 req/s against 2.30 kept
  *    colocated at 512 in / 64 out (SLOs 945 / 15 ms), 3.05 against 3.31 at 1575 / 25 ms, and it took
  *    the worker at the moment's peaks of the two averages near capacity, hence the whole window;
+ *    and only while the prefill workers, the new one included, could keep up with the prompts
+ *    (work <= max_busy * (P + 1), --rebalance-max): past that, colocation fails because the cluster is
+ *    overloaded, and a dedicated prefill worker queues the prompts longer still (bench-goodput,
+ *    512 in / 64 out at 2.8 req/s, beyond every deployment's capacity: two colocated workers took a
+ *    prefill worker in the warm-up, and kept it for the whole sweep, the work staying over `low`);
  *  - a prefill worker becomes colocated when the prefill workers would each be under `low` busy
  *    (work < low * P), so its core decodes too. Between the two the roles stay: a switch costs a
  *    drain, and the band keeps a steady load from flapping them.
@@ -58,6 +63,7 @@
 
 struct rb_config {
     double low, high; /* busy shares of one worker (above) */
+    double max_busy;  /* a prefill worker is taken on only while they would be at most this busy; 0: no cap */
     int window_s;     /* the measure's window, and the least time between switches */
     int tpot_slo_ms;  /* the frontend's TPOT SLO (--slo-tpot-ms); 0: none, no decode pressure */
     int ttft_slo_ms;  /* its TTFT SLO (--slo-ttft-ms); 0: none, prompt work alone takes one on */

@@ -168,8 +168,8 @@ split_of() { # split_of FILE DEPLOYMENT FLAGS...: "attainment split" of the simu
     "$PLAN" simulate --profile "$TMP/const.json" --token-budget 2000 --deployment "$dep" --rebalance \
         --rebalance-window-s 1 "$@" --replay "$file" | awk '$1 ~ /^[0-9.]+$/ { print $4, $NF }'
 }
-[ "$(split_of "$TMP/low.json" 1P+1C --rebalance-low 0.5 --rebalance-high 0.9)" = "100.0% 0P→0P" ] ||
-    fail "rebalanced on low prompt work: $(split_of "$TMP/low.json" 1P+1C --rebalance-low 0.5 --rebalance-high 0.9)"
+[ "$(split_of "$TMP/low.json" 1P+1C --rebalance-low 0.5 --rebalance-high 0.9 --rebalance-max 1)" = "100.0% 0P→0P" ] ||
+    fail "rebalanced on low prompt work: $(split_of "$TMP/low.json" 1P+1C --rebalance-low 0.5 --rebalance-high 0.9 --rebalance-max 1)"
 [ "$(split_of "$TMP/low.json" 1P+1C)" = "100.0% 1P→1P" ] || fail "0.4 workers of prompt work, in the band: $(split_of "$TMP/low.json" 1P+1C)"
 [ "$(split_of "$TMP/high.json" 0P+2C --rebalance-low 0.1 --rebalance-high 0.3)" = "100.0% 0P→0P" ] ||
     fail "high prompt work, colocation meeting the SLOs: $(split_of "$TMP/high.json" 0P+2C --rebalance-low 0.1 --rebalance-high 0.3)"

@@ -183,6 +183,16 @@ static void test_drain_and_slo_flags(void)
     CHECK(parse(&c, &err, argv, "--slo-ttft-ms", "800", "--slo-tpot-ms", "40", NULL) == 0 && c.slo_ttft_ms == 800 &&
           c.slo_tpot_ms == 40);
     fe_config_free(&c);
+    /* the rebalancer's band: the SLOs reach its policy; --rebalance-max above --rebalance-high, or 0 */
+    CHECK(parse(&c, &err, argv, "--slo-ttft-ms", "800", "--slo-tpot-ms", "40", "--rebalance", NULL) == 0 &&
+          c.rb.ttft_slo_ms == 800 && c.rb.tpot_slo_ms == 40 && c.rb.max_busy == 0.8);
+    fe_config_free(&c);
+    CHECK(parse(&c, &err, argv, "--slo-ttft-ms", "800", "--rebalance", "--rebalance-max", "0", NULL) == 0 &&
+          c.rb.max_busy == 0);
+    fe_config_free(&c);
+    CHECK(parse(&c, &err, argv, "--slo-ttft-ms", "800", "--rebalance", "--rebalance-max", "0.5", NULL) == -1 &&
+          strstr(err.msg, "--rebalance-max (0.5) must be above --rebalance-high (0.6)"));
+    fe_config_free(&c);
 }
 
 int main(void)

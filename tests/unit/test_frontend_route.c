@@ -364,7 +364,7 @@ static void test_rebalance_policy(void)
      * prefilling worker's TTFT at 80% of its SLO (800 of 1000 ms) and a decoding one's TPOT at 80%
      * (16 of 20 ms), both for a whole window */
     struct rb_config slo = c;
-    slo.ttft_slo_ms = 1000, slo.tpot_slo_ms = 20;
+    slo.ttft_slo_ms = 1000, slo.tpot_slo_ms = 20, slo.max_busy = 0.8;
     co[0].ttft_ms = 450, co[1].ttft_ms = 500, co[1].tpot_ms = 10; /* colocation holds both */
     rb_init(&s, &slo, 0);
     CHECK(run_policy(&s, &slo, 0, 60, 1400, co, 2, &d) < 0);
@@ -383,6 +383,10 @@ static void test_rebalance_policy(void)
     CHECK(run_policy(&s, &slo, 5, 15, 1400, co, 2, &d) < 0);
     co[1].tpot_ms = 17;
     CHECK(run_policy(&s, &slo, 15, 60, 1400, co, 2, &d) == 25 && d.index == 1);
+    /* past what the prefill workers could keep up with, colocation fails because the cluster is
+     * overloaded: at 2000 tokens/s (1.0 of a worker, over 0.8) no prefill worker is taken */
+    rb_init(&s, &slo, 0);
+    CHECK(run_policy(&s, &slo, 0, 60, 2000, co, 2, &d) < 0);
     co[0].ttft_ms = co[1].ttft_ms = co[1].tpot_ms = 0;
     /* a window that began idle understates the load: prompts from 5 s on are judged from 15 s */
     struct rb_state late;

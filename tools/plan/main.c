@@ -73,8 +73,8 @@ static void usage(FILE *f)
             "  --rebalance           0P+2C or 1P+1C with pdserve-frontend --rebalance: workers switch\n"
             "                        roles as its rebalancer would; a run is served twice and the second\n"
             "                        measured\n"
-            "  --rebalance-low X  --rebalance-high X  --rebalance-window-s N\n"
-            "                        the rebalancer's settings, as pdserve-frontend's (0.3, 0.6, 10)\n"
+            "  --rebalance-low X  --rebalance-high X  --rebalance-max X  --rebalance-window-s N\n"
+            "                        the rebalancer's settings, as pdserve-frontend's (0.3, 0.6, 0.8, 10)\n"
             "  --threads N           threads per worker (1)\n"
             "  --rate R[,R...]       request rates to simulate (req/s)\n"
             "  --max-rate            also search the highest rate meeting --attainment\n"
@@ -122,7 +122,7 @@ static void defaults(struct opts *o)
     *o = (struct opts){.w = {.input_len = 512, .output_len = 64, .n = 1000},
                        .link = {.gbps = 2, .latency_ms = 1},
                        .dep = {.threads = 1, .token_budget = 512, .max_batch = 64,
-                               .rb = {.low = 0.3, .high = 0.6, .window_s = 10}},
+                               .rb = {.low = 0.3, .high = 0.6, .max_busy = 0.8, .window_s = 10}},
                        .attainment = 0.9, .node = {.cores = 2, .group_workers = 8}, .nodes = 1};
 }
 
@@ -138,7 +138,7 @@ static void parse(int argc, char **argv, struct opts *o)
         {"deployment", 1, 0, 'd'},  {"threads", 1, 0, 't'},        {"rate", 1, 0, 'R'},
         {"max-rate", 0, 0, 'M'},    {"replay", 1, 0, 'X'},         {"steps", 1, 0, 'S'},
         {"rebalance", 0, 0, 'E'},   {"group-workers", 1, 0, 'G'},  {"save-result", 1, 0, 'O'},
-        {"run-costs", 0, 0, 'c'},   {"rebalance-low", 1, 0, 'l'}, {"rebalance-high", 1, 0, 'H'}, {"rebalance-window-s", 1, 0, 'W'},
+        {"run-costs", 0, 0, 'c'},   {"rebalance-low", 1, 0, 'l'}, {"rebalance-high", 1, 0, 'H'}, {"rebalance-max", 1, 0, 'Y'}, {"rebalance-window-s", 1, 0, 'W'},
         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     defaults(o);
     if (argc > 1 && !strcmp(argv[1], "simulate"))
@@ -177,6 +177,7 @@ static void parse(int argc, char **argv, struct opts *o)
         case 'c': o->run_costs = 1; break;
         case 'l': o->dep.rb.low = num("--rebalance-low", optarg, 0); break;
         case 'H': o->dep.rb.high = num("--rebalance-high", optarg, 0); break;
+        case 'Y': o->dep.rb.max_busy = num("--rebalance-max", optarg, 0); break;
         case 'W': o->dep.rb.window_s = (int)num("--rebalance-window-s", optarg, 1); break;
         case 'S':
             if (o->n_steps == MAX_STEP_LOGS)
@@ -203,8 +204,10 @@ static void parse(int argc, char **argv, struct opts *o)
         exit(die(2, "--run-costs fits each replayed run to its own logged passes: give --replay FILE and --steps"));
     if (o->save_result && !replaying)
         exit(die(2, "--save-result saves what simulate --replay simulated: give --replay FILE"));
-    if (o->dep.rb.low >= o->dep.rb.high || o->dep.rb.window_s > RB_MAX_WINDOW_S)
-        exit(die(2, "--rebalance-low must be below --rebalance-high, --rebalance-window-s at most %d",
+    if (o->dep.rb.low >= o->dep.rb.high || (o->dep.rb.max_busy > 0 && o->dep.rb.max_busy <= o->dep.rb.high) ||
+        o->dep.rb.window_s > RB_MAX_WINDOW_S)
+        exit(die(2, "--rebalance-low must be below --rebalance-high, --rebalance-max above it (or 0), "
+                 "--rebalance-window-s at most %d",
                  RB_MAX_WINDOW_S));
     if (o->dep.rebalance && !o->dep.slo_routed)
         exit(die(2, "--rebalance switches prefill and colocated workers: give --deployment like 0P+2C or 1P+1C"));
