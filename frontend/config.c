@@ -281,7 +281,8 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
         {"cluster-key-file", 1, 0, 'C'}, {"insecure-cluster", 0, 0, 'X'},
         {"slo-ttft-ms", 1, 0, 's'}, {"slo-tpot-ms", 1, 0, 'S'}, {"cors-origin", 1, 0, 'O'},
         {"stats-interval-s", 1, 0, 'Q'}, {"tool-call-parser", 1, 0, 'P'}, {"rebalance", 0, 0, 'A'},
-        {"rebalance-low", 1, 0, 'l'}, {"rebalance-high", 1, 0, 'g'}, {"rebalance-max", 1, 0, 'x'}, {"rebalance-window-s", 1, 0, 'W'},
+        {"rebalance-low", 1, 0, 'l'}, {"rebalance-high", 1, 0, 'g'}, {"rebalance-max", 1, 0, 'x'},
+        {"rebalance-window-s", 1, 0, 'W'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     defaults(c);
     int opt, idx;

@@ -205,6 +205,11 @@ static void put_router(struct out *o, struct cluster *c)
     for (struct cl_worker *w = cluster_workers(c); w; w = w->next)
         put(o, "pdserve:router_tpot_ms{worker=\"%u\",role=\"%s\"} %.6f\n", w->id, wire_role_name(w->role),
             w->slo.tpot_ms);
+    put(o, "# HELP pdserve:router_ttft_ms Time to first token (dispatch to first token) measured per prefilling "
+           "worker.\n# TYPE pdserve:router_ttft_ms gauge\n");
+    for (struct cl_worker *w = cluster_workers(c); w; w = w->next)
+        put(o, "pdserve:router_ttft_ms{worker=\"%u\",role=\"%s\"} %.6f\n", w->id, wire_role_name(w->role),
+            w->slo.ttft_ms);
     put(o, "# HELP pdserve:router_routed_total Sequences by path under SLO-aware routing.\n"
            "# TYPE pdserve:router_routed_total counter\n"
            "pdserve:router_routed_total{path=\"disaggregated\"} %llu\npdserve:router_routed_total{path=\"local\"} %llu\n",

@@ -34,7 +34,11 @@ for role in prefill colocated; do
 done
 v=$(curl -s "$BASE/metrics" | awk '/^pdserve:router_tpot_ms/ && /colocated/ { print $NF }')
 python3 -c "import sys; sys.exit(not float('$v') > 0)" || { echo "FAIL TPOT not measured: '$v'"; exit 1; }
-echo "ok   prefill ms/token of both workers and the colocated worker's TPOT measured"
+for role in prefill colocated; do
+    v=$(curl -s "$BASE/metrics" | awk -v r="role=\"$role\"" '/^pdserve:router_ttft_ms/ && index($0, r) { print $NF }')
+    python3 -c "import sys; sys.exit(not float('$v') > 0)" || { echo "FAIL $role TTFT not measured: '$v'"; exit 1; }
+done
+echo "ok   prefill ms/token and TTFT of both workers and the colocated worker's TPOT measured"
 
 out=$(curl -sN "$BASE/v1/completions" -d '{"prompt":"stream me","max_tokens":12,"temperature":0,"stream":true,"ignore_eos":true}')
 echo "$out" | grep -q '^data: \[DONE\]' || { echo "FAIL stream: $out"; exit 1; }

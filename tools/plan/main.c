@@ -138,7 +138,8 @@ static void parse(int argc, char **argv, struct opts *o)
         {"deployment", 1, 0, 'd'},  {"threads", 1, 0, 't'},        {"rate", 1, 0, 'R'},
         {"max-rate", 0, 0, 'M'},    {"replay", 1, 0, 'X'},         {"steps", 1, 0, 'S'},
         {"rebalance", 0, 0, 'E'},   {"group-workers", 1, 0, 'G'},  {"save-result", 1, 0, 'O'},
-        {"run-costs", 0, 0, 'c'},   {"rebalance-low", 1, 0, 'l'}, {"rebalance-high", 1, 0, 'H'}, {"rebalance-max", 1, 0, 'Y'}, {"rebalance-window-s", 1, 0, 'W'},
+        {"run-costs", 0, 0, 'c'},   {"rebalance-low", 1, 0, 'l'}, {"rebalance-high", 1, 0, 'H'},
+        {"rebalance-max", 1, 0, 'Y'}, {"rebalance-window-s", 1, 0, 'W'},
         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     defaults(o);
     if (argc > 1 && !strcmp(argv[1], "simulate"))
