@@ -1,9 +1,9 @@
 /* search.c — the two searches of the planner: for one deployment, the highest request rate at which
  * the target share of requests meets both SLOs (DistServe's "max rate at 90% attainment", found by
  * doubling then bisecting, each probe a whole simulated run with the same seed); and the deployments
- * one node allows: groups of workers (every colocated count, and every prefill:decode split, also with
- * colocated workers routed by the SLOs in place of the decode ones, at each thread count the profile
- * measured), each repeated as many times as the node's cores hold. */
+ * one node allows: groups of workers (every colocated count, plain and routed by the SLOs, and every
+ * prefill:decode split, also with colocated workers routed by the SLOs in place of the decode ones, at
+ * each thread count the profile measured), each repeated as many times as the node's cores hold. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -56,8 +56,11 @@ int search_deployments(const struct profile *p, const struct node_shape *node, i
         int t = p->by_threads[m].threads, workers = node->cores / t;
         workers = workers < node->group_workers ? workers : node->group_workers;
         struct deployment base = {.threads = t, .token_budget = token_budget, .max_batch = max_batch};
-        for (int c = 1; c <= workers && n < cap; c++)
+        for (int c = 1; c <= workers && n + 1 < cap; c++) {
             out[n++] = group(base, 0, 0, c, false, node->cores);
+            /* the same, routed by the SLOs: their steps keep each decode's TPOT (the TPOT cut) */
+            out[n++] = group(base, 0, 0, c, true, node->cores);
+        }
         for (int pf = 1; pf < workers; pf++)
             for (int dc = 1; pf + dc <= workers && n + 1 < cap; dc++) {
                 out[n++] = group(base, pf, dc, 0, false, node->cores);
