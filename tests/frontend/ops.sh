@@ -15,7 +15,8 @@ header() { tr -d '\r' | awk -v h="$1" 'tolower($0) ~ "^" tolower(h) ":" { sub(/^
 
 pre=$(curl -s -i -X OPTIONS "$BASE/v1/chat/completions" -H 'Origin: https://app.example' \
       -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: content-type,authorization')
-echo "$pre" | head -1 | grep -q " 204 " || fail "preflight: $(echo "$pre" | head -1)"
+status=${pre%%$'\r'*} # the status line (head -1 in a pipe can cut echo short: SIGPIPE under pipefail)
+[[ $status == *" 204 "* ]] || fail "preflight: $status"
 [ "$(echo "$pre" | header access-control-allow-origin)" = https://app.example ] || fail "preflight origin"
 echo "$pre" | header access-control-allow-methods | grep -q POST || fail "preflight methods"
 echo "$pre" | header access-control-allow-headers | grep -qi authorization || fail "preflight headers"
