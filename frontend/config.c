@@ -309,12 +309,9 @@ int fe_parse_args(int argc, char **argv, struct fe_config *c, struct error *err)
     if (c->rebalance && !c->slo_ttft_ms)
         return error_set(err, "--rebalance needs --slo-ttft-ms: only SLO-aware routing lets colocated workers "
                               "decode for prefill workers, so that either role can serve");
-    if (c->rb.low >= c->rb.high)
-        return error_set(err, "--rebalance-low (%g) must be below --rebalance-high (%g), or roles would flap",
-                         c->rb.low, c->rb.high);
-    if (c->rb.max_busy > 0 && c->rb.max_busy <= c->rb.high)
-        return error_set(err, "--rebalance-max (%g) must be above --rebalance-high (%g), or no prefill worker is ever "
-                         "taken on (0: no cap)", c->rb.max_busy, c->rb.high);
+    char band[160];
+    if (rb_config_check(&c->rb, band, sizeof band))
+        return error_set(err, "%s", band);
     c->rb.tpot_slo_ms = c->slo_tpot_ms;
     c->rb.ttft_slo_ms = c->slo_ttft_ms;
     return env_key(c, err);

@@ -28,6 +28,17 @@ static void advance(struct rb_state *s, const struct rb_config *c, uint64_t now_
     s->second = sec;
 }
 
+int rb_config_check(const struct rb_config *c, char *err, size_t errlen)
+{
+    if (c->low >= c->high)
+        return snprintf(err, errlen, "--rebalance-low (%g) must be below --rebalance-high (%g), or roles would flap",
+                        c->low, c->high), -1;
+    if (c->max_busy > 0 && c->max_busy <= c->high)
+        return snprintf(err, errlen, "--rebalance-max (%g) must be above --rebalance-high (%g), or no prefill worker "
+                        "is ever taken on (0: no cap)", c->max_busy, c->high), -1;
+    return 0;
+}
+
 void rb_init(struct rb_state *s, const struct rb_config *c, uint64_t now_ms)
 {
     memset(s, 0, sizeof *s);
@@ -59,14 +70,20 @@ void rb_switched(struct rb_state *s, const struct rb_config *c, uint64_t now_ms)
     s->low = false;
 }
 
+/* Whether `cond`, true now, has held since it last turned true (*on, *since) for `for_ms`. */
+static bool held_for(bool *on, uint64_t *since, bool cond, uint64_t now_ms, uint64_t for_ms)
+{
+    if (cond && !*on)
+        *since = now_ms;
+    *on = cond;
+    return cond && now_ms >= *since + for_ms;
+}
+
 /* Whether the work has stayed under `low` for RB_SHRINK_WINDOWS windows, as of this tick. */
 static bool low_for_long(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, int n_prefill)
 {
     bool low = n_prefill > 0 && s->load < c->low * n_prefill;
-    if (low && !s->low)
-        s->low_since_ms = now_ms;
-    s->low = low;
-    return low && now_ms >= s->low_since_ms + (uint64_t)RB_SHRINK_WINDOWS * (uint64_t)window(c) * 1000;
+    return held_for(&s->low, &s->low_since_ms, low, now_ms, (uint64_t)RB_SHRINK_WINDOWS * (uint64_t)window(c) * 1000);
 }
 
 /* Whether the prefilling workers' TTFT and the decoding workers' TPOT have both stayed past their
@@ -76,10 +93,7 @@ static bool strained_for_long(struct rb_state *s, const struct rb_config *c, uin
 {
     if (c->ttft_slo_ms <= 0)
         return true;
-    if (strained && !s->straining)
-        s->straining_since_ms = now_ms;
-    s->straining = strained;
-    return strained && now_ms >= s->straining_since_ms + (uint64_t)window(c) * 1000;
+    return held_for(&s->straining, &s->straining_since_ms, strained, now_ms, (uint64_t)window(c) * 1000);
 }
 
 /* The cost of a prompt token on a core of its own: the fastest prefill measured on a prefill worker,

@@ -53,6 +53,7 @@
 #define PD_REBALANCE_POLICY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define RB_MAX_WINDOW_S 600
@@ -103,6 +104,9 @@ struct rb_decision {
     char why[256];
 };
 
+/* 0 when the band is sound (low < high < max_busy, or max_busy 0); else -1, and why in err. Both the
+ * frontend's flags and pdserve-plan's are checked here. */
+int rb_config_check(const struct rb_config *c, char *err, size_t errlen);
 void rb_init(struct rb_state *s, const struct rb_config *c, uint64_t now_ms);
 /* `tokens` prompt tokens were sent for computing at now_ms. */
 void rb_note_prompt(struct rb_state *s, const struct rb_config *c, uint64_t now_ms, uint32_t tokens);

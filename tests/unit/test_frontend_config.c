@@ -5,6 +5,7 @@
 #include "frontend/config.c"
 #include "frontend/apierr.c"
 #include "frontend/toolcall.c"
+#include "frontend/rebalance_policy.c"
 
 #include <unistd.h>
 

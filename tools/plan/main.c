@@ -205,11 +205,11 @@ static void parse(int argc, char **argv, struct opts *o)
         exit(die(2, "--run-costs fits each replayed run to its own logged passes: give --replay FILE and --steps"));
     if (o->save_result && !replaying)
         exit(die(2, "--save-result saves what simulate --replay simulated: give --replay FILE"));
-    if (o->dep.rb.low >= o->dep.rb.high || (o->dep.rb.max_busy > 0 && o->dep.rb.max_busy <= o->dep.rb.high) ||
-        o->dep.rb.window_s > RB_MAX_WINDOW_S)
-        exit(die(2, "--rebalance-low must be below --rebalance-high, --rebalance-max above it (or 0), "
-                 "--rebalance-window-s at most %d",
-                 RB_MAX_WINDOW_S));
+    char band[160];
+    if (rb_config_check(&o->dep.rb, band, sizeof band))
+        exit(die(2, "%s", band));
+    if (o->dep.rb.window_s > RB_MAX_WINDOW_S)
+        exit(die(2, "--rebalance-window-s must be at most %d", RB_MAX_WINDOW_S));
     if (o->dep.rebalance && !o->dep.slo_routed)
         exit(die(2, "--rebalance switches prefill and colocated workers: give --deployment like 0P+2C or 1P+1C"));
 }
