@@ -77,8 +77,7 @@ static void on_tick(uv_timer_t *t)
     int n = 0;
     for (struct cl_worker *w = cluster_workers(r->cluster); w && n < RB_MAX_WORKERS; w = w->next, n++) {
         cw[n] = w;
-        ws[n] = (struct rb_worker){w->id, w->role, w->reg.pinned || w->load.draining, w->slo.prefill_ms_per_token,
-                                   w->inflight, w->slo.tpot_ms, w->slo.ttft_ms};
+        ws[n] = rb_worker_of(w->id, w->role, w->reg.pinned || w->load.draining, w->inflight, &w->slo);
     }
     struct rb_decision d;
     if (!rb_decide(&r->st, &r->cfg, now, ws, n, &d))

@@ -39,6 +39,12 @@ int rb_config_check(const struct rb_config *c, char *err, size_t errlen)
     return 0;
 }
 
+struct rb_worker rb_worker_of(uint32_t id, uint8_t role, bool held, int inflight, const struct slo_costs *costs)
+{
+    return (struct rb_worker){.id = id, .role = role, .pinned = held, .ms_per_token = costs->prefill_ms_per_token,
+                              .inflight = inflight, .tpot_ms = costs->tpot_ms, .ttft_ms = costs->ttft_ms};
+}
+
 void rb_init(struct rb_state *s, const struct rb_config *c, uint64_t now_ms)
 {
     memset(s, 0, sizeof *s);

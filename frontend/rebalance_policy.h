@@ -56,6 +56,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "frontend/route_slo.h"
+
 #define RB_MAX_WINDOW_S 600
 #define RB_MAX_WORKERS 256 /* the workers one decision looks at */
 #define RB_SHRINK_WINDOWS 3 /* windows the work must stay under `low` before a prefill worker goes */
@@ -97,6 +99,9 @@ struct rb_worker {
     double tpot_ms;        /* measured TPOT of the sequences it decoded (route_slo.h); 0: not yet */
     double ttft_ms;        /* measured TTFT of the prompts it prefilled (route_slo.h); 0: not yet */
 };
+
+/* A worker as the policy sees it, from the router's measured costs of it; `held`: it must not switch. */
+struct rb_worker rb_worker_of(uint32_t id, uint8_t role, bool held, int inflight, const struct slo_costs *costs);
 
 struct rb_decision {
     int index;    /* into the workers given */

@@ -347,8 +347,7 @@ static void tick(struct sim *s, double now)
     }
     struct rb_worker ws[64];
     for (int i = 0; i < s->n_w; i++)
-        ws[i] = (struct rb_worker){(uint32_t)i + 1, wire_role(s->w[i].role), false, s->w[i].slo.prefill_ms_per_token,
-                                   s->w[i].inflight, s->w[i].slo.tpot_ms, s->w[i].slo.ttft_ms};
+        ws[i] = rb_worker_of((uint32_t)i + 1, wire_role(s->w[i].role), false, s->w[i].inflight, &s->w[i].slo);
     struct rb_decision d;
     if (!rb_decide(&s->rb, &s->rbc, (uint64_t)(now * 1e3), ws, s->n_w, &d))
         return;
