@@ -30,7 +30,7 @@ double slo_predict_ttft(const struct slo_costs *w, double tokens, double fallbac
 
 bool slo_go_local(const struct slo_route *r, const struct slo_paths *p, const struct slo_costs *local)
 {
-    if (p->split_ms <= r->ttft_ms || p->local_ms >= p->split_ms)
+    if (p->split_ms <= SLO_SPLIT_SHARE * r->ttft_ms || p->local_ms >= p->split_ms)
         return false;
     if (r->tpot_ms <= 0)
         return true;

@@ -10,8 +10,10 @@
  *  - each decode-capable worker's time per output token: an EWMA over the gaps between the tokens
  *    its sequences receive (a message of n tokens counts once, its wait over n).
  *
- * The disaggregated path is taken whenever its predicted TTFT meets the SLO: it keeps prompt work out
- * of the decode passes. Otherwise the local path is taken if it predicts a shorter TTFT and, with
+ * The disaggregated path is taken whenever its predicted TTFT is within SLO_SPLIT_SHARE of the SLO:
+ * it keeps prompt work out of the decode passes, and the share leaves the prediction room to be
+ * wrong (taken up to the SLO itself, a prefill worker ran at the SLO's edge, where any prompt
+ * predicted short missed). Otherwise the local path is taken if it predicts a shorter TTFT and, with
  * --slo-tpot-ms, the prompt work that worker has to do up to this prompt's first token (the prompts
  * already sent there and this one), spread over this sequence's tokens, keeps its TPOT within the
  * SLO: all of that work lands in the lives of the sequences decoding there, since the worker holds no
@@ -25,6 +27,8 @@
 #include "common/util/decayed.h"
 
 struct cl_worker;
+
+#define SLO_SPLIT_SHARE 0.8 /* of the TTFT SLO: a prefill worker predicted past it is not counted on */
 
 /* Online costs of one worker (kept in struct cl_worker). 0: not measured yet. */
 struct slo_costs {

@@ -219,6 +219,14 @@ static void test_slo_routing(void)
     struct cl_seq tight = {.n_prompt = 50, .n_positions = 150, .slo_tpot_ms = 12.5};
     CHECK_EQ_INT(cluster_pick(&c, &tight, &p, &d), 0);
     CHECK_EQ_INT((int)tight.tpot_slo_ms, 13);
+    /* a prefill queue that meets the 500 ms SLO but not 80% of it (350 + 50 ms fits, 400 + 50 does
+     * not) leaves the split to a wrong prediction: the idle colocated worker is sooner */
+    slo_cluster(&c, 350, 0, 20);
+    CHECK_EQ_INT(cluster_pick(&c, SEQ(50, 100), &p, &d), 0);
+    CHECK(p == &W[0] && d == &W[1]);
+    slo_cluster(&c, 400, 0, 20);
+    CHECK_EQ_INT(cluster_pick(&c, SEQ(50, 100), &p, &d), 0);
+    CHECK(p == &W[1] && d == &W[1]);
     /* both paths miss the SLO, and the colocated worker is busier: disaggregated */
     slo_cluster(&c, 1000, 3000, 20);
     CHECK_EQ_INT(cluster_pick(&c, SEQ(400, 100), &p, &d), 0);
