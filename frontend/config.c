@@ -165,7 +165,7 @@ static void defaults(struct fe_config *c)
     c->stale_ms = 5000;
     c->drain_ms = 30000;
     c->stats_interval_s = 10;
-    c->rb = (struct rb_config){.low = 0.3, .high = 0.6, .max_busy = 0.8, .window_s = 10};
+    c->rb = (struct rb_config)RB_CONFIG_DEFAULTS;
     c->tool_call_parser = TC_AUTO;
 }
 

@@ -72,6 +72,9 @@ struct rb_config {
     int ttft_slo_ms;  /* its TTFT SLO (--slo-ttft-ms); 0: none, prompt work alone takes one on */
 };
 
+/* The defaults of pdserve-frontend's --rebalance-* flags, and so of pdserve-plan's. */
+#define RB_CONFIG_DEFAULTS {.low = 0.3, .high = 0.6, .max_busy = 0.8, .window_s = 10}
+
 struct rb_state {
     uint64_t tokens[RB_MAX_WINDOW_S + 1]; /* prompt tokens sent per second: a ring of the window's
                                            * whole seconds and the current one */

@@ -122,7 +122,7 @@ static void defaults(struct opts *o)
     *o = (struct opts){.w = {.input_len = 512, .output_len = 64, .n = 1000},
                        .link = {.gbps = 2, .latency_ms = 1},
                        .dep = {.threads = 1, .token_budget = 512, .max_batch = 64,
-                               .rb = {.low = 0.3, .high = 0.6, .max_busy = 0.8, .window_s = 10}},
+                               .rb = RB_CONFIG_DEFAULTS},
                        .attainment = 0.9, .node = {.cores = 2, .group_workers = 8}, .nodes = 1};
 }
 
