@@ -17,13 +17,24 @@
 #define UNROLL _Pragma("GCC unroll 4")
 /* Weight rows are read 4 at a time only when there are this many activation rows to share them: with
  * fewer, one row after another. Four interleaved row streams (2 KiB apart) defeat this VM's
- * hardware prefetcher: a batch-1 F16 product read 10 GB/s that way and 26-28 GB/s one row at a time
- * (a plain sequential read: 17-21 GB/s); at 4 rows, 36 vs 49 GFLOP/s. From 5 rows the 4-row tile
- * wins: a decode step of the `small` preset at 5, 6 and 7 sequences ran at 417-528 tok/s with 1-row
- * tiles (slower than 8 sequences, at 698) and 520-771 with 4-row ones (best of 5 runs each; at 16
- * rows 59 vs 41 GFLOP/s). A pair's result is the same either way (one accumulator per pair, the
- * same k order), so this choice never changes a token. */
-#define TILE_ROWS_MIN_N 5
+ * hardware prefetcher (a batch-1 F16 product read 10 GB/s that way and 26-28 GB/s one row at a
+ * time), so a 4-row tile prefetches its rows itself, TILE_PREFETCH elements ahead. A 1-row tile
+ * loads an activation vector for every FMA and is bound by loads (~60 GFLOP/s); a 4-row one shares
+ * each load by 4. Measured on the `small` preset's matrices (1408 × 512 and 512 × 1408, single
+ * thread, µs a product, 1-row → 4-row): F16 at 2 rows 46 → 53 and 49 → 66, at 3 rows 69 → 57 and
+ * 68 → 69, at 4 rows 90 → 58 and 94 → 71, at 5 rows 104 → 70; F32 at 2 rows 139 → 92 and 126 → 79,
+ * at 4 rows 210 → 124 and 196 → 100. Without the prefetch the 4-row tile won only from 5 rows, and
+ * read 10-12 GB/s there. A pair's result is the same either way (one accumulator per pair, the same
+ * k order), so this choice never changes a token. */
+#define TILE_ROWS_MIN_N_F32 2
+#define TILE_ROWS_MIN_N_F16 3
+#define TILE_ROWS_MIN_N_BF16 3
+#define TILE_PREFETCH 256 /* elements: 1 KiB of an F32 row, 512 bytes of a 16-bit one */
+#define ES_F32 4 /* bytes per element */
+#define ES_F16 2
+#define ES_BF16 2
+/* q8 tiles do not prefetch: 4 rows from 5, the threshold float weights had before the prefetch. */
+#define TILE_ROWS_MIN_N_Q8 5
 
 T5 INLINE __m512 ld16_F32(const void *p, size_t k, __mmask16 m)
 {
@@ -59,6 +70,8 @@ T5 INLINE __m512 ld16(const void *p, size_t k, __mmask16 m, enum kn_dtype t)
             UNROLL for (int b = 0; b < NI; b++)                                                                   \
                 xv[b] = _mm512_loadu_ps(x + (size_t)b * K + k);                                            \
             UNROLL for (int a = 0; a < NR; a++) {                                                                 \
+                if (NR > 1)                                                                                \
+                    _mm_prefetch(w + a * wstride + (size_t)(k + TILE_PREFETCH) * ES_##T, _MM_HINT_T0);    \
                 __m512 wv = ld16_##T(w + a * wstride, k, 0xffff);                                          \
                 UNROLL for (int b = 0; b < NI; b++)                                                               \
                     acc[a][b] = _mm512_fmadd_ps(wv, xv[b], acc[a][b]);                                     \
@@ -86,7 +99,7 @@ T5 INLINE __m512 ld16(const void *p, size_t k, __mmask16 m, enum kn_dtype t)
                             int r0, int r1, float beta)                                                   \
     {                                                                                                      \
         int r = r0;                                                                                        \
-        for (; n >= TILE_ROWS_MIN_N && r + 4 <= r1; r += 4)                                                \
+        for (; n >= TILE_ROWS_MIN_N_##T && r + 4 <= r1; r += 4)                                                \
             for (int i = 0; i < n; i += 4) {                                                               \
                 const float *xi = x + (size_t)i * K;                                                       \
                 float *yi = y + (size_t)i * ldy + r;                                                       \
@@ -237,7 +250,7 @@ T5V static void matmul_q8_vnni(float *y, int ldy, const struct kn_q8_rows *x, in
 {
     int K = w->kcols, groups = K / KN_Q8_GROUP;
     for (int r = r0; r < r1;) {
-        int nr = n >= TILE_ROWS_MIN_N && r1 - r >= 4 ? 4 : 1; /* as for float weights */
+        int nr = n >= TILE_ROWS_MIN_N_Q8 && r1 - r >= 4 ? 4 : 1;
         const int8_t *wq = w->q + (size_t)r * K;
         const float *wd = w->d + (size_t)r * groups;
         for (int i = 0; i < n; i += 4) {

@@ -72,28 +72,31 @@ static void matmul_matches_double(void)
                 }
 }
 
-/* A row's result is the same bits whether it is computed alone or among others. */
+/* A row's result is the same bits whether it is computed alone or among others, in a batch of any
+ * size from 2 to 7 (every tile shape, on either side of each table's 1-row/4-row threshold). */
 static void rows_independent_of_batch(void)
 {
-    int rows = 13, cols = 77, n = 7;
-    float *wf = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * n * cols);
-    float *all = malloc(sizeof(float) * n * rows), one[13];
-    for (int i = 0; i < n * cols; i++)
+    int rows = 13, cols = 77, max_n = 7;
+    float *wf = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * max_n * cols);
+    float *all = malloc(sizeof(float) * max_n * rows), one[13];
+    for (int i = 0; i < max_n * cols; i++)
         x[i] = frand();
     for (int ti = 0; ti < n_tables; ti++)
-        for (int t = KN_F32; t <= KN_BF16; t++) {
-            void *wd = make_matrix((enum kn_dtype)t, rows, cols, wf);
-            struct kn_mat w = {.dtype = (enum kn_dtype)t, .rows = rows, .cols = cols, .data = wd};
-            tables[ti]->matmul(all, rows, x, n, &w, 0, rows, 0.0f);
-            for (int i = 0; i < n; i++) {
-                tables[ti]->matmul(one, rows, x + (size_t)i * cols, 1, &w, 0, rows, 0.0f);
-                for (int r = 0; r < rows; r++) /* also row by row */
-                    tables[ti]->matmul(one, rows, x + (size_t)i * cols, 1, &w, r, r + 1, 0.0f);
-                CHECK_MSG(memcmp(one, all + (size_t)i * rows, sizeof one) == 0, "%s %s row %d differs in a batch",
-                          tables[ti]->name, kn_dtype_name((enum kn_dtype)t), i);
+        for (int t = KN_F32; t <= KN_BF16; t++)
+            for (int n = 2; n <= max_n; n++) {
+                void *wd = make_matrix((enum kn_dtype)t, rows, cols, wf);
+                struct kn_mat w = {.dtype = (enum kn_dtype)t, .rows = rows, .cols = cols, .data = wd};
+                tables[ti]->matmul(all, rows, x, n, &w, 0, rows, 0.0f);
+                for (int i = 0; i < n; i++) {
+                    tables[ti]->matmul(one, rows, x + (size_t)i * cols, 1, &w, 0, rows, 0.0f);
+                    for (int r = 0; r < rows; r++) /* also row by row */
+                        tables[ti]->matmul(one, rows, x + (size_t)i * cols, 1, &w, r, r + 1, 0.0f);
+                    CHECK_MSG(memcmp(one, all + (size_t)i * rows, sizeof one) == 0,
+                              "%s %s row %d differs in a batch of %d", tables[ti]->name, kn_dtype_name((enum kn_dtype)t),
+                              i, n);
+                }
+                free(wd);
             }
-            free(wd);
-        }
     free(wf), free(x), free(all);
 }
 
