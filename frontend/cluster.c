@@ -310,24 +310,47 @@ static int decode_fit(const struct cl_worker *w, const struct cl_seq *s, uint32_
     return free_blocks(w) + (long)cached >= blocks_needed(w, s->n_positions) ? 2 : 1;
 }
 
-/* The decode (or colocated) worker that suits the sequence best (decode_fit), the one with the most
- * blocks free or holding the prompt among equals; NULL when there is none. */
+/* How well w suits a sequence as its decode worker, best first: decode_fit; then the least work
+ * ahead, in tokens: what w's sequences still have to generate (the new one shares a step with each
+ * of theirs, and the batch it decodes in sets its TPOT), the prompt tokens queued there (a colocated
+ * worker's: passes the new one waits through), less the prompt tokens w's cache holds for it (not
+ * computed or sent again); a token of forward pass either way. Then the most blocks free or holding
+ * the prompt. Work before blocks: blocks free favour a worker whose sequences are young, the very
+ * ones that will share the most steps. */
+struct decode_rank {
+    int fit;
+    int64_t work;
+    long room;
+};
+
+static struct decode_rank decode_rank(const struct cl_worker *w, const struct cl_seq *s, uint32_t cached)
+{
+    int64_t work = (int64_t)w->decode_left + w->load.queued_tokens + w->pend_tokens - (int64_t)cached * block_size(w);
+    return (struct decode_rank){decode_fit(w, s, cached), work, free_blocks(w) + (long)cached};
+}
+
+static bool better_rank(struct decode_rank a, struct decode_rank b)
+{
+    if (a.fit != b.fit)
+        return a.fit > b.fit;
+    return a.work != b.work ? a.work < b.work : a.room > b.room;
+}
+
+/* The decode (or colocated) worker that suits the sequence best (decode_rank); NULL when there is
+ * none. */
 static struct cl_worker *pick_decode(struct cluster *c, uint8_t role, struct cl_seq *s, struct prompt_keys *k,
                                      struct skip sk, uint32_t *cached)
 {
     struct cl_worker *best = NULL;
-    int best_fit = -1;
-    long best_room = 0;
+    struct decode_rank best_rank = {0};
     for (struct cl_worker *w = c->workers; w; w = w->next) {
         if (w->role != role || skipped(w, sk))
             continue;
         uint32_t have = cached_blocks(w, s, k);
-        int fit = decode_fit(w, s, have);
-        long room = free_blocks(w) + (long)have;
-        if (fit > best_fit || (fit == best_fit && room > best_room)) {
+        struct decode_rank r = decode_rank(w, s, have);
+        if (!best || better_rank(r, best_rank)) {
             best = w;
-            best_fit = fit;
-            best_room = room;
+            best_rank = r;
             *cached = have;
         }
     }
@@ -442,9 +465,8 @@ static int choose_slo(struct cluster *c, const struct slo_route *slo, const stru
 /* With SLOs, a colocated worker also decodes for pairs: the decode target is the better of the two. */
 static void slo_decode_target(struct candidates *cd, const struct cl_seq *s)
 {
-    if (cd->co && (!cd->dc || decode_fit(cd->co, s, cd->co_cached) > decode_fit(cd->dc, s, cd->dc_cached) ||
-                   (decode_fit(cd->co, s, cd->co_cached) == decode_fit(cd->dc, s, cd->dc_cached) &&
-                    free_blocks(cd->co) > free_blocks(cd->dc)))) {
+    if (cd->co &&
+        (!cd->dc || better_rank(decode_rank(cd->co, s, cd->co_cached), decode_rank(cd->dc, s, cd->dc_cached)))) {
         cd->dc = cd->co;
         cd->dc_cached = cd->co_cached;
     }
@@ -517,16 +539,31 @@ int cluster_generate(struct cl_worker *p, struct cl_worker *d, uint64_t id, cons
     p->pend_tokens += n;
     d->pend_blocks += (n + (uint32_t)sp->max_tokens + bs - 1) / bs;
     d->pend_seqs++;
+    d->decode_left += (uint32_t)sp->max_tokens;
     p->inflight++;
     if (d != p)
         d->inflight++;
     return 0;
 }
 
-void cluster_release(struct cl_worker *w)
+void cluster_decoded(struct cl_worker *d, uint32_t n)
+{
+    if (d)
+        d->decode_left -= n < d->decode_left ? n : d->decode_left;
+}
+
+static void release_one(struct cl_worker *w)
 {
     if (w && w->inflight > 0)
         w->inflight--;
+}
+
+void cluster_release(struct cl_worker *p, struct cl_worker *d, uint32_t undecoded)
+{
+    release_one(p);
+    if (d != p)
+        release_one(d);
+    cluster_decoded(d, undecoded);
 }
 
 void cluster_abort(struct cl_worker *w, uint64_t id)

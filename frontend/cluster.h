@@ -3,8 +3,9 @@
  * failure detection.
  *
  * Placement: the prefill worker with the fewest queued prompt tokens (its last LOAD plus what we sent
- * it since), and the decode worker with the most free KV blocks among those with room in their batch
- * (all of them if none has room: it queues the request, KV_WAIT, and never drops it). A colocated
+ * it since), and the decode worker with the least work ahead (tokens its sequences have still to
+ * generate, prompt tokens queued there) among those with room in their batch and blocks (all of them if none has room: it
+ * queues the request, KV_WAIT, and never drops it). A colocated
  * worker does both; it is used when no prefill+decode pair is registered. With SLOs set
  * (cluster_set_slo) a colocated worker is also a decode worker for pairs, and each sequence takes the
  * disaggregated or the local path as route_slo.h decides.
@@ -40,6 +41,8 @@ struct cl_worker {
     uint32_t pend_blocks;      /* KV blocks our requests will take, since its last LOAD */
     uint32_t pend_seqs;        /* sequences sent since its last LOAD */
     int inflight;              /* sequences of ours it holds now */
+    uint64_t decode_left;      /* tokens our sequences decoding there have still to generate: their
+                                * max_tokens less those received (the decode choice: cluster.c) */
     struct idmap keys;         /* prefix-cache keys of the blocks it holds cached (from LOAD) */
     uint64_t query_tokens, hit_tokens, kv_bytes_sent, kv_bytes_saved; /* its last LOAD's counters */
     struct slo_costs slo;      /* measured online (route_slo.h) */
@@ -94,7 +97,8 @@ bool cluster_ready(const struct cluster *c);
 /* Picks the workers for a sequence: the prefill worker with the least prompt work queued, counting
  * this prompt less what its prefix cache holds; and the decode worker with batch room and free blocks
  * for all of the sequence — failing that, with batch room; failing that, any — and, among equals, the
- * most blocks free or already holding the prompt (its cache; they need not be sent). *p receives
+ * least work ahead (tokens its sequences have still to generate and prompt tokens queued there, less
+ * the prompt tokens its cache holds for this one), then the most blocks free or already holding the prompt. *p receives
  * the prefill (or colocated) worker, *d the decode worker (the same one when colocated). Returns -1
  * when no suitable worker is registered. */
 int cluster_pick(struct cluster *c, struct cl_seq *s, struct cl_worker **p, struct cl_worker **d);
@@ -111,8 +115,11 @@ const struct slo_route *cluster_slo(const struct cluster *c);
  * flight on both. */
 int cluster_generate(struct cl_worker *p, struct cl_worker *d, uint64_t id, const struct sample_params *sp,
                      bool logprobs, const char *constraint, const struct cl_seq *s, struct error *err);
-/* The sequence ended (or was aborted): no longer in flight on w. */
-void cluster_release(struct cl_worker *w);
+/* n more tokens of a sequence decoding on d arrived (d may be NULL). */
+void cluster_decoded(struct cl_worker *d, uint32_t n);
+/* A sequence ended (or was aborted, or left a worker): no longer in flight on p nor on d (the same
+ * worker when colocated; either may be NULL), `undecoded` of its max_tokens never to come from d. */
+void cluster_release(struct cl_worker *p, struct cl_worker *d, uint32_t undecoded);
 /* Sends ABORT for sequence id to w (if w is still known). */
 void cluster_abort(struct cl_worker *w, uint64_t id);
 

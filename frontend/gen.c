@@ -23,10 +23,9 @@ static void seq_release(struct gen_seq *s, bool abort_workers)
         if (s->d != s->p)
             cluster_abort(s->d, s->id);
     }
-    cluster_release(s->p);
-    if (s->d != s->p)
-        cluster_release(s->d);
+    cluster_release(s->p, s->d, s->undecoded);
     s->p = s->d = NULL;
+    s->undecoded = 0;
     for (int i = 0; i < s->n_held; i++)
         wire_msg_release(&s->held[i]);
     free(s->held);
@@ -240,6 +239,7 @@ static int seq_dispatch(struct gen_seq *s, struct apierr *e)
     }
     s->p = p;
     s->d = d;
+    s->undecoded = (uint32_t)s->sp.max_tokens;
     s->ran_on[0] = p->id;
     s->ran_on[1] = d->id;
     rebalancer_note_prompt(fe->rebalancer, need.to_compute);
@@ -451,6 +451,9 @@ static void on_tokens(struct gen_seq *s, const struct wire_tokens *t)
         slo_observe_tpot(&s->d->slo, (double)(now - s->t_last) / 1e6 / t->n);
     }
     s->t_last = now;
+    uint32_t n = t->n < s->undecoded ? t->n : s->undecoded;
+    cluster_decoded(s->d, n);
+    s->undecoded -= n;
     if (t->cached_tokens > s->cached_tokens)
         s->cached_tokens = t->cached_tokens;
     bool done = gen_text_tokens(s, t);
@@ -596,7 +599,7 @@ void gen_on_worker_lost(void *user, struct cl_worker *w, const char *reason)
         if (s->p == w && s->d && s->d != w && s->first_seen) {
             /* Its first token is out and the decode worker holds the rest: it either delivers it
              * or, having lost the transfer with this prefill worker, reports an error itself. */
-            cluster_release(s->p);
+            cluster_release(s->p, NULL, 0);
             s->p = NULL;
             continue;
         }

@@ -21,6 +21,7 @@ struct gen_seq {
     int index, prompt_idx;
     uint64_t id;                /* 0 while not dispatched */
     struct cl_worker *p, *d;    /* NULL once released */
+    uint32_t undecoded;         /* of its max_tokens, those not come yet: in d's decode_left */
     struct sample_params sp;
     struct tok_stream *ts;
     struct stopstr stop;

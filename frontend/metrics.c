@@ -210,6 +210,12 @@ static void put_router(struct out *o, struct cluster *c)
     for (struct cl_worker *w = cluster_workers(c); w; w = w->next)
         put(o, "pdserve:router_ttft_ms{worker=\"%u\",role=\"%s\"} %.6f\n", w->id, wire_role_name(w->role),
             w->slo.ttft_ms);
+    put(o, "# HELP pdserve:router_decode_tokens_left Tokens the sequences decoding on the worker have still to "
+           "generate (max_tokens less those received): the decode choice.\n"
+           "# TYPE pdserve:router_decode_tokens_left gauge\n");
+    for (struct cl_worker *w = cluster_workers(c); w; w = w->next)
+        put(o, "pdserve:router_decode_tokens_left{worker=\"%u\",role=\"%s\"} %llu\n", w->id,
+            wire_role_name(w->role), (unsigned long long)w->decode_left);
     put(o, "# HELP pdserve:router_routed_total Sequences by path under SLO-aware routing.\n"
            "# TYPE pdserve:router_routed_total counter\n"
            "pdserve:router_routed_total{path=\"disaggregated\"} %llu\npdserve:router_routed_total{path=\"local\"} %llu\n",

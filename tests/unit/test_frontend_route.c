@@ -1,6 +1,7 @@
 /* test_frontend_route.c — the cluster's placement rules on hand-built registries (no network):
- * prefill = fewest queued prompt tokens (last LOAD plus what was sent since), decode = most free KV
- * blocks among workers with batch room (any worker when none has room), colocated only without a
+ * prefill = fewest queued prompt tokens (last LOAD plus what was sent since), decode = least decode
+ * work ahead, then most free KV blocks, among workers with batch room (any worker when none has
+ * room), colocated only without a
  * prefill+decode pair or when only it has free blocks for the whole sequence, a worker that refused a sequence skipped on its retry unless it is the only one,
  * a worker whose LOAD says it is draining never picked, and /health readiness; and SLO-aware routing
  * (route_slo.h) under scripted loads and measured costs; and the rebalancer's policy (rebalance_policy.h)
@@ -84,6 +85,42 @@ static void test_decode_most_free_with_room(void)
     W[3].load.running = 8;
     CHECK_EQ_INT(cluster_pick(&c, NEED(10), &p, &d), 0);
     CHECK_EQ_INT(d->id, 101);
+}
+
+/* Among workers that fit, the least work ahead (tokens their sequences still have to generate and
+ * prompt tokens queued, less the prompt tokens their caches hold for this one) before the most free
+ * blocks; the
+ * frontend's count follows GENERATE, the tokens that arrive and the sequence's end. */
+static void test_decode_least_work(void)
+{
+    struct cluster c = {0};
+    struct cl_worker *c0 = add(&c, 0, WIRE_ROLE_COLOCATED, 0, 900, 1, 8);
+    struct cl_worker *c1 = add(&c, 1, WIRE_ROLE_COLOCATED, 0, 300, 3, 8);
+    c0->decode_left = 500; /* one young sequence: most blocks free, most steps still to share */
+    c1->decode_left = 120; /* three nearly done */
+    struct cl_worker *p, *d;
+    CHECK_EQ_INT(cluster_pick(&c, NEED(10), &p, &d), 0);
+    CHECK(p == c1 && d == c1);
+    c1->pend_tokens = 400; /* prompt tokens sent to it since its LOAD: passes the new one waits through */
+    CHECK_EQ_INT(cluster_pick(&c, NEED(10), &p, &d), 0);
+    CHECK(d == c0);
+    c1->pend_tokens = 0;
+    CHECK_EQ_INT(cluster_pick(&c, NEED(5000), &p, &d), 0); /* fit first: only c0 holds 5,000 positions */
+    CHECK(d == c0);
+    c0->decode_left = 120; /* equal work: the most blocks free */
+    CHECK_EQ_INT(cluster_pick(&c, NEED(10), &p, &d), 0);
+    CHECK(d == c0);
+    /* the count: + max_tokens at dispatch (cluster_generate), - tokens as they arrive, the rest at
+     * the end; never below 0 */
+    c1->decode_left = 0;
+    c1->decode_left += 256;
+    cluster_decoded(c1, 6);
+    CHECK_EQ_INT((int)c1->decode_left, 250);
+    cluster_release(c1, c1, 200);
+    CHECK_EQ_INT((int)c1->decode_left, 50);
+    cluster_decoded(c1, 80);
+    CHECK_EQ_INT((int)c1->decode_left, 0);
+    cluster_release(NULL, NULL, 10); /* a worker already gone */
 }
 
 static void test_colocated(void)
@@ -469,6 +506,7 @@ int main(void)
     RUN(test_ready);
     RUN(test_prefill_least_queued);
     RUN(test_decode_most_free_with_room);
+    RUN(test_decode_least_work);
     RUN(test_colocated);
     RUN(test_except_refusing_worker);
     RUN(test_draining_never_picked);

@@ -2,8 +2,8 @@
  * the scheduling rules of the real daemons (docs/workers.md):
  *
  *  - the frontend sends a prompt to the prefill worker with the fewest prompt tokens still to compute,
- *    and reserves the decode (or colocated) worker with the fewest tokens reserved (prompt + output of
- *    everything it holds): the most blocks free;
+ *    and reserves the decode (or colocated) worker with the least work ahead: the tokens its
+ *    sequences have still to generate and the prompt tokens it has queued;
  *  - a prefill worker runs FCFS passes of at most token_budget tokens, batching prompts and chunking
  *    the long ones; a prompt's first token leaves at the end of the pass that completes it;
  *  - its KV reaches the decode worker after the transfer, which overlaps the pass that computed it:
@@ -12,7 +12,7 @@
  *    colocated worker's pass runs its decodes first, then prompt chunks in the rest of the budget.
  *
  * Routed by the SLOs (a deployment's slo_routed: docs/frontend.md), as the frontend and workers do:
- *  - every sequence decodes on the colocated worker with the fewest tokens reserved; its prompt goes
+ *  - every sequence decodes on the colocated worker with the least work ahead; its prompt goes
  *    to the prefill worker unless the TTFT predicted there breaks the SLO, the colocated worker
  *    predicts a sooner one, and its prompt work up to this prompt's first token (its queue and this
  *    prompt) spread over this sequence's tokens keeps that worker's TPOT. The frontend's own code
@@ -69,7 +69,7 @@ struct worker {
     struct list incoming; /* KV on its way (decode) */
     struct list pass_prompts, pass_decodes; /* what the current pass computes */
     int pass_tokens[1024];                  /* prompt tokens per entry of pass_prompts */
-    double queued_tokens, reserved_tokens;
+    double queued_tokens, decode_left; /* prompt tokens to compute; tokens its sequences have to generate */
     struct slo_costs slo; /* its costs as the frontend measures them, for SLO routing */
     int inflight;         /* unfinished sequences it prefills or decodes */
     enum role switch_to;  /* with switching: the role it is being switched to */
@@ -110,7 +110,15 @@ static void push(struct list *l, int x)
 
 static void remove_at(struct list *l, int i) { memmove(&l->v[i], &l->v[i + 1], sizeof *l->v * (size_t)(--l->n - i)); }
 
-/* The worker of a role with the least of `key`: queued prompt tokens or reserved tokens. */
+/* The key a worker is picked by: its queued prompt tokens (a prefill worker), or the work ahead of
+ * a new sequence decoding there (tokens to generate and prompt tokens queued, as the frontend counts
+ * it). */
+static double load_key(const struct worker *w, bool by_queue)
+{
+    return by_queue ? w->queued_tokens : w->decode_left + w->queued_tokens;
+}
+
+/* The worker of a role with the least load_key. */
 static int least(struct sim *s, enum role role, bool by_queue)
 {
     int best = -1;
@@ -118,8 +126,7 @@ static int least(struct sim *s, enum role role, bool by_queue)
         struct worker *w = &s->w[i];
         if (w->role != role || w->switching)
             continue; /* a worker being switched is routed nothing new */
-        double k = by_queue ? w->queued_tokens : w->reserved_tokens;
-        if (best < 0 || k < (by_queue ? s->w[best].queued_tokens : s->w[best].reserved_tokens))
+        if (best < 0 || load_key(w, by_queue) < load_key(&s->w[best], by_queue))
             best = i;
     }
     return best;
@@ -160,7 +167,7 @@ static void route(struct sim *s, int id, double now)
     }
     push(&s->w[prefiller].queue, id);
     s->w[prefiller].queued_tokens += q->r->in;
-    s->w[q->decoder].reserved_tokens += q->r->in + q->r->out;
+    s->w[q->decoder].decode_left += q->r->out;
     q->queue_ahead = s->w[prefiller].queued_tokens;
     q->prefiller = prefiller;
     s->w[prefiller].inflight++;
@@ -263,7 +270,6 @@ static bool start_pass(struct sim *s, struct worker *w, double now)
 static void finish(struct sim *s, struct sreq *q, double t)
 {
     q->last = t;
-    s->w[q->decoder].reserved_tokens -= q->r->in + q->r->out;
     s->w[q->prefiller].inflight--;
     if (q->decoder != q->prefiller)
         s->w[q->decoder].inflight--;
@@ -275,6 +281,7 @@ static void prompt_done(struct sim *s, struct worker *w, int id, double t, doubl
 {
     struct sreq *q = &s->reqs[id];
     q->first = q->prev = t, q->generated = 1;
+    s->w[q->decoder].decode_left -= 1;
     if (s->d->slo_routed) /* the frontend's measure of w's prefill speed */
         slo_observe_prefill(&w->slo, q->queue_ahead, (t - q->r->arrival) * 1e3);
     if (q->r->out == 1) {
@@ -298,6 +305,7 @@ static void end_pass(struct sim *s, struct worker *w, double t, double pass)
         if (s->d->slo_routed) /* the frontend's measure of w's time per output token */
             slo_observe_tpot(&w->slo, (t - q->prev) * 1e3);
         q->prev = t;
+        w->decode_left -= 1;
         if (++q->generated == q->r->out) {
             finish(s, q, t);
             for (int j = 0; j < w->running.n; j++)
