@@ -4,9 +4,9 @@
  *
  * Placement: the prefill worker with the fewest queued prompt tokens (its last LOAD plus what we sent
  * it since), and the decode worker with the least work ahead (tokens its sequences have still to
- * generate, prompt tokens queued there) among those with room in their batch and blocks (all of them if none has room: it
- * queues the request, KV_WAIT, and never drops it). A colocated
- * worker does both; it is used when no prefill+decode pair is registered. With SLOs set
+ * generate, prompt tokens queued there) among those with room in their batch and blocks (all of
+ * them if none has room: it queues the request, KV_WAIT, and never drops it). A colocated worker
+ * does both; it is used when no prefill+decode pair is registered. With SLOs set
  * (cluster_set_slo) a colocated worker is also a decode worker for pairs, and each sequence takes the
  * disaggregated or the local path as route_slo.h decides.
  *
@@ -98,9 +98,9 @@ bool cluster_ready(const struct cluster *c);
  * this prompt less what its prefix cache holds; and the decode worker with batch room and free blocks
  * for all of the sequence — failing that, with batch room; failing that, any — and, among equals, the
  * least work ahead (tokens its sequences have still to generate and prompt tokens queued there, less
- * the prompt tokens its cache holds for this one), then the most blocks free or already holding the prompt. *p receives
- * the prefill (or colocated) worker, *d the decode worker (the same one when colocated). Returns -1
- * when no suitable worker is registered. */
+ * the prompt tokens its cache holds for this one), then the most blocks free or already holding the
+ * prompt. *p receives the prefill (or colocated) worker, *d the decode worker (the same one when
+ * colocated). Returns -1 when no suitable worker is registered. */
 int cluster_pick(struct cluster *c, struct cl_seq *s, struct cl_worker **p, struct cl_worker **d);
 /* The same without the worker of that role and id — one that refused the sequence because it is
  * shutting down or full — unless no other can take it. */
