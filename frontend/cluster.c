@@ -310,6 +310,15 @@ static int decode_fit(const struct cl_worker *w, const struct cl_seq *s, uint32_
     return free_blocks(w) + (long)cached >= blocks_needed(w, s->n_positions) ? 2 : 1;
 }
 
+/* The prompt work w does before this prompt's first token: what it has queued, what we sent it
+ * since, and this prompt but the `have` blocks its cache holds (its last token is always computed). */
+static uint64_t queue_ahead(const struct cl_worker *w, const struct cl_seq *s, uint32_t *have)
+{
+    uint32_t max = s->n_prompt ? (s->n_prompt - 1) / block_size(w) : 0;
+    *have = *have < max ? *have : max;
+    return (uint64_t)w->load.queued_tokens + w->pend_tokens + s->n_prompt - (uint64_t)*have * block_size(w);
+}
+
 /* How well w suits a sequence as its decode worker, best first: decode_fit; then the least work
  * ahead, in tokens: what w's sequences still have to generate (the new one shares a step with each
  * of theirs, and the batch it decodes in sets its TPOT), the prompt tokens queued there (a colocated
@@ -319,14 +328,15 @@ static int decode_fit(const struct cl_worker *w, const struct cl_seq *s, uint32_
  * ones that will share the most steps. */
 struct decode_rank {
     int fit;
-    int64_t work;
+    uint64_t work;
     long room;
 };
 
 static struct decode_rank decode_rank(const struct cl_worker *w, const struct cl_seq *s, uint32_t cached)
 {
-    int64_t work = (int64_t)w->decode_left + w->load.queued_tokens + w->pend_tokens - (int64_t)cached * block_size(w);
-    return (struct decode_rank){decode_fit(w, s, cached), work, free_blocks(w) + (long)cached};
+    uint32_t have = cached; /* queue_ahead counts this prompt too, alike on every worker */
+    return (struct decode_rank){decode_fit(w, s, cached), w->decode_left + queue_ahead(w, s, &have),
+                                free_blocks(w) + (long)cached};
 }
 
 static bool better_rank(struct decode_rank a, struct decode_rank b)
@@ -355,15 +365,6 @@ static struct cl_worker *pick_decode(struct cluster *c, uint8_t role, struct cl_
         }
     }
     return best;
-}
-
-/* The prompt work w does before this prompt's first token: what it has queued, what we sent it
- * since, and this prompt but the `have` blocks its cache holds (its last token is always computed). */
-static uint64_t queue_ahead(const struct cl_worker *w, const struct cl_seq *s, uint32_t *have)
-{
-    uint32_t max = s->n_prompt ? (s->n_prompt - 1) / block_size(w) : 0;
-    *have = *have < max ? *have : max;
-    return (uint64_t)w->load.queued_tokens + w->pend_tokens + s->n_prompt - (uint64_t)*have * block_size(w);
 }
 
 /* The prefill worker with the least prompt work to do before this prompt is done (queue_ahead). */

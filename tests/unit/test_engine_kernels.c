@@ -83,10 +83,10 @@ static void rows_independent_of_batch(void)
     for (int i = 0; i < max_n * cols; i++)
         x[i] = frand();
     for (int ti = 0; ti < n_tables; ti++)
-        for (int t = KN_F32; t <= KN_BF16; t++)
+        for (int t = KN_F32; t <= KN_BF16; t++) {
+            void *wd = make_matrix((enum kn_dtype)t, rows, cols, wf);
+            struct kn_mat w = {.dtype = (enum kn_dtype)t, .rows = rows, .cols = cols, .data = wd};
             for (int n = 2; n <= max_n; n++) {
-                void *wd = make_matrix((enum kn_dtype)t, rows, cols, wf);
-                struct kn_mat w = {.dtype = (enum kn_dtype)t, .rows = rows, .cols = cols, .data = wd};
                 tables[ti]->matmul(all, rows, x, n, &w, 0, rows, 0.0f);
                 for (int i = 0; i < n; i++) {
                     tables[ti]->matmul(one, rows, x + (size_t)i * cols, 1, &w, 0, rows, 0.0f);
@@ -96,8 +96,9 @@ static void rows_independent_of_batch(void)
                               "%s %s row %d differs in a batch of %d", tables[ti]->name, kn_dtype_name((enum kn_dtype)t),
                               i, n);
                 }
-                free(wd);
             }
+            free(wd);
+        }
     free(wf), free(x), free(all);
 }
 

@@ -1,8 +1,7 @@
 /* test_frontend_route.c — the cluster's placement rules on hand-built registries (no network):
- * prefill = fewest queued prompt tokens (last LOAD plus what was sent since), decode = least decode
- * work ahead, then most free KV blocks, among workers with batch room (any worker when none has
- * room), colocated only without a
- * prefill+decode pair or when only it has free blocks for the whole sequence, a worker that refused a sequence skipped on its retry unless it is the only one,
+ * prefill = fewest queued prompt tokens (last LOAD plus what was sent since), decode = least work
+ * ahead, then most free KV blocks, among workers with batch room (any worker when none has room),
+ * colocated only without a prefill+decode pair or when only it has free blocks for the whole sequence, a worker that refused a sequence skipped on its retry unless it is the only one,
  * a worker whose LOAD says it is draining never picked, and /health readiness; and SLO-aware routing
  * (route_slo.h) under scripted loads and measured costs; and the rebalancer's policy (rebalance_policy.h)
  * on hand-counted prompt work, with a worker being switched never picked. */
@@ -89,8 +88,7 @@ static void test_decode_most_free_with_room(void)
 
 /* Among workers that fit, the least work ahead (tokens their sequences still have to generate and
  * prompt tokens queued, less the prompt tokens their caches hold for this one) before the most free
- * blocks; the
- * frontend's count follows GENERATE, the tokens that arrive and the sequence's end. */
+ * blocks; the frontend's count follows GENERATE, the tokens that arrive and the sequence's end. */
 static void test_decode_least_work(void)
 {
     struct cluster c = {0};
