@@ -149,6 +149,62 @@ static int bench_decode(const char *model_dir, struct tokenizer *t, int threads,
     return 0;
 }
 
+/* A random token the mask allows, uniform over them; when close, only one that holds a '"', so
+ * string bodies end and outputs finish. -1 when there is none. */
+static int pick_token(const struct gvocab *v, const uint32_t *allowed, int n, bool close)
+{
+    int count = 0, pick = -1;
+    for (int id = 0; id < n; id++)
+        if (allowed[id >> 5] >> (id & 31) & 1) {
+            size_t len;
+            const uint8_t *b = gvocab_bytes(v, id, &len);
+            if ((!close || (b && memchr(b, '"', len))) && rand() % ++count == 0)
+                pick = id;
+        }
+    return pick;
+}
+
+/* Walks random valid outputs of g for steps tokens, timing each mask; prints the report. */
+static int bench_masks(const struct grammar *g, const struct gvocab *v, int n, int steps, unsigned seed)
+{
+    uint32_t *allowed = malloc((size_t)(n + 31) / 32 * sizeof *allowed);
+    double *in_string = malloc((size_t)steps * sizeof(double)), *other = malloc((size_t)steps * sizeof(double));
+    if (!allowed || !in_string || !other) {
+        free(allowed), free(in_string), free(other);
+        fprintf(stderr, "pdserve-bench-grammar: out of memory\n");
+        return 1;
+    }
+    int n_string = 0, n_other = 0, outputs = 0;
+    double all_sum = 0;
+    srand(seed);
+    struct gmatch *m = gmatch_new(g);
+    for (int s = 0; s < steps; s++) {
+        bool plain = gmatch_in_plain_string(m);
+        double a = now_ms();
+        gmatch_mask(m, v, allowed);
+        double ms = now_ms() - a;
+        all_sum += ms;
+        if (plain)
+            in_string[n_string++] = ms;
+        else
+            other[n_other++] = ms;
+        int pick = pick_token(v, allowed, n, plain && rand() % 6 == 0);
+        size_t len;
+        const uint8_t *b = pick >= 0 ? gvocab_bytes(v, pick, &len) : NULL;
+        if (!b || !gmatch_feed(m, b, len) || gmatch_closed(m)) { /* an end token, or the value closed */
+            gmatch_free(m);
+            m = gmatch_new(g);
+            outputs++;
+        }
+    }
+    report("string bodies", in_string, n_string);
+    report("elsewhere", other, n_other);
+    printf("all            %6d masks  mean %7.3f ms (%d outputs)\n", steps, all_sum / steps, outputs);
+    gmatch_free(m);
+    free(allowed), free(in_string), free(other);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = NULL, *schema = default_schema, *model_dir = NULL;
@@ -194,51 +250,11 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("vocabulary of %d tokens indexed in %.1f ms\n", n, now_ms() - t0);
-    uint32_t *allowed = malloc((size_t)(n + 31) / 32 * sizeof *allowed);
-    double *in_string = malloc((size_t)steps * sizeof(double)), *other = malloc((size_t)steps * sizeof(double));
-    int n_string = 0, n_other = 0, outputs = 0;
-    srand(seed);
-    struct gmatch *m = gmatch_new(g);
-    for (int s = 0; s < steps; s++) {
-        bool plain = gmatch_in_plain_string(m);
-        double a = now_ms();
-        gmatch_mask(m, v, allowed);
-        double ms = now_ms() - a;
-        if (plain)
-            in_string[n_string++] = ms;
-        else
-            other[n_other++] = ms;
-        /* uniform over the allowed tokens, but a string ends one step in six, so outputs finish */
-        bool close = plain && rand() % 6 == 0;
-        int count = 0, pick = -1;
-        for (int id = 0; id < n; id++)
-            if (allowed[id >> 5] >> (id & 31) & 1) {
-                size_t len;
-                const uint8_t *b = gvocab_bytes(v, id, &len);
-                if ((!close || (b && memchr(b, '"', len))) && rand() % ++count == 0)
-                    pick = id;
-            }
-        size_t len;
-        const uint8_t *b = pick >= 0 ? gvocab_bytes(v, pick, &len) : NULL;
-        if (!b || !gmatch_feed(m, b, len) || gmatch_closed(m)) { /* an end token, or the value closed */
-            gmatch_free(m);
-            m = gmatch_new(g);
-            outputs++;
-        }
-    }
-    report("string bodies", in_string, n_string);
-    report("elsewhere", other, n_other);
-    double all_sum = 0;
-    for (int i = 0; i < n_string; i++)
-        all_sum += in_string[i];
-    for (int i = 0; i < n_other; i++)
-        all_sum += other[i];
-    printf("all            %6d masks  mean %7.3f ms (%d outputs)\n", steps, all_sum / steps, outputs);
-    gmatch_free(m);
-    free(allowed), free(in_string), free(other);
+    int rc = bench_masks(g, v, n, steps, seed);
     grammar_free(g);
     gvocab_free(v);
-    int rc = model_dir ? bench_decode(model_dir, t, threads, batch, decode_steps) : 0;
+    if (!rc && model_dir)
+        rc = bench_decode(model_dir, t, threads, batch, decode_steps);
     tok_free(t);
     return rc;
 }

@@ -228,6 +228,70 @@ static int usage(FILE *f)
     return 2;
 }
 
+/* The header and the metadata llama.cpp reads for a Llama model (n_kv counted as written, patched
+ * in at the end). */
+static void write_metadata(struct out *o, const struct model_config *c, int n_tensors, int file_type)
+{
+    put(o, "GGUF", 4);
+    put_u32(o, 3);
+    put_u64(o, (uint64_t)n_tensors);
+    put_u64(o, 0); /* n_kv, patched below */
+    kv_str(o, "general.architecture", "llama");
+    kv_str(o, "general.name", "pdserve-bench");
+    kv_u32(o, "general.file_type", (uint32_t)file_type);
+    kv_u32(o, "general.alignment", ALIGN);
+    kv_u32(o, "llama.context_length", (uint32_t)c->max_pos);
+    kv_u32(o, "llama.embedding_length", (uint32_t)c->dim);
+    kv_u32(o, "llama.block_count", (uint32_t)c->n_layers);
+    kv_u32(o, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
+    kv_u32(o, "llama.attention.head_count", (uint32_t)c->n_heads);
+    kv_u32(o, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    kv_u32(o, "llama.rope.dimension_count", (uint32_t)c->head_dim);
+    kv_f32(o, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
+    kv_f32(o, "llama.rope.freq_base", (float)c->rope_theta);
+    kv_u32(o, "llama.vocab_size", (uint32_t)c->vocab_size);
+    write_vocab(o, c);
+}
+
+/* Each tensor's name, shape, type and offset in the data section; returns that section's size. */
+static uint64_t write_tensor_infos(struct out *o, struct tensor *ts, int n)
+{
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        put_str(o, ts[i].name);
+        put_u32(o, (uint32_t)ts[i].n_dims);
+        put_u64(o, ts[i].cols); /* ne[0]: the contiguous dimension */
+        if (ts[i].n_dims == 2)
+            put_u64(o, ts[i].rows);
+        put_u32(o, (uint32_t)ts[i].type);
+        ts[i].offset = off;
+        put_u64(o, off);
+        off += (ts[i].bytes + ALIGN - 1) / ALIGN * ALIGN;
+    }
+    pad(o);
+    return off;
+}
+
+/* The tensors' rows, each tensor padded to ALIGN; a tensor that lands off its announced offset fails
+ * the file. */
+static void write_data(struct out *o, const struct model_config *c, const struct tensor *ts, int n, uint64_t size)
+{
+    float *buf = malloc((size_t)(c->dim > c->hidden_dim ? c->dim : c->hidden_dim) * sizeof *buf);
+    if (!buf) {
+        o->failed = 1;
+        return;
+    }
+    size_t data_start = o->pos;
+    for (int i = 0; i < n; i++) {
+        for (uint64_t r = 0; r < ts[i].rows; r++)
+            write_row(o, &ts[i], r, buf);
+        pad(o);
+        if (o->pos - data_start != (i + 1 < n ? ts[i + 1].offset : size))
+            o->failed = 1;
+    }
+    free(buf);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = NULL, *out_path = NULL, *type = "stored";
@@ -235,7 +299,6 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-
     static const struct option longs[] = {{"model", 1, 0, 'm'}, {"out", 1, 0, 'o'}, {"type", 1, 0, 't'}, {0, 0, 0, 0}};
     for (int ch; (ch = getopt_long(argc, argv, "", longs, NULL)) != -1;) {
         if (ch == 'm') dir = optarg;
@@ -270,48 +333,8 @@ int main(int argc, char **argv)
         return 1;
     }
     int file_type = mtype == GGML_Q8_0 ? 7 : ts[3].type == GGML_F32 ? 0 : ts[3].type == GGML_F16 ? 1 : 32;
-    put(&o, "GGUF", 4);
-    put_u32(&o, 3);
-    put_u64(&o, (uint64_t)n);
-    put_u64(&o, 0); /* n_kv, patched below */
-    kv_str(&o, "general.architecture", "llama");
-    kv_str(&o, "general.name", "pdserve-bench");
-    kv_u32(&o, "general.file_type", (uint32_t)file_type);
-    kv_u32(&o, "general.alignment", ALIGN);
-    kv_u32(&o, "llama.context_length", (uint32_t)c.max_pos);
-    kv_u32(&o, "llama.embedding_length", (uint32_t)c.dim);
-    kv_u32(&o, "llama.block_count", (uint32_t)c.n_layers);
-    kv_u32(&o, "llama.feed_forward_length", (uint32_t)c.hidden_dim);
-    kv_u32(&o, "llama.attention.head_count", (uint32_t)c.n_heads);
-    kv_u32(&o, "llama.attention.head_count_kv", (uint32_t)c.n_kv_heads);
-    kv_u32(&o, "llama.rope.dimension_count", (uint32_t)c.head_dim);
-    kv_f32(&o, "llama.attention.layer_norm_rms_epsilon", c.norm_eps);
-    kv_f32(&o, "llama.rope.freq_base", (float)c.rope_theta);
-    kv_u32(&o, "llama.vocab_size", (uint32_t)c.vocab_size);
-    write_vocab(&o, &c);
-    uint64_t off = 0;
-    for (int i = 0; i < n; i++) {
-        put_str(&o, ts[i].name);
-        put_u32(&o, (uint32_t)ts[i].n_dims);
-        put_u64(&o, ts[i].cols); /* ne[0]: the contiguous dimension */
-        if (ts[i].n_dims == 2)
-            put_u64(&o, ts[i].rows);
-        put_u32(&o, (uint32_t)ts[i].type);
-        ts[i].offset = off;
-        put_u64(&o, off);
-        off += (ts[i].bytes + ALIGN - 1) / ALIGN * ALIGN;
-    }
-    pad(&o);
-    float *buf = malloc((size_t)(c.dim > c.hidden_dim ? c.dim : c.hidden_dim) * sizeof *buf);
-    size_t data_start = o.pos;
-    for (int i = 0; i < n; i++) {
-        for (uint64_t r = 0; r < ts[i].rows; r++)
-            write_row(&o, &ts[i], r, buf);
-        pad(&o);
-        if (o.pos - data_start != (i + 1 < n ? ts[i + 1].offset : off))
-            o.failed = 1;
-    }
-    free(buf);
+    write_metadata(&o, &c, n, file_type);
+    write_data(&o, &c, ts, n, write_tensor_infos(&o, ts, n));
     if (fseek(o.f, 16, SEEK_SET) != 0 || fwrite(&o.n_kv, 8, 1, o.f) != 1)
         o.failed = 1;
     if (fclose(o.f) != 0 || o.failed) {

@@ -61,6 +61,37 @@ static void rope_scaling(const struct gguf_file *g, json_t *cfg)
     json_object_set_new(cfg, "rope_scaling", json_pack("{s:s%,s:f}", "rope_type", type, len, "factor", factor));
 }
 
+/* Gemma's keys llama.cpp leaves implicit: q scaled by key_length^-½ except the 27B shapes (hidden /
+ * heads), a 4096-token window, Gemma 2's softcaps (null when not written: off). */
+static void gemma_config(json_t *cfg, const char *arch)
+{
+    json_int_t hd = json_integer_value(json_object_get(cfg, "head_dim"));
+    json_int_t layers = json_integer_value(json_object_get(cfg, "num_hidden_layers"));
+    json_int_t heads = json_integer_value(json_object_get(cfg, "num_attention_heads"));
+    json_int_t hidden = json_integer_value(json_object_get(cfg, "hidden_size"));
+    if (layers == (strcmp(arch, "gemma2") ? 62 : 46) && heads > 0)
+        hd = hidden / heads;
+    if (hd > 0)
+        json_object_set_new(cfg, "query_pre_attn_scalar", json_integer(hd));
+    if (!json_object_get(cfg, "sliding_window"))
+        json_object_set_new(cfg, "sliding_window", json_integer(4096));
+    if (!strcmp(arch, "gemma2") && !json_object_get(cfg, "attn_logit_softcapping"))
+        json_object_set_new(cfg, "attn_logit_softcapping", json_null());
+    if (!strcmp(arch, "gemma2") && !json_object_get(cfg, "final_logit_softcapping"))
+        json_object_set_new(cfg, "final_logit_softcapping", json_null());
+}
+
+/* RoPE over part of each head (Phi-2, Phi-4-mini): the config parser refuses it by name. */
+static void partial_rotary(const struct gguf_file *g, json_t *cfg, const char *arch)
+{
+    int64_t rope_dims;
+    json_int_t hd = json_integer_value(json_object_get(cfg, "head_dim"));
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.dimension_count", arch);
+    if (gguf_get_int(g, key, &rope_dims) && hd > 0 && rope_dims != hd)
+        json_object_set_new(cfg, "partial_rotary_factor", json_real((double)rope_dims / (double)hd));
+}
+
 json_t *gguf_hf_config(const struct gguf_file *g, struct error *err)
 {
     const char *arch = gguf_arch(g), *cls = hf_class(arch);
@@ -77,6 +108,11 @@ json_t *gguf_hf_config(const struct gguf_file *g, struct error *err)
     json_t *cfg = json_pack("{s:[s],s:I,s:b,s:s}", "architectures", cls, "vocab_size", (json_int_t)embd->shape[0],
                             "tie_word_embeddings", !gguf_find(g, "lm_head.weight"), "torch_dtype",
                             dtype_name(embd->dtype));
+    if (!cfg) {
+        error_set(err, "%s: the metadata does not make a config (out of memory, or a string that is not UTF-8)",
+                  gguf_name(g));
+        return NULL;
+    }
     copy_num(g, cfg, "embedding_length", "hidden_size", true);
     copy_num(g, cfg, "block_count", "num_hidden_layers", true);
     copy_num(g, cfg, "attention.head_count", "num_attention_heads", true);
@@ -92,35 +128,11 @@ json_t *gguf_hf_config(const struct gguf_file *g, struct error *err)
     rope_scaling(g, cfg);
     if (strcmp(arch, "llama") == 0 && gguf_find(g, "model.layers.0.self_attn.q_proj.bias"))
         json_object_set_new(cfg, "attention_bias", json_true());
-    if (!strncmp(arch, "gemma", 5)) {
-        /* llama.cpp: q scaled by key_length^-½, except the 27B shapes (hidden / heads) */
-        json_int_t hd = json_integer_value(json_object_get(cfg, "head_dim"));
-        json_int_t layers = json_integer_value(json_object_get(cfg, "num_hidden_layers"));
-        json_int_t heads = json_integer_value(json_object_get(cfg, "num_attention_heads"));
-        json_int_t hidden = json_integer_value(json_object_get(cfg, "hidden_size"));
-        if (layers == (strcmp(arch, "gemma2") ? 62 : 46) && heads > 0)
-            hd = hidden / heads;
-        if (hd > 0)
-            json_object_set_new(cfg, "query_pre_attn_scalar", json_integer(hd));
-        if (!json_object_get(cfg, "sliding_window"))
-            json_object_set_new(cfg, "sliding_window", json_integer(4096));
-        if (!strcmp(arch, "gemma2") && !json_object_get(cfg, "attn_logit_softcapping"))
-            json_object_set_new(cfg, "attn_logit_softcapping", json_null());
-        if (!strcmp(arch, "gemma2") && !json_object_get(cfg, "final_logit_softcapping"))
-            json_object_set_new(cfg, "final_logit_softcapping", json_null());
-    }
+    if (!strncmp(arch, "gemma", 5))
+        gemma_config(cfg, arch);
     if (!strcmp(arch, "phi3"))
         copy_num(g, cfg, "rope.scaling.original_context_length", "original_max_position_embeddings", true);
-    /* RoPE over part of each head (Phi-2, Phi-4-mini): the config parser refuses it by name */
-    int64_t rope_dims;
-    json_int_t hd = json_integer_value(json_object_get(cfg, "head_dim"));
-    char key[128];
-    snprintf(key, sizeof key, "%s.rope.dimension_count", arch);
-    if (gguf_get_int(g, key, &rope_dims) && hd > 0 && rope_dims != hd)
-        json_object_set_new(cfg, "partial_rotary_factor", json_real((double)rope_dims / (double)hd));
-    if (!cfg)
-        error_set(err, "%s: the metadata does not make a config (out of memory, or a string that is not UTF-8)",
-                  gguf_name(g));
+    partial_rotary(g, cfg, arch);
     return cfg;
 }
 

@@ -222,6 +222,55 @@ static int check_keywords(struct compile *c, const json_t *s)
     return 0;
 }
 
+/* {"$ref": "#/$defs/NAME"}: a choice of one, the named node, so a schema can refer to itself. */
+static int ref_node(struct compile *c, const json_t *ref, struct gnode *n, int depth)
+{
+    if (!json_is_string(ref))
+        return fail(c, "'%s' must be a string", "$ref");
+    struct gnode *target = resolve(c, json_string_value(ref), depth + 1);
+    if (!target || choice(c, n, 1))
+        return -1;
+    n->alts[n->n++] = target;
+    return 0;
+}
+
+/* anyOf / oneOf: a choice of the listed schemas (alternatives must start differently, so a value
+ * matches one of them: oneOf's rule too). */
+static int any_of_node(struct compile *c, const json_t *any, struct gnode *n, int depth)
+{
+    size_t count = json_is_array(any) ? json_array_size(any) : 0;
+    if (count == 0 || count > GRAMMAR_MAX_CHOICES)
+        return fail(c, "'%s' must list 1 to 64 schemas", "anyOf");
+    if (choice(c, n, (int)count))
+        return -1;
+    for (size_t i = 0; i < count; i++)
+        if (!(n->alts[n->n++] = compile(c, json_array_get(any, i), depth + 1)))
+            return -1;
+    return 0;
+}
+
+/* "type": [...]: a choice of the same schema read as each listed type. */
+static int type_list_node(struct compile *c, const json_t *s, const json_t *types, struct gnode *n, int depth)
+{
+    size_t count = json_array_size(types);
+    if (count == 0 || count > 7)
+        return fail(c, "'%s' must list 1 to 7 types", "type");
+    if (choice(c, n, (int)count))
+        return -1;
+    for (size_t i = 0; i < count; i++) {
+        struct gnode *alt = new_node(c, GK_ANY);
+        const char *t = json_string_value(json_array_get(types, i));
+        if (alt && !t)
+            return fail(c, "'%s' must list type names", "type");
+        if (!alt || typed(c, s, t, alt, depth + 1))
+            return -1;
+        n->alts[n->n++] = alt;
+    }
+    return 0;
+}
+
+/* Fills n with schema s. enum and const say it all: a listed value of another type than `type` is
+ * the schema's own contradiction. */
 static int compile_into(struct compile *c, const json_t *s, struct gnode *n, int depth)
 {
     if (depth > MAX_NESTING)
@@ -232,19 +281,10 @@ static int compile_into(struct compile *c, const json_t *s, struct gnode *n, int
         return fail(c, "%s", json_is_false(s) ? "a schema of false admits no value" : "a schema must be an object");
     if (check_keywords(c, s))
         return -1;
-    const json_t *ref = json_object_get(s, "$ref"), *type = json_object_get(s, "type");
+    const json_t *type = json_object_get(s, "type");
     const json_t *any = json_object_get(s, "anyOf") ? json_object_get(s, "anyOf") : json_object_get(s, "oneOf");
-    if (ref) {
-        struct gnode *target = json_is_string(ref) ? resolve(c, json_string_value(ref), depth + 1) : NULL;
-        if (!target)
-            return json_is_string(ref) ? -1 : fail(c, "'%s' must be a string", "$ref");
-        if (choice(c, n, 1))
-            return -1;
-        n->alts[n->n++] = target;
-        return 0;
-    }
-    /* enum and const say it all: a listed value of another type than `type` is the schema's own
-     * contradiction */
+    if (json_object_get(s, "$ref"))
+        return ref_node(c, json_object_get(s, "$ref"), n, depth);
     if (json_object_get(s, "const")) {
         json_t *one = json_pack("[O]", json_object_get(s, "const"));
         int rc = literals(c, n, one, "const");
@@ -256,32 +296,12 @@ static int compile_into(struct compile *c, const json_t *s, struct gnode *n, int
     if (any && (type || json_object_get(s, "properties") || json_object_get(s, "items")))
         return fail(c, "%s", "anyOf/oneOf beside type, properties or items is not supported: put them in each "
                              "alternative");
-    if (any) {
-        size_t count = json_is_array(any) ? json_array_size(any) : 0;
-        if (count == 0 || count > GRAMMAR_MAX_CHOICES)
-            return fail(c, "'%s' must list 1 to 64 schemas", "anyOf");
-        if (choice(c, n, (int)count))
-            return -1;
-        for (size_t i = 0; i < count; i++)
-            if (!(n->alts[n->n++] = compile(c, json_array_get(any, i), depth + 1)))
-                return -1;
-        return 0;
-    }
+    if (any)
+        return any_of_node(c, any, n, depth);
     if (json_is_string(type))
         return typed(c, s, json_string_value(type), n, depth);
-    if (json_is_array(type)) {
-        size_t count = json_array_size(type);
-        if (count == 0 || count > 7 || choice(c, n, (int)count))
-            return count == 0 || count > 7 ? fail(c, "'%s' must list 1 to 7 types", "type") : -1;
-        for (size_t i = 0; i < count; i++) {
-            struct gnode *alt = new_node(c, GK_ANY);
-            const char *t = json_string_value(json_array_get(type, i));
-            if (!alt || !t || typed(c, s, t, alt, depth + 1))
-                return alt && !t ? fail(c, "'%s' must list type names", "type") : -1;
-            n->alts[n->n++] = alt;
-        }
-        return 0;
-    }
+    if (json_is_array(type))
+        return type_list_node(c, s, type, n, depth);
     if (type)
         return fail(c, "'%s' must be a type name or a list of them", "type");
     if (json_object_get(s, "properties") || json_object_get(s, "required") ||

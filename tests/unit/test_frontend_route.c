@@ -347,9 +347,13 @@ static int run_policy(struct rb_state *s, const struct rb_config *c, int from, i
     return -1;
 }
 
-static void test_rebalance_policy(void)
+static const struct rb_config rb_plain = {.low = 0.3, .high = 0.6, .window_s = 10};
+
+/* The prompt work in workers: tokens a second over the window, at the fastest prefill worker's cost;
+ * too little of it for long enough turns the prefill worker colocated. */
+static void test_rebalance_low_load(void)
 {
-    const struct rb_config c = {.low = 0.3, .high = 0.6, .window_s = 10};
+    const struct rb_config c = rb_plain;
     struct rb_state s;
     struct rb_decision d;
     rb_init(&s, &c, 0);
@@ -381,10 +385,17 @@ static void test_rebalance_policy(void)
     CHECK(run_policy(&s, &c, 20, 40, 400, w, 2, &d) < 0);
     CHECK(run_policy(&s, &c, 40, 61, 1000, w, 2, &d) < 0);
     CHECK(run_policy(&s, &c, 61, 120, 400, w, 2, &d) == 98 && d.index == 0 && d.to == WIRE_ROLE_COLOCATED);
-    /* ... but while a decoding worker's TPOT is at 80% of the TPOT SLO (16 ms of 20), the decode cores
-     * are short: the prefill worker goes after one window under 0.3 (at 10.5 s); at 15 ms, after 3 */
-    struct rb_config tight = c;
+}
+
+/* While a decoding worker's TPOT is at 80% of the TPOT SLO, the decode cores are short: a prefill
+ * worker with little work goes sooner; TPOT alone never moves one. */
+static void test_rebalance_tpot_pressure(void)
+{
+    struct rb_config tight = rb_plain;
     tight.tpot_slo_ms = 20;
+    struct rb_state s;
+    struct rb_decision d;
+    /* at 16 ms of 20 the prefill worker goes after one window under 0.3 (at 10.5 s); at 15 ms, after 3 */
     struct rb_worker pressed[2] = {{1, WIRE_ROLE_PREFILL, false, 0.5, 0, 0, 0}, {2, WIRE_ROLE_COLOCATED, false, 0.9, 3, 16, 0}};
     rb_init(&s, &tight, 0);
     CHECK(run_policy(&s, &tight, 0, 60, 400, pressed, 2, &d) == 10 && d.index == 0 && d.to == WIRE_ROLE_COLOCATED);
@@ -396,19 +407,70 @@ static void test_rebalance_policy(void)
     pressed[1].tpot_ms = 30;
     rb_init(&s, &tight, 0);
     CHECK(run_policy(&s, &tight, 0, 60, 1000, pressed, 2, &d) < 0);
+    /* a lone request is not traffic: a 4-token probe at 0.5 s, then silence, under TPOT pressure and
+     * far under `low`: no switch at 10.5 s nor later; prompts from 30 s on are judged from 40 s (a
+     * window of them), and the prefill worker goes then, the work having been low all along */
+    rb_init(&s, &tight, 0);
+    pressed[1].tpot_ms = 16;
+    rb_note_prompt(&s, &tight, 500, 4);
+    for (int t = 1; t < 30; t++)
+        CHECK(!rb_decide(&s, &tight, (uint64_t)t * 1000 + 500, pressed, 2, &d));
+    CHECK(run_policy(&s, &tight, 30, 60, 100, pressed, 2, &d) == 40 && d.to == WIRE_ROLE_COLOCATED);
+}
+
+/* Prompt work of at least `high` a prefill worker takes a colocated one, the least busy, as long
+ * as another is left to decode. */
+static void test_rebalance_high_load(void)
+{
+    const struct rb_config c = rb_plain;
+    struct rb_state s;
+    struct rb_decision d;
     /* two colocated workers at 1400 tokens/s x 0.5 ms = 0.7 >= 0.6: the one with fewer sequences
      * becomes a prefill worker, after one window; with one colocated worker left, never */
-    struct rb_worker co[2] = {{4, WIRE_ROLE_COLOCATED, false, 0.6, 5, 0, 0}, {5, WIRE_ROLE_COLOCATED, false, 0.5, 2, 0, 0}};
+    struct rb_worker co[3] = {{4, WIRE_ROLE_COLOCATED, false, 0.6, 5, 0, 0}, {5, WIRE_ROLE_COLOCATED, false, 0.5, 2, 0, 0},
+                              {6, WIRE_ROLE_COLOCATED, false, 0.5, 0, 0, 0}};
     rb_init(&s, &c, 0);
     feed(&s, &c, 0, 11, 1400);
     CHECK(rb_decide(&s, &c, 10500, co, 2, &d) && d.index == 1 && d.to == WIRE_ROLE_PREFILL);
     CHECK(!rb_decide(&s, &c, 10500, co, 1, &d));
-    /* with SLOs, the prompt work alone does not take a prefill worker: only colocation failing, a
-     * prefilling worker's TTFT at 80% of its SLO (800 of 1000 ms) and a decoding one's TPOT at 80%
-     * (16 of 20 ms), both for a whole window */
-    struct rb_config slo = c;
+    /* after the switch, a window of quiet; then a second prefill worker only at 1.2: not at 2000
+     * tokens/s (0.97 over seconds 10..19, a second of them still at 1400), at 2500 (1.25) it is */
+    rb_switched(&s, &c, 10500);
+    co[1].role = WIRE_ROLE_PREFILL;
+    feed(&s, &c, 11, 20, 2000);
+    CHECK(!rb_decide(&s, &c, 20499, co, 3, &d));
+    feed(&s, &c, 20, 21, 2000);
+    CHECK(!rb_decide(&s, &c, 20500, co, 3, &d));
+    CHECK_NEAR(s.load, 0.97, 1e-9);
+    feed(&s, &c, 21, 31, 2500);
+    CHECK(rb_decide(&s, &c, 31500, co, 3, &d) && d.index == 2 && d.to == WIRE_ROLE_PREFILL);
+    CHECK_NEAR(s.load, 1.25, 1e-9);
+    /* old seconds leave the window: after 20 quiet seconds there is no prompt work, but an idle
+     * cluster keeps its roles; a trickle of prompts sends the prefill worker back, 3 windows after
+     * the work fell under 0.3 */
+    CHECK(!rb_decide(&s, &c, 50500, co, 2, &d));
+    CHECK_NEAR(s.load, 0.0, 1e-12);
+    CHECK(run_policy(&s, &c, 51, 90, 10, co, 2, &d) == 80 && d.index == 1 && d.to == WIRE_ROLE_COLOCATED);
+    CHECK_NEAR(s.load, 0.005, 1e-12);
+    /* a window that began idle understates the load: prompts from 5 s on are judged from 15 s */
+    co[1].role = WIRE_ROLE_COLOCATED;
+    rb_init(&s, &c, 0);
+    feed(&s, &c, 5, 16, 1400);
+    CHECK(!rb_decide(&s, &c, 15499, co, 2, &d));
+    CHECK(rb_decide(&s, &c, 15500, co, 2, &d) && d.index == 1 && d.to == WIRE_ROLE_PREFILL);
+}
+
+/* With SLOs, the prompt work alone does not take a prefill worker: only colocation failing, a
+ * prefilling worker's TTFT at 80% of its SLO (800 of 1000 ms) and a decoding one's TPOT at 80% (16
+ * of 20 ms), both for a whole window, and only while prefill workers could keep up. */
+static void test_rebalance_slo(void)
+{
+    struct rb_config slo = rb_plain;
     slo.ttft_slo_ms = 1000, slo.tpot_slo_ms = 20, slo.max_busy = 0.8;
-    co[0].ttft_ms = 450, co[1].ttft_ms = 500, co[1].tpot_ms = 10; /* colocation holds both */
+    struct rb_state s;
+    struct rb_decision d;
+    struct rb_worker co[2] = {{4, WIRE_ROLE_COLOCATED, false, 0.6, 5, 0, 450},
+                              {5, WIRE_ROLE_COLOCATED, false, 0.5, 2, 10, 500}}; /* colocation holds both */
     rb_init(&s, &slo, 0);
     CHECK(run_policy(&s, &slo, 0, 60, 1400, co, 2, &d) < 0);
     co[0].ttft_ms = 900; /* prompts wait, decodes keep their TPOT: a prefill worker would not help */
@@ -430,39 +492,15 @@ static void test_rebalance_policy(void)
      * overloaded: at 2000 tokens/s (1.0 of a worker, over 0.8) no prefill worker is taken */
     rb_init(&s, &slo, 0);
     CHECK(run_policy(&s, &slo, 0, 60, 2000, co, 2, &d) < 0);
-    co[0].ttft_ms = co[1].ttft_ms = co[1].tpot_ms = 0;
-    /* a window that began idle understates the load: prompts from 5 s on are judged from 15 s */
-    struct rb_state late;
-    rb_init(&late, &c, 0);
-    feed(&late, &c, 5, 16, 1400);
-    CHECK(!rb_decide(&late, &c, 15499, co, 2, &d));
-    CHECK(rb_decide(&late, &c, 15500, co, 2, &d) && d.index == 1 && d.to == WIRE_ROLE_PREFILL);
-    /* after a switch, a window of quiet; then a second prefill worker only at 1.2 */
-    rb_switched(&s, &c, 10500);
-    co[1].role = WIRE_ROLE_PREFILL;
-    CHECK(!rb_decide(&s, &c, 20499, co, 2, &d));
-    feed(&s, &c, 11, 21, 2000); /* 1.0 */
-    CHECK(!rb_decide(&s, &c, 20500, co, 2, &d));
-    struct rb_worker three[3] = {co[0], co[1], {6, WIRE_ROLE_COLOCATED, false, 0.5, 0, 0, 0}};
-    feed(&s, &c, 21, 31, 2500); /* 1.25 over seconds 21..30 */
-    CHECK(rb_decide(&s, &c, 31500, three, 3, &d) && d.index == 2 && d.to == WIRE_ROLE_PREFILL);
-    CHECK_NEAR(s.load, 1.25, 1e-9);
-    /* old seconds leave the window: after 20 quiet seconds there is no prompt work, but an idle
-     * cluster keeps its roles; a trickle of prompts sends the prefill worker back, 3 windows after
-     * the work fell under 0.3 */
-    CHECK(!rb_decide(&s, &c, 50500, co, 2, &d));
-    CHECK_NEAR(s.load, 0.0, 1e-12);
-    CHECK(run_policy(&s, &c, 51, 90, 10, co, 2, &d) == 80 && d.index == 1 && d.to == WIRE_ROLE_COLOCATED);
-    CHECK_NEAR(s.load, 0.005, 1e-12);
-    /* a lone request is not traffic: a 4-token probe at 0.5 s, then silence, under TPOT pressure and
-     * far under `low`: no switch at 10.5 s nor later; prompts from 30 s on are judged from 40 s (a
-     * window of them), and the prefill worker goes then, the work having been low all along */
-    rb_init(&s, &tight, 0);
-    pressed[1].tpot_ms = 16;
-    rb_note_prompt(&s, &tight, 500, 4);
-    for (int t = 1; t < 30; t++)
-        CHECK(!rb_decide(&s, &tight, (uint64_t)t * 1000 + 500, pressed, 2, &d));
-    CHECK(run_policy(&s, &tight, 30, 60, 100, pressed, 2, &d) == 40 && d.to == WIRE_ROLE_COLOCATED);
+}
+
+/* What the policy measures prompt work by: nothing before a worker is measured; a prefill worker's
+ * cost, remembered once it has turned colocated. */
+static void test_rebalance_measure(void)
+{
+    const struct rb_config c = rb_plain;
+    struct rb_state s;
+    struct rb_decision d;
     /* nothing measured yet: no decision, however long the traffic */
     struct rb_worker fresh[2] = {{7, WIRE_ROLE_PREFILL, false, 0, 0, 0, 0}, {8, WIRE_ROLE_COLOCATED, false, 0, 0, 0, 0}};
     rb_init(&s, &c, 0);
@@ -511,7 +549,11 @@ int main(void)
     RUN(test_prefix_cache_aware);
     RUN(test_slo_routing);
     RUN(test_slo_estimates);
-    RUN(test_rebalance_policy);
+    RUN(test_rebalance_low_load);
+    RUN(test_rebalance_tpot_pressure);
+    RUN(test_rebalance_high_load);
+    RUN(test_rebalance_slo);
+    RUN(test_rebalance_measure);
     RUN(test_switching_not_picked);
     return check_report();
 }

@@ -226,11 +226,17 @@ static int usage(FILE *f)
     return 2;
 }
 
-int main(int argc, char **argv)
+struct opts {
+    const char *dir, *lens_arg, *check, *profile;
+    int threads, steps, batch, json, kv_dtype;
+    enum model_weights weights;
+};
+
+/* 1 on --help, -1 on a bad command line, 0 to run. */
+static int parse_args(int argc, char **argv, struct opts *o)
 {
-    const char *dir = NULL, *lens_arg = "128,512,2048", *check = NULL, *profile = NULL;
-    int threads = 1, steps = 64, batch = 32, json = 0, kv_dtype = KN_F16;
-    enum model_weights weights = MODEL_WEIGHTS_STORED;
+    *o = (struct opts){.lens_arg = "128,512,2048", .threads = 1, .steps = 64, .batch = 32, .kv_dtype = KN_F16,
+                       .weights = MODEL_WEIGHTS_STORED};
     static const struct option longs[] = {{"model", 1, 0, 'm'}, {"threads", 1, 0, 't'},
                                           {"prompt-lens", 1, 0, 'p'}, {"decode-steps", 1, 0, 's'},
                                           {"batch", 1, 0, 'b'}, {"weights", 1, 0, 'w'},
@@ -238,89 +244,137 @@ int main(int argc, char **argv)
                                           {"json", 0, 0, 'j'}, {"profile", 1, 0, 'P'}, {"help", 0, 0, 'h'},
                                           {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", longs, NULL)) != -1;) {
-        if (c == 'm') dir = optarg;
-        else if (c == 't') threads = atoi(optarg);
-        else if (c == 'p') lens_arg = optarg;
-        else if (c == 's') steps = atoi(optarg);
-        else if (c == 'b') batch = atoi(optarg);
-        else if (c == 'w') weights = strcmp(optarg, "q8") ? MODEL_WEIGHTS_STORED : MODEL_WEIGHTS_Q8;
-        else if (c == 'k') kv_dtype = kn_dtype_parse(optarg, 0);
-        else if (c == 'c') check = optarg;
-        else if (c == 'j') json = 1;
-        else if (c == 'P') profile = optarg;
-        else if (c == 'h') {
-            usage(stdout);
-            return 0;
-        } else return usage(stderr);
+        if (c == 'm') o->dir = optarg;
+        else if (c == 't') o->threads = atoi(optarg);
+        else if (c == 'p') o->lens_arg = optarg;
+        else if (c == 's') o->steps = atoi(optarg);
+        else if (c == 'b') o->batch = atoi(optarg);
+        else if (c == 'w') o->weights = strcmp(optarg, "q8") ? MODEL_WEIGHTS_STORED : MODEL_WEIGHTS_Q8;
+        else if (c == 'k') o->kv_dtype = kn_dtype_parse(optarg, 0);
+        else if (c == 'c') o->check = optarg;
+        else if (c == 'j') o->json = 1;
+        else if (c == 'P') o->profile = optarg;
+        else if (c == 'h') return 1;
+        else return -1;
     }
-    if (!dir || kv_dtype < 0)
+    return o->dir && o->kv_dtype >= 0 ? 0 : -1;
+}
+
+/* One run's measurements, and the machine's ceilings they are read against. */
+struct report {
+    int lens[8], n_lens;
+    double prefill[8];       /* tokens/s for each prompt length */
+    double d1, dn;           /* decode tokens/s at batch 1 and at --batch */
+    double gflops, gbps, rss;
+    char tokens[512];        /* greedy ids after --check, as JSON */
+};
+
+static void measure(struct engine *e, const struct opts *o, struct report *r)
+{
+    for (int i = 0; i < r->n_lens; i++)
+        r->prefill[i] = prefill_tps(e, r->lens[i], r->lens[i] >= 2048 ? 1 : 2);
+    r->d1 = decode_tps(e, 1, o->steps);
+    r->dn = decode_tps(e, o->batch, o->steps / 2 > 8 ? o->steps / 2 : 8);
+    strcpy(r->tokens, "[]");
+    if (o->check)
+        check_tokens(e, o->check, r->tokens, sizeof r->tokens);
+    r->rss = rss_mib();
+}
+
+/* The rates each figure is read against: a decoded token also needs its logits, so the lm_head
+ * counts in the rate the sgemm ceiling allows a decode step. */
+struct ceilings {
+    double bound, sgemm_rate, decode_rate;
+};
+
+static struct ceilings ceilings_of(const struct model *m, const struct report *r)
+{
+    double fpt = flops_per_token(&m->cfg), decode_fpt = fpt + 2.0 * m->cfg.vocab_size * m->cfg.dim;
+    return (struct ceilings){.bound = r->gbps * 1e9 / (double)m->weight_bytes,
+                             .sgemm_rate = r->gflops * 1e9 / fpt,
+                             .decode_rate = r->gflops * 1e9 / decode_fpt};
+}
+
+static const char *weights_name(const struct model *m, const struct opts *o)
+{
+    return o->weights == MODEL_WEIGHTS_Q8 ? "q8" : kn_dtype_name(m->dtype);
+}
+
+static void print_json(const struct engine *e, const struct opts *o, const struct report *r)
+{
+    const struct model *m = e->model;
+    struct ceilings c = ceilings_of(m, r);
+    printf("{\"engine\":\"pdserve\",\"threads\":%d,\"weights\":\"%s\",\"kv\":\"%s\",\"kernels\":\"%s\",\"blas\":\"%s\","
+           "\"sgemm_gflops\":%.2f,\"copy_gbps\":%.2f,\"weight_mib\":%.1f,\"kv_pool_mib\":%.1f,\"prefill\":{",
+           o->threads, weights_name(m, o), kn_dtype_name((enum kn_dtype)o->kv_dtype), kn_ops()->name,
+           openblas_get_corename(), r->gflops, r->gbps, m->resident_bytes / 1048576.0, e->kv.bytes / 1048576.0);
+    for (int i = 0; i < r->n_lens; i++)
+        printf("%s\"%d\":%.2f", i ? "," : "", r->lens[i], r->prefill[i]);
+    printf("},\"prefill_of_sgemm\":{");
+    for (int i = 0; i < r->n_lens; i++)
+        printf("%s\"%d\":%.3f", i ? "," : "", r->lens[i], r->prefill[i] / c.sgemm_rate);
+    printf("},\"decode\":%.2f,\"decode_of_bandwidth\":%.3f,\"decode_batch\":%d,\"decode_n\":%.2f,"
+           "\"decode_n_of_sgemm\":%.3f,\"tokens\":%s,\"rss_mib\":%.1f}\n",
+           r->d1, r->d1 / c.bound, o->batch, r->dn, r->dn / c.decode_rate, r->tokens, r->rss);
+}
+
+static void print_text(const struct engine *e, const struct opts *o, const struct report *r)
+{
+    const struct model *m = e->model;
+    struct ceilings c = ceilings_of(m, r);
+    printf("%-28s threads=%d weights=%s kv=%s kernels=%s blas=%s  sgemm %.1f GFLOP/s  copy %.1f GB/s  "
+           "weights %.0f MiB\n", o->dir, o->threads, weights_name(m, o), kn_dtype_name((enum kn_dtype)o->kv_dtype),
+           kn_ops()->name, openblas_get_corename(), r->gflops, r->gbps, m->resident_bytes / 1048576.0);
+    for (int i = 0; i < r->n_lens; i++)
+        printf("  prefill %4d tok: %8.1f tok/s  = %.2f of sgemm rate\n", r->lens[i], r->prefill[i],
+               r->prefill[i] / c.sgemm_rate);
+    printf("  decode batch 1 : %8.1f tok/s  = %.2f of bandwidth bound (%.1f tok/s)\n", r->d1, r->d1 / c.bound,
+           c.bound);
+    printf("  decode batch %-2d: %8.1f tok/s  = %.2f of the sgemm-bound rate (%.1f tok/s), %.1fx batch 1\n",
+           o->batch, r->dn, r->dn / c.decode_rate, c.decode_rate, r->dn / r->d1);
+    printf("  RSS %.0f MiB (weights %.0f MiB + KV pool of %.0f MiB, touched as used)\n", r->rss,
+           m->resident_bytes / 1048576.0, e->kv.bytes / 1048576.0);
+    if (o->check)
+        printf("  greedy tokens after --check: %s\n", r->tokens);
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc > 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (rc < 0)
         return usage(stderr);
-    int lens[8], n_lens = 0, max_len = 16;
-    for (const char *p = lens_arg; *p && n_lens < 8; p += *p == ',')
-        lens[n_lens] = (int)strtol(p, (char **)&p, 10), max_len = lens[n_lens] > max_len ? lens[n_lens] : max_len,
-        n_lens++;
+    struct report r = {0};
+    int max_len = 16;
+    for (const char *p = o.lens_arg; *p && r.n_lens < 8; p += *p == ',') {
+        r.lens[r.n_lens] = (int)strtol(p, (char **)&p, 10);
+        max_len = r.lens[r.n_lens] > max_len ? r.lens[r.n_lens] : max_len;
+        r.n_lens++;
+    }
     log_init("bench-engine");
     blas_core_check(argv);
-    double gflops = sgemm_gflops(threads), gbps = copy_gbps(threads);
+    r.gflops = sgemm_gflops(o.threads);
+    r.gbps = copy_gbps(o.threads);
     struct error err;
-    struct model *m = model_load_as(dir, weights, &err);
+    struct model *m = model_load_as(o.dir, o.weights, &err);
     struct engine e;
-    int blocks = batch * ((16 + steps + 2) / 16 + 2) + max_len / 16 + 2;
-    if (!m || engine_init(&e, m, blocks, 16, (enum kn_dtype)kv_dtype, threads, &err) < 0) {
+    int blocks = o.batch * ((16 + o.steps + 2) / 16 + 2) + max_len / 16 + 2;
+    if (!m || engine_init(&e, m, blocks, 16, (enum kn_dtype)o.kv_dtype, o.threads, &err) < 0) {
         fprintf(stderr, "pdserve-bench-engine: %s\n", err.msg);
         return 1;
     }
     decode_tps(&e, 1, 4); /* warm-up: every page of the weights touched, threads started */
-    if (profile) {
-        int rc = profile_write(&e, dir, threads, profile);
-        engine_destroy(&e);
-        model_free(m);
-        return rc ? 1 : 0;
-    }
-    double prefill[8];
-    for (int i = 0; i < n_lens; i++)
-        prefill[i] = prefill_tps(&e, lens[i], lens[i] >= 2048 ? 1 : 2);
-    double d1 = decode_tps(&e, 1, steps), dn = decode_tps(&e, batch, steps / 2 > 8 ? steps / 2 : 8);
-    char tokens[512] = "[]";
-    if (check)
-        check_tokens(&e, check, tokens, sizeof tokens);
-    /* a decoded token also needs its logits: the lm_head counts in the rate the ceiling allows */
-    double rss = rss_mib(), fpt = flops_per_token(&m->cfg),
-           decode_fpt = fpt + 2.0 * m->cfg.vocab_size * m->cfg.dim;
-    double bound = gbps * 1e9 / (double)m->weight_bytes, sgemm_rate = gflops * 1e9 / fpt,
-           decode_rate = gflops * 1e9 / decode_fpt;
-    const char *wname = weights == MODEL_WEIGHTS_Q8 ? "q8" : kn_dtype_name(m->dtype);
-    if (json) {
-        printf("{\"engine\":\"pdserve\",\"threads\":%d,\"weights\":\"%s\",\"kv\":\"%s\",\"kernels\":\"%s\",\"blas\":\"%s\","
-               "\"sgemm_gflops\":%.2f,\"copy_gbps\":%.2f,\"weight_mib\":%.1f,\"kv_pool_mib\":%.1f,\"prefill\":{",
-               threads, wname, kn_dtype_name((enum kn_dtype)kv_dtype), kn_ops()->name,
-               openblas_get_corename(), gflops, gbps,
-               m->resident_bytes / 1048576.0, e.kv.bytes / 1048576.0);
-        for (int i = 0; i < n_lens; i++)
-            printf("%s\"%d\":%.2f", i ? "," : "", lens[i], prefill[i]);
-        printf("},\"prefill_of_sgemm\":{");
-        for (int i = 0; i < n_lens; i++)
-            printf("%s\"%d\":%.3f", i ? "," : "", lens[i], prefill[i] / sgemm_rate);
-        printf("},\"decode\":%.2f,\"decode_of_bandwidth\":%.3f,\"decode_batch\":%d,\"decode_n\":%.2f,"
-               "\"decode_n_of_sgemm\":%.3f,\"tokens\":%s,\"rss_mib\":%.1f}\n",
-               d1, d1 / bound, batch, dn, dn / decode_rate, tokens, rss);
-    } else {
-        printf("%-28s threads=%d weights=%s kv=%s kernels=%s blas=%s  sgemm %.1f GFLOP/s  copy %.1f GB/s  "
-               "weights %.0f MiB\n", dir, threads, wname, kn_dtype_name((enum kn_dtype)kv_dtype), kn_ops()->name,
-               openblas_get_corename(), gflops, gbps,
-               m->resident_bytes / 1048576.0);
-        for (int i = 0; i < n_lens; i++)
-            printf("  prefill %4d tok: %8.1f tok/s  = %.2f of sgemm rate\n", lens[i], prefill[i],
-                   prefill[i] / sgemm_rate);
-        printf("  decode batch 1 : %8.1f tok/s  = %.2f of bandwidth bound (%.1f tok/s)\n", d1, d1 / bound, bound);
-        printf("  decode batch %-2d: %8.1f tok/s  = %.2f of the sgemm-bound rate (%.1f tok/s), %.1fx batch 1\n", batch,
-               dn, dn / decode_rate, decode_rate, dn / d1);
-        printf("  RSS %.0f MiB (weights %.0f MiB + KV pool of %.0f MiB, touched as used)\n", rss,
-               m->resident_bytes / 1048576.0, e.kv.bytes / 1048576.0);
-        if (check)
-            printf("  greedy tokens after --check: %s\n", tokens);
+    if (o.profile)
+        rc = profile_write(&e, o.dir, o.threads, o.profile) ? 1 : 0;
+    else {
+        measure(&e, &o, &r);
+        (o.json ? print_json : print_text)(&e, &o, &r);
     }
     engine_destroy(&e);
     model_free(m);
-    return 0;
+    return rc;
 }
