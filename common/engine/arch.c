@@ -116,6 +116,8 @@ static int parse_layer_types(json_t *root, struct model_config *c, struct error 
         pattern = 2;
     else if (c->family == ARCH_GEMMA3 && number(root, "sliding_window_pattern", 6, &pattern, err) < 0)
         return -1;
+    if (pattern != floor(pattern) || pattern > 1 << 20) /* layer l + 1 is taken modulo it */
+        return error_set(err, "config.json: \"sliding_window_pattern\" must be a positive integer (%g)", pattern);
     for (int l = 0; l < c->n_layers; l++)
         c->layer_sliding[l] = pattern == 1 || (l + 1) % (int)pattern != 0;
     return 0;

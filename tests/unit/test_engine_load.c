@@ -262,6 +262,11 @@ static void architectures(void)
     expect_config("Gemma2ForCausalLM", "\"sliding_window\":8,\"layer_types\":[\"full_attention\"]",
                   "layer_types has 1 entries for 12 layers");
     expect_config("Gemma2ForCausalLM", "\"attn_logit_softcapping\":-1", "\"attn_logit_softcapping\" must be a positive");
+    /* a fraction was taken modulo its integer part, 0 (found by fuzz_config) */
+    expect_config("Gemma3ForCausalLM", "\"sliding_window\":8,\"sliding_window_pattern\":0.56",
+                  "\"sliding_window_pattern\" must be a positive integer (0.56)");
+    expect_config("Gemma3ForCausalLM", "\"sliding_window\":8,\"sliding_window_pattern\":1e300",
+                  "\"sliding_window_pattern\" must be a positive integer");
 }
 
 static void sharded_index(void)
