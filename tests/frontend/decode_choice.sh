@@ -9,7 +9,7 @@ make_model --preset small
 start_frontend
 start_decode co1 --colocated --id 1
 start_decode co2 --colocated --id 2
-for _ in $(seq 300); do [ "$(metric 'pdserve:workers{role="colocated"}')" = 2 ] && break; sleep 0.1; done
+wait_workers colocated 2
 wait_health 200
 python3 tests/frontend/decode_choice.py "$BASE" "$WORK/fe.log" "$MODEL"
 wait_idle

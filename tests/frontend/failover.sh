@@ -34,7 +34,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v1/completions" -d '{"promp
 
 # 2. re-routing: requests queued on a hung prefill worker move to the healthy one when it dies
 start_prefill pre2
-for _ in $(seq 50); do [ "$(metric 'pdserve:workers{role="prefill"}')" = 2 ] && break; sleep 0.1; done
+wait_workers prefill 2
 kill -STOP "$PID_pre2"
 pids=()
 for i in 1 2 3 4 5 6; do

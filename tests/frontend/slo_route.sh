@@ -10,6 +10,8 @@ start_frontend --slo-ttft-ms 1
 start_prefill
 start dec_colo $BUILD/pdserve-decode --model "$MODEL" --frontend 127.0.0.1:$UCX_PORT --kv-blocks 512 --colocated --load-interval-ms 100
 wait_health 200
+wait_workers prefill 1 # else the first round can go local for want of one, uncounted by the SLO rule
+wait_workers colocated 1
 grep -q "SLO-aware routing: TTFT 1 ms" "$WORK/fe.log" || { echo "FAIL no SLO routing line in the log"; exit 1; }
 
 ask() { # ask BODY: the choices' texts, one a line (JSON strings)

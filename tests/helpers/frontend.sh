@@ -53,6 +53,16 @@ wait_health() {
 # metric NAME_AND_LABELS: its value in /metrics (sum over matching lines).
 metric() { curl -s "$BASE/metrics" | awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { print s + 0 }'; }
 
+# wait_workers ROLE N: until N workers of ROLE are registered (30 s). /health answers 200 once one
+# worker can serve, which may be before the others have registered.
+wait_workers() {
+    for _ in $(seq 300); do
+        [ "$(metric "pdserve:workers{role=\"$1\"}")" = "$2" ] && return 0
+        sleep 0.1
+    done
+    echo "FAIL $2 $1 worker(s) never registered"; tail -5 "$WORK"/*.log; exit 1
+}
+
 # wait_idle: every KV block free on every worker and nothing in flight (30 s).
 wait_idle() {
     for _ in $(seq 300); do
